@@ -1,0 +1,300 @@
+//! Stage 1, load: read `specs/**`, Apifox markdown pages and raw YAML, remembering file and line.
+//!
+//! A markdown page holds one or more fenced ```` ```yaml ```` blocks, each an OpenAPI
+//! document. A `.yaml`/`.yml`/`.json` file is either an OpenAPI document we author
+//! (top-level `openapi:`) or an overlay (top-level `falq-overlay:`).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::diag::{Diagnostic, Errors};
+
+/// Where a YAML document came from: the file, the line its text starts on, and the text.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// The file, relative to the specs directory's parent.
+    pub file: PathBuf,
+    /// The 1-based line of the file on which `text` starts.
+    pub line: usize,
+    /// The YAML text of the document.
+    pub text: String,
+}
+
+impl Source {
+    /// The file line of the first line of the document that contains `needle`
+    /// (the document's first line when none does).
+    pub fn line_of(&self, needle: &str) -> usize {
+        self.text
+            .lines()
+            .position(|l| l.contains(needle))
+            .map_or(self.line, |i| self.line + i)
+    }
+
+    /// A diagnostic at the first line containing `needle`.
+    pub fn diag_at(&self, needle: &str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(&self.file, self.line_of(needle), message)
+    }
+}
+
+/// What a loaded document is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocKind {
+    /// A page as the relay publishes it: normalized before merging.
+    Page,
+    /// An OpenAPI document we author (queue endpoints, shared schemas): merged as is.
+    Authored,
+    /// Corrections applied to the pages' operations by endpoint id.
+    Overlay,
+}
+
+/// One parsed document.
+#[derive(Clone, Debug)]
+pub struct Document {
+    /// Where it came from.
+    pub source: Source,
+    /// What it is for.
+    pub kind: DocKind,
+    /// The document as JSON.
+    pub value: Value,
+}
+
+/// Loads every spec below `specs_dir`, in path order. `root` is the directory file
+/// names are shown relative to. Files named `README.md` or starting with `_` are skipped.
+pub fn load_dir(specs_dir: &Path, root: &Path) -> Result<Vec<Document>, Errors> {
+    let mut files = Vec::new();
+    collect_files(specs_dir, &mut files).map_err(|e| {
+        Diagnostic::new(specs_dir, 0, format!("cannot read the specs directory: {e}"))
+    })?;
+    files.sort();
+    let mut docs = Vec::new();
+    let mut errors = Vec::new();
+    for path in files {
+        let shown = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(Diagnostic::new(&shown, 0, format!("cannot read file: {e}")));
+                continue;
+            }
+        };
+        match load_file(&shown, &text) {
+            Ok(mut d) => docs.append(&mut d),
+            Err(Errors(mut e)) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() { Ok(docs) } else { Err(Errors(errors)) }
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('_') || name.starts_with('.') || name == "README.md" {
+            continue;
+        }
+        if path.is_dir() {
+            collect_files(&path, out)?;
+        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("md" | "yaml" | "yml" | "json")) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Loads one file's documents: the fenced blocks of a markdown page, or a whole YAML/JSON file.
+pub fn load_file(file: &Path, text: &str) -> Result<Vec<Document>, Errors> {
+    let is_markdown = file.extension().and_then(|e| e.to_str()) == Some("md");
+    if is_markdown {
+        let blocks = fenced_blocks(file, text)?;
+        let mut docs = Vec::new();
+        let mut errors = Vec::new();
+        for source in blocks {
+            match parse_document(source) {
+                Ok(doc) if doc.kind == DocKind::Page || doc.kind == DocKind::Authored => {
+                    docs.push(Document { kind: DocKind::Page, ..doc })
+                }
+                Ok(doc) => errors.push(Diagnostic::new(
+                    &doc.source.file,
+                    doc.source.line,
+                    "an overlay cannot live in a markdown page",
+                ).help("move it into its own .yaml file under specs/")),
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() { Ok(docs) } else { Err(Errors(errors)) }
+    } else {
+        let source = Source { file: file.to_path_buf(), line: 1, text: text.to_string() };
+        Ok(vec![parse_document(source)?])
+    }
+}
+
+/// The fenced ```` ```yaml ```` (or `yml`, `openapi`, or `json` holding an `"openapi"` key) blocks of a markdown page.
+pub fn fenced_blocks(file: &Path, text: &str) -> Result<Vec<Source>, Diagnostic> {
+    struct Open<'a> {
+        start: usize,
+        fence: String,
+        is_spec: bool,
+        is_json: bool,
+        body: Vec<&'a str>,
+    }
+    let mut blocks = Vec::new();
+    let mut open: Option<Open> = None;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        match &mut open {
+            None => {
+                if trimmed.starts_with("```") {
+                    let fence: String = trimmed.chars().take_while(|c| *c == '`').collect();
+                    let lang = trimmed[fence.len()..].trim().to_ascii_lowercase();
+                    // Only spec blocks are read; shell or JSON examples are passed over.
+                    let is_spec = matches!(lang.as_str(), "yaml" | "yml" | "openapi");
+                    let is_json = lang == "json";
+                    open = Some(Open { start: i + 1, fence, is_spec, is_json, body: Vec::new() });
+                }
+            }
+            Some(o) => {
+                if trimmed.starts_with(o.fence.as_str()) && trimmed.trim_start_matches('`').trim().is_empty() {
+                    // A JSON block is a spec only when it says it is one.
+                    if o.is_spec || (o.is_json && o.body.iter().any(|l| l.contains("\"openapi\""))) {
+                        blocks.push(Source { file: file.to_path_buf(), line: o.start + 1, text: o.body.join("\n") });
+                    }
+                    open = None;
+                } else {
+                    o.body.push(line);
+                }
+            }
+        }
+    }
+    if let Some(o) = open {
+        return Err(Diagnostic::new(file, o.start, "this code fence is never closed")
+            .help("end the spec block with a line of three backticks"));
+    }
+    if blocks.is_empty() {
+        return Err(Diagnostic::new(file, 0, "no fenced ```yaml block with an OpenAPI spec in this page")
+            .help("an Apifox page carries its spec in a ```yaml fence under '## OpenAPI Specification'; export the page again or remove the file"));
+    }
+    Ok(blocks)
+}
+
+fn parse_document(source: Source) -> Result<Document, Diagnostic> {
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&source.text).map_err(|e| {
+        let line = e.location().map_or(source.line, |l| source.line + l.line() - 1);
+        Diagnostic::new(&source.file, line, format!("this is not valid YAML: {e}"))
+            .help("fix the YAML, or export the page from Apifox again")
+    })?;
+    let value = yaml_to_json(&yaml).map_err(|m| Diagnostic::new(&source.file, source.line, m))?;
+    let Some(map) = value.as_object() else {
+        return Err(Diagnostic::new(&source.file, source.line, "the document is not a YAML mapping")
+            .help("a spec starts with `openapi: 3.0.1`; an overlay with `falq-overlay: 1`"));
+    };
+    let kind = if map.contains_key("falq-overlay") {
+        DocKind::Overlay
+    } else if let Some(version) = map.get("openapi") {
+        let v = version.as_str().map(str::to_string).unwrap_or_else(|| version.to_string());
+        if !(v.starts_with("3.0") || v.starts_with("3.1")) {
+            return Err(source.diag_at("openapi", format!("unsupported OpenAPI version {v}"))
+                .help("falq reads OpenAPI 3.0.x documents (3.1 constructs inside them are accepted)"));
+        }
+        if source.file.extension().and_then(|e| e.to_str()) == Some("md") { DocKind::Page } else { DocKind::Authored }
+    } else {
+        return Err(Diagnostic::new(&source.file, source.line, "neither an OpenAPI document nor an overlay")
+            .help("a spec starts with `openapi: 3.0.1`; an overlay with `falq-overlay: 1`"));
+    };
+    Ok(Document { source, kind, value })
+}
+
+/// YAML to JSON, with scalar keys (`200:`) turned into strings.
+pub fn yaml_to_json(v: &serde_yaml::Value) -> Result<Value, String> {
+    use serde_yaml::Value as Y;
+    Ok(match v {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(*b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                serde_json::Number::from_f64(f).map(Value::Number).ok_or_else(|| format!("the number {n} has no JSON form"))?
+            }
+        }
+        Y::String(s) => Value::String(s.clone()),
+        Y::Sequence(s) => Value::Array(s.iter().map(yaml_to_json).collect::<Result<_, _>>()?),
+        Y::Mapping(m) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in m {
+                let key = match k {
+                    Y::String(s) => s.clone(),
+                    Y::Number(n) => n.to_string(),
+                    Y::Bool(b) => b.to_string(),
+                    other => return Err(format!("a mapping key must be a scalar, found {other:?}")),
+                };
+                out.insert(key, yaml_to_json(v)?);
+            }
+            Value::Object(out)
+        }
+        Y::Tagged(t) => yaml_to_json(&t.value)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_blocks(page: &str, expected: &[(usize, &str)]) {
+        let blocks = fenced_blocks(Path::new("p.md"), page).expect("blocks");
+        let got: Vec<(usize, &str)> = blocks.iter().map(|b| (b.line, b.text.as_str())).collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn finds_one_or_many_fences_with_their_lines() {
+        check_blocks("# T\n\n```yaml\nopenapi: 3.0.1\n```\n", &[(4, "openapi: 3.0.1")]);
+        check_blocks(
+            "# T\n```yaml\na: 1\n```\ntext\n```bash\ncurl x\n```\n```yml\nb: 2\nc: 3\n```\n",
+            &[(3, "a: 1"), (10, "b: 2\nc: 3")],
+        );
+    }
+
+    #[test]
+    fn a_page_without_a_fence_says_so() {
+        let err = fenced_blocks(Path::new("p.md"), "# only prose\n").unwrap_err();
+        assert!(err.message.contains("no fenced ```yaml block"), "{err}");
+    }
+
+    #[test]
+    fn an_unclosed_fence_names_its_line() {
+        let err = fenced_blocks(Path::new("p.md"), "# t\n\n```yaml\nopenapi: 3.0.1\n").unwrap_err();
+        assert_eq!(err.line, 3);
+        assert!(err.message.contains("never closed"));
+    }
+
+    #[test]
+    fn bad_yaml_names_the_file_line() {
+        let page = "# t\n\n```yaml\nopenapi: 3.0.1\npaths:\n  /a: [\n```\n";
+        let Errors(errs) = load_file(Path::new("specs/p.md"), page).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].message.contains("not valid YAML"), "{}", errs[0]);
+        assert!(errs[0].line >= 6, "line {} should point into the block", errs[0].line);
+    }
+
+    #[test]
+    fn kinds_are_told_apart() {
+        let docs = load_file(Path::new("x.yaml"), "openapi: 3.0.1\npaths: {}\n").unwrap();
+        assert_eq!(docs[0].kind, DocKind::Authored);
+        let docs = load_file(Path::new("x.yaml"), "falq-overlay: 1\n").unwrap();
+        assert_eq!(docs[0].kind, DocKind::Overlay);
+        let Errors(e) = load_file(Path::new("x.yaml"), "swagger: '2.0'\n").unwrap_err();
+        assert!(e[0].message.contains("neither"));
+        let Errors(e) = load_file(Path::new("x.yaml"), "openapi: 2.0.0\n").unwrap_err();
+        assert!(e[0].message.contains("unsupported OpenAPI version 2.0.0"));
+    }
+
+    #[test]
+    fn integer_keys_become_strings() {
+        let docs = load_file(Path::new("x.yaml"), "openapi: 3.0.1\nresponses:\n  200: {description: ok}\n").unwrap();
+        assert!(docs[0].value["responses"]["200"].is_object());
+    }
+}

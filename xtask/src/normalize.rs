@@ -1,0 +1,989 @@
+//! Stage 2, normalize: one small named rule per quirk of the Apifox dialect.
+//!
+//! Each rule takes a page's document (JSON) and fixes one quirk in place; the
+//! catalogue is [`RULES`], applied in order. Per-page corrections that no rule
+//! can infer live in overlay files in `specs/`, never in code.
+
+use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde_json::{Map, Value, json};
+
+use crate::diag::Diagnostic;
+use crate::load::Source;
+use crate::walk::{METHODS, for_each_operation, for_each_root_schema, for_each_schema, pascal, schema_ref, walk_schema};
+
+/// What a rule may consult and report.
+pub struct Ctx<'a> {
+    /// The page being normalized.
+    pub source: &'a Source,
+    /// Warnings (skipped operations, guesses made): shown, never fatal.
+    pub warnings: Vec<Diagnostic>,
+    /// The property names of the shared queue status type, from the authored spec.
+    pub queue_status_fields: BTreeSet<String>,
+}
+
+/// A named normalization rule.
+pub struct Rule {
+    /// The rule's name, as tests and ARCHITECTURE.md call it.
+    pub name: &'static str,
+    /// The quirk it handles.
+    pub quirk: &'static str,
+    /// Applies the rule to a page.
+    pub apply: fn(&mut Value, &mut Ctx) -> Result<(), Diagnostic>,
+}
+
+/// Every rule, in the order they run on a page.
+pub const RULES: &[Rule] = &[
+    Rule { name: "drop_apifox_noise", quirk: "x-apifox-* extensions, servers: [], security: [], folder tags", apply: drop_apifox_noise },
+    Rule { name: "strip_base_url_placeholder", quirk: "paths start with /BASE_URL or {{BASE_URL}}", apply: strip_base_url_placeholder },
+    Rule { name: "operation_id_from_path", quirk: "no operationId", apply: operation_id_from_path },
+    Rule { name: "drop_transport_headers", quirk: "Authorization, Content-Type, Accept declared as header parameters", apply: drop_transport_headers },
+    Rule { name: "skip_unsupported_operations", quirk: "multipart/form-data bodies, bodies on GET, cookie parameters", apply: skip_unsupported_operations },
+    Rule { name: "declare_path_parameters", quirk: "a {param} in a path with no declared parameter (progenitor panics)", apply: declare_path_parameters },
+    Rule { name: "one_media_type", quirk: "several media types on a body, or success responses of different kinds (progenitor panics)", apply: one_media_type },
+    Rule { name: "hoist_nested_definitions", quirk: "definitions: nested inside a schema", apply: hoist_nested_definitions },
+    Rule { name: "openapi31_null_type", quirk: "type: 'null' and type lists inside a 3.0.1 document", apply: openapi31_null_type },
+    Rule { name: "drop_empty_object_branches", quirk: "oneOf with an empty-object branch", apply: drop_empty_object_branches },
+    Rule { name: "examples_out_of_schemas", quirk: "examples: arrays and example: values that do not match the schema", apply: examples_out_of_schemas },
+    Rule { name: "optional_from_prose", quirk: "every property in required although its description says optional", apply: optional_from_prose },
+    Rule { name: "nullable_from_prose", quirk: "nullability only in prose (可为null)", apply: nullable_from_prose },
+    Rule { name: "defaults_from_prose", quirk: "defaults only in prose (默认28, Default: 4)", apply: defaults_from_prose },
+    Rule { name: "ranges_from_prose", quirk: "ranges only in prose (范围1-50, Range: 1-12)", apply: ranges_from_prose },
+    Rule { name: "names_from_endpoint", quirk: "free-text (often Chinese) titles on schemas", apply: names_from_endpoint },
+    Rule { name: "queue_status_response", quirk: "empty or copied-inline submit response schemas", apply: queue_status_response },
+    Rule { name: "name_inline_responses", quirk: "inline success and error schemas share one generated name", apply: name_inline_responses },
+];
+
+/// Runs every rule on a page, in order.
+pub fn normalize_page(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    for rule in RULES {
+        (rule.apply)(doc, ctx)?;
+    }
+    Ok(())
+}
+
+fn ops_mut(doc: &mut Value) -> Vec<(String, String, &mut Map<String, Value>)> {
+    let mut out = Vec::new();
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return out };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else { continue };
+        for (method, op) in item.iter_mut() {
+            if METHODS.contains(&method.as_str()) {
+                if let Some(op) = op.as_object_mut() {
+                    out.push((path.clone(), method.clone(), op));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Removes `x-apifox-*` and `x-run-in-apifox` keys everywhere, empty `servers`,
+/// `security` and `securitySchemes`, the operations' folder `tags`, `deprecated: false`,
+/// and empty response `headers`.
+pub fn drop_apifox_noise(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic> {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                m.retain(|k, _| !(k.starts_with("x-apifox") || k == "x-run-in-apifox"));
+                for v in m.values_mut() {
+                    strip(v);
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(doc);
+    if let Some(m) = doc.as_object_mut() {
+        for key in ["servers", "security"] {
+            if m.get(key).and_then(Value::as_array).is_some_and(|a| a.is_empty()) {
+                m.remove(key);
+            }
+        }
+    }
+    if let Some(c) = doc.get_mut("components").and_then(Value::as_object_mut) {
+        if c.get("securitySchemes").and_then(Value::as_object).is_some_and(|m| m.is_empty()) {
+            c.remove("securitySchemes");
+        }
+    }
+    for_each_operation(doc, |_, _, op| {
+        op.remove("tags");
+        if op.get("security").and_then(Value::as_array).is_some_and(|a| a.is_empty()) {
+            op.remove("security");
+        }
+        if op.get("deprecated") == Some(&Value::Bool(false)) {
+            op.remove("deprecated");
+        }
+        if let Some(rs) = op.get_mut("responses").and_then(Value::as_object_mut) {
+            for r in rs.values_mut() {
+                if let Some(r) = r.as_object_mut() {
+                    if r.get("headers").and_then(Value::as_object).is_some_and(|h| h.is_empty()) {
+                        r.remove("headers");
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+static BASE_URL_PREFIX: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^/?(?:\{\{\s*BASE_URL\s*\}\}|\{\s*BASE_URL\s*\}|BASE_URL)(/|$)").expect("regex"));
+
+/// `/BASE_URL/fal-ai/x`, `{{BASE_URL}}/fal-ai/x` and `/{{BASE_URL}}/fal-ai/x` become `/fal-ai/x`.
+pub fn strip_base_url_placeholder(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return Ok(()) };
+    let old = std::mem::take(paths);
+    for (path, item) in old {
+        let stripped = BASE_URL_PREFIX.replace(&path, "/").into_owned();
+        let stripped = if stripped.starts_with('/') { stripped } else { format!("/{stripped}") };
+        if paths.contains_key(&stripped) {
+            return Err(ctx.source.diag_at(&path, format!("two paths of this page become {stripped} once the base URL placeholder is removed"))
+                .help("keep one of them"));
+        }
+        paths.insert(stripped, item);
+    }
+    Ok(())
+}
+
+/// The operation id of an endpoint path: the owner `fal-ai` is dropped, every
+/// other non-alphanumeric run becomes `_` (`/fal-ai/flux-1/dev/redux` → `flux_1_dev_redux`).
+pub fn operation_id_for(path: &str) -> String {
+    let trimmed = path.trim_start_matches('/');
+    let trimmed = trimmed.strip_prefix("fal-ai/").unwrap_or(trimmed);
+    let mut out = String::new();
+    for c in trimmed.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('_') && !out.is_empty() {
+            out.push('_');
+        }
+    }
+    let out = out.trim_end_matches('_').to_string();
+    if out.starts_with(|c: char| c.is_ascii_digit()) { format!("op_{out}") } else { out }
+}
+
+/// Gives every operation a stable `operationId` derived from its path (a POST on
+/// an endpoint path), and records the endpoint id as `x-falq-endpoint-id`.
+pub fn operation_id_from_path(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    for (path, method, op) in ops_mut(doc) {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        if segments.len() < 2 {
+            return Err(ctx.source.diag_at(&path, format!("{path} is not an endpoint path of the form /owner/app[/...]"))
+                .help("a fal endpoint id has an owner and an app, as in /fal-ai/flux-1/dev"));
+        }
+        if !segments.iter().all(|s| s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.{}".contains(c))) {
+            return Err(ctx.source.diag_at(&path, format!("{path} has characters an endpoint id cannot have"))
+                .help("endpoint ids use ASCII letters, digits, '-', '_' and '.'"));
+        }
+        let has_id = op.get("operationId").and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+        if !has_id {
+            let mut id = operation_id_for(&path);
+            if method != "post" {
+                id = format!("{method}_{id}");
+            }
+            op.insert("operationId".into(), Value::String(id));
+        }
+        if method == "post" && !path.contains('{') {
+            op.insert("x-falq-endpoint-id".into(), Value::String(path.trim_start_matches('/').to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Header parameters the client sets once (`Authorization`, `Content-Type`, `Accept`)
+/// are removed from every operation, `required: true` or not.
+pub fn drop_transport_headers(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic> {
+    for_each_operation(doc, |_, _, op| {
+        if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+            params.retain(|p| {
+                let header = p.get("in").and_then(Value::as_str) == Some("header");
+                let name = p.get("name").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+                !(header && matches!(name.as_str(), "authorization" | "content-type" | "accept" | "user-agent"))
+            });
+        }
+        if op.get("parameters").and_then(Value::as_array).is_some_and(|a| a.is_empty()) {
+            op.remove("parameters");
+        }
+    });
+    Ok(())
+}
+
+/// Operations progenitor cannot express (a non-JSON request body such as
+/// `multipart/form-data`, a body on GET/HEAD/DELETE, cookie parameters) are
+/// removed with a warning; the rest of the page is kept.
+pub fn skip_unsupported_operations(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    let source = ctx.source;
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return Ok(()) };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else { continue };
+        for method in METHODS {
+            let Some(op) = item.get(method) else { continue };
+            let content: Vec<String> = op
+                .pointer("/requestBody/content")
+                .and_then(Value::as_object)
+                .map(|c| c.keys().cloned().collect())
+                .unwrap_or_default();
+            let reason = if !content.is_empty() && !content.iter().any(|c| is_json(c)) {
+                Some(format!("its request body is {} (only JSON bodies are supported)", content.join(", ")))
+            } else if !content.is_empty() && matches!(method, "get" | "head" | "delete") {
+                Some(format!("it sends a request body with {}", method.to_uppercase()))
+            } else if op.get("parameters").and_then(Value::as_array).is_some_and(|ps| {
+                ps.iter().any(|p| p.get("in").and_then(Value::as_str) == Some("cookie"))
+            }) {
+                Some("it takes cookie parameters".to_string())
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                ctx.warnings.push(
+                    source.diag_at(path, format!("skipped {} {path}: {reason}", method.to_uppercase()))
+                        .help("the rest of the page is generated; call this operation by hand"),
+                );
+                item.remove(method);
+            }
+        }
+    }
+    paths.retain(|_, item| item.as_object().is_some_and(|m| m.keys().any(|k| METHODS.contains(&k.as_str()))));
+    Ok(())
+}
+
+fn is_json(media_type: &str) -> bool {
+    media_type == "application/json" || media_type.starts_with("application/json;") || media_type.ends_with("+json")
+}
+
+/// A `{name}` in a path with no declared `in: path` parameter gets a string parameter
+/// (progenitor would panic), with a warning.
+pub fn declare_path_parameters(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    static PARAM: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{([^{}/]+)\}").expect("regex"));
+    let source = ctx.source;
+    for (path, _, op) in ops_mut(doc) {
+        for cap in PARAM.captures_iter(&path) {
+            let name = &cap[1];
+            let params = op.entry("parameters").or_insert_with(|| json!([]));
+            let Some(params) = params.as_array_mut() else { continue };
+            let declared = params.iter().any(|p| {
+                p.get("in").and_then(Value::as_str) == Some("path") && p.get("name").and_then(Value::as_str) == Some(name)
+            });
+            if !declared {
+                ctx.warnings.push(source.diag_at(&path, format!("path parameter {{{name}}} of {path} is not declared; taken as a string")));
+                params.push(json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A request body or response with several media types keeps only its JSON one;
+/// a JSON response without a schema gets `{}`; when success responses mix a JSON
+/// body and no body, the body-less ones are dropped. Each change is a warning.
+pub fn one_media_type(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    let source = ctx.source;
+    for (path, method, op) in ops_mut(doc) {
+        let where_ = format!("{} {path}", method.to_uppercase());
+        let keep_json = |content: &mut Map<String, Value>, what: &str, warnings: &mut Vec<Diagnostic>| {
+            if content.len() > 1 && content.keys().any(|k| is_json(k)) {
+                let dropped: Vec<String> = content.keys().filter(|k| !is_json(k)).cloned().collect();
+                content.retain(|k, _| is_json(k));
+                while content.len() > 1 {
+                    let last = content.keys().last().cloned().unwrap_or_default();
+                    content.remove(&last);
+                }
+                warnings.push(source.diag_at(&path, format!("{where_}: {what} keeps application/json only (dropped {})", dropped.join(", "))));
+            }
+            for (mt, v) in content.iter_mut() {
+                if is_json(mt) {
+                    if let Some(m) = v.as_object_mut() {
+                        m.entry("schema").or_insert_with(|| json!({}));
+                    }
+                }
+            }
+        };
+        if let Some(content) = op.get_mut("requestBody").and_then(|b| b.get_mut("content")).and_then(Value::as_object_mut) {
+            keep_json(content, "the request body", &mut ctx.warnings);
+        }
+        let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else { continue };
+        for (code, r) in responses.iter_mut() {
+            if let Some(content) = r.get_mut("content").and_then(Value::as_object_mut) {
+                keep_json(content, &format!("response {code}"), &mut ctx.warnings);
+            }
+        }
+        let success = |code: &str| code.starts_with('2') || code == "default";
+        let has_body = |r: &Value| r.get("content").and_then(Value::as_object).is_some_and(|c| !c.is_empty());
+        let with_body = responses.iter().filter(|(c, r)| success(c) && has_body(r)).count();
+        let without: Vec<String> = responses.iter().filter(|(c, r)| success(c) && !has_body(r)).map(|(c, _)| c.clone()).collect();
+        if with_body > 0 && !without.is_empty() {
+            for c in &without {
+                responses.remove(c);
+            }
+            ctx.warnings.push(source.diag_at(&path, format!("{where_}: dropped body-less success responses {} beside a JSON one", without.join(", "))));
+        }
+    }
+    Ok(())
+}
+
+/// `definitions:` (or `$defs:`) nested inside a schema are hoisted into
+/// `components.schemas` (prefixed with the operation's name when the name is taken)
+/// and references to them rewritten.
+pub fn hoist_nested_definitions(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    let mut hoisted: Vec<(String, Value)> = Vec::new();
+    for_each_schema(doc, &mut |s| {
+        if let Some(m) = s.as_object_mut() {
+            for key in ["definitions", "$defs"] {
+                if let Some(Value::Object(defs)) = m.remove(key) {
+                    hoisted.extend(defs);
+                }
+            }
+        }
+    });
+    if hoisted.is_empty() {
+        return Ok(());
+    }
+    let existing: BTreeSet<String> = doc
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    let prefix = ops_mut(doc).first().and_then(|(_, _, op)| op.get("operationId").and_then(Value::as_str).map(pascal)).unwrap_or_default();
+    let mut renames = Vec::new();
+    let mut named = Vec::new();
+    for (name, schema) in hoisted {
+        let ascii = pascal(&name);
+        let ascii = if ascii.is_empty() { "Definition".to_string() } else { ascii };
+        let new = if existing.contains(&ascii) || named.iter().any(|(n, _): &(String, Value)| *n == ascii) { format!("{prefix}{ascii}") } else { ascii };
+        renames.push((name, new.clone()));
+        named.push((new, schema));
+    }
+    let comps = doc.as_object_mut().map(|m| m.entry("components").or_insert_with(|| json!({})));
+    let Some(comps) = comps.and_then(Value::as_object_mut) else { return Ok(()) };
+    let schemas = comps.entry("schemas").or_insert_with(|| json!({}));
+    if let Some(schemas) = schemas.as_object_mut() {
+        for (n, s) in named {
+            schemas.insert(n, s);
+        }
+    }
+    for_each_schema(doc, &mut |s| {
+        if let Some(r) = s.get_mut("$ref") {
+            let Some(text) = r.as_str() else { return };
+            for (old, new) in &renames {
+                if text == format!("#/definitions/{old}") || text == format!("#/$defs/{old}") || text.ends_with(&format!("/definitions/{old}")) {
+                    *r = Value::String(format!("#/components/schemas/{new}"));
+                    return;
+                }
+            }
+        }
+    });
+    ctx.warnings.push(Diagnostic::new(&ctx.source.file, ctx.source.line_of("definitions:"), format!("hoisted nested definitions into components: {}", renames.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", "))));
+    Ok(())
+}
+
+/// OpenAPI 3.1 null types inside a 3.0 document: `type: 'null'` becomes `nullable: true`,
+/// `type: [T, 'null']` becomes `type: T, nullable: true`, and a `{type: 'null'}` branch of
+/// `oneOf`/`anyOf` is removed, making the whole schema nullable.
+pub fn openapi31_null_type(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic> {
+    for_each_root_schema(doc, &mut |root| walk_schema(root, &mut null_type_one));
+    Ok(())
+}
+
+fn null_type_one(s: &mut Value) {
+    let Some(m) = s.as_object_mut() else { return };
+    match m.get("type").cloned() {
+        Some(Value::String(t)) if t == "null" => {
+            m.remove("type");
+            m.insert("nullable".into(), Value::Bool(true));
+        }
+        Some(Value::Array(types)) => {
+            let non_null: Vec<Value> = types.iter().filter(|t| t.as_str() != Some("null")).cloned().collect();
+            if non_null.len() < types.len() {
+                m.insert("nullable".into(), Value::Bool(true));
+            }
+            match non_null.len() {
+                0 => {
+                    m.remove("type");
+                }
+                1 => {
+                    m.insert("type".into(), non_null[0].clone());
+                }
+                _ => {
+                    m.remove("type");
+                    m.insert("oneOf".into(), Value::Array(non_null.into_iter().map(|t| json!({"type": t})).collect()));
+                }
+            }
+        }
+        _ => {}
+    }
+    for key in ["oneOf", "anyOf"] {
+        let Some(list) = m.get_mut(key).and_then(Value::as_array_mut) else { continue };
+        let before = list.len();
+        list.retain(|b| !(b.get("type").and_then(Value::as_str) == Some("null") && b.as_object().is_some_and(|o| o.len() == 1)));
+        if list.len() < before {
+            m.insert("nullable".into(), Value::Bool(true));
+            collapse_single_branch(m, key);
+        }
+    }
+}
+
+fn collapse_single_branch(m: &mut Map<String, Value>, key: &str) {
+    let single = m.get(key).and_then(Value::as_array).filter(|l| l.len() == 1).map(|l| l[0].clone());
+    if let Some(Value::Object(branch)) = single {
+        m.remove(key);
+        for (k, v) in branch {
+            m.entry(k).or_insert(v);
+        }
+    }
+}
+
+fn is_empty_object(s: &Value) -> bool {
+    let Some(m) = s.as_object() else { return false };
+    let props_empty = m.get("properties").is_none_or(|p| p.as_object().is_some_and(|p| p.is_empty()));
+    m.get("type").and_then(Value::as_str) == Some("object")
+        && props_empty
+        && !m.contains_key("additionalProperties")
+        && m.keys().all(|k| matches!(k.as_str(), "type" | "properties" | "description" | "title" | "required") || k.starts_with("x-"))
+}
+
+/// An empty-object branch of `oneOf`/`anyOf` says nothing about its shape: it is
+/// dropped (with a warning naming the overlay to write); a single remaining branch is inlined.
+pub fn drop_empty_object_branches(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    let mut dropped = 0;
+    for_each_schema(doc, &mut |s| {
+        let Some(m) = s.as_object_mut() else { return };
+        for key in ["oneOf", "anyOf"] {
+            let Some(list) = m.get_mut(key).and_then(Value::as_array_mut) else { continue };
+            let before = list.len();
+            list.retain(|b| !is_empty_object(b));
+            if list.len() < before && !list.is_empty() {
+                dropped += before - list.len();
+                collapse_single_branch(m, key);
+            } else if list.is_empty() {
+                m.remove(key);
+            }
+        }
+    });
+    if dropped > 0 {
+        ctx.warnings.push(Diagnostic::new(&ctx.source.file, ctx.source.line_of("oneOf"), format!("dropped {dropped} empty-object branch(es) of oneOf/anyOf"))
+            .help("describe the object form in an overlay under specs/falq/ if the endpoint accepts one"));
+    }
+    Ok(())
+}
+
+/// Schema `examples:` arrays (a 3.1-ism) and `example:` values move to `x-falq-examples`:
+/// they never shape a type, and the conformance tests check the valid ones.
+pub fn examples_out_of_schemas(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic> {
+    for_each_schema(doc, &mut |s| {
+        let Some(m) = s.as_object_mut() else { return };
+        let mut kept: Vec<Value> = Vec::new();
+        if let Some(Value::Array(list)) = m.remove("examples") {
+            kept.extend(list);
+        } else if let Some(Value::Object(named)) = m.get("examples").cloned() {
+            m.remove("examples");
+            kept.extend(named.into_values().map(|e| e.get("value").cloned().unwrap_or(e)));
+        }
+        if let Some(e) = m.remove("example") {
+            kept.push(e);
+        }
+        if !kept.is_empty() {
+            m.insert("x-falq-examples".into(), Value::Array(kept));
+        }
+    });
+    Ok(())
+}
+
+fn says_optional(desc: &str) -> bool {
+    static OPTIONAL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)可选|选填|非必填|非必须|\boptional\b").expect("regex"));
+    static REQUIRED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)必填|必须|必需|\brequired\b").expect("regex"));
+    let without_negated = desc.replace("非必填", "").replace("非必须", "");
+    OPTIONAL.is_match(desc) && !REQUIRED.is_match(&without_negated)
+}
+
+/// A property listed in `required` whose description says it is optional (`可选`,
+/// `选填`, `optional`) and does not also say required (`必填`) leaves `required`.
+pub fn optional_from_prose(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic> {
+    for_each_schema(doc, &mut |s| {
+        let Some(m) = s.as_object_mut() else { return };
+        let Some(props) = m.get("properties").and_then(Value::as_object) else { return };
+        let optional: BTreeSet<String> = props
+            .iter()
+            .filter(|(_, p)| p.get("description").and_then(Value::as_str).is_some_and(says_optional))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if let Some(req) = m.get_mut("required").and_then(Value::as_array_mut) {
+            req.retain(|r| r.as_str().is_none_or(|r| !optional.contains(r)));
+        }
+    });
+    Ok(())
+}
+
+/// A description saying the value may be null (`可为null`, `可为空`, `nullable`, `can be null`)
+/// makes the schema `nullable: true`.
+pub fn nullable_from_prose(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic> {
+    static NULLABLE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?i)可为\s*null|可为空|可以为空|可以为\s*null|\bnullable\b|can be null|may be null|or null\b").expect("regex"));
+    for_each_schema(doc, &mut |s| {
+        let Some(m) = s.as_object_mut() else { return };
+        if m.get("description").and_then(Value::as_str).is_some_and(|d| NULLABLE.is_match(d)) {
+            m.insert("nullable".into(), Value::Bool(true));
+        }
+    });
+    Ok(())
+}
+
+fn schema_type(m: &Map<String, Value>) -> &str {
+    m.get("type").and_then(Value::as_str).unwrap_or("")
+}
+
+/// The default a description states, typed by the schema: `默认28`, `默认值3.5`,
+/// `默认为1`, `默认 jpeg` (an enum value), `Default: 4`, `default: "jpeg"`, `默认true`.
+pub fn default_in_prose(desc: &str, schema: &Map<String, Value>) -> Option<Value> {
+    static DEFAULT: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#"(?i)(?:默认值?|缺省值?|\bdefaults?(?:\s+(?:is|to|value))?)\s*[:：]?\s*(?:为|是)?\s*(["'“]?)([^\s，,。;；)）"'”]+)"#).expect("regex")
+    });
+    let cap = DEFAULT.captures(desc)?;
+    let quoted = !cap[1].is_empty();
+    let token = cap[2].trim_end_matches(['.', '、']);
+    match schema_type(schema) {
+        "integer" => token.parse::<i64>().ok().map(Value::from),
+        "number" => token.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number),
+        "boolean" => match token.to_ascii_lowercase().as_str() {
+            "true" => Some(Value::Bool(true)),
+            "false" => Some(Value::Bool(false)),
+            _ => None,
+        },
+        "string" => match schema.get("enum").and_then(Value::as_array) {
+            Some(values) => values.iter().find(|v| v.as_str() == Some(token)).cloned(),
+            None if quoted => Some(Value::String(token.to_string())),
+            None => None,
+        },
+        _ => None,
+    }
+}
+
+/// A default stated only in the description becomes `default:` (when the schema has none).
+pub fn defaults_from_prose(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic> {
+    for_each_schema(doc, &mut |s| {
+        let Some(m) = s.as_object_mut() else { return };
+        if m.contains_key("default") {
+            return;
+        }
+        let Some(desc) = m.get("description").and_then(Value::as_str) else { return };
+        if let Some(d) = default_in_prose(desc, m) {
+            m.insert("default".into(), d);
+        }
+    });
+    Ok(())
+}
+
+/// The bounds a description states: `范围1-50`, `取值范围[1,20]`, `取值1-4`, `Range: 1-12`,
+/// a bare `1-4` clause, `最多4` / `at most 4` (maximum), `至少1` / `at least 1` (minimum).
+pub fn range_in_prose(desc: &str) -> (Option<f64>, Option<f64>) {
+    const NUM: &str = r"(-?\d+(?:\.\d+)?)";
+    static RANGE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(&format!(r"(?i)(?:取值范围|范围|取值|\brange\b|\bbetween\b)\s*[:：]?\s*(?:为|是)?\s*[\[(（【]?\s*{NUM}\s*(?:-|~|～|–|到|至|,|，|\band\b)\s*{NUM}")).expect("regex")
+    });
+    static BARE: LazyLock<Regex> = LazyLock::new(|| Regex::new(&format!(r"^\s*(?:取值)?\s*{NUM}\s*[-~～–]\s*{NUM}\s*$")).expect("regex"));
+    static MAX: LazyLock<Regex> = LazyLock::new(|| Regex::new(&format!(r"(?i)(?:最多|最大|不超过|at most|up to|maximum(?: of)?)\s*[:：]?\s*{NUM}")).expect("regex"));
+    static MIN: LazyLock<Regex> = LazyLock::new(|| Regex::new(&format!(r"(?i)(?:至少|最少|最小|at least|minimum(?: of)?)\s*[:：]?\s*{NUM}")).expect("regex"));
+    let num = |s: &str| s.parse::<f64>().ok();
+    if let Some(c) = RANGE.captures(desc) {
+        return (num(&c[1]), num(&c[2]));
+    }
+    for clause in desc.split(['，', ',', '。', ';', '；', '(', ')', '（', '）']) {
+        if let Some(c) = BARE.captures(clause) {
+            return (num(&c[1]), num(&c[2]));
+        }
+    }
+    let max = MAX.captures(desc).and_then(|c| num(&c[1]));
+    let min = MIN.captures(desc).and_then(|c| num(&c[1]));
+    (min, max)
+}
+
+/// Bounds stated only in the description of a number or integer become
+/// `minimum`/`maximum` (each only where the schema states none).
+pub fn ranges_from_prose(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic> {
+    for_each_schema(doc, &mut |s| {
+        let Some(m) = s.as_object_mut() else { return };
+        let t = schema_type(m).to_string();
+        if t != "integer" && t != "number" {
+            return;
+        }
+        let Some(desc) = m.get("description").and_then(Value::as_str) else { return };
+        let (min, max) = range_in_prose(desc);
+        if let (Some(a), Some(b)) = (min, max) {
+            if a > b {
+                return;
+            }
+        }
+        let as_json = |v: f64| {
+            if t == "integer" && v.fract() == 0.0 { Value::from(v as i64) } else { serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number) }
+        };
+        if let Some(min) = min {
+            m.entry("minimum").or_insert_with(|| as_json(min));
+        }
+        if let Some(max) = max {
+            m.entry("maximum").or_insert_with(|| as_json(max));
+        }
+    });
+    Ok(())
+}
+
+/// Type names come from the endpoint, never from free-text titles: every `title` is
+/// dropped, and each operation's inline JSON request body becomes the component
+/// `{Operation}Input` (`Flux1DevReduxInput`).
+pub fn names_from_endpoint(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    for_each_schema(doc, &mut |s| {
+        if let Some(m) = s.as_object_mut() {
+            if m.get("title").is_some_and(Value::is_string) {
+                m.remove("title");
+            }
+        }
+    });
+    let mut hoisted = Vec::new();
+    for (path, _, op) in ops_mut(doc) {
+        let Some(id) = op.get("operationId").and_then(Value::as_str).map(str::to_string) else { continue };
+        let Some(content) = op.get_mut("requestBody").and_then(|b| b.get_mut("content")).and_then(Value::as_object_mut) else { continue };
+        for (mt, media) in content.iter_mut() {
+            if !is_json(mt) {
+                continue;
+            }
+            let Some(schema) = media.get_mut("schema") else { continue };
+            if schema.get("$ref").is_some() {
+                continue;
+            }
+            let name = format!("{}Input", pascal(&id));
+            hoisted.push((name.clone(), std::mem::replace(schema, schema_ref(&name)), path.clone()));
+        }
+    }
+    if hoisted.is_empty() {
+        return Ok(());
+    }
+    let comps = doc.as_object_mut().map(|m| m.entry("components").or_insert_with(|| json!({})));
+    let Some(comps) = comps.and_then(Value::as_object_mut) else { return Ok(()) };
+    let schemas = comps.entry("schemas").or_insert_with(|| json!({}));
+    let Some(schemas) = schemas.as_object_mut() else { return Ok(()) };
+    for (name, schema, path) in hoisted {
+        if schemas.contains_key(&name) {
+            return Err(ctx.source.diag_at(&path, format!("the page already has a schema named {name}")).help("rename that component"));
+        }
+        schemas.insert(name, schema);
+    }
+    Ok(())
+}
+
+/// The success response of a submit (a POST on an endpoint path) is the shared
+/// queue status: whether the page leaves it empty (`properties: {}`) or copies a
+/// subset of its fields inline. The page's example stays on the media type.
+pub fn queue_status_response(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    let fields = ctx.queue_status_fields.clone();
+    for (_, method, op) in ops_mut(doc) {
+        if method != "post" || !op.contains_key("x-falq-endpoint-id") {
+            continue;
+        }
+        let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else { continue };
+        for (code, r) in responses.iter_mut() {
+            if !code.starts_with('2') {
+                continue;
+            }
+            let Some(content) = r.get_mut("content").and_then(Value::as_object_mut) else { continue };
+            for (mt, media) in content.iter_mut() {
+                if !is_json(mt) {
+                    continue;
+                }
+                let Some(schema) = media.get_mut("schema") else { continue };
+                let props: Vec<String> = schema.get("properties").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default();
+                let is_object = schema.get("type").and_then(Value::as_str).is_none_or(|t| t == "object") && schema.get("$ref").is_none();
+                if is_object && props.iter().all(|p| fields.contains(p)) {
+                    *schema = schema_ref("QueueStatus");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Any JSON response schema still inline gets a component of its own,
+/// `{Operation}Response{code}`: progenitor names inline success and error
+/// schemas alike, and one would silently replace the other.
+pub fn name_inline_responses(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic> {
+    let mut hoisted = Vec::new();
+    for (_, _, op) in ops_mut(doc) {
+        let Some(id) = op.get("operationId").and_then(Value::as_str).map(str::to_string) else { continue };
+        let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else { continue };
+        for (code, r) in responses.iter_mut() {
+            let Some(content) = r.get_mut("content").and_then(Value::as_object_mut) else { continue };
+            for (mt, media) in content.iter_mut() {
+                let Some(schema) = media.get_mut("schema") else { continue };
+                if !is_json(mt) || schema.get("$ref").is_some() || schema.as_object().is_some_and(|m| m.is_empty()) {
+                    continue;
+                }
+                let name = format!("{}Response{}", pascal(&id), pascal(code));
+                hoisted.push((name.clone(), std::mem::replace(schema, schema_ref(&name))));
+            }
+        }
+    }
+    if hoisted.is_empty() {
+        return Ok(());
+    }
+    let comps = doc.as_object_mut().map(|m| m.entry("components").or_insert_with(|| json!({})));
+    if let Some(schemas) = comps.and_then(Value::as_object_mut).map(|c| c.entry("schemas").or_insert_with(|| json!({}))).and_then(Value::as_object_mut) {
+        for (n, s) in hoisted {
+            schemas.insert(n, s);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn source() -> Source {
+        Source { file: PathBuf::from("specs/page.md"), line: 5, text: String::new() }
+    }
+
+    /// Runs one rule on `before` (YAML) and compares with `after` (YAML); returns the warnings.
+    fn check(rule: &str, before: &str, after: &str) -> Vec<Diagnostic> {
+        let rule = RULES.iter().find(|r| r.name == rule).expect("a rule of that name");
+        let mut doc = crate::load::yaml_to_json(&serde_yaml::from_str(before).unwrap()).unwrap();
+        let expected = crate::load::yaml_to_json(&serde_yaml::from_str(after).unwrap()).unwrap();
+        let src = source();
+        let mut ctx = Ctx {
+            source: &src,
+            warnings: vec![],
+            queue_status_fields: ["status", "request_id", "response_url", "status_url", "cancel_url", "logs", "metrics", "queue_position"]
+                .map(String::from)
+                .into(),
+        };
+        (rule.apply)(&mut doc, &mut ctx).expect("rule applies");
+        assert_eq!(serde_json::to_string_pretty(&doc).unwrap(), serde_json::to_string_pretty(&expected).unwrap());
+        ctx.warnings
+    }
+
+    #[test]
+    fn every_rule_has_a_test_below() {
+        let me = include_str!("normalize.rs");
+        for rule in RULES {
+            assert!(me.contains(&format!("check(\"{}\"", rule.name)), "rule {} has no before/after test", rule.name);
+        }
+    }
+
+    #[test]
+    fn drop_apifox_noise_case() {
+        check(
+            "drop_apifox_noise",
+            "paths: {/a: {post: {tags: [绘图], deprecated: false, security: [], x-apifox-folder: f, x-run-in-apifox: u, responses: {'200': {description: '', headers: {}, x-apifox-name: 成功}}}}}\nservers: []\nsecurity: []\ncomponents: {schemas: {}, securitySchemes: {}}",
+            "paths: {/a: {post: {responses: {'200': {description: ''}}}}}\ncomponents: {schemas: {}}",
+        );
+    }
+
+    #[test]
+    fn strip_base_url_placeholder_case() {
+        check("strip_base_url_placeholder", "paths: {/BASE_URL/fal-ai/x: {}}", "paths: {/fal-ai/x: {}}");
+        check("strip_base_url_placeholder", "paths: {'{{BASE_URL}}/fal-ai/x/y': {}}", "paths: {/fal-ai/x/y: {}}");
+        check("strip_base_url_placeholder", "paths: {'/{{ BASE_URL }}/fal-ai/x': {}, /other/app: {}}", "paths: {/fal-ai/x: {}, /other/app: {}}");
+    }
+
+    #[test]
+    fn operation_id_from_path_case() {
+        check(
+            "operation_id_from_path",
+            "paths: {/fal-ai/flux-1/dev/redux: {post: {}}, /owner/my.app/v2: {post: {operationId: kept}}}",
+            "paths: {/fal-ai/flux-1/dev/redux: {post: {operationId: flux_1_dev_redux, x-falq-endpoint-id: fal-ai/flux-1/dev/redux}}, /owner/my.app/v2: {post: {operationId: kept, x-falq-endpoint-id: owner/my.app/v2}}}",
+        );
+        assert_eq!(operation_id_for("/fal-ai/flux-pro/kontext/max/multi"), "flux_pro_kontext_max_multi");
+        assert_eq!(operation_id_for("/workflows/me/wf"), "workflows_me_wf");
+    }
+
+    #[test]
+    fn operation_id_from_path_rejects_a_bare_path() {
+        let mut doc = json!({"paths": {"/redux": {"post": {}}}});
+        let src = Source { file: PathBuf::from("p.md"), line: 3, text: "paths:\n  /redux:\n".into() };
+        let mut ctx = Ctx { source: &src, warnings: vec![], queue_status_fields: BTreeSet::new() };
+        let err = operation_id_from_path(&mut doc, &mut ctx).unwrap_err();
+        assert_eq!(err.line, 4);
+        assert!(err.message.contains("/owner/app"), "{err}");
+    }
+
+    #[test]
+    fn drop_transport_headers_case() {
+        check(
+            "drop_transport_headers",
+            "paths: {/a/b: {post: {parameters: [{name: Authorization, in: header, required: true}, {name: content-type, in: header}, {name: Accept, in: header}, {name: X-Fal-Queue-Priority, in: header}]}}}",
+            "paths: {/a/b: {post: {parameters: [{name: X-Fal-Queue-Priority, in: header}]}}}",
+        );
+        check("drop_transport_headers", "paths: {/a/b: {post: {parameters: [{name: Authorization, in: header}]}}}", "paths: {/a/b: {post: {}}}");
+    }
+
+    #[test]
+    fn skip_unsupported_operations_case() {
+        let w = check(
+            "skip_unsupported_operations",
+            "paths: {/a/up: {post: {requestBody: {content: {multipart/form-data: {}}}}}, /a/get: {get: {requestBody: {content: {application/json: {}}}}, put: {}}, /a/c: {get: {parameters: [{in: cookie, name: s}]}}, /a/ok: {post: {requestBody: {content: {application/json: {}}}}}}",
+            "paths: {/a/get: {put: {}}, /a/ok: {post: {requestBody: {content: {application/json: {}}}}}}",
+        );
+        assert_eq!(w.len(), 3);
+        assert!(w[0].message.contains("multipart/form-data"), "{}", w[0]);
+        assert!(w[1].message.contains("request body with GET"), "{}", w[1]);
+        assert!(w[2].message.contains("cookie"), "{}", w[2]);
+    }
+
+    #[test]
+    fn declare_path_parameters_case() {
+        let w = check(
+            "declare_path_parameters",
+            "paths: {'/a/b/{id}': {get: {}}}",
+            "paths: {'/a/b/{id}': {get: {parameters: [{name: id, in: path, required: true, schema: {type: string}}]}}}",
+        );
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn one_media_type_case() {
+        check(
+            "one_media_type",
+            "paths: {/a/b: {post: {requestBody: {content: {application/json: {schema: {type: object}}, application/xml: {}}}, responses: {'200': {content: {application/json: {}}}, '204': {description: none}}}}}",
+            "paths: {/a/b: {post: {requestBody: {content: {application/json: {schema: {type: object}}}}, responses: {'200': {content: {application/json: {schema: {}}}}}}}}",
+        );
+    }
+
+    #[test]
+    fn hoist_nested_definitions_case() {
+        check(
+            "hoist_nested_definitions",
+            "paths: {/a/b: {post: {operationId: a_b, requestBody: {content: {application/json: {schema: {type: object, properties: {lora: {$ref: '#/definitions/LoraWeight'}}, definitions: {LoraWeight: {type: object, properties: {path: {type: string}}}}}}}}}}}",
+            "paths: {/a/b: {post: {operationId: a_b, requestBody: {content: {application/json: {schema: {type: object, properties: {lora: {$ref: '#/components/schemas/LoraWeight'}}}}}}}}}\ncomponents: {schemas: {LoraWeight: {type: object, properties: {path: {type: string}}}}}",
+        );
+    }
+
+    #[test]
+    fn openapi31_null_type_case() {
+        check(
+            "openapi31_null_type",
+            "components: {schemas: {A: {type: object, properties: {a: {type: [integer, 'null']}, b: {anyOf: [{type: string}, {type: 'null'}]}, c: {type: 'null'}}}}}",
+            "components: {schemas: {A: {type: object, properties: {a: {type: integer, nullable: true}, b: {nullable: true, type: string}, c: {nullable: true}}}}}",
+        );
+    }
+
+    #[test]
+    fn drop_empty_object_branches_case() {
+        let w = check(
+            "drop_empty_object_branches",
+            "components: {schemas: {A: {type: object, properties: {image_size: {description: d, oneOf: [{type: object, properties: {}}, {type: string, enum: [square, square_hd]}]}}}}}",
+            "components: {schemas: {A: {type: object, properties: {image_size: {description: d, type: string, enum: [square, square_hd]}}}}}",
+        );
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn examples_out_of_schemas_case() {
+        check(
+            "examples_out_of_schemas",
+            "components: {schemas: {A: {type: object, properties: {p: {type: string, examples: [a cat]}, n: {type: integer, example: x}}}}}",
+            "components: {schemas: {A: {type: object, properties: {p: {type: string, x-falq-examples: [a cat]}, n: {type: integer, x-falq-examples: [x]}}}}}",
+        );
+    }
+
+    #[test]
+    fn optional_from_prose_case() {
+        check(
+            "optional_from_prose",
+            "components: {schemas: {A: {type: object, properties: {image_url: {description: 必填。原图URL}, steps: {description: 可选。推理步数}, seed: {description: 随机种子(可选，相同seed可复刻)}, x: {description: Optional. A thing}, y: {description: 非必填}, z: {}}, required: [image_url, steps, seed, x, y, z]}}}",
+            "components: {schemas: {A: {type: object, properties: {image_url: {description: 必填。原图URL}, steps: {description: 可选。推理步数}, seed: {description: 随机种子(可选，相同seed可复刻)}, x: {description: Optional. A thing}, y: {description: 非必填}, z: {}}, required: [image_url, z]}}}",
+        );
+    }
+
+    #[test]
+    fn nullable_from_prose_case() {
+        check(
+            "nullable_from_prose",
+            "components: {schemas: {A: {properties: {seed: {type: integer, description: 可选。随机种子，可为null}, b: {type: string, description: 可为空}, c: {type: string, description: a name}}}}}",
+            "components: {schemas: {A: {properties: {seed: {type: integer, description: 可选。随机种子，可为null, nullable: true}, b: {type: string, description: 可为空, nullable: true}, c: {type: string, description: a name}}}}}",
+        );
+    }
+
+    #[test]
+    fn defaults_from_prose_case() {
+        check(
+            "defaults_from_prose",
+            r#"components: {schemas: {A: {properties: {
+                steps: {type: integer, description: '可选。推理步数，默认28，范围1-50'},
+                g: {type: number, description: 'CFG，默认值3.5（可选）'},
+                n: {type: integer, description: '生成图片数量，默认为1（可选）'},
+                s: {type: boolean, description: '是否启用安全检测，默认true'},
+                f: {type: string, enum: [jpeg, png], description: '格式，默认 jpeg'},
+                t: {type: string, enum: ['1', '2'], description: '安全容忍度，默认2'},
+                e: {type: integer, description: 'Default: 4 Range: 1-12'},
+                kept: {type: integer, default: 7, description: '默认3'},
+                free: {type: string, description: '默认 something'},
+                wrong: {type: string, enum: [a, b], description: '默认c'}}}}}"#,
+            r#"components: {schemas: {A: {properties: {
+                steps: {type: integer, description: '可选。推理步数，默认28，范围1-50', default: 28},
+                g: {type: number, description: 'CFG，默认值3.5（可选）', default: 3.5},
+                n: {type: integer, description: '生成图片数量，默认为1（可选）', default: 1},
+                s: {type: boolean, description: '是否启用安全检测，默认true', default: true},
+                f: {type: string, enum: [jpeg, png], description: '格式，默认 jpeg', default: jpeg},
+                t: {type: string, enum: ['1', '2'], description: '安全容忍度，默认2', default: '2'},
+                e: {type: integer, description: 'Default: 4 Range: 1-12', default: 4},
+                kept: {type: integer, default: 7, description: '默认3'},
+                free: {type: string, description: '默认 something'},
+                wrong: {type: string, enum: [a, b], description: '默认c'}}}}}"#,
+        );
+    }
+
+    #[test]
+    fn ranges_from_prose_case() {
+        check(
+            "ranges_from_prose",
+            r#"components: {schemas: {A: {properties: {
+                steps: {type: integer, description: '可选。推理步数，默认28，范围1-50'},
+                g: {type: number, description: '默认3.5，取值范围[1,20]。'},
+                n1: {type: integer, description: '可选。生成图片数量，默认1，1-4'},
+                n2: {type: integer, description: '生成图片数量，取值1-4，默认1'},
+                n3: {type: integer, description: '一次生成图片数量，默认1，最多4。'},
+                e: {type: integer, description: 'Default: 4 Range: 1-12'},
+                tol: {type: string, description: '1最严格，6最宽松'},
+                seed: {type: integer, description: '1最严格，6最宽松'},
+                kept: {type: integer, maximum: 9, description: '范围1-50'}}}}}"#,
+            r#"components: {schemas: {A: {properties: {
+                steps: {type: integer, description: '可选。推理步数，默认28，范围1-50', minimum: 1, maximum: 50},
+                g: {type: number, description: '默认3.5，取值范围[1,20]。', minimum: 1.0, maximum: 20.0},
+                n1: {type: integer, description: '可选。生成图片数量，默认1，1-4', minimum: 1, maximum: 4},
+                n2: {type: integer, description: '生成图片数量，取值1-4，默认1', minimum: 1, maximum: 4},
+                n3: {type: integer, description: '一次生成图片数量，默认1，最多4。', maximum: 4},
+                e: {type: integer, description: 'Default: 4 Range: 1-12', minimum: 1, maximum: 12},
+                tol: {type: string, description: '1最严格，6最宽松'},
+                seed: {type: integer, description: '1最严格，6最宽松'},
+                kept: {type: integer, maximum: 9, description: '范围1-50', minimum: 1}}}}}"#,
+        );
+    }
+
+    #[test]
+    fn names_from_endpoint_case() {
+        check(
+            "names_from_endpoint",
+            "paths: {/a/b: {post: {operationId: flux_pro_kontext, requestBody: {content: {application/json: {schema: {title: FLUX.1 Kontext Max 文本转图像请求参数, type: object, properties: {s: {title: 尺寸, type: string}}}}}}}}}",
+            "paths: {/a/b: {post: {operationId: flux_pro_kontext, requestBody: {content: {application/json: {schema: {$ref: '#/components/schemas/FluxProKontextInput'}}}}}}}\ncomponents: {schemas: {FluxProKontextInput: {type: object, properties: {s: {type: string}}}}}",
+        );
+    }
+
+    #[test]
+    fn queue_status_response_case() {
+        check(
+            "queue_status_response",
+            "paths: {/a/b: {post: {x-falq-endpoint-id: a/b, responses: {'200': {content: {application/json: {schema: {type: object, properties: {}}}}}}}}, /a/c: {post: {x-falq-endpoint-id: a/c, responses: {'200': {content: {application/json: {schema: {type: object, properties: {status: {type: string}, request_id: {type: string}}}, example: {status: IN_QUEUE}}}}}}}, /a/d: {post: {x-falq-endpoint-id: a/d, responses: {'200': {content: {application/json: {schema: {type: object, properties: {images: {type: array}}}}}}}}}}",
+            "paths: {/a/b: {post: {x-falq-endpoint-id: a/b, responses: {'200': {content: {application/json: {schema: {$ref: '#/components/schemas/QueueStatus'}}}}}}}, /a/c: {post: {x-falq-endpoint-id: a/c, responses: {'200': {content: {application/json: {schema: {$ref: '#/components/schemas/QueueStatus'}, example: {status: IN_QUEUE}}}}}}}, /a/d: {post: {x-falq-endpoint-id: a/d, responses: {'200': {content: {application/json: {schema: {type: object, properties: {images: {type: array}}}}}}}}}}",
+        );
+    }
+
+    #[test]
+    fn name_inline_responses_case() {
+        check(
+            "name_inline_responses",
+            "paths: {/a/d: {post: {operationId: a_d, responses: {'200': {content: {application/json: {schema: {type: object, properties: {images: {type: array}}}}}}, '422': {content: {application/json: {schema: {type: object}}}}}}}}",
+            "paths: {/a/d: {post: {operationId: a_d, responses: {'200': {content: {application/json: {schema: {$ref: '#/components/schemas/ADResponse200'}}}}, '422': {content: {application/json: {schema: {$ref: '#/components/schemas/ADResponse422'}}}}}}}}\ncomponents: {schemas: {ADResponse200: {type: object, properties: {images: {type: array}}}, ADResponse422: {type: object}}}",
+        );
+    }
+}
