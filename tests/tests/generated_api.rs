@@ -1,0 +1,150 @@
+//! The generated falq-api crate as a user meets it: requests it sends, answers it
+//! reads, bounds it refuses before sending, enums with exact wire values.
+
+use falq_api::types::{self, FluxImageOutput, QueueStatus, QueueStatusKind};
+use falq_api::{AspectRatio, Endpoint, ImageSizePreset, SafetyTolerance, Validate, endpoints};
+use serde_json::json;
+use tests::{CaptureServer, fixture, fixture_json};
+
+fn client(base: &str) -> falq_api::Client {
+    falq_api::client_for(base, reqwest::Client::new())
+}
+
+#[tokio::test]
+async fn submit_posts_only_what_was_set_to_the_endpoint_path() {
+    let server = CaptureServer::start(|_| (200, fixture("seeds/submit-relay.json"))).await;
+    // A base URL with a path prefix and a trailing slash, as relays publish them.
+    let c = client(&format!("{}/api/", server.base_url));
+    let answer = c
+        .flux_1_dev_redux()
+        .body(types::Flux1DevReduxInput::builder().image_url("https://example.test/in.png").num_images(2i64).seed(196619188014358660i64))
+        .send()
+        .await
+        .expect("submit succeeds")
+        .into_inner();
+    assert_eq!(answer.status, QueueStatusKind::InQueue);
+    assert_eq!(answer.request_id.as_deref(), Some("acf05732-7cb3-445b-9f39-fdaeccb1d730"));
+    assert_eq!(answer.logs, None, "the relay's logs: null is accepted");
+    let reqs = server.received();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].method, "POST");
+    assert_eq!(reqs[0].target, "/api/fal-ai/flux-1/dev/redux");
+    assert_eq!(reqs[0].header("content-type"), Some("application/json"));
+    assert_eq!(reqs[0].header("authorization"), None, "no per-call auth argument: the client's own headers only");
+    assert_eq!(
+        reqs[0].json(),
+        json!({"image_url": "https://example.test/in.png", "num_images": 2, "seed": 196619188014358660i64}),
+        "unset optional fields are not sent; the seed stays exact"
+    );
+}
+
+#[tokio::test]
+async fn out_of_range_values_are_refused_before_sending() {
+    let server = CaptureServer::start(|_| (200, fixture("seeds/submit.json"))).await;
+    let c = client(&server.base_url);
+    let cases = [
+        (json!({"image_url": "u", "num_images": 5}), "num_images = 5 is out of range: allowed 1..=4"),
+        (json!({"image_url": "u", "num_inference_steps": 51}), "num_inference_steps = 51 is out of range: allowed 1..=50"),
+        (json!({"image_url": "u", "guidance_scale": 0.5}), "guidance_scale = 0.5 is out of range: allowed 1..=20"),
+        (json!({"image_url": "u", "image_size": {"width": 20000, "height": 512}}), "image_size.width = 20000 is out of range: allowed <= 14142"),
+    ];
+    for (input, expected) in cases {
+        let input: types::Flux1DevReduxInput = serde_json::from_value(input).expect("well-typed");
+        assert_eq!(input.validate().map_err(|e| e.to_string()), Err(expected.to_string()));
+        let err = c.flux_1_dev_redux().body(input).send().await.expect_err("refused");
+        assert!(err.to_string().contains(expected), "{err}");
+    }
+    // schnell's steps stop at 12, dev's at 50: bounds are per endpoint.
+    let schnell: types::Flux1SchnellReduxInput = serde_json::from_value(json!({"image_url": "u", "num_inference_steps": 13})).unwrap();
+    assert_eq!(schnell.validate().unwrap_err().allowed, "1..=12");
+    assert!(server.received().is_empty(), "nothing out of range reached the server");
+}
+
+#[tokio::test]
+async fn queue_calls_use_the_app_id_path_and_read_status_and_errors() {
+    let server = CaptureServer::start(|req| {
+        if req.target.ends_with("/status?logs=1") {
+            (202, r#"{"status":"IN_PROGRESS","request_id":"r1","logs":[{"message":"step 3/28","level":"INFO","source":"user","timestamp":"2026-01-01T00:00:00Z"}]}"#.into())
+        } else if req.method == "PUT" {
+            (400, r#"{"status":"ALREADY_COMPLETED"}"#.into())
+        } else {
+            (422, r#"{"detail":[{"loc":["body","num_images"],"msg":"ensure this value is less than or equal to 4","type":"value_error.number.not_le","ctx":{"limit_value":4}}]}"#.into())
+        }
+    })
+    .await;
+    let c = client(&server.base_url);
+    let s = c.queue_status().owner("fal-ai").app("flux-1").request_id("r1").logs(1i64).send().await.expect("status").into_inner();
+    assert_eq!(s.status, QueueStatusKind::InProgress);
+    assert_eq!(s.logs.unwrap()[0].message, "step 3/28");
+    let err = c.queue_result().owner("fal-ai").app("flux-1").request_id("r1").send().await.expect_err("422");
+    match err {
+        falq_api::Error::ErrorResponse(body) => {
+            assert_eq!(body.status().as_u16(), 422);
+            match body.into_inner().detail {
+                Some(types::ErrorDetail::Array(items)) => {
+                    assert_eq!(items[0].msg, "ensure this value is less than or equal to 4");
+                    assert_eq!(items[0].loc[1], types::LocationPart::String("num_images".into()));
+                }
+                other => panic!("detail should be a list, got {other:?}"),
+            }
+        }
+        other => panic!("expected a typed error response, got {other}"),
+    }
+    let err = c.queue_cancel().owner("fal-ai").app("flux-1").request_id("r1").send().await.expect_err("400");
+    match err {
+        falq_api::Error::ErrorResponse(body) => assert_eq!(body.into_inner().status, types::CancelStatus::AlreadyCompleted),
+        other => panic!("{other}"),
+    }
+    let targets: Vec<String> = server.received().iter().map(|r| format!("{} {}", r.method, r.target)).collect();
+    assert!(targets.contains(&"GET /fal-ai/flux-1/requests/r1/status?logs=1".to_string()), "{targets:?}");
+    assert!(targets.contains(&"GET /fal-ai/flux-1/requests/r1".to_string()), "{targets:?}");
+    assert!(targets.contains(&"PUT /fal-ai/flux-1/requests/r1/cancel".to_string()), "{targets:?}");
+}
+
+#[test]
+fn enums_have_readable_names_and_exact_wire_values() {
+    assert_eq!(serde_json::to_value(AspectRatio::R16x9).unwrap(), json!("16:9"));
+    assert_eq!(serde_json::to_value(SafetyTolerance::Level2).unwrap(), json!("2"));
+    assert_eq!(serde_json::to_value(ImageSizePreset::Landscape4x3).unwrap(), json!("landscape_4_3"));
+    assert_eq!(serde_json::to_value(types::OutputFormat::Png).unwrap(), json!("png"));
+    assert_eq!(serde_json::to_value(types::Acceleration::Regular).unwrap(), json!("regular"));
+    assert_eq!("21:9".parse::<AspectRatio>(), Ok(AspectRatio::R21x9));
+    let err = "7".parse::<SafetyTolerance>().unwrap_err().to_string();
+    assert_eq!(err, "\"7\" is not a SafetyTolerance; allowed: 1, 2, 3, 4, 5, 6");
+    assert_eq!(AspectRatio::ALL.len(), 9);
+    let size: types::ImageSize = serde_json::from_value(json!({"width": 1024, "height": 768})).unwrap();
+    assert_eq!(size, types::ImageSize::CustomImageSize(types::CustomImageSize { width: 1024, height: 768 }));
+    let preset: types::ImageSize = serde_json::from_value(json!("square_hd")).unwrap();
+    assert_eq!(preset, types::ImageSize::ImageSizePreset(ImageSizePreset::SquareHd));
+}
+
+#[test]
+fn outputs_are_typed_and_seeds_stay_exact() {
+    let out: FluxImageOutput = serde_json::from_value(fixture_json("seeds/result-image.json")).expect("the relay's result");
+    assert_eq!(out.images[0].width, Some(1024));
+    assert_eq!(out.seed, Some(920212137));
+    let mut big = fixture_json("seeds/result-image.json");
+    big["seed"] = json!(196619188014358660u64);
+    let out: FluxImageOutput = serde_json::from_value(big).unwrap();
+    assert_eq!(out.seed, Some(196619188014358660), "a seed above 2^53 is not rounded");
+    let status: QueueStatus = serde_json::from_value(fixture_json("seeds/submit.json")).unwrap();
+    assert_eq!(status.queue_position, Some(0));
+}
+
+fn takes_flux_output(_: Option<FluxImageOutput>) {}
+
+#[test]
+fn each_endpoint_links_its_input_and_output() {
+    let info = endpoints::Flux1DevRedux::info();
+    assert_eq!((info.id, info.app_id, info.operation_id), ("fal-ai/flux-1/dev/redux", "fal-ai/flux-1", "flux_1_dev_redux"));
+    takes_flux_output(None::<<endpoints::FluxProKontextMulti as Endpoint>::Output>);
+    let ids: Vec<&str> = falq_api::ENDPOINTS.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 6, "{ids:?}");
+    assert_eq!(falq_api::endpoint("/fal-ai/flux-pro/kontext/max/").map(|e| e.input_schema), Some("FluxProKontextMaxInput"));
+    assert!(falq_api::endpoint("fal-ai/nope").is_none());
+    let spec: serde_json::Value = serde_json::from_str(falq_api::OPENAPI_JSON).unwrap();
+    for e in falq_api::ENDPOINTS {
+        assert!(spec["components"]["schemas"].get(e.input_schema).is_some(), "{}", e.id);
+        assert!(spec["components"]["schemas"].get(e.output_schema).is_some(), "{}", e.id);
+    }
+}

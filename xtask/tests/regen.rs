@@ -1,0 +1,226 @@
+//! The regen pipeline end to end: the checked-in crate is fresh, every page becomes a
+//! clean typed operation, a new page just works, and bad input gets file:line errors.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+fn root() -> PathBuf {
+    xtask::project_root()
+}
+
+/// A scratch `specs/` holding the authored queue spec plus `files`.
+fn scratch(name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("falq-xtask-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("specs/falq")).unwrap();
+    std::fs::copy(root().join("specs/falq/queue.yaml"), dir.join("specs/falq/queue.yaml")).unwrap();
+    for (path, text) in files {
+        let p = dir.join("specs").join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    dir
+}
+
+fn regen_err(dir: &Path) -> String {
+    match xtask::regen(&dir.join("specs"), dir) {
+        Ok(_) => panic!("regen should fail"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn generated_crate_is_fresh() {
+    let (report, _) = xtask::run(&root(), true).expect("regen runs");
+    assert!(
+        report.changed.is_empty(),
+        "the generated crate is stale: run `cargo xtask regen`\n{}",
+        report.diff
+    );
+}
+
+const PAGES: [(&str, &str); 6] = [
+    ("fal-ai/flux-1/dev/redux", "flux_1_dev_redux"),
+    ("fal-ai/flux-1/schnell/redux", "flux_1_schnell_redux"),
+    ("fal-ai/flux-pro/kontext", "flux_pro_kontext"),
+    ("fal-ai/flux-pro/kontext/max", "flux_pro_kontext_max"),
+    ("fal-ai/flux-pro/kontext/multi", "flux_pro_kontext_multi"),
+    ("fal-ai/flux-pro/kontext/text-to-image", "flux_pro_kontext_text_to_image"),
+];
+
+fn all_keys(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                out.push(k.clone());
+                all_keys(v, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| all_keys(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_page_is_a_clean_typed_operation() {
+    let r = xtask::regen(&root().join("specs"), &root()).expect("regen");
+    let spec = &r.spec;
+    for (id, op_id) in PAGES {
+        let op = &spec["paths"][format!("/{id}")]["post"];
+        assert_eq!(op["operationId"], json!(op_id), "{id}");
+        assert_eq!(op["x-falq-endpoint-id"], json!(id));
+        assert!(op.get("parameters").is_none(), "{id} still has header parameters: {}", op["parameters"]);
+        let pascal: String = op_id.split('_').map(|p| p[..1].to_uppercase() + &p[1..]).collect();
+        assert_eq!(op["requestBody"]["content"]["application/json"]["schema"]["$ref"], json!(format!("#/components/schemas/{pascal}Input")));
+        assert_eq!(op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"], json!("#/components/schemas/QueueStatus"), "{id}");
+        assert_eq!(op["x-falq-output"]["$ref"], json!("#/components/schemas/FluxImageOutput"), "{id}");
+        let input = &spec["components"]["schemas"][format!("{pascal}Input")];
+        assert_eq!(input["properties"]["num_images"]["maximum"], json!(4), "{id}: num_images 1-4");
+        assert!(input["properties"]["seed"]["type"] == json!("integer"), "{id}: seed is an integer");
+    }
+    for op in ["queue_status", "queue_status_stream", "queue_result", "queue_cancel"] {
+        assert!(spec["paths"].as_object().unwrap().values().any(|item| item.as_object().unwrap().values().any(|o| o["operationId"] == json!(op))), "{op} missing");
+    }
+    // Required fields: only what the page (or fal) says is required.
+    assert_eq!(spec["components"]["schemas"]["Flux1DevReduxInput"]["required"], json!(["image_url"]));
+    assert_eq!(spec["components"]["schemas"]["Flux1DevReduxInput"]["properties"]["num_inference_steps"]["maximum"], json!(50));
+    assert_eq!(spec["components"]["schemas"]["Flux1SchnellReduxInput"]["properties"]["num_inference_steps"]["maximum"], json!(12));
+    // No quirk survives: no titles, no Apifox extensions, ASCII names only.
+    let mut keys = Vec::new();
+    all_keys(&spec["paths"], &mut keys);
+    all_keys(&spec["components"], &mut keys);
+    assert!(!keys.iter().any(|k| k == "title" || k.starts_with("x-apifox")), "titles or x-apifox keys survived");
+    for name in spec["components"]["schemas"].as_object().unwrap().keys() {
+        assert!(name.chars().all(|c| c.is_ascii_alphanumeric()), "schema name {name} is not an ASCII identifier");
+    }
+    // Shared shapes are one component each: the aspect ratios and safety levels are
+    // spelled out once, in their components, however many pages repeat them.
+    let text = serde_json::to_string(spec).unwrap();
+    assert_eq!(text.matches("\"21:9\"").count(), 1, "aspect ratios defined once");
+    assert_eq!(text.matches("[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\"]").count(), 1, "safety tolerance defined once");
+}
+
+const NEW_PAGE: &str = r#"# FLUX.1 [Dev] 文生图 and [Schnell]
+
+Two specs in one page, with `{{BASE_URL}}` placeholders.
+
+```yaml
+openapi: 3.0.1
+info: {title: '', version: 1.0.0}
+paths:
+  '{{BASE_URL}}/fal-ai/flux-1/dev':
+    post:
+      summary: FLUX.1 [Dev] 文生图
+      parameters:
+        - {name: Authorization, in: header, required: true, example: 'Bearer {{API_KEY}}', schema: {type: string}}
+        - {name: Accept, in: header, schema: {type: string}}
+      requestBody:
+        content:
+          application/json:
+            schema:
+              title: FLUX.1 Dev 文生图请求参数
+              type: object
+              properties:
+                prompt: {type: string, description: 必填。提示词, examples: [a cat]}
+                num_inference_steps: {type: integer, description: 可选。推理步数，默认28，范围1-50}
+                num_images: {type: integer, description: 可选。数量，默认1，1-4}
+                seed: {type: [integer, 'null'], description: 可选。随机种子}
+                output_format: {type: string, enum: [jpeg, png], description: 可选。格式，默认jpeg}
+              required: [prompt, num_inference_steps, num_images, seed, output_format]
+      responses:
+        '200':
+          description: ''
+          content:
+            application/json:
+              schema: {type: object, properties: {}}
+  '{{BASE_URL}}/fal-ai/flux-1/dev/upload':
+    post:
+      summary: 上传
+      requestBody:
+        content:
+          multipart/form-data:
+            schema: {type: object}
+      responses:
+        '200': {description: ''}
+```
+
+```yaml
+openapi: 3.0.1
+info: {title: '', version: 1.0.0}
+paths:
+  /BASE_URL/fal-ai/flux-1/schnell:
+    post:
+      summary: FLUX.1 [Schnell]
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                prompt: {type: string}
+                num_inference_steps: {type: integer, description: 'Default: 4 Range: 1-12'}
+              required: [prompt]
+      responses:
+        '200':
+          description: ''
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  status: {type: string}
+                  request_id: {type: string}
+```
+"#;
+
+#[test]
+fn a_new_page_regenerates_without_code_change() {
+    let dir = scratch("newpage", &[("pages/flux-1-dev.md", NEW_PAGE)]);
+    let r = xtask::regen(&dir.join("specs"), &dir).expect("a page in the same dialect regenerates");
+    let spec = &r.spec;
+    let dev = &spec["paths"]["/fal-ai/flux-1/dev"]["post"];
+    assert_eq!(dev["operationId"], json!("flux_1_dev"));
+    assert!(dev.get("parameters").is_none());
+    assert_eq!(dev["responses"]["200"]["content"]["application/json"]["schema"]["$ref"], json!("#/components/schemas/QueueStatus"));
+    let input = &spec["components"]["schemas"]["Flux1DevInput"];
+    assert_eq!(input["required"], json!(["prompt"]));
+    assert_eq!(input["properties"]["num_inference_steps"]["default"], json!(28));
+    assert_eq!(input["properties"]["seed"]["nullable"], json!(true));
+    assert_eq!(input["properties"]["output_format"]["allOf"][0]["$ref"], json!("#/components/schemas/OutputFormat"));
+    let schnell = &spec["components"]["schemas"]["Flux1SchnellInput"];
+    assert_eq!(schnell["properties"]["num_inference_steps"]["maximum"], json!(12));
+    assert!(spec["paths"].get("/fal-ai/flux-1/dev/upload").is_none(), "the multipart operation is skipped");
+    assert!(r.warnings.iter().any(|w| w.message.contains("skipped POST /fal-ai/flux-1/dev/upload") && w.message.contains("multipart/form-data")), "{:?}", r.warnings);
+    let client = &r.outputs.iter().find(|o| o.path.ends_with("generated.rs")).unwrap().content;
+    assert!(client.contains("pub fn flux_1_dev(&self)") && client.contains("pub fn flux_1_schnell(&self)"));
+    assert!(client.contains("pub struct Flux1DevInput"));
+    let catalog = &r.outputs.iter().find(|o| o.path.ends_with("catalog.rs")).unwrap().content;
+    assert!(catalog.contains("id: \"fal-ai/flux-1/dev\"") && catalog.contains("app_id: \"fal-ai/flux-1\""));
+    assert!(catalog.contains("pub type Flux1SchnellOutput = crate::types::FalResult;"), "no overlay: untyped output");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn errors_name_file_line_and_what_to_do() {
+    let cases: [(&str, &[(&str, &str)], &str); 5] = [
+        ("badyaml", &[("p.md", "# P\n\n```yaml\nopenapi: 3.0.1\npaths:\n  /a/b: {post: [\n```\n")], "specs/p.md:"),
+        ("nofence", &[("p.md", "# just prose\n")], "no fenced ```yaml block"),
+        ("dup", &[
+            ("a.md", "```yaml\nopenapi: 3.0.1\ninfo: {title: '', version: '1'}\npaths:\n  /BASE_URL/fal-ai/x:\n    post: {responses: {'200': {description: ''}}}\n```\n"),
+            ("b.md", "```yaml\nopenapi: 3.0.1\ninfo: {title: '', version: '1'}\npaths:\n  /BASE_URL/fal-ai/x:\n    post: {responses: {'200': {description: ''}}}\n```\n"),
+        ], "specs/b.md:5: duplicate endpoint /fal-ai/x: specs/a.md:5 defines it already"),
+        ("overlay", &[
+            ("a.md", "```yaml\nopenapi: 3.0.1\ninfo: {title: '', version: '1'}\npaths:\n  /BASE_URL/fal-ai/x:\n    post: {responses: {'200': {description: ''}}}\n```\n"),
+            ("o.yaml", "falq-overlay: 1\nendpoints:\n  fal-ai/y:\n    output: FluxImageOutput\n"),
+        ], "specs/o.yaml:3: the overlay names endpoint fal-ai/y"),
+        ("version", &[("a.md", "```yaml\nopenapi: 2.0.0\n```\n")], "unsupported OpenAPI version 2.0.0"),
+    ];
+    for (name, files, expected) in cases {
+        let dir = scratch(name, files);
+        let msg = regen_err(&dir);
+        assert!(msg.contains(expected), "{name}: expected {expected:?} in\n{msg}");
+        assert!(msg.contains("help:") || name == "badyaml", "{name}: says what to do\n{msg}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
