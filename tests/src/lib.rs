@@ -44,8 +44,60 @@ impl Captured {
     }
 }
 
-/// What the capture server answers: a status code and a JSON body.
-pub type Responder = Arc<dyn Fn(&Captured) -> (u16, String) + Send + Sync>;
+/// How the capture server answers one request.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: String,
+    /// The content type (JSON unless set).
+    pub content_type: String,
+    /// Close the connection without answering (a reset).
+    pub reset: bool,
+    /// Wait this long before answering.
+    pub delay: std::time::Duration,
+}
+
+impl Reply {
+    /// A JSON answer.
+    pub fn json(status: u16, body: impl Into<String>) -> Self {
+        Self { status, headers: vec![], body: body.into(), content_type: "application/json".into(), reset: false, delay: std::time::Duration::ZERO }
+    }
+
+    /// A server-sent events answer (the events already formatted).
+    pub fn sse(body: impl Into<String>) -> Self {
+        Self { content_type: "text/event-stream".into(), ..Self::json(200, body) }
+    }
+
+    /// No answer: the connection is closed.
+    pub fn reset() -> Self {
+        Self { reset: true, ..Self::json(0, "") }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Answers after a delay.
+    pub fn after(mut self, delay: std::time::Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+impl From<(u16, String)> for Reply {
+    fn from((status, body): (u16, String)) -> Self {
+        Self::json(status, body)
+    }
+}
+
+/// What the capture server answers.
+pub type Responder = Arc<dyn Fn(&Captured) -> Reply + Send + Sync>;
 
 /// A server on 127.0.0.1 that records every request and answers with a responder.
 pub struct CaptureServer {
@@ -56,8 +108,13 @@ pub struct CaptureServer {
 }
 
 impl CaptureServer {
-    /// Starts a server answering every request with `respond`.
+    /// Starts a server answering every request with `respond` (a `(status, json)` pair).
     pub async fn start(respond: impl Fn(&Captured) -> (u16, String) + Send + Sync + 'static) -> Self {
+        Self::start_with(move |req| Reply::from(respond(req))).await
+    }
+
+    /// Starts a server answering every request with a full [`Reply`].
+    pub async fn start_with(respond: impl Fn(&Captured) -> Reply + Send + Sync + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
         let base_url = format!("http://{}", listener.local_addr().expect("addr"));
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -69,19 +126,37 @@ impl CaptureServer {
                 let respond = respond.clone();
                 tokio::spawn(async move {
                     let Some(req) = read_request(&mut stream).await else { return };
-                    let (code, body) = respond(&req);
+                    let reply = respond(&req);
                     seen.lock().expect("lock").push(req);
+                    if !reply.delay.is_zero() {
+                        tokio::time::sleep(reply.delay).await;
+                    }
+                    if reply.reset {
+                        // A zero linger makes the close a TCP reset; it cannot block.
+                        #[allow(deprecated)]
+                        let _ = stream.set_linger(Some(std::time::Duration::ZERO));
+                        drop(stream);
+                        return;
+                    }
+                    let extra: String = reply.headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
                     let head = format!(
-                        "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                        body.len()
+                        "HTTP/1.1 {} X\r\ncontent-type: {}\r\ncontent-length: {}\r\n{extra}connection: close\r\n\r\n",
+                        reply.status,
+                        reply.content_type,
+                        reply.body.len()
                     );
                     let _ = stream.write_all(head.as_bytes()).await;
-                    let _ = stream.write_all(body.as_bytes()).await;
+                    let _ = stream.write_all(reply.body.as_bytes()).await;
                     let _ = stream.shutdown().await;
                 });
             }
         });
         Self { base_url, requests }
+    }
+
+    /// How many requests so far had this method and a target starting with `prefix`.
+    pub fn count(&self, method: &str, prefix: &str) -> usize {
+        self.received().iter().filter(|r| r.method == method && r.target.starts_with(prefix)).count()
     }
 
     /// A copy of the requests received so far.

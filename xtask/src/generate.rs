@@ -293,6 +293,7 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
     let mut markers = Vec::new();
     let mut refs = Vec::new();
     let mut validates = Vec::new();
+    let mut methods = Vec::new();
     let paths = doc.get("paths").and_then(Value::as_object).cloned().unwrap_or_default();
     for (path, item) in &paths {
         let Some(op) = item.get("post") else { continue };
@@ -357,6 +358,17 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
             #[doc = #alias_doc]
             pub type #output_alias = crate::types::#output_ty;
         });
+        let method = format_ident!("{}", op_id);
+        let method_doc = format!("Runs `{id}` ({summary}) to completion and answers its output.");
+        methods.push(quote! {
+            #[doc = #method_doc]
+            fn #method(&self, input: crate::types::#input_ty) -> impl ::std::future::Future<Output = ::std::result::Result<crate::types::#output_ty, Self::Error>> + Send
+            where
+                Self: Sync,
+            {
+                self.run::<endpoints::#marker>(input)
+            }
+        });
         validates.push(quote! {
             impl crate::Validate for crate::types::#input_ty {
                 fn bounds() -> &'static [crate::FieldBound] { #static_name.bounds }
@@ -380,6 +392,18 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
         }
 
         #(#validates)*
+
+        /// Every endpoint as a method (`client.flux_1_dev_redux(input).await?`), for any
+        /// client that can run an [`crate::Endpoint`] to completion (the `falq` crate's).
+        pub trait EndpointMethods {
+            /// What a failed run answers.
+            type Error;
+
+            /// Submits `input` to `E`, waits for it and answers its typed output.
+            fn run<E: crate::Endpoint>(&self, input: E::Input) -> impl ::std::future::Future<Output = ::std::result::Result<E::Output, Self::Error>> + Send;
+
+            #(#methods)*
+        }
 
         #(#enum_items)*
     };

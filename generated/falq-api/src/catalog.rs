@@ -330,6 +330,91 @@ impl crate::Validate for crate::types::FluxProKontextInput {
         FLUX_PRO_KONTEXT.bounds
     }
 }
+/// Every endpoint as a method (`client.flux_1_dev_redux(input).await?`), for any
+/// client that can run an [`crate::Endpoint`] to completion (the `falq` crate's).
+pub trait EndpointMethods {
+    /// What a failed run answers.
+    type Error;
+    /// Submits `input` to `E`, waits for it and answers its typed output.
+    fn run<E: crate::Endpoint>(
+        &self,
+        input: E::Input,
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<E::Output, Self::Error>,
+    > + Send;
+    ///Runs `fal-ai/flux-1/dev/redux` (FLUX.1 [Dev] Redux) to completion and answers its output.
+    fn flux_1_dev_redux(
+        &self,
+        input: crate::types::Flux1DevReduxInput,
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<crate::types::FluxImageOutput, Self::Error>,
+    > + Send
+    where
+        Self: Sync,
+    {
+        self.run::<endpoints::Flux1DevRedux>(input)
+    }
+    ///Runs `fal-ai/flux-1/schnell/redux` (FLUX.1 [Schell] Redux) to completion and answers its output.
+    fn flux_1_schnell_redux(
+        &self,
+        input: crate::types::Flux1SchnellReduxInput,
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<crate::types::FluxImageOutput, Self::Error>,
+    > + Send
+    where
+        Self: Sync,
+    {
+        self.run::<endpoints::Flux1SchnellRedux>(input)
+    }
+    ///Runs `fal-ai/flux-pro/kontext/max` (FLUX.1 Kontext [Max]) to completion and answers its output.
+    fn flux_pro_kontext_max(
+        &self,
+        input: crate::types::FluxProKontextMaxInput,
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<crate::types::FluxImageOutput, Self::Error>,
+    > + Send
+    where
+        Self: Sync,
+    {
+        self.run::<endpoints::FluxProKontextMax>(input)
+    }
+    ///Runs `fal-ai/flux-pro/kontext/multi` (FLUX.1 Kontext [Multi]（实验性多图编辑）) to completion and answers its output.
+    fn flux_pro_kontext_multi(
+        &self,
+        input: crate::types::FluxProKontextMultiInput,
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<crate::types::FluxImageOutput, Self::Error>,
+    > + Send
+    where
+        Self: Sync,
+    {
+        self.run::<endpoints::FluxProKontextMulti>(input)
+    }
+    ///Runs `fal-ai/flux-pro/kontext/text-to-image` (FLUX.1 Kontext [Max] 文本转图像) to completion and answers its output.
+    fn flux_pro_kontext_text_to_image(
+        &self,
+        input: crate::types::FluxProKontextTextToImageInput,
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<crate::types::FluxImageOutput, Self::Error>,
+    > + Send
+    where
+        Self: Sync,
+    {
+        self.run::<endpoints::FluxProKontextTextToImage>(input)
+    }
+    ///Runs `fal-ai/flux-pro/kontext` (FLUX.1 Kontext [Pro]) to completion and answers its output.
+    fn flux_pro_kontext(
+        &self,
+        input: crate::types::FluxProKontextInput,
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<crate::types::FluxImageOutput, Self::Error>,
+    > + Send
+    where
+        Self: Sync,
+    {
+        self.run::<endpoints::FluxProKontext>(input)
+    }
+}
 ///The preset sizes.
 #[derive(
     ::serde::Deserialize,

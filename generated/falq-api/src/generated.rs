@@ -559,19 +559,19 @@ Default: `false`.*/
     #[serde(untagged)]
     pub enum LocationPart {
         String(::std::string::String),
-        Int64(i64),
+        Integer(i64),
     }
     impl ::std::fmt::Display for LocationPart {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
                 Self::String(x) => x.fmt(f),
-                Self::Int64(x) => x.fmt(f),
+                Self::Integer(x) => x.fmt(f),
             }
         }
     }
     impl ::std::convert::From<i64> for LocationPart {
         fn from(value: i64) -> Self {
-            Self::Int64(value)
+            Self::Integer(value)
         }
     }
     ///One log line of a run.

@@ -64,6 +64,15 @@ pub fn endpoint(id: &str) -> Option<&'static EndpointInfo> {
     ENDPOINTS.iter().copied().find(|e| e.id == id.trim_matches('/'))
 }
 
+/// The app id of an endpoint id, as status, result and cancel URLs use it:
+/// `owner/app` (`fal-ai/flux-1` for `fal-ai/flux-1/dev/redux`), or three segments
+/// for `workflows/` and `comfy/` ids.
+pub fn app_id_of(endpoint_id: &str) -> String {
+    let parts: Vec<&str> = endpoint_id.trim_matches('/').split('/').collect();
+    let keep = if matches!(parts[0], "workflows" | "comfy") { 3 } else { 2 };
+    parts.iter().take(keep).copied().collect::<Vec<_>>().join("/")
+}
+
 /// A string that is not one of an enum's values.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseEnumError {

@@ -1,0 +1,378 @@
+//! The client: submit, wait (poll or stream), result and cancel, typed per endpoint.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use falq_api::types::{CancelStatus, FalError, QueueStatus, QueueStatusKind};
+use falq_api::{Endpoint, Validate};
+use futures_util::StreamExt;
+use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::config::{CancelOnTimeout, Config, Logs, WaitMode};
+use crate::error::{Error, FieldError};
+use crate::files::{SavedFile, download_outputs};
+use crate::http::{Answer, CallCtx, Transport};
+use crate::retry::Call;
+use crate::rewrite::{endpoint_url, onto_base, queue_url, validate_endpoint_id, validate_request_id};
+use crate::sse::SseParser;
+
+/// A client of one relay (or of fal.ai): cheap to clone, shareable across tasks.
+#[derive(Clone, Debug)]
+pub struct Client {
+    transport: Arc<Transport>,
+}
+
+/// What changed while waiting: the state, the queue position, new log lines.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Update {
+    /// The state.
+    pub status: QueueStatusKind,
+    /// The 0-based queue position, while queued.
+    pub queue_position: Option<i64>,
+    /// Log lines not reported before.
+    pub new_logs: Vec<falq_api::types::LogEntry>,
+    /// Time since waiting began.
+    pub elapsed: Duration,
+}
+
+impl Client {
+    /// A client for a configuration.
+    pub fn new(config: Config) -> Result<Self, Error> {
+        Ok(Self { transport: Arc::new(Transport::new(config)?) })
+    }
+
+    /// A client from `FAL_BASE_URL`, `FAL_KEY` and `FAL_AUTH_SCHEME`.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::new(Config::from_env()?)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.transport.config
+    }
+
+    /// Submits a typed input to `E` after checking its bounds; answers the job's handle.
+    pub async fn submit<E: Endpoint>(&self, input: &E::Input) -> Result<RequestHandle, Error> {
+        let id = E::info().id;
+        input.validate().map_err(|source| Error::InvalidInput { endpoint: id.to_string(), source })?;
+        let body = serde_json::to_vec(input).map_err(|e| Error::Protocol { endpoint: id.into(), request_id: None, call: "submit", message: format!("cannot encode the input: {e}") })?;
+        self.submit_bytes(id, Bytes::from(body)).await
+    }
+
+    /// Submits a JSON input to any endpoint id; bounds are checked when the endpoint is in the catalogue.
+    pub async fn submit_json(&self, endpoint_id: &str, input: &Value) -> Result<RequestHandle, Error> {
+        let endpoint_id = endpoint_id.trim_matches('/');
+        validate_endpoint_id(endpoint_id)?;
+        if let Some(info) = falq_api::endpoint(endpoint_id) {
+            falq_api::check_bounds(input, info.bounds).map_err(|source| Error::InvalidInput { endpoint: endpoint_id.to_string(), source })?;
+        }
+        let body = serde_json::to_vec(input).map_err(|e| Error::Protocol { endpoint: endpoint_id.into(), request_id: None, call: "submit", message: e.to_string() })?;
+        self.submit_bytes(endpoint_id, Bytes::from(body)).await
+    }
+
+    async fn submit_bytes(&self, endpoint_id: &str, body: Bytes) -> Result<RequestHandle, Error> {
+        validate_endpoint_id(endpoint_id)?;
+        let url = endpoint_url(self.transport.base(), endpoint_id);
+        let ctx = CallCtx { endpoint: endpoint_id, request_id: None };
+        let answer = self.transport.call(Call::Submit, Method::POST, &url, Some(body), &ctx).await?;
+        if !(200..300).contains(&answer.status) {
+            return Err(answer_error(endpoint_id, None, Call::Submit, &answer));
+        }
+        let status: QueueStatus = decode(&answer, endpoint_id, None, Call::Submit)?;
+        let request_id = status.request_id.clone().ok_or_else(|| Error::Protocol {
+            endpoint: endpoint_id.into(),
+            request_id: None,
+            call: "submit",
+            message: "the answer has no request_id".into(),
+        })?;
+        validate_request_id(&request_id)?;
+        Ok(self.handle_from(endpoint_id, &request_id, Some(&status)))
+    }
+
+    /// The handle of a job submitted elsewhere, from its endpoint id and request id alone.
+    pub fn handle(&self, endpoint_id: &str, request_id: &str) -> Result<RequestHandle, Error> {
+        let endpoint_id = endpoint_id.trim_matches('/');
+        validate_endpoint_id(endpoint_id)?;
+        validate_request_id(request_id)?;
+        Ok(self.handle_from(endpoint_id, request_id, None))
+    }
+
+    fn handle_from(&self, endpoint_id: &str, request_id: &str, status: Option<&QueueStatus>) -> RequestHandle {
+        let base = self.transport.base();
+        let app_id = falq_api::endpoint(endpoint_id).map_or_else(|| falq_api::app_id_of(endpoint_id), |e| e.app_id.to_string());
+        // Prefer the URLs the server returned (mapped onto the base); rebuild any that
+        // are missing or do not name this request.
+        let pick = |returned: Option<&String>, suffix: &str| {
+            returned
+                .and_then(|u| onto_base(base, u))
+                .filter(|u| u.path().contains(&format!("/requests/{request_id}")))
+                .unwrap_or_else(|| queue_url(base, &app_id, request_id, suffix))
+        };
+        let status_url = pick(status.and_then(|s| s.status_url.as_ref()), "/status");
+        let response_url = pick(status.and_then(|s| s.response_url.as_ref()), "");
+        let cancel_url = pick(status.and_then(|s| s.cancel_url.as_ref()), "/cancel");
+        RequestHandle {
+            client: self.clone(),
+            endpoint_id: endpoint_id.to_string(),
+            request_id: request_id.to_string(),
+            status_url,
+            response_url,
+            cancel_url,
+        }
+    }
+
+    /// Runs `E` to completion: submit, wait, result; on the deadline the job is
+    /// cancelled (per policy) and the error carries its request id.
+    pub async fn run_with<E: Endpoint>(&self, input: &E::Input, on_update: impl FnMut(&Update) + Send) -> Result<E::Output, Error> {
+        let handle = self.submit::<E>(input).await?;
+        handle.finish(on_update).await
+    }
+
+    /// Downloads every output file of a result into `dir`, named after the request id.
+    pub async fn download(&self, result: &Value, dir: &Path, stem: &str) -> Result<Vec<SavedFile>, Error> {
+        download_outputs(&self.transport, result, dir, stem).await
+    }
+}
+
+impl falq_api::EndpointMethods for Client {
+    type Error = Error;
+
+    async fn run<E: Endpoint>(&self, input: E::Input) -> Result<E::Output, Error> {
+        self.run_with::<E>(&input, |_| {}).await
+    }
+}
+
+/// A submitted job: where to ask for its status and result, and how to cancel it.
+#[derive(Clone, Debug)]
+pub struct RequestHandle {
+    client: Client,
+    /// The endpoint id.
+    pub endpoint_id: String,
+    /// The request id.
+    pub request_id: String,
+    /// The status URL, on the base.
+    pub status_url: Url,
+    /// The result URL, on the base.
+    pub response_url: Url,
+    /// The cancel URL, on the base.
+    pub cancel_url: Url,
+}
+
+impl RequestHandle {
+    fn ctx(&self) -> CallCtx<'_> {
+        CallCtx { endpoint: &self.endpoint_id, request_id: Some(&self.request_id) }
+    }
+
+    fn err(&self, call: Call, message: impl Into<String>) -> Error {
+        Error::Protocol { endpoint: self.endpoint_id.clone(), request_id: Some(self.request_id.clone()), call: call.name(), message: message.into() }
+    }
+
+    /// The job's status, with its log lines when `logs` says so.
+    pub async fn status(&self, logs: Logs) -> Result<QueueStatus, Error> {
+        let mut url = self.status_url.clone();
+        if logs == Logs::Include {
+            url.query_pairs_mut().append_pair("logs", "1");
+        }
+        let answer = self.client.transport.call(Call::Status, Method::GET, &url, None, &self.ctx()).await?;
+        if !(200..300).contains(&answer.status) {
+            return Err(answer_error(&self.endpoint_id, Some(&self.request_id), Call::Status, &answer));
+        }
+        decode(&answer, &self.endpoint_id, Some(&self.request_id), Call::Status)
+    }
+
+    /// Waits until the job completes (per the client's wait policy, without its deadline).
+    pub async fn wait(&self, mut on_update: impl FnMut(&Update) + Send) -> Result<QueueStatus, Error> {
+        let policy = &self.client.config().wait;
+        let mut seen = Progress { started: Instant::now(), logs_seen: 0, last: None };
+        if policy.mode == WaitMode::Stream {
+            match self.stream(&mut seen, &mut on_update).await {
+                Ok(Some(done)) => return Ok(done),
+                Ok(None) => tracing::debug!(request_id = %self.request_id, "no status stream here; polling"),
+                Err(e) => return Err(e),
+            }
+        }
+        self.poll(&mut seen, &mut on_update).await
+    }
+
+    async fn poll(&self, seen: &mut Progress, on_update: &mut (impl FnMut(&Update) + Send)) -> Result<QueueStatus, Error> {
+        let policy = self.client.config().wait.clone();
+        let mut polls = 0u32;
+        loop {
+            let status = self.status(policy.logs).await?;
+            seen.report(&status, on_update);
+            if status.status == QueueStatusKind::Completed {
+                return Ok(status);
+            }
+            self.client.transport.pause(policy.poll.interval(polls)).await;
+            polls += 1;
+        }
+    }
+
+    /// Follows the status stream. `Ok(None)` when the relay offers none (fall back to
+    /// polling); a stream that ends before COMPLETED also falls back.
+    async fn stream(&self, seen: &mut Progress, on_update: &mut (impl FnMut(&Update) + Send)) -> Result<Option<QueueStatus>, Error> {
+        let mut url = self.status_url.clone();
+        url.set_path(&format!("{}/stream", url.path().trim_end_matches('/')));
+        if self.client.config().wait.logs == Logs::Include {
+            url.query_pairs_mut().append_pair("logs", "1");
+        }
+        let resp = match self.client.transport.send(Call::Stream, Method::GET, &url, None, &self.ctx()).await {
+            Ok(r) => r,
+            Err(Error::Network { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let is_sse = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("text/event-stream"));
+        if !resp.status().is_success() || !is_sse {
+            if matches!(resp.status().as_u16(), 401 | 403) {
+                let status = resp.status().as_u16();
+                let body = resp.bytes().await.unwrap_or_default();
+                return Err(answer_error(&self.endpoint_id, Some(&self.request_id), Call::Stream, &Answer { status, headers: Default::default(), body }));
+            }
+            return Ok(None);
+        }
+        let mut parser = SseParser::default();
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else { return Ok(None) };
+            for data in parser.feed(&chunk) {
+                let status: QueueStatus = serde_json::from_str(&data).map_err(|e| self.err(Call::Stream, format!("a status event is not a QueueStatus: {e}: {}", snippet(data.as_bytes()))))?;
+                seen.report(&status, on_update);
+                if status.status == QueueStatusKind::Completed {
+                    return Ok(Some(status));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The job's result as JSON. A failed job answers [`Error::JobFailed`] with fal's field errors.
+    pub async fn result_json(&self) -> Result<Value, Error> {
+        let answer = self.client.transport.call(Call::Result, Method::GET, &self.response_url, None, &self.ctx()).await?;
+        if !(200..300).contains(&answer.status) {
+            return Err(answer_error(&self.endpoint_id, Some(&self.request_id), Call::Result, &answer));
+        }
+        decode(&answer, &self.endpoint_id, Some(&self.request_id), Call::Result)
+    }
+
+    /// The job's result as `T` (the endpoint's output type).
+    pub async fn result<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        let value = self.result_json().await?;
+        serde_json::from_value(value).map_err(|e| self.err(Call::Result, format!("the result does not match the output type: {e}")))
+    }
+
+    /// Asks the server to cancel the job.
+    pub async fn cancel(&self) -> Result<CancelStatus, Error> {
+        let answer = self.client.transport.call(Call::Cancel, Method::PUT, &self.cancel_url, None, &self.ctx()).await?;
+        if let Ok(v) = serde_json::from_slice::<falq_api::types::CancelResponse>(&answer.body) {
+            if matches!(answer.status, 200..=299 | 400 | 404) {
+                return Ok(v.status);
+            }
+        }
+        Err(answer_error(&self.endpoint_id, Some(&self.request_id), Call::Cancel, &answer))
+    }
+
+    /// Waits (within the client's deadline) and fetches the typed result; on the
+    /// deadline, cancels per policy and answers [`Error::Timeout`] with the request id.
+    pub async fn finish<T: DeserializeOwned>(&self, on_update: impl FnMut(&Update) + Send) -> Result<T, Error> {
+        let policy = self.client.config().wait.clone();
+        let work = async {
+            self.wait(on_update).await?;
+            self.result::<T>().await
+        };
+        match policy.deadline {
+            None => work.await,
+            Some(deadline) => match tokio::time::timeout(deadline, work).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let cancelled = policy.cancel_on_timeout == CancelOnTimeout::Cancel
+                        && matches!(tokio::time::timeout(Duration::from_secs(10), self.cancel()).await, Ok(Ok(CancelStatus::CancellationRequested)));
+                    Err(Error::Timeout { endpoint: self.endpoint_id.clone(), request_id: self.request_id.clone(), after: deadline, cancelled })
+                }
+            },
+        }
+    }
+}
+
+struct Progress {
+    started: Instant,
+    logs_seen: usize,
+    last: Option<(QueueStatusKind, Option<i64>)>,
+}
+
+impl Progress {
+    fn report(&mut self, status: &QueueStatus, on_update: &mut (impl FnMut(&Update) + Send)) {
+        let logs = status.logs.as_deref().unwrap_or(&[]);
+        let new_logs: Vec<_> = logs.iter().skip(self.logs_seen).cloned().collect();
+        self.logs_seen = self.logs_seen.max(logs.len());
+        let key = (status.status, status.queue_position);
+        if self.last == Some(key) && new_logs.is_empty() {
+            return;
+        }
+        self.last = Some(key);
+        on_update(&Update { status: status.status, queue_position: status.queue_position, new_logs, elapsed: self.started.elapsed() });
+    }
+}
+
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+    if body.len() > 200 { format!("{text}…") } else { text }
+}
+
+fn decode<T: DeserializeOwned>(answer: &Answer, endpoint: &str, request_id: Option<&str>, call: Call) -> Result<T, Error> {
+    serde_json::from_slice(&answer.body).map_err(|e| Error::Protocol {
+        endpoint: endpoint.to_string(),
+        request_id: request_id.map(str::to_string),
+        call: call.name(),
+        message: format!("HTTP {} with a body that is not the expected JSON ({e}): {}", answer.status, snippet(&answer.body)),
+    })
+}
+
+/// The error an unsuccessful answer means: a failed job (result call), an
+/// infrastructure error (`error_type`), or a plain HTTP error.
+fn answer_error(endpoint: &str, request_id: Option<&str>, call: Call, answer: &Answer) -> Error {
+    let body: Option<FalError> = serde_json::from_slice(&answer.body).ok();
+    let (message, field_errors) = match body.as_ref().and_then(|b| b.detail.as_ref()) {
+        Some(falq_api::types::ErrorDetail::String(s)) => (s.clone(), vec![]),
+        Some(falq_api::types::ErrorDetail::Array(items)) => {
+            let fields: Vec<FieldError> = items
+                .iter()
+                .map(|i| FieldError {
+                    field: i
+                        .loc
+                        .iter()
+                        .map(|p| match p {
+                            falq_api::types::LocationPart::String(s) => s.clone(),
+                            falq_api::types::LocationPart::Integer(n) => n.to_string(),
+                        })
+                        .skip_while(|p| p == "body")
+                        .collect::<Vec<_>>()
+                        .join("."),
+                    message: i.msg.clone(),
+                    kind: i.type_.clone(),
+                })
+                .collect();
+            (fields.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), fields)
+        }
+        None => (snippet(&answer.body), vec![]),
+    };
+    let error_type = body
+        .as_ref()
+        .and_then(|b| b.error_type.clone())
+        .or_else(|| answer.headers.get("x-fal-error-type").and_then(|v| v.to_str().ok()).map(str::to_string));
+    let (endpoint, request_id) = (endpoint.to_string(), request_id.map(str::to_string));
+    if let Some(error_type) = error_type {
+        return Error::Infrastructure { endpoint, request_id, status: answer.status, error_type, message };
+    }
+    if call == Call::Result && (400..600).contains(&answer.status) && !matches!(answer.status, 401 | 403 | 404 | 429) {
+        return Error::JobFailed { endpoint, request_id, status: answer.status, message, field_errors };
+    }
+    if call == Call::Submit && answer.status == 422 {
+        // The relay validated the input itself: same shape as a failed job, nothing queued.
+        return Error::JobFailed { endpoint, request_id, status: answer.status, message, field_errors };
+    }
+    Error::Http { endpoint, request_id, call: call.name(), status: answer.status, message }
+}

@@ -1,0 +1,331 @@
+//! Configuration: base URL, key, auth scheme, timeouts, wait and retry policies.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::Url;
+
+use crate::error::Error;
+
+/// An API key. Its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a key; surrounding white space (a newline from a key file) is removed.
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into().trim().to_string())
+    }
+
+    /// The key itself, for the Authorization header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(***)")
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How the key is sent: `Authorization: Bearer <key>` (relays) or `Authorization: Key <key>` (fal.ai).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// `Authorization: Bearer <key>`, what relays expect.
+    Bearer,
+    /// `Authorization: Key <key>`, what fal.ai itself expects.
+    Key,
+}
+
+impl AuthScheme {
+    /// The scheme a host expects: `Key` for fal's own hosts (`fal.run`, `fal.ai` and their
+    /// subdomains), `Bearer` for every relay.
+    pub fn for_host(host: &str) -> Self {
+        let host = host.to_ascii_lowercase();
+        let fal = ["fal.run", "fal.ai"].iter().any(|d| host == *d || host.ends_with(&format!(".{d}")));
+        if fal { Self::Key } else { Self::Bearer }
+    }
+
+    /// The header value for a key.
+    pub fn header_value(&self, key: &ApiKey) -> String {
+        match self {
+            Self::Bearer => format!("Bearer {}", key.expose()),
+            Self::Key => format!("Key {}", key.expose()),
+        }
+    }
+}
+
+impl std::str::FromStr for AuthScheme {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "bearer" => Ok(Self::Bearer),
+            "key" => Ok(Self::Key),
+            other => Err(Error::Config { message: format!("unknown auth scheme {other:?}: use Bearer (relays) or Key (fal.ai)") }),
+        }
+    }
+}
+
+/// Per-call time limits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Timeouts {
+    /// Time to connect to the server.
+    pub connect: Duration,
+    /// Time for one call (submit, status, result, cancel) to answer; streams and
+    /// downloads have none, only the overall deadline.
+    pub request: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self { connect: Duration::from_secs(10), request: Duration::from_secs(60) }
+    }
+}
+
+/// How to wait for a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitMode {
+    /// Poll the status URL with an adaptive interval.
+    Poll,
+    /// Follow `/status/stream` (server-sent events), polling when the relay has no stream.
+    Stream,
+}
+
+/// The adaptive poll interval: `initial`, growing by `factor` each poll, at most `max`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollPolicy {
+    /// The first interval.
+    pub initial: Duration,
+    /// Growth per poll (1.0 is a fixed interval).
+    pub factor: f64,
+    /// The largest interval.
+    pub max: Duration,
+}
+
+impl Default for PollPolicy {
+    fn default() -> Self {
+        Self { initial: Duration::from_millis(100), factor: 1.5, max: Duration::from_secs(2) }
+    }
+}
+
+impl PollPolicy {
+    /// The interval before poll number `polls_done + 1`.
+    pub fn interval(&self, polls_done: u32) -> Duration {
+        let grown = self.initial.as_secs_f64() * self.factor.max(1.0).powi(polls_done.min(64) as i32);
+        Duration::from_secs_f64(grown.min(self.max.as_secs_f64()).max(0.0))
+    }
+}
+
+/// What to do while and after waiting.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WaitPolicy {
+    /// Poll or stream.
+    pub mode: WaitMode,
+    /// The poll intervals (also used after a stream falls back).
+    pub poll: PollPolicy,
+    /// The overall deadline of a run, from submit to output; `None` waits forever.
+    pub deadline: Option<Duration>,
+    /// Whether a run that hits its deadline cancels the remote job.
+    pub cancel_on_timeout: CancelOnTimeout,
+    /// Whether status calls ask for log lines.
+    pub logs: Logs,
+}
+
+/// Whether a timed-out run cancels the remote job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CancelOnTimeout {
+    /// Cancel it (the default: nobody waits for it any more).
+    Cancel,
+    /// Leave it running; its request id is in the error, to resume later.
+    Leave,
+}
+
+/// Whether status calls ask for the run's log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logs {
+    /// Ask (`?logs=1`).
+    Include,
+    /// Don't.
+    Omit,
+}
+
+impl Default for WaitPolicy {
+    fn default() -> Self {
+        Self {
+            mode: WaitMode::Stream,
+            poll: PollPolicy::default(),
+            deadline: Some(Duration::from_secs(600)),
+            cancel_on_timeout: CancelOnTimeout::Cancel,
+            logs: Logs::Include,
+        }
+    }
+}
+
+/// Exponential backoff with jitter for retried calls.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1 disables retries).
+    pub max_attempts: u32,
+    /// The delay before the first retry.
+    pub base_delay: Duration,
+    /// The largest delay between attempts.
+    pub max_delay: Duration,
+    /// Jitter as a fraction of the delay (0.25 is ±25 %).
+    pub jitter: f64,
+    /// The longest `Retry-After` honoured; a longer one ends the retries.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(20),
+            jitter: 0.25,
+            max_retry_after: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Everything a [`crate::Client`] needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The base URL, possibly with a path prefix (`https://relay.example/api`), no trailing `/`.
+    pub base_url: Url,
+    /// The key, sent only to the base URL's origin.
+    pub key: Option<ApiKey>,
+    /// How the key is sent.
+    pub auth_scheme: AuthScheme,
+    /// Per-call time limits.
+    pub timeouts: Timeouts,
+    /// How to wait.
+    pub wait: WaitPolicy,
+    /// How to retry.
+    pub retry: RetryPolicy,
+}
+
+impl Config {
+    /// A configuration for `base_url` with the auth scheme its host expects and default policies.
+    pub fn new(base_url: &str) -> Result<Self, Error> {
+        let base_url = parse_base_url(base_url)?;
+        let auth_scheme = AuthScheme::for_host(base_url.host_str().unwrap_or(""));
+        Ok(Self { base_url, key: None, auth_scheme, timeouts: Timeouts::default(), wait: WaitPolicy::default(), retry: RetryPolicy::default() })
+    }
+
+    /// Sets the key.
+    pub fn with_key(mut self, key: ApiKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// From `FAL_BASE_URL` (required), `FAL_KEY` and `FAL_AUTH_SCHEME` (`Bearer` or `Key`).
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::from_env`], reading variables through `var`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let base = var("FAL_BASE_URL").filter(|s| !s.trim().is_empty()).ok_or_else(|| Error::Config {
+            message: "FAL_BASE_URL is not set: set it to your relay's base URL (e.g. https://relay.example), or https://queue.fal.run for fal.ai".into(),
+        })?;
+        let mut config = Self::new(&base)?;
+        config.key = var("FAL_KEY").filter(|k| !k.trim().is_empty()).map(ApiKey::new);
+        if let Some(scheme) = var("FAL_AUTH_SCHEME").filter(|s| !s.trim().is_empty()) {
+            config.auth_scheme = scheme.parse()?;
+        }
+        Ok(config)
+    }
+}
+
+/// Parses and normalizes a base URL: http or https, a host, no query or fragment,
+/// no trailing `/`.
+pub fn parse_base_url(text: &str) -> Result<Url, Error> {
+    let bad = |why: &str| Error::Config { message: format!("base URL {text:?} {why}") };
+    let mut url = Url::parse(text.trim()).map_err(|e| bad(&format!("is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("must start with http:// or https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("must not have a query or fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("must not carry credentials; set FAL_KEY instead"));
+    }
+    let path = url.path().trim_end_matches('/').to_string();
+    url.set_path(&path);
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_scheme_from_host() {
+        for (host, scheme) in [
+            ("queue.fal.run", AuthScheme::Key),
+            ("fal.run", AuthScheme::Key),
+            ("api.fal.ai", AuthScheme::Key),
+            ("relay.example", AuthScheme::Bearer),
+            ("notfal.run", AuthScheme::Bearer),
+            ("127.0.0.1", AuthScheme::Bearer),
+        ] {
+            assert_eq!(AuthScheme::for_host(host), scheme, "{host}");
+        }
+    }
+
+    #[test]
+    fn base_urls_are_normalized_or_refused() {
+        assert_eq!(parse_base_url("https://relay.example/api/").unwrap().as_str(), "https://relay.example/api");
+        assert_eq!(parse_base_url("http://127.0.0.1:8080").unwrap().as_str(), "http://127.0.0.1:8080/");
+        for (bad, why) in [("ftp://x", "http"), ("relay.example", "not a URL"), ("https://r.example/?a=1", "query"), ("https://u:p@r.example", "credentials")] {
+            let e = parse_base_url(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn from_vars_reads_the_three_variables() {
+        let c = Config::from_vars(|n| match n {
+            "FAL_BASE_URL" => Some("https://relay.example/v1".into()),
+            "FAL_KEY" => Some("sk-secret\n".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.auth_scheme, AuthScheme::Bearer);
+        assert_eq!(c.key.as_ref().map(ApiKey::expose), Some("sk-secret"));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("sk-secret"), "the key leaked into Debug: {shown}");
+        let c = Config::from_vars(|n| match n {
+            "FAL_BASE_URL" => Some("https://queue.fal.run".into()),
+            "FAL_AUTH_SCHEME" => Some("bearer".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.auth_scheme, AuthScheme::Bearer, "overridable");
+        let e = Config::from_vars(|_| None).unwrap_err().to_string();
+        assert!(e.contains("FAL_BASE_URL is not set"), "{e}");
+        let e = Config::from_vars(|n| (n == "FAL_BASE_URL").then(|| "https://r.example".into()).or((n == "FAL_AUTH_SCHEME").then(|| "basic".into()))).unwrap_err();
+        assert!(e.to_string().contains("unknown auth scheme"), "{e}");
+    }
+
+    #[test]
+    fn poll_intervals_grow_and_are_bounded() {
+        let p = PollPolicy { initial: Duration::from_millis(100), factor: 2.0, max: Duration::from_millis(500) };
+        let got: Vec<u128> = (0..5).map(|i| p.interval(i).as_millis()).collect();
+        assert_eq!(got, vec![100, 200, 400, 500, 500]);
+        let fixed = PollPolicy { initial: Duration::from_millis(250), factor: 1.0, max: Duration::from_secs(9) };
+        assert_eq!(fixed.interval(40), Duration::from_millis(250));
+    }
+}

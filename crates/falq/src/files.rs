@@ -1,0 +1,219 @@
+//! Inputs and outputs as files: local files become data URLs, data-URI results are
+//! decoded, and every output URL is streamed to a directory at once (results expire).
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+use crate::error::Error;
+use crate::http::{CallCtx, Transport};
+use crate::retry::Call;
+
+/// The media type of a file's first bytes (PNG, JPEG, GIF, WebP, AVIF, BMP, MP4), if known.
+pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    let starts = |p: &[u8]| bytes.starts_with(p);
+    if starts(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if starts(b"\xff\xd8\xff") {
+        Some("image/jpeg")
+    } else if starts(b"GIF87a") || starts(b"GIF89a") {
+        Some("image/gif")
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" {
+        match &bytes[8..12] {
+            b"avif" | b"avis" => Some("image/avif"),
+            _ => Some("video/mp4"),
+        }
+    } else if starts(b"BM") {
+        Some("image/bmp")
+    } else {
+        None
+    }
+}
+
+/// The file extension for a media type.
+pub fn extension_for(content_type: &str) -> &'static str {
+    match content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase().as_str() {
+        "image/png" => "png",
+        "image/jpeg" | "image/jpg" => "jpg",
+        "image/webp" => "webp",
+        "image/gif" => "gif",
+        "image/avif" => "avif",
+        "image/bmp" => "bmp",
+        "video/mp4" => "mp4",
+        "video/webm" => "webm",
+        "audio/mpeg" => "mp3",
+        "audio/wav" | "audio/x-wav" => "wav",
+        "application/json" => "json",
+        _ => "bin",
+    }
+}
+
+/// A local file as a `data:` URL, its type sniffed from its bytes.
+pub fn data_url_from_path(path: &Path) -> Result<String, Error> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+    let mime = sniff(&bytes).unwrap_or("application/octet-stream");
+    Ok(format!("data:{mime};base64,{}", base64::engine::general_purpose::STANDARD.encode(&bytes)))
+}
+
+/// Decodes a `data:[type][;base64],payload` URI into its media type and bytes.
+pub fn decode_data_uri(uri: &str) -> Option<(String, Vec<u8>)> {
+    let rest = uri.strip_prefix("data:")?;
+    let (meta, payload) = rest.split_once(',')?;
+    let is_b64 = meta.ends_with(";base64");
+    let mime = meta.trim_end_matches(";base64").to_string();
+    let mime = if mime.is_empty() { "text/plain".to_string() } else { mime };
+    let bytes = if is_b64 {
+        base64::engine::general_purpose::STANDARD.decode(payload.trim()).ok()?
+    } else {
+        payload.as_bytes().to_vec()
+    };
+    Some((mime, bytes))
+}
+
+/// An output file found in a result: its URL and what the result says of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputFile {
+    /// The URL (`https://...` or `data:`).
+    pub url: String,
+    /// The result's `content_type`, if any.
+    pub content_type: Option<String>,
+    /// The result's `file_name`, if any.
+    pub file_name: Option<String>,
+}
+
+/// Every file object (an object with a string `url`) in a result, in document order:
+/// `images[]`, `video`, `audio`, ...
+pub fn output_files(result: &Value) -> Vec<OutputFile> {
+    fn walk(v: &Value, out: &mut Vec<OutputFile>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(url) = m.get("url").and_then(Value::as_str) {
+                    let s = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_string);
+                    out.push(OutputFile { url: url.to_string(), content_type: s("content_type"), file_name: s("file_name") });
+                } else {
+                    m.values().for_each(|v| walk(v, out));
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(result, &mut out);
+    out
+}
+
+/// A file saved by [`download_outputs`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SavedFile {
+    /// Where it was saved.
+    pub path: PathBuf,
+    /// Its media type.
+    pub content_type: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Where it came from (data URIs shown as `data:`).
+    pub source: String,
+}
+
+/// Streams every output file of `result` into `dir` as `{stem}-{n}.{ext}`, all at
+/// once; media URLs are fetched without credentials, data URIs decoded. A partial
+/// file is never left under the final name.
+pub async fn download_outputs(transport: &Transport, result: &Value, dir: &Path, stem: &str) -> Result<Vec<SavedFile>, Error> {
+    tokio::fs::create_dir_all(dir).await.map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
+    let files = output_files(result);
+    let jobs = files.iter().enumerate().map(|(i, f)| save_one(transport, f, dir, stem, i));
+    futures_util::future::join_all(jobs).await.into_iter().collect()
+}
+
+async fn save_one(transport: &Transport, file: &OutputFile, dir: &Path, stem: &str, index: usize) -> Result<SavedFile, Error> {
+    let io = |path: &Path| {
+        let shown = path.display().to_string();
+        move |source| Error::Io { path: shown, source }
+    };
+    if let Some((mime, bytes)) = decode_data_uri(&file.url) {
+        let mime = sniff(&bytes).map(str::to_string).unwrap_or(mime);
+        let path = dir.join(format!("{stem}-{index}.{}", extension_for(&mime)));
+        let tmp = path.with_extension("part");
+        tokio::fs::write(&tmp, &bytes).await.map_err(io(&tmp))?;
+        tokio::fs::rename(&tmp, &path).await.map_err(io(&path))?;
+        return Ok(SavedFile { path, content_type: mime, bytes: bytes.len() as u64, source: "data:".into() });
+    }
+    let url = reqwest::Url::parse(&file.url).map_err(|e| Error::Download { url: file.url.clone(), message: format!("not a URL: {e}") })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::Download { url: file.url.clone(), message: "only http(s) and data: URLs are downloaded".into() });
+    }
+    let ctx = CallCtx { endpoint: "media", request_id: None };
+    let resp = transport.send(Call::Download, reqwest::Method::GET, &url, None, &ctx).await?;
+    if !resp.status().is_success() {
+        return Err(Error::Download { url: file.url.clone(), message: format!("HTTP {} (media links expire: download promptly)", resp.status()) });
+    }
+    let header_type = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let tmp = dir.join(format!("{stem}-{index}.part"));
+    let mut out = tokio::fs::File::create(&tmp).await.map_err(io(&tmp))?;
+    let mut stream = resp.bytes_stream();
+    let mut first: Vec<u8> = Vec::new();
+    let mut total = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::Download { url: file.url.clone(), message: crate::http::error_chain(&e) })?;
+        if first.len() < 16 {
+            first.extend_from_slice(&chunk[..chunk.len().min(16 - first.len())]);
+        }
+        total += chunk.len() as u64;
+        out.write_all(&chunk).await.map_err(io(&tmp))?;
+    }
+    out.flush().await.map_err(io(&tmp))?;
+    drop(out);
+    let mime = header_type
+        .filter(|t| !t.starts_with("application/octet-stream"))
+        .or_else(|| file.content_type.clone())
+        .or_else(|| sniff(&first).map(str::to_string))
+        .unwrap_or_else(|| "application/octet-stream".into());
+    let path = dir.join(format!("{stem}-{index}.{}", extension_for(&mime)));
+    tokio::fs::rename(&tmp, &path).await.map_err(io(&path))?;
+    Ok(SavedFile { path, content_type: mime, bytes: total, source: file.url.clone() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sniffing_and_extensions() {
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\nrest"), Some("image/png"));
+        assert_eq!(sniff(b"\xff\xd8\xff\xe0"), Some("image/jpeg"));
+        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some("image/webp"));
+        assert_eq!(sniff(b"hello"), None);
+        assert_eq!(extension_for("image/jpeg"), "jpg");
+        assert_eq!(extension_for("image/png; charset=binary"), "png");
+        assert_eq!(extension_for("application/x-unknown"), "bin");
+    }
+
+    #[test]
+    fn data_uris_round_trip() {
+        let dir = std::env::temp_dir().join(format!("falq-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("in.bin");
+        std::fs::write(&p, b"\x89PNG\r\n\x1a\nxyz").unwrap();
+        let url = data_url_from_path(&p).unwrap();
+        assert!(url.starts_with("data:image/png;base64,"), "{url}");
+        assert_eq!(decode_data_uri(&url), Some(("image/png".to_string(), b"\x89PNG\r\n\x1a\nxyz".to_vec())));
+        assert_eq!(decode_data_uri("data:,hi"), Some(("text/plain".into(), b"hi".to_vec())));
+        assert_eq!(decode_data_uri("https://x"), None);
+        assert!(matches!(data_url_from_path(&dir.join("missing.png")), Err(Error::Io { .. })));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn finds_every_output_file() {
+        let r = json!({"images": [{"url": "https://m/a.png", "content_type": "image/png"}, {"url": "data:image/jpeg;base64,AA=="}], "video": {"url": "https://m/v.mp4", "file_name": "v.mp4"}, "seed": 1});
+        let urls: Vec<String> = output_files(&r).into_iter().map(|f| f.url).collect();
+        assert_eq!(urls, vec!["https://m/a.png", "data:image/jpeg;base64,AA==", "https://m/v.mp4"]);
+    }
+}

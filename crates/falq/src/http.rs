@@ -1,0 +1,188 @@
+//! The transport: one loop that sends a call, confines the key to the base's origin,
+//! and retries as the pure policy of `retry.rs` decides.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::{Rng, SeedableRng};
+use reqwest::{Method, Url};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::retry::{Call, Decision, Outcome, decide, parse_retry_after};
+use crate::rewrite::same_origin;
+
+/// Who a call is for, to put in errors.
+#[derive(Clone, Debug)]
+pub struct CallCtx<'a> {
+    /// The endpoint id.
+    pub endpoint: &'a str,
+    /// The request id, once known.
+    pub request_id: Option<&'a str>,
+}
+
+/// The HTTP side of a client: an API client that carries the key to the base's
+/// origin only, and a media client that never carries it.
+#[derive(Clone, Debug)]
+pub struct Transport {
+    pub(crate) config: Config,
+    api: reqwest::Client,
+    media: reqwest::Client,
+    auth: Option<reqwest::header::HeaderValue>,
+}
+
+/// An answer, read whole.
+#[derive(Debug)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The response headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl Transport {
+    /// Builds both HTTP clients from the configuration.
+    pub fn new(config: Config) -> Result<Self, Error> {
+        let base = config.base_url.clone();
+        // Redirects are followed only within the base's origin; reqwest would drop the
+        // Authorization header across hosts, but we do not go there at all.
+        let policy = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() < 5 && same_origin(attempt.url(), &base) { attempt.follow() } else { attempt.stop() }
+        });
+        let api = reqwest::Client::builder()
+            .connect_timeout(config.timeouts.connect)
+            .redirect(policy)
+            .user_agent(concat!("falq/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config { message: format!("cannot build the HTTP client: {e}") })?;
+        let media = reqwest::Client::builder()
+            .connect_timeout(config.timeouts.connect)
+            .user_agent(concat!("falq/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config { message: format!("cannot build the HTTP client: {e}") })?;
+        let auth = match &config.key {
+            Some(key) => {
+                let mut v = reqwest::header::HeaderValue::from_str(&config.auth_scheme.header_value(key))
+                    .map_err(|_| Error::Config { message: "the key has characters a header cannot carry".into() })?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
+        Ok(Self { config, api, media, auth })
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &Url {
+        &self.config.base_url
+    }
+
+    fn request(&self, call: Call, method: Method, url: &Url, body: Option<&Bytes>, timeout: bool) -> reqwest::RequestBuilder {
+        let media = call == Call::Download;
+        let client = if media { &self.media } else { &self.api };
+        let mut rb = client.request(method, url.clone());
+        // The key goes to the base's origin and nowhere else; media downloads never carry it.
+        if !media && same_origin(url, &self.config.base_url) {
+            if let Some(auth) = &self.auth {
+                rb = rb.header(reqwest::header::AUTHORIZATION, auth.clone());
+            }
+        }
+        if let Some(body) = body {
+            rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
+        }
+        if call != Call::Stream && !media && timeout {
+            rb = rb.timeout(self.config.timeouts.request);
+        }
+        rb
+    }
+
+    /// Sends a call and returns the response (headers only read), retrying per policy.
+    /// A response that is still retryable after the last attempt is returned as it is.
+    pub async fn send(&self, call: Call, method: Method, url: &Url, body: Option<Bytes>, ctx: &CallCtx<'_>) -> Result<reqwest::Response, Error> {
+        if call != Call::Download && !same_origin(url, &self.config.base_url) {
+            return Err(Error::Protocol {
+                endpoint: ctx.endpoint.to_string(),
+                request_id: ctx.request_id.map(str::to_string),
+                call: call.name(),
+                message: format!("refusing to send the key to {url}, which is not on the base URL"),
+            });
+        }
+        let mut rng = rand::rngs::SmallRng::from_os_rng();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let sent = self.request(call, method.clone(), url, body.as_ref(), true).send().await;
+            let outcome = match &sent {
+                Ok(resp) => Outcome::Answered {
+                    status: resp.status().as_u16(),
+                    retry_after: resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after),
+                    user_timeout: resp.headers().get("x-fal-request-timeout-type").and_then(|v| v.to_str().ok()) == Some("user"),
+                },
+                Err(e) if e.is_connect() => Outcome::NotSent,
+                Err(_) => Outcome::Lost,
+            };
+            let decision = decide(&self.config.retry, call, attempts, outcome, rng.random_range(-1.0..=1.0));
+            match (decision, sent) {
+                (Decision::Stop, Ok(resp)) => {
+                    if resp.status().is_redirection() {
+                        let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
+                        return Err(Error::ForeignRedirect { endpoint: ctx.endpoint.to_string(), call: call.name(), location });
+                    }
+                    return Ok(resp);
+                }
+                (Decision::Stop, Err(e)) => {
+                    return Err(Error::Network {
+                        endpoint: ctx.endpoint.to_string(),
+                        request_id: ctx.request_id.map(str::to_string),
+                        call: call.name(),
+                        attempts,
+                        message: error_chain(&e),
+                        maybe_submitted: call == Call::Submit && outcome == Outcome::Lost,
+                    });
+                }
+                (Decision::RetryAfter(delay), _) => {
+                    tracing::debug!(call = call.name(), attempts, ?delay, ?outcome, "retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// Sends a call and reads the whole answer.
+    pub async fn call(&self, call: Call, method: Method, url: &Url, body: Option<Bytes>, ctx: &CallCtx<'_>) -> Result<Answer, Error> {
+        let resp = self.send(call, method, url, body, ctx).await?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.map_err(|e| Error::Network {
+            endpoint: ctx.endpoint.to_string(),
+            request_id: ctx.request_id.map(str::to_string),
+            call: call.name(),
+            attempts: 1,
+            message: format!("reading the answer: {}", error_chain(&e)),
+            maybe_submitted: call == Call::Submit,
+        })?;
+        Ok(Answer { status, headers, body })
+    }
+
+    /// A sleep that a deadline may cut short; here so the wait loop has one place that sleeps.
+    pub async fn pause(&self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+}
+
+/// An error and its causes, on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
+}

@@ -1,0 +1,127 @@
+//! URL rewrite and credential confinement: every URL a server returns is mapped onto
+//! the configured base, so the key only ever goes to the base's origin.
+
+use reqwest::Url;
+
+use crate::error::Error;
+
+/// Whether two URLs share scheme, host and port (an origin).
+pub fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme() && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase) && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// Maps a URL the server returned onto the base. A URL on the base's origin is kept;
+/// any other (`https://queue.fal.run/fal-ai/flux-1/requests/ID`) becomes the base's
+/// origin and path prefix followed by the returned path and query
+/// (`https://relay.example/api/fal-ai/flux-1/requests/ID`). `None` when the text is not
+/// an absolute http(s) URL.
+pub fn onto_base(base: &Url, returned: &str) -> Option<Url> {
+    let url = Url::parse(returned.trim()).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return None;
+    }
+    if same_origin(&url, base) {
+        return Some(url);
+    }
+    let mut mapped = base.clone();
+    let prefix = base.path().trim_end_matches('/');
+    let path = url.path();
+    // A relay may already answer with its own prefix on a foreign host: keep one copy.
+    let joined = if !prefix.is_empty() && (path == prefix || path.starts_with(&format!("{prefix}/"))) { path.to_string() } else { format!("{prefix}{path}") };
+    mapped.set_path(&joined);
+    mapped.set_query(url.query());
+    Some(mapped)
+}
+
+/// `{base}/{app_id}/requests/{request_id}{suffix}`: the app-id rule, for a URL the
+/// server left out or returned unusable.
+pub fn queue_url(base: &Url, app_id: &str, request_id: &str, suffix: &str) -> Url {
+    let mut url = base.clone();
+    let prefix = base.path().trim_end_matches('/');
+    url.set_path(&format!("{prefix}/{app_id}/requests/{request_id}{suffix}"));
+    url
+}
+
+/// `{base}/{endpoint_id}`, the submit URL.
+pub fn endpoint_url(base: &Url, endpoint_id: &str) -> Url {
+    let mut url = base.clone();
+    let prefix = base.path().trim_end_matches('/');
+    url.set_path(&format!("{prefix}/{endpoint_id}"));
+    url
+}
+
+/// A request id must be one path segment of safe characters: no `/`, `..`, `?`, `%`.
+pub fn validate_request_id(id: &str) -> Result<(), Error> {
+    let bad = |why| Err(Error::InvalidId { what: "request id", value: id.to_string(), why });
+    if id.is_empty() || id.len() > 200 {
+        return bad("it must have 1 to 200 characters");
+    }
+    if id == "." || id == ".." {
+        return bad("it cannot be a dot segment");
+    }
+    if !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~')) {
+        return bad("only letters, digits, '-', '_', '.' and '~' are allowed");
+    }
+    Ok(())
+}
+
+/// An endpoint id is `owner/app[/path...]`, each segment of safe characters.
+pub fn validate_endpoint_id(id: &str) -> Result<(), Error> {
+    let bad = |why| Err(Error::InvalidId { what: "endpoint id", value: id.to_string(), why });
+    let segments: Vec<&str> = id.split('/').collect();
+    if segments.len() < 2 {
+        return bad("it must look like owner/app[/path], e.g. fal-ai/flux-1/dev");
+    }
+    if segments.iter().any(|s| s.is_empty() || *s == "." || *s == "..") {
+        return bad("it has an empty or dot segment");
+    }
+    if !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')) {
+        return bad("only letters, digits, '-', '_', '.' and '/' are allowed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(base: &str, returned: &str, expected: Option<&str>) {
+        let base = crate::config::parse_base_url(base).unwrap();
+        assert_eq!(onto_base(&base, returned).map(|u| u.to_string()), expected.map(str::to_string), "{base} + {returned}");
+    }
+
+    #[test]
+    fn returned_urls_land_on_the_base() {
+        let id = "acf05732-7cb3-445b-9f39-fdaeccb1d730";
+        check("https://relay.example", &format!("https://queue.fal.run/fal-ai/flux-pro/requests/{id}/status"), Some(&format!("https://relay.example/fal-ai/flux-pro/requests/{id}/status")));
+        check("https://relay.example/api/", &format!("https://queue.fal.run/fal-ai/flux-1/requests/{id}"), Some(&format!("https://relay.example/api/fal-ai/flux-1/requests/{id}")));
+        check("https://relay.example/api", "https://other.example/api/fal-ai/x/requests/1?logs=1", Some("https://relay.example/api/fal-ai/x/requests/1?logs=1"));
+        check("http://127.0.0.1:8080", "http://127.0.0.1:9090/fal-ai/x/requests/1", Some("http://127.0.0.1:8080/fal-ai/x/requests/1"));
+        check("https://relay.example/api", "https://relay.example/api/fal-ai/x/requests/1", Some("https://relay.example/api/fal-ai/x/requests/1"));
+        check("https://relay.example", "http://relay.example/fal-ai/x/requests/1", Some("https://relay.example/fal-ai/x/requests/1"));
+        check("https://relay.example", "/fal-ai/x/requests/1", None);
+        check("https://relay.example", "not a url", None);
+        check("https://relay.example", "javascript:alert(1)", None);
+    }
+
+    #[test]
+    fn queue_urls_follow_the_app_id_rule() {
+        let base = crate::config::parse_base_url("https://relay.example/api").unwrap();
+        assert_eq!(queue_url(&base, "fal-ai/flux-1", "r1", "/status").as_str(), "https://relay.example/api/fal-ai/flux-1/requests/r1/status");
+        assert_eq!(endpoint_url(&base, "fal-ai/flux-1/dev/redux").as_str(), "https://relay.example/api/fal-ai/flux-1/dev/redux");
+    }
+
+    #[test]
+    fn ids_cannot_inject_path_segments() {
+        for ok in ["acf05732-7cb3-445b-9f39-fdaeccb1d730", "r_1.2~x"] {
+            assert!(validate_request_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "..", "a/b", "../../admin", "a?b=1", "a%2Fb", "a b", "a#b"] {
+            assert!(validate_request_id(bad).is_err(), "{bad:?} must be refused");
+        }
+        assert!(validate_endpoint_id("fal-ai/flux-1/dev/redux").is_ok());
+        for bad in ["flux", "fal-ai//x", "fal-ai/../x", "fal-ai/x?y", "fal-ai/x y"] {
+            assert!(validate_endpoint_id(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+}

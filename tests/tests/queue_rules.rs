@@ -1,0 +1,305 @@
+//! The queue layer's rules, each against a focused mock server on 127.0.0.1: URL
+//! rewrite with and without a path prefix, key confinement (a second listener stands
+//! in for queue.fal.run and the media host), retries, no double submit, timeouts
+//! that cancel, and the stream that falls back to polling.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use falq::{ApiKey, CancelOnTimeout, Client, Config, EndpointMethods, Error, Logs, RetryPolicy, WaitMode, endpoints, types};
+use serde_json::json;
+use tests::{CaptureServer, Reply, fixture};
+
+const ID: &str = "acf05732-7cb3-445b-9f39-fdaeccb1d730";
+
+fn config(base: &str, mode: WaitMode) -> Config {
+    let mut c = Config::new(base).unwrap().with_key(ApiKey::new("sk-relay-secret"));
+    c.wait.mode = mode;
+    c.wait.poll.initial = Duration::from_millis(5);
+    c.wait.poll.max = Duration::from_millis(20);
+    c.retry = RetryPolicy { max_attempts: 4, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(20), jitter: 0.25, max_retry_after: Duration::from_secs(2) };
+    c
+}
+
+fn input() -> types::Flux1DevReduxInput {
+    serde_json::from_value(json!({"image_url": "https://example.test/in.png"})).unwrap()
+}
+
+/// A relay that answers like the seeds: URLs on `foreign` (standing in for queue.fal.run),
+/// COMPLETED at once, and a result whose image lives on `foreign` too.
+fn relay(foreign: String, prefix: &'static str) -> impl Fn(&tests::Captured) -> Reply + Send + Sync + 'static {
+    move |req| {
+        let urls = |status: &str| {
+            json!({"status": status, "request_id": ID,
+                "response_url": format!("{foreign}/fal-ai/flux-pro/requests/{ID}"),
+                "status_url": format!("{foreign}/fal-ai/flux-pro/requests/{ID}/status"),
+                "cancel_url": format!("{foreign}/fal-ai/flux-pro/requests/{ID}/cancel"),
+                "logs": null, "metrics": {}, "queue_position": 0})
+            .to_string()
+        };
+        let t = req.target.strip_prefix(prefix).unwrap_or("unprefixed");
+        if req.method == "POST" && t == "/fal-ai/flux-1/dev/redux" {
+            Reply::json(200, urls("IN_QUEUE"))
+        } else if t.starts_with(&format!("/fal-ai/flux-pro/requests/{ID}/status/stream")) {
+            Reply::json(404, r#"{"detail":"Not Found"}"#)
+        } else if t.starts_with(&format!("/fal-ai/flux-pro/requests/{ID}/status")) {
+            Reply::json(200, urls("COMPLETED"))
+        } else if t == format!("/fal-ai/flux-pro/requests/{ID}") {
+            let mut r: serde_json::Value = serde_json::from_str(&fixture("seeds/result-image.json")).unwrap();
+            r["images"][0]["url"] = json!(format!("{foreign}/files/rabbit/out.png"));
+            Reply::json(200, r.to_string())
+        } else {
+            Reply::json(404, format!(r#"{{"detail":"no route {}"}}"#, req.target))
+        }
+    }
+}
+
+async fn foreign_host() -> CaptureServer {
+    CaptureServer::start_with(|req| {
+        if req.target.starts_with("/files/") {
+            Reply { content_type: "image/png".into(), ..Reply::json(200, "\u{89}PNG fake image bytes") }
+        } else {
+            Reply::json(200, r#"{"status":"COMPLETED"}"#)
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn returned_urls_are_rewritten_and_the_key_stays_on_the_base() {
+    for prefix in ["", "/api"] {
+        let foreign = foreign_host().await;
+        let base = CaptureServer::start_with(relay(foreign.base_url.clone(), prefix)).await;
+        let client = Client::new(config(&format!("{}{prefix}/", base.base_url), WaitMode::Stream)).unwrap();
+        let handle = client.submit::<endpoints::Flux1DevRedux>(&input()).await.unwrap();
+        assert_eq!(handle.status_url.as_str(), format!("{}{prefix}/fal-ai/flux-pro/requests/{ID}/status", base.base_url), "the returned app is kept, the origin is the base");
+        let out: types::FluxImageOutput = handle.finish(|_| {}).await.expect("completes through the base");
+        let dir = std::env::temp_dir().join(format!("falq-rewrite-{}-{}", std::process::id(), prefix.len()));
+        let saved = client.download(&serde_json::to_value(&out).unwrap(), &dir, ID).await.unwrap();
+        assert_eq!(saved.len(), 1);
+        assert_eq!(saved[0].path.extension().unwrap(), "png", "extension from the content type");
+        std::fs::remove_dir_all(&dir).ok();
+
+        let at_base = base.received();
+        assert!(at_base.iter().all(|r| r.header("authorization") == Some("Bearer sk-relay-secret")), "every call to the base carries the key");
+        assert!(at_base.iter().any(|r| r.target.contains("/status/stream")), "streaming was tried");
+        assert!(at_base.iter().any(|r| r.target.starts_with(&format!("{prefix}/fal-ai/flux-pro/requests/{ID}/status?logs=1"))), "and fell back to polling");
+        let at_foreign = foreign.received();
+        assert_eq!(at_foreign.len(), 1, "only the media download went to the foreign host: {:?}", at_foreign.iter().map(|r| &r.target).collect::<Vec<_>>());
+        assert_eq!(at_foreign[0].target, "/files/rabbit/out.png");
+        assert_eq!(at_foreign[0].header("authorization"), None, "media is fetched without the key");
+    }
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_origin_is_not_followed() {
+    let foreign = foreign_host().await;
+    let target = format!("{}/steal", foreign.base_url);
+    let base = CaptureServer::start_with(move |req| {
+        if req.method == "POST" {
+            Reply::json(200, format!(r#"{{"status":"IN_QUEUE","request_id":"{ID}"}}"#))
+        } else {
+            Reply::json(302, "").header("location", &target)
+        }
+    })
+    .await;
+    let client = Client::new(config(&base.base_url, WaitMode::Poll)).unwrap();
+    let handle = client.submit::<endpoints::Flux1DevRedux>(&input()).await.unwrap();
+    let err = handle.status(Logs::Omit).await.unwrap_err();
+    assert!(matches!(err, Error::ForeignRedirect { .. }), "{err}");
+    assert!(foreign.received().is_empty(), "nothing reached the other origin");
+}
+
+#[tokio::test]
+async fn submit_is_retried_only_when_it_cannot_have_been_accepted() {
+    // (replies to the successive submits, expected outcome, submits the server saw)
+    let cases: Vec<(Vec<Reply>, bool, usize)> = vec![
+        (vec![Reply::json(503, r#"{"detail":"busy","error_type":"runner_scheduling_failure"}"#), Reply::json(429, "{}").header("retry-after", "0"), Reply::json(200, fixture("seeds/submit.json"))], true, 3),
+        (vec![Reply::json(502, r#"{"detail":"bad gateway"}"#), Reply::json(200, fixture("seeds/submit.json"))], false, 1),
+        (vec![Reply::json(504, r#"{"detail":"timeout"}"#), Reply::json(200, fixture("seeds/submit.json"))], false, 1),
+        (vec![Reply::reset(), Reply::json(200, fixture("seeds/submit.json"))], false, 1),
+        (vec![Reply::json(500, r#"{"detail":"oops"}"#), Reply::json(200, fixture("seeds/submit.json"))], false, 1),
+    ];
+    for (replies, ok, submits) in cases {
+        let n = Arc::new(AtomicUsize::new(0));
+        let replies = Arc::new(replies);
+        let (n2, r2) = (n.clone(), replies.clone());
+        let server = CaptureServer::start_with(move |_| {
+            let i = n2.fetch_add(1, Ordering::SeqCst);
+            r2[i.min(r2.len() - 1)].clone()
+        })
+        .await;
+        let client = Client::new(config(&server.base_url, WaitMode::Poll)).unwrap();
+        let result = client.submit::<endpoints::Flux1DevRedux>(&input()).await;
+        assert_eq!(result.is_ok(), ok, "{:?} → {:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>(), result.as_ref().err().map(ToString::to_string));
+        assert_eq!(server.count("POST", "/fal-ai/flux-1/dev/redux"), submits, "submits seen for {:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>());
+        if let Err(Error::Network { maybe_submitted, .. }) = &result {
+            assert!(*maybe_submitted, "a lost submit says the job may exist");
+        }
+    }
+}
+
+#[tokio::test]
+async fn submit_to_a_dead_port_is_retried_then_fails_with_the_attempts() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let client = Client::new(config(&format!("http://{addr}"), WaitMode::Poll)).unwrap();
+    let err = client.submit::<endpoints::Flux1DevRedux>(&input()).await.unwrap_err();
+    match err {
+        Error::Network { attempts, maybe_submitted, call, .. } => {
+            assert_eq!((attempts, maybe_submitted, call), (4, false, "submit"));
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn status_result_and_cancel_survive_transient_faults() {
+    let n = Arc::new(AtomicUsize::new(0));
+    let n2 = n.clone();
+    let server = CaptureServer::start_with(move |req| {
+        let i = n2.fetch_add(1, Ordering::SeqCst);
+        match (req.method.as_str(), i % 2) {
+            ("POST", _) => Reply::json(200, format!(r#"{{"status":"IN_QUEUE","request_id":"{ID}"}}"#)),
+            (_, 1) if req.target.contains("/status") => Reply::json(503, r#"{"detail":"x"}"#),
+            (_, 1) if req.method == "PUT" => Reply::json(429, "{}").header("retry-after", "0"),
+            (_, 1) => Reply::reset(),
+            ("PUT", _) => Reply::json(202, r#"{"status":"CANCELLATION_REQUESTED"}"#),
+            (_, _) if req.target.contains("/status") => Reply::json(200, format!(r#"{{"status":"COMPLETED","request_id":"{ID}"}}"#)),
+            _ => Reply::json(200, fixture("seeds/result-image.json")),
+        }
+    })
+    .await;
+    let client = Client::new(config(&server.base_url, WaitMode::Poll)).unwrap();
+    let handle = client.submit::<endpoints::Flux1DevRedux>(&input()).await.unwrap();
+    assert_eq!(handle.status(Logs::Include).await.unwrap().status, types::QueueStatusKind::Completed);
+    let out: types::FluxImageOutput = handle.result().await.unwrap();
+    assert_eq!(out.seed, Some(920212137));
+    assert_eq!(handle.cancel().await.unwrap(), types::CancelStatus::CancellationRequested);
+    assert_eq!(server.count("POST", "/"), 1);
+}
+
+#[tokio::test]
+async fn a_failed_job_surfaces_from_the_result_with_field_errors() {
+    let server = CaptureServer::start_with(|req| match req.method.as_str() {
+        "POST" => Reply::json(200, format!(r#"{{"status":"IN_QUEUE","request_id":"{ID}"}}"#)),
+        _ if req.target.contains("/status") => Reply::json(200, format!(r#"{{"status":"COMPLETED","request_id":"{ID}"}}"#)),
+        _ => Reply::json(422, r#"{"detail":[{"loc":["body","image_size","width"],"msg":"ensure this value is less than or equal to 14142","type":"less_than_equal"}]}"#),
+    })
+    .await;
+    let client = Client::new(config(&server.base_url, WaitMode::Poll)).unwrap();
+    let err = client.flux_1_dev_redux(input()).await.unwrap_err();
+    match &err {
+        Error::JobFailed { status, request_id, field_errors, .. } => {
+            assert_eq!(*status, 422);
+            assert_eq!(request_id.as_deref(), Some(ID));
+            assert_eq!(field_errors[0].field, "image_size.width");
+            assert_eq!(field_errors[0].kind, "less_than_equal");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("image_size.width: ensure this value"), "{err}");
+    assert_eq!(server.count("GET", &format!("/fal-ai/flux-1/requests/{ID}")), 2, "one status, one result: a failed result is not retried");
+}
+
+#[tokio::test]
+async fn infrastructure_errors_are_typed() {
+    let server = CaptureServer::start_with(|_| Reply::json(504, r#"{"detail":"Request timed out","error_type":"request_timeout"}"#).header("x-fal-error-type", "request_timeout").header("x-fal-request-timeout-type", "user")).await;
+    let client = Client::new(config(&server.base_url, WaitMode::Poll)).unwrap();
+    let handle = client.handle("fal-ai/flux-1/dev/redux", ID).unwrap();
+    match handle.status(Logs::Omit).await.unwrap_err() {
+        Error::Infrastructure { error_type, status, request_id, .. } => {
+            assert_eq!((error_type.as_str(), status, request_id.as_deref()), ("request_timeout", 504, Some(ID)));
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(server.received().len(), 1, "a user start-deadline 504 is not retried");
+}
+
+#[tokio::test]
+async fn a_timeout_cancels_the_remote_job_and_keeps_the_request_id() {
+    for (policy, cancels) in [(CancelOnTimeout::Cancel, 1), (CancelOnTimeout::Leave, 0)] {
+        let server = CaptureServer::start_with(|req| match req.method.as_str() {
+            "POST" => Reply::json(200, format!(r#"{{"status":"IN_QUEUE","request_id":"{ID}","queue_position":3}}"#)),
+            "PUT" => Reply::json(202, r#"{"status":"CANCELLATION_REQUESTED"}"#),
+            _ => Reply::json(202, format!(r#"{{"status":"IN_PROGRESS","request_id":"{ID}"}}"#)),
+        })
+        .await;
+        let mut c = config(&server.base_url, WaitMode::Poll);
+        c.wait.deadline = Some(Duration::from_millis(150));
+        c.wait.cancel_on_timeout = policy;
+        let client = Client::new(c).unwrap();
+        let err = client.flux_1_dev_redux(input()).await.unwrap_err();
+        match err {
+            Error::Timeout { request_id, cancelled, .. } => {
+                assert_eq!(request_id, ID);
+                assert_eq!(cancelled, cancels == 1);
+            }
+            other => panic!("{other}"),
+        }
+        assert_eq!(server.count("PUT", &format!("/fal-ai/flux-1/requests/{ID}/cancel")), cancels);
+    }
+}
+
+#[tokio::test]
+async fn streaming_reports_updates_and_polling_is_the_fallback() {
+    let events = [
+        json!({"status": "IN_QUEUE", "request_id": ID, "queue_position": 1}),
+        json!({"status": "IN_PROGRESS", "request_id": ID, "logs": [{"message": "step 1/4", "level": "INFO"}]}),
+        json!({"status": "IN_PROGRESS", "request_id": ID, "logs": [{"message": "step 1/4", "level": "INFO"}, {"message": "step 2/4", "level": "INFO"}]}),
+        json!({"status": "COMPLETED", "request_id": ID, "logs": [], "metrics": {"inference_time": 0.5}}),
+    ];
+    let sse: String = events.iter().map(|e| format!(": keep-alive\n\ndata: {e}\n\n")).collect();
+    let server = CaptureServer::start_with(move |req| match req.method.as_str() {
+        "POST" => Reply::json(200, format!(r#"{{"status":"IN_QUEUE","request_id":"{ID}"}}"#)),
+        _ if req.target.contains("/status/stream") => Reply::sse(sse.clone()),
+        _ => Reply::json(200, fixture("seeds/result-image.json")),
+    })
+    .await;
+    let client = Client::new(config(&server.base_url, WaitMode::Stream)).unwrap();
+    let mut updates = Vec::new();
+    let out = client
+        .run_with::<endpoints::Flux1DevRedux>(&input(), |u| updates.push((u.status, u.queue_position, u.new_logs.iter().map(|l| l.message.clone()).collect::<Vec<_>>())))
+        .await
+        .unwrap();
+    assert_eq!(out.images.len(), 1);
+    use types::QueueStatusKind::*;
+    assert_eq!(updates, vec![
+        (InQueue, Some(1), vec![]),
+        (InProgress, None, vec!["step 1/4".to_string()]),
+        (InProgress, None, vec!["step 2/4".to_string()]),
+        (Completed, None, vec![]),
+    ]);
+    assert_eq!(server.count("GET", "/fal-ai/flux-1/requests"), 2, "stream + result: no status polls");
+}
+
+#[tokio::test]
+async fn bad_input_and_bad_ids_are_refused_before_sending() {
+    let server = CaptureServer::start(|_| (200, fixture("seeds/submit.json"))).await;
+    let client = Client::new(config(&server.base_url, WaitMode::Poll)).unwrap();
+    let bad: types::Flux1DevReduxInput = serde_json::from_value(json!({"image_url": "u", "num_images": 9})).unwrap();
+    let err = client.submit::<endpoints::Flux1DevRedux>(&bad).await.unwrap_err();
+    assert!(err.to_string().contains("num_images = 9 is out of range: allowed 1..=4"), "{err}");
+    let err = client.submit_json("fal-ai/flux-1/dev/redux", &json!({"image_url": "u", "num_inference_steps": 0})).await.unwrap_err();
+    assert!(err.to_string().contains("num_inference_steps = 0"), "{err}");
+    for (endpoint, request) in [("fal-ai/flux-1/dev/redux", "../../admin"), ("fal-ai/flux-1/dev/redux", "a/b"), ("flux", "r1")] {
+        assert!(matches!(client.handle(endpoint, request), Err(Error::InvalidId { .. })), "{endpoint} {request}");
+    }
+    assert!(server.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_or_foreign_app_url_is_rebuilt_from_the_app_id() {
+    let server = CaptureServer::start_with(|req| match req.method.as_str() {
+        "POST" => Reply::json(200, format!(r#"{{"status":"IN_QUEUE","request_id":"{ID}","status_url":"not a url","response_url":"https://queue.fal.run/fal-ai/flux-1/requests/OTHER"}}"#)),
+        _ => Reply::json(200, format!(r#"{{"status":"COMPLETED","request_id":"{ID}"}}"#)),
+    })
+    .await;
+    let client = Client::new(config(&server.base_url, WaitMode::Poll)).unwrap();
+    let h = client.submit::<endpoints::FluxProKontextMax>(&serde_json::from_value(json!({"prompt": "p", "image_url": "u"})).unwrap()).await.unwrap();
+    assert_eq!(h.status_url.path(), format!("/fal-ai/flux-pro/requests/{ID}/status"));
+    assert_eq!(h.response_url.path(), format!("/fal-ai/flux-pro/requests/{ID}"), "a URL naming another request is not trusted");
+    assert_eq!(h.cancel_url.path(), format!("/fal-ai/flux-pro/requests/{ID}/cancel"));
+}
