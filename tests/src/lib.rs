@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod conformance;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 

@@ -1,0 +1,319 @@
+//! Building an endpoint's input from the shell: `--input`, `--set key=value` typed by the
+//! endpoint's schema, local files for `*_url` fields, and the `run <endpoint> --help` text.
+
+use std::path::Path;
+
+use falq_api::EndpointInfo;
+use serde_json::{Map, Value};
+
+/// A usage error: bad input, refused before anything is sent.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+fn usage<T>(msg: impl Into<String>) -> Result<T, Usage> {
+    Err(Usage(msg.into()))
+}
+
+/// The normalized spec, parsed once.
+pub fn spec() -> &'static Value {
+    static SPEC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    SPEC.get_or_init(|| serde_json::from_str(falq_api::OPENAPI_JSON).unwrap_or(Value::Null))
+}
+
+fn resolve(s: &Value) -> &Value {
+    let mut s = s;
+    for _ in 0..16 {
+        if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+            s = &spec()["components"]["schemas"][r.trim_start_matches("#/components/schemas/")];
+        } else if let Some([one]) = s.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
+            s = one;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+/// The endpoint for an id, or an error suggesting the closest one.
+pub fn find_endpoint(id: &str) -> Result<&'static EndpointInfo, Usage> {
+    if let Some(e) = falq_api::endpoint(id) {
+        return Ok(e);
+    }
+    let closest = falq_api::ENDPOINTS.iter().min_by_key(|e| distance(e.id, id)).map(|e| e.id).unwrap_or("");
+    usage(format!("unknown endpoint {id:?}; did you mean {closest}? (`falq endpoints` lists them all)"))
+}
+
+/// Edit distance, for "did you mean".
+pub fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The input schema of an endpoint.
+pub fn input_schema(e: &EndpointInfo) -> &'static Value {
+    &spec()["components"]["schemas"][e.input_schema]
+}
+
+fn properties(e: &EndpointInfo) -> Vec<(&'static String, &'static Value)> {
+    input_schema(e).get("properties").and_then(Value::as_object).map(|m| m.iter().collect()).unwrap_or_default()
+}
+
+fn required(e: &EndpointInfo) -> Vec<&'static str> {
+    input_schema(e).get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+}
+
+/// A short type description of a schema: `integer`, `jpeg | png`, `array of string`, ...
+pub fn type_label(s: &Value) -> String {
+    let s = resolve(s);
+    if let Some(values) = s.get("enum").and_then(Value::as_array) {
+        return values.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect::<Vec<_>>().join(" | ");
+    }
+    if let Some(list) = s.get("oneOf").or_else(|| s.get("anyOf")).and_then(Value::as_array) {
+        return list.iter().map(type_label).collect::<Vec<_>>().join(" or ");
+    }
+    match s.get("type").and_then(Value::as_str) {
+        Some("array") => format!("array of {}", type_label(&s["items"])),
+        Some("object") => {
+            let props: Vec<String> = s.get("properties").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default();
+            if props.is_empty() { "object".into() } else { format!("{{{}}}", props.join(", ")) }
+        }
+        Some(t) => t.to_string(),
+        None => "any".into(),
+    }
+}
+
+fn num(v: &Value) -> String {
+    v.as_f64().map(|f| if f.fract() == 0.0 { format!("{}", f as i64) } else { f.to_string() }).unwrap_or_else(|| v.to_string())
+}
+
+/// The text of `falq run <endpoint> --help`.
+pub fn endpoint_help(e: &EndpointInfo) -> String {
+    let mut out = format!("{} — {}\n", e.id, e.summary);
+    if !e.description.is_empty() {
+        out.push_str(&format!("{}\n", e.description));
+    }
+    out.push_str(&format!("\nusage: falq run {} [--set FIELD=VALUE]... [--input JSON|@FILE] [--out DIR] [--json] [--wait poll|stream] [--no-wait] [--timeout DURATION] [--sim]\n\nfields:\n", e.id));
+    let req = required(e);
+    for (name, p) in properties(e) {
+        let r = resolve(p);
+        let mut line = format!("  {name} ({}){}", type_label(p), if req.contains(&name.as_str()) { ", required" } else { "" });
+        if let Some(d) = p.get("default").or_else(|| r.get("default")) {
+            line.push_str(&format!(", default {}", d.as_str().map_or_else(|| d.to_string(), str::to_string)));
+        }
+        match (r.get("minimum"), r.get("maximum")) {
+            (Some(a), Some(b)) => line.push_str(&format!(", range {}..={}", num(a), num(b))),
+            (Some(a), None) => line.push_str(&format!(", at least {}", num(a))),
+            (None, Some(b)) => line.push_str(&format!(", at most {}", num(b))),
+            _ => {}
+        }
+        if name.ends_with("_url") || name.ends_with("_urls") {
+            line.push_str(", a local file is sent as a data URL");
+        }
+        out.push_str(&line);
+        out.push('\n');
+        if let Some(d) = p.get("description").or_else(|| r.get("description")).and_then(Value::as_str) {
+            for l in d.lines().filter(|l| !l.trim().is_empty()) {
+                out.push_str(&format!("      {}\n", l.trim()));
+            }
+        }
+    }
+    out
+}
+
+/// A `--set` value typed by the field's schema; `field` names it in errors.
+pub fn typed_value(field: &str, schema: &Value, raw: &str) -> Result<Value, Usage> {
+    let s = resolve(schema);
+    let allowed = || type_label(schema);
+    if let Some(values) = s.get("enum").and_then(Value::as_array) {
+        return values
+            .iter()
+            .find(|v| v.as_str() == Some(raw) || (!v.is_string() && v.to_string() == raw))
+            .cloned()
+            .ok_or_else(|| Usage(format!("{field}: {raw:?} is not allowed; allowed: {}", allowed())));
+    }
+    if let Some(list) = s.get("oneOf").or_else(|| s.get("anyOf")).and_then(Value::as_array) {
+        // A preset name or JSON for the object form (image_size).
+        if let Ok(v) = serde_json::from_str::<Value>(raw) {
+            if v.is_object() || v.is_array() {
+                return Ok(v);
+            }
+        }
+        for branch in list {
+            if let Ok(v) = typed_value(field, branch, raw) {
+                return Ok(v);
+            }
+        }
+        return usage(format!("{field}: {raw:?} is not allowed; expected {}", allowed()));
+    }
+    let nullable = s.get("nullable") == Some(&Value::Bool(true)) || schema.get("nullable") == Some(&Value::Bool(true));
+    if nullable && raw == "null" {
+        return Ok(Value::Null);
+    }
+    match s.get("type").and_then(Value::as_str) {
+        Some("integer") => raw.parse::<i64>().map(Value::from).map_err(|_| Usage(format!("{field}: {raw:?} is not an integer"))),
+        Some("number") => raw
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .ok_or_else(|| Usage(format!("{field}: {raw:?} is not a number"))),
+        Some("boolean") => match raw.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Ok(Value::Bool(true)),
+            "false" | "no" | "0" => Ok(Value::Bool(false)),
+            _ => usage(format!("{field}: {raw:?} is not a boolean (true or false)")),
+        },
+        Some("array") => {
+            let items = if raw.trim_start().starts_with('[') {
+                serde_json::from_str::<Vec<Value>>(raw).map_err(|e| Usage(format!("{field}: not a JSON array: {e}")))?
+            } else {
+                vec![typed_value(field, &s["items"], raw)?]
+            };
+            Ok(Value::Array(items))
+        }
+        Some("object") => serde_json::from_str::<Value>(raw).ok().filter(Value::is_object).ok_or_else(|| Usage(format!("{field}: expected a JSON object such as {}", allowed()))),
+        _ => Ok(Value::String(raw.to_string())),
+    }
+}
+
+/// A local file given for a URL field becomes a data URL; URLs pass through.
+fn file_to_data_url(field: &str, v: Value) -> Result<Value, Usage> {
+    let Value::String(s) = &v else { return Ok(v) };
+    if s.contains("://") || s.starts_with("data:") {
+        return Ok(v);
+    }
+    let path = Path::new(s);
+    if path.is_file() {
+        return falq::files::data_url_from_path(path).map(Value::String).map_err(|e| Usage(format!("{field}: {e}")));
+    }
+    usage(format!("{field}: {s:?} is neither a URL nor a readable local file"))
+}
+
+/// Builds the input: `--input` first, then each `--set` (a repeated array field appends),
+/// then local files become data URLs; unknown fields, bad types, missing required
+/// fields and out-of-range values are refused here.
+pub fn build_input(e: &EndpointInfo, input: Option<&str>, sets: &[String]) -> Result<Value, Usage> {
+    let mut obj: Map<String, Value> = match input {
+        None => Map::new(),
+        Some(text) => {
+            let text = if let Some(path) = text.strip_prefix('@') {
+                std::fs::read_to_string(path).map_err(|err| Usage(format!("--input @{path}: {err}")))?
+            } else {
+                text.to_string()
+            };
+            match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(m)) => m,
+                Ok(_) => return usage("--input must be a JSON object"),
+                Err(err) => return usage(format!("--input is not valid JSON: {err}")),
+            }
+        }
+    };
+    let props = properties(e);
+    let names: Vec<&str> = props.iter().map(|(k, _)| k.as_str()).collect();
+    let unknown = |k: &str| Usage(format!("{}: unknown field {k:?}; valid fields: {}", e.id, names.join(", ")));
+    for k in obj.keys() {
+        if !names.contains(&k.as_str()) {
+            return Err(unknown(k));
+        }
+    }
+    for set in sets {
+        let Some((k, raw)) = set.split_once('=') else {
+            return usage(format!("--set {set:?}: expected FIELD=VALUE"));
+        };
+        let k = k.trim();
+        let Some((_, schema)) = props.iter().find(|(n, _)| n.as_str() == k) else { return Err(unknown(k)) };
+        let v = typed_value(k, schema, raw)?;
+        match (obj.get_mut(k), v) {
+            (Some(Value::Array(existing)), Value::Array(more)) if !raw.trim_start().starts_with('[') => existing.extend(more),
+            (_, v) => {
+                obj.insert(k.to_string(), v);
+            }
+        }
+    }
+    for (k, v) in obj.iter_mut() {
+        if k.ends_with("_url") {
+            *v = file_to_data_url(k, v.take())?;
+        } else if k.ends_with("_urls") {
+            if let Value::Array(items) = v {
+                for item in items.iter_mut() {
+                    *item = file_to_data_url(k, item.take())?;
+                }
+            }
+        }
+    }
+    let missing: Vec<&str> = required(e).into_iter().filter(|r| !obj.contains_key(*r)).collect();
+    if !missing.is_empty() {
+        return usage(format!("{}: missing required field(s) {} (set them with --set {}=...)", e.id, missing.join(", "), missing[0]));
+    }
+    let value = Value::Object(obj);
+    falq_api::check_bounds(&value, e.bounds).map_err(|err| Usage(format!("{}: {err}", e.id)))?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn redux() -> &'static EndpointInfo {
+        find_endpoint("fal-ai/flux-1/dev/redux").unwrap()
+    }
+
+    fn check(sets: &[&str], expected: Result<Value, &str>) {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let got = build_input(redux(), None, &sets).map_err(|e| e.0);
+        match expected {
+            Ok(v) => assert_eq!(got.unwrap(), v),
+            Err(fragment) => {
+                let e = got.unwrap_err();
+                assert!(e.contains(fragment), "{e:?} should contain {fragment:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn sets_are_typed_by_the_schema() {
+        check(
+            &["image_url=https://x/a.png", "num_images=2", "guidance_scale=3.5", "sync_mode=true", "output_format=png", "image_size=square_hd", "seed=196619188014358660"],
+            Ok(json!({"image_url": "https://x/a.png", "num_images": 2, "guidance_scale": 3.5, "sync_mode": true, "output_format": "png", "image_size": "square_hd", "seed": 196619188014358660i64})),
+        );
+        check(&["image_url=https://x", r#"image_size={"width":640,"height":480}"#], Ok(json!({"image_url": "https://x", "image_size": {"width": 640, "height": 480}})));
+        check(&["image_url=https://x", "seed=null"], Ok(json!({"image_url": "https://x", "seed": null})));
+    }
+
+    #[test]
+    fn bad_input_names_the_field_and_what_is_allowed() {
+        check(&["image_url=https://x", "num_images=two"], Err("num_images: \"two\" is not an integer"));
+        check(&["image_url=https://x", "num_images=9"], Err("num_images = 9 is out of range: allowed 1..=4"));
+        check(&["image_url=https://x", "output_format=gif"], Err("output_format: \"gif\" is not allowed; allowed: jpeg | png"));
+        check(&["image_url=https://x", "image_size=huge"], Err("image_size: \"huge\" is not allowed"));
+        check(&["image_url=https://x", "colour=red"], Err("unknown field \"colour\"; valid fields: image_url, image_size"));
+        check(&["num_images=1"], Err("missing required field(s) image_url"));
+        check(&["image_url=/no/such/file.png"], Err("neither a URL nor a readable local file"));
+        check(&["image_url"], Err("expected FIELD=VALUE"));
+        assert!(find_endpoint("fal-ai/flux-1/dev/redx").unwrap_err().0.contains("did you mean fal-ai/flux-1/dev/redux"));
+    }
+
+    #[test]
+    fn help_lists_fields_with_types_ranges_and_defaults() {
+        let h = endpoint_help(redux());
+        for fragment in ["image_url (string), required", "num_images (integer), default 1, range 1..=4", "output_format (jpeg | png), default jpeg", "image_size (square_hd | square", "可选。推理步数"] {
+            assert!(h.contains(fragment), "{fragment:?} missing in\n{h}");
+        }
+    }
+}

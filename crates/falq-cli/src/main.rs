@@ -1,0 +1,553 @@
+//! `falq`: run any fal-compatible endpoint from the shell, with progress, saved outputs
+//! and a crash-safe journal; `falq sim` serves the local simulator.
+
+mod inputs;
+mod journal;
+mod progress;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use falq::{ApiKey, CancelOnTimeout, Client, Config, Error as FalqError, Logs, RequestHandle, WaitMode};
+use serde_json::{Value, json};
+
+use inputs::Usage;
+use journal::{Entry, Journal, now_ms};
+
+/// Exit codes, distinct per kind of failure.
+mod exit {
+    /// Anything else (a file could not be written, ...).
+    pub const OTHER: u8 = 1;
+    /// A usage error: bad arguments or input, refused before anything was sent.
+    pub const USAGE: u8 = 2;
+    /// The job ran and failed.
+    pub const JOB_FAILED: u8 = 3;
+    /// The relay or the network failed beyond the retry policy.
+    pub const NETWORK: u8 = 4;
+    /// The deadline passed.
+    pub const TIMEOUT: u8 = 5;
+    /// Interrupted by Ctrl-C; the job stays pending in the journal.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "falq", version, about = "Run fal-compatible image endpoints from the shell: typed inputs, progress, saved outputs, a crash-safe journal.")]
+struct Cli {
+    /// The relay's base URL (else FAL_BASE_URL). The key (FAL_KEY or --key-file) is sent there and nowhere else.
+    #[arg(long, global = true, env = "FAL_BASE_URL", hide_env_values = true)]
+    base_url: Option<String>,
+    /// A file holding the key (else FAL_KEY).
+    #[arg(long, global = true)]
+    key_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List every endpoint with its summary.
+    Endpoints,
+    /// Run an endpoint: submit, wait with progress, save its outputs. `falq run <endpoint> --help` lists its fields.
+    Run(RunArgs),
+    /// Show a job's status.
+    Status(JobArgs),
+    /// Print a job's result (and save its outputs with --out).
+    Result {
+        #[command(flatten)]
+        job: JobArgs,
+        /// Save the outputs into this directory too.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Cancel a job.
+    Cancel(JobArgs),
+    /// List the jobs of the journal and their state.
+    Jobs {
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Wait for every pending job of the journal and save its outputs where it was started to; never submits again.
+    Resume,
+    /// Serve the local simulator of the fal queue.
+    Sim(SimArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
+struct RunArgs {
+    /// The endpoint id, e.g. fal-ai/flux-1/dev/redux.
+    endpoint: Option<String>,
+    /// Set an input field: FIELD=VALUE, typed by the endpoint's schema (repeatable).
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    sets: Vec<String>,
+    /// The whole input as JSON, or @FILE.
+    #[arg(long)]
+    input: Option<String>,
+    /// Where outputs are saved.
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// Print the typed output and the saved files as JSON.
+    #[arg(long)]
+    json: bool,
+    /// How to wait.
+    #[arg(long, value_enum, default_value_t = WaitArg::Stream)]
+    wait: WaitArg,
+    /// Submit, record the job, print its request id, and return.
+    #[arg(long)]
+    no_wait: bool,
+    /// Give up after this long (30s, 5m, 1h, 500ms); the job is cancelled.
+    #[arg(long, value_parser = parse_positive_duration)]
+    timeout: Option<Duration>,
+    /// Run against a simulator started in this process (no relay, no key needed).
+    #[arg(long)]
+    sim: bool,
+    /// On Ctrl-C, cancel the remote job too.
+    #[arg(long)]
+    cancel_on_interrupt: bool,
+    /// Show this help, or the endpoint's fields when an endpoint is given.
+    #[arg(short = 'h', long = "help")]
+    help: bool,
+}
+
+#[derive(Args, Debug)]
+struct JobArgs {
+    /// The endpoint id.
+    endpoint: String,
+    /// The request id.
+    request_id: String,
+}
+
+#[derive(Args, Debug)]
+struct SimArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:8089")]
+    addr: String,
+    /// relay: answers queue.fal.run URLs and takes `Bearer` keys; direct: its own URLs and `Key` keys.
+    #[arg(long, value_enum, default_value_t = ModeArg::Relay)]
+    mode: ModeArg,
+    /// Accept only this key (else any non-empty key).
+    #[arg(long)]
+    key: Option<String>,
+    /// Inject a fault (repeatable), e.g. submit:429@1,3 or status:503%20.
+    #[arg(long = "fault")]
+    faults: Vec<String>,
+    /// How long a job waits in the queue before it runs (e.g. 200ms).
+    #[arg(long, value_parser = parse_duration)]
+    queue_delay: Option<Duration>,
+    /// How long a job runs (e.g. 600ms).
+    #[arg(long, value_parser = parse_duration)]
+    run_time: Option<Duration>,
+    /// How many jobs run at once.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// How long results are kept after completion (then 404).
+    #[arg(long, value_parser = parse_duration)]
+    result_ttl: Option<Duration>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum WaitArg {
+    Poll,
+    Stream,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ModeArg {
+    Relay,
+    Direct,
+}
+
+/// `30s`, `5m`, `1h`, `500ms`, or plain seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (num, unit) = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).map_or((t, "s"), |i| (&t[..i], &t[i..]));
+    let n: f64 = num.parse().map_err(|_| format!("{text:?} is not a duration (try 30s, 5m, 1h or 500ms)"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => return Err(format!("unknown unit {other:?} in {text:?} (use ms, s, m or h)")),
+    };
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err(format!("{text:?} is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A duration above zero (`--timeout`).
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d.is_zero() { Err(format!("{text:?} must be more than zero")) } else { Ok(d) }
+}
+
+/// A failure with its exit code.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        let error = e.into();
+        let code = if error.downcast_ref::<Usage>().is_some() {
+            exit::USAGE
+        } else if let Some(f) = error.downcast_ref::<FalqError>() {
+            falq_code(f)
+        } else {
+            exit::OTHER
+        };
+        Self { code, error }
+    }
+}
+
+fn falq_code(e: &FalqError) -> u8 {
+    match e {
+        FalqError::Config { .. } | FalqError::InvalidInput { .. } | FalqError::InvalidId { .. } => exit::USAGE,
+        FalqError::JobFailed { .. } => exit::JOB_FAILED,
+        FalqError::Timeout { .. } => exit::TIMEOUT,
+        FalqError::Io { .. } => exit::OTHER,
+        _ => exit::NETWORK,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::OTHER);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure { code, error }) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    let globals = Globals { base_url: cli.base_url.clone(), key_file: cli.key_file.clone() };
+    match cli.command {
+        Command::Endpoints => {
+            for e in falq_api::ENDPOINTS {
+                println!("{:<42} {}", e.id, e.summary);
+            }
+            Ok(0)
+        }
+        Command::Run(args) => run(&globals, args).await,
+        Command::Status(job) => {
+            let handle = globals.client(None)?.handle(&job.endpoint, &job.request_id)?;
+            let status = handle.status(Logs::Include).await?;
+            println!("{}", serde_json::to_string_pretty(&status)?);
+            Ok(0)
+        }
+        Command::Result { job, out } => {
+            let client = globals.client(None)?;
+            let handle = client.handle(&job.endpoint, &job.request_id)?;
+            let result = handle.result_json().await?;
+            let files = match out {
+                Some(dir) => client.download(&result, &absolute(&dir), &job.request_id).await?.into_iter().map(|f| f.path).collect(),
+                None => vec![],
+            };
+            println!("{}", serde_json::to_string_pretty(&json!({"request_id": job.request_id, "output": result, "files": files}))?);
+            Ok(0)
+        }
+        Command::Cancel(job) => {
+            let handle = globals.client(None)?.handle(&job.endpoint, &job.request_id)?;
+            let status = handle.cancel().await?;
+            println!("{}", serde_json::to_string(&status)?);
+            journal()?.append(&Entry::Cancelled { request_id: job.request_id, at: now_ms() }).ok();
+            Ok(0)
+        }
+        Command::Jobs { json } => jobs(json),
+        Command::Resume => resume(&globals).await,
+        Command::Sim(args) => sim(args).await,
+    }
+}
+
+struct Globals {
+    base_url: Option<String>,
+    key_file: Option<PathBuf>,
+}
+
+impl Globals {
+    fn key(&self) -> Result<Option<ApiKey>, Failure> {
+        if let Some(path) = &self.key_file {
+            let text = std::fs::read_to_string(path).with_context(|| format!("--key-file {}", path.display()))?;
+            if text.trim().is_empty() {
+                return Err(Usage(format!("--key-file {} is empty", path.display())).into());
+            }
+            return Ok(Some(ApiKey::new(text)));
+        }
+        Ok(std::env::var("FAL_KEY").ok().filter(|k| !k.trim().is_empty()).map(ApiKey::new))
+    }
+
+    /// The config for `base` (else --base-url / FAL_BASE_URL).
+    fn config(&self, base: Option<&str>) -> Result<Config, Failure> {
+        let base = base.map(str::to_string).or_else(|| self.base_url.clone()).filter(|b| !b.trim().is_empty()).ok_or_else(|| {
+            Usage("no relay configured: set FAL_BASE_URL (or pass --base-url URL) and FAL_KEY, or try the built-in simulator with --sim".into())
+        })?;
+        let mut config = Config::new(&base)?;
+        if let Some(scheme) = std::env::var("FAL_AUTH_SCHEME").ok().filter(|s| !s.trim().is_empty()) {
+            config.auth_scheme = scheme.parse()?;
+        }
+        config.key = self.key()?;
+        Ok(config)
+    }
+
+    fn client(&self, base: Option<&str>) -> Result<Client, Failure> {
+        Ok(Client::new(self.config(base)?)?)
+    }
+}
+
+fn falq_home() -> Result<PathBuf, Failure> {
+    if let Some(h) = std::env::var_os("FALQ_HOME").filter(|h| !h.is_empty()) {
+        return Ok(PathBuf::from(h));
+    }
+    dirs::data_dir().map(|d| d.join("falq")).ok_or_else(|| anyhow!("no data directory on this platform: set FALQ_HOME").into())
+}
+
+fn journal() -> Result<Journal, Failure> {
+    Ok(Journal::at(&falq_home()?))
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+}
+
+async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
+    let Some(endpoint_id) = args.endpoint.as_deref() else {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let run = cmd.find_subcommand_mut("run").map(|c| c.render_help().to_string()).unwrap_or_default();
+        if args.help {
+            println!("{run}");
+            return Ok(0);
+        }
+        return Err(Usage(format!("which endpoint? `falq endpoints` lists them\n\n{run}")).into());
+    };
+    let endpoint = inputs::find_endpoint(endpoint_id)?;
+    if args.help {
+        print!("{}", inputs::endpoint_help(endpoint));
+        return Ok(0);
+    }
+    let input = inputs::build_input(endpoint, args.input.as_deref(), &args.sets)?;
+    // The simulator lives as long as this run.
+    let mut sim_guard = None;
+    let mut config = if args.sim {
+        let sim = falq_sim::Sim::spawn(falq_sim::SimConfig::default()).await.context("cannot start the simulator")?;
+        let mut c = Config::new(sim.base_url())?;
+        c.key = Some(globals.key()?.unwrap_or_else(|| ApiKey::new("sim")));
+        sim_guard = Some(sim);
+        c
+    } else {
+        globals.config(None)?
+    };
+    config.wait.mode = match args.wait {
+        WaitArg::Poll => WaitMode::Poll,
+        WaitArg::Stream => WaitMode::Stream,
+    };
+    config.wait.deadline = args.timeout;
+    config.wait.cancel_on_timeout = CancelOnTimeout::Cancel;
+    let base_url = config.base_url.to_string();
+    let client = Client::new(config)?;
+    let handle = client.submit_json(endpoint.id, &input).await?;
+    let out = absolute(&args.out);
+    // Durable before anything else: a crash from here on loses nothing.
+    let journal = journal()?;
+    journal
+        .append(&Entry::Submitted { endpoint: endpoint.id.into(), request_id: handle.request_id.clone(), base_url, out: out.clone(), sim: args.sim, at: now_ms() })
+        .with_context(|| format!("the job {} was submitted but the journal {} could not be written", handle.request_id, journal.path().display()))?;
+    let progress = progress::Progress::new(std::io::stderr().is_terminal());
+    progress.line(&format!("submitted {} ({})", handle.request_id, endpoint.id));
+    if args.no_wait {
+        if args.json {
+            println!("{}", json!({"endpoint": endpoint.id, "request_id": handle.request_id}));
+        } else {
+            println!("{}", handle.request_id);
+        }
+        return Ok(0);
+    }
+    let outcome = tokio::select! {
+        r = finish(&client, &handle, &out, &progress) => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    drop(sim_guard);
+    match outcome {
+        None => {
+            progress.finish();
+            if args.cancel_on_interrupt {
+                let cancelled = handle.cancel().await;
+                journal.append(&Entry::Cancelled { request_id: handle.request_id.clone(), at: now_ms() }).ok();
+                eprintln!("interrupted: cancelled {} ({:?})", handle.request_id, cancelled.map_err(|e| e.to_string()));
+            } else {
+                eprintln!("interrupted: {} is still pending; resume with: falq resume", handle.request_id);
+            }
+            Ok(exit::INTERRUPTED)
+        }
+        Some(Ok((result, files))) => {
+            progress.finish();
+            journal.append(&Entry::Done { request_id: handle.request_id.clone(), files: files.clone(), at: now_ms() }).ok();
+            print_result(args.json, endpoint.id, &handle.request_id, &result, &files)?;
+            Ok(0)
+        }
+        Some(Err(e)) => {
+            progress.finish();
+            match &e {
+                FalqError::JobFailed { .. } => {
+                    journal.append(&Entry::Failed { request_id: handle.request_id.clone(), error: e.to_string(), at: now_ms() }).ok();
+                }
+                FalqError::Timeout { cancelled: true, .. } => {
+                    journal.append(&Entry::Cancelled { request_id: handle.request_id.clone(), at: now_ms() }).ok();
+                }
+                _ => {}
+            }
+            Err(Failure { code: falq_code(&e), error: e.into() })
+        }
+    }
+}
+
+/// Waits, fetches the result and saves its outputs at once (results expire).
+async fn finish(client: &Client, handle: &RequestHandle, out: &Path, progress: &progress::Progress) -> Result<(Value, Vec<PathBuf>), FalqError> {
+    let result: Value = handle.finish(|u| progress.update(u)).await?;
+    let files = client.download(&result, out, &handle.request_id).await?;
+    Ok((result, files.into_iter().map(|f| f.path).collect()))
+}
+
+fn print_result(as_json: bool, endpoint: &str, request_id: &str, result: &Value, files: &[PathBuf]) -> anyhow::Result<()> {
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&json!({"endpoint": endpoint, "request_id": request_id, "output": result, "files": files}))?);
+    } else {
+        for f in files {
+            println!("{}", f.display());
+        }
+    }
+    Ok(())
+}
+
+fn jobs(as_json: bool) -> Result<u8, Failure> {
+    let journal = journal()?;
+    let (jobs, unreadable) = journal.jobs().with_context(|| format!("reading {}", journal.path().display()))?;
+    if unreadable > 0 {
+        eprintln!("note: skipped {unreadable} unreadable journal line(s) (a write cut short by a crash)");
+    }
+    for job in &jobs {
+        let Entry::Submitted { endpoint, request_id, out, at, sim, .. } = &job.submitted else { continue };
+        if as_json {
+            println!("{}", json!({"request_id": request_id, "endpoint": endpoint, "state": job.state(), "out": out, "submitted_at_ms": at, "sim": sim}));
+        } else {
+            println!("{request_id:<40} {:<10} {endpoint:<40} {}", job.state(), out.display());
+        }
+    }
+    Ok(0)
+}
+
+async fn resume(globals: &Globals) -> Result<u8, Failure> {
+    let journal = journal()?;
+    let (jobs, _) = journal.jobs().with_context(|| format!("reading {}", journal.path().display()))?;
+    let pending: Vec<_> = jobs.into_iter().filter(|j| j.state() == "pending").collect();
+    if pending.is_empty() {
+        eprintln!("no pending jobs");
+        return Ok(0);
+    }
+    let progress = progress::Progress::new(std::io::stderr().is_terminal());
+    let mut worst = 0u8;
+    for job in pending {
+        let Entry::Submitted { endpoint, request_id, base_url, out, sim, .. } = &job.submitted else { continue };
+        if *sim {
+            eprintln!("{request_id}: ran on an in-process simulator that is gone; cannot resume");
+            continue;
+        }
+        // The relay it was submitted to, unless one is configured now.
+        let client = match globals.client(Some(globals.base_url.as_deref().unwrap_or(base_url))) {
+            Ok(c) => c,
+            Err(f) => return Err(f),
+        };
+        let handle = client.handle(endpoint, request_id)?;
+        progress.line(&format!("resuming {request_id} ({endpoint})"));
+        match finish(&client, &handle, out, &progress).await {
+            Ok((_, files)) => {
+                journal.append(&Entry::Done { request_id: request_id.clone(), files: files.clone(), at: now_ms() }).ok();
+                for f in files {
+                    println!("{}", f.display());
+                }
+            }
+            Err(e) => {
+                if matches!(e, FalqError::JobFailed { .. }) {
+                    journal.append(&Entry::Failed { request_id: request_id.clone(), error: e.to_string(), at: now_ms() }).ok();
+                }
+                eprintln!("error: {e}");
+                worst = worst.max(falq_code(&e));
+            }
+        }
+    }
+    progress.finish();
+    Ok(worst)
+}
+
+async fn sim(args: SimArgs) -> Result<u8, Failure> {
+    let mut config = falq_sim::SimConfig::default();
+    config.mode = match args.mode {
+        ModeArg::Relay => falq_sim::SimMode::Relay,
+        ModeArg::Direct => falq_sim::SimMode::Direct,
+    };
+    config.api_key = args.key.clone();
+    if let Some(d) = args.queue_delay {
+        config.timing.queue_delay = d;
+    }
+    if let Some(d) = args.run_time {
+        config.timing.run_time = d;
+    }
+    if let Some(w) = args.workers {
+        config.timing.workers = w.max(1);
+    }
+    if let Some(d) = args.result_ttl {
+        config.timing.result_ttl = d;
+    }
+    for f in &args.faults {
+        let plan = f.parse::<falq_sim::FaultPlan>().map_err(|e| Usage(format!("--fault {f:?}: {e}")))?;
+        config.faults.rules.extend(plan.rules);
+    }
+    let listener = tokio::net::TcpListener::bind(&args.addr).await.map_err(|e| Usage(format!("--addr {}: {e}", args.addr)))?;
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr}");
+    eprintln!("mode {:?}; try: FAL_BASE_URL=http://{addr} FAL_KEY=any falq run fal-ai/flux-1/dev/redux --set image_url=<file>", args.mode);
+    tokio::select! {
+        r = falq_sim::serve(listener, config) => r.context("the simulator stopped")?,
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
+        assert!(parse_positive_duration("0s").unwrap_err().contains("more than zero"));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+    }
+}

@@ -1,0 +1,361 @@
+//! The spec's own examples and defaults, from `openapi.json` and from the YAML blocks of
+//! the vendored pages, each mapped to the schema it illustrates and checked there: valid
+//! JSON Schema-wise, and unchanged by a round trip through the generated type.
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use super::samples::{Fill, sample};
+use super::schema::escape_pointer;
+use super::typed::{component_roundtrip, typed_endpoint};
+use super::{Spec, component_of, json_difference};
+
+/// What an example illustrates.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExampleTarget {
+    /// A response body of an operation.
+    Response {
+        /// The operation id.
+        operation: String,
+        /// The response key (`200`).
+        status: String,
+    },
+    /// The request body of an operation.
+    RequestBody {
+        /// The operation id.
+        operation: String,
+    },
+    /// The schema at this pointer of `openapi.json` (a component or one of its properties).
+    Schema {
+        /// A JSON pointer into the normalized document.
+        pointer: String,
+    },
+    /// A header parameter of a page, which the normalized spec leaves to the client.
+    HeaderParameter {
+        /// The operation id.
+        operation: String,
+        /// The header (`Authorization`).
+        name: String,
+    },
+    /// An example the suite has no rule for.
+    Unmapped,
+}
+
+/// One example (or default) of the spec.
+#[derive(Clone, Debug)]
+pub struct Example {
+    /// Where it is written: `openapi.json#/pointer` or `specs/apifox/page.md#/pointer`.
+    pub source: String,
+    /// What it illustrates.
+    pub target: ExampleTarget,
+    /// The value.
+    pub value: Value,
+}
+
+impl Example {
+    /// The operation or schema it belongs to, for messages.
+    pub fn label(&self) -> String {
+        match &self.target {
+            ExampleTarget::Response { operation, status } => format!("operation {operation}, response {status}"),
+            ExampleTarget::RequestBody { operation } => format!("operation {operation}, request body"),
+            ExampleTarget::Schema { pointer } => format!("schema {pointer}"),
+            ExampleTarget::HeaderParameter { operation, name } => format!("operation {operation}, header {name}"),
+            ExampleTarget::Unmapped => format!("example at {}", self.source),
+        }
+    }
+}
+
+/// Every example and default in the normalized document: `x-falq-examples` and `default`
+/// on schemas, and `example` / `examples` on request and response media types.
+pub fn openapi_examples(spec: &Spec) -> Vec<Example> {
+    let doc = spec.document();
+    let mut out = vec![];
+    let mut visit = |pointer: &str, schema: &Value| {
+        for (i, e) in schema.get("x-falq-examples").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            out.push(Example {
+                source: format!("openapi.json#{pointer}/x-falq-examples/{i}"),
+                target: ExampleTarget::Schema { pointer: pointer.to_string() },
+                value: e.clone(),
+            });
+        }
+        if let Some(d) = schema.get("default") {
+            out.push(Example { source: format!("openapi.json#{pointer}/default"), target: ExampleTarget::Schema { pointer: pointer.to_string() }, value: d.clone() });
+        }
+    };
+    for (name, schema) in doc.pointer("/components/schemas").and_then(Value::as_object).into_iter().flatten() {
+        walk_schemas(&format!("/components/schemas/{}", escape_pointer(name)), schema, &mut visit);
+    }
+    for op in spec.operations() {
+        let raw = doc.pointer(&op.pointer).cloned().unwrap_or_default();
+        let mut media_examples = |pointer: String, content: &Value, target: ExampleTarget| {
+            for (media, m) in content.as_object().into_iter().flatten() {
+                let at = format!("{pointer}/{}", escape_pointer(media));
+                if let Some(e) = m.get("example") {
+                    out.push(Example { source: format!("openapi.json#{at}/example"), target: target.clone(), value: e.clone() });
+                }
+                for (k, e) in m.get("examples").and_then(Value::as_object).into_iter().flatten() {
+                    let value = e.get("value").cloned().unwrap_or_else(|| e.clone());
+                    out.push(Example { source: format!("openapi.json#{at}/examples/{}", escape_pointer(k)), target: target.clone(), value });
+                }
+            }
+        };
+        if let Some(content) = raw.pointer("/requestBody/content") {
+            media_examples(format!("{}/requestBody/content", op.pointer), content, ExampleTarget::RequestBody { operation: op.id.clone() });
+        }
+        for (status, response) in raw.get("responses").and_then(Value::as_object).into_iter().flatten() {
+            if let Some(content) = response.get("content") {
+                let target = ExampleTarget::Response { operation: op.id.clone(), status: status.clone() };
+                media_examples(format!("{}/responses/{status}/content", op.pointer), content, target);
+            }
+        }
+    }
+    out
+}
+
+fn walk_schemas(pointer: &str, schema: &Value, visit: &mut dyn FnMut(&str, &Value)) {
+    visit(pointer, schema);
+    for (name, s) in schema.get("properties").and_then(Value::as_object).into_iter().flatten() {
+        walk_schemas(&format!("{pointer}/properties/{}", escape_pointer(name)), s, visit);
+    }
+    for key in ["items", "additionalProperties", "not"] {
+        if let Some(s) = schema.get(key).filter(|s| s.is_object()) {
+            walk_schemas(&format!("{pointer}/{key}"), s, visit);
+        }
+    }
+    for key in ["allOf", "oneOf", "anyOf"] {
+        for (i, s) in schema.get(key).and_then(Value::as_array).into_iter().flatten().enumerate() {
+            walk_schemas(&format!("{pointer}/{key}/{i}"), s, visit);
+        }
+    }
+}
+
+/// The fenced YAML blocks of a markdown page, as JSON.
+pub fn page_blocks(text: &str) -> Result<Vec<Value>, String> {
+    let mut blocks = vec![];
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        let fence = line.trim_start();
+        match &mut current {
+            None if fence.starts_with("```yaml") || fence.starts_with("```yml") => current = Some(String::new()),
+            Some(block) if fence.starts_with("```") => {
+                let yaml: serde_yaml::Value = serde_yaml::from_str(block).map_err(|e| format!("a YAML block does not parse: {e}"))?;
+                blocks.push(yaml_to_json(yaml));
+                current = None;
+            }
+            Some(block) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            None => {}
+        }
+    }
+    Ok(blocks)
+}
+
+fn yaml_to_json(v: serde_yaml::Value) -> Value {
+    match v {
+        serde_yaml::Value::Null => Value::Null,
+        serde_yaml::Value::Bool(b) => Value::Bool(b),
+        serde_yaml::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                n.as_f64().and_then(serde_json::Number::from_f64).map(Value::Number).unwrap_or(Value::Null)
+            }
+        }
+        serde_yaml::Value::String(s) => Value::String(s),
+        serde_yaml::Value::Sequence(items) => Value::Array(items.into_iter().map(yaml_to_json).collect()),
+        serde_yaml::Value::Mapping(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        serde_yaml::Value::String(s) => s,
+                        other => serde_yaml::to_string(&other).unwrap_or_default().trim().to_string(),
+                    };
+                    (key, yaml_to_json(v))
+                })
+                .collect::<Map<String, Value>>(),
+        ),
+        serde_yaml::Value::Tagged(t) => yaml_to_json(t.value),
+    }
+}
+
+/// The path of a page's operation as the normalized spec writes it: Apifox's placeholder
+/// prefix (`/BASE_URL`, `/{{BASE_URL}}`) removed.
+pub fn page_path(path: &str) -> &str {
+    for prefix in ["/BASE_URL", "/{{BASE_URL}}"] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            return rest;
+        }
+    }
+    path
+}
+
+/// Every `example` / `examples` value in the YAML blocks of the pages in `dir`, mapped to
+/// what it illustrates in the normalized spec.
+pub fn page_examples(spec: &Spec, dir: &Path) -> Result<Vec<Example>, String> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    files.sort();
+    let mut out = vec![];
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let shown = format!("specs/{}/{}", dir.file_name().and_then(|n| n.to_str()).unwrap_or(""), file.file_name().and_then(|n| n.to_str()).unwrap_or(""));
+        for block in page_blocks(&text).map_err(|e| format!("{shown}: {e}"))? {
+            let mut found = vec![];
+            collect_examples(&block, &mut vec![], &mut found);
+            for (path, value) in found {
+                let source = format!("{shown}#/{}", path.iter().map(|s| escape_pointer(s)).collect::<Vec<_>>().join("/"));
+                let target = page_target(spec, &block, &path);
+                out.push(Example { source, target, value });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn collect_examples(v: &Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, Value)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                path.push(k.clone());
+                if k == "example" {
+                    out.push((path.clone(), x.clone()));
+                } else if k == "examples" {
+                    match x {
+                        Value::Array(list) => {
+                            for (i, e) in list.iter().enumerate() {
+                                path.push(i.to_string());
+                                out.push((path.clone(), e.clone()));
+                                path.pop();
+                            }
+                        }
+                        Value::Object(named) => {
+                            for (name, e) in named {
+                                path.push(name.clone());
+                                out.push((path.clone(), e.get("value").cloned().unwrap_or_else(|| e.clone())));
+                                path.pop();
+                            }
+                        }
+                        other => out.push((path.clone(), other.clone())),
+                    }
+                } else {
+                    collect_examples(x, path, out);
+                }
+                path.pop();
+            }
+        }
+        Value::Array(items) => {
+            for (i, x) in items.iter().enumerate() {
+                path.push(i.to_string());
+                collect_examples(x, path, out);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn page_target(spec: &Spec, block: &Value, path: &[String]) -> ExampleTarget {
+    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    let ["paths", page, method, rest @ ..] = p.as_slice() else { return ExampleTarget::Unmapped };
+    let Some(op) = spec.operations().into_iter().find(|o| o.path == page_path(page) && o.method.eq_ignore_ascii_case(method)) else {
+        return ExampleTarget::Unmapped;
+    };
+    match rest {
+        ["parameters", i, "example"] => {
+            let param = block.get("paths").and_then(|ps| ps.get(*page)).and_then(|o| o.get(*method)).and_then(|o| o.pointer(&format!("/parameters/{i}")));
+            match (param.and_then(|p| p.get("in")).and_then(Value::as_str), param.and_then(|p| p.get("name")).and_then(Value::as_str)) {
+                (Some("header"), Some(name)) => ExampleTarget::HeaderParameter { operation: op.id, name: name.to_string() },
+                _ => ExampleTarget::Unmapped,
+            }
+        }
+        ["requestBody", "content", "application/json", "schema", "properties", prop, "example" | "examples", ..] => match op.input_component() {
+            Some(input) => ExampleTarget::Schema { pointer: format!("/components/schemas/{input}/properties/{}", escape_pointer(prop)) },
+            None => ExampleTarget::Unmapped,
+        },
+        ["requestBody", "content", "application/json", "example" | "examples", ..] => ExampleTarget::RequestBody { operation: op.id },
+        ["responses", status, "content", "application/json", "example" | "examples", ..] => {
+            ExampleTarget::Response { operation: op.id, status: status.to_string() }
+        }
+        _ => ExampleTarget::Unmapped,
+    }
+}
+
+/// Checks one example where it belongs: the schema accepts it, and the generated type
+/// takes it and gives it back unchanged (modulo absent optionals). The error names the
+/// operation or schema and the field, and carries both the schema's and the type's reasons.
+pub fn check_example(spec: &Spec, example: &Example) -> Result<(), String> {
+    let label = example.label();
+    let value = &example.value;
+    let (schema, typed): (Value, Option<(String, Value)>) = match &example.target {
+        ExampleTarget::Unmapped => return Err(format!("no conformance rule for the example at {}", example.source)),
+        ExampleTarget::HeaderParameter { operation, name } => {
+            // Auth and content type are the client's, set once: the normalized operation
+            // must not ask for them per call.
+            let op = spec.operation(operation)?;
+            return match op.parameters.iter().find(|p| p.name.eq_ignore_ascii_case(name)) {
+                Some(_) => Err(format!("{label}: the normalized operation still has a {name} parameter")),
+                None => Ok(()),
+            };
+        }
+        ExampleTarget::Response { operation, status } => {
+            let op = spec.operation(operation)?;
+            let schema = op
+                .responses
+                .get(status)
+                .and_then(|r| r.pointer("/content/application~1json/schema"))
+                .cloned()
+                .ok_or_else(|| format!("{label}: no JSON schema for the response"))?;
+            (schema.clone(), component_of(&schema).map(|c| (c.to_string(), value.clone())))
+        }
+        ExampleTarget::RequestBody { operation } => {
+            let op = spec.operation(operation)?;
+            let schema = op.request_body.clone().ok_or_else(|| format!("{label}: the operation has no JSON body"))?;
+            if typed_endpoint(operation).is_none() {
+                return Err(format!("operation {operation} has no conformance case"));
+            }
+            (schema.clone(), component_of(&schema).map(|c| (c.to_string(), value.clone())))
+        }
+        ExampleTarget::Schema { pointer } => {
+            let schema = spec.document().pointer(pointer).cloned().ok_or_else(|| format!("{label}: no schema there"))?;
+            let parts: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
+            let typed = match parts.as_slice() {
+                ["components", "schemas", component] => Some((component.to_string(), value.clone())),
+                ["components", "schemas", component, "properties", prop] => {
+                    // A property's example rides in an otherwise minimal object.
+                    let parent = spec.component(component).cloned().unwrap_or_default();
+                    let mut body = sample(spec, &parent, Fill::Minimal, "");
+                    body[prop.replace("~1", "/").replace("~0", "~")] = value.clone();
+                    Some((component.to_string(), body))
+                }
+                _ => return Err(format!("{label}: no conformance rule for an example of a schema at this depth")),
+            };
+            (schema, typed)
+        }
+    };
+    let mut reasons = vec![];
+    if let Err(e) = spec.check(&schema, value) {
+        reasons.push(format!("schema: {}", e.join("; ")));
+    }
+    if let Some((component, instance)) = typed {
+        match component_roundtrip(&component) {
+            None => reasons.push(format!("type: component {component} has no generated type in the conformance table")),
+            Some(roundtrip) => match roundtrip(&instance) {
+                Err(e) => reasons.push(format!("type {component}: {e}")),
+                Ok(back) => {
+                    if let Some(d) = json_difference(&instance, &back) {
+                        reasons.push(format!("type {component}: {d}"));
+                    }
+                }
+            },
+        }
+    }
+    if reasons.is_empty() { Ok(()) } else { Err(format!("{label} ({}): {}", example.source, reasons.join(" | "))) }
+}

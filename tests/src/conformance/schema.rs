@@ -1,0 +1,180 @@
+//! OpenAPI 3.0 schema objects as JSON Schema 2020-12: `$ref`s to `$defs`, `nullable` as a
+//! null type, the boolean `exclusiveMinimum` as a number, extensions and OpenAPI-only words dropped.
+
+use serde_json::{Map, Value, json};
+
+/// Where OpenAPI keeps named schemas; a `$ref` into it becomes one into `$defs`.
+pub const COMPONENT_PREFIX: &str = "#/components/schemas/";
+
+/// Keywords an OpenAPI 3.0 Schema Object shares with JSON Schema, whose value is data.
+const SHARED_KEYWORDS: &[&str] = &[
+    "type",
+    "enum",
+    "format",
+    "minimum",
+    "maximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "minProperties",
+    "maxProperties",
+    "required",
+    "description",
+    "title",
+    "default",
+    "readOnly",
+    "writeOnly",
+    "deprecated",
+];
+
+/// Keywords whose value is one schema (or a boolean, for `additionalProperties`).
+const ONE_SCHEMA_KEYWORDS: &[&str] = &["items", "additionalProperties", "not"];
+
+/// Keywords whose value is a list of schemas.
+const SCHEMA_LIST_KEYWORDS: &[&str] = &["allOf", "oneOf", "anyOf"];
+
+/// OpenAPI-only keywords: translated (`nullable`, the exclusive bounds) or without meaning
+/// for validation (`example`, `discriminator`, ...).
+const OPENAPI_ONLY_KEYWORDS: &[&str] =
+    &["nullable", "exclusiveMinimum", "exclusiveMaximum", "example", "discriminator", "xml", "externalDocs"];
+
+/// The JSON Schema 2020-12 form of an OpenAPI 3.0 schema. Unknown keywords are dropped
+/// ([`unknown_keywords`] lists them), so a validator never guesses at them.
+pub fn to_json_schema(schema: &Value) -> Value {
+    let Value::Object(m) = schema else { return schema.clone() };
+    let mut out = Map::new();
+    for (k, v) in m {
+        let k = k.as_str();
+        if k == "$ref" {
+            let target = v.as_str().unwrap_or_default();
+            let target = match target.strip_prefix(COMPONENT_PREFIX) {
+                Some(name) => format!("#/$defs/{name}"),
+                None => target.to_string(),
+            };
+            out.insert("$ref".into(), Value::String(target));
+        } else if k == "properties" {
+            let props = v.as_object().map(|p| p.iter().map(|(name, s)| (name.clone(), to_json_schema(s))).collect()).unwrap_or_default();
+            out.insert("properties".into(), Value::Object(props));
+        } else if ONE_SCHEMA_KEYWORDS.contains(&k) {
+            out.insert(k.into(), to_json_schema(v));
+        } else if SCHEMA_LIST_KEYWORDS.contains(&k) {
+            let list = v.as_array().map(|l| l.iter().map(to_json_schema).collect()).unwrap_or_default();
+            out.insert(k.into(), Value::Array(list));
+        } else if SHARED_KEYWORDS.contains(&k) {
+            out.insert(k.into(), v.clone());
+        }
+        // `x-*`, OpenAPI-only and unknown keywords: dropped here, handled below.
+    }
+    // OpenAPI 3.0's boolean exclusive bounds qualify `minimum` / `maximum`.
+    for (flag, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
+        match m.get(flag) {
+            Some(Value::Bool(true)) => {
+                if let Some(limit) = out.remove(bound) {
+                    out.insert(flag.into(), limit);
+                }
+            }
+            Some(n @ Value::Number(_)) => {
+                out.insert(flag.into(), n.clone());
+            }
+            _ => {}
+        }
+    }
+    if m.get("nullable") == Some(&Value::Bool(true)) {
+        match out.get("type").cloned() {
+            Some(Value::String(t)) => {
+                out.insert("type".into(), json!([t, "null"]));
+                if let Some(Value::Array(values)) = out.get_mut("enum") {
+                    if !values.contains(&Value::Null) {
+                        values.push(Value::Null);
+                    }
+                }
+            }
+            _ => return json!({"anyOf": [Value::Object(out), {"type": "null"}]}),
+        }
+    }
+    Value::Object(out)
+}
+
+/// Gives a converted schema the converted components as `$defs`, so its `$ref`s resolve.
+pub fn bundle(mut root: Value, defs: &Map<String, Value>) -> Value {
+    match &mut root {
+        Value::Object(m) => {
+            m.insert("$defs".into(), Value::Object(defs.clone()));
+            root
+        }
+        other => json!({"allOf": [other.clone()], "$defs": defs}),
+    }
+}
+
+/// The converted form of every component schema of an OpenAPI document.
+pub fn converted_components(document: &Value) -> Map<String, Value> {
+    document
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .map(|schemas| schemas.iter().map(|(name, s)| (name.clone(), to_json_schema(s))).collect())
+        .unwrap_or_default()
+}
+
+/// JSON pointers (`/components/schemas/LogEntry/properties/timestamp/as ISO 8601.`) of keys
+/// inside schemas that are neither OpenAPI 3.0 schema keywords nor `x-` extensions:
+/// typically a YAML flow mapping split by a comma, which also cut a description short.
+pub fn unknown_keywords(schema: &Value, pointer: &str, out: &mut Vec<String>) {
+    let Value::Object(m) = schema else { return };
+    for (k, v) in m {
+        let here = format!("{pointer}/{}", escape_pointer(k));
+        let k = k.as_str();
+        if k == "properties" {
+            if let Some(props) = v.as_object() {
+                for (name, s) in props {
+                    unknown_keywords(s, &format!("{here}/{}", escape_pointer(name)), out);
+                }
+            }
+        } else if ONE_SCHEMA_KEYWORDS.contains(&k) {
+            unknown_keywords(v, &here, out);
+        } else if SCHEMA_LIST_KEYWORDS.contains(&k) {
+            for (i, s) in v.as_array().into_iter().flatten().enumerate() {
+                unknown_keywords(s, &format!("{here}/{i}"), out);
+            }
+        } else if k != "$ref" && !k.starts_with("x-") && !SHARED_KEYWORDS.contains(&k) && !OPENAPI_ONLY_KEYWORDS.contains(&k) {
+            out.push(here);
+        }
+    }
+}
+
+/// A key as one segment of a JSON pointer (`~` → `~0`, `/` → `~1`).
+pub fn escape_pointer(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(openapi: Value, expected: Value) {
+        assert_eq!(to_json_schema(&openapi), expected);
+    }
+
+    #[test]
+    fn conversion_table() {
+        check(json!({"type": "integer", "nullable": true}), json!({"type": ["integer", "null"]}));
+        check(json!({"type": "string", "enum": ["a"], "nullable": true}), json!({"type": ["string", "null"], "enum": ["a", null]}));
+        check(
+            json!({"allOf": [{"$ref": "#/components/schemas/M"}], "nullable": true, "description": "d"}),
+            json!({"anyOf": [{"allOf": [{"$ref": "#/$defs/M"}], "description": "d"}, {"type": "null"}]}),
+        );
+        check(json!({"type": "number", "minimum": 1, "exclusiveMinimum": true}), json!({"type": "number", "exclusiveMinimum": 1}));
+        check(json!({"type": "string", "x-falq-examples": ["a"], "example": "b", "stray": null}), json!({"type": "string"}));
+        check(json!({"properties": {"type": {"type": "string"}}}), json!({"properties": {"type": {"type": "string"}}}));
+    }
+
+    #[test]
+    fn stray_keys_are_found() {
+        let mut found = vec![];
+        unknown_keywords(&json!({"properties": {"t": {"type": "string", "as ISO 8601.": null, "x-a": 1}}}), "/S", &mut found);
+        assert_eq!(found, vec!["/S/properties/t/as ISO 8601.".to_string()]);
+    }
+}
