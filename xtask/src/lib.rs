@@ -5,6 +5,7 @@
 
 pub mod diag;
 pub mod generate;
+pub mod lint;
 pub mod load;
 pub mod merge;
 pub mod normalize;
@@ -62,7 +63,13 @@ pub fn regen(specs_dir: &Path, root: &Path) -> Result<Regen, Errors> {
     if pages.is_empty() {
         return Err(Diagnostic::new(specs_dir, 0, "no Apifox page found").help("put the relay's exported pages (.md) under specs/").into());
     }
-    let spec = merge::merge(&authored, &pages, &overlays, env!("CARGO_PKG_VERSION"))?;
+    let mut spec = merge::merge(&authored, &pages, &overlays, env!("CARGO_PKG_VERSION"))?;
+    let sources: Vec<_> = authored.iter().chain(&pages).cloned().collect();
+    let (mut lint_warnings, lint_errors) = lint::stray_keywords(&mut spec, &sources);
+    warnings.append(&mut lint_warnings);
+    if !lint_errors.is_empty() {
+        return Err(Errors(lint_errors));
+    }
     let generated = generate::generate(&spec)?;
     let json = serde_json::to_string_pretty(&spec).map_err(|e| Diagnostic::new(Path::new(CRATE_DIR), 0, e.to_string()))? + "\n";
     let outputs = vec![

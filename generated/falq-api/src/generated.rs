@@ -218,12 +218,12 @@ Default: `512`. At most 14142 (checked before sending).*/
         ///Its size in bytes.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub file_size: ::std::option::Option<i64>,
-        ///Height in pixels
+        ///Height in pixels, for images.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub height: ::std::option::Option<i64>,
         ///Where the file is (a data URI in sync mode).
         pub url: ::std::string::String,
-        ///Width in pixels
+        ///Width in pixels, for images.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub width: ::std::option::Option<i64>,
     }
@@ -584,7 +584,7 @@ Default: `false`.*/
         ///Where it came from (`user`).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub source: ::std::option::Option<::std::string::String>,
-        ///When
+        ///When, as ISO 8601.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub timestamp: ::std::option::Option<::std::string::String>,
     }
@@ -911,7 +911,7 @@ Default: `false`.*/
         pub loc: ::std::vec::Vec<LocationPart>,
         ///What is wrong.
         pub msg: ::std::string::String,
-        ///The kind of error (`less_than_equal`
+        ///The kind of error (`less_than_equal`, ...).
         #[serde(rename = "type")]
         pub type_: ::std::string::String,
     }
@@ -3425,6 +3425,34 @@ pub mod builder {
                         ),
                     )
                 }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }
@@ -3661,7 +3689,35 @@ pub mod builder {
                         ),
                     )
                 }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,

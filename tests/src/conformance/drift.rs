@@ -35,7 +35,8 @@ pub fn coverage_gaps(spec: &Spec) -> Vec<String> {
             findings.push(format!("operation {} has no conformance case", op.id));
         }
     }
-    let known: Vec<String> = super::typed::typed_endpoints().iter().map(|e| e.operation_id.to_string()).chain(QUEUE_OPERATIONS.iter().map(|s| s.to_string())).collect();
+    let known: Vec<String> =
+        super::typed::typed_endpoints().iter().map(|e| e.operation_id.to_string()).chain(QUEUE_OPERATIONS.iter().map(|s| s.to_string())).collect();
     for id in known {
         if !ops.iter().any(|o| o.id == id) {
             findings.push(format!("operation {id} has a conformance case but is not in the spec"));
@@ -124,7 +125,9 @@ fn check_submit(spec: &Spec, op: &Operation, typed: &TypedEndpoint, findings: &m
             }
             (ConstraintKind::AboveMaximum(_) | ConstraintKind::BelowMinimum(_) | ConstraintKind::TooFewItems(_), result) => match result {
                 Err(e) => findings.push(format!("{at}: {} should deserialize and be refused by validate(), but deserialization failed: {e}", case.value)),
-                Ok(Ok(())) => findings.push(format!("{at}: {} is outside the spec's bounds ({:?}), but the generated client does not refuse it", case.value, case.kind)),
+                Ok(Ok(())) => {
+                    findings.push(format!("{at}: {} is outside the spec's bounds ({:?}), but the generated client does not refuse it", case.value, case.kind))
+                }
                 Ok(Err(bound)) => {
                     if bound.field != *field {
                         findings.push(format!("{at}: {} is refused, but the error names field {}: {bound}", case.value, bound.field));
@@ -148,11 +151,11 @@ fn check_submit(spec: &Spec, op: &Operation, typed: &TypedEndpoint, findings: &m
 /// and pass the client's own bounds.
 fn check_accepted_body(spec: &Spec, op: &Operation, typed: &TypedEndpoint, label: &str, body: &Value, findings: &mut Vec<String>) {
     let id = &op.id;
-    if let Some(schema) = &op.request_body {
-        if let Err(e) = spec.check(schema, body) {
-            findings.push(format!("operation {id}, {label}: the derived body is not valid itself: {}", e.join("; ")));
-            return;
-        }
+    if let Some(schema) = &op.request_body
+        && let Err(e) = spec.check(schema, body)
+    {
+        findings.push(format!("operation {id}, {label}: the derived body is not valid itself: {}", e.join("; ")));
+        return;
     }
     let sent = match (typed.roundtrip)(body) {
         Ok(sent) => sent,
@@ -164,10 +167,10 @@ fn check_accepted_body(spec: &Spec, op: &Operation, typed: &TypedEndpoint, label
     if let Some(d) = json_difference(body, &sent) {
         findings.push(format!("operation {id}, {label}: the generated type changes it: {d}"));
     }
-    if let Some(schema) = &op.request_body {
-        if let Err(e) = spec.check(schema, &sent) {
-            findings.push(format!("operation {id}, {label}: what the client would send is not valid: {}", e.join("; ")));
-        }
+    if let Some(schema) = &op.request_body
+        && let Err(e) = spec.check(schema, &sent)
+    {
+        findings.push(format!("operation {id}, {label}: what the client would send is not valid: {}", e.join("; ")));
     }
     if let Ok(Err(bound)) = (typed.validate)(body) {
         findings.push(format!("operation {id}, {label}: field {}: the spec allows it, but the generated client refuses it: {bound}", bound.field));

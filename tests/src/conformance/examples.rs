@@ -80,7 +80,11 @@ pub fn openapi_examples(spec: &Spec) -> Vec<Example> {
             });
         }
         if let Some(d) = schema.get("default") {
-            out.push(Example { source: format!("openapi.json#{pointer}/default"), target: ExampleTarget::Schema { pointer: pointer.to_string() }, value: d.clone() });
+            out.push(Example {
+                source: format!("openapi.json#{pointer}/default"),
+                target: ExampleTarget::Schema { pointer: pointer.to_string() },
+                value: d.clone(),
+            });
         }
     };
     for (name, schema) in doc.pointer("/components/schemas").and_then(Value::as_object).into_iter().flatten() {

@@ -94,10 +94,7 @@ impl Operation {
     pub fn response(&self, status: u16) -> Option<(&str, &Value)> {
         let exact = status.to_string();
         let range = format!("{}XX", status / 100);
-        [exact.as_str(), range.as_str(), "default"]
-            .into_iter()
-            .find_map(|k| self.responses.get_key_value(k))
-            .map(|(k, v)| (k.as_str(), v))
+        [exact.as_str(), range.as_str(), "default"].into_iter().find_map(|k| self.responses.get_key_value(k)).map(|(k, v)| (k.as_str(), v))
     }
 
     /// Each response key and its JSON (or other) media type and schema.
@@ -409,12 +406,12 @@ fn percent_decode(s: &str, plus_is_space: bool) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' {
-            if let Some(b) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && let Some(b) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(if plus_is_space && bytes[i] == b'+' { b' ' } else { bytes[i] });
         i += 1;
@@ -445,7 +442,7 @@ fn is_vacant(v: Option<&Value>) -> bool {
     match v {
         None | Some(Value::Null) => true,
         Some(Value::Array(a)) => a.is_empty(),
-        Some(Value::Object(o)) => o.is_empty(),
+        Some(Value::Object(o)) => o.values().all(|v| is_vacant(Some(v))),
         _ => false,
     }
 }
@@ -498,6 +495,7 @@ mod tests {
     fn difference_table() {
         let check = |e: Value, a: Value, expected: Option<&str>| assert_eq!(json_difference(&e, &a).as_deref(), expected, "{e} vs {a}");
         check(json!({"a": 1, "b": null, "c": []}), json!({"a": 1.0}), None);
+        check(json!({"m": {"t": null}}), json!({}), None);
         check(json!({"seed": 196619188014358660u64}), json!({"seed": 196619188014358661u64}), Some("field seed: 196619188014358660 became 196619188014358661"));
         check(json!({"text": "x"}), json!({}), Some("field text: \"x\" was dropped"));
         check(json!({"s": {"w": 1}}), json!({"s": {"w": 2}}), Some("field s.w: 1 became 2"));
@@ -506,11 +504,10 @@ mod tests {
 
     #[test]
     fn paths_and_queries() {
-        assert_eq!(path_params("/{owner}/{app}/requests/{id}", "/fal-ai/flux-1/requests/r%201"), Some(vec![
-            ("owner".into(), "fal-ai".into()),
-            ("app".into(), "flux-1".into()),
-            ("id".into(), "r 1".into())
-        ]));
+        assert_eq!(
+            path_params("/{owner}/{app}/requests/{id}", "/fal-ai/flux-1/requests/r%201"),
+            Some(vec![("owner".into(), "fal-ai".into()), ("app".into(), "flux-1".into()), ("id".into(), "r 1".into())])
+        );
         assert_eq!(path_params("/{owner}/{app}/requests/{id}", "/fal-ai/flux-1/requests/r/status"), None);
         assert_eq!(parse_query("logs=1&x=a%2Fb"), vec![("logs".into(), "1".into()), ("x".into(), "a/b".into())]);
     }

@@ -109,10 +109,8 @@ fn sample_at(spec: &Spec, schema: &Value, fill: Fill, name: &str, depth: usize) 
                 }
                 out.insert(prop.clone(), sample_at(spec, s, fill, prop, depth + 1));
             }
-            if !minimal {
-                if let Some(extra) = schema.get("additionalProperties").filter(|a| a.is_object()) {
-                    out.insert(format!("extra_{name}"), sample_at(spec, extra, fill, name, depth + 1));
-                }
+            if !minimal && let Some(extra) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                out.insert(format!("extra_{name}"), sample_at(spec, extra, fill, name, depth + 1));
             }
             Value::Object(out)
         }

@@ -39,8 +39,7 @@ const SCHEMA_LIST_KEYWORDS: &[&str] = &["allOf", "oneOf", "anyOf"];
 
 /// OpenAPI-only keywords: translated (`nullable`, the exclusive bounds) or without meaning
 /// for validation (`example`, `discriminator`, ...).
-const OPENAPI_ONLY_KEYWORDS: &[&str] =
-    &["nullable", "exclusiveMinimum", "exclusiveMaximum", "example", "discriminator", "xml", "externalDocs"];
+const OPENAPI_ONLY_KEYWORDS: &[&str] = &["nullable", "exclusiveMinimum", "exclusiveMaximum", "example", "discriminator", "xml", "externalDocs"];
 
 /// The JSON Schema 2020-12 form of an OpenAPI 3.0 schema. Unknown keywords are dropped
 /// ([`unknown_keywords`] lists them), so a validator never guesses at them.
@@ -87,10 +86,10 @@ pub fn to_json_schema(schema: &Value) -> Value {
         match out.get("type").cloned() {
             Some(Value::String(t)) => {
                 out.insert("type".into(), json!([t, "null"]));
-                if let Some(Value::Array(values)) = out.get_mut("enum") {
-                    if !values.contains(&Value::Null) {
-                        values.push(Value::Null);
-                    }
+                if let Some(Value::Array(values)) = out.get_mut("enum")
+                    && !values.contains(&Value::Null)
+                {
+                    values.push(Value::Null);
                 }
             }
             _ => return json!({"anyOf": [Value::Object(out), {"type": "null"}]}),

@@ -189,17 +189,17 @@ macro_rules! covered_endpoints {
 
         /// Submits a JSON body to an operation with the generated client, through its typed
         /// input. The outer error: the operation has no case, or the body is not its input;
-        /// the inner one: what the client answered.
+        /// the inner one: what the client answered (a refusal before sending included).
         pub async fn submit_with(
             client: &falq_api::Client,
             operation_id: &str,
             body: &Value,
-        ) -> Result<Result<types::QueueStatus, falq_api::Error<()>>, String> {
+        ) -> Result<Result<types::QueueStatus, String>, String> {
             $(
                 if operation_id == <endpoints::$marker as Endpoint>::info().operation_id {
                     let input: <endpoints::$marker as Endpoint>::Input =
                         deserialize(body).map_err(|e| format!("operation {operation_id}: body is not its input: {e}"))?;
-                    return Ok(client.$method().body(input).send().await.map(|r| r.into_inner()));
+                    return Ok(client.$method().body(input).send().await.map(|r| r.into_inner()).map_err(|e| e.to_string()));
                 }
             )*
             Err(format!("operation {operation_id} has no conformance case"))
