@@ -1,0 +1,151 @@
+//! The queue layer under load: 1,000 and 10,000 concurrent jobs of a fixed service time
+//! against `falq sim` (its own process), in both wait modes. Prints figures; asserts nothing.
+//!
+//! `cargo bench -p falq-cli --bench queue` (set FALQ_BENCH_SIZES=1000 for a quick run).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use falq::{ApiKey, Client, Config, Logs, WaitMode, endpoints, types};
+use serde_json::Value;
+
+const SERVICE_TIME: Duration = Duration::from_secs(1);
+
+struct Sim {
+    child: Child,
+    base_url: String,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_sim(workers: usize) -> Sim {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_falq"))
+        .args(["sim", "--addr", "127.0.0.1:0", "--mode", "direct", "--queue-delay", "0s"])
+        .args(["--run-time", &format!("{}ms", SERVICE_TIME.as_millis()), "--workers", &workers.to_string(), "--result-ttl", "600s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("falq sim starts");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("a first line");
+    let base_url = first.trim().trim_start_matches("listening on ").to_string();
+    Sim { child, base_url }
+}
+
+fn unix_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// utime + stime of this process, in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn status_kb(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn one_round(jobs: usize, mode: WaitMode) -> String {
+    let sim = start_sim(jobs);
+    let mut config = Config::new(&sim.base_url).unwrap().with_key(ApiKey::new("bench"));
+    config.auth_scheme = falq::AuthScheme::Key;
+    config.wait.mode = mode;
+    config.wait.deadline = Some(Duration::from_secs(300));
+    config.wait.logs = Logs::Omit;
+    let client = Client::new(config).unwrap();
+    let input: types::FluxProKontextTextToImageInput = serde_json::from_value(serde_json::json!({"prompt": "a lighthouse at dusk"})).unwrap();
+    let input = Arc::new(input);
+    let cpu0 = cpu_seconds();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..jobs)
+        .map(|_| {
+            let client = client.clone();
+            let input = input.clone();
+            tokio::spawn(async move {
+                let handle = client.submit::<endpoints::FluxProKontextTextToImage>(&input).await?;
+                let out: Value = handle.finish(|_| {}).await?;
+                let held = unix_us();
+                drop(out);
+                Ok::<_, falq::Error>((handle.request_id.clone(), held))
+            })
+        })
+        .collect();
+    let mut held = Vec::with_capacity(jobs);
+    let mut failures = 0;
+    for t in tasks {
+        match t.await {
+            Ok(Ok(x)) => held.push(x),
+            _ => failures += 1,
+        }
+    }
+    let wall = started.elapsed();
+    let cpu = cpu_seconds() - cpu0;
+    let counters: Value = reqwest::get(format!("{}/_sim/counters", sim.base_url)).await.unwrap().json().await.unwrap();
+    let routes = &counters["routes"];
+    let requests: u64 = ["submit", "status", "stream", "result", "cancel"].iter().map(|r| routes[r]["requests"].as_u64().unwrap_or(0)).sum();
+    let mut delays: Vec<f64> = held
+        .iter()
+        .filter_map(|(id, at)| counters["per_job"][id]["completed_unix_us"].as_u64().map(|c| (*at as f64 - c as f64) / 1000.0))
+        .collect();
+    delays.sort_by(|a, b| a.total_cmp(b));
+    format!(
+        "| {jobs:>6} | {:<6} | {:>7.2} s | {:>5.2} | {:>7.1} µs | {:>6.1} MB | {:>7.2} ms | {:>7.2} ms | {failures} |",
+        if mode == WaitMode::Stream { "stream" } else { "poll" },
+        wall.as_secs_f64(),
+        requests as f64 / jobs as f64,
+        cpu / jobs as f64 * 1e6,
+        status_kb("VmHWM:") as f64 / 1024.0,
+        percentile(&delays, 0.5),
+        percentile(&delays, 0.99),
+    )
+}
+
+fn main() {
+    // Each round runs in a process of its own, so its peak RSS is its own.
+    if let Ok(round) = std::env::var("FALQ_BENCH_ROUND") {
+        let (jobs, mode) = round.split_once(':').expect("jobs:mode");
+        let mode = if mode == "stream" { WaitMode::Stream } else { WaitMode::Poll };
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        println!("{}", rt.block_on(one_round(jobs.parse().expect("a job count"), mode)));
+        return;
+    }
+    let sizes: Vec<usize> = std::env::var("FALQ_BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1000, 10_000]);
+    println!("falq queue benchmark: fixed service time {} ms, falq sim in its own process on loopback", SERVICE_TIME.as_millis());
+    println!("| jobs | wait | wall | requests/job | client CPU/job | peak RSS (client) | delay p50 | delay p99 | failed |");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    let me = std::env::current_exe().expect("this benchmark's path");
+    for &jobs in &sizes {
+        for mode in ["stream", "poll"] {
+            let out = Command::new(&me).env("FALQ_BENCH_ROUND", format!("{jobs}:{mode}")).stderr(Stdio::inherit()).output().expect("a round runs");
+            print!("{}", String::from_utf8_lossy(&out.stdout));
+        }
+    }
+    println!("delay: from the simulator completing a job to the caller holding its output (wall clocks of two processes on one machine).");
+}
