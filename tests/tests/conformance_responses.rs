@@ -8,7 +8,7 @@ use falq_api::{Error, ResponseValue};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tests::conformance::samples::{Fill, request_samples, sample};
-use tests::conformance::typed::submit_with;
+use tests::conformance::typed::submit_answer;
 use tests::conformance::{Operation, Spec, json_difference, validate_response, validate_result, validate_status_event};
 use tests::{CaptureServer, Reply, fixture_json};
 
@@ -124,10 +124,7 @@ fn outcome<T: Serialize, E: Serialize + std::fmt::Debug>(result: Result<Response
 async fn call(client: &falq_api::Client, op: &Operation) -> Result<(u16, Value), String> {
     if op.endpoint_id.is_some() {
         let body = request_samples(Spec::current(), op).into_iter().next().expect("a minimal body").1;
-        return match submit_with(client, &op.id, &body).await? {
-            Ok(status) => Ok((200, serde_json::to_value(status).expect("serialize"))),
-            Err(e) => Err(e),
-        };
+        return submit_answer(client, &op.id, &body).await;
     }
     match op.id.as_str() {
         "queue_status" => outcome(client.queue_status().owner("fal-ai").app("flux-1").request_id("r1").send().await),
@@ -166,6 +163,6 @@ async fn the_generated_client_reads_every_json_response_the_spec_declares() {
             }
         }
     }
-    // 6 submits × 1 + status 3 + 4 infrastructure errors, result 5 + 4, cancel 3 statuses; two fills each.
-    assert_eq!(cases, 2 * (6 + (3 + 4) + (5 + 4) + 3));
+    // 6 submits × (1 + 7 errors), status 4 + 4 infrastructure errors, result 6 + 4, cancel 3 statuses; two fills each.
+    assert_eq!(cases, 2 * (6 * 8 + (4 + 4) + (6 + 4) + 3));
 }

@@ -78,6 +78,9 @@ fn settings(enums: &[EnumSpec]) -> GenerationSettings {
     s.with_interface(InterfaceStyle::Builder)
         .with_tag(TagStyle::Merged)
         .with_derive("PartialEq")
+        // progenitor's `Client::new` would otherwise cut every call at 15 s, long polls and
+        // media downloads included; a day is no limit in practice and says so in the docs.
+        .with_timeout(86_400)
         .with_pre_hook_async(quote!(crate::validate::pre_send));
     for e in enums {
         let impls = [TypeImpl::Display, TypeImpl::FromStr];

@@ -204,6 +204,24 @@ macro_rules! covered_endpoints {
             )*
             Err(format!("operation {operation_id} has no conformance case"))
         }
+
+        /// Submits like [`submit_with`] and answers the HTTP status with the typed body as
+        /// JSON, whether the spec lists the status as a success or an error.
+        pub async fn submit_answer(client: &falq_api::Client, operation_id: &str, body: &Value) -> Result<(u16, Value), String> {
+            $(
+                if operation_id == <endpoints::$marker as Endpoint>::info().operation_id {
+                    let input: <endpoints::$marker as Endpoint>::Input =
+                        deserialize(body).map_err(|e| format!("operation {operation_id}: body is not its input: {e}"))?;
+                    let typed = |v: Result<Value, serde_json::Error>| v.map_err(|e| e.to_string());
+                    return match client.$method().body(input).send().await {
+                        Ok(r) => Ok((r.status().as_u16(), typed(serde_json::to_value(r.into_inner()))?)),
+                        Err(falq_api::Error::ErrorResponse(r)) => Ok((r.status().as_u16(), typed(serde_json::to_value(r.into_inner()))?)),
+                        Err(e) => Err(e.to_string()),
+                    };
+                }
+            )*
+            Err(format!("operation {operation_id} has no conformance case"))
+        }
     };
 }
 

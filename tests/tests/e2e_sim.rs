@@ -1,0 +1,101 @@
+//! falq against the simulator end to end: relay mode answers queue.fal.run URLs that must
+//! be rewritten onto the base (there is no network to reach them), faults within the
+//! retry policy are survived, and no job is ever submitted twice.
+
+use std::time::Duration;
+
+use falq::{ApiKey, Client, Config, EndpointMethods, RetryPolicy, WaitMode, endpoints, types};
+use falq_sim::{Sim, SimConfig, SimMode, SimTiming};
+use serde_json::json;
+
+fn timing() -> SimTiming {
+    SimTiming { queue_delay: Duration::from_millis(20), run_time: Duration::from_millis(80), workers: 8, ..SimTiming::default() }
+}
+
+async fn sim(mode: SimMode, faults: &str) -> Sim {
+    Sim::spawn(SimConfig { mode, timing: timing(), faults: faults.parse().unwrap(), ..SimConfig::default() }).await.unwrap()
+}
+
+fn client(sim: &Sim, mode: WaitMode) -> Client {
+    let mut c = Config::new(sim.base_url()).unwrap().with_key(ApiKey::new("relay-key"));
+    if sim.mode() == SimMode::Direct {
+        c.auth_scheme = falq::AuthScheme::Key;
+    }
+    c.wait.mode = mode;
+    c.wait.poll.initial = Duration::from_millis(10);
+    c.retry = RetryPolicy { base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(50), ..RetryPolicy::default() };
+    Client::new(c).unwrap()
+}
+
+fn redux_input() -> types::Flux1DevReduxInput {
+    serde_json::from_value(json!({"image_url": "https://example.test/in.png", "image_size": "square", "num_images": 2, "output_format": "png"})).unwrap()
+}
+
+#[tokio::test]
+async fn typed_runs_in_both_modes_and_both_wait_modes() {
+    for sim_mode in [SimMode::Relay, SimMode::Direct] {
+        let sim = sim(sim_mode, "").await;
+        for wait in [WaitMode::Stream, WaitMode::Poll] {
+            let c = client(&sim, wait);
+            let out = c.flux_1_dev_redux(redux_input()).await.unwrap_or_else(|e| panic!("{sim_mode:?} {wait:?}: {e}"));
+            assert_eq!(out.images.len(), 2);
+            assert_eq!((out.images[0].width, out.images[0].height), (Some(512), Some(512)));
+            let dir = std::env::temp_dir().join(format!("falq-e2e-{}-{sim_mode:?}-{wait:?}", std::process::id()));
+            let saved = c.download(&serde_json::to_value(&out).unwrap(), &dir, "job").await.unwrap();
+            assert_eq!(saved.len(), 2);
+            assert!(saved.iter().all(|f| f.content_type == "image/png" && std::fs::read(&f.path).unwrap().starts_with(b"\x89PNG")));
+            std::fs::remove_dir_all(&dir).ok();
+        }
+        let counters = sim.counters();
+        assert_eq!(counters.jobs.submitted, 2, "one submit per run");
+        assert_eq!(counters.routes.stream.requests, 1, "the streaming run used the stream");
+        assert!(counters.routes.status.requests >= 1, "the polling run polled");
+    }
+}
+
+#[tokio::test]
+async fn streaming_costs_three_requests_per_job() {
+    let sim = sim(SimMode::Relay, "").await;
+    let c = client(&sim, WaitMode::Stream);
+    let input: types::FluxProKontextTextToImageInput = serde_json::from_value(json!({"prompt": "a lighthouse"})).unwrap();
+    let jobs = 20;
+    let runs = (0..jobs).map(|_| c.flux_pro_kontext_text_to_image(input.clone()));
+    for r in futures_util::future::join_all(runs).await {
+        r.unwrap();
+    }
+    let r = sim.counters().routes;
+    let per_job = (r.submit.requests + r.status.requests + r.stream.requests + r.result.requests) as f64 / jobs as f64;
+    assert_eq!(per_job, 3.0, "submit + stream + result");
+}
+
+#[tokio::test]
+async fn faults_within_the_retry_policy_are_survived_without_a_second_submit() {
+    let sim = sim(SimMode::Relay, "submit:429=0s@1; submit:503@2; status:503%30; status:reset@2; result:502@1; stream:reset@1").await;
+    for wait in [WaitMode::Poll, WaitMode::Stream] {
+        let c = client(&sim, wait);
+        let handle = c.submit::<endpoints::Flux1DevRedux>(&redux_input()).await.unwrap_or_else(|e| panic!("{wait:?}: {e}"));
+        let out: types::FluxImageOutput = handle.finish(|_| {}).await.unwrap_or_else(|e| panic!("{wait:?}: {e}"));
+        assert_eq!(out.images.len(), 2);
+        let job = &sim.counters().per_job[&handle.request_id];
+        assert_eq!(job.submits, 1, "{wait:?}: never submitted twice");
+    }
+    let c = sim.counters();
+    assert_eq!(c.jobs.submitted, 2, "two accepted jobs for two runs, despite the refused submits");
+    assert!(c.routes.submit.faults_injected >= 2 && c.routes.status.faults_injected >= 1, "the faults fired: {:?}", c.routes);
+}
+
+#[tokio::test]
+async fn a_job_that_fails_surfaces_fal_field_errors() {
+    let sim = sim(SimMode::Relay, "").await;
+    let c = client(&sim, WaitMode::Stream);
+    // A data URL that is no image: the job is accepted, then fails at the result call.
+    let input: types::Flux1DevReduxInput = serde_json::from_value(json!({"image_url": "data:image/png;base64,bm90IGFuIGltYWdl"})).unwrap();
+    match c.flux_1_dev_redux(input).await.unwrap_err() {
+        falq::Error::JobFailed { status, field_errors, request_id, .. } => {
+            assert_eq!(status, 422);
+            assert!(request_id.is_some());
+            assert_eq!(field_errors[0].field, "image_url", "{field_errors:?}");
+        }
+        other => panic!("{other}"),
+    }
+}
