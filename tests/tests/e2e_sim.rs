@@ -99,3 +99,21 @@ async fn a_job_that_fails_surfaces_fal_field_errors() {
         other => panic!("{other}"),
     }
 }
+
+#[tokio::test]
+async fn http2_prior_knowledge_carries_many_streams() {
+    let sim = sim(SimMode::Direct, "").await;
+    let mut config = Config::new(sim.base_url()).unwrap().with_key(ApiKey::new("k"));
+    config.auth_scheme = falq::AuthScheme::Key;
+    config.http.version = falq::HttpVersion::Http2PriorKnowledge;
+    config.http.max_in_flight = 4;
+    let c = Client::new(config).unwrap();
+    let input: types::FluxProKontextTextToImageInput = serde_json::from_value(json!({"prompt": "a lighthouse"})).unwrap();
+    let jobs = 60;
+    let runs = (0..jobs).map(|_| c.flux_pro_kontext_text_to_image(input.clone()));
+    for r in futures_util::future::join_all(runs).await {
+        assert_eq!(r.unwrap().images.len(), 1);
+    }
+    let r = sim.counters().routes;
+    assert_eq!((r.submit.requests, r.stream.requests, r.result.requests, r.status.requests), (jobs, jobs, jobs, 0), "every job streamed over HTTP/2");
+}

@@ -1,7 +1,9 @@
 //! The queue layer under load: 1,000 and 10,000 concurrent jobs of a fixed service time
 //! against `falq sim` (its own process), in both wait modes. Prints figures; asserts nothing.
 //!
-//! `cargo bench -p falq-cli --bench queue` (set FALQ_BENCH_SIZES=1000 for a quick run).
+//! `cargo bench -p falq-cli --bench queue`. Knobs: FALQ_BENCH_SIZES=1000 (a quick run),
+//! FALQ_BENCH_IN_FLIGHT=N (the client's `max_in_flight`), FALQ_BENCH_DEBUG=1 (the
+//! simulator's route counters and each failure, on stderr).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -69,13 +71,17 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn one_round(jobs: usize, mode: WaitMode) -> String {
+async fn one_round(jobs: usize, mode: WaitMode, http: falq::HttpVersion) -> String {
     let sim = start_sim(jobs);
     let mut config = Config::new(&sim.base_url).unwrap().with_key(ApiKey::new("bench"));
     config.auth_scheme = falq::AuthScheme::Key;
     config.wait.mode = mode;
     config.wait.deadline = Some(Duration::from_secs(300));
     config.wait.logs = Logs::Omit;
+    config.http.version = http;
+    if let Some(n) = std::env::var("FALQ_BENCH_IN_FLIGHT").ok().and_then(|n| n.parse().ok()) {
+        config.http.max_in_flight = n;
+    }
     let client = Client::new(config).unwrap();
     let input: types::FluxProKontextTextToImageInput = serde_json::from_value(serde_json::json!({"prompt": "a lighthouse at dusk"})).unwrap();
     let input = Arc::new(input);
@@ -99,13 +105,17 @@ async fn one_round(jobs: usize, mode: WaitMode) -> String {
     for t in tasks {
         match t.await {
             Ok(Ok(x)) => held.push(x),
-            _ => failures += 1,
+            Ok(Err(e)) => { if std::env::var_os("FALQ_BENCH_DEBUG").is_some() { eprintln!("failed: {e}"); } failures += 1 }
+            Err(_) => failures += 1,
         }
     }
     let wall = started.elapsed();
     let cpu = cpu_seconds() - cpu0;
     let counters: Value = reqwest::get(format!("{}/_sim/counters", sim.base_url)).await.unwrap().json().await.unwrap();
     let routes = &counters["routes"];
+    if std::env::var_os("FALQ_BENCH_DEBUG").is_some() {
+        eprintln!("{}", serde_json::to_string(routes).unwrap());
+    }
     let requests: u64 = ["submit", "status", "stream", "result", "cancel"].iter().map(|r| routes[r]["requests"].as_u64().unwrap_or(0)).sum();
     let mut delays: Vec<f64> = held
         .iter()
@@ -113,8 +123,9 @@ async fn one_round(jobs: usize, mode: WaitMode) -> String {
         .collect();
     delays.sort_by(|a, b| a.total_cmp(b));
     format!(
-        "| {jobs:>6} | {:<6} | {:>7.2} s | {:>5.2} | {:>7.1} µs | {:>6.1} MB | {:>7.2} ms | {:>7.2} ms | {failures} |",
+        "| {jobs:>6} | {:<6} | {:<8} | {:>7.2} s | {:>5.2} | {:>7.1} µs | {:>6.1} MB | {:>7.2} ms | {:>7.2} ms | {failures} |",
         if mode == WaitMode::Stream { "stream" } else { "poll" },
+        if http == falq::HttpVersion::Http2PriorKnowledge { "HTTP/2" } else { "HTTP/1.1" },
         wall.as_secs_f64(),
         requests as f64 / jobs as f64,
         cpu / jobs as f64 * 1e6,
@@ -127,10 +138,11 @@ async fn one_round(jobs: usize, mode: WaitMode) -> String {
 fn main() {
     // Each round runs in a process of its own, so its peak RSS is its own.
     if let Ok(round) = std::env::var("FALQ_BENCH_ROUND") {
-        let (jobs, mode) = round.split_once(':').expect("jobs:mode");
-        let mode = if mode == "stream" { WaitMode::Stream } else { WaitMode::Poll };
+        let parts: Vec<&str> = round.split(':').collect();
+        let mode = if parts[1] == "stream" { WaitMode::Stream } else { WaitMode::Poll };
+        let http = if parts[2] == "h2" { falq::HttpVersion::Http2PriorKnowledge } else { falq::HttpVersion::Negotiate };
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-        println!("{}", rt.block_on(one_round(jobs.parse().expect("a job count"), mode)));
+        println!("{}", rt.block_on(one_round(parts[0].parse().expect("a job count"), mode, http)));
         return;
     }
     let sizes: Vec<usize> = std::env::var("FALQ_BENCH_SIZES")
@@ -138,13 +150,15 @@ fn main() {
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1000, 10_000]);
     println!("falq queue benchmark: fixed service time {} ms, falq sim in its own process on loopback", SERVICE_TIME.as_millis());
-    println!("| jobs | wait | wall | requests/job | client CPU/job | peak RSS (client) | delay p50 | delay p99 | failed |");
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| jobs | wait | HTTP | wall | requests/job | client CPU/job | peak RSS (client) | delay p50 | delay p99 | failed |");
+    println!("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let me = std::env::current_exe().expect("this benchmark's path");
     for &jobs in &sizes {
         for mode in ["stream", "poll"] {
-            let out = Command::new(&me).env("FALQ_BENCH_ROUND", format!("{jobs}:{mode}")).stderr(Stdio::inherit()).output().expect("a round runs");
-            print!("{}", String::from_utf8_lossy(&out.stdout));
+            for http in ["h1", "h2"] {
+                let out = Command::new(&me).env("FALQ_BENCH_ROUND", format!("{jobs}:{mode}:{http}")).stderr(Stdio::inherit()).output().expect("a round runs");
+                print!("{}", String::from_utf8_lossy(&out.stdout));
+            }
         }
     }
     println!("delay: from the simulator completing a job to the caller holding its output (wall clocks of two processes on one machine).");

@@ -5,9 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use falq_api::types::QueueStatusKind;
-use hyper::server::conn::http1;
+
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -201,9 +202,14 @@ async fn connection(
         let (shared, control) = (shared.clone(), service_control.clone());
         async move { Ok::<_, std::convert::Infallible>(handle(shared, control, request).await) }
     });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .serve_connection(io, service);
+    // HTTP/1.1, or HTTP/2 with prior knowledge (h2c): one connection can then carry
+    // thousands of status streams, as a relay behind TLS with ALPN would.
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new());
+    // A client that stops reading a status stream at COMPLETED resets it; thousands of
+    // such streams on one connection are normal here, not an attack to guard against.
+    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(None).max_local_error_reset_streams(None);
+    let conn = builder.serve_connection(io, service);
     tokio::select! {
         _ = conn => {}
         _ = control.notify.notified() => {}

@@ -242,6 +242,12 @@ impl RequestHandle {
                 let status: QueueStatus = serde_json::from_str(&data).map_err(|e| self.err(Call::Stream, format!("a status event is not a QueueStatus: {e}: {}", snippet(data.as_bytes()))))?;
                 seen.report(&status, on_update);
                 if status.status == QueueStatusKind::Completed {
+                    // The server closes the stream after COMPLETED: let it, in the background,
+                    // rather than reset the stream (HTTP/2 servers and clients count resets).
+                    tokio::spawn(async move {
+                        let drain = async { while body.next().await.is_some() {} };
+                        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+                    });
                     return Ok(Some(status));
                 }
             }

@@ -195,6 +195,33 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Which HTTP the client speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// HTTP/2 where TLS negotiates it (ALPN), HTTP/1.1 otherwise.
+    Negotiate,
+    /// HTTP/2 from the first byte, also over plain `http://` (h2c): every call and status
+    /// stream shares one connection. For servers known to speak it, such as `falq sim`.
+    Http2PriorKnowledge,
+}
+
+/// Connection limits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpPolicy {
+    /// Which HTTP to speak.
+    pub version: HttpVersion,
+    /// Submit, status, result and cancel calls in flight at once, across all jobs of a
+    /// client; more wait their turn. Bounds the connections (and memory) of HTTP/1.1 and
+    /// spares the server a connection storm. Status streams are not counted.
+    pub max_in_flight: usize,
+}
+
+impl Default for HttpPolicy {
+    fn default() -> Self {
+        Self { version: HttpVersion::Negotiate, max_in_flight: 32 }
+    }
+}
+
 /// Everything a [`crate::Client`] needs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -210,6 +237,8 @@ pub struct Config {
     pub wait: WaitPolicy,
     /// How to retry.
     pub retry: RetryPolicy,
+    /// HTTP version and connection limits.
+    pub http: HttpPolicy,
 }
 
 impl Config {
@@ -217,7 +246,7 @@ impl Config {
     pub fn new(base_url: &str) -> Result<Self, Error> {
         let base_url = parse_base_url(base_url)?;
         let auth_scheme = AuthScheme::for_host(base_url.host_str().unwrap_or(""));
-        Ok(Self { base_url, key: None, auth_scheme, timeouts: Timeouts::default(), wait: WaitPolicy::default(), retry: RetryPolicy::default() })
+        Ok(Self { base_url, key: None, auth_scheme, timeouts: Timeouts::default(), wait: WaitPolicy::default(), retry: RetryPolicy::default(), http: HttpPolicy::default() })
     }
 
     /// Sets the key.

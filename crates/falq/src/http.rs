@@ -7,7 +7,7 @@ use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use reqwest::{Method, Url};
 
-use crate::config::Config;
+use crate::config::{Config, HttpVersion};
 use crate::error::Error;
 use crate::retry::{Call, Decision, Outcome, decide, parse_retry_after};
 use crate::rewrite::same_origin;
@@ -29,6 +29,7 @@ pub struct Transport {
     api: reqwest::Client,
     media: reqwest::Client,
     auth: Option<reqwest::header::HeaderValue>,
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// An answer, read whole.
@@ -51,10 +52,11 @@ impl Transport {
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() < 5 && same_origin(attempt.url(), &base) { attempt.follow() } else { attempt.stop() }
         });
-        let api = reqwest::Client::builder()
-            .connect_timeout(config.timeouts.connect)
-            .redirect(policy)
-            .user_agent(concat!("falq/", env!("CARGO_PKG_VERSION")))
+        let mut api = reqwest::Client::builder().connect_timeout(config.timeouts.connect).redirect(policy).user_agent(concat!("falq/", env!("CARGO_PKG_VERSION")));
+        if config.http.version == HttpVersion::Http2PriorKnowledge {
+            api = api.http2_prior_knowledge();
+        }
+        let api = api
             .build()
             .map_err(|e| Error::Config { message: format!("cannot build the HTTP client: {e}") })?;
         let media = reqwest::Client::builder()
@@ -71,7 +73,8 @@ impl Transport {
             }
             None => None,
         };
-        Ok(Self { config, api, media, auth })
+        let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(config.http.max_in_flight.max(1)));
+        Ok(Self { config, api, media, auth, in_flight })
     }
 
     /// The base URL.
@@ -151,7 +154,11 @@ impl Transport {
     }
 
     /// Sends a call and reads the whole answer.
+    ///
+    /// Short calls take one of `max_in_flight` slots for their attempts and their body;
+    /// streams and downloads, long by nature, go through [`Transport::send`] without one.
     pub async fn call(&self, call: Call, method: Method, url: &Url, body: Option<Bytes>, ctx: &CallCtx<'_>) -> Result<Answer, Error> {
+        let _slot = self.in_flight.acquire().await.ok();
         let resp = self.send(call, method, url, body, ctx).await?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
