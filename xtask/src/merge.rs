@@ -126,7 +126,7 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 }
 
 fn find_endpoint<'a>(doc: &'a mut Value, endpoint: &str) -> Option<&'a mut Map<String, Value>> {
-    let item = doc.get_mut("paths")?.get_mut(&format!("/{endpoint}"))?;
+    let item = doc.get_mut("paths")?.get_mut(format!("/{endpoint}"))?;
     item.get_mut("post")?.as_object_mut()
 }
 
@@ -342,11 +342,10 @@ fn reads_well(value: &str) -> bool {
 /// A readable variant name for an enum value typify would name badly:
 /// `21:9` → `R21x9`, `2` → `V2`, `1.5x` → `V1_5x`.
 pub fn variant_name(value: &str) -> String {
-    if let Some((a, b)) = value.split_once(':') {
-        if a.chars().all(|c| c.is_ascii_digit()) && b.chars().all(|c| c.is_ascii_digit()) && !a.is_empty() && !b.is_empty() {
+    if let Some((a, b)) = value.split_once(':')
+        && a.chars().all(|c| c.is_ascii_digit()) && b.chars().all(|c| c.is_ascii_digit()) && !a.is_empty() && !b.is_empty() {
             return format!("R{a}x{b}");
         }
-    }
     let mut out = String::new();
     let mut upper = true;
     for c in value.chars() {

@@ -70,11 +70,10 @@ fn ops_mut(doc: &mut Value) -> Vec<(String, String, &mut Map<String, Value>)> {
     for (path, item) in paths.iter_mut() {
         let Some(item) = item.as_object_mut() else { continue };
         for (method, op) in item.iter_mut() {
-            if METHODS.contains(&method.as_str()) {
-                if let Some(op) = op.as_object_mut() {
+            if METHODS.contains(&method.as_str())
+                && let Some(op) = op.as_object_mut() {
                     out.push((path.clone(), method.clone(), op));
                 }
-            }
         }
     }
     out
@@ -104,11 +103,10 @@ pub fn drop_apifox_noise(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic>
             }
         }
     }
-    if let Some(c) = doc.get_mut("components").and_then(Value::as_object_mut) {
-        if c.get("securitySchemes").and_then(Value::as_object).is_some_and(|m| m.is_empty()) {
+    if let Some(c) = doc.get_mut("components").and_then(Value::as_object_mut)
+        && c.get("securitySchemes").and_then(Value::as_object).is_some_and(|m| m.is_empty()) {
             c.remove("securitySchemes");
         }
-    }
     for_each_operation(doc, |_, _, op| {
         op.remove("tags");
         if op.get("security").and_then(Value::as_array).is_some_and(|a| a.is_empty()) {
@@ -119,11 +117,10 @@ pub fn drop_apifox_noise(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic>
         }
         if let Some(rs) = op.get_mut("responses").and_then(Value::as_object_mut) {
             for r in rs.values_mut() {
-                if let Some(r) = r.as_object_mut() {
-                    if r.get("headers").and_then(Value::as_object).is_some_and(|h| h.is_empty()) {
+                if let Some(r) = r.as_object_mut()
+                    && r.get("headers").and_then(Value::as_object).is_some_and(|h| h.is_empty()) {
                         r.remove("headers");
                     }
-                }
             }
         }
     });
@@ -289,17 +286,16 @@ pub fn one_media_type(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> 
                 let dropped: Vec<String> = content.keys().filter(|k| !is_json(k)).cloned().collect();
                 content.retain(|k, _| is_json(k));
                 while content.len() > 1 {
-                    let last = content.keys().last().cloned().unwrap_or_default();
+                    let last = content.keys().next_back().cloned().unwrap_or_default();
                     content.remove(&last);
                 }
                 warnings.push(source.diag_at(&path, format!("{where_}: {what} keeps application/json only (dropped {})", dropped.join(", "))));
             }
             for (mt, v) in content.iter_mut() {
-                if is_json(mt) {
-                    if let Some(m) = v.as_object_mut() {
+                if is_json(mt)
+                    && let Some(m) = v.as_object_mut() {
                         m.entry("schema").or_insert_with(|| json!({}));
                     }
-                }
             }
         };
         if let Some(content) = op.get_mut("requestBody").and_then(|b| b.get_mut("content")).and_then(Value::as_object_mut) {
@@ -611,11 +607,10 @@ pub fn ranges_from_prose(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic>
         }
         let Some(desc) = m.get("description").and_then(Value::as_str) else { return };
         let (min, max) = range_in_prose(desc);
-        if let (Some(a), Some(b)) = (min, max) {
-            if a > b {
+        if let (Some(a), Some(b)) = (min, max)
+            && a > b {
                 return;
             }
-        }
         let as_json = |v: f64| {
             if t == "integer" && v.fract() == 0.0 { Value::from(v as i64) } else { serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number) }
         };
@@ -634,11 +629,10 @@ pub fn ranges_from_prose(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic>
 /// `{Operation}Input` (`Flux1DevReduxInput`).
 pub fn names_from_endpoint(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
     for_each_schema(doc, &mut |s| {
-        if let Some(m) = s.as_object_mut() {
-            if m.get("title").is_some_and(Value::is_string) {
+        if let Some(m) = s.as_object_mut()
+            && m.get("title").is_some_and(Value::is_string) {
                 m.remove("title");
             }
-        }
     });
     let mut hoisted = Vec::new();
     for (path, _, op) in ops_mut(doc) {

@@ -203,7 +203,8 @@ fn a_new_page_regenerates_without_code_change() {
 
 #[test]
 fn errors_name_file_line_and_what_to_do() {
-    let cases: [(&str, &[(&str, &str)], &str); 5] = [
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 5] = [
         ("badyaml", &[("p.md", "# P\n\n```yaml\nopenapi: 3.0.1\npaths:\n  /a/b: {post: [\n```\n")], "specs/p.md:"),
         ("nofence", &[("p.md", "# just prose\n")], "no fenced ```yaml block"),
         ("dup", &[

@@ -143,17 +143,16 @@ pub fn typed_value(field: &str, schema: &Value, raw: &str) -> Result<Value, Usag
     if let Some(values) = s.get("enum").and_then(Value::as_array) {
         return values
             .iter()
-            .find(|v| v.as_str() == Some(raw) || (!v.is_string() && v.to_string() == raw))
+            .find(|v| v.as_str() == Some(raw) || (!v.is_string() && *v == raw))
             .cloned()
             .ok_or_else(|| Usage(format!("{field}: {raw:?} is not allowed; allowed: {}", allowed())));
     }
     if let Some(list) = s.get("oneOf").or_else(|| s.get("anyOf")).and_then(Value::as_array) {
         // A preset name or JSON for the object form (image_size).
-        if let Ok(v) = serde_json::from_str::<Value>(raw) {
-            if v.is_object() || v.is_array() {
+        if let Ok(v) = serde_json::from_str::<Value>(raw)
+            && (v.is_object() || v.is_array()) {
                 return Ok(v);
             }
-        }
         for branch in list {
             if let Ok(v) = typed_value(field, branch, raw) {
                 return Ok(v);
@@ -248,13 +247,12 @@ pub fn build_input(e: &EndpointInfo, input: Option<&str>, sets: &[String]) -> Re
     for (k, v) in obj.iter_mut() {
         if k.ends_with("_url") {
             *v = file_to_data_url(k, v.take())?;
-        } else if k.ends_with("_urls") {
-            if let Value::Array(items) = v {
+        } else if k.ends_with("_urls")
+            && let Value::Array(items) = v {
                 for item in items.iter_mut() {
                     *item = file_to_data_url(k, item.take())?;
                 }
             }
-        }
     }
     let missing: Vec<&str> = required(e).into_iter().filter(|r| !obj.contains_key(*r)).collect();
     if !missing.is_empty() {

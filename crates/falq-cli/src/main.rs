@@ -502,12 +502,11 @@ async fn resume(globals: &Globals) -> Result<u8, Failure> {
 }
 
 async fn sim(args: SimArgs) -> Result<u8, Failure> {
-    let mut config = falq_sim::SimConfig::default();
-    config.mode = match args.mode {
+    let mode = match args.mode {
         ModeArg::Relay => falq_sim::SimMode::Relay,
         ModeArg::Direct => falq_sim::SimMode::Direct,
     };
-    config.api_key = args.key.clone();
+    let mut config = falq_sim::SimConfig { mode, api_key: args.key.clone(), ..falq_sim::SimConfig::default() };
     if let Some(d) = args.queue_delay {
         config.timing.queue_delay = d;
     }

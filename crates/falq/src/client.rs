@@ -273,11 +273,10 @@ impl RequestHandle {
     /// Asks the server to cancel the job.
     pub async fn cancel(&self) -> Result<CancelStatus, Error> {
         let answer = self.client.transport.call(Call::Cancel, Method::PUT, &self.cancel_url, None, &self.ctx()).await?;
-        if let Ok(v) = serde_json::from_slice::<falq_api::types::CancelResponse>(&answer.body) {
-            if matches!(answer.status, 200..=299 | 400 | 404) {
+        if let Ok(v) = serde_json::from_slice::<falq_api::types::CancelResponse>(&answer.body)
+            && matches!(answer.status, 200..=299 | 400 | 404) {
                 return Ok(v.status);
             }
-        }
         Err(answer_error(&self.endpoint_id, Some(&self.request_id), Call::Cancel, &answer))
     }
 

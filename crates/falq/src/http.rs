@@ -87,11 +87,10 @@ impl Transport {
         let client = if media { &self.media } else { &self.api };
         let mut rb = client.request(method, url.clone());
         // The key goes to the base's origin and nowhere else; media downloads never carry it.
-        if !media && same_origin(url, &self.config.base_url) {
-            if let Some(auth) = &self.auth {
+        if !media && same_origin(url, &self.config.base_url)
+            && let Some(auth) = &self.auth {
                 rb = rb.header(reqwest::header::AUTHORIZATION, auth.clone());
             }
-        }
         if let Some(body) = body {
             rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
         }
