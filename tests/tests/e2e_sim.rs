@@ -117,3 +117,21 @@ async fn http2_prior_knowledge_carries_many_streams() {
     let r = sim.counters().routes;
     assert_eq!((r.submit.requests, r.stream.requests, r.result.requests, r.status.requests), (jobs, jobs, jobs, 0), "every job streamed over HTTP/2");
 }
+
+#[tokio::test]
+async fn sync_mode_data_uris_are_decoded_into_files() {
+    let sim = sim(SimMode::Relay, "").await;
+    let c = client(&sim, WaitMode::Stream);
+    let input: types::FluxProKontextTextToImageInput = serde_json::from_value(json!({"prompt": "a lighthouse", "sync_mode": true, "num_images": 2, "output_format": "png"})).unwrap();
+    let out = c.flux_pro_kontext_text_to_image(input).await.unwrap();
+    assert!(out.images.iter().all(|i| i.url.starts_with("data:image/png;base64,")), "sync mode answers data URIs");
+    let dir = std::env::temp_dir().join(format!("falq-e2e-sync-{}", std::process::id()));
+    let saved = c.download(&serde_json::to_value(&out).unwrap(), &dir, "sync").await.unwrap();
+    assert_eq!(saved.len(), 2);
+    for f in &saved {
+        assert_eq!((f.content_type.as_str(), f.source.as_str()), ("image/png", "data:"));
+        assert!(std::fs::read(&f.path).unwrap().starts_with(b"\x89PNG"), "{:?}", f.path);
+    }
+    assert_eq!(sim.counters().routes.media.requests, 0, "nothing was downloaded over HTTP");
+    std::fs::remove_dir_all(&dir).ok();
+}
