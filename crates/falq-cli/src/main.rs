@@ -148,6 +148,16 @@ struct SimArgs {
     /// How long results are kept after completion (then 404).
     #[arg(long, value_parser = parse_duration)]
     result_ttl: Option<Duration>,
+    /// The seed of request ids, default job seeds and fault rates (random when not given),
+    /// to replay a session exactly.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+/// A fresh simulator seed, so two sessions never hand out the same request ids.
+fn fresh_seed() -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    nanos ^ (u64::from(std::process::id()) << 32)
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -351,7 +361,8 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
     // The simulator lives as long as this run.
     let mut sim_guard = None;
     let mut config = if args.sim {
-        let sim = falq_sim::Sim::spawn(falq_sim::SimConfig::default()).await.context("cannot start the simulator")?;
+        let config = falq_sim::SimConfig { seed: fresh_seed(), ..falq_sim::SimConfig::default() };
+        let sim = falq_sim::Sim::spawn(config).await.context("cannot start the simulator")?;
         let mut c = Config::new(sim.base_url())?;
         c.key = Some(globals.key()?.unwrap_or_else(|| ApiKey::new("sim")));
         sim_guard = Some(sim);
@@ -506,7 +517,7 @@ async fn sim(args: SimArgs) -> Result<u8, Failure> {
         ModeArg::Relay => falq_sim::SimMode::Relay,
         ModeArg::Direct => falq_sim::SimMode::Direct,
     };
-    let mut config = falq_sim::SimConfig { mode, api_key: args.key.clone(), ..falq_sim::SimConfig::default() };
+    let mut config = falq_sim::SimConfig { mode, api_key: args.key.clone(), seed: args.seed.unwrap_or_else(fresh_seed), ..falq_sim::SimConfig::default() };
     if let Some(d) = args.queue_delay {
         config.timing.queue_delay = d;
     }

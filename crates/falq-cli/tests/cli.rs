@@ -120,12 +120,19 @@ fn the_quickstart_produces_real_images_offline() {
     let j = jobs(&home);
     assert_eq!(j.len(), 1);
     assert_eq!(j[0]["state"], "done");
-    // Without --json, stdout holds the saved paths only.
-    let (code, out, _) = run(falq(&home).args(["run", REDUX, "--sim", "--wait", "poll", "--set", &format!("image_url={}", fixture_png())]));
-    assert_eq!(code, 0);
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 1, "{out}");
-    assert!(is_image(Path::new(lines[0])), "{out}");
+    // Without --json, stdout holds the saved paths only; a second session never reuses
+    // the first one's request id, so nothing is overwritten.
+    let mut paths = Vec::new();
+    for _ in 0..2 {
+        let (code, out, _) = run(falq(&home).args(["run", REDUX, "--sim", "--wait", "poll", "--set", &format!("image_url={}", fixture_png())]));
+        assert_eq!(code, 0);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 1, "{out}");
+        assert!(is_image(Path::new(lines[0])), "{out}");
+        paths.push(lines[0].to_string());
+    }
+    assert_ne!(paths[0], paths[1]);
+    assert_eq!(jobs(&home).len(), 3);
 }
 
 #[test]
