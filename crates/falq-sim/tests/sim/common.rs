@@ -148,6 +148,23 @@ impl Api {
         result.json().await.unwrap()
     }
 
+    /// Opens the job's status stream, reads until `marker` has arrived, cancels the job
+    /// (asserting 202), and answers all the stream sent until the server closed it.
+    pub async fn stream_cancelled_after(&self, submitted: &Value, marker: &str) -> String {
+        use futures_util::StreamExt as _;
+        let url = format!("{}/stream", submitted["status_url"].as_str().unwrap());
+        let mut chunks = self.get(&url).await.bytes_stream();
+        let mut text = String::new();
+        while !text.contains(marker) {
+            text.push_str(&String::from_utf8_lossy(&chunks.next().await.unwrap().unwrap()));
+        }
+        assert_eq!(self.put(submitted["cancel_url"].as_str().unwrap()).await.status(), 202);
+        while let Some(chunk) = chunks.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+        text
+    }
+
     /// Downloads a file with no Authorization header.
     pub async fn download(&self, url: &str) -> reqwest::Response {
         self.http.get(url).send().await.expect("media answered")

@@ -166,28 +166,7 @@ async fn a_malformed_stream_cuts_its_first_event_only() {
     })
     .await;
     let submitted = api.submit(TEXT, &small_text_input(1)).await;
-    let response = api
-        .get(&format!(
-            "{}/stream",
-            submitted["status_url"].as_str().unwrap()
-        ))
-        .await;
-    let mut chunks = response.bytes_stream();
-    let mut text = String::new();
-    while !text.contains("\n\n") {
-        text.push_str(&String::from_utf8_lossy(
-            &chunks.next().await.unwrap().unwrap(),
-        ));
-    }
-    assert_eq!(
-        api.put(submitted["cancel_url"].as_str().unwrap())
-            .await
-            .status(),
-        202
-    );
-    while let Some(chunk) = chunks.next().await {
-        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-    }
+    let text = api.stream_cancelled_after(&submitted, "\n\n").await;
     let data: Vec<&str> = text
         .split("\n\n")
         .filter_map(|e| e.strip_prefix("data: "))

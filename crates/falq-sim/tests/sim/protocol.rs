@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use falq_api::types::{CancelResponse, FalError, FluxImageOutput, QueueStatus, QueueStatusKind};
 use falq_sim::{SimConfig, SimMode};
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -405,28 +404,7 @@ async fn quiet_streams_send_keep_alive_comments_and_end_on_cancel() {
     config.timing.keep_alive = Duration::from_millis(20);
     let (_sim, api) = start(config).await;
     let submitted = api.submit(TEXT, &small_text_input(1)).await;
-    let response = api
-        .get(&format!(
-            "{}/stream",
-            submitted["status_url"].as_str().unwrap()
-        ))
-        .await;
-    let mut chunks = response.bytes_stream();
-    let mut seen = String::new();
-    while !seen.contains(": keep-alive\n\n") {
-        seen.push_str(&String::from_utf8_lossy(
-            &chunks.next().await.unwrap().unwrap(),
-        ));
-    }
-    assert_eq!(
-        api.put(submitted["cancel_url"].as_str().unwrap())
-            .await
-            .status(),
-        202
-    );
-    while let Some(chunk) = chunks.next().await {
-        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-    }
+    let seen = api.stream_cancelled_after(&submitted, ": keep-alive\n\n").await;
     assert_eq!(events_statuses(&seen), vec!["IN_QUEUE", "COMPLETED"]);
 }
 
