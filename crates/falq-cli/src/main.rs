@@ -486,10 +486,7 @@ async fn resume(globals: &Globals) -> Result<u8, Failure> {
             continue;
         }
         // The relay it was submitted to, unless one is configured now.
-        let client = match globals.client(Some(globals.base_url.as_deref().unwrap_or(base_url))) {
-            Ok(c) => c,
-            Err(f) => return Err(f),
-        };
+        let client = globals.client(Some(globals.base_url.as_deref().unwrap_or(base_url)))?;
         let handle = client.handle(endpoint, request_id)?;
         progress.line(&format!("resuming {request_id} ({endpoint})"));
         match finish(&client, &handle, out, &progress).await {
