@@ -3,7 +3,6 @@
 //! outside it before sending, naming the field, and the capture server sees nothing; values
 //! at the bounds and every enum value are sent. Parameters of the queue calls too.
 
-use falq_api::types;
 use serde_json::Value;
 use tests::conformance::drift::names_field;
 use tests::conformance::samples::{ConstraintKind, constraints, required_of};
@@ -84,62 +83,45 @@ async fn every_constraint_of_every_input_is_enforced_before_sending() {
     assert_eq!(kinds_seen.into_iter().collect::<Vec<_>>(), expected, "every kind of constraint is exercised");
 }
 
-/// Builds an input with the typed builder, setting every required field but one, and
-/// submits it with the generated client. `None` when the field is not one the case knows.
-macro_rules! without_field {
-    ($client:expr, $field:expr, $method:ident, $input:ident, { $($name:ident = $value:expr),* $(,)? }) => {{
-        let mut builder = types::$input::builder();
-        let mut left_out = false;
-        $(
-            if $field == stringify!($name) { left_out = true; } else { builder = builder.$name($value); }
-        )*
-        if left_out {
-            let direct = types::$input::try_from(builder.clone()).map(drop).map_err(|e| e.to_string());
-            let sent = $client.$method().body(builder).send().await.map(drop).map_err(|e| e.to_string());
-            Some((direct, sent))
-        } else {
-            None
+macro_rules! empty_builders {
+    ($($marker:ident => $method:ident),* $(,)?) => {
+        /// Per endpoint of the catalogue: its operation id, the typed builder's answer to an
+        /// input with nothing set, and the generated client's answer to sending it.
+        async fn empty_builder_answers(client: &falq_api::Client) -> Vec<(&'static str, Result<(), String>, Result<(), String>)> {
+            let mut out = Vec::new();
+            $(
+                {
+                    type Input = <falq_api::endpoints::$marker as falq_api::Endpoint>::Input;
+                    let builder = Input::builder();
+                    let direct = Input::try_from(builder.clone()).map(drop).map_err(|e| e.to_string());
+                    let sent = client.$method().body(builder).send().await.map(drop).map_err(|e| e.to_string());
+                    out.push((<falq_api::endpoints::$marker as falq_api::Endpoint>::info().operation_id, direct, sent));
+                }
+            )*
+            out
         }
-    }};
+    };
 }
 
-async fn builder_without(client: &falq_api::Client, operation_id: &str, field: &str) -> Option<(Result<(), String>, Result<(), String>)> {
-    let url = "https://example.test/in.png";
-    match operation_id {
-        "flux_1_dev_redux" => without_field!(client, field, flux_1_dev_redux, Flux1DevReduxInput, { image_url = url }),
-        "flux_1_schnell_redux" => without_field!(client, field, flux_1_schnell_redux, Flux1SchnellReduxInput, { image_url = url }),
-        "flux_pro_kontext_max" => without_field!(client, field, flux_pro_kontext_max, FluxProKontextMaxInput, { prompt = "p", image_url = url }),
-        "flux_pro_kontext_multi" => {
-            without_field!(client, field, flux_pro_kontext_multi, FluxProKontextMultiInput, { prompt = "p", image_urls = vec![url.to_string()] })
-        }
-        "flux_pro_kontext_text_to_image" => without_field!(client, field, flux_pro_kontext_text_to_image, FluxProKontextTextToImageInput, { prompt = "p" }),
-        "flux_pro_kontext" => without_field!(client, field, flux_pro_kontext, FluxProKontextInput, { prompt = "p", image_url = url }),
-        _ => None,
-    }
-}
+falq_api::for_each_endpoint!(empty_builders);
 
 #[tokio::test]
 async fn the_typed_builders_refuse_a_missing_required_field_naming_it() {
     let spec = Spec::current();
     let server = CaptureServer::start(|_| (200, fixture("seeds/submit.json"))).await;
     let client = falq_api::client_for(&server.base_url, reqwest::Client::new());
-    let mut checked = 0;
-    for op in submit_operations() {
-        let input = spec.resolve(op.request_body.as_ref().expect("body")).clone();
-        for field in required_of(&input) {
-            let (direct, sent) = builder_without(&client, &op.id, &field)
-                .await
-                .unwrap_or_else(|| panic!("operation {}: required field {field} has no builder case in this test", op.id));
-            let expected = format!("no value supplied for {field}");
-            assert_eq!(direct, Err(expected.clone()), "operation {}", op.id);
-            let sent = sent.expect_err("refused");
-            assert!(sent.contains(&expected), "operation {}: {sent}", op.id);
-            checked += 1;
-        }
-        // With every required field set, the builder gives an input the client sends.
-        assert_eq!(builder_without(&client, &op.id, "").await, None);
+    let answers = empty_builder_answers(&client).await;
+    assert_eq!(answers.len(), falq_api::ENDPOINTS.len());
+    for (op_id, direct, sent) in answers {
+        let op = spec.operation(op_id).expect("operation");
+        let required = required_of(spec.resolve(op.request_body.as_ref().expect("body")));
+        assert!(!required.is_empty(), "operation {op_id}: every FLUX endpoint needs something");
+        let err = direct.expect_err("an empty input is refused");
+        let field = err.strip_prefix("no value supplied for ").unwrap_or_else(|| panic!("operation {op_id}: {err}"));
+        assert!(required.iter().any(|r| r == field), "operation {op_id}: {field} is not one of the required {required:?}");
+        let sent = sent.expect_err("refused before sending");
+        assert!(sent.contains(&err), "operation {op_id}: {sent}");
     }
-    assert_eq!(checked, 9, "image_url, image_url, prompt+image_url, prompt+image_urls, prompt, prompt+image_url");
     assert!(server.received().is_empty(), "nothing incomplete reached the server");
 }
 

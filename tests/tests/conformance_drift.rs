@@ -132,8 +132,8 @@ fn a_removed_operation_is_named() {
 
 #[test]
 fn a_new_component_without_a_type_is_named() {
-    let findings = findings_after(|d| d["components"]["schemas"]["VideoOutput"] = json!({"type": "object"}));
-    check_reported(&findings, &["component VideoOutput has no generated type"]);
+    let findings = findings_after(|d| d["components"]["schemas"]["AudioOutput"] = json!({"type": "object"}));
+    check_reported(&findings, &["component AudioOutput has no generated type"]);
 }
 
 #[test]

@@ -33,7 +33,7 @@ fn the_seed_submit_answers_conform_to_every_submit_and_status_response() {
 fn the_seed_results_conform_to_the_outputs_of_their_endpoints() {
     let image = fixture_json("seeds/result-image.json");
     let video = fixture_json("seeds/result-video.json");
-    assert_eq!(submit_operations().len(), 6);
+    assert_eq!(submit_operations().len(), falq_api::ENDPOINTS.len());
     for op in submit_operations() {
         validate_result(&op.id, 200, &image).unwrap_or_else(|e| panic!("{e}"));
         // Known: the video seed is the output of a video endpoint the spec does not
@@ -163,6 +163,6 @@ async fn the_generated_client_reads_every_json_response_the_spec_declares() {
             }
         }
     }
-    // 6 submits × (1 + 7 errors), status 4 + 4 infrastructure errors, result 6 + 4, cancel 3 statuses; two fills each.
-    assert_eq!(cases, 2 * (6 * 8 + (4 + 4) + (6 + 4) + 3));
+    // Each submit × (1 + 7 errors), status 4 + 4 infrastructure errors, result 6 + 4, cancel 3 statuses; two fills each.
+    assert_eq!(cases, 2 * (falq_api::ENDPOINTS.len() * 8 + (4 + 4) + (6 + 4) + 3));
 }

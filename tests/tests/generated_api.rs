@@ -139,7 +139,7 @@ fn each_endpoint_links_its_input_and_output() {
     assert_eq!((info.id, info.app_id, info.operation_id), ("fal-ai/flux-1/dev/redux", "fal-ai/flux-1", "flux_1_dev_redux"));
     takes_flux_output(None::<<endpoints::FluxProKontextMulti as Endpoint>::Output>);
     let ids: Vec<&str> = falq_api::ENDPOINTS.iter().map(|e| e.id).collect();
-    assert_eq!(ids.len(), 6, "{ids:?}");
+    assert_eq!(ids.len(), 11, "the relay's eleven FLUX models: {ids:?}");
     assert_eq!(falq_api::endpoint("/fal-ai/flux-pro/kontext/max/").map(|e| e.input_schema), Some("FluxProKontextMaxInput"));
     assert!(falq_api::endpoint("fal-ai/nope").is_none());
     let spec: serde_json::Value = serde_json::from_str(falq_api::OPENAPI_JSON).unwrap();

@@ -45,6 +45,18 @@ pub fn progenitor_view(doc: &Value) -> Value {
     let mut view = doc.clone();
     crate::walk::for_each_schema(&mut view, &mut |s| {
         let Some(m) = s.as_object_mut() else { return };
+        // Properties that share a Rust name with another stay out of the struct.
+        let untyped: Vec<String> = m
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.iter().filter(|(_, v)| v.get("x-falq-untyped") == Some(&Value::Bool(true))).map(|(k, _)| k.clone()).collect())
+            .unwrap_or_default();
+        if let Some(p) = m.get_mut("properties").and_then(Value::as_object_mut) {
+            p.retain(|k, _| !untyped.contains(k));
+        }
+        if let Some(r) = m.get_mut("required").and_then(Value::as_array_mut) {
+            r.retain(|k| k.as_str().is_none_or(|k| !untyped.iter().any(|u| u == k)));
+        }
         let mut notes = Vec::new();
         if let Some(d) = m.remove("default") {
             let shown = d.as_str().map_or_else(|| d.to_string(), str::to_string);
@@ -84,7 +96,7 @@ fn settings(enums: &[EnumSpec]) -> GenerationSettings {
         .with_pre_hook_async(quote!(crate::validate::pre_send));
     for e in enums {
         let impls = [TypeImpl::Display, TypeImpl::FromStr];
-        s.with_replacement(&e.name, format!("crate::catalog::{}", e.name), impls.into_iter());
+        s.with_replacement(&e.name, format!("crate::catalog::enums::{}", e.name), impls.into_iter());
     }
     s
 }
@@ -190,7 +202,7 @@ fn enum_tokens(e: &EnumSpec) -> TokenStream {
 
         impl ::std::str::FromStr for #name {
             type Err = crate::ParseEnumError;
-            fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+            fn from_str(value: &str) -> ::std::result::Result<Self, crate::ParseEnumError> {
                 match value {
                     #(#values => Ok(Self::#variants),)*
                     _ => Err(crate::ParseEnumError { type_name: #type_name, value: value.to_string(), allowed: #allowed }),
@@ -200,12 +212,12 @@ fn enum_tokens(e: &EnumSpec) -> TokenStream {
 
         impl ::std::convert::TryFrom<&str> for #name {
             type Error = crate::ParseEnumError;
-            fn try_from(value: &str) -> ::std::result::Result<Self, Self::Error> { value.parse() }
+            fn try_from(value: &str) -> ::std::result::Result<Self, crate::ParseEnumError> { value.parse() }
         }
 
         impl ::std::convert::TryFrom<::std::string::String> for #name {
             type Error = crate::ParseEnumError;
-            fn try_from(value: ::std::string::String) -> ::std::result::Result<Self, Self::Error> { value.parse() }
+            fn try_from(value: ::std::string::String) -> ::std::result::Result<Self, crate::ParseEnumError> { value.parse() }
         }
 
         #default_impl
@@ -297,6 +309,7 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
     let mut refs = Vec::new();
     let mut validates = Vec::new();
     let mut methods = Vec::new();
+    let mut markers_and_methods = Vec::new();
     let paths = doc.get("paths").and_then(Value::as_object).cloned().unwrap_or_default();
     for (path, item) in &paths {
         let Some(op) = item.get("post") else { continue };
@@ -362,6 +375,7 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
             pub type #output_alias = crate::types::#output_ty;
         });
         let method = format_ident!("{}", op_id);
+        markers_and_methods.push((marker.clone(), method.clone()));
         let method_doc = format!("Runs `{id}` ({summary}) to completion and answers its output.");
         methods.push(quote! {
             #[doc = #method_doc]
@@ -379,6 +393,12 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
         });
     }
     let enum_items = enums.iter().map(enum_tokens);
+    let component_names: Vec<String> = doc.pointer("/components/schemas").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let component_types: Vec<_> = component_names.iter().map(|n| format_ident!("{}", n)).collect();
+    let enum_names: Vec<&String> = enums.iter().map(|e| &e.name).collect();
+    let enum_types: Vec<_> = enums.iter().map(|e| format_ident!("{}", e.name)).collect();
+    let endpoint_markers: Vec<_> = markers_and_methods.iter().map(|(m, _)| m.clone()).collect();
+    let endpoint_methods: Vec<_> = markers_and_methods.iter().map(|(_, m)| m.clone()).collect();
     let tokens = quote! {
         //! The endpoint catalogue of the normalized spec: each endpoint's id, app id,
         //! input and output types and field bounds, and the readable enums that
@@ -408,7 +428,32 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
             #(#methods)*
         }
 
-        #(#enum_items)*
+        /// Calls `$callback! { "Name" => Type, ... }` with every component schema of the
+        /// spec and its generated type, so tables over all of them are never kept by hand.
+        #[macro_export]
+        macro_rules! for_each_component {
+            ($callback:ident) => { $callback! { #(#component_names => $crate::types::#component_types),* } };
+        }
+
+        /// Calls `$callback! { "Name" => Type, ... }` with every string enum regen emits.
+        #[macro_export]
+        macro_rules! for_each_enum {
+            ($callback:ident) => { $callback! { #(#enum_names => $crate::types::#enum_types),* } };
+        }
+
+        /// Calls `$callback! { Marker => method, ... }` with every endpoint: its marker type
+        /// in [`endpoints`] and the generated client's method that submits to it.
+        #[macro_export]
+        macro_rules! for_each_endpoint {
+            ($callback:ident) => { $callback! { #(#endpoint_markers => #endpoint_methods),* } };
+        }
+
+        /// The string enums of the spec, each variant named by regen (unique and
+        /// readable whatever the values), each value exactly as sent.
+        pub mod enums {
+            #(#enum_items)*
+        }
+        pub use enums::*;
     };
     let file: syn::File = syn::parse2(tokens).map_err(|e| err(format!("the catalogue does not parse: {e}")))?;
     Ok(format!("{HEADER}{}", prettyplease::unparse(&file)))

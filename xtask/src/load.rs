@@ -35,6 +35,54 @@ impl Source {
     pub fn diag_at(&self, needle: &str, message: impl Into<String>) -> Diagnostic {
         Diagnostic::new(&self.file, self.line_of(needle), message)
     }
+
+    /// The file line of the key at `keys` (a path of mapping keys from the document's
+    /// top; numeric keys stand for list items and are passed over), found by following
+    /// the YAML block structure: each key is looked for below and further indented
+    /// than its parent. A key inside a flow mapping (`{a: 1, b: 2}`) is found on its
+    /// parent's line. Where a key cannot be found, the deepest one found is answered.
+    pub fn line_of_path(&self, keys: &[&str]) -> usize {
+        let lines: Vec<&str> = self.text.lines().collect();
+        let indent_of = |l: &str| l.len() - l.trim_start_matches([' ', '-']).len();
+        let mut at: Option<usize> = None;
+        for key in keys {
+            if key.parse::<usize>().is_ok() {
+                continue;
+            }
+            let candidates = [format!("{key}:"), format!("'{key}':"), format!("\"{key}\":")];
+            let starts = |text: &str| candidates.iter().any(|c| text.starts_with(c.as_str()));
+            if let Some(i) = at {
+                let flow = &lines[i][lines[i].find('{').unwrap_or(lines[i].len())..];
+                if flow.contains(&format!("{key}:")) || flow.contains(&format!("'{key}':")) {
+                    continue;
+                }
+            }
+            let (from, parent_indent) = match at {
+                Some(i) => (i + 1, Some(indent_of(lines[i]))),
+                None => (0, None),
+            };
+            let mut found = None;
+            for (j, line) in lines.iter().enumerate().skip(from) {
+                let text = line.trim_start_matches([' ', '-']);
+                if text.is_empty() || text.starts_with('#') {
+                    continue;
+                }
+                let indent = indent_of(line);
+                if parent_indent.is_some_and(|p| indent <= p) {
+                    break;
+                }
+                if starts(text) {
+                    found = Some(j);
+                    break;
+                }
+            }
+            match found {
+                Some(j) => at = Some(j),
+                None => break,
+            }
+        }
+        at.map_or(self.line, |i| self.line + i)
+    }
 }
 
 /// What a loaded document is for.
@@ -57,7 +105,13 @@ pub struct Document {
     pub kind: DocKind,
     /// The document as JSON.
     pub value: Value,
+    /// A page we wrote in the relay's dialect (under `specs/falq/`) for an endpoint the
+    /// relay publishes no page for: a vendored page of the same endpoint replaces it.
+    pub authored_page: bool,
 }
+
+/// The directory below `specs/` that holds what we author; everything else is vendored.
+pub const AUTHORED_DIR: &str = "falq";
 
 /// Loads every spec below `specs_dir`, in path order. `root` is the directory file
 /// names are shown relative to. Files named `README.md` or starting with `_` are skipped.
@@ -71,15 +125,31 @@ pub fn load_dir(specs_dir: &Path, root: &Path) -> Result<Vec<Document>, Errors> 
     let mut errors = Vec::new();
     for path in files {
         let shown = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+        let text = match std::fs::read(&path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                // Pages exported on Windows carry CRLF line ends and sometimes a BOM.
+                Ok(t) => t.trim_start_matches('\u{feff}').replace("\r\n", "\n"),
+                Err(e) => {
+                    let at = e.utf8_error().valid_up_to();
+                    let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
+                    errors.push(Diagnostic::new(&shown, line, format!("this file is not UTF-8 (byte {at})"))
+                        .help("export the page again, or convert it to UTF-8"));
+                    continue;
+                }
+            },
             Err(e) => {
                 errors.push(Diagnostic::new(&shown, 0, format!("cannot read file: {e}")));
                 continue;
             }
         };
+        let authored = path.strip_prefix(specs_dir).is_ok_and(|p| p.starts_with(AUTHORED_DIR));
         match load_file(&shown, &text) {
-            Ok(mut d) => docs.append(&mut d),
+            Ok(mut d) => {
+                for doc in &mut d {
+                    doc.authored_page = authored && doc.kind == DocKind::Page;
+                }
+                docs.append(&mut d)
+            }
             Err(Errors(mut e)) => errors.append(&mut e),
         }
     }
@@ -201,7 +271,7 @@ fn parse_document(source: Source) -> Result<Document, Diagnostic> {
         return Err(Diagnostic::new(&source.file, source.line, "neither an OpenAPI document nor an overlay")
             .help("a spec starts with `openapi: 3.0.1`; an overlay with `falq-overlay: 1`"));
     };
-    Ok(Document { source, kind, value })
+    Ok(Document { source, kind, value, authored_page: false })
 }
 
 /// YAML to JSON, with scalar keys (`200:`) turned into strings.

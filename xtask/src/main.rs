@@ -19,7 +19,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let root = xtask::project_root();
+    let root = match xtask::project_root() {
+        Ok(root) => root,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let started = Instant::now();
     match xtask::run(&root, check) {
         Ok((report, warnings)) => {

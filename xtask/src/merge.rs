@@ -6,14 +6,26 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value, json};
 
 use crate::diag::{Diagnostic, Errors};
-use crate::load::{Document, Source};
-use crate::walk::{for_each_operation, pascal, schema_ref, walk_schema};
+use crate::load::{DocKind, Document, Source};
+use crate::walk::{for_each_operation, schema_ref, walk_schema};
 
 /// The output type of an endpoint no overlay describes: any JSON object.
 pub const UNTYPED_OUTPUT: &str = "FalResult";
 
-/// Merges everything into one document. `pages` are already normalized.
+/// Merges everything into one document. `pages` are already normalized. Warnings
+/// (a page's schema renamed or shared, an authored page replaced) go to `warnings`.
 pub fn merge(authored: &[Document], pages: &[Document], overlays: &[Document], version: &str) -> Result<Value, Errors> {
+    merge_with_warnings(authored, pages, overlays, version, &mut Vec::new())
+}
+
+/// [`merge`], reporting what it resolved on its own.
+pub fn merge_with_warnings(
+    authored: &[Document],
+    pages: &[Document],
+    overlays: &[Document],
+    version: &str,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<Value, Errors> {
     let mut errors = Vec::new();
     let mut doc = json!({
         "openapi": "3.0.3",
@@ -25,11 +37,11 @@ pub fn merge(authored: &[Document], pages: &[Document], overlays: &[Document], v
         "paths": {},
         "components": {"schemas": {}},
     });
-    let mut path_origin: BTreeMap<String, Source> = BTreeMap::new();
-    let mut op_ids: BTreeMap<String, Source> = BTreeMap::new();
-    let mut schema_origin: BTreeMap<String, Source> = BTreeMap::new();
-    for d in authored.iter().chain(pages) {
-        merge_one(&mut doc, d, &mut path_origin, &mut op_ids, &mut schema_origin, &mut errors);
+    let pages = replace_authored_pages(pages, warnings);
+    let mut state = MergeState::default();
+    for d in authored.iter().chain(&pages) {
+        let d = if d.kind == DocKind::Page { resolve_schema_clashes(&doc, d, warnings) } else { d.clone() };
+        merge_one(&mut doc, &d, &mut state, &mut errors, warnings);
     }
     for o in overlays {
         if let Err(mut e) = apply_overlay(&mut doc, o) {
@@ -41,59 +53,176 @@ pub fn merge(authored: &[Document], pages: &[Document], overlays: &[Document], v
     }
     default_outputs(&mut doc);
     submit_responses(&mut doc, authored);
-    let page_schemas: BTreeSet<String> = pages
-        .iter()
-        .filter_map(|p| p.value.pointer("/components/schemas").and_then(Value::as_object))
-        .flat_map(|m| m.keys().cloned())
-        .collect();
+    let page_schemas: BTreeSet<String> = state.schema_origin.iter().filter(|(_, s)| s.1).map(|(n, _)| n.clone()).collect();
     dedupe_shared_shapes(&mut doc, &page_schemas);
-    readable_enum_names(&mut doc);
+    crate::names::stable_type_names(&mut doc);
+    crate::names::hoist_inline_types(&mut doc);
+    crate::names::name_enum_variants(&mut doc);
     Ok(doc)
 }
 
-fn merge_one(
-    doc: &mut Value,
-    d: &Document,
-    path_origin: &mut BTreeMap<String, Source>,
-    op_ids: &mut BTreeMap<String, Source>,
-    schema_origin: &mut BTreeMap<String, Source>,
-    errors: &mut Vec<Diagnostic>,
-) {
+/// Where each path, operation name and schema of the merged document came from.
+#[derive(Default)]
+struct MergeState {
+    path_origin: BTreeMap<String, Source>,
+    /// Operation ids by the Rust type name progenitor derives from them.
+    op_ids: BTreeMap<String, (String, Source)>,
+    /// Each schema's source, and whether it came from a page.
+    schema_origin: BTreeMap<String, (Source, bool)>,
+}
+
+fn endpoint_paths(d: &Document) -> Vec<String> {
+    d.value.get("paths").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default()
+}
+
+/// A page we authored (under `specs/falq/`) for an endpoint the relay had no page for
+/// gives way to the relay's own page once that is dropped in: the authored endpoint
+/// and the input schema only it used are left out, with a note.
+fn replace_authored_pages(pages: &[Document], warnings: &mut Vec<Diagnostic>) -> Vec<Document> {
+    let vendored: BTreeMap<String, &Source> =
+        pages.iter().filter(|p| !p.authored_page).flat_map(|p| endpoint_paths(p).into_iter().map(move |k| (k, &p.source))).collect();
+    let mut out = Vec::new();
+    for p in pages {
+        if !p.authored_page {
+            out.push(p.clone());
+            continue;
+        }
+        let mut p = p.clone();
+        let replaced: Vec<String> = endpoint_paths(&p).into_iter().filter(|k| vendored.contains_key(k)).collect();
+        for path in &replaced {
+            let real = vendored[path];
+            warnings.push(
+                p.source
+                    .diag_at(path, format!("note: {path} is now generated from the relay's page {}; this authored page is no longer used", real.file.display()))
+                    .help(format!("delete {} when the relay's page is the one to keep", p.source.file.display())),
+            );
+            let inputs: Vec<String> = p.value["paths"][path]
+                .as_object()
+                .map(|item| {
+                    item.values()
+                        .filter_map(|op| op.pointer("/requestBody/content/application~1json/schema/$ref").and_then(Value::as_str))
+                        .map(|r| r.trim_start_matches("#/components/schemas/").to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(paths) = p.value.get_mut("paths").and_then(Value::as_object_mut) {
+                paths.shift_remove(path);
+            }
+            let still_used = serde_json::to_string(&p.value["paths"]).unwrap_or_default();
+            if let Some(schemas) = p.value.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
+                for i in inputs {
+                    if !still_used.contains(&format!("#/components/schemas/{i}\"")) {
+                        schemas.shift_remove(&i);
+                    }
+                }
+            }
+        }
+        if endpoint_paths(&p).is_empty() && !replaced.is_empty() {
+            continue;
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// A page's schema named like one already merged (ours, or another page's) is
+/// resolved, never an error: the same shape becomes the one type; a different shape
+/// is renamed after the page's endpoint (`Flux1DevImageSize`). Each is a warning.
+fn resolve_schema_clashes(doc: &Value, page: &Document, warnings: &mut Vec<Diagnostic>) -> Document {
+    let Some(schemas) = page.value.pointer("/components/schemas").and_then(Value::as_object) else { return page.clone() };
+    let existing = doc["components"]["schemas"].as_object().cloned().unwrap_or_default();
+    let prefix = page
+        .value
+        .get("paths")
+        .and_then(Value::as_object)
+        .and_then(|p| p.values().flat_map(|item| item.as_object().into_iter().flat_map(|m| m.values())).find_map(|op| op.get("operationId").and_then(Value::as_str)))
+        .map(|id| crate::names::type_name(id, "Page"))
+        .unwrap_or_else(|| "Page".into());
+    let mut renames = Vec::new();
+    let mut same = Vec::new();
+    let taken = |n: &str, renames: &[(String, String)]| existing.contains_key(n) || schemas.contains_key(n) || renames.iter().any(|(_, r)| r == n);
+    for (name, s) in schemas {
+        let Some(ours) = existing.get(name) else { continue };
+        if canonical(&page.value, s) == canonical(doc, ours) {
+            same.push(name.clone());
+            warnings.push(page.source.diag_at(&format!("{name}:"), format!("note: schema {name} has the same shape as the one merged already; both use that type")));
+        } else {
+            let base = crate::names::type_name(&format!("{prefix}_{name}"), &prefix);
+            let new = crate::walk::unique_name(&base, &|n| taken(n, &renames));
+            warnings.push(page.source.diag_at(&format!("{name}:"), format!("note: schema {name} differs from the one merged already; this page's is named {new}")));
+            renames.push((name.clone(), new));
+        }
+    }
+    if renames.is_empty() && same.is_empty() {
+        return page.clone();
+    }
+    let mut page = page.clone();
+    if let Some(schemas) = page.value.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
+        for n in &same {
+            schemas.shift_remove(n);
+        }
+        let old = std::mem::take(schemas);
+        for (k, v) in old {
+            let k = renames.iter().find(|(o, _)| *o == k).map_or(k, |(_, n)| n.clone());
+            schemas.insert(k, v);
+        }
+    }
+    crate::names::rename_refs(&mut page.value, &renames);
+    page
+}
+
+fn merge_one(doc: &mut Value, d: &Document, state: &mut MergeState, errors: &mut Vec<Diagnostic>, warnings: &mut Vec<Diagnostic>) {
     if let Some(paths) = d.value.get("paths").and_then(Value::as_object) {
         for (path, item) in paths {
-            if let Some(first) = path_origin.get(path) {
+            if let Some(first) = state.path_origin.get(path) {
                 errors.push(
                     d.source.diag_at(path, format!("duplicate endpoint {path}: {}:{} defines it already", first.file.display(), first.line_of(path)))
                         .help("keep one page per endpoint; remove or rename the other"),
                 );
                 continue;
             }
-            if let Some(item) = item.as_object() {
-                for op in item.values() {
-                    if let Some(id) = op.get("operationId").and_then(Value::as_str) {
-                        if let Some(first) = op_ids.get(id) {
+            let mut item = item.clone();
+            if let Some(ops) = item.as_object_mut() {
+                for op in ops.values_mut() {
+                    let Some(id) = op.get("operationId").and_then(Value::as_str).map(str::to_string) else { continue };
+                    // progenitor names a builder type after each operation: two ids with one
+                    // Rust name (`flux_1_dev`, `flux1_dev`) would not compile.
+                    let key = crate::names::type_name(&id, "Operation");
+                    let id = if let Some((first_id, first)) = state.op_ids.get(&key) {
+                        if d.kind != DocKind::Page {
                             errors.push(d.source.diag_at(path, format!("operation name {id} is taken by {}", first.file.display()))
-                                .help("give one of the operations an explicit operationId"));
+                                .help("give one of the operations another operationId"));
+                            continue;
                         }
-                        op_ids.insert(id.to_string(), d.source.clone());
-                    }
+                        let new = crate::walk::unique_name(&id, &|n| state.op_ids.contains_key(&crate::names::type_name(n, "Operation")));
+                        warnings.push(d.source.diag_at(path, format!(
+                            "note: operation name {id} is taken by {first_id} ({}); {path} is named {new}",
+                            first.file.display()
+                        )));
+                        op["operationId"] = Value::String(new.clone());
+                        new
+                    } else {
+                        id
+                    };
+                    state.op_ids.insert(crate::names::type_name(&id, "Operation"), (id, d.source.clone()));
                 }
             }
-            path_origin.insert(path.clone(), d.source.clone());
-            doc["paths"][path] = item.clone();
+            state.path_origin.insert(path.clone(), d.source.clone());
+            doc["paths"][path] = item;
         }
     }
     if let Some(schemas) = d.value.pointer("/components/schemas").and_then(Value::as_object) {
         for (name, s) in schemas {
-            if let Some(existing) = doc["components"]["schemas"].get(name) {
-                if existing != s {
-                    let first = &schema_origin[name];
+            if doc["components"]["schemas"].get(name).is_some() {
+                // Pages had their clashes resolved; only two authored files can get here.
+                if doc["components"]["schemas"][name] != *s {
+                    let first = &state.schema_origin[name].0;
                     errors.push(d.source.diag_at(name, format!("schema {name} differs from the one in {}", first.file.display()))
                         .help("rename one of them"));
                 }
                 continue;
             }
-            schema_origin.insert(name.clone(), d.source.clone());
+            state.schema_origin.insert(name.clone(), (d.source.clone(), d.kind == DocKind::Page));
             doc["components"]["schemas"][name] = s.clone();
         }
     }
@@ -332,84 +461,6 @@ pub fn dedupe_shared_shapes(doc: &mut Value, page_schemas: &BTreeSet<String>) {
     }
 }
 
-/// Whether typify's own variant name for an enum value reads well: it starts with a
-/// letter and holds only letters, digits, `_`, `-` and spaces.
-fn reads_well(value: &str) -> bool {
-    value.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ' '))
-}
-
-/// A readable variant name for an enum value typify would name badly:
-/// `21:9` → `R21x9`, `2` → `V2`, `1.5x` → `V1_5x`.
-pub fn variant_name(value: &str) -> String {
-    if let Some((a, b)) = value.split_once(':')
-        && a.chars().all(|c| c.is_ascii_digit()) && b.chars().all(|c| c.is_ascii_digit()) && !a.is_empty() && !b.is_empty() {
-            return format!("R{a}x{b}");
-        }
-    let mut out = String::new();
-    let mut upper = true;
-    for c in value.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(if upper { c.to_ascii_uppercase() } else { c });
-            upper = false;
-        } else {
-            if !out.ends_with('_') && !out.is_empty() {
-                out.push('_');
-            }
-            upper = true;
-        }
-    }
-    let out = out.trim_end_matches('_').to_string();
-    if out.starts_with(|c: char| c.is_ascii_alphabetic()) { out } else { format!("V{out}") }
-}
-
-/// String enums whose values typify would name unreadably (`'21:9'` → `X219`) get
-/// `x-enum-varnames`; inline ones are first hoisted into a component
-/// `{Schema}{Field}` so the generator can emit them.
-pub fn readable_enum_names(doc: &mut Value) {
-    let Some(schemas) = doc["components"]["schemas"].as_object_mut() else { return };
-    let mut hoisted: Vec<(String, Value)> = Vec::new();
-    for (name, schema) in schemas.iter_mut() {
-        name_enum(schema);
-        if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
-            for (field, p) in props.iter_mut() {
-                if needs_names(p) {
-                    let comp = format!("{name}{}", pascal(field));
-                    let mut hoist = p.clone();
-                    let mut wrapper = Map::new();
-                    wrapper.insert("allOf".into(), json!([schema_ref(&comp)]));
-                    if let Some(m) = hoist.as_object_mut() {
-                        for k in ["description", "default", "nullable", "x-falq-examples"] {
-                            if let Some(v) = m.remove(k) {
-                                wrapper.insert(k.into(), v);
-                            }
-                        }
-                    }
-                    name_enum(&mut hoist);
-                    hoisted.push((comp, hoist));
-                    *p = Value::Object(wrapper);
-                }
-            }
-        }
-    }
-    for (n, s) in hoisted {
-        schemas.entry(n).or_insert(s);
-    }
-}
-
-fn needs_names(s: &Value) -> bool {
-    s.get("x-enum-varnames").is_none()
-        && s.get("enum").and_then(Value::as_array).is_some_and(|vals| vals.iter().any(|v| v.as_str().is_some_and(|v| !reads_well(v))))
-}
-
-fn name_enum(s: &mut Value) {
-    if !needs_names(s) {
-        return;
-    }
-    let names: Vec<Value> = s["enum"].as_array().map(|vals| vals.iter().map(|v| Value::String(variant_name(v.as_str().unwrap_or("")))).collect()).unwrap_or_default();
-    s["x-enum-varnames"] = Value::Array(names);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,6 +472,7 @@ mod tests {
             source: Source { file: PathBuf::from(file), line: 1, text: yaml.to_string() },
             kind,
             value: crate::load::yaml_to_json(&serde_yaml::from_str(yaml).unwrap()).unwrap(),
+            authored_page: file.starts_with("specs/falq/"),
         }
     }
 
@@ -472,18 +524,8 @@ mod tests {
         let m = merge(&[authored], &[page], &[], "1").unwrap();
         let props = &m["components"]["schemas"]["AInput"]["properties"];
         assert_eq!(props["f"], json!({"allOf": [{"$ref": "#/components/schemas/OutputFormat"}], "description": "格式", "default": "jpeg"}));
-        assert_eq!(props["g"], json!({"type": "string", "enum": ["jpeg", "webp"]}));
+        assert_eq!(props["g"], json!({"allOf": [{"$ref": "#/components/schemas/AInputG"}]}), "an enum of its own is a named type");
+        assert_eq!(m["components"]["schemas"]["AInputG"], json!({"type": "string", "enum": ["jpeg", "webp"], "x-enum-varnames": ["Jpeg", "Webp"]}));
     }
 
-    #[test]
-    fn unreadable_enum_values_get_names() {
-        assert_eq!(variant_name("21:9"), "R21x9");
-        assert_eq!(variant_name("2"), "V2");
-        assert_eq!(variant_name("1.5x"), "V1_5x");
-        let mut d = json!({"components": {"schemas": {"AInput": {"properties": {"tol": {"type": "string", "enum": ["1", "2"], "default": "2"}, "f": {"type": "string", "enum": ["jpeg"]}}}}}});
-        readable_enum_names(&mut d);
-        assert_eq!(d["components"]["schemas"]["AInputTol"], json!({"type": "string", "enum": ["1", "2"], "x-enum-varnames": ["V1", "V2"]}));
-        assert_eq!(d["components"]["schemas"]["AInput"]["properties"]["tol"], json!({"allOf": [{"$ref": "#/components/schemas/AInputTol"}], "default": "2"}));
-        assert_eq!(d["components"]["schemas"]["AInput"]["properties"]["f"], json!({"type": "string", "enum": ["jpeg"]}));
-    }
 }

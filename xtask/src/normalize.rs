@@ -12,7 +12,10 @@ use serde_json::{Map, Value, json};
 
 use crate::diag::Diagnostic;
 use crate::load::Source;
-use crate::walk::{METHODS, for_each_operation, for_each_root_schema, for_each_schema, pascal, schema_ref, walk_schema};
+use crate::walk::{
+    METHODS, describe_path, for_each_operation, for_each_root_schema, for_each_schema, for_each_schema_at, for_each_schema_at_mut, pascal,
+    rust_field_name, schema_ref, walk_schema,
+};
 
 /// What a rule may consult and report.
 pub struct Ctx<'a> {
@@ -22,6 +25,38 @@ pub struct Ctx<'a> {
     pub warnings: Vec<Diagnostic>,
     /// The property names of the shared queue status type, from the authored spec.
     pub queue_status_fields: BTreeSet<String>,
+    /// The component schemas of the authored spec, which pages may refer to.
+    pub known_schemas: BTreeSet<String>,
+    /// Every fact read from prose (a default, a range, nullability, optionality).
+    pub inferred: Vec<Inference>,
+}
+
+/// One fact a rule read from a description rather than from the schema.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inference {
+    /// The page and the line of the description.
+    pub file: std::path::PathBuf,
+    /// The 1-based line.
+    pub line: usize,
+    /// Where the field sits (`POST /fal-ai/flux-1/dev, field num_images`).
+    pub place: String,
+    /// What was decided (`default 28`, `range 1..=50`, `nullable`, `optional`).
+    pub what: String,
+    /// The description it was read from.
+    pub text: String,
+}
+
+impl Ctx<'_> {
+    /// A context for normalizing `source` with no authored spec around it.
+    pub fn new(source: &Source) -> Ctx<'_> {
+        Ctx { source, warnings: Vec::new(), queue_status_fields: BTreeSet::new(), known_schemas: BTreeSet::new(), inferred: Vec::new() }
+    }
+
+    fn infer(&mut self, keys: &[String], what: String, text: &str) {
+        let needle: String = text.lines().next().unwrap_or("").chars().take(16).collect();
+        let line = if needle.trim().is_empty() { self.source.line } else { self.source.line_of(needle.trim()) };
+        self.inferred.push(Inference { file: self.source.file.clone(), line, place: describe_path(keys), what, text: text.to_string() });
+    }
 }
 
 /// A named normalization rule.
@@ -36,6 +71,8 @@ pub struct Rule {
 
 /// Every rule, in the order they run on a page.
 pub const RULES: &[Rule] = &[
+    Rule { name: "check_schema_types", quirk: "types OpenAPI 3.0 does not know (file), enums that contradict their type, malformed schemas", apply: check_schema_types },
+    Rule { name: "untyped_colliding_properties", quirk: "property names that become one Rust name (num_images and num-images)", apply: untyped_colliding_properties },
     Rule { name: "drop_apifox_noise", quirk: "x-apifox-* extensions, servers: [], security: [], folder tags", apply: drop_apifox_noise },
     Rule { name: "strip_base_url_placeholder", quirk: "paths start with /BASE_URL or {{BASE_URL}}", apply: strip_base_url_placeholder },
     Rule { name: "operation_id_from_path", quirk: "no operationId", apply: operation_id_from_path },
@@ -54,6 +91,7 @@ pub const RULES: &[Rule] = &[
     Rule { name: "names_from_endpoint", quirk: "free-text (often Chinese) titles on schemas", apply: names_from_endpoint },
     Rule { name: "queue_status_response", quirk: "empty or copied-inline submit response schemas", apply: queue_status_response },
     Rule { name: "name_inline_responses", quirk: "inline success and error schemas share one generated name", apply: name_inline_responses },
+    Rule { name: "refuse_recursive_refs", quirk: "a schema that refers to itself, or a $ref to a schema the page does not define", apply: refuse_recursive_refs },
 ];
 
 /// Runs every rule on a page, in order.
@@ -77,6 +115,153 @@ fn ops_mut(doc: &mut Value) -> Vec<(String, String, &mut Map<String, Value>)> {
         }
     }
     out
+}
+
+/// The `type` names of OpenAPI 3.0 (and 3.1's `null`, which a later rule rewrites).
+const TYPES: [&str; 7] = ["string", "number", "integer", "boolean", "array", "object", "null"];
+
+fn keys_str(keys: &[String]) -> Vec<&str> {
+    keys.iter().map(String::as_str).collect()
+}
+
+/// Whether a JSON value is an instance of an OpenAPI type name.
+fn value_has_type(v: &Value, t: &str) -> bool {
+    match t {
+        "string" => v.is_string(),
+        "integer" => v.as_f64().is_some_and(|f| f.fract() == 0.0),
+        "number" => v.is_number(),
+        "boolean" => v.is_boolean(),
+        "array" => v.is_array(),
+        "object" => v.is_object(),
+        _ => v.is_null(),
+    }
+}
+
+/// Every schema of the page is checked before anything else reads it: a `type`
+/// OpenAPI 3.0 does not know (`file`, `int`), an `enum` whose values contradict the
+/// type, and malformed keywords (`properties` that is no mapping, a property with no
+/// schema, a bound that is no number) are errors naming the page's line and the field.
+pub fn check_schema_types(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    let mut first: Option<Diagnostic> = None;
+    let source = ctx.source;
+    for_each_schema_at(doc, &mut |keys, s| {
+        if first.is_some() {
+            return;
+        }
+        let at = |what: String, help: &str| {
+            Diagnostic::new(&source.file, source.line_of_path(&keys_str(keys)), format!("{}: {what}", describe_path(keys))).help(help.to_string())
+        };
+        let Some(m) = s.as_object() else {
+            first = Some(at(format!("a schema must be a mapping, found {s}"), "give the field a schema such as {type: string}"));
+            return;
+        };
+        let types: Vec<&str> = match m.get("type") {
+            None => vec![],
+            Some(Value::String(t)) => vec![t.as_str()],
+            Some(Value::Array(list)) if list.iter().all(Value::is_string) => list.iter().filter_map(Value::as_str).collect(),
+            Some(other) => {
+                first = Some(at(format!("`type: {other}` is not a type name"), "write one of string, number, integer, boolean, array, object"));
+                return;
+            }
+        };
+        if let Some(bad) = types.iter().find(|t| !TYPES.contains(t)) {
+            let help = if *bad == "file" {
+                "`type: file` is Swagger 2.0; in OpenAPI 3 a URL field is `type: string` and an upload `type: string, format: binary` (fix it in specs/falq/overlays.yaml)"
+            } else {
+                "write one of string, number, integer, boolean, array, object (fix it in specs/falq/overlays.yaml)"
+            };
+            first = Some(at(format!("unknown type {bad:?}"), help));
+            return;
+        }
+        if let Some(e) = m.get("enum") {
+            let Some(values) = e.as_array() else {
+                first = Some(at(format!("`enum` must be a list, found {e}"), "list the allowed values"));
+                return;
+            };
+            let declared: Vec<&str> = types.iter().copied().filter(|t| *t != "null").collect();
+            for v in values {
+                let fits = if v.is_null() {
+                    true
+                } else if declared.is_empty() {
+                    values.iter().filter(|x| !x.is_null()).all(|x| std::mem::discriminant(x) == std::mem::discriminant(v))
+                } else {
+                    declared.iter().any(|t| value_has_type(v, t))
+                };
+                if !fits {
+                    let what = if declared.is_empty() { "the other values' type".to_string() } else { format!("type {}", declared.join(" or ")) };
+                    first = Some(at(format!("enum value {v} contradicts {what}"), "make the enum values and the type agree (quote numbers meant as strings)"));
+                    return;
+                }
+            }
+        }
+        if let Some(p) = m.get("properties") {
+            match p.as_object() {
+                None => first = Some(at(format!("`properties` must be a mapping, found {p}"), "list the fields as name: schema")),
+                Some(props) => {
+                    if let Some((name, _)) = props.iter().find(|(_, v)| !v.is_object()) {
+                        let mut k = keys.to_vec();
+                        k.extend(["properties".to_string(), name.clone()]);
+                        first = Some(
+                            Diagnostic::new(&source.file, source.line_of_path(&keys_str(&k)), format!("{}: the property has no schema", describe_path(&k)))
+                                .help("give it one, such as {type: string}"),
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(r) = m.get("required").filter(|r| !r.as_array().is_some_and(|a| a.iter().all(Value::is_string))) {
+            first = Some(at(format!("`required` must be a list of field names, found {r}"), "list the required fields' names"));
+        }
+        for k in ["minimum", "maximum", "minItems", "maxItems", "minLength", "maxLength", "multipleOf"] {
+            if let Some(v) = m.get(k).filter(|v| !v.is_number()) {
+                first = Some(at(format!("`{k}` must be a number, found {v}"), "write the bound as a number"));
+            }
+        }
+        if let Some(i) = m.get("items").filter(|i| !i.is_object()) {
+            first = Some(at(format!("`items` must be one schema, found {i}"), "describe the items with one schema (tuples are not supported)"));
+        }
+    });
+    first.map_or(Ok(()), Err)
+}
+
+/// Properties whose names become the same Rust field name (`num_images` and
+/// `num-images`, `statusUrl` and `status_url`) cannot all be fields of the generated
+/// struct: the one whose name is already the Rust name (else the first) keeps its field,
+/// the others are marked `x-falq-untyped` and left out of the struct, with a warning.
+/// They stay in `openapi.json`, so JSON inputs (`submit_json`, `--set`) still reach them.
+pub fn untyped_colliding_properties(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    let mut marks: Vec<(Vec<String>, String)> = Vec::new();
+    for_each_schema_at(doc, &mut |keys, s| {
+        let Some(props) = s.get("properties").and_then(Value::as_object) else { return };
+        let mut by_rust: std::collections::BTreeMap<String, Vec<&String>> = std::collections::BTreeMap::new();
+        for name in props.keys() {
+            by_rust.entry(rust_field_name(name)).or_default().push(name);
+        }
+        for (rust, names) in by_rust.into_iter().filter(|(_, n)| n.len() > 1) {
+            let keep = names.iter().position(|n| **n == rust).unwrap_or(0);
+            for (i, n) in names.iter().enumerate() {
+                if i != keep {
+                    marks.push((keys.to_vec(), (*n).clone()));
+                    let mut k = keys.to_vec();
+                    k.extend(["properties".to_string(), (*n).clone()]);
+                    ctx.warnings.push(
+                        Diagnostic::new(&ctx.source.file, ctx.source.line_of_path(&keys_str(&k)), format!(
+                            "{}: {n:?} and {:?} are both the Rust field `{rust}`; the typed struct keeps {:?}",
+                            describe_path(&k), names[keep], names[keep]
+                        ))
+                        .help(format!("{n:?} stays in openapi.json: send it with submit_json or `--set {n}=...`")),
+                    );
+                }
+            }
+        }
+    });
+    for (keys, name) in marks {
+        let pointer: String = keys.iter().map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1"))).collect();
+        if let Some(p) = doc.pointer_mut(&format!("{pointer}/properties/{}", name.replace('~', "~0").replace('/', "~1"))).and_then(Value::as_object_mut) {
+            p.insert("x-falq-untyped".into(), Value::Bool(true));
+        }
+    }
+    Ok(())
 }
 
 /// Removes `x-apifox-*` and `x-run-in-apifox` keys everywhere, empty `servers`,
@@ -176,7 +361,22 @@ pub fn operation_id_from_path(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diag
             return Err(ctx.source.diag_at(&path, format!("{path} has characters an endpoint id cannot have"))
                 .help("endpoint ids use ASCII letters, digits, '-', '_' and '.'"));
         }
-        let has_id = op.get("operationId").and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+        // An id the page gives is kept when it is a snake-case ASCII name; otherwise it
+        // is made one (progenitor would turn `Create-Image` and `create_image` into one method).
+        let given = op.get("operationId").and_then(Value::as_str).map(|s| {
+            let snake = heck::ToSnakeCase::to_snake_case(s.replace(|c: char| !c.is_ascii_alphanumeric(), "_").as_str());
+            let snake = snake.trim_matches('_').to_string();
+            if snake.starts_with(|c: char| c.is_ascii_digit()) { format!("op_{snake}") } else { snake }
+        });
+        match given.filter(|s| crate::walk::is_ascii_ident(s)) {
+            Some(id) => {
+                op.insert("operationId".into(), Value::String(id));
+            }
+            None => {
+                op.remove("operationId");
+            }
+        }
+        let has_id = op.contains_key("operationId");
         if !has_id {
             let mut id = operation_id_for(&path);
             if method != "post" {
@@ -347,9 +547,9 @@ pub fn hoist_nested_definitions(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Di
     let mut renames = Vec::new();
     let mut named = Vec::new();
     for (name, schema) in hoisted {
-        let ascii = pascal(&name);
-        let ascii = if ascii.is_empty() { "Definition".to_string() } else { ascii };
-        let new = if existing.contains(&ascii) || named.iter().any(|(n, _): &(String, Value)| *n == ascii) { format!("{prefix}{ascii}") } else { ascii };
+        let ascii = crate::names::type_name(&name, "Definition");
+        let is_taken = |n: &str| existing.contains(n) || named.iter().any(|(m, _): &(String, Value)| m == n);
+        let new = if is_taken(&ascii) { crate::walk::unique_name(&format!("{prefix}{ascii}"), &is_taken) } else { ascii };
         renames.push((name, new.clone()));
         named.push((new, schema));
     }
@@ -497,17 +697,23 @@ fn says_optional(desc: &str) -> bool {
 
 /// A property listed in `required` whose description says it is optional (`可选`,
 /// `选填`, `optional`) and does not also say required (`必填`) leaves `required`.
-pub fn optional_from_prose(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic> {
-    for_each_schema(doc, &mut |s| {
+pub fn optional_from_prose(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    for_each_schema_at_mut(doc, &mut |keys, s| {
         let Some(m) = s.as_object_mut() else { return };
         let Some(props) = m.get("properties").and_then(Value::as_object) else { return };
-        let optional: BTreeSet<String> = props
+        let optional: Vec<(String, String)> = props
             .iter()
-            .filter(|(_, p)| p.get("description").and_then(Value::as_str).is_some_and(says_optional))
-            .map(|(k, _)| k.clone())
+            .filter_map(|(k, p)| p.get("description").and_then(Value::as_str).filter(|d| says_optional(d)).map(|d| (k.clone(), d.to_string())))
             .collect();
         if let Some(req) = m.get_mut("required").and_then(Value::as_array_mut) {
-            req.retain(|r| r.as_str().is_none_or(|r| !optional.contains(r)));
+            for (name, text) in &optional {
+                if req.iter().any(|r| r.as_str() == Some(name)) {
+                    let mut k = keys.to_vec();
+                    k.extend(["properties".to_string(), name.clone()]);
+                    ctx.infer(&k, "optional (listed in required)".into(), text);
+                }
+            }
+            req.retain(|r| r.as_str().is_none_or(|r| !optional.iter().any(|(n, _)| n == r)));
         }
     });
     Ok(())
@@ -515,13 +721,15 @@ pub fn optional_from_prose(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnosti
 
 /// A description saying the value may be null (`可为null`, `可为空`, `nullable`, `can be null`)
 /// makes the schema `nullable: true`.
-pub fn nullable_from_prose(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic> {
+pub fn nullable_from_prose(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
     static NULLABLE: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"(?i)可为\s*null|可为空|可以为空|可以为\s*null|\bnullable\b|can be null|may be null|or null\b").expect("regex"));
-    for_each_schema(doc, &mut |s| {
+    for_each_schema_at_mut(doc, &mut |keys, s| {
         let Some(m) = s.as_object_mut() else { return };
-        if m.get("description").and_then(Value::as_str).is_some_and(|d| NULLABLE.is_match(d)) {
+        let Some(desc) = m.get("description").and_then(Value::as_str).filter(|d| NULLABLE.is_match(d)).map(str::to_string) else { return };
+        if m.get("nullable") != Some(&Value::Bool(true)) {
             m.insert("nullable".into(), Value::Bool(true));
+            ctx.infer(keys, "nullable".into(), &desc);
         }
     });
     Ok(())
@@ -535,11 +743,18 @@ fn schema_type(m: &Map<String, Value>) -> &str {
 /// `默认为1`, `默认 jpeg` (an enum value), `Default: 4`, `default: "jpeg"`, `默认true`.
 pub fn default_in_prose(desc: &str, schema: &Map<String, Value>) -> Option<Value> {
     static DEFAULT: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r#"(?i)(?:默认值?|缺省值?|\bdefaults?(?:\s+(?:is|to|value))?)\s*[:：]?\s*(?:为|是)?\s*(["'“]?)([^\s，,。;；()（）"'”]+)"#).expect("regex")
+        Regex::new(
+            r#"(?i)(?:默认值?|缺省值?|\bdefaults?(?:\s+(?:is|to|value))?)\s*[:：]?\s*(?:为|是)?\s*(?:"([^"]*)"|“([^”]*)”|'([^']*)'|「([^」]*)」|([^\s，,。;；()（）"'”]+))"#,
+        )
+        .expect("regex")
     });
     let cap = DEFAULT.captures(desc)?;
-    let quoted = !cap[1].is_empty();
-    let token = cap[2].trim_end_matches(['.', '、']);
+    let quoted_text = (1..=4).find_map(|i| cap.get(i)).map(|m| m.as_str());
+    let quoted = quoted_text.is_some();
+    let token = match quoted_text {
+        Some(q) => q,
+        None => cap.get(5).map_or("", |m| m.as_str()).trim_end_matches(['.', '、']),
+    };
     match schema_type(schema) {
         "integer" => token.parse::<i64>().ok().map(Value::from),
         "number" => token.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number),
@@ -558,14 +773,15 @@ pub fn default_in_prose(desc: &str, schema: &Map<String, Value>) -> Option<Value
 }
 
 /// A default stated only in the description becomes `default:` (when the schema has none).
-pub fn defaults_from_prose(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic> {
-    for_each_schema(doc, &mut |s| {
+pub fn defaults_from_prose(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    for_each_schema_at_mut(doc, &mut |keys, s| {
         let Some(m) = s.as_object_mut() else { return };
         if m.contains_key("default") {
             return;
         }
-        let Some(desc) = m.get("description").and_then(Value::as_str) else { return };
-        if let Some(d) = default_in_prose(desc, m) {
+        let Some(desc) = m.get("description").and_then(Value::as_str).map(str::to_string) else { return };
+        if let Some(d) = default_in_prose(&desc, m) {
+            ctx.infer(keys, format!("default {d}"), &desc);
             m.insert("default".into(), d);
         }
     });
@@ -598,27 +814,30 @@ pub fn range_in_prose(desc: &str) -> (Option<f64>, Option<f64>) {
 
 /// Bounds stated only in the description of a number or integer become
 /// `minimum`/`maximum` (each only where the schema states none).
-pub fn ranges_from_prose(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic> {
-    for_each_schema(doc, &mut |s| {
+pub fn ranges_from_prose(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    for_each_schema_at_mut(doc, &mut |keys, s| {
         let Some(m) = s.as_object_mut() else { return };
         let t = schema_type(m).to_string();
         if t != "integer" && t != "number" {
             return;
         }
-        let Some(desc) = m.get("description").and_then(Value::as_str) else { return };
-        let (min, max) = range_in_prose(desc);
+        let Some(desc) = m.get("description").and_then(Value::as_str).map(str::to_string) else { return };
+        let (min, max) = range_in_prose(&desc);
         if let (Some(a), Some(b)) = (min, max)
-            && a > b {
-                return;
-            }
+            && a > b
+        {
+            return;
+        }
         let as_json = |v: f64| {
             if t == "integer" && v.fract() == 0.0 { Value::from(v as i64) } else { serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number) }
         };
-        if let Some(min) = min {
-            m.entry("minimum").or_insert_with(|| as_json(min));
+        if let Some(min) = min.filter(|_| !m.contains_key("minimum")) {
+            m.insert("minimum".into(), as_json(min));
+            ctx.infer(keys, format!("minimum {}", as_json(min)), &desc);
         }
-        if let Some(max) = max {
-            m.entry("maximum").or_insert_with(|| as_json(max));
+        if let Some(max) = max.filter(|_| !m.contains_key("maximum")) {
+            m.insert("maximum".into(), as_json(max));
+            ctx.infer(keys, format!("maximum {}", as_json(max)), &desc);
         }
     });
     Ok(())
@@ -630,11 +849,14 @@ pub fn ranges_from_prose(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic>
 pub fn names_from_endpoint(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
     for_each_schema(doc, &mut |s| {
         if let Some(m) = s.as_object_mut()
-            && m.get("title").is_some_and(Value::is_string) {
-                m.remove("title");
-            }
+            && m.get("title").is_some_and(Value::is_string)
+        {
+            m.remove("title");
+        }
     });
-    let mut hoisted = Vec::new();
+    let existing: BTreeSet<String> = doc.pointer("/components/schemas").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let mut hoisted: Vec<(String, Value)> = Vec::new();
+    let source = ctx.source;
     for (path, _, op) in ops_mut(doc) {
         let Some(id) = op.get("operationId").and_then(Value::as_str).map(str::to_string) else { continue };
         let Some(content) = op.get_mut("requestBody").and_then(|b| b.get_mut("content")).and_then(Value::as_object_mut) else { continue };
@@ -646,8 +868,12 @@ pub fn names_from_endpoint(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnos
             if schema.get("$ref").is_some() {
                 continue;
             }
-            let name = format!("{}Input", pascal(&id));
-            hoisted.push((name.clone(), std::mem::replace(schema, schema_ref(&name)), path.clone()));
+            let name = crate::names::type_name(&format!("{id}_input"), "Input");
+            let unique = crate::walk::unique_name(&name, &|n| existing.contains(n) || hoisted.iter().any(|(h, _)| h == n));
+            if unique != name {
+                ctx.warnings.push(source.diag_at(&path, format!("note: the page has a schema named {name} already; the input of {path} is {unique}")));
+            }
+            hoisted.push((unique.clone(), std::mem::replace(schema, schema_ref(&unique))));
         }
     }
     if hoisted.is_empty() {
@@ -657,10 +883,7 @@ pub fn names_from_endpoint(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnos
     let Some(comps) = comps.and_then(Value::as_object_mut) else { return Ok(()) };
     let schemas = comps.entry("schemas").or_insert_with(|| json!({}));
     let Some(schemas) = schemas.as_object_mut() else { return Ok(()) };
-    for (name, schema, path) in hoisted {
-        if schemas.contains_key(&name) {
-            return Err(ctx.source.diag_at(&path, format!("the page already has a schema named {name}")).help("rename that component"));
-        }
+    for (name, schema) in hoisted {
         schemas.insert(name, schema);
     }
     Ok(())
@@ -729,6 +952,87 @@ pub fn name_inline_responses(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnos
     Ok(())
 }
 
+/// The component a `$ref` names, when it names one (`#/components/schemas/X`).
+fn ref_target(r: &str) -> Option<&str> {
+    r.strip_prefix("#/components/schemas/")
+}
+
+fn refs_in(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(r) = m.get("$ref").and_then(Value::as_str) {
+                out.push(r.to_string());
+            }
+            m.values().for_each(|v| refs_in(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| refs_in(v, out)),
+        _ => {}
+    }
+}
+
+/// A `$ref` must name a schema of the page (or of the authored spec), and no schema
+/// may refer back to itself: a recursive schema is refused with the page's line and
+/// the cycle, since the validators, the CLI's field table and the simulator walk
+/// schemas by following references.
+pub fn refuse_recursive_refs(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    let source = ctx.source;
+    let components: BTreeSet<String> = doc.pointer("/components/schemas").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let line_of_ref = |name: &str| {
+        let short = name.rsplit('/').next().unwrap_or(name);
+        source.text.lines().position(|l| l.contains("$ref") && l.contains(short)).map_or_else(|| source.line_of(short), |i| source.line + i)
+    };
+    let mut all = Vec::new();
+    refs_in(doc, &mut all);
+    for r in &all {
+        let ok = ref_target(r).is_some_and(|n| components.contains(n) || ctx.known_schemas.contains(n));
+        if !ok && !r.starts_with("#/components/parameters/") && !r.starts_with("#/components/responses/") && !r.starts_with("#/components/requestBodies/") {
+            return Err(Diagnostic::new(&source.file, line_of_ref(r), format!("$ref {r:?} names no schema of this page"))
+                .help("define the schema under components: schemas:, or correct the reference"));
+        }
+    }
+    let edges: std::collections::BTreeMap<String, Vec<String>> = components
+        .iter()
+        .map(|n| {
+            let mut out = Vec::new();
+            refs_in(&doc["components"]["schemas"][n], &mut out);
+            (n.clone(), out.iter().filter_map(|r| ref_target(r)).filter(|t| components.contains(*t)).map(str::to_string).collect())
+        })
+        .collect();
+    // Depth-first search with an explicit stack: 0 unseen, 1 on the path, 2 done.
+    let mut state: std::collections::BTreeMap<&str, u8> = std::collections::BTreeMap::new();
+    for start in &components {
+        if state.get(start.as_str()).copied().unwrap_or(0) != 0 {
+            continue;
+        }
+        let mut path: Vec<(&str, usize)> = vec![(start.as_str(), 0)];
+        state.insert(start, 1);
+        while let Some((node, next)) = path.last().copied() {
+            let children = &edges[node];
+            if next < children.len() {
+                path.last_mut().expect("non-empty").1 += 1;
+                let child = children[next].as_str();
+                match state.get(child).copied().unwrap_or(0) {
+                    0 => {
+                        state.insert(child, 1);
+                        path.push((child, 0));
+                    }
+                    1 => {
+                        let from = path.iter().position(|(n, _)| *n == child).unwrap_or(0);
+                        let cycle: Vec<&str> = path[from..].iter().map(|(n, _)| *n).chain([child]).collect();
+                        return Err(Diagnostic::new(&source.file, line_of_ref(child), format!("schema {child} refers back to itself ({}): recursive schemas are not supported", cycle.join(" → ")))
+                            .help("describe the nested level without a reference to itself in specs/falq/overlays.yaml (for example as a free-form object)"));
+                    }
+                    _ => {}
+                }
+            } else {
+                state.insert(node, 2);
+                path.pop();
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -744,13 +1048,9 @@ mod tests {
         let mut doc = crate::load::yaml_to_json(&serde_yaml::from_str(before).unwrap()).unwrap();
         let expected = crate::load::yaml_to_json(&serde_yaml::from_str(after).unwrap()).unwrap();
         let src = source();
-        let mut ctx = Ctx {
-            source: &src,
-            warnings: vec![],
-            queue_status_fields: ["status", "request_id", "response_url", "status_url", "cancel_url", "logs", "metrics", "queue_position"]
-                .map(String::from)
-                .into(),
-        };
+        let mut ctx = Ctx::new(&src);
+        ctx.queue_status_fields =
+            ["status", "request_id", "response_url", "status_url", "cancel_url", "logs", "metrics", "queue_position"].map(String::from).into();
         (rule.apply)(&mut doc, &mut ctx).expect("rule applies");
         assert!(doc == expected, "{} gave\n{}\nexpected\n{}", rule.name, serde_json::to_string_pretty(&doc).unwrap(), serde_json::to_string_pretty(&expected).unwrap());
         ctx.warnings
@@ -764,6 +1064,64 @@ mod tests {
         for rule in RULES {
             assert!(compact.contains(&format!("check(\"{}\"", rule.name)), "rule {} has no before/after test", rule.name);
         }
+    }
+
+    /// Runs one rule on a page's YAML text and answers its error.
+    fn check_err(rule: &str, page: &str) -> Diagnostic {
+        let rule = RULES.iter().find(|r| r.name == rule).expect("a rule of that name");
+        let mut doc = crate::load::yaml_to_json(&serde_yaml::from_str(page).unwrap()).unwrap();
+        let src = Source { file: PathBuf::from("specs/page.md"), line: 10, text: page.to_string() };
+        let mut ctx = Ctx::new(&src);
+        (rule.apply)(&mut doc, &mut ctx).expect_err("the rule refuses the page")
+    }
+
+    #[test]
+    fn check_schema_types_case() {
+        let fine = "paths: {/a/b: {post: {requestBody: {content: {application/json: {schema: {type: object, properties: {n: {type: [integer, 'null'], enum: [1, 2, null]}, s: {type: string, enum: [a]}}}}}}}}}";
+        check("check_schema_types", fine, fine);
+        let page = "paths:\n  /BASE_URL/fal-ai/x:\n    post:\n      requestBody:\n        content:\n          application/json:\n            schema:\n              type: object\n              properties:\n                prompt:\n                  type: string\n                image:\n                  type: file\n";
+        let e = check_err("check_schema_types", page);
+        assert_eq!((e.line, e.message.as_str()), (21, "POST /BASE_URL/fal-ai/x, field image: unknown type \"file\""), "{e}");
+        assert!(e.help.as_deref().unwrap_or("").contains("format: binary"), "{e}");
+        let page = "components:\n  schemas:\n    In:\n      type: object\n      properties:\n        n:\n          type: integer\n          enum: [a, b]\n";
+        let e = check_err("check_schema_types", page);
+        assert_eq!(e.line, 15, "{e}");
+        assert!(e.message.contains("schema In, field n: enum value \"a\" contradicts type integer"), "{e}");
+        for (page, what) in [
+            ("components: {schemas: {In: {type: object, properties: {p: }}}}", "field p: the property has no schema"),
+            ("components: {schemas: {In: {type: object, properties: [a]}}}", "`properties` must be a mapping"),
+            ("components: {schemas: {In: {type: integer, maximum: ten}}}", "`maximum` must be a number"),
+            ("components: {schemas: {In: {type: array, items: [{type: string}]}}}", "`items` must be one schema"),
+            ("components: {schemas: {In: {enum: [a, 1]}}}", "contradicts the other values' type"),
+        ] {
+            let e = check_err("check_schema_types", page);
+            assert!(e.message.contains(what), "{page}: {e}");
+        }
+    }
+
+    #[test]
+    fn untyped_colliding_properties_case() {
+        let w = check(
+            "untyped_colliding_properties",
+            "components: {schemas: {In: {type: object, properties: {num-images: {type: integer}, num_images: {type: integer}, statusUrl: {type: string}, status_url: {type: string}, 写实: {type: string}}}}}",
+            "components: {schemas: {In: {type: object, properties: {num-images: {type: integer, x-falq-untyped: true}, num_images: {type: integer}, statusUrl: {type: string, x-falq-untyped: true}, status_url: {type: string}, 写实: {type: string}}}}}",
+        );
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].message.contains("\"num-images\" and \"num_images\" are both the Rust field `num_images`"), "{}", w[0]);
+    }
+
+    #[test]
+    fn refuse_recursive_refs_case() {
+        let fine = "components: {schemas: {A: {properties: {b: {$ref: '#/components/schemas/B'}}}, B: {type: string}}}";
+        check("refuse_recursive_refs", fine, fine);
+        let page = "components:\n  schemas:\n    Node:\n      type: object\n      properties:\n        children:\n          type: array\n          items:\n            $ref: '#/components/schemas/Node'\n";
+        let e = check_err("refuse_recursive_refs", page);
+        assert!(e.message.contains("schema Node refers back to itself (Node → Node)"), "{e}");
+        assert_eq!(e.line, 18, "{e}");
+        let page = "components: {schemas: {A: {properties: {b: {$ref: '#/components/schemas/C'}}}, C: {properties: {a: {$ref: '#/components/schemas/A'}}}}}";
+        assert!(check_err("refuse_recursive_refs", page).message.contains("(A → C → A)"));
+        let page = "components: {schemas: {A: {properties: {b: {$ref: '#/components/schemas/Missing'}}}}}";
+        assert!(check_err("refuse_recursive_refs", page).message.contains("names no schema of this page"));
     }
 
     #[test]
@@ -797,7 +1155,7 @@ mod tests {
     fn operation_id_from_path_rejects_a_bare_path() {
         let mut doc = json!({"paths": {"/redux": {"post": {}}}});
         let src = Source { file: PathBuf::from("p.md"), line: 3, text: "paths:\n  /redux:\n".into() };
-        let mut ctx = Ctx { source: &src, warnings: vec![], queue_status_fields: BTreeSet::new() };
+        let mut ctx = Ctx::new(&src);
         let err = operation_id_from_path(&mut doc, &mut ctx).unwrap_err();
         assert_eq!(err.line, 4);
         assert!(err.message.contains("/owner/app"), "{err}");
@@ -914,6 +1272,7 @@ mod tests {
                 e: {type: integer, description: 'Default: 4 Range: 1-12'},
                 kept: {type: integer, default: 7, description: '默认3'},
                 free: {type: string, description: '默认 something'},
+                neg: {type: string, description: '反向提示词，默认 "blur, distort, and low quality"'},
                 wrong: {type: string, enum: [a, b], description: '默认c'}}}}}"#,
             r#"components: {schemas: {A: {properties: {
                 steps: {type: integer, description: '可选。推理步数，默认28，范围1-50', default: 28},
@@ -925,6 +1284,7 @@ mod tests {
                 e: {type: integer, description: 'Default: 4 Range: 1-12', default: 4},
                 kept: {type: integer, default: 7, description: '默认3'},
                 free: {type: string, description: '默认 something'},
+                neg: {type: string, description: '反向提示词，默认 "blur, distort, and low quality"', default: 'blur, distort, and low quality'},
                 wrong: {type: string, enum: [a, b], description: '默认c'}}}}}"#,
         );
     }

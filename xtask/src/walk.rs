@@ -109,3 +109,170 @@ pub fn pascal(snake: &str) -> String {
 pub fn schema_ref(name: &str) -> Value {
     serde_json::json!({ "$ref": format!("#/components/schemas/{name}") })
 }
+
+/// Calls `f(keys, schema)` on every schema of the document, nested ones included,
+/// where `keys` is the schema's path of JSON keys from the document's top (list
+/// indices as numbers), as [`crate::load::Source::line_of_path`] takes it.
+pub fn for_each_schema_at(doc: &Value, f: &mut dyn FnMut(&[String], &Value)) {
+    let mut roots: Vec<Vec<String>> = Vec::new();
+    if let Some(schemas) = doc.pointer("/components/schemas").and_then(Value::as_object) {
+        for name in schemas.keys() {
+            roots.push(vec!["components".into(), "schemas".into(), name.clone()]);
+        }
+    }
+    if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
+        for (path, item) in paths {
+            for method in METHODS {
+                let Some(op) = item.get(method) else { continue };
+                let base = vec!["paths".to_string(), path.clone(), method.to_string()];
+                if let Some(params) = op.get("parameters").and_then(Value::as_array) {
+                    for i in 0..params.len() {
+                        roots.push([base.clone(), vec!["parameters".into(), i.to_string(), "schema".into()]].concat());
+                    }
+                }
+                if let Some(content) = op.pointer("/requestBody/content").and_then(Value::as_object) {
+                    for mt in content.keys() {
+                        roots.push([base.clone(), vec!["requestBody".into(), "content".into(), mt.clone(), "schema".into()]].concat());
+                    }
+                }
+                if let Some(responses) = op.get("responses").and_then(Value::as_object) {
+                    for (code, r) in responses {
+                        for mt in r.get("content").and_then(Value::as_object).map(|c| c.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+                            roots.push([base.clone(), vec!["responses".into(), code.clone(), "content".into(), mt, "schema".into()]].concat());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for keys in roots {
+        let pointer: String = keys.iter().map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1"))).collect();
+        if let Some(schema) = doc.pointer(&pointer) {
+            walk_schema_at(schema, &mut keys.clone(), f);
+        }
+    }
+}
+
+/// The JSON pointer of a path of keys.
+pub fn pointer(keys: &[String]) -> String {
+    keys.iter().map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1"))).collect()
+}
+
+/// [`for_each_schema_at`] with each schema mutable: `f` may change a schema's own
+/// keywords, not which schemas are nested in it.
+pub fn for_each_schema_at_mut(doc: &mut Value, f: &mut dyn FnMut(&[String], &mut Value)) {
+    let mut all = Vec::new();
+    for_each_schema_at(doc, &mut |keys, _| all.push(keys.to_vec()));
+    for keys in all {
+        if let Some(s) = doc.pointer_mut(&pointer(&keys)) {
+            f(&keys, s);
+        }
+    }
+}
+
+/// Calls `f(keys, schema)` on `schema` and, depth first, on every schema nested in it.
+pub fn walk_schema_at(schema: &Value, keys: &mut Vec<String>, f: &mut dyn FnMut(&[String], &Value)) {
+    f(keys, schema);
+    let Some(obj) = schema.as_object() else { return };
+    let mut nested = |keys: &mut Vec<String>, path: &[&str], s: &Value| {
+        let n = keys.len();
+        keys.extend(path.iter().map(|k| k.to_string()));
+        walk_schema_at(s, keys, f);
+        keys.truncate(n);
+    };
+    if let Some(props) = obj.get("properties").and_then(Value::as_object) {
+        for (name, p) in props {
+            nested(keys, &["properties", name], p);
+        }
+    }
+    for key in ["items", "not", "additionalProperties"] {
+        if let Some(s) = obj.get(key).filter(|s| s.is_object()) {
+            nested(keys, &[key], s);
+        }
+    }
+    for key in SCHEMA_LISTS {
+        if let Some(list) = obj.get(key).and_then(Value::as_array) {
+            for (i, s) in list.iter().enumerate() {
+                nested(keys, &[key, &i.to_string()], s);
+            }
+        }
+    }
+    for key in ["definitions", "$defs"] {
+        if let Some(defs) = obj.get(key).and_then(Value::as_object) {
+            for (name, s) in defs {
+                nested(keys, &[key, name], s);
+            }
+        }
+    }
+}
+
+/// Where a schema sits, for people: the operation or component, then the field path
+/// (`POST /fal-ai/x, field image_size.width`; `components.schemas.Lora, field path`).
+pub fn describe_path(keys: &[String]) -> String {
+    let (owner, rest) = match keys {
+        [p, path, method, rest @ ..] if p == "paths" => (format!("{} {path}", method.to_uppercase()), rest),
+        [c, s, name, rest @ ..] if c == "components" && s == "schemas" => (format!("schema {name}"), rest),
+        _ => (keys.join("."), &[][..]),
+    };
+    let mut field = String::new();
+    let mut it = rest.iter().peekable();
+    while let Some(k) = it.next() {
+        match k.as_str() {
+            "properties" | "definitions" | "$defs" => {
+                if let Some(name) = it.next() {
+                    if !field.is_empty() {
+                        field.push('.');
+                    }
+                    field.push_str(name);
+                }
+            }
+            "items" => field.push_str("[]"),
+            "allOf" | "oneOf" | "anyOf" => {
+                let i = it.next().map_or(String::new(), |i| i.clone());
+                field.push_str(&format!("<{k} {i}>"));
+            }
+            _ => {}
+        }
+    }
+    if field.is_empty() { owner } else { format!("{owner}, field {field}") }
+}
+
+/// Words Rust reserves: a name equal to one gets a trailing `_` (as typify does).
+pub const RUST_KEYWORDS: &[&str] = &[
+    "_", "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate", "do", "dyn", "else", "enum", "extern",
+    "false", "final", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub",
+    "ref", "return", "Self", "self", "static", "struct", "super", "trait", "true", "try", "type", "typeof", "unsafe", "unsized", "use",
+    "virtual", "where", "while", "yield",
+];
+
+/// The Rust field name typify gives a property (its `sanitize(name, Case::Snake)`):
+/// `numImages` and `num-images` both become `num_images`.
+pub fn rust_field_name(name: &str) -> String {
+    use heck::ToSnakeCase;
+    let out = match name {
+        "+1" => "plus1".to_string(),
+        "-1" => "minus1".to_string(),
+        _ => name.replace('\'', "").replace(|c| !unicode_ident::is_xid_continue(c), "-").to_snake_case(),
+    };
+    let out = match out.chars().next() {
+        None => "x".to_string(),
+        Some(c) if unicode_ident::is_xid_start(c) => out,
+        Some(_) => format!("x{out}"),
+    };
+    if RUST_KEYWORDS.contains(&out.as_str()) { format!("{out}_") } else { out }
+}
+
+/// Whether `name` is an ASCII Rust identifier that is no keyword.
+pub fn is_ascii_ident(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !RUST_KEYWORDS.contains(&name)
+}
+
+/// `base`, or `base2`, `base3`, ... whichever `taken` does not hold yet.
+pub fn unique_name(base: &str, taken: &dyn Fn(&str) -> bool) -> String {
+    if !taken(base) {
+        return base.to_string();
+    }
+    (2..).map(|n| format!("{base}{n}")).find(|n| !taken(n)).unwrap_or_default()
+}

@@ -2,6 +2,50 @@
 //! The endpoint catalogue of the normalized spec: each endpoint's id, app id,
 //! input and output types and field bounds, and the readable enums that
 //! replace typify's own for values that are not identifiers.
+///The catalogue entry of `fal-ai/flux-1/dev/image-to-image`.
+pub static FLUX_1_DEV_IMAGE_TO_IMAGE: crate::EndpointInfo = crate::EndpointInfo {
+    id: "fal-ai/flux-1/dev/image-to-image",
+    app_id: "fal-ai/flux-1",
+    operation_id: "flux_1_dev_image_to_image",
+    summary: " FLUX.1 [Dev] 图片生成图片",
+    description: "",
+    input_schema: "Flux1DevImageToImageInput",
+    output_schema: "FluxImageOutput",
+    bounds: &[
+        crate::FieldBound {
+            field: "strength",
+            kind: crate::BoundKind::Range {
+                integer: false,
+            },
+            min: Some(0.01f64),
+            max: Some(1f64),
+        },
+        crate::FieldBound {
+            field: "num_inference_steps",
+            kind: crate::BoundKind::Range {
+                integer: true,
+            },
+            min: Some(10f64),
+            max: Some(50f64),
+        },
+        crate::FieldBound {
+            field: "guidance_scale",
+            kind: crate::BoundKind::Range {
+                integer: false,
+            },
+            min: Some(1f64),
+            max: Some(20f64),
+        },
+        crate::FieldBound {
+            field: "num_images",
+            kind: crate::BoundKind::Range {
+                integer: true,
+            },
+            min: Some(1f64),
+            max: Some(4f64),
+        },
+    ],
+};
 ///The catalogue entry of `fal-ai/flux-1/dev/redux`.
 pub static FLUX_1_DEV_REDUX: crate::EndpointInfo = crate::EndpointInfo {
     id: "fal-ai/flux-1/dev/redux",
@@ -54,6 +98,58 @@ pub static FLUX_1_DEV_REDUX: crate::EndpointInfo = crate::EndpointInfo {
         },
     ],
 };
+///The catalogue entry of `fal-ai/flux-1/dev`.
+pub static FLUX_1_DEV: crate::EndpointInfo = crate::EndpointInfo {
+    id: "fal-ai/flux-1/dev",
+    app_id: "fal-ai/flux-1",
+    operation_id: "flux_1_dev",
+    summary: "FLUX.1 [Dev] 文本生成图片",
+    description: "",
+    input_schema: "Flux1DevInput",
+    output_schema: "FluxImageOutput",
+    bounds: &[
+        crate::FieldBound {
+            field: "num_images",
+            kind: crate::BoundKind::Range {
+                integer: true,
+            },
+            min: None,
+            max: Some(4f64),
+        },
+        crate::FieldBound {
+            field: "image_size.width",
+            kind: crate::BoundKind::Range {
+                integer: true,
+            },
+            min: None,
+            max: Some(14142f64),
+        },
+        crate::FieldBound {
+            field: "image_size.height",
+            kind: crate::BoundKind::Range {
+                integer: true,
+            },
+            min: None,
+            max: Some(14142f64),
+        },
+        crate::FieldBound {
+            field: "guidance_scale",
+            kind: crate::BoundKind::Range {
+                integer: false,
+            },
+            min: Some(1f64),
+            max: Some(20f64),
+        },
+        crate::FieldBound {
+            field: "num_inference_steps",
+            kind: crate::BoundKind::Range {
+                integer: true,
+            },
+            min: Some(1f64),
+            max: Some(50f64),
+        },
+    ],
+};
 ///The catalogue entry of `fal-ai/flux-1/schnell/redux`.
 pub static FLUX_1_SCHNELL_REDUX: crate::EndpointInfo = crate::EndpointInfo {
     id: "fal-ai/flux-1/schnell/redux",
@@ -95,6 +191,32 @@ pub static FLUX_1_SCHNELL_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             },
             min: Some(1f64),
             max: Some(4f64),
+        },
+    ],
+};
+///The catalogue entry of `fal-ai/flux-pro/kontext/max/multi`.
+pub static FLUX_PRO_KONTEXT_MAX_MULTI: crate::EndpointInfo = crate::EndpointInfo {
+    id: "fal-ai/flux-pro/kontext/max/multi",
+    app_id: "fal-ai/flux-pro",
+    operation_id: "flux_pro_kontext_max_multi",
+    summary: "FLUX.1 Kontext [Max Multi]（实验性多图编辑）",
+    description: "",
+    input_schema: "FluxProKontextMaxMultiInput",
+    output_schema: "FluxImageOutput",
+    bounds: &[
+        crate::FieldBound {
+            field: "num_images",
+            kind: crate::BoundKind::Range {
+                integer: true,
+            },
+            min: Some(1f64),
+            max: Some(4f64),
+        },
+        crate::FieldBound {
+            field: "image_urls",
+            kind: crate::BoundKind::Items,
+            min: Some(1f64),
+            max: None,
         },
     ],
 };
@@ -216,17 +338,106 @@ pub static FLUX_PRO_KONTEXT: crate::EndpointInfo = crate::EndpointInfo {
         },
     ],
 };
+///The catalogue entry of `fal-ai/flux-1/schnell`.
+pub static FLUX_1_SCHNELL: crate::EndpointInfo = crate::EndpointInfo {
+    id: "fal-ai/flux-1/schnell",
+    app_id: "fal-ai/flux-1",
+    operation_id: "flux_1_schnell",
+    summary: "FLUX.1 [Schnell] 文本生成图片",
+    description: "",
+    input_schema: "Flux1SchnellInput",
+    output_schema: "FluxImageOutput",
+    bounds: &[
+        crate::FieldBound {
+            field: "image_size.width",
+            kind: crate::BoundKind::Range {
+                integer: true,
+            },
+            min: None,
+            max: Some(14142f64),
+        },
+        crate::FieldBound {
+            field: "image_size.height",
+            kind: crate::BoundKind::Range {
+                integer: true,
+            },
+            min: None,
+            max: Some(14142f64),
+        },
+        crate::FieldBound {
+            field: "num_inference_steps",
+            kind: crate::BoundKind::Range {
+                integer: true,
+            },
+            min: Some(1f64),
+            max: Some(12f64),
+        },
+        crate::FieldBound {
+            field: "num_images",
+            kind: crate::BoundKind::Range {
+                integer: true,
+            },
+            min: Some(1f64),
+            max: Some(4f64),
+        },
+    ],
+};
+///The catalogue entry of `fal-ai/flux-pro/kontext/max/text-to-image`.
+pub static FLUX_PRO_KONTEXT_MAX_TEXT_TO_IMAGE: crate::EndpointInfo = crate::EndpointInfo {
+    id: "fal-ai/flux-pro/kontext/max/text-to-image",
+    app_id: "fal-ai/flux-pro",
+    operation_id: "flux_pro_kontext_max_text_to_image",
+    summary: "FLUX.1 Kontext [Max] 文本生成图片",
+    description: "",
+    input_schema: "FluxProKontextMaxTextToImageInput",
+    output_schema: "FluxImageOutput",
+    bounds: &[
+        crate::FieldBound {
+            field: "guidance_scale",
+            kind: crate::BoundKind::Range {
+                integer: false,
+            },
+            min: Some(1f64),
+            max: Some(20f64),
+        },
+        crate::FieldBound {
+            field: "num_images",
+            kind: crate::BoundKind::Range {
+                integer: true,
+            },
+            min: Some(1f64),
+            max: Some(4f64),
+        },
+    ],
+};
 /// Every endpoint, in path order.
 pub static ENDPOINTS: &[&crate::EndpointInfo] = &[
+    &FLUX_1_DEV_IMAGE_TO_IMAGE,
     &FLUX_1_DEV_REDUX,
+    &FLUX_1_DEV,
     &FLUX_1_SCHNELL_REDUX,
+    &FLUX_PRO_KONTEXT_MAX_MULTI,
     &FLUX_PRO_KONTEXT_MAX,
     &FLUX_PRO_KONTEXT_MULTI,
     &FLUX_PRO_KONTEXT_TEXT_TO_IMAGE,
     &FLUX_PRO_KONTEXT,
+    &FLUX_1_SCHNELL,
+    &FLUX_PRO_KONTEXT_MAX_TEXT_TO_IMAGE,
 ];
 /// One marker type per endpoint, implementing [`crate::Endpoint`].
 pub mod endpoints {
+    ///`fal-ai/flux-1/dev/image-to-image`:  FLUX.1 [Dev] 图片生成图片
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Flux1DevImageToImage;
+    impl crate::Endpoint for Flux1DevImageToImage {
+        type Input = crate::types::Flux1DevImageToImageInput;
+        type Output = crate::types::FluxImageOutput;
+        fn info() -> &'static crate::EndpointInfo {
+            &super::FLUX_1_DEV_IMAGE_TO_IMAGE
+        }
+    }
+    ///What `fal-ai/flux-1/dev/image-to-image` answers when it completes.
+    pub type Flux1DevImageToImageOutput = crate::types::FluxImageOutput;
     ///`fal-ai/flux-1/dev/redux`: FLUX.1 [Dev] Redux
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct Flux1DevRedux;
@@ -239,6 +450,18 @@ pub mod endpoints {
     }
     ///What `fal-ai/flux-1/dev/redux` answers when it completes.
     pub type Flux1DevReduxOutput = crate::types::FluxImageOutput;
+    ///`fal-ai/flux-1/dev`: FLUX.1 [Dev] 文本生成图片
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Flux1Dev;
+    impl crate::Endpoint for Flux1Dev {
+        type Input = crate::types::Flux1DevInput;
+        type Output = crate::types::FluxImageOutput;
+        fn info() -> &'static crate::EndpointInfo {
+            &super::FLUX_1_DEV
+        }
+    }
+    ///What `fal-ai/flux-1/dev` answers when it completes.
+    pub type Flux1DevOutput = crate::types::FluxImageOutput;
     ///`fal-ai/flux-1/schnell/redux`: FLUX.1 [Schell] Redux
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct Flux1SchnellRedux;
@@ -251,6 +474,18 @@ pub mod endpoints {
     }
     ///What `fal-ai/flux-1/schnell/redux` answers when it completes.
     pub type Flux1SchnellReduxOutput = crate::types::FluxImageOutput;
+    ///`fal-ai/flux-pro/kontext/max/multi`: FLUX.1 Kontext [Max Multi]（实验性多图编辑）
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct FluxProKontextMaxMulti;
+    impl crate::Endpoint for FluxProKontextMaxMulti {
+        type Input = crate::types::FluxProKontextMaxMultiInput;
+        type Output = crate::types::FluxImageOutput;
+        fn info() -> &'static crate::EndpointInfo {
+            &super::FLUX_PRO_KONTEXT_MAX_MULTI
+        }
+    }
+    ///What `fal-ai/flux-pro/kontext/max/multi` answers when it completes.
+    pub type FluxProKontextMaxMultiOutput = crate::types::FluxImageOutput;
     ///`fal-ai/flux-pro/kontext/max`: FLUX.1 Kontext [Max]
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct FluxProKontextMax;
@@ -299,15 +534,54 @@ pub mod endpoints {
     }
     ///What `fal-ai/flux-pro/kontext` answers when it completes.
     pub type FluxProKontextOutput = crate::types::FluxImageOutput;
+    ///`fal-ai/flux-1/schnell`: FLUX.1 [Schnell] 文本生成图片
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Flux1Schnell;
+    impl crate::Endpoint for Flux1Schnell {
+        type Input = crate::types::Flux1SchnellInput;
+        type Output = crate::types::FluxImageOutput;
+        fn info() -> &'static crate::EndpointInfo {
+            &super::FLUX_1_SCHNELL
+        }
+    }
+    ///What `fal-ai/flux-1/schnell` answers when it completes.
+    pub type Flux1SchnellOutput = crate::types::FluxImageOutput;
+    ///`fal-ai/flux-pro/kontext/max/text-to-image`: FLUX.1 Kontext [Max] 文本生成图片
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct FluxProKontextMaxTextToImage;
+    impl crate::Endpoint for FluxProKontextMaxTextToImage {
+        type Input = crate::types::FluxProKontextMaxTextToImageInput;
+        type Output = crate::types::FluxImageOutput;
+        fn info() -> &'static crate::EndpointInfo {
+            &super::FLUX_PRO_KONTEXT_MAX_TEXT_TO_IMAGE
+        }
+    }
+    ///What `fal-ai/flux-pro/kontext/max/text-to-image` answers when it completes.
+    pub type FluxProKontextMaxTextToImageOutput = crate::types::FluxImageOutput;
+}
+impl crate::Validate for crate::types::Flux1DevImageToImageInput {
+    fn bounds() -> &'static [crate::FieldBound] {
+        FLUX_1_DEV_IMAGE_TO_IMAGE.bounds
+    }
 }
 impl crate::Validate for crate::types::Flux1DevReduxInput {
     fn bounds() -> &'static [crate::FieldBound] {
         FLUX_1_DEV_REDUX.bounds
     }
 }
+impl crate::Validate for crate::types::Flux1DevInput {
+    fn bounds() -> &'static [crate::FieldBound] {
+        FLUX_1_DEV.bounds
+    }
+}
 impl crate::Validate for crate::types::Flux1SchnellReduxInput {
     fn bounds() -> &'static [crate::FieldBound] {
         FLUX_1_SCHNELL_REDUX.bounds
+    }
+}
+impl crate::Validate for crate::types::FluxProKontextMaxMultiInput {
+    fn bounds() -> &'static [crate::FieldBound] {
+        FLUX_PRO_KONTEXT_MAX_MULTI.bounds
     }
 }
 impl crate::Validate for crate::types::FluxProKontextMaxInput {
@@ -330,6 +604,16 @@ impl crate::Validate for crate::types::FluxProKontextInput {
         FLUX_PRO_KONTEXT.bounds
     }
 }
+impl crate::Validate for crate::types::Flux1SchnellInput {
+    fn bounds() -> &'static [crate::FieldBound] {
+        FLUX_1_SCHNELL.bounds
+    }
+}
+impl crate::Validate for crate::types::FluxProKontextMaxTextToImageInput {
+    fn bounds() -> &'static [crate::FieldBound] {
+        FLUX_PRO_KONTEXT_MAX_TEXT_TO_IMAGE.bounds
+    }
+}
 /// Every endpoint as a method (`client.flux_1_dev_redux(input).await?`), for any
 /// client that can run an [`crate::Endpoint`] to completion (the `falq` crate's).
 pub trait EndpointMethods {
@@ -342,6 +626,18 @@ pub trait EndpointMethods {
     ) -> impl ::std::future::Future<
         Output = ::std::result::Result<E::Output, Self::Error>,
     > + Send;
+    ///Runs `fal-ai/flux-1/dev/image-to-image` ( FLUX.1 [Dev] 图片生成图片) to completion and answers its output.
+    fn flux_1_dev_image_to_image(
+        &self,
+        input: crate::types::Flux1DevImageToImageInput,
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<crate::types::FluxImageOutput, Self::Error>,
+    > + Send
+    where
+        Self: Sync,
+    {
+        self.run::<endpoints::Flux1DevImageToImage>(input)
+    }
     ///Runs `fal-ai/flux-1/dev/redux` (FLUX.1 [Dev] Redux) to completion and answers its output.
     fn flux_1_dev_redux(
         &self,
@@ -354,6 +650,18 @@ pub trait EndpointMethods {
     {
         self.run::<endpoints::Flux1DevRedux>(input)
     }
+    ///Runs `fal-ai/flux-1/dev` (FLUX.1 [Dev] 文本生成图片) to completion and answers its output.
+    fn flux_1_dev(
+        &self,
+        input: crate::types::Flux1DevInput,
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<crate::types::FluxImageOutput, Self::Error>,
+    > + Send
+    where
+        Self: Sync,
+    {
+        self.run::<endpoints::Flux1Dev>(input)
+    }
     ///Runs `fal-ai/flux-1/schnell/redux` (FLUX.1 [Schell] Redux) to completion and answers its output.
     fn flux_1_schnell_redux(
         &self,
@@ -365,6 +673,18 @@ pub trait EndpointMethods {
         Self: Sync,
     {
         self.run::<endpoints::Flux1SchnellRedux>(input)
+    }
+    ///Runs `fal-ai/flux-pro/kontext/max/multi` (FLUX.1 Kontext [Max Multi]（实验性多图编辑）) to completion and answers its output.
+    fn flux_pro_kontext_max_multi(
+        &self,
+        input: crate::types::FluxProKontextMaxMultiInput,
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<crate::types::FluxImageOutput, Self::Error>,
+    > + Send
+    where
+        Self: Sync,
+    {
+        self.run::<endpoints::FluxProKontextMaxMulti>(input)
     }
     ///Runs `fal-ai/flux-pro/kontext/max` (FLUX.1 Kontext [Max]) to completion and answers its output.
     fn flux_pro_kontext_max(
@@ -414,304 +734,779 @@ pub trait EndpointMethods {
     {
         self.run::<endpoints::FluxProKontext>(input)
     }
-}
-///The preset sizes.
-#[derive(
-    ::serde::Deserialize,
-    ::serde::Serialize,
-    Clone,
-    Copy,
-    Debug,
-    Eq,
-    Hash,
-    Ord,
-    PartialEq,
-    PartialOrd
-)]
-pub enum ImageSizePreset {
-    ///`square_hd`
-    #[serde(rename = "square_hd")]
-    SquareHd,
-    ///`square`
-    #[serde(rename = "square")]
-    Square,
-    ///`portrait_4_3`
-    #[serde(rename = "portrait_4_3")]
-    Portrait4x3,
-    ///`portrait_16_9`
-    #[serde(rename = "portrait_16_9")]
-    Portrait16x9,
-    ///`landscape_4_3`
-    #[serde(rename = "landscape_4_3")]
-    Landscape4x3,
-    ///`landscape_16_9`
-    #[serde(rename = "landscape_16_9")]
-    Landscape16x9,
-}
-impl ImageSizePreset {
-    /// Every value, in the spec's order.
-    pub const ALL: [Self; 6usize] = [
-        Self::SquareHd,
-        Self::Square,
-        Self::Portrait4x3,
-        Self::Portrait16x9,
-        Self::Landscape4x3,
-        Self::Landscape16x9,
-    ];
-    /// The value as sent on the wire.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::SquareHd => "square_hd",
-            Self::Square => "square",
-            Self::Portrait4x3 => "portrait_4_3",
-            Self::Portrait16x9 => "portrait_16_9",
-            Self::Landscape4x3 => "landscape_4_3",
-            Self::Landscape16x9 => "landscape_16_9",
-        }
+    ///Runs `fal-ai/flux-1/schnell` (FLUX.1 [Schnell] 文本生成图片) to completion and answers its output.
+    fn flux_1_schnell(
+        &self,
+        input: crate::types::Flux1SchnellInput,
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<crate::types::FluxImageOutput, Self::Error>,
+    > + Send
+    where
+        Self: Sync,
+    {
+        self.run::<endpoints::Flux1Schnell>(input)
+    }
+    ///Runs `fal-ai/flux-pro/kontext/max/text-to-image` (FLUX.1 Kontext [Max] 文本生成图片) to completion and answers its output.
+    fn flux_pro_kontext_max_text_to_image(
+        &self,
+        input: crate::types::FluxProKontextMaxTextToImageInput,
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<crate::types::FluxImageOutput, Self::Error>,
+    > + Send
+    where
+        Self: Sync,
+    {
+        self.run::<endpoints::FluxProKontextMaxTextToImage>(input)
     }
 }
-impl ::std::fmt::Display for ImageSizePreset {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// Calls `$callback! { "Name" => Type, ... }` with every component schema of the
+/// spec and its generated type, so tables over all of them are never kept by hand.
+#[macro_export]
+macro_rules! for_each_component {
+    ($callback:ident) => {
+        $callback ! { "QueueStatus" => $crate::types::QueueStatus, "QueueStatusKind" =>
+        $crate::types::QueueStatusKind, "LogEntry" => $crate::types::LogEntry, "LogLevel"
+        => $crate::types::LogLevel, "Metrics" => $crate::types::Metrics, "CancelResponse"
+        => $crate::types::CancelResponse, "CancelStatus" => $crate::types::CancelStatus,
+        "FalError" => $crate::types::FalError, "ErrorDetail" =>
+        $crate::types::ErrorDetail, "ValidationErrorItem" =>
+        $crate::types::ValidationErrorItem, "LocationPart" =>
+        $crate::types::LocationPart, "FalResult" => $crate::types::FalResult, "File" =>
+        $crate::types::File, "FluxImageOutput" => $crate::types::FluxImageOutput,
+        "VideoOutput" => $crate::types::VideoOutput, "ImageSize" =>
+        $crate::types::ImageSize, "ImageSizePreset" => $crate::types::ImageSizePreset,
+        "CustomImageSize" => $crate::types::CustomImageSize, "OutputFormat" =>
+        $crate::types::OutputFormat, "Acceleration" => $crate::types::Acceleration,
+        "AspectRatio" => $crate::types::AspectRatio, "SafetyTolerance" =>
+        $crate::types::SafetyTolerance, "Flux1DevImageToImageInput" =>
+        $crate::types::Flux1DevImageToImageInput, "Flux1DevReduxInput" =>
+        $crate::types::Flux1DevReduxInput, "Flux1DevImageSize" =>
+        $crate::types::Flux1DevImageSize, "Flux1DevInput" =>
+        $crate::types::Flux1DevInput, "Flux1SchnellReduxInput" =>
+        $crate::types::Flux1SchnellReduxInput, "FluxProKontextMaxMultiInput" =>
+        $crate::types::FluxProKontextMaxMultiInput, "FluxProKontextMaxInput" =>
+        $crate::types::FluxProKontextMaxInput, "FluxProKontextMultiInput" =>
+        $crate::types::FluxProKontextMultiInput, "FluxProKontextTextToImageInput" =>
+        $crate::types::FluxProKontextTextToImageInput, "FluxProKontextInput" =>
+        $crate::types::FluxProKontextInput, "Flux1SchnellInput" =>
+        $crate::types::Flux1SchnellInput, "FluxProKontextMaxTextToImageInput" =>
+        $crate::types::FluxProKontextMaxTextToImageInput }
+    };
 }
-impl ::std::str::FromStr for ImageSizePreset {
-    type Err = crate::ParseEnumError;
-    fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
-        match value {
-            "square_hd" => Ok(Self::SquareHd),
-            "square" => Ok(Self::Square),
-            "portrait_4_3" => Ok(Self::Portrait4x3),
-            "portrait_16_9" => Ok(Self::Portrait16x9),
-            "landscape_4_3" => Ok(Self::Landscape4x3),
-            "landscape_16_9" => Ok(Self::Landscape16x9),
-            _ => {
-                Err(crate::ParseEnumError {
-                    type_name: "ImageSizePreset",
-                    value: value.to_string(),
-                    allowed: "square_hd, square, portrait_4_3, portrait_16_9, landscape_4_3, landscape_16_9",
-                })
+/// Calls `$callback! { "Name" => Type, ... }` with every string enum regen emits.
+#[macro_export]
+macro_rules! for_each_enum {
+    ($callback:ident) => {
+        $callback ! { "QueueStatusKind" => $crate::types::QueueStatusKind, "LogLevel" =>
+        $crate::types::LogLevel, "CancelStatus" => $crate::types::CancelStatus,
+        "ImageSizePreset" => $crate::types::ImageSizePreset, "OutputFormat" =>
+        $crate::types::OutputFormat, "Acceleration" => $crate::types::Acceleration,
+        "AspectRatio" => $crate::types::AspectRatio, "SafetyTolerance" =>
+        $crate::types::SafetyTolerance }
+    };
+}
+/// Calls `$callback! { Marker => method, ... }` with every endpoint: its marker type
+/// in [`endpoints`] and the generated client's method that submits to it.
+#[macro_export]
+macro_rules! for_each_endpoint {
+    ($callback:ident) => {
+        $callback ! { Flux1DevImageToImage => flux_1_dev_image_to_image, Flux1DevRedux =>
+        flux_1_dev_redux, Flux1Dev => flux_1_dev, Flux1SchnellRedux =>
+        flux_1_schnell_redux, FluxProKontextMaxMulti => flux_pro_kontext_max_multi,
+        FluxProKontextMax => flux_pro_kontext_max, FluxProKontextMulti =>
+        flux_pro_kontext_multi, FluxProKontextTextToImage =>
+        flux_pro_kontext_text_to_image, FluxProKontext => flux_pro_kontext, Flux1Schnell
+        => flux_1_schnell, FluxProKontextMaxTextToImage =>
+        flux_pro_kontext_max_text_to_image }
+    };
+}
+/// The string enums of the spec, each variant named by regen (unique and
+/// readable whatever the values), each value exactly as sent.
+pub mod enums {
+    ///The three states of a queued request; a failure also ends COMPLETED.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum QueueStatusKind {
+        ///`IN_QUEUE`
+        #[serde(rename = "IN_QUEUE")]
+        InQueue,
+        ///`IN_PROGRESS`
+        #[serde(rename = "IN_PROGRESS")]
+        InProgress,
+        ///`COMPLETED`
+        #[serde(rename = "COMPLETED")]
+        Completed,
+    }
+    impl QueueStatusKind {
+        /// Every value, in the spec's order.
+        pub const ALL: [Self; 3usize] = [
+            Self::InQueue,
+            Self::InProgress,
+            Self::Completed,
+        ];
+        /// The value as sent on the wire.
+        pub fn as_str(&self) -> &'static str {
+            match self {
+                Self::InQueue => "IN_QUEUE",
+                Self::InProgress => "IN_PROGRESS",
+                Self::Completed => "COMPLETED",
             }
         }
     }
-}
-impl ::std::convert::TryFrom<&str> for ImageSizePreset {
-    type Error = crate::ParseEnumError;
-    fn try_from(value: &str) -> ::std::result::Result<Self, Self::Error> {
-        value.parse()
-    }
-}
-impl ::std::convert::TryFrom<::std::string::String> for ImageSizePreset {
-    type Error = crate::ParseEnumError;
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, Self::Error> {
-        value.parse()
-    }
-}
-///Width to height of the generated image.
-#[derive(
-    ::serde::Deserialize,
-    ::serde::Serialize,
-    Clone,
-    Copy,
-    Debug,
-    Eq,
-    Hash,
-    Ord,
-    PartialEq,
-    PartialOrd
-)]
-pub enum AspectRatio {
-    ///`21:9`
-    #[serde(rename = "21:9")]
-    R21x9,
-    ///`16:9`
-    #[serde(rename = "16:9")]
-    R16x9,
-    ///`4:3`
-    #[serde(rename = "4:3")]
-    R4x3,
-    ///`3:2`
-    #[serde(rename = "3:2")]
-    R3x2,
-    ///`1:1`
-    #[serde(rename = "1:1")]
-    R1x1,
-    ///`2:3`
-    #[serde(rename = "2:3")]
-    R2x3,
-    ///`3:4`
-    #[serde(rename = "3:4")]
-    R3x4,
-    ///`9:16`
-    #[serde(rename = "9:16")]
-    R9x16,
-    ///`9:21`
-    #[serde(rename = "9:21")]
-    R9x21,
-}
-impl AspectRatio {
-    /// Every value, in the spec's order.
-    pub const ALL: [Self; 9usize] = [
-        Self::R21x9,
-        Self::R16x9,
-        Self::R4x3,
-        Self::R3x2,
-        Self::R1x1,
-        Self::R2x3,
-        Self::R3x4,
-        Self::R9x16,
-        Self::R9x21,
-    ];
-    /// The value as sent on the wire.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::R21x9 => "21:9",
-            Self::R16x9 => "16:9",
-            Self::R4x3 => "4:3",
-            Self::R3x2 => "3:2",
-            Self::R1x1 => "1:1",
-            Self::R2x3 => "2:3",
-            Self::R3x4 => "3:4",
-            Self::R9x16 => "9:16",
-            Self::R9x21 => "9:21",
+    impl ::std::fmt::Display for QueueStatusKind {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            f.write_str(self.as_str())
         }
     }
-}
-impl ::std::fmt::Display for AspectRatio {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-impl ::std::str::FromStr for AspectRatio {
-    type Err = crate::ParseEnumError;
-    fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
-        match value {
-            "21:9" => Ok(Self::R21x9),
-            "16:9" => Ok(Self::R16x9),
-            "4:3" => Ok(Self::R4x3),
-            "3:2" => Ok(Self::R3x2),
-            "1:1" => Ok(Self::R1x1),
-            "2:3" => Ok(Self::R2x3),
-            "3:4" => Ok(Self::R3x4),
-            "9:16" => Ok(Self::R9x16),
-            "9:21" => Ok(Self::R9x21),
-            _ => {
-                Err(crate::ParseEnumError {
-                    type_name: "AspectRatio",
-                    value: value.to_string(),
-                    allowed: "21:9, 16:9, 4:3, 3:2, 1:1, 2:3, 3:4, 9:16, 9:21",
-                })
+    impl ::std::str::FromStr for QueueStatusKind {
+        type Err = crate::ParseEnumError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            match value {
+                "IN_QUEUE" => Ok(Self::InQueue),
+                "IN_PROGRESS" => Ok(Self::InProgress),
+                "COMPLETED" => Ok(Self::Completed),
+                _ => {
+                    Err(crate::ParseEnumError {
+                        type_name: "QueueStatusKind",
+                        value: value.to_string(),
+                        allowed: "IN_QUEUE, IN_PROGRESS, COMPLETED",
+                    })
+                }
             }
         }
     }
-}
-impl ::std::convert::TryFrom<&str> for AspectRatio {
-    type Error = crate::ParseEnumError;
-    fn try_from(value: &str) -> ::std::result::Result<Self, Self::Error> {
-        value.parse()
-    }
-}
-impl ::std::convert::TryFrom<::std::string::String> for AspectRatio {
-    type Error = crate::ParseEnumError;
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, Self::Error> {
-        value.parse()
-    }
-}
-///How tolerant the safety checker is, from 1 (strictest) to 6 (most permissive).
-#[derive(
-    ::serde::Deserialize,
-    ::serde::Serialize,
-    Clone,
-    Copy,
-    Debug,
-    Eq,
-    Hash,
-    Ord,
-    PartialEq,
-    PartialOrd
-)]
-pub enum SafetyTolerance {
-    ///`1`
-    #[serde(rename = "1")]
-    Level1,
-    ///`2`
-    #[serde(rename = "2")]
-    Level2,
-    ///`3`
-    #[serde(rename = "3")]
-    Level3,
-    ///`4`
-    #[serde(rename = "4")]
-    Level4,
-    ///`5`
-    #[serde(rename = "5")]
-    Level5,
-    ///`6`
-    #[serde(rename = "6")]
-    Level6,
-}
-impl SafetyTolerance {
-    /// Every value, in the spec's order.
-    pub const ALL: [Self; 6usize] = [
-        Self::Level1,
-        Self::Level2,
-        Self::Level3,
-        Self::Level4,
-        Self::Level5,
-        Self::Level6,
-    ];
-    /// The value as sent on the wire.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Level1 => "1",
-            Self::Level2 => "2",
-            Self::Level3 => "3",
-            Self::Level4 => "4",
-            Self::Level5 => "5",
-            Self::Level6 => "6",
+    impl ::std::convert::TryFrom<&str> for QueueStatusKind {
+        type Error = crate::ParseEnumError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            value.parse()
         }
     }
-}
-impl ::std::fmt::Display for SafetyTolerance {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
+    impl ::std::convert::TryFrom<::std::string::String> for QueueStatusKind {
+        type Error = crate::ParseEnumError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            value.parse()
+        }
     }
-}
-impl ::std::str::FromStr for SafetyTolerance {
-    type Err = crate::ParseEnumError;
-    fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
-        match value {
-            "1" => Ok(Self::Level1),
-            "2" => Ok(Self::Level2),
-            "3" => Ok(Self::Level3),
-            "4" => Ok(Self::Level4),
-            "5" => Ok(Self::Level5),
-            "6" => Ok(Self::Level6),
-            _ => {
-                Err(crate::ParseEnumError {
-                    type_name: "SafetyTolerance",
-                    value: value.to_string(),
-                    allowed: "1, 2, 3, 4, 5, 6",
-                })
+    ///The level of a log line.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum LogLevel {
+        ///`STDERR`
+        #[serde(rename = "STDERR")]
+        Stderr,
+        ///`STDOUT`
+        #[serde(rename = "STDOUT")]
+        Stdout,
+        ///`ERROR`
+        #[serde(rename = "ERROR")]
+        Error,
+        ///`INFO`
+        #[serde(rename = "INFO")]
+        Info,
+        ///`WARN`
+        #[serde(rename = "WARN")]
+        Warn,
+        ///`DEBUG`
+        #[serde(rename = "DEBUG")]
+        Debug,
+    }
+    impl LogLevel {
+        /// Every value, in the spec's order.
+        pub const ALL: [Self; 6usize] = [
+            Self::Stderr,
+            Self::Stdout,
+            Self::Error,
+            Self::Info,
+            Self::Warn,
+            Self::Debug,
+        ];
+        /// The value as sent on the wire.
+        pub fn as_str(&self) -> &'static str {
+            match self {
+                Self::Stderr => "STDERR",
+                Self::Stdout => "STDOUT",
+                Self::Error => "ERROR",
+                Self::Info => "INFO",
+                Self::Warn => "WARN",
+                Self::Debug => "DEBUG",
             }
         }
     }
-}
-impl ::std::convert::TryFrom<&str> for SafetyTolerance {
-    type Error = crate::ParseEnumError;
-    fn try_from(value: &str) -> ::std::result::Result<Self, Self::Error> {
-        value.parse()
+    impl ::std::fmt::Display for LogLevel {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+    impl ::std::str::FromStr for LogLevel {
+        type Err = crate::ParseEnumError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            match value {
+                "STDERR" => Ok(Self::Stderr),
+                "STDOUT" => Ok(Self::Stdout),
+                "ERROR" => Ok(Self::Error),
+                "INFO" => Ok(Self::Info),
+                "WARN" => Ok(Self::Warn),
+                "DEBUG" => Ok(Self::Debug),
+                _ => {
+                    Err(crate::ParseEnumError {
+                        type_name: "LogLevel",
+                        value: value.to_string(),
+                        allowed: "STDERR, STDOUT, ERROR, INFO, WARN, DEBUG",
+                    })
+                }
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for LogLevel {
+        type Error = crate::ParseEnumError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for LogLevel {
+        type Error = crate::ParseEnumError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            value.parse()
+        }
+    }
+    ///What became of a cancel call.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum CancelStatus {
+        ///`CANCELLATION_REQUESTED`
+        #[serde(rename = "CANCELLATION_REQUESTED")]
+        CancellationRequested,
+        ///`ALREADY_COMPLETED`
+        #[serde(rename = "ALREADY_COMPLETED")]
+        AlreadyCompleted,
+        ///`NOT_FOUND`
+        #[serde(rename = "NOT_FOUND")]
+        NotFound,
+    }
+    impl CancelStatus {
+        /// Every value, in the spec's order.
+        pub const ALL: [Self; 3usize] = [
+            Self::CancellationRequested,
+            Self::AlreadyCompleted,
+            Self::NotFound,
+        ];
+        /// The value as sent on the wire.
+        pub fn as_str(&self) -> &'static str {
+            match self {
+                Self::CancellationRequested => "CANCELLATION_REQUESTED",
+                Self::AlreadyCompleted => "ALREADY_COMPLETED",
+                Self::NotFound => "NOT_FOUND",
+            }
+        }
+    }
+    impl ::std::fmt::Display for CancelStatus {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+    impl ::std::str::FromStr for CancelStatus {
+        type Err = crate::ParseEnumError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            match value {
+                "CANCELLATION_REQUESTED" => Ok(Self::CancellationRequested),
+                "ALREADY_COMPLETED" => Ok(Self::AlreadyCompleted),
+                "NOT_FOUND" => Ok(Self::NotFound),
+                _ => {
+                    Err(crate::ParseEnumError {
+                        type_name: "CancelStatus",
+                        value: value.to_string(),
+                        allowed: "CANCELLATION_REQUESTED, ALREADY_COMPLETED, NOT_FOUND",
+                    })
+                }
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CancelStatus {
+        type Error = crate::ParseEnumError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CancelStatus {
+        type Error = crate::ParseEnumError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            value.parse()
+        }
+    }
+    ///The preset sizes.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ImageSizePreset {
+        ///`square_hd`
+        #[serde(rename = "square_hd")]
+        SquareHd,
+        ///`square`
+        #[serde(rename = "square")]
+        Square,
+        ///`portrait_4_3`
+        #[serde(rename = "portrait_4_3")]
+        Portrait4x3,
+        ///`portrait_16_9`
+        #[serde(rename = "portrait_16_9")]
+        Portrait16x9,
+        ///`landscape_4_3`
+        #[serde(rename = "landscape_4_3")]
+        Landscape4x3,
+        ///`landscape_16_9`
+        #[serde(rename = "landscape_16_9")]
+        Landscape16x9,
+    }
+    impl ImageSizePreset {
+        /// Every value, in the spec's order.
+        pub const ALL: [Self; 6usize] = [
+            Self::SquareHd,
+            Self::Square,
+            Self::Portrait4x3,
+            Self::Portrait16x9,
+            Self::Landscape4x3,
+            Self::Landscape16x9,
+        ];
+        /// The value as sent on the wire.
+        pub fn as_str(&self) -> &'static str {
+            match self {
+                Self::SquareHd => "square_hd",
+                Self::Square => "square",
+                Self::Portrait4x3 => "portrait_4_3",
+                Self::Portrait16x9 => "portrait_16_9",
+                Self::Landscape4x3 => "landscape_4_3",
+                Self::Landscape16x9 => "landscape_16_9",
+            }
+        }
+    }
+    impl ::std::fmt::Display for ImageSizePreset {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+    impl ::std::str::FromStr for ImageSizePreset {
+        type Err = crate::ParseEnumError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            match value {
+                "square_hd" => Ok(Self::SquareHd),
+                "square" => Ok(Self::Square),
+                "portrait_4_3" => Ok(Self::Portrait4x3),
+                "portrait_16_9" => Ok(Self::Portrait16x9),
+                "landscape_4_3" => Ok(Self::Landscape4x3),
+                "landscape_16_9" => Ok(Self::Landscape16x9),
+                _ => {
+                    Err(crate::ParseEnumError {
+                        type_name: "ImageSizePreset",
+                        value: value.to_string(),
+                        allowed: "square_hd, square, portrait_4_3, portrait_16_9, landscape_4_3, landscape_16_9",
+                    })
+                }
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ImageSizePreset {
+        type Error = crate::ParseEnumError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ImageSizePreset {
+        type Error = crate::ParseEnumError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            value.parse()
+        }
+    }
+    ///The format of the generated images.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum OutputFormat {
+        ///`jpeg`
+        #[serde(rename = "jpeg")]
+        Jpeg,
+        ///`png`
+        #[serde(rename = "png")]
+        Png,
+    }
+    impl OutputFormat {
+        /// Every value, in the spec's order.
+        pub const ALL: [Self; 2usize] = [Self::Jpeg, Self::Png];
+        /// The value as sent on the wire.
+        pub fn as_str(&self) -> &'static str {
+            match self {
+                Self::Jpeg => "jpeg",
+                Self::Png => "png",
+            }
+        }
+    }
+    impl ::std::fmt::Display for OutputFormat {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+    impl ::std::str::FromStr for OutputFormat {
+        type Err = crate::ParseEnumError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            match value {
+                "jpeg" => Ok(Self::Jpeg),
+                "png" => Ok(Self::Png),
+                _ => {
+                    Err(crate::ParseEnumError {
+                        type_name: "OutputFormat",
+                        value: value.to_string(),
+                        allowed: "jpeg, png",
+                    })
+                }
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for OutputFormat {
+        type Error = crate::ParseEnumError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for OutputFormat {
+        type Error = crate::ParseEnumError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            value.parse()
+        }
+    }
+    ///How much to trade quality for speed.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum Acceleration {
+        ///`none`
+        #[serde(rename = "none")]
+        None,
+        ///`regular`
+        #[serde(rename = "regular")]
+        Regular,
+        ///`high`
+        #[serde(rename = "high")]
+        High,
+    }
+    impl Acceleration {
+        /// Every value, in the spec's order.
+        pub const ALL: [Self; 3usize] = [Self::None, Self::Regular, Self::High];
+        /// The value as sent on the wire.
+        pub fn as_str(&self) -> &'static str {
+            match self {
+                Self::None => "none",
+                Self::Regular => "regular",
+                Self::High => "high",
+            }
+        }
+    }
+    impl ::std::fmt::Display for Acceleration {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+    impl ::std::str::FromStr for Acceleration {
+        type Err = crate::ParseEnumError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            match value {
+                "none" => Ok(Self::None),
+                "regular" => Ok(Self::Regular),
+                "high" => Ok(Self::High),
+                _ => {
+                    Err(crate::ParseEnumError {
+                        type_name: "Acceleration",
+                        value: value.to_string(),
+                        allowed: "none, regular, high",
+                    })
+                }
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for Acceleration {
+        type Error = crate::ParseEnumError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for Acceleration {
+        type Error = crate::ParseEnumError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            value.parse()
+        }
+    }
+    ///Width to height of the generated image.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum AspectRatio {
+        ///`21:9`
+        #[serde(rename = "21:9")]
+        R21x9,
+        ///`16:9`
+        #[serde(rename = "16:9")]
+        R16x9,
+        ///`4:3`
+        #[serde(rename = "4:3")]
+        R4x3,
+        ///`3:2`
+        #[serde(rename = "3:2")]
+        R3x2,
+        ///`1:1`
+        #[serde(rename = "1:1")]
+        R1x1,
+        ///`2:3`
+        #[serde(rename = "2:3")]
+        R2x3,
+        ///`3:4`
+        #[serde(rename = "3:4")]
+        R3x4,
+        ///`9:16`
+        #[serde(rename = "9:16")]
+        R9x16,
+        ///`9:21`
+        #[serde(rename = "9:21")]
+        R9x21,
+    }
+    impl AspectRatio {
+        /// Every value, in the spec's order.
+        pub const ALL: [Self; 9usize] = [
+            Self::R21x9,
+            Self::R16x9,
+            Self::R4x3,
+            Self::R3x2,
+            Self::R1x1,
+            Self::R2x3,
+            Self::R3x4,
+            Self::R9x16,
+            Self::R9x21,
+        ];
+        /// The value as sent on the wire.
+        pub fn as_str(&self) -> &'static str {
+            match self {
+                Self::R21x9 => "21:9",
+                Self::R16x9 => "16:9",
+                Self::R4x3 => "4:3",
+                Self::R3x2 => "3:2",
+                Self::R1x1 => "1:1",
+                Self::R2x3 => "2:3",
+                Self::R3x4 => "3:4",
+                Self::R9x16 => "9:16",
+                Self::R9x21 => "9:21",
+            }
+        }
+    }
+    impl ::std::fmt::Display for AspectRatio {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+    impl ::std::str::FromStr for AspectRatio {
+        type Err = crate::ParseEnumError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            match value {
+                "21:9" => Ok(Self::R21x9),
+                "16:9" => Ok(Self::R16x9),
+                "4:3" => Ok(Self::R4x3),
+                "3:2" => Ok(Self::R3x2),
+                "1:1" => Ok(Self::R1x1),
+                "2:3" => Ok(Self::R2x3),
+                "3:4" => Ok(Self::R3x4),
+                "9:16" => Ok(Self::R9x16),
+                "9:21" => Ok(Self::R9x21),
+                _ => {
+                    Err(crate::ParseEnumError {
+                        type_name: "AspectRatio",
+                        value: value.to_string(),
+                        allowed: "21:9, 16:9, 4:3, 3:2, 1:1, 2:3, 3:4, 9:16, 9:21",
+                    })
+                }
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for AspectRatio {
+        type Error = crate::ParseEnumError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for AspectRatio {
+        type Error = crate::ParseEnumError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            value.parse()
+        }
+    }
+    ///How tolerant the safety checker is, from 1 (strictest) to 6 (most permissive).
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum SafetyTolerance {
+        ///`1`
+        #[serde(rename = "1")]
+        Level1,
+        ///`2`
+        #[serde(rename = "2")]
+        Level2,
+        ///`3`
+        #[serde(rename = "3")]
+        Level3,
+        ///`4`
+        #[serde(rename = "4")]
+        Level4,
+        ///`5`
+        #[serde(rename = "5")]
+        Level5,
+        ///`6`
+        #[serde(rename = "6")]
+        Level6,
+    }
+    impl SafetyTolerance {
+        /// Every value, in the spec's order.
+        pub const ALL: [Self; 6usize] = [
+            Self::Level1,
+            Self::Level2,
+            Self::Level3,
+            Self::Level4,
+            Self::Level5,
+            Self::Level6,
+        ];
+        /// The value as sent on the wire.
+        pub fn as_str(&self) -> &'static str {
+            match self {
+                Self::Level1 => "1",
+                Self::Level2 => "2",
+                Self::Level3 => "3",
+                Self::Level4 => "4",
+                Self::Level5 => "5",
+                Self::Level6 => "6",
+            }
+        }
+    }
+    impl ::std::fmt::Display for SafetyTolerance {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+    impl ::std::str::FromStr for SafetyTolerance {
+        type Err = crate::ParseEnumError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            match value {
+                "1" => Ok(Self::Level1),
+                "2" => Ok(Self::Level2),
+                "3" => Ok(Self::Level3),
+                "4" => Ok(Self::Level4),
+                "5" => Ok(Self::Level5),
+                "6" => Ok(Self::Level6),
+                _ => {
+                    Err(crate::ParseEnumError {
+                        type_name: "SafetyTolerance",
+                        value: value.to_string(),
+                        allowed: "1, 2, 3, 4, 5, 6",
+                    })
+                }
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for SafetyTolerance {
+        type Error = crate::ParseEnumError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for SafetyTolerance {
+        type Error = crate::ParseEnumError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, crate::ParseEnumError> {
+            value.parse()
+        }
     }
 }
-impl ::std::convert::TryFrom<::std::string::String> for SafetyTolerance {
-    type Error = crate::ParseEnumError;
-    fn try_from(
-        value: ::std::string::String,
-    ) -> ::std::result::Result<Self, Self::Error> {
-        value.parse()
-    }
-}
+pub use enums::*;

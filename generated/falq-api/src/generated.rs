@@ -6,132 +6,14 @@ use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderE
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
-    ///How much to trade quality for speed.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum Acceleration {
-        #[serde(rename = "none")]
-        None,
-        #[serde(rename = "regular")]
-        Regular,
-        #[serde(rename = "high")]
-        High,
-    }
-    impl ::std::fmt::Display for Acceleration {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::None => f.write_str("none"),
-                Self::Regular => f.write_str("regular"),
-                Self::High => f.write_str("high"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for Acceleration {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "none" => Ok(Self::None),
-                "regular" => Ok(Self::Regular),
-                "high" => Ok(Self::High),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for Acceleration {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for Acceleration {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
     ///The answer of a cancel call.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct CancelResponse {
-        pub status: CancelStatus,
+        pub status: crate::catalog::enums::CancelStatus,
     }
     impl CancelResponse {
         pub fn builder() -> builder::CancelResponse {
             Default::default()
-        }
-    }
-    ///What became of a cancel call.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum CancelStatus {
-        #[serde(rename = "CANCELLATION_REQUESTED")]
-        CancellationRequested,
-        #[serde(rename = "ALREADY_COMPLETED")]
-        AlreadyCompleted,
-        #[serde(rename = "NOT_FOUND")]
-        NotFound,
-    }
-    impl ::std::fmt::Display for CancelStatus {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::CancellationRequested => f.write_str("CANCELLATION_REQUESTED"),
-                Self::AlreadyCompleted => f.write_str("ALREADY_COMPLETED"),
-                Self::NotFound => f.write_str("NOT_FOUND"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for CancelStatus {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "CANCELLATION_REQUESTED" => Ok(Self::CancellationRequested),
-                "ALREADY_COMPLETED" => Ok(Self::AlreadyCompleted),
-                "NOT_FOUND" => Ok(Self::NotFound),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for CancelStatus {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for CancelStatus {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
         }
     }
     ///An explicit size in pixels.
@@ -232,12 +114,121 @@ Default: `512`. At most 14142 (checked before sending).*/
             Default::default()
         }
     }
+    ///`Flux1DevImageSize`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    pub struct Flux1DevImageSize {
+        /**自定义高度，默认512，最大14142。
+
+Default: `512`. At most 14142 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub height: ::std::option::Option<i64>,
+        /**自定义宽度，默认512，最大14142。
+
+Default: `512`. At most 14142 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub width: ::std::option::Option<i64>,
+    }
+    impl Flux1DevImageSize {
+        pub fn builder() -> builder::Flux1DevImageSize {
+            Default::default()
+        }
+    }
+    ///`Flux1DevImageToImageInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct Flux1DevImageToImageInput {
+        /**是否启用安全检测，过滤不安全内容（默认true）
+
+Default: `true`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub enable_safety_checker: ::std::option::Option<bool>,
+        /**控制生成图片与 prompt 的契合程度，数值越高越接近prompt（默认3.5）
+
+Default: `3.5`. Range: 1..=20 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub guidance_scale: ::std::option::Option<f64>,
+        ///原始图片的公网 URL。（必填）
+        pub image_url: ::std::string::String,
+        /**要生成的图片数量（默认1张，最多4张）
+
+Default: `1`. Range: 1..=4 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_images: ::std::option::Option<i64>,
+        /**生成采样步数，步数越多，图片质量可能越高但速度更慢（默认40）
+
+Default: `40`. Range: 10..=50 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_inference_steps: ::std::option::Option<i64>,
+        ///文本提示，用于描述需要生成哪种风格或内容（必填）
+        pub prompt: ::std::string::String,
+        ///随机种子 — 用于结果复现，同样参数和 seed 会得到一致结果。可为空
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub seed: ::std::option::Option<i64>,
+        /**初始图片风格保留程度，越高保留越多（默认0.95，推荐）
+
+Default: `0.95`. Range: 0.01..=1 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub strength: ::std::option::Option<f64>,
+        /**是否启用同步模式。如果为 true，接口会等待图片生成完毕后返回。建议异步（false）
+
+Default: `false`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub sync_mode: ::std::option::Option<bool>,
+    }
+    impl Flux1DevImageToImageInput {
+        pub fn builder() -> builder::Flux1DevImageToImageInput {
+            Default::default()
+        }
+    }
+    ///`Flux1DevInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct Flux1DevInput {
+        /**启用内容安全检查（默认true）。
+
+Default: `true`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub enable_safety_checker: ::std::option::Option<bool>,
+        /**引导系数(数值越大图片内容更贴近prompt)，默认3.5，范围1~20。
+
+Default: `3.5`. Range: 1..=20 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub guidance_scale: ::std::option::Option<f64>,
+        /**预设图片尺寸或自定义分辨率 {width, height}，默认 landscape_4_3。
+
+Default: `landscape_4_3`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub image_size: ::std::option::Option<ImageSize>,
+        /**生成图片数量（最大4）。默认 1。
+
+Default: `1`. At most 4 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_images: ::std::option::Option<i64>,
+        /**推理迭代步数，影响图片精细度，默认28，范围1~50。
+
+Default: `28`. Range: 1..=50 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_inference_steps: ::std::option::Option<i64>,
+        ///图片描述词，即你期望模型生成的场景、内容描述。必填项。
+        pub prompt: ::std::string::String,
+        ///随机数种子，设置后同样描述和参数多次请求生成一致图片。
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub seed: ::std::option::Option<i64>,
+        /**同步生成（true则等图片上传后直接返回，false则异步，默认false）。
+
+Default: `false`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub sync_mode: ::std::option::Option<bool>,
+    }
+    impl Flux1DevInput {
+        pub fn builder() -> builder::Flux1DevInput {
+            Default::default()
+        }
+    }
     ///`Flux1DevReduxInput`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct Flux1DevReduxInput {
         ///可选。生成速度，越快质量越低：none、regular、high
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub acceleration: ::std::option::Option<Acceleration>,
+        pub acceleration: ::std::option::Option<crate::catalog::enums::Acceleration>,
         /**可选。是否启用安全检测，默认true
 
 Default: `true`.*/
@@ -269,7 +260,7 @@ Default: `28`. Range: 1..=50 (checked before sending).*/
 
 Default: `jpeg`.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub output_format: ::std::option::Option<OutputFormat>,
+        pub output_format: ::std::option::Option<crate::catalog::enums::OutputFormat>,
         ///可选。随机种子，重复使用可复现图片，可为null
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub seed: ::std::option::Option<i64>,
@@ -284,6 +275,53 @@ Default: `false`.*/
             Default::default()
         }
     }
+    ///`Flux1SchnellInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct Flux1SchnellInput {
+        ///生成速度，越快质量越低：none、regular、high。
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub acceleration: ::std::option::Option<crate::catalog::enums::Acceleration>,
+        /**启用内容安全检查（默认true）。
+
+Default: `true`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub enable_safety_checker: ::std::option::Option<bool>,
+        /**预设图片尺寸或自定义分辨率 {width, height}，默认 landscape_4_3。
+
+Default: `landscape_4_3`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub image_size: ::std::option::Option<ImageSize>,
+        /**生成图片数量，默认1，范围1-4。
+
+Default: `1`. Range: 1..=4 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_images: ::std::option::Option<i64>,
+        /**推理迭代步数，默认4，范围1~12。
+
+Default: `4`. Range: 1..=12 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_inference_steps: ::std::option::Option<i64>,
+        /**输出图片格式，默认 jpeg。
+
+Default: `jpeg`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub output_format: ::std::option::Option<crate::catalog::enums::OutputFormat>,
+        ///图片描述词，即你期望模型生成的场景、内容描述。必填项。
+        pub prompt: ::std::string::String,
+        ///随机数种子，设置后同样描述和参数多次请求生成一致图片。可为null
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub seed: ::std::option::Option<i64>,
+        /**同步生成（true则等图片上传后直接返回，false则异步，默认false）。
+
+Default: `false`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub sync_mode: ::std::option::Option<bool>,
+    }
+    impl Flux1SchnellInput {
+        pub fn builder() -> builder::Flux1SchnellInput {
+            Default::default()
+        }
+    }
     ///`Flux1SchnellReduxInput`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct Flux1SchnellReduxInput {
@@ -291,7 +329,7 @@ Default: `false`.*/
 
 Default: `regular`.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub acceleration: ::std::option::Option<Acceleration>,
+        pub acceleration: ::std::option::Option<crate::catalog::enums::Acceleration>,
         /**是否启用敏感内容检测
 
 Default: `true`.*/
@@ -318,7 +356,7 @@ Default: `4`. Range: 1..=12 (checked before sending).*/
 
 Default: `jpeg`.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub output_format: ::std::option::Option<OutputFormat>,
+        pub output_format: ::std::option::Option<crate::catalog::enums::OutputFormat>,
         ///随机种子，保证可复现
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub seed: ::std::option::Option<i64>,
@@ -366,7 +404,7 @@ Default: `false`.*/
 
 Default: `1:1`.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub aspect_ratio: ::std::option::Option<crate::catalog::AspectRatio>,
+        pub aspect_ratio: ::std::option::Option<crate::catalog::enums::AspectRatio>,
         /**CFG 指导强度，决定生成图片是否更贴合 prompt，默认值3.5（可选）
 
 Default: `3.5`. Range: 1..=20 (checked before sending).*/
@@ -383,14 +421,16 @@ Default: `1`. Range: 1..=4 (checked before sending).*/
 
 Default: `jpeg`.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub output_format: ::std::option::Option<OutputFormat>,
+        pub output_format: ::std::option::Option<crate::catalog::enums::OutputFormat>,
         ///用于生成图片的文本描述（必须）
         pub prompt: ::std::string::String,
         /**内容安全容忍度，1最严格，6最宽松，默认2（API专有，可选）
 
 Default: `2`.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub safety_tolerance: ::std::option::Option<crate::catalog::SafetyTolerance>,
+        pub safety_tolerance: ::std::option::Option<
+            crate::catalog::enums::SafetyTolerance,
+        >,
         ///随机种子，设置相同的 seed 和 prompt 会输出相同的图片（可选）
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub seed: ::std::option::Option<i64>,
@@ -410,7 +450,7 @@ Default: `2`.*/
 
 Default: `1:1`.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub aspect_ratio: ::std::option::Option<crate::catalog::AspectRatio>,
+        pub aspect_ratio: ::std::option::Option<crate::catalog::enums::AspectRatio>,
         /**CFG 值，控制模型对prompt的遵循度，默认 3.5，可选，范围1-20。
 
 Default: `3.5`. Range: 1..=20 (checked before sending).*/
@@ -427,14 +467,16 @@ Default: `1`. Range: 1..=4 (checked before sending).*/
 
 Default: `jpeg`.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub output_format: ::std::option::Option<OutputFormat>,
+        pub output_format: ::std::option::Option<crate::catalog::enums::OutputFormat>,
         ///提示词，对图片进行的编辑描述。例如：'把甜甜圈放在面粉旁边'
         pub prompt: ::std::string::String,
         /**安全容忍等级，1最严格，6最宽松，默认2
 
 Default: `2`.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub safety_tolerance: ::std::option::Option<crate::catalog::SafetyTolerance>,
+        pub safety_tolerance: ::std::option::Option<
+            crate::catalog::enums::SafetyTolerance,
+        >,
         ///随机种子，保证同样输入下生成一致的图片。可选
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub seed: ::std::option::Option<i64>,
@@ -449,12 +491,106 @@ Default: `false`.*/
             Default::default()
         }
     }
+    ///`FluxProKontextMaxMultiInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct FluxProKontextMaxMultiInput {
+        ///输出图片比例
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub aspect_ratio: ::std::option::Option<crate::catalog::enums::AspectRatio>,
+        /**提示词遵循程度 (Classifier Free Guidance Scale)，数值越大越贴合prompt
+
+Default: `3.5`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub guidance_scale: ::std::option::Option<f64>,
+        /**批量编辑的图片列表，支持多张图片
+
+At least 1 items (checked before sending).*/
+        pub image_urls: ::std::vec::Vec<::std::string::String>,
+        /**生成图片数量
+
+Default: `1`. Range: 1..=4 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_images: ::std::option::Option<i64>,
+        /**输出图片格式
+
+Default: `jpeg`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub output_format: ::std::option::Option<crate::catalog::enums::OutputFormat>,
+        ///文本描述，模型将根据该描述及图片内容进行编辑
+        pub prompt: ::std::string::String,
+        /**安全容忍度，1最严格(内容少)，6最宽松(内容多)
+
+Default: `2`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub safety_tolerance: ::std::option::Option<
+            crate::catalog::enums::SafetyTolerance,
+        >,
+        ///随机种子，传入相同参数时图片结果保持一致
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub seed: ::std::option::Option<i64>,
+        /**同步模式。true时会等待图片生成并上传再返回，适合需要直接获得图片内容时
+
+Default: `false`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub sync_mode: ::std::option::Option<bool>,
+    }
+    impl FluxProKontextMaxMultiInput {
+        pub fn builder() -> builder::FluxProKontextMaxMultiInput {
+            Default::default()
+        }
+    }
+    ///`FluxProKontextMaxTextToImageInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct FluxProKontextMaxTextToImageInput {
+        /**长宽比例，默认1:1
+
+Default: `1:1`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub aspect_ratio: ::std::option::Option<crate::catalog::enums::AspectRatio>,
+        /**CFG 指令引导参数，决定图片与 prompt 的贴合度，默认3.5，取值范围[1,20]。
+
+Default: `3.5`. Range: 1..=20 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub guidance_scale: ::std::option::Option<f64>,
+        /**一次生成图片数量，默认1，最多4。
+
+Default: `1`. Range: 1..=4 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_images: ::std::option::Option<i64>,
+        /**生成图片的格式，支持jpeg/png，默认jpeg。
+
+Default: `jpeg`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub output_format: ::std::option::Option<crate::catalog::enums::OutputFormat>,
+        ///生成图片的文本提示
+        pub prompt: ::std::string::String,
+        /**安全容忍度，1最严格，6最宽松。默认2。
+
+Default: `2`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub safety_tolerance: ::std::option::Option<
+            crate::catalog::enums::SafetyTolerance,
+        >,
+        ///随机种子，相同seed将产生相同图片。
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub seed: ::std::option::Option<i64>,
+        /**是否同步等待图片生成功能，true时接口直接返回图像，latency更高。
+
+Default: `false`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub sync_mode: ::std::option::Option<bool>,
+    }
+    impl FluxProKontextMaxTextToImageInput {
+        pub fn builder() -> builder::FluxProKontextMaxTextToImageInput {
+            Default::default()
+        }
+    }
     ///`FluxProKontextMultiInput`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct FluxProKontextMultiInput {
         ///可选。输出图片宽高比。如'16:9'
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub aspect_ratio: ::std::option::Option<crate::catalog::AspectRatio>,
+        pub aspect_ratio: ::std::option::Option<crate::catalog::enums::AspectRatio>,
         /**引导强度，数值越大越偏向prompt描述，默认3.5
 
 Default: `3.5`. Range: 1..=20 (checked before sending).*/
@@ -473,14 +609,16 @@ Default: `1`. Range: 1..=4 (checked before sending).*/
 
 Default: `jpeg`.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub output_format: ::std::option::Option<OutputFormat>,
+        pub output_format: ::std::option::Option<crate::catalog::enums::OutputFormat>,
         ///描述你想对图片实现的编辑目标。必填。
         pub prompt: ::std::string::String,
         /**风险内容检测敏感级别。1最严，6最宽松
 
 Default: `2`.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub safety_tolerance: ::std::option::Option<crate::catalog::SafetyTolerance>,
+        pub safety_tolerance: ::std::option::Option<
+            crate::catalog::enums::SafetyTolerance,
+        >,
         ///生成图片的随机种子(可选，相同seed可复刻同样生成结果)
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub seed: ::std::option::Option<i64>,
@@ -500,7 +638,7 @@ Default: `2`.*/
 
 Default: `1:1`.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub aspect_ratio: ::std::option::Option<crate::catalog::AspectRatio>,
+        pub aspect_ratio: ::std::option::Option<crate::catalog::enums::AspectRatio>,
         /**CFG 指令引导参数，决定图片与 prompt 的贴合度，默认3.5，取值范围[1,20]。
 
 Default: `3.5`. Range: 1..=20 (checked before sending).*/
@@ -515,14 +653,16 @@ Default: `1`. Range: 1..=4 (checked before sending).*/
 
 Default: `jpeg`.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub output_format: ::std::option::Option<OutputFormat>,
+        pub output_format: ::std::option::Option<crate::catalog::enums::OutputFormat>,
         ///生成图片的文本提示
         pub prompt: ::std::string::String,
         /**安全容忍度，1最严格，6最宽松。默认2。
 
 Default: `2`.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub safety_tolerance: ::std::option::Option<crate::catalog::SafetyTolerance>,
+        pub safety_tolerance: ::std::option::Option<
+            crate::catalog::enums::SafetyTolerance,
+        >,
         ///随机种子，相同seed将产生相同图片。
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub seed: ::std::option::Option<i64>,
@@ -541,11 +681,11 @@ Default: `false`.*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     #[serde(untagged)]
     pub enum ImageSize {
-        ImageSizePreset(crate::catalog::ImageSizePreset),
+        ImageSizePreset(crate::catalog::enums::ImageSizePreset),
         CustomImageSize(CustomImageSize),
     }
-    impl ::std::convert::From<crate::catalog::ImageSizePreset> for ImageSize {
-        fn from(value: crate::catalog::ImageSizePreset) -> Self {
+    impl ::std::convert::From<crate::catalog::enums::ImageSizePreset> for ImageSize {
+        fn from(value: crate::catalog::enums::ImageSizePreset) -> Self {
             Self::ImageSizePreset(value)
         }
     }
@@ -578,7 +718,7 @@ Default: `false`.*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct LogEntry {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub level: ::std::option::Option<LogLevel>,
+        pub level: ::std::option::Option<crate::catalog::enums::LogLevel>,
         ///The line.
         pub message: ::std::string::String,
         ///Where it came from (`user`).
@@ -593,77 +733,6 @@ Default: `false`.*/
             Default::default()
         }
     }
-    ///The level of a log line.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum LogLevel {
-        #[serde(rename = "STDERR")]
-        Stderr,
-        #[serde(rename = "STDOUT")]
-        Stdout,
-        #[serde(rename = "ERROR")]
-        Error,
-        #[serde(rename = "INFO")]
-        Info,
-        #[serde(rename = "WARN")]
-        Warn,
-        #[serde(rename = "DEBUG")]
-        Debug,
-    }
-    impl ::std::fmt::Display for LogLevel {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::Stderr => f.write_str("STDERR"),
-                Self::Stdout => f.write_str("STDOUT"),
-                Self::Error => f.write_str("ERROR"),
-                Self::Info => f.write_str("INFO"),
-                Self::Warn => f.write_str("WARN"),
-                Self::Debug => f.write_str("DEBUG"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for LogLevel {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "STDERR" => Ok(Self::Stderr),
-                "STDOUT" => Ok(Self::Stdout),
-                "ERROR" => Ok(Self::Error),
-                "INFO" => Ok(Self::Info),
-                "WARN" => Ok(Self::Warn),
-                "DEBUG" => Ok(Self::Debug),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for LogLevel {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for LogLevel {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
     ///Timing of a completed run.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     pub struct Metrics {
@@ -674,61 +743,6 @@ Default: `false`.*/
     impl Metrics {
         pub fn builder() -> builder::Metrics {
             Default::default()
-        }
-    }
-    ///The format of the generated images.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum OutputFormat {
-        #[serde(rename = "jpeg")]
-        Jpeg,
-        #[serde(rename = "png")]
-        Png,
-    }
-    impl ::std::fmt::Display for OutputFormat {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::Jpeg => f.write_str("jpeg"),
-                Self::Png => f.write_str("png"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for OutputFormat {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "jpeg" => Ok(Self::Jpeg),
-                "png" => Ok(Self::Png),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for OutputFormat {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for OutputFormat {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
         }
     }
     ///Where a request stands: the answer of submit, of the status call and of each status stream event. Fields a relay adds are tolerated.
@@ -758,7 +772,7 @@ Default: `false`.*/
         ///Where the result will be (often on queue.fal.run, even behind a relay).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub response_url: ::std::option::Option<::std::string::String>,
-        pub status: QueueStatusKind,
+        pub status: crate::catalog::enums::QueueStatusKind,
         ///Where the status is.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub status_url: ::std::option::Option<::std::string::String>,
@@ -766,65 +780,6 @@ Default: `false`.*/
     impl QueueStatus {
         pub fn builder() -> builder::QueueStatus {
             Default::default()
-        }
-    }
-    ///The three states of a queued request; a failure also ends COMPLETED.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum QueueStatusKind {
-        #[serde(rename = "IN_QUEUE")]
-        InQueue,
-        #[serde(rename = "IN_PROGRESS")]
-        InProgress,
-        #[serde(rename = "COMPLETED")]
-        Completed,
-    }
-    impl ::std::fmt::Display for QueueStatusKind {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::InQueue => f.write_str("IN_QUEUE"),
-                Self::InProgress => f.write_str("IN_PROGRESS"),
-                Self::Completed => f.write_str("COMPLETED"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for QueueStatusKind {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "IN_QUEUE" => Ok(Self::InQueue),
-                "IN_PROGRESS" => Ok(Self::InProgress),
-                "COMPLETED" => Ok(Self::Completed),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for QueueStatusKind {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for QueueStatusKind {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
         }
     }
     ///`QueueStatusLogs`
@@ -920,11 +875,28 @@ Default: `false`.*/
             Default::default()
         }
     }
+    ///What a video endpoint answers once it completes (kling-video, veo3, wan, ...): type one with `output: VideoOutput` in specs/falq/overlays.yaml.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct VideoOutput {
+        ///The seed used, where the model reports one.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub seed: ::std::option::Option<i64>,
+        ///The generated video.
+        pub video: File,
+    }
+    impl VideoOutput {
+        pub fn builder() -> builder::VideoOutput {
+            Default::default()
+        }
+    }
     /// Types for composing complex structures.
     pub mod builder {
         #[derive(Clone, Debug)]
         pub struct CancelResponse {
-            status: ::std::result::Result<super::CancelStatus, ::std::string::String>,
+            status: ::std::result::Result<
+                crate::catalog::enums::CancelStatus,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for CancelResponse {
             fn default() -> Self {
@@ -936,7 +908,7 @@ Default: `false`.*/
         impl CancelResponse {
             pub fn status<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::CancelStatus>,
+                T: ::std::convert::TryInto<crate::catalog::enums::CancelStatus>,
                 T::Error: ::std::fmt::Display,
             {
                 self.status = value
@@ -1220,9 +1192,456 @@ Default: `false`.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct Flux1DevImageSize {
+            height: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            width: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Flux1DevImageSize {
+            fn default() -> Self {
+                Self {
+                    height: Ok(Default::default()),
+                    width: Ok(Default::default()),
+                }
+            }
+        }
+        impl Flux1DevImageSize {
+            pub fn height<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.height = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for height: {e}")
+                    });
+                self
+            }
+            pub fn width<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.width = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for width: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Flux1DevImageSize> for super::Flux1DevImageSize {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Flux1DevImageSize,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    height: value.height?,
+                    width: value.width?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Flux1DevImageSize> for Flux1DevImageSize {
+            fn from(value: super::Flux1DevImageSize) -> Self {
+                Self {
+                    height: Ok(value.height),
+                    width: Ok(value.width),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Flux1DevImageToImageInput {
+            enable_safety_checker: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            guidance_scale: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+            image_url: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            num_images: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            num_inference_steps: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+            seed: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            strength: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+            sync_mode: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Flux1DevImageToImageInput {
+            fn default() -> Self {
+                Self {
+                    enable_safety_checker: Ok(Default::default()),
+                    guidance_scale: Ok(Default::default()),
+                    image_url: Err("no value supplied for image_url".to_string()),
+                    num_images: Ok(Default::default()),
+                    num_inference_steps: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                    seed: Ok(Default::default()),
+                    strength: Ok(Default::default()),
+                    sync_mode: Ok(Default::default()),
+                }
+            }
+        }
+        impl Flux1DevImageToImageInput {
+            pub fn enable_safety_checker<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.enable_safety_checker = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for enable_safety_checker: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn guidance_scale<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.guidance_scale = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for guidance_scale: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn image_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image_url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for image_url: {e}")
+                    });
+                self
+            }
+            pub fn num_images<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_images = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for num_images: {e}")
+                    });
+                self
+            }
+            pub fn num_inference_steps<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_inference_steps = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for num_inference_steps: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+            pub fn seed<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.seed = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for seed: {e}")
+                    });
+                self
+            }
+            pub fn strength<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.strength = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for strength: {e}")
+                    });
+                self
+            }
+            pub fn sync_mode<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sync_mode = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sync_mode: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Flux1DevImageToImageInput>
+        for super::Flux1DevImageToImageInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Flux1DevImageToImageInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    enable_safety_checker: value.enable_safety_checker?,
+                    guidance_scale: value.guidance_scale?,
+                    image_url: value.image_url?,
+                    num_images: value.num_images?,
+                    num_inference_steps: value.num_inference_steps?,
+                    prompt: value.prompt?,
+                    seed: value.seed?,
+                    strength: value.strength?,
+                    sync_mode: value.sync_mode?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Flux1DevImageToImageInput>
+        for Flux1DevImageToImageInput {
+            fn from(value: super::Flux1DevImageToImageInput) -> Self {
+                Self {
+                    enable_safety_checker: Ok(value.enable_safety_checker),
+                    guidance_scale: Ok(value.guidance_scale),
+                    image_url: Ok(value.image_url),
+                    num_images: Ok(value.num_images),
+                    num_inference_steps: Ok(value.num_inference_steps),
+                    prompt: Ok(value.prompt),
+                    seed: Ok(value.seed),
+                    strength: Ok(value.strength),
+                    sync_mode: Ok(value.sync_mode),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Flux1DevInput {
+            enable_safety_checker: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            guidance_scale: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+            image_size: ::std::result::Result<
+                ::std::option::Option<super::ImageSize>,
+                ::std::string::String,
+            >,
+            num_images: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            num_inference_steps: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+            seed: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            sync_mode: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Flux1DevInput {
+            fn default() -> Self {
+                Self {
+                    enable_safety_checker: Ok(Default::default()),
+                    guidance_scale: Ok(Default::default()),
+                    image_size: Ok(Default::default()),
+                    num_images: Ok(Default::default()),
+                    num_inference_steps: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                    seed: Ok(Default::default()),
+                    sync_mode: Ok(Default::default()),
+                }
+            }
+        }
+        impl Flux1DevInput {
+            pub fn enable_safety_checker<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.enable_safety_checker = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for enable_safety_checker: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn guidance_scale<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.guidance_scale = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for guidance_scale: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn image_size<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ImageSize>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image_size = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for image_size: {e}")
+                    });
+                self
+            }
+            pub fn num_images<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_images = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for num_images: {e}")
+                    });
+                self
+            }
+            pub fn num_inference_steps<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_inference_steps = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for num_inference_steps: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+            pub fn seed<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.seed = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for seed: {e}")
+                    });
+                self
+            }
+            pub fn sync_mode<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sync_mode = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sync_mode: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Flux1DevInput> for super::Flux1DevInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Flux1DevInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    enable_safety_checker: value.enable_safety_checker?,
+                    guidance_scale: value.guidance_scale?,
+                    image_size: value.image_size?,
+                    num_images: value.num_images?,
+                    num_inference_steps: value.num_inference_steps?,
+                    prompt: value.prompt?,
+                    seed: value.seed?,
+                    sync_mode: value.sync_mode?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Flux1DevInput> for Flux1DevInput {
+            fn from(value: super::Flux1DevInput) -> Self {
+                Self {
+                    enable_safety_checker: Ok(value.enable_safety_checker),
+                    guidance_scale: Ok(value.guidance_scale),
+                    image_size: Ok(value.image_size),
+                    num_images: Ok(value.num_images),
+                    num_inference_steps: Ok(value.num_inference_steps),
+                    prompt: Ok(value.prompt),
+                    seed: Ok(value.seed),
+                    sync_mode: Ok(value.sync_mode),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct Flux1DevReduxInput {
             acceleration: ::std::result::Result<
-                ::std::option::Option<super::Acceleration>,
+                ::std::option::Option<crate::catalog::enums::Acceleration>,
                 ::std::string::String,
             >,
             enable_safety_checker: ::std::result::Result<
@@ -1250,7 +1669,7 @@ Default: `false`.*/
                 ::std::string::String,
             >,
             output_format: ::std::result::Result<
-                ::std::option::Option<super::OutputFormat>,
+                ::std::option::Option<crate::catalog::enums::OutputFormat>,
                 ::std::string::String,
             >,
             seed: ::std::result::Result<
@@ -1281,7 +1700,9 @@ Default: `false`.*/
         impl Flux1DevReduxInput {
             pub fn acceleration<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<super::Acceleration>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::Acceleration>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.acceleration = value
@@ -1371,7 +1792,9 @@ Default: `false`.*/
             }
             pub fn output_format<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<super::OutputFormat>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.output_format = value
@@ -1442,9 +1865,211 @@ Default: `false`.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct Flux1SchnellInput {
+            acceleration: ::std::result::Result<
+                ::std::option::Option<crate::catalog::enums::Acceleration>,
+                ::std::string::String,
+            >,
+            enable_safety_checker: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            image_size: ::std::result::Result<
+                ::std::option::Option<super::ImageSize>,
+                ::std::string::String,
+            >,
+            num_images: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            num_inference_steps: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            output_format: ::std::result::Result<
+                ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+            seed: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            sync_mode: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Flux1SchnellInput {
+            fn default() -> Self {
+                Self {
+                    acceleration: Ok(Default::default()),
+                    enable_safety_checker: Ok(Default::default()),
+                    image_size: Ok(Default::default()),
+                    num_images: Ok(Default::default()),
+                    num_inference_steps: Ok(Default::default()),
+                    output_format: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                    seed: Ok(Default::default()),
+                    sync_mode: Ok(Default::default()),
+                }
+            }
+        }
+        impl Flux1SchnellInput {
+            pub fn acceleration<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::Acceleration>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.acceleration = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for acceleration: {e}")
+                    });
+                self
+            }
+            pub fn enable_safety_checker<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.enable_safety_checker = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for enable_safety_checker: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn image_size<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ImageSize>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image_size = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for image_size: {e}")
+                    });
+                self
+            }
+            pub fn num_images<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_images = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for num_images: {e}")
+                    });
+                self
+            }
+            pub fn num_inference_steps<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_inference_steps = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for num_inference_steps: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn output_format<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.output_format = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for output_format: {e}")
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+            pub fn seed<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.seed = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for seed: {e}")
+                    });
+                self
+            }
+            pub fn sync_mode<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sync_mode = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sync_mode: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Flux1SchnellInput> for super::Flux1SchnellInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Flux1SchnellInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    acceleration: value.acceleration?,
+                    enable_safety_checker: value.enable_safety_checker?,
+                    image_size: value.image_size?,
+                    num_images: value.num_images?,
+                    num_inference_steps: value.num_inference_steps?,
+                    output_format: value.output_format?,
+                    prompt: value.prompt?,
+                    seed: value.seed?,
+                    sync_mode: value.sync_mode?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Flux1SchnellInput> for Flux1SchnellInput {
+            fn from(value: super::Flux1SchnellInput) -> Self {
+                Self {
+                    acceleration: Ok(value.acceleration),
+                    enable_safety_checker: Ok(value.enable_safety_checker),
+                    image_size: Ok(value.image_size),
+                    num_images: Ok(value.num_images),
+                    num_inference_steps: Ok(value.num_inference_steps),
+                    output_format: Ok(value.output_format),
+                    prompt: Ok(value.prompt),
+                    seed: Ok(value.seed),
+                    sync_mode: Ok(value.sync_mode),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct Flux1SchnellReduxInput {
             acceleration: ::std::result::Result<
-                ::std::option::Option<super::Acceleration>,
+                ::std::option::Option<crate::catalog::enums::Acceleration>,
                 ::std::string::String,
             >,
             enable_safety_checker: ::std::result::Result<
@@ -1468,7 +2093,7 @@ Default: `false`.*/
                 ::std::string::String,
             >,
             output_format: ::std::result::Result<
-                ::std::option::Option<super::OutputFormat>,
+                ::std::option::Option<crate::catalog::enums::OutputFormat>,
                 ::std::string::String,
             >,
             seed: ::std::result::Result<
@@ -1498,7 +2123,9 @@ Default: `false`.*/
         impl Flux1SchnellReduxInput {
             pub fn acceleration<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<super::Acceleration>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::Acceleration>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.acceleration = value
@@ -1574,7 +2201,9 @@ Default: `false`.*/
             }
             pub fn output_format<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<super::OutputFormat>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.output_format = value
@@ -1772,7 +2401,7 @@ Default: `false`.*/
         #[derive(Clone, Debug)]
         pub struct FluxProKontextInput {
             aspect_ratio: ::std::result::Result<
-                ::std::option::Option<crate::catalog::AspectRatio>,
+                ::std::option::Option<crate::catalog::enums::AspectRatio>,
                 ::std::string::String,
             >,
             guidance_scale: ::std::result::Result<
@@ -1788,12 +2417,12 @@ Default: `false`.*/
                 ::std::string::String,
             >,
             output_format: ::std::result::Result<
-                ::std::option::Option<super::OutputFormat>,
+                ::std::option::Option<crate::catalog::enums::OutputFormat>,
                 ::std::string::String,
             >,
             prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
             safety_tolerance: ::std::result::Result<
-                ::std::option::Option<crate::catalog::SafetyTolerance>,
+                ::std::option::Option<crate::catalog::enums::SafetyTolerance>,
                 ::std::string::String,
             >,
             seed: ::std::result::Result<
@@ -1824,7 +2453,7 @@ Default: `false`.*/
             pub fn aspect_ratio<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
-                    ::std::option::Option<crate::catalog::AspectRatio>,
+                    ::std::option::Option<crate::catalog::enums::AspectRatio>,
                 >,
                 T::Error: ::std::fmt::Display,
             {
@@ -1875,7 +2504,9 @@ Default: `false`.*/
             }
             pub fn output_format<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<super::OutputFormat>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.output_format = value
@@ -1900,7 +2531,7 @@ Default: `false`.*/
             pub fn safety_tolerance<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
-                    ::std::option::Option<crate::catalog::SafetyTolerance>,
+                    ::std::option::Option<crate::catalog::enums::SafetyTolerance>,
                 >,
                 T::Error: ::std::fmt::Display,
             {
@@ -1975,7 +2606,7 @@ Default: `false`.*/
         #[derive(Clone, Debug)]
         pub struct FluxProKontextMaxInput {
             aspect_ratio: ::std::result::Result<
-                ::std::option::Option<crate::catalog::AspectRatio>,
+                ::std::option::Option<crate::catalog::enums::AspectRatio>,
                 ::std::string::String,
             >,
             guidance_scale: ::std::result::Result<
@@ -1991,12 +2622,12 @@ Default: `false`.*/
                 ::std::string::String,
             >,
             output_format: ::std::result::Result<
-                ::std::option::Option<super::OutputFormat>,
+                ::std::option::Option<crate::catalog::enums::OutputFormat>,
                 ::std::string::String,
             >,
             prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
             safety_tolerance: ::std::result::Result<
-                ::std::option::Option<crate::catalog::SafetyTolerance>,
+                ::std::option::Option<crate::catalog::enums::SafetyTolerance>,
                 ::std::string::String,
             >,
             seed: ::std::result::Result<
@@ -2027,7 +2658,7 @@ Default: `false`.*/
             pub fn aspect_ratio<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
-                    ::std::option::Option<crate::catalog::AspectRatio>,
+                    ::std::option::Option<crate::catalog::enums::AspectRatio>,
                 >,
                 T::Error: ::std::fmt::Display,
             {
@@ -2078,7 +2709,9 @@ Default: `false`.*/
             }
             pub fn output_format<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<super::OutputFormat>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.output_format = value
@@ -2103,7 +2736,7 @@ Default: `false`.*/
             pub fn safety_tolerance<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
-                    ::std::option::Option<crate::catalog::SafetyTolerance>,
+                    ::std::option::Option<crate::catalog::enums::SafetyTolerance>,
                 >,
                 T::Error: ::std::fmt::Display,
             {
@@ -2177,9 +2810,9 @@ Default: `false`.*/
             }
         }
         #[derive(Clone, Debug)]
-        pub struct FluxProKontextMultiInput {
+        pub struct FluxProKontextMaxMultiInput {
             aspect_ratio: ::std::result::Result<
-                ::std::option::Option<crate::catalog::AspectRatio>,
+                ::std::option::Option<crate::catalog::enums::AspectRatio>,
                 ::std::string::String,
             >,
             guidance_scale: ::std::result::Result<
@@ -2195,12 +2828,12 @@ Default: `false`.*/
                 ::std::string::String,
             >,
             output_format: ::std::result::Result<
-                ::std::option::Option<super::OutputFormat>,
+                ::std::option::Option<crate::catalog::enums::OutputFormat>,
                 ::std::string::String,
             >,
             prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
             safety_tolerance: ::std::result::Result<
-                ::std::option::Option<crate::catalog::SafetyTolerance>,
+                ::std::option::Option<crate::catalog::enums::SafetyTolerance>,
                 ::std::string::String,
             >,
             seed: ::std::result::Result<
@@ -2212,7 +2845,7 @@ Default: `false`.*/
                 ::std::string::String,
             >,
         }
-        impl ::std::default::Default for FluxProKontextMultiInput {
+        impl ::std::default::Default for FluxProKontextMaxMultiInput {
             fn default() -> Self {
                 Self {
                     aspect_ratio: Ok(Default::default()),
@@ -2227,11 +2860,11 @@ Default: `false`.*/
                 }
             }
         }
-        impl FluxProKontextMultiInput {
+        impl FluxProKontextMaxMultiInput {
             pub fn aspect_ratio<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
-                    ::std::option::Option<crate::catalog::AspectRatio>,
+                    ::std::option::Option<crate::catalog::enums::AspectRatio>,
                 >,
                 T::Error: ::std::fmt::Display,
             {
@@ -2282,7 +2915,9 @@ Default: `false`.*/
             }
             pub fn output_format<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<super::OutputFormat>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.output_format = value
@@ -2307,7 +2942,400 @@ Default: `false`.*/
             pub fn safety_tolerance<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
-                    ::std::option::Option<crate::catalog::SafetyTolerance>,
+                    ::std::option::Option<crate::catalog::enums::SafetyTolerance>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.safety_tolerance = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for safety_tolerance: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn seed<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.seed = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for seed: {e}")
+                    });
+                self
+            }
+            pub fn sync_mode<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sync_mode = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sync_mode: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<FluxProKontextMaxMultiInput>
+        for super::FluxProKontextMaxMultiInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: FluxProKontextMaxMultiInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    aspect_ratio: value.aspect_ratio?,
+                    guidance_scale: value.guidance_scale?,
+                    image_urls: value.image_urls?,
+                    num_images: value.num_images?,
+                    output_format: value.output_format?,
+                    prompt: value.prompt?,
+                    safety_tolerance: value.safety_tolerance?,
+                    seed: value.seed?,
+                    sync_mode: value.sync_mode?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::FluxProKontextMaxMultiInput>
+        for FluxProKontextMaxMultiInput {
+            fn from(value: super::FluxProKontextMaxMultiInput) -> Self {
+                Self {
+                    aspect_ratio: Ok(value.aspect_ratio),
+                    guidance_scale: Ok(value.guidance_scale),
+                    image_urls: Ok(value.image_urls),
+                    num_images: Ok(value.num_images),
+                    output_format: Ok(value.output_format),
+                    prompt: Ok(value.prompt),
+                    safety_tolerance: Ok(value.safety_tolerance),
+                    seed: Ok(value.seed),
+                    sync_mode: Ok(value.sync_mode),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct FluxProKontextMaxTextToImageInput {
+            aspect_ratio: ::std::result::Result<
+                ::std::option::Option<crate::catalog::enums::AspectRatio>,
+                ::std::string::String,
+            >,
+            guidance_scale: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+            num_images: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            output_format: ::std::result::Result<
+                ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+            safety_tolerance: ::std::result::Result<
+                ::std::option::Option<crate::catalog::enums::SafetyTolerance>,
+                ::std::string::String,
+            >,
+            seed: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            sync_mode: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for FluxProKontextMaxTextToImageInput {
+            fn default() -> Self {
+                Self {
+                    aspect_ratio: Ok(Default::default()),
+                    guidance_scale: Ok(Default::default()),
+                    num_images: Ok(Default::default()),
+                    output_format: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                    safety_tolerance: Ok(Default::default()),
+                    seed: Ok(Default::default()),
+                    sync_mode: Ok(Default::default()),
+                }
+            }
+        }
+        impl FluxProKontextMaxTextToImageInput {
+            pub fn aspect_ratio<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::AspectRatio>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.aspect_ratio = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for aspect_ratio: {e}")
+                    });
+                self
+            }
+            pub fn guidance_scale<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.guidance_scale = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for guidance_scale: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn num_images<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_images = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for num_images: {e}")
+                    });
+                self
+            }
+            pub fn output_format<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.output_format = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for output_format: {e}")
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+            pub fn safety_tolerance<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::SafetyTolerance>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.safety_tolerance = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for safety_tolerance: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn seed<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.seed = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for seed: {e}")
+                    });
+                self
+            }
+            pub fn sync_mode<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sync_mode = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sync_mode: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<FluxProKontextMaxTextToImageInput>
+        for super::FluxProKontextMaxTextToImageInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: FluxProKontextMaxTextToImageInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    aspect_ratio: value.aspect_ratio?,
+                    guidance_scale: value.guidance_scale?,
+                    num_images: value.num_images?,
+                    output_format: value.output_format?,
+                    prompt: value.prompt?,
+                    safety_tolerance: value.safety_tolerance?,
+                    seed: value.seed?,
+                    sync_mode: value.sync_mode?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::FluxProKontextMaxTextToImageInput>
+        for FluxProKontextMaxTextToImageInput {
+            fn from(value: super::FluxProKontextMaxTextToImageInput) -> Self {
+                Self {
+                    aspect_ratio: Ok(value.aspect_ratio),
+                    guidance_scale: Ok(value.guidance_scale),
+                    num_images: Ok(value.num_images),
+                    output_format: Ok(value.output_format),
+                    prompt: Ok(value.prompt),
+                    safety_tolerance: Ok(value.safety_tolerance),
+                    seed: Ok(value.seed),
+                    sync_mode: Ok(value.sync_mode),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct FluxProKontextMultiInput {
+            aspect_ratio: ::std::result::Result<
+                ::std::option::Option<crate::catalog::enums::AspectRatio>,
+                ::std::string::String,
+            >,
+            guidance_scale: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+            image_urls: ::std::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                ::std::string::String,
+            >,
+            num_images: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            output_format: ::std::result::Result<
+                ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+            safety_tolerance: ::std::result::Result<
+                ::std::option::Option<crate::catalog::enums::SafetyTolerance>,
+                ::std::string::String,
+            >,
+            seed: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            sync_mode: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for FluxProKontextMultiInput {
+            fn default() -> Self {
+                Self {
+                    aspect_ratio: Ok(Default::default()),
+                    guidance_scale: Ok(Default::default()),
+                    image_urls: Err("no value supplied for image_urls".to_string()),
+                    num_images: Ok(Default::default()),
+                    output_format: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                    safety_tolerance: Ok(Default::default()),
+                    seed: Ok(Default::default()),
+                    sync_mode: Ok(Default::default()),
+                }
+            }
+        }
+        impl FluxProKontextMultiInput {
+            pub fn aspect_ratio<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::AspectRatio>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.aspect_ratio = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for aspect_ratio: {e}")
+                    });
+                self
+            }
+            pub fn guidance_scale<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.guidance_scale = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for guidance_scale: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn image_urls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image_urls = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for image_urls: {e}")
+                    });
+                self
+            }
+            pub fn num_images<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_images = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for num_images: {e}")
+                    });
+                self
+            }
+            pub fn output_format<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.output_format = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for output_format: {e}")
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+            pub fn safety_tolerance<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::SafetyTolerance>,
                 >,
                 T::Error: ::std::fmt::Display,
             {
@@ -2383,7 +3411,7 @@ Default: `false`.*/
         #[derive(Clone, Debug)]
         pub struct FluxProKontextTextToImageInput {
             aspect_ratio: ::std::result::Result<
-                ::std::option::Option<crate::catalog::AspectRatio>,
+                ::std::option::Option<crate::catalog::enums::AspectRatio>,
                 ::std::string::String,
             >,
             guidance_scale: ::std::result::Result<
@@ -2395,12 +3423,12 @@ Default: `false`.*/
                 ::std::string::String,
             >,
             output_format: ::std::result::Result<
-                ::std::option::Option<super::OutputFormat>,
+                ::std::option::Option<crate::catalog::enums::OutputFormat>,
                 ::std::string::String,
             >,
             prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
             safety_tolerance: ::std::result::Result<
-                ::std::option::Option<crate::catalog::SafetyTolerance>,
+                ::std::option::Option<crate::catalog::enums::SafetyTolerance>,
                 ::std::string::String,
             >,
             seed: ::std::result::Result<
@@ -2430,7 +3458,7 @@ Default: `false`.*/
             pub fn aspect_ratio<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
-                    ::std::option::Option<crate::catalog::AspectRatio>,
+                    ::std::option::Option<crate::catalog::enums::AspectRatio>,
                 >,
                 T::Error: ::std::fmt::Display,
             {
@@ -2469,7 +3497,9 @@ Default: `false`.*/
             }
             pub fn output_format<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<super::OutputFormat>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.output_format = value
@@ -2494,7 +3524,7 @@ Default: `false`.*/
             pub fn safety_tolerance<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
-                    ::std::option::Option<crate::catalog::SafetyTolerance>,
+                    ::std::option::Option<crate::catalog::enums::SafetyTolerance>,
                 >,
                 T::Error: ::std::fmt::Display,
             {
@@ -2568,7 +3598,7 @@ Default: `false`.*/
         #[derive(Clone, Debug)]
         pub struct LogEntry {
             level: ::std::result::Result<
-                ::std::option::Option<super::LogLevel>,
+                ::std::option::Option<crate::catalog::enums::LogLevel>,
                 ::std::string::String,
             >,
             message: ::std::result::Result<::std::string::String, ::std::string::String>,
@@ -2594,7 +3624,9 @@ Default: `false`.*/
         impl LogEntry {
             pub fn level<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<super::LogLevel>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::LogLevel>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.level = value
@@ -2745,7 +3777,10 @@ Default: `false`.*/
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
-            status: ::std::result::Result<super::QueueStatusKind, ::std::string::String>,
+            status: ::std::result::Result<
+                crate::catalog::enums::QueueStatusKind,
+                ::std::string::String,
+            >,
             status_url: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -2870,7 +3905,7 @@ Default: `false`.*/
             }
             pub fn status<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::QueueStatusKind>,
+                T: ::std::convert::TryInto<crate::catalog::enums::QueueStatusKind>,
                 T::Error: ::std::fmt::Display,
             {
                 self.status = value
@@ -3028,6 +4063,67 @@ Default: `false`.*/
                     loc: Ok(value.loc),
                     msg: Ok(value.msg),
                     type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct VideoOutput {
+            seed: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            video: ::std::result::Result<super::File, ::std::string::String>,
+        }
+        impl ::std::default::Default for VideoOutput {
+            fn default() -> Self {
+                Self {
+                    seed: Ok(Default::default()),
+                    video: Err("no value supplied for video".to_string()),
+                }
+            }
+        }
+        impl VideoOutput {
+            pub fn seed<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.seed = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for seed: {e}")
+                    });
+                self
+            }
+            pub fn video<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::File>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.video = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for video: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<VideoOutput> for super::VideoOutput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: VideoOutput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    seed: value.seed?,
+                    video: value.video?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::VideoOutput> for VideoOutput {
+            fn from(value: super::VideoOutput) -> Self {
+                Self {
+                    seed: Ok(value.seed),
+                    video: Ok(value.video),
                 }
             }
         }
@@ -3208,6 +4304,19 @@ let response = client.queue_cancel()
     pub fn queue_cancel(&self) -> builder::QueueCancel<'_> {
         builder::QueueCancel::new(self)
     }
+    /** FLUX.1 [Dev] 图片生成图片
+
+Sends a `POST` request to `/fal-ai/flux-1/dev/image-to-image`
+
+```ignore
+let response = client.flux_1_dev_image_to_image()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn flux_1_dev_image_to_image(&self) -> builder::Flux1DevImageToImage<'_> {
+        builder::Flux1DevImageToImage::new(self)
+    }
     /**FLUX.1 [Dev] Redux
 
 Sends a `POST` request to `/fal-ai/flux-1/dev/redux`
@@ -3221,6 +4330,19 @@ let response = client.flux_1_dev_redux()
     pub fn flux_1_dev_redux(&self) -> builder::Flux1DevRedux<'_> {
         builder::Flux1DevRedux::new(self)
     }
+    /**FLUX.1 [Dev] 文本生成图片
+
+Sends a `POST` request to `/fal-ai/flux-1/dev`
+
+```ignore
+let response = client.flux_1_dev()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn flux_1_dev(&self) -> builder::Flux1Dev<'_> {
+        builder::Flux1Dev::new(self)
+    }
     /**FLUX.1 [Schell] Redux
 
 Sends a `POST` request to `/fal-ai/flux-1/schnell/redux`
@@ -3233,6 +4355,19 @@ let response = client.flux_1_schnell_redux()
 ```*/
     pub fn flux_1_schnell_redux(&self) -> builder::Flux1SchnellRedux<'_> {
         builder::Flux1SchnellRedux::new(self)
+    }
+    /**FLUX.1 Kontext [Max Multi]（实验性多图编辑）
+
+Sends a `POST` request to `/fal-ai/flux-pro/kontext/max/multi`
+
+```ignore
+let response = client.flux_pro_kontext_max_multi()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn flux_pro_kontext_max_multi(&self) -> builder::FluxProKontextMaxMulti<'_> {
+        builder::FluxProKontextMaxMulti::new(self)
     }
     /**FLUX.1 Kontext [Max]
 
@@ -3291,6 +4426,34 @@ let response = client.flux_pro_kontext()
 ```*/
     pub fn flux_pro_kontext(&self) -> builder::FluxProKontext<'_> {
         builder::FluxProKontext::new(self)
+    }
+    /**FLUX.1 [Schnell] 文本生成图片
+
+Sends a `POST` request to `/fal-ai/flux-1/schnell`
+
+```ignore
+let response = client.flux_1_schnell()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn flux_1_schnell(&self) -> builder::Flux1Schnell<'_> {
+        builder::Flux1Schnell::new(self)
+    }
+    /**FLUX.1 Kontext [Max] 文本生成图片
+
+Sends a `POST` request to `/fal-ai/flux-pro/kontext/max/text-to-image`
+
+```ignore
+let response = client.flux_pro_kontext_max_text_to_image()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn flux_pro_kontext_max_text_to_image(
+        &self,
+    ) -> builder::FluxProKontextMaxTextToImage<'_> {
+        builder::FluxProKontextMaxTextToImage::new(self)
     }
 }
 /// Types for composing operation parameters.
@@ -3859,6 +5022,145 @@ pub mod builder {
             }
         }
     }
+    /**Builder for [`Client::flux_1_dev_image_to_image`]
+
+[`Client::flux_1_dev_image_to_image`]: super::Client::flux_1_dev_image_to_image*/
+    #[derive(Debug, Clone)]
+    pub struct Flux1DevImageToImage<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::Flux1DevImageToImageInput, String>,
+    }
+    impl<'a> Flux1DevImageToImage<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::Flux1DevImageToImageInput>,
+            <V as std::convert::TryInto<
+                types::Flux1DevImageToImageInput,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `Flux1DevImageToImageInput` for body failed: {}",
+                        s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::Flux1DevImageToImageInput,
+            ) -> types::builder::Flux1DevImageToImageInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/flux-1/dev/image-to-image`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| {
+                    types::Flux1DevImageToImageInput::try_from(v)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/fal-ai/flux-1/dev/image-to-image", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "flux_1_dev_image_to_image",
+            };
+            match (crate::validate::pre_send)(&mut request).await {
+                Ok(_) => {}
+                Err(e) => return Err(Error::Custom(e.to_string())),
+            }
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
     /**Builder for [`Client::flux_1_dev_redux`]
 
 [`Client::flux_1_dev_redux`]: super::Client::flux_1_dev_redux*/
@@ -3930,6 +5232,139 @@ pub mod builder {
                 .build()?;
             let info = OperationInfo {
                 operation_id: "flux_1_dev_redux",
+            };
+            match (crate::validate::pre_send)(&mut request).await {
+                Ok(_) => {}
+                Err(e) => return Err(Error::Custom(e.to_string())),
+            }
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::flux_1_dev`]
+
+[`Client::flux_1_dev`]: super::Client::flux_1_dev*/
+    #[derive(Debug, Clone)]
+    pub struct Flux1Dev<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::Flux1DevInput, String>,
+    }
+    impl<'a> Flux1Dev<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::Flux1DevInput>,
+            <V as std::convert::TryInto<types::Flux1DevInput>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `Flux1DevInput` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::Flux1DevInput,
+            ) -> types::builder::Flux1DevInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/flux-1/dev`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| {
+                    types::Flux1DevInput::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/fal-ai/flux-1/dev", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "flux_1_dev",
             };
             match (crate::validate::pre_send)(&mut request).await {
                 Ok(_) => {}
@@ -4067,6 +5502,145 @@ pub mod builder {
                 .build()?;
             let info = OperationInfo {
                 operation_id: "flux_1_schnell_redux",
+            };
+            match (crate::validate::pre_send)(&mut request).await {
+                Ok(_) => {}
+                Err(e) => return Err(Error::Custom(e.to_string())),
+            }
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::flux_pro_kontext_max_multi`]
+
+[`Client::flux_pro_kontext_max_multi`]: super::Client::flux_pro_kontext_max_multi*/
+    #[derive(Debug, Clone)]
+    pub struct FluxProKontextMaxMulti<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::FluxProKontextMaxMultiInput, String>,
+    }
+    impl<'a> FluxProKontextMaxMulti<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::FluxProKontextMaxMultiInput>,
+            <V as std::convert::TryInto<
+                types::FluxProKontextMaxMultiInput,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `FluxProKontextMaxMultiInput` for body failed: {}",
+                        s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::FluxProKontextMaxMultiInput,
+            ) -> types::builder::FluxProKontextMaxMultiInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/flux-pro/kontext/max/multi`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| {
+                    types::FluxProKontextMaxMultiInput::try_from(v)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/fal-ai/flux-pro/kontext/max/multi", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "flux_pro_kontext_max_multi",
             };
             match (crate::validate::pre_send)(&mut request).await {
                 Ok(_) => {}
@@ -4618,6 +6192,282 @@ pub mod builder {
                 .build()?;
             let info = OperationInfo {
                 operation_id: "flux_pro_kontext",
+            };
+            match (crate::validate::pre_send)(&mut request).await {
+                Ok(_) => {}
+                Err(e) => return Err(Error::Custom(e.to_string())),
+            }
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::flux_1_schnell`]
+
+[`Client::flux_1_schnell`]: super::Client::flux_1_schnell*/
+    #[derive(Debug, Clone)]
+    pub struct Flux1Schnell<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::Flux1SchnellInput, String>,
+    }
+    impl<'a> Flux1Schnell<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::Flux1SchnellInput>,
+            <V as std::convert::TryInto<
+                types::Flux1SchnellInput,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `Flux1SchnellInput` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::Flux1SchnellInput,
+            ) -> types::builder::Flux1SchnellInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/flux-1/schnell`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| {
+                    types::Flux1SchnellInput::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/fal-ai/flux-1/schnell", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "flux_1_schnell",
+            };
+            match (crate::validate::pre_send)(&mut request).await {
+                Ok(_) => {}
+                Err(e) => return Err(Error::Custom(e.to_string())),
+            }
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::flux_pro_kontext_max_text_to_image`]
+
+[`Client::flux_pro_kontext_max_text_to_image`]: super::Client::flux_pro_kontext_max_text_to_image*/
+    #[derive(Debug, Clone)]
+    pub struct FluxProKontextMaxTextToImage<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::FluxProKontextMaxTextToImageInput, String>,
+    }
+    impl<'a> FluxProKontextMaxTextToImage<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::FluxProKontextMaxTextToImageInput>,
+            <V as std::convert::TryInto<
+                types::FluxProKontextMaxTextToImageInput,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `FluxProKontextMaxTextToImageInput` for body failed: {}",
+                        s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::FluxProKontextMaxTextToImageInput,
+            ) -> types::builder::FluxProKontextMaxTextToImageInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/flux-pro/kontext/max/text-to-image`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| {
+                    types::FluxProKontextMaxTextToImageInput::try_from(v)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/fal-ai/flux-pro/kontext/max/text-to-image", client.baseurl,
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "flux_pro_kontext_max_text_to_image",
             };
             match (crate::validate::pre_send)(&mut request).await {
                 Ok(_) => {}

@@ -22,6 +22,13 @@ mod validate;
 
 pub use catalog::*;
 pub use generated::*;
+
+/// Every type of the API: progenitor's structs (inputs, outputs, the queue status)
+/// and the enums regen emits itself with readable variant names (`AspectRatio::R21x9`).
+pub mod types {
+    pub use crate::catalog::enums::*;
+    pub use crate::generated::types::*;
+}
 pub use validate::{BoundError, BoundKind, FieldBound, Validate, check_bounds};
 
 /// The normalized, merged OpenAPI 3.0 document the crate was generated from.

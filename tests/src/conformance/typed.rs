@@ -1,6 +1,6 @@
 //! The generated types behind the spec's schemas: typed round trips per component, and per
-//! submit operation its input, output, bounds and client method. Adding an endpoint to the
-//! spec without a line in [`covered_endpoints!`] makes the suite say which.
+//! submit operation its input, output, bounds and client method. The tables come from the
+//! catalogue's `for_each_*` macros: a new page is covered with no edit here.
 
 use falq_api::types;
 use falq_api::{BoundError, Endpoint, FieldBound, Validate, endpoints};
@@ -48,35 +48,7 @@ macro_rules! component_types {
     };
 }
 
-component_types! {
-    "QueueStatus" => types::QueueStatus,
-    "QueueStatusKind" => types::QueueStatusKind,
-    "LogEntry" => types::LogEntry,
-    "LogLevel" => types::LogLevel,
-    "Metrics" => types::Metrics,
-    "CancelResponse" => types::CancelResponse,
-    "CancelStatus" => types::CancelStatus,
-    "FalError" => types::FalError,
-    "ErrorDetail" => types::ErrorDetail,
-    "ValidationErrorItem" => types::ValidationErrorItem,
-    "LocationPart" => types::LocationPart,
-    "FalResult" => types::FalResult,
-    "File" => types::File,
-    "FluxImageOutput" => types::FluxImageOutput,
-    "ImageSize" => types::ImageSize,
-    "ImageSizePreset" => falq_api::ImageSizePreset,
-    "CustomImageSize" => types::CustomImageSize,
-    "OutputFormat" => types::OutputFormat,
-    "Acceleration" => types::Acceleration,
-    "AspectRatio" => falq_api::AspectRatio,
-    "SafetyTolerance" => falq_api::SafetyTolerance,
-    "Flux1DevReduxInput" => types::Flux1DevReduxInput,
-    "Flux1SchnellReduxInput" => types::Flux1SchnellReduxInput,
-    "FluxProKontextMaxInput" => types::FluxProKontextMaxInput,
-    "FluxProKontextMultiInput" => types::FluxProKontextMultiInput,
-    "FluxProKontextTextToImageInput" => types::FluxProKontextTextToImageInput,
-    "FluxProKontextInput" => types::FluxProKontextInput,
-}
+falq_api::for_each_component!(component_types);
 
 /// The generated type of a component.
 pub fn component_type(component: &str) -> Option<ComponentType> {
@@ -119,17 +91,16 @@ impl<'de> serde::Deserializer<'de> for &mut FieldRecorder {
 /// Parses a string with an enum's `FromStr`; the error as displayed.
 pub type EnumParse = fn(&str) -> Result<(), String>;
 
-/// The `FromStr` of each string-enum component's generated type.
-pub const ENUM_PARSERS: &[(&str, EnumParse)] = &[
-    ("ImageSizePreset", |s| s.parse::<falq_api::ImageSizePreset>().map(drop).map_err(|e| e.to_string())),
-    ("AspectRatio", |s| s.parse::<falq_api::AspectRatio>().map(drop).map_err(|e| e.to_string())),
-    ("SafetyTolerance", |s| s.parse::<falq_api::SafetyTolerance>().map(drop).map_err(|e| e.to_string())),
-    ("OutputFormat", |s| s.parse::<types::OutputFormat>().map(drop).map_err(|e| e.to_string())),
-    ("Acceleration", |s| s.parse::<types::Acceleration>().map(drop).map_err(|e| e.to_string())),
-    ("QueueStatusKind", |s| s.parse::<types::QueueStatusKind>().map(drop).map_err(|e| e.to_string())),
-    ("LogLevel", |s| s.parse::<types::LogLevel>().map(drop).map_err(|e| e.to_string())),
-    ("CancelStatus", |s| s.parse::<types::CancelStatus>().map(drop).map_err(|e| e.to_string())),
-];
+macro_rules! enum_parsers {
+    ($($name:literal => $ty:ty),* $(,)?) => {
+        /// The `FromStr` of each string-enum component's generated type.
+        pub const ENUM_PARSERS: &[(&str, EnumParse)] = &[
+            $(($name, |s| s.parse::<$ty>().map(drop).map_err(|e| e.to_string()))),*
+        ];
+    };
+}
+
+falq_api::for_each_enum!(enum_parsers);
 
 /// The `FromStr` of an enum component's generated type.
 pub fn enum_parser(component: &str) -> Option<EnumParse> {
@@ -225,14 +196,7 @@ macro_rules! covered_endpoints {
     };
 }
 
-covered_endpoints! {
-    Flux1DevRedux => flux_1_dev_redux,
-    Flux1SchnellRedux => flux_1_schnell_redux,
-    FluxProKontextMax => flux_pro_kontext_max,
-    FluxProKontextMulti => flux_pro_kontext_multi,
-    FluxProKontextTextToImage => flux_pro_kontext_text_to_image,
-    FluxProKontext => flux_pro_kontext,
-}
+falq_api::for_each_endpoint!(covered_endpoints);
 
 /// The queue operations the suite covers (their request cases live in `conformance_requests`).
 pub const QUEUE_OPERATIONS: &[&str] = &["queue_status", "queue_status_stream", "queue_result", "queue_cancel"];
