@@ -325,7 +325,7 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
             .and_then(Value::as_str)
             .map(|r| r.trim_start_matches("#/components/schemas/").to_string())
             .ok_or_else(|| err(format!("{path} has no x-falq-output")))?;
-        let summary = op.get("summary").and_then(Value::as_str).unwrap_or("");
+        let summary = op.get("summary").and_then(Value::as_str).unwrap_or("").trim();
         let description = op.get("description").and_then(Value::as_str).unwrap_or("");
         let app = app_id(id);
         let mut b = Vec::new();

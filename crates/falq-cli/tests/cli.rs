@@ -136,6 +136,30 @@ fn the_quickstart_produces_real_images_offline() {
 }
 
 #[test]
+fn every_endpoint_runs_end_to_end_from_its_required_fields_alone() {
+    let home = Scratch::new("every");
+    let spec: Value = serde_json::from_str(falq_api::OPENAPI_JSON).unwrap();
+    assert_eq!(falq_api::ENDPOINTS.len(), 11, "the relay's FLUX catalogue");
+    for e in falq_api::ENDPOINTS {
+        let required = spec["components"]["schemas"][e.input_schema]["required"].as_array().cloned().unwrap_or_default();
+        let mut cmd = falq(&home);
+        cmd.args(["run", e.id, "--sim", "--json", "--out", "every"]);
+        for field in required.iter().filter_map(Value::as_str) {
+            // A local file for a URL (sent as a data URL), text for anything else.
+            let value = if field.ends_with("url") || field.ends_with("urls") { fixture_png() } else { "a cat".to_string() };
+            cmd.args(["--set", &format!("{field}={value}")]);
+        }
+        let (code, out, err) = run(&mut cmd);
+        assert_eq!(code, 0, "{}: {err}", e.id);
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|x| panic!("{}: {x}: {out}", e.id));
+        let files = v["files"].as_array().unwrap_or_else(|| panic!("{}: {out}", e.id));
+        assert!(!files.is_empty() && files.iter().all(|f| is_image(Path::new(f.as_str().unwrap()))), "{}: {out}", e.id);
+        assert!(v["output"]["images"].is_array(), "{}: a FluxImageOutput: {out}", e.id);
+    }
+    assert!(jobs(&home).iter().all(|j| j["state"] == "done"));
+}
+
+#[test]
 fn endpoints_and_endpoint_help() {
     let home = Scratch::new("help");
     let (code, out, _) = run(falq(&home).arg("endpoints"));

@@ -7,7 +7,7 @@ pub static FLUX_1_DEV_IMAGE_TO_IMAGE: crate::EndpointInfo = crate::EndpointInfo 
     id: "fal-ai/flux-1/dev/image-to-image",
     app_id: "fal-ai/flux-1",
     operation_id: "flux_1_dev_image_to_image",
-    summary: " FLUX.1 [Dev] 图片生成图片",
+    summary: "FLUX.1 [Dev] 图片生成图片",
     description: "",
     input_schema: "Flux1DevImageToImageInput",
     output_schema: "FluxImageOutput",
@@ -426,7 +426,7 @@ pub static ENDPOINTS: &[&crate::EndpointInfo] = &[
 ];
 /// One marker type per endpoint, implementing [`crate::Endpoint`].
 pub mod endpoints {
-    ///`fal-ai/flux-1/dev/image-to-image`:  FLUX.1 [Dev] 图片生成图片
+    ///`fal-ai/flux-1/dev/image-to-image`: FLUX.1 [Dev] 图片生成图片
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct Flux1DevImageToImage;
     impl crate::Endpoint for Flux1DevImageToImage {
@@ -626,7 +626,7 @@ pub trait EndpointMethods {
     ) -> impl ::std::future::Future<
         Output = ::std::result::Result<E::Output, Self::Error>,
     > + Send;
-    ///Runs `fal-ai/flux-1/dev/image-to-image` ( FLUX.1 [Dev] 图片生成图片) to completion and answers its output.
+    ///Runs `fal-ai/flux-1/dev/image-to-image` (FLUX.1 [Dev] 图片生成图片) to completion and answers its output.
     fn flux_1_dev_image_to_image(
         &self,
         input: crate::types::Flux1DevImageToImageInput,
