@@ -66,7 +66,14 @@ pub struct Reply {
 impl Reply {
     /// A JSON answer.
     pub fn json(status: u16, body: impl Into<String>) -> Self {
-        Self { status, headers: vec![], body: body.into(), content_type: "application/json".into(), reset: false, delay: std::time::Duration::ZERO }
+        Self {
+            status,
+            headers: vec![],
+            body: body.into(),
+            content_type: "application/json".into(),
+            reset: false,
+            delay: std::time::Duration::ZERO,
+        }
     }
 
     /// A server-sent events answer (the events already formatted).
@@ -185,9 +192,8 @@ async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Captured> {
     let mut first = lines.next()?.split_whitespace();
     let method = first.next()?.to_string();
     let target = first.next()?.to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())))
-        .collect();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))).collect();
     let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
     let mut body = buf[head_end + 4..].to_vec();
     while body.len() < len {

@@ -59,20 +59,29 @@ async fn every_constraint_of_every_input_is_enforced_before_sending() {
                     // union (image_size), the enum's FromStr does.
                     let from_str = component.as_deref().and_then(enum_parser).and_then(|parse| parse(&plain(&case.value)).err());
                     let lists = |text: &str| allowed.iter().all(|v| text.contains(&plain(v)));
-                    assert!(lists(&e) || from_str.as_deref().is_some_and(lists), "{what}: allowed values {allowed:?} named by neither {e:?} nor {from_str:?}");
+                    assert!(
+                        lists(&e) || from_str.as_deref().is_some_and(lists),
+                        "{what}: allowed values {allowed:?} named by neither {e:?} nor {from_str:?}"
+                    );
                 }
                 ConstraintKind::AboveMaximum(_) | ConstraintKind::BelowMinimum(_) | ConstraintKind::TooFewItems(_) => {
                     let bound = (typed.validate)(&case.body).expect("well-typed").expect_err("out of range");
                     assert_eq!(bound.field, field, "{what}");
                     let message = bound.to_string();
-                    assert!(message.starts_with(&format!("{field} = ")) && message.contains(" is out of range: allowed "), "{what}: {message}");
+                    assert!(
+                        message.starts_with(&format!("{field} = ")) && message.contains(" is out of range: allowed "),
+                        "{what}: {message}"
+                    );
                     let refused = sent.expect("well-typed").expect_err("refused before sending");
                     assert!(refused.contains(&message), "{what}: the client's error {refused:?} carries {message:?}");
                 }
                 ConstraintKind::WrongType { .. } => {
                     let e = sent.expect_err("a value of another type is no input");
                     let detail = e.split_once("body is not its input: ").map(|(_, d)| d).unwrap_or(&e);
-                    assert!(names_field(detail, field) && (detail.contains("invalid type") || detail.contains("did not match any variant")), "{what}: {e}");
+                    assert!(
+                        names_field(detail, field) && (detail.contains("invalid type") || detail.contains("did not match any variant")),
+                        "{what}: {e}"
+                    );
                 }
                 other => panic!("{what}: no check for {other:?}"),
             }
@@ -170,7 +179,8 @@ async fn queue_call_parameters_are_checked_before_sending() {
                 refused += 1;
             }
             if p.location == "query" {
-                let allowed: Vec<i64> = p.schema.get("enum").and_then(Value::as_array).expect("logs is an enum").iter().filter_map(Value::as_i64).collect();
+                let allowed: Vec<i64> =
+                    p.schema.get("enum").and_then(Value::as_array).expect("logs is an enum").iter().filter_map(Value::as_i64).collect();
                 let outside = allowed.iter().max().expect("values") + 1;
                 let e = queue_call(&client, &op.id, "", Some(outside)).await.expect_err("a value outside the enum");
                 assert!(e.contains(&format!("for {} failed", p.name)), "operation {}: {e}", op.id);
@@ -181,7 +191,8 @@ async fn queue_call_parameters_are_checked_before_sending() {
                     let received = server.received();
                     assert_eq!(received.len(), before + 1, "operation {}: {}={value} is sent", op.id, p.name);
                     assert!(received[before].target.ends_with(&format!("?{}={value}", p.name)), "{}", received[before].target);
-                    spec.validate_request(&op.id, &received[before].method, &received[before].target, None).unwrap_or_else(|e| panic!("{e}"));
+                    spec.validate_request(&op.id, &received[before].method, &received[before].target, None)
+                        .unwrap_or_else(|e| panic!("{e}"));
                 }
             }
         }
@@ -210,5 +221,8 @@ fn every_enum_of_the_spec_parses_its_values_and_names_them_on_error() {
         assert!(lists(&from_str) || lists(&deserialize), "enum {name}: neither {from_str:?} nor {deserialize:?} lists {values:?}");
         enums += 1;
     }
-    assert_eq!(enums, 8, "QueueStatusKind, LogLevel, CancelStatus, ImageSizePreset, OutputFormat, Acceleration, AspectRatio, SafetyTolerance");
+    assert_eq!(
+        enums, 8,
+        "QueueStatusKind, LogLevel, CancelStatus, ImageSizePreset, OutputFormat, Acceleration, AspectRatio, SafetyTolerance"
+    );
 }

@@ -15,7 +15,11 @@ fn findings_after(mutate: impl FnOnce(&mut Value)) -> Vec<String> {
 
 /// Asserts one finding holds every needle (the operation, the field, the reason).
 fn check_reported(findings: &[String], needles: &[&str]) {
-    assert!(findings.iter().any(|f| needles.iter().all(|n| f.contains(n))), "no finding names all of {needles:?}; findings:\n{}", findings.join("\n"));
+    assert!(
+        findings.iter().any(|f| needles.iter().all(|n| f.contains(n))),
+        "no finding names all of {needles:?}; findings:\n{}",
+        findings.join("\n")
+    );
 }
 
 fn schema<'a>(document: &'a mut Value, component: &str) -> &'a mut Value {
@@ -37,8 +41,14 @@ fn a_renamed_input_field_is_reported_with_its_operation() {
         input["properties"]["text"] = prompt;
         input["required"] = json!(["text", "image_url"]);
     });
-    check_reported(&findings, &["operation flux_pro_kontext_max: field text is in the spec but not in the generated type FluxProKontextMaxInput"]);
-    check_reported(&findings, &["operation flux_pro_kontext_max: field prompt is in the generated type FluxProKontextMaxInput but not in the spec"]);
+    check_reported(
+        &findings,
+        &["operation flux_pro_kontext_max: field text is in the spec but not in the generated type FluxProKontextMaxInput"],
+    );
+    check_reported(
+        &findings,
+        &["operation flux_pro_kontext_max: field prompt is in the generated type FluxProKontextMaxInput but not in the spec"],
+    );
     let per_operation: Vec<&String> = findings.iter().filter(|f| f.starts_with("operation ")).collect();
     assert_eq!(per_operation.len(), 2, "only the changed operation drifts, once per field: {findings:#?}");
 }
@@ -46,7 +56,10 @@ fn a_renamed_input_field_is_reported_with_its_operation() {
 #[test]
 fn a_raised_maximum_is_reported_with_its_operation_and_field() {
     let findings = findings_after(|d| schema(d, "Flux1DevReduxInput")["properties"]["num_images"]["maximum"] = json!(8));
-    check_reported(&findings, &["operation flux_1_dev_redux", "field num_images", "the spec allows it, but the generated client refuses it"]);
+    check_reported(
+        &findings,
+        &["operation flux_1_dev_redux", "field num_images", "the spec allows it, but the generated client refuses it"],
+    );
     check_reported(&findings, &["operation flux_1_dev_redux, case num_images = 8: field num_images"]);
 }
 
@@ -59,15 +72,23 @@ fn a_lowered_maximum_is_reported_with_its_operation_and_field() {
 #[test]
 fn an_overlay_making_a_field_required_is_reported() {
     let findings = findings_after(|d| schema(d, "Flux1SchnellReduxInput")["required"] = json!(["image_url", "seed"]));
-    check_reported(&findings, &["operation flux_1_schnell_redux: field seed is required by the spec, but the generated type accepts a body without it"]);
+    check_reported(
+        &findings,
+        &["operation flux_1_schnell_redux: field seed is required by the spec, but the generated type accepts a body without it"],
+    );
 }
 
 #[test]
 fn a_new_enum_value_is_reported_for_every_operation_using_it() {
     let findings = findings_after(|d| schema(d, "OutputFormat")["enum"].as_array_mut().unwrap().push(json!("webp")));
-    for op in
-        ["flux_1_dev_redux", "flux_1_schnell_redux", "flux_pro_kontext_max", "flux_pro_kontext_multi", "flux_pro_kontext_text_to_image", "flux_pro_kontext"]
-    {
+    for op in [
+        "flux_1_dev_redux",
+        "flux_1_schnell_redux",
+        "flux_pro_kontext_max",
+        "flux_pro_kontext_multi",
+        "flux_pro_kontext_text_to_image",
+        "flux_pro_kontext",
+    ] {
         check_reported(&findings, &[&format!("operation {op}"), "output_format", "webp", "unknown variant"]);
     }
 }
@@ -92,16 +113,22 @@ fn a_renamed_response_field_is_reported_for_the_operations_answering_it() {
     check_reported(&findings, &["operation queue_status, response 202 (QueueStatus, Maximal)", "field status_link", "dropped"]);
     check_reported(
         &findings,
-        &["operation flux_1_dev_redux, response 200 (QueueStatus): field status_url is in the generated type QueueStatus but not in the spec"],
+        &[
+            "operation flux_1_dev_redux, response 200 (QueueStatus): field status_url is in the generated type QueueStatus but not in the spec",
+        ],
     );
 }
 
 #[test]
 fn a_changed_output_is_reported() {
     let findings = findings_after(|d| {
-        *d.pointer_mut("/paths/~1fal-ai~1flux-pro~1kontext/post/x-falq-output").expect("an output") = json!({"$ref": "#/components/schemas/FalResult"});
+        *d.pointer_mut("/paths/~1fal-ai~1flux-pro~1kontext/post/x-falq-output").expect("an output") =
+            json!({"$ref": "#/components/schemas/FalResult"});
     });
-    check_reported(&findings, &["operation flux_pro_kontext: the spec's x-falq-output is Some(\"FalResult\"), the generated output is FluxImageOutput"]);
+    check_reported(
+        &findings,
+        &["operation flux_pro_kontext: the spec's x-falq-output is Some(\"FalResult\"), the generated output is FluxImageOutput"],
+    );
 }
 
 #[test]
@@ -142,7 +169,9 @@ fn the_request_and_response_helpers_follow_a_mutated_spec() {
     schema(&mut document, "Flux1DevReduxInput")["properties"]["num_images"]["maximum"] = json!(2);
     schema(&mut document, "QueueStatus")["required"] = json!(["status", "request_id"]);
     let spec = Spec::from_document(document);
-    let err = spec.validate_request("flux_1_dev_redux", "POST", "/fal-ai/flux-1/dev/redux", Some(&json!({"image_url": "u", "num_images": 3}))).unwrap_err();
+    let err = spec
+        .validate_request("flux_1_dev_redux", "POST", "/fal-ai/flux-1/dev/redux", Some(&json!({"image_url": "u", "num_images": 3})))
+        .unwrap_err();
     assert!(err.starts_with("operation flux_1_dev_redux: request body /num_images: 3 is greater than the maximum of 2"), "{err}");
     let err = spec.validate_response("queue_status", 202, &json!({"status": "IN_QUEUE"})).unwrap_err();
     assert!(err.starts_with("operation queue_status, response 202: /: \"request_id\" is a required property"), "{err}");

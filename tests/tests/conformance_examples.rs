@@ -45,7 +45,12 @@ fn check_all(examples: &[Example]) -> Vec<&'static str> {
             Err(e) => match KNOWN_CONTRADICTIONS.iter().find(|k| example.label() == k.label) {
                 Some(known) => {
                     for reason in known.reasons {
-                        assert!(e.contains(reason), "known contradiction {} ({}) should fail with {reason:?}, got: {e}", known.label, known.why);
+                        assert!(
+                            e.contains(reason),
+                            "known contradiction {} ({}) should fail with {reason:?}, got: {e}",
+                            known.label,
+                            known.why
+                        );
                     }
                     met.push(known.label);
                 }
@@ -70,7 +75,11 @@ fn every_example_and_default_in_openapi_json_conforms_or_is_a_known_contradictio
     let property_examples = pages.matches("examples:").count();
     assert_eq!(count(&|e| e.source.contains("/x-falq-examples/")), property_examples, "the pages' property examples are kept");
     let response_examples = pages.lines().filter(|l| l.trim_start() == "example:").count();
-    assert_eq!(count(&|e| matches!(e.target, ExampleTarget::Response { .. })), response_examples, "every submit example of the pages is checked");
+    assert_eq!(
+        count(&|e| matches!(e.target, ExampleTarget::Response { .. })),
+        response_examples,
+        "every submit example of the pages is checked"
+    );
     assert!(count(&|e| e.source.ends_with("/default")) >= 30, "defaults are checked too");
     let met = check_all(&examples);
     for known in KNOWN_CONTRADICTIONS {
@@ -124,8 +133,11 @@ enum Seed {
 fn every_seed_fixture_round_trips_through_its_generated_type() {
     let spec = Spec::current();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("seeds");
-    let mut files: Vec<String> =
-        std::fs::read_dir(&dir).expect("seeds").filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.ends_with(".json")).collect();
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("seeds")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
     files.sort();
     for file in &files {
         assert!(SEEDS.iter().any(|(name, _)| name == file), "seed {file} has no conformance case: say which type it is in SEEDS");

@@ -10,8 +10,13 @@ use tests::conformance::typed::{component_roundtrip, typed_endpoints};
 use tests::conformance::{Spec, json_difference};
 
 fn runner() -> TestRunner {
-    let config =
-        Config { cases: 256, failure_persistence: None, rng_algorithm: RngAlgorithm::ChaCha, rng_seed: RngSeed::Fixed(0x00fa_1c0d), ..Config::default() };
+    let config = Config {
+        cases: 256,
+        failure_persistence: None,
+        rng_algorithm: RngAlgorithm::ChaCha,
+        rng_seed: RngSeed::Fixed(0x00fa_1c0d),
+        ..Config::default()
+    };
     TestRunner::new(config)
 }
 
@@ -94,9 +99,13 @@ fn the_strategies_reach_every_shape_the_spec_allows() {
             _ => {}
         }
     }
-    for (what, n) in
-        [("custom sizes", custom), ("presets", preset), ("null seeds", null_seed), ("seeds above 2^53", big_seed), ("absent sizes", without_optional)]
-    {
+    for (what, n) in [
+        ("custom sizes", custom),
+        ("presets", preset),
+        ("null seeds", null_seed),
+        ("seeds above 2^53", big_seed),
+        ("absent sizes", without_optional),
+    ] {
         assert!(n > 0, "400 generated bodies hold no {what}");
     }
 }

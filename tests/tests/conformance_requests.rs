@@ -66,7 +66,11 @@ fn check_captured(operation_id: &str, captured: &Captured, expected_body: Option
     assert_eq!(found.as_deref(), Some(operation_id), "{} {} is a call of the intended operation", captured.method, captured.target);
     let body = (!captured.body.is_empty()).then(|| captured.json());
     spec.validate_request(operation_id, &captured.method, &captured.target, body.as_ref()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(captured.header("authorization"), Some(format!("Bearer {KEY}").as_str()), "operation {operation_id}: the client's auth header arrives");
+    assert_eq!(
+        captured.header("authorization"),
+        Some(format!("Bearer {KEY}").as_str()),
+        "operation {operation_id}: the client's auth header arrives"
+    );
     match expected_body {
         Some(expected) => {
             assert_eq!(captured.header("content-type"), Some("application/json"), "operation {operation_id}");
@@ -112,7 +116,12 @@ async fn every_submit_operation_sends_its_spec_derived_bodies_as_the_spec_says()
                     continue;
                 }
                 let expected = example.value.as_str().expect("a header example is text").replace("{{API_KEY}}", KEY);
-                assert_eq!(captured.header(&name.to_ascii_lowercase()), Some(expected.as_str()), "operation {}: header {name} as the page shows it", op.id);
+                assert_eq!(
+                    captured.header(&name.to_ascii_lowercase()),
+                    Some(expected.as_str()),
+                    "operation {}: header {name} as the page shows it",
+                    op.id
+                );
                 header_examples += 1;
             }
             assert_eq!(header_examples, 2, "operation {}: its page shows Authorization and Content-Type", op.id);
@@ -158,7 +167,8 @@ async fn every_queue_operation_sends_what_the_spec_says() {
             let before = server.received().len();
             match op.id.as_str() {
                 "queue_status" => {
-                    let status = client.queue_status().owner("fal-ai").app("flux-1").request_id(request_id).logs(1i64).send().await.expect("status");
+                    let status =
+                        client.queue_status().owner("fal-ai").app("flux-1").request_id(request_id).logs(1i64).send().await.expect("status");
                     assert_eq!(status.status().as_u16(), 202);
                     assert_eq!(status.into_inner().status, types::QueueStatusKind::InProgress);
                     let c = only_new(&server, before);
@@ -171,14 +181,25 @@ async fn every_queue_operation_sends_what_the_spec_says() {
                     check_queue_call(&op.id, &c, request_id);
                 }
                 "queue_status_stream" => {
-                    let stream = client.queue_status_stream().owner("fal-ai").app("flux-1").request_id(request_id).logs(1i64).send().await.expect("stream");
+                    let stream = client
+                        .queue_status_stream()
+                        .owner("fal-ai")
+                        .app("flux-1")
+                        .request_id(request_id)
+                        .logs(1i64)
+                        .send()
+                        .await
+                        .expect("stream");
                     let mut bytes = stream.into_inner().into_inner();
                     let mut text = String::new();
                     while let Some(chunk) = bytes.next().await {
                         text.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
                     }
-                    let events: Vec<Value> =
-                        text.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| serde_json::from_str(d.trim()).expect("a JSON event")).collect();
+                    let events: Vec<Value> = text
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("data:"))
+                        .map(|d| serde_json::from_str(d.trim()).expect("a JSON event"))
+                        .collect();
                     assert_eq!(events.len(), 2, "{text}");
                     for e in &events {
                         validate_status_event(e).unwrap_or_else(|e| panic!("{e}"));
@@ -211,7 +232,11 @@ fn check_queue_call(operation_id: &str, captured: &Captured, request_id: &str) {
     let params = path_params(&op.path, path).unwrap_or_else(|| panic!("operation {operation_id}: {path} does not match {}", op.path));
     assert_eq!(
         params,
-        vec![("owner".to_string(), "fal-ai".to_string()), ("app".to_string(), "flux-1".to_string()), ("request_id".to_string(), request_id.to_string())],
+        vec![
+            ("owner".to_string(), "fal-ai".to_string()),
+            ("app".to_string(), "flux-1".to_string()),
+            ("request_id".to_string(), request_id.to_string())
+        ],
         "operation {operation_id}: path parameters"
     );
     let unprefixed = Captured { target: captured.target.trim_start_matches("/api").to_string(), ..captured.clone() };
@@ -231,9 +256,27 @@ fn the_request_helper_names_the_operation_and_the_field() {
     };
     let ok_body = json!({"image_url": "https://example.test/a.png"});
     check("flux_1_dev_redux", "POST", "/fal-ai/flux-1/dev/redux", Some(ok_body.clone()), Ok(()));
-    check("flux_1_dev_redux", "GET", "/fal-ai/flux-1/dev/redux", Some(ok_body.clone()), Err("operation flux_1_dev_redux: is a POST, the request was a GET"));
-    check("flux_1_dev_redux", "POST", "/fal-ai/flux-1/dev", Some(ok_body.clone()), Err("operation flux_1_dev_redux: path /fal-ai/flux-1/dev does not match"));
-    check("flux_1_dev_redux", "POST", "/fal-ai/flux-1/dev/redux", Some(json!({"num_images": 9})), Err("request body /: \"image_url\" is a required property"));
+    check(
+        "flux_1_dev_redux",
+        "GET",
+        "/fal-ai/flux-1/dev/redux",
+        Some(ok_body.clone()),
+        Err("operation flux_1_dev_redux: is a POST, the request was a GET"),
+    );
+    check(
+        "flux_1_dev_redux",
+        "POST",
+        "/fal-ai/flux-1/dev",
+        Some(ok_body.clone()),
+        Err("operation flux_1_dev_redux: path /fal-ai/flux-1/dev does not match"),
+    );
+    check(
+        "flux_1_dev_redux",
+        "POST",
+        "/fal-ai/flux-1/dev/redux",
+        Some(json!({"num_images": 9})),
+        Err("request body /: \"image_url\" is a required property"),
+    );
     check(
         "flux_1_dev_redux",
         "POST",
@@ -256,7 +299,13 @@ fn the_request_helper_names_the_operation_and_the_field() {
         Some(json!({"image_url": "u", "image_size": {"width": 512}})),
         Err("request body /image_size"),
     );
-    check("flux_1_dev_redux", "POST", "/fal-ai/flux-1/dev/redux?fal_webhook=x", Some(ok_body), Err("query parameter fal_webhook is not in the spec"));
+    check(
+        "flux_1_dev_redux",
+        "POST",
+        "/fal-ai/flux-1/dev/redux?fal_webhook=x",
+        Some(ok_body),
+        Err("query parameter fal_webhook is not in the spec"),
+    );
     check("queue_status", "GET", "/fal-ai/flux-1/requests/r1/status?logs=1", None, Ok(()));
     check(
         "queue_status",
@@ -266,13 +315,22 @@ fn the_request_helper_names_the_operation_and_the_field() {
         Err("operation queue_status: query parameter logs = 2: /: 2 is not one of 0 or 1"),
     );
     check("queue_status", "GET", "/fal-ai/flux-1/requests/r1/status?logs=yes", None, Err("query parameter logs = yes"));
-    check("queue_cancel", "PUT", "/fal-ai/flux-1/requests/r1/cancel", Some(json!({})), Err("operation queue_cancel: takes no request body, one was sent"));
+    check(
+        "queue_cancel",
+        "PUT",
+        "/fal-ai/flux-1/requests/r1/cancel",
+        Some(json!({})),
+        Err("operation queue_cancel: takes no request body, one was sent"),
+    );
     check("queue_result", "GET", "/fal-ai/requests/r1", None, Err("operation queue_result: path /fal-ai/requests/r1 does not match"));
     check("no_such", "GET", "/", None, Err("operation no_such is not in the spec"));
     // A concrete path finds its operation; a literal endpoint path wins over the templates.
     assert_eq!(spec.find_operation("POST", "/fal-ai/flux-pro/kontext").map(|o| o.id).as_deref(), Some("flux_pro_kontext"));
     assert_eq!(spec.find_operation("GET", "/fal-ai/flux-pro/requests/r1").map(|o| o.id).as_deref(), Some("queue_result"));
-    assert_eq!(spec.find_operation("GET", "/fal-ai/flux-pro/requests/r1/status/stream?logs=1").map(|o| o.id).as_deref(), Some("queue_status_stream"));
+    assert_eq!(
+        spec.find_operation("GET", "/fal-ai/flux-pro/requests/r1/status/stream?logs=1").map(|o| o.id).as_deref(),
+        Some("queue_status_stream")
+    );
     assert!(spec.find_operation("DELETE", "/fal-ai/flux-pro/requests/r1").is_none());
 }
 

@@ -53,7 +53,12 @@ fn the_response_helpers_name_the_operation_and_the_field() {
         ("queue_status", 200, json!({"status": "COMPLETED", "metrics": null, "logs": null, "error": null, "queue_position": null}), Ok(())),
         ("queue_status", 200, json!({"status": "COMPLETED", "metrics": {"inference_time": 1.5}, "extra": "a relay's own field"}), Ok(())),
         ("queue_status", 202, json!({"status": "DONE"}), Err("operation queue_status, response 202: /status: \"DONE\" is not one of")),
-        ("queue_status", 202, json!({"request_id": "r"}), Err("operation queue_status, response 202: /: \"status\" is a required property")),
+        (
+            "queue_status",
+            202,
+            json!({"request_id": "r"}),
+            Err("operation queue_status, response 202: /: \"status\" is a required property"),
+        ),
         ("queue_status", 202, json!({"status": "IN_QUEUE", "queue_position": 1.5}), Err("/queue_position: 1.5 is not of types")),
         ("queue_status", 202, json!({"status": "IN_QUEUE", "metrics": {"inference_time": "fast"}}), Err("/metrics")),
         ("queue_status", 404, json!({"detail": "Request not found"}), Ok(())),
@@ -61,14 +66,24 @@ fn the_response_helpers_name_the_operation_and_the_field() {
         ("queue_cancel", 202, json!({"status": "CANCELLATION_REQUESTED"}), Ok(())),
         ("queue_cancel", 400, json!({"status": "ALREADY_COMPLETED"}), Ok(())),
         ("queue_cancel", 404, json!({"status": "NOT_FOUND"}), Ok(())),
-        ("queue_cancel", 202, json!({"status": "CANCELLED"}), Err("operation queue_cancel, response 202: /status: \"CANCELLED\" is not one of")),
+        (
+            "queue_cancel",
+            202,
+            json!({"status": "CANCELLED"}),
+            Err("operation queue_cancel, response 202: /status: \"CANCELLED\" is not one of"),
+        ),
         (
             "queue_result",
             422,
             json!({"detail": [{"loc": ["body", "num_images"], "msg": "ensure this value is less than or equal to 4", "type": "value_error.number.not_le", "ctx": {"limit_value": 4}}]}),
             Ok(()),
         ),
-        ("queue_result", 422, json!({"detail": [{"loc": ["body", 1.5], "msg": "m", "type": "t"}]}), Err("operation queue_result, response 422: /detail")),
+        (
+            "queue_result",
+            422,
+            json!({"detail": [{"loc": ["body", 1.5], "msg": "m", "type": "t"}]}),
+            Err("operation queue_result, response 422: /detail"),
+        ),
         ("queue_result", 500, json!({"detail": "Request timed out", "error_type": "request_timeout"}), Ok(())),
         ("queue_result", 400, json!({"detail": "not done", "error_type": 3}), Err("/error_type: 3 is not of types")),
         ("flux_1_dev_redux", 200, fixture_json("seeds/submit.json"), Ok(())),
@@ -99,7 +114,11 @@ fn the_response_helpers_name_the_operation_and_the_field() {
         check(&format!("result of {op} {status} {body}"), validate_result(op, *status, body), *expected);
     }
     let event = json!({"status": "IN_PROGRESS", "logs": [{"message": "m", "level": "LOUD"}]});
-    check("event", validate_status_event(&event), Err("operation queue_status_stream, event: QueueStatus: /logs/0/level: \"LOUD\" is not one of"));
+    check(
+        "event",
+        validate_status_event(&event),
+        Err("operation queue_status_stream, event: QueueStatus: /logs/0/level: \"LOUD\" is not one of"),
+    );
 }
 
 fn check(what: &str, got: Result<(), String>, expected: Result<(), &str>) {

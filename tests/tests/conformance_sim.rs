@@ -67,13 +67,17 @@ async fn every_endpoint_and_every_state_answers_as_the_spec_says() {
         .map(|e| {
             let op = spec.operation(e.operation_id).expect("an operation per endpoint");
             let body = op.request_body.clone().expect("a body schema");
-            (e.operation_id.to_string(), e.id.to_string(), tests::conformance::samples::sample(spec, &body, tests::conformance::samples::Fill::Minimal, "body"))
+            (
+                e.operation_id.to_string(),
+                e.id.to_string(),
+                tests::conformance::samples::sample(spec, &body, tests::conformance::samples::Fill::Minimal, "body"),
+            )
         })
         .collect();
     let base = sim.base_url().to_string();
     for (op, id, input) in &inputs {
         let op = op.as_str();
-        let submit = call(&http, reqwest::Method::POST, &format!("{base}/{id}"), Some("k"), Some(&input)).await;
+        let submit = call(&http, reqwest::Method::POST, &format!("{base}/{id}"), Some("k"), Some(input)).await;
         check(&format!("{op} submit {}", submit.status), validate_response(op, submit.status, &submit.body));
         assert_eq!(submit.status, 200);
         let status_url = submit.body["status_url"].as_str().unwrap().to_string();
@@ -93,10 +97,12 @@ async fn every_endpoint_and_every_state_answers_as_the_spec_says() {
         assert_eq!(again.body["status"], "ALREADY_COMPLETED");
     }
     // Refused and unknown.
-    let bad = call(&http, reqwest::Method::POST, &format!("{base}/fal-ai/flux-1/dev/redux"), Some("k"), Some(&json!({"num_images": 9}))).await;
+    let bad =
+        call(&http, reqwest::Method::POST, &format!("{base}/fal-ai/flux-1/dev/redux"), Some("k"), Some(&json!({"num_images": 9}))).await;
     assert_eq!(bad.status, 422);
     check("422 submit", validate_response("flux_1_dev_redux", 422, &bad.body));
-    let nokey = call(&http, reqwest::Method::POST, &format!("{base}/fal-ai/flux-1/dev/redux"), None, Some(&json!({"image_url": "u"}))).await;
+    let nokey =
+        call(&http, reqwest::Method::POST, &format!("{base}/fal-ai/flux-1/dev/redux"), None, Some(&json!({"image_url": "u"}))).await;
     assert_eq!(nokey.status, 401);
     check("401 submit", validate_response("flux_1_dev_redux", 401, &nokey.body));
     let nokey = call(&http, reqwest::Method::GET, &format!("{base}/fal-ai/flux-1/requests/r1/status"), None, None).await;
@@ -143,10 +149,21 @@ async fn cancelled_and_failed_jobs_and_injected_faults_answer_as_the_spec_says()
 
 #[tokio::test]
 async fn every_stream_event_is_a_queue_status() {
-    let sim = sim(SimTiming { queue_delay: Duration::from_millis(50), run_time: Duration::from_millis(200), workers: 1, ..SimTiming::default() }, "").await;
+    let sim = sim(
+        SimTiming { queue_delay: Duration::from_millis(50), run_time: Duration::from_millis(200), workers: 1, ..SimTiming::default() },
+        "",
+    )
+    .await;
     let http = reqwest::Client::new();
     let base = sim.base_url().to_string();
-    let submit = call(&http, reqwest::Method::POST, &format!("{base}/fal-ai/flux-1/schnell/redux"), Some("k"), Some(&json!({"image_url": "https://example.test/a.png"}))).await;
+    let submit = call(
+        &http,
+        reqwest::Method::POST,
+        &format!("{base}/fal-ai/flux-1/schnell/redux"),
+        Some("k"),
+        Some(&json!({"image_url": "https://example.test/a.png"})),
+    )
+    .await;
     let url = format!("{}/stream?logs=1", submit.body["status_url"].as_str().unwrap());
     let resp = http.get(&url).header("authorization", "Key k").send().await.unwrap();
     assert_eq!(resp.headers()["content-type"].to_str().unwrap().split(';').next(), Some("text/event-stream"));
@@ -155,7 +172,8 @@ async fn every_stream_event_is_a_queue_status() {
     while let Some(chunk) = body.next().await {
         text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
     }
-    let events: Vec<Value> = text.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| serde_json::from_str(d.trim()).unwrap()).collect();
+    let events: Vec<Value> =
+        text.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| serde_json::from_str(d.trim()).unwrap()).collect();
     assert!(events.len() >= 3, "queued, running, completed at least: {text}");
     for (i, e) in events.iter().enumerate() {
         check(&format!("event {i}"), validate_status_event(e));

@@ -28,7 +28,10 @@ fn client(sim: &Sim, mode: WaitMode) -> Client {
 }
 
 fn redux_input() -> types::Flux1DevReduxInput {
-    serde_json::from_value(json!({"image_url": "https://example.test/in.png", "image_size": "square", "num_images": 2, "output_format": "png"})).unwrap()
+    serde_json::from_value(
+        json!({"image_url": "https://example.test/in.png", "image_size": "square", "num_images": 2, "output_format": "png"}),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -115,14 +118,19 @@ async fn http2_prior_knowledge_carries_many_streams() {
         assert_eq!(r.unwrap().images.len(), 1);
     }
     let r = sim.counters().routes;
-    assert_eq!((r.submit.requests, r.stream.requests, r.result.requests, r.status.requests), (jobs, jobs, jobs, 0), "every job streamed over HTTP/2");
+    assert_eq!(
+        (r.submit.requests, r.stream.requests, r.result.requests, r.status.requests),
+        (jobs, jobs, jobs, 0),
+        "every job streamed over HTTP/2"
+    );
 }
 
 #[tokio::test]
 async fn sync_mode_data_uris_are_decoded_into_files() {
     let sim = sim(SimMode::Relay, "").await;
     let c = client(&sim, WaitMode::Stream);
-    let input: types::FluxProKontextTextToImageInput = serde_json::from_value(json!({"prompt": "a lighthouse", "sync_mode": true, "num_images": 2, "output_format": "png"})).unwrap();
+    let input: types::FluxProKontextTextToImageInput =
+        serde_json::from_value(json!({"prompt": "a lighthouse", "sync_mode": true, "num_images": 2, "output_format": "png"})).unwrap();
     let out = c.flux_pro_kontext_text_to_image(input).await.unwrap();
     assert!(out.images.iter().all(|i| i.url.starts_with("data:image/png;base64,")), "sync mode answers data URIs");
     let dir = std::env::temp_dir().join(format!("falq-e2e-sync-{}", std::process::id()));

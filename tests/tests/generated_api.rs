@@ -46,7 +46,10 @@ async fn out_of_range_values_are_refused_before_sending() {
         (json!({"image_url": "u", "num_images": 5}), "num_images = 5 is out of range: allowed 1..=4"),
         (json!({"image_url": "u", "num_inference_steps": 51}), "num_inference_steps = 51 is out of range: allowed 1..=50"),
         (json!({"image_url": "u", "guidance_scale": 0.5}), "guidance_scale = 0.5 is out of range: allowed 1..=20"),
-        (json!({"image_url": "u", "image_size": {"width": 20000, "height": 512}}), "image_size.width = 20000 is out of range: allowed <= 14142"),
+        (
+            json!({"image_url": "u", "image_size": {"width": 20000, "height": 512}}),
+            "image_size.width = 20000 is out of range: allowed <= 14142",
+        ),
     ];
     for (input, expected) in cases {
         let input: types::Flux1DevReduxInput = serde_json::from_value(input).expect("well-typed");

@@ -18,7 +18,13 @@ fn config(base: &str, mode: WaitMode) -> Config {
     c.wait.mode = mode;
     c.wait.poll.initial = Duration::from_millis(5);
     c.wait.poll.max = Duration::from_millis(20);
-    c.retry = RetryPolicy { max_attempts: 4, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(20), jitter: 0.25, max_retry_after: Duration::from_secs(2) };
+    c.retry = RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+        jitter: 0.25,
+        max_retry_after: Duration::from_secs(2),
+    };
     c
 }
 
@@ -73,7 +79,11 @@ async fn returned_urls_are_rewritten_and_the_key_stays_on_the_base() {
         let base = CaptureServer::start_with(relay(foreign.base_url.clone(), prefix)).await;
         let client = Client::new(config(&format!("{}{prefix}/", base.base_url), WaitMode::Stream)).unwrap();
         let handle = client.submit::<endpoints::Flux1DevRedux>(&input()).await.unwrap();
-        assert_eq!(handle.status_url.as_str(), format!("{}{prefix}/fal-ai/flux-pro/requests/{ID}/status", base.base_url), "the returned app is kept, the origin is the base");
+        assert_eq!(
+            handle.status_url.as_str(),
+            format!("{}{prefix}/fal-ai/flux-pro/requests/{ID}/status", base.base_url),
+            "the returned app is kept, the origin is the base"
+        );
         let out: types::FluxImageOutput = handle.finish(|_| {}).await.expect("completes through the base");
         let dir = std::env::temp_dir().join(format!("falq-rewrite-{}-{}", std::process::id(), prefix.len()));
         let saved = client.download(&serde_json::to_value(&out).unwrap(), &dir, ID).await.unwrap();
@@ -82,11 +92,22 @@ async fn returned_urls_are_rewritten_and_the_key_stays_on_the_base() {
         std::fs::remove_dir_all(&dir).ok();
 
         let at_base = base.received();
-        assert!(at_base.iter().all(|r| r.header("authorization") == Some("Bearer sk-relay-secret")), "every call to the base carries the key");
+        assert!(
+            at_base.iter().all(|r| r.header("authorization") == Some("Bearer sk-relay-secret")),
+            "every call to the base carries the key"
+        );
         assert!(at_base.iter().any(|r| r.target.contains("/status/stream")), "streaming was tried");
-        assert!(at_base.iter().any(|r| r.target.starts_with(&format!("{prefix}/fal-ai/flux-pro/requests/{ID}/status?logs=1"))), "and fell back to polling");
+        assert!(
+            at_base.iter().any(|r| r.target.starts_with(&format!("{prefix}/fal-ai/flux-pro/requests/{ID}/status?logs=1"))),
+            "and fell back to polling"
+        );
         let at_foreign = foreign.received();
-        assert_eq!(at_foreign.len(), 1, "only the media download went to the foreign host: {:?}", at_foreign.iter().map(|r| &r.target).collect::<Vec<_>>());
+        assert_eq!(
+            at_foreign.len(),
+            1,
+            "only the media download went to the foreign host: {:?}",
+            at_foreign.iter().map(|r| &r.target).collect::<Vec<_>>()
+        );
         assert_eq!(at_foreign[0].target, "/files/rabbit/out.png");
         assert_eq!(at_foreign[0].header("authorization"), None, "media is fetched without the key");
     }
@@ -115,7 +136,15 @@ async fn a_redirect_to_another_origin_is_not_followed() {
 async fn submit_is_retried_only_when_it_cannot_have_been_accepted() {
     // (replies to the successive submits, expected outcome, submits the server saw)
     let cases: Vec<(Vec<Reply>, bool, usize)> = vec![
-        (vec![Reply::json(503, r#"{"detail":"busy","error_type":"runner_scheduling_failure"}"#), Reply::json(429, "{}").header("retry-after", "0"), Reply::json(200, fixture("seeds/submit.json"))], true, 3),
+        (
+            vec![
+                Reply::json(503, r#"{"detail":"busy","error_type":"runner_scheduling_failure"}"#),
+                Reply::json(429, "{}").header("retry-after", "0"),
+                Reply::json(200, fixture("seeds/submit.json")),
+            ],
+            true,
+            3,
+        ),
         (vec![Reply::json(502, r#"{"detail":"bad gateway"}"#), Reply::json(200, fixture("seeds/submit.json"))], false, 1),
         (vec![Reply::json(504, r#"{"detail":"timeout"}"#), Reply::json(200, fixture("seeds/submit.json"))], false, 1),
         (vec![Reply::reset(), Reply::json(200, fixture("seeds/submit.json"))], false, 1),
@@ -132,8 +161,19 @@ async fn submit_is_retried_only_when_it_cannot_have_been_accepted() {
         .await;
         let client = Client::new(config(&server.base_url, WaitMode::Poll)).unwrap();
         let result = client.submit::<endpoints::Flux1DevRedux>(&input()).await;
-        assert_eq!(result.is_ok(), ok, "{:?} → {:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>(), result.as_ref().err().map(ToString::to_string));
-        assert_eq!(server.count("POST", "/fal-ai/flux-1/dev/redux"), submits, "submits seen for {:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>());
+        assert_eq!(
+            result.is_ok(),
+            ok,
+            "{:?} → {:?}",
+            replies.iter().map(|r| r.status).collect::<Vec<_>>(),
+            result.as_ref().err().map(ToString::to_string)
+        );
+        assert_eq!(
+            server.count("POST", "/fal-ai/flux-1/dev/redux"),
+            submits,
+            "submits seen for {:?}",
+            replies.iter().map(|r| r.status).collect::<Vec<_>>()
+        );
         if let Err(Error::Network { maybe_submitted, .. }) = &result {
             assert!(*maybe_submitted, "a lost submit says the job may exist");
         }
@@ -206,7 +246,12 @@ async fn a_failed_job_surfaces_from_the_result_with_field_errors() {
 
 #[tokio::test]
 async fn infrastructure_errors_are_typed() {
-    let server = CaptureServer::start_with(|_| Reply::json(504, r#"{"detail":"Request timed out","error_type":"request_timeout"}"#).header("x-fal-error-type", "request_timeout").header("x-fal-request-timeout-type", "user")).await;
+    let server = CaptureServer::start_with(|_| {
+        Reply::json(504, r#"{"detail":"Request timed out","error_type":"request_timeout"}"#)
+            .header("x-fal-error-type", "request_timeout")
+            .header("x-fal-request-timeout-type", "user")
+    })
+    .await;
     let client = Client::new(config(&server.base_url, WaitMode::Poll)).unwrap();
     let handle = client.handle("fal-ai/flux-1/dev/redux", ID).unwrap();
     match handle.status(Logs::Omit).await.unwrap_err() {
@@ -261,17 +306,22 @@ async fn streaming_reports_updates_and_polling_is_the_fallback() {
     let client = Client::new(config(&server.base_url, WaitMode::Stream)).unwrap();
     let mut updates = Vec::new();
     let out = client
-        .run_with::<endpoints::Flux1DevRedux>(&input(), |u| updates.push((u.status, u.queue_position, u.new_logs.iter().map(|l| l.message.clone()).collect::<Vec<_>>())))
+        .run_with::<endpoints::Flux1DevRedux>(&input(), |u| {
+            updates.push((u.status, u.queue_position, u.new_logs.iter().map(|l| l.message.clone()).collect::<Vec<_>>()))
+        })
         .await
         .unwrap();
     assert_eq!(out.images.len(), 1);
     use types::QueueStatusKind::*;
-    assert_eq!(updates, vec![
-        (InQueue, Some(1), vec![]),
-        (InProgress, None, vec!["step 1/4".to_string()]),
-        (InProgress, None, vec!["step 2/4".to_string()]),
-        (Completed, None, vec![]),
-    ]);
+    assert_eq!(
+        updates,
+        vec![
+            (InQueue, Some(1), vec![]),
+            (InProgress, None, vec!["step 1/4".to_string()]),
+            (InProgress, None, vec!["step 2/4".to_string()]),
+            (Completed, None, vec![]),
+        ]
+    );
     assert_eq!(server.count("GET", "/fal-ai/flux-1/requests"), 2, "stream + result: no status polls");
 }
 
@@ -298,7 +348,10 @@ async fn a_missing_or_foreign_app_url_is_rebuilt_from_the_app_id() {
     })
     .await;
     let client = Client::new(config(&server.base_url, WaitMode::Poll)).unwrap();
-    let h = client.submit::<endpoints::FluxProKontextMax>(&serde_json::from_value(json!({"prompt": "p", "image_url": "u"})).unwrap()).await.unwrap();
+    let h = client
+        .submit::<endpoints::FluxProKontextMax>(&serde_json::from_value(json!({"prompt": "p", "image_url": "u"})).unwrap())
+        .await
+        .unwrap();
     assert_eq!(h.status_url.path(), format!("/fal-ai/flux-pro/requests/{ID}/status"));
     assert_eq!(h.response_url.path(), format!("/fal-ai/flux-pro/requests/{ID}"), "a URL naming another request is not trusted");
     assert_eq!(h.cancel_url.path(), format!("/fal-ai/flux-pro/requests/{ID}/cancel"));

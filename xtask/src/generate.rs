@@ -3,8 +3,8 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use progenitor::{GenerationSettings, Generator, InterfaceStyle, TagStyle, TypeImpl};
 use proc_macro2::{Literal, TokenStream};
+use progenitor::{GenerationSettings, Generator, InterfaceStyle, TagStyle, TypeImpl};
 use quote::{format_ident, quote};
 use serde_json::Value;
 
@@ -28,8 +28,10 @@ fn err(message: impl Into<String>) -> Diagnostic {
 
 /// Generates both files from the merged document.
 pub fn generate(doc: &Value) -> Result<Generated, Diagnostic> {
-    let spec: openapiv3::OpenAPI = serde_json::from_value(progenitor_view(doc))
-        .map_err(|e| err(format!("the merged spec is not OpenAPI 3.0 as openapiv3 reads it: {e}")).help("a normalize rule or overlay produced it; check the last change under specs/"))?;
+    let spec: openapiv3::OpenAPI = serde_json::from_value(progenitor_view(doc)).map_err(|e| {
+        err(format!("the merged spec is not OpenAPI 3.0 as openapiv3 reads it: {e}"))
+            .help("a normalize rule or overlay produced it; check the last change under specs/")
+    })?;
     let enums = replaced_enums(doc);
     let client = run_progenitor(&spec, &enums)?;
     let catalog = catalog(doc, &enums)?;
@@ -109,11 +111,20 @@ fn run_progenitor(spec: &openapiv3::OpenAPI, enums: &[EnumSpec]) -> Result<Strin
         std::panic::set_hook(Box::new(|_| {}));
         let out = catch_unwind(AssertUnwindSafe(|| Generator::new(&settings(enums)).generate_tokens(spec).map_err(|e| e.to_string())));
         std::panic::set_hook(previous);
-        out.map_err(|p| p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "panic".into()))
+        out.map_err(|p| {
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into())
+        })
     };
     let tokens = match attempt(spec) {
         Ok(Ok(t)) => t,
-        Ok(Err(e)) => return Err(err(format!("progenitor refused the spec: {e}")).help("the operation it names needs an overlay or a normalize rule")),
+        Ok(Err(e)) => {
+            return Err(
+                err(format!("progenitor refused the spec: {e}")).help("the operation it names needs an overlay or a normalize rule")
+            );
+        }
         Err(panic) => {
             let culprit = spec.paths.paths.keys().find(|path| {
                 let mut one = spec.clone();
@@ -121,7 +132,8 @@ fn run_progenitor(spec: &openapiv3::OpenAPI, enums: &[EnumSpec]) -> Result<Strin
                 attempt(&one).is_err()
             });
             let at = culprit.map_or_else(|| "an unknown operation".to_string(), |p| format!("the operation at {p}"));
-            return Err(err(format!("progenitor panicked on {at}: {panic}")).help("skip or fix that operation with an overlay; please report the page that caused it"));
+            return Err(err(format!("progenitor panicked on {at}: {panic}"))
+                .help("skip or fix that operation with an overlay; please report the page that caused it"));
         }
     };
     let file: syn::File = syn::parse2(tokens).map_err(|e| err(format!("progenitor produced code syn cannot parse: {e}")))?;
@@ -144,7 +156,8 @@ fn replaced_enums(doc: &Value) -> Vec<EnumSpec> {
         .iter()
         .filter_map(|(name, s)| {
             let values: Vec<String> = s.get("enum")?.as_array()?.iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
-            let variants: Vec<String> = s.get("x-enum-varnames")?.as_array()?.iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+            let variants: Vec<String> =
+                s.get("x-enum-varnames")?.as_array()?.iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
             (values.len() == variants.len()).then(|| EnumSpec {
                 name: name.clone(),
                 description: s.get("description").and_then(Value::as_str).map(str::to_string),
@@ -335,7 +348,8 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
             let min = opt_f64(b.min);
             let max = opt_f64(b.max);
             let integer = b.integer;
-            let kind = if b.kind == "items" { quote!(crate::BoundKind::Items) } else { quote!(crate::BoundKind::Range { integer: #integer }) };
+            let kind =
+                if b.kind == "items" { quote!(crate::BoundKind::Items) } else { quote!(crate::BoundKind::Range { integer: #integer }) };
             quote!(crate::FieldBound { field: #field, kind: #kind, min: #min, max: #max })
         });
         let static_name = format_ident!("{}", op_id.to_ascii_uppercase());
@@ -393,7 +407,8 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
         });
     }
     let enum_items = enums.iter().map(enum_tokens);
-    let component_names: Vec<String> = doc.pointer("/components/schemas").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let component_names: Vec<String> =
+        doc.pointer("/components/schemas").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
     let component_types: Vec<_> = component_names.iter().map(|n| format_ident!("{}", n)).collect();
     let enum_names: Vec<&String> = enums.iter().map(|e| &e.name).collect();
     let enum_types: Vec<_> = enums.iter().map(|e| format_ident!("{}", e.name)).collect();
@@ -480,11 +495,14 @@ mod tests {
         let mut out = Vec::new();
         bounds(&doc, &doc["components"]["schemas"]["In"], "", &mut out);
         let got: Vec<(String, &str, Option<f64>, Option<f64>)> = out.into_iter().map(|b| (b.field, b.kind, b.min, b.max)).collect();
-        assert_eq!(got, vec![
-            ("n".into(), "range", Some(1.0), Some(4.0)),
-            ("size.width".into(), "range", None, Some(14142.0)),
-            ("urls".into(), "items", None, Some(3.0)),
-        ]);
+        assert_eq!(
+            got,
+            vec![
+                ("n".into(), "range", Some(1.0), Some(4.0)),
+                ("size.width".into(), "range", None, Some(14142.0)),
+                ("urls".into(), "items", None, Some(3.0)),
+            ]
+        );
     }
 
     #[test]

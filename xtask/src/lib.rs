@@ -48,8 +48,11 @@ pub fn regen(specs_dir: &Path, root: &Path) -> Result<Regen, Errors> {
         .filter_map(|d| d.value.pointer("/components/schemas/QueueStatus/properties").and_then(Value::as_object))
         .flat_map(|m| m.keys().cloned())
         .collect();
-    let known_schemas: BTreeSet<String> =
-        authored.iter().filter_map(|d| d.value.pointer("/components/schemas").and_then(Value::as_object)).flat_map(|m| m.keys().cloned()).collect();
+    let known_schemas: BTreeSet<String> = authored
+        .iter()
+        .filter_map(|d| d.value.pointer("/components/schemas").and_then(Value::as_object))
+        .flat_map(|m| m.keys().cloned())
+        .collect();
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
     let mut inferred = Vec::new();

@@ -9,9 +9,41 @@ use crate::walk::for_each_schema;
 
 /// The keywords of an OpenAPI 3.0 schema object (plus `$ref`).
 pub const SCHEMA_KEYWORDS: &[&str] = &[
-    "$ref", "title", "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum", "maxLength", "minLength", "pattern", "maxItems",
-    "minItems", "uniqueItems", "maxProperties", "minProperties", "required", "enum", "type", "allOf", "oneOf", "anyOf", "not", "items", "properties",
-    "additionalProperties", "description", "format", "default", "nullable", "discriminator", "readOnly", "writeOnly", "xml", "externalDocs", "example",
+    "$ref",
+    "title",
+    "multipleOf",
+    "maximum",
+    "exclusiveMaximum",
+    "minimum",
+    "exclusiveMinimum",
+    "maxLength",
+    "minLength",
+    "pattern",
+    "maxItems",
+    "minItems",
+    "uniqueItems",
+    "maxProperties",
+    "minProperties",
+    "required",
+    "enum",
+    "type",
+    "allOf",
+    "oneOf",
+    "anyOf",
+    "not",
+    "items",
+    "properties",
+    "additionalProperties",
+    "description",
+    "format",
+    "default",
+    "nullable",
+    "discriminator",
+    "readOnly",
+    "writeOnly",
+    "xml",
+    "externalDocs",
+    "example",
     "deprecated",
 ];
 
@@ -33,7 +65,10 @@ pub fn stray_keywords(spec: &mut Value, sources: &[Document]) -> (Vec<Diagnostic
         for key in stray {
             let value = m.remove(&key).unwrap_or(Value::Null);
             if value.is_null() {
-                errors.push(locate(&key, format!("a schema has the key {key:?} with no value: a YAML flow mapping split at a comma?")).help("quote the text that holds the comma, e.g. description: 'When, as ISO 8601.'"));
+                errors.push(
+                    locate(&key, format!("a schema has the key {key:?} with no value: a YAML flow mapping split at a comma?"))
+                        .help("quote the text that holds the comma, e.g. description: 'When, as ISO 8601.'"),
+                );
             } else {
                 warnings.push(locate(&key, format!("dropped {key:?}: not an OpenAPI 3.0 schema keyword")));
             }

@@ -25,10 +25,7 @@ impl Source {
     /// The file line of the first line of the document that contains `needle`
     /// (the document's first line when none does).
     pub fn line_of(&self, needle: &str) -> usize {
-        self.text
-            .lines()
-            .position(|l| l.contains(needle))
-            .map_or(self.line, |i| self.line + i)
+        self.text.lines().position(|l| l.contains(needle)).map_or(self.line, |i| self.line + i)
     }
 
     /// A diagnostic at the first line containing `needle`.
@@ -117,9 +114,7 @@ pub const AUTHORED_DIR: &str = "falq";
 /// names are shown relative to. Files named `README.md` or starting with `_` are skipped.
 pub fn load_dir(specs_dir: &Path, root: &Path) -> Result<Vec<Document>, Errors> {
     let mut files = Vec::new();
-    collect_files(specs_dir, &mut files).map_err(|e| {
-        Diagnostic::new(specs_dir, 0, format!("cannot read the specs directory: {e}"))
-    })?;
+    collect_files(specs_dir, &mut files).map_err(|e| Diagnostic::new(specs_dir, 0, format!("cannot read the specs directory: {e}")))?;
     files.sort();
     let mut docs = Vec::new();
     let mut errors = Vec::new();
@@ -132,8 +127,10 @@ pub fn load_dir(specs_dir: &Path, root: &Path) -> Result<Vec<Document>, Errors> 
                 Err(e) => {
                     let at = e.utf8_error().valid_up_to();
                     let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
-                    errors.push(Diagnostic::new(&shown, line, format!("this file is not UTF-8 (byte {at})"))
-                        .help("export the page again, or convert it to UTF-8"));
+                    errors.push(
+                        Diagnostic::new(&shown, line, format!("this file is not UTF-8 (byte {at})"))
+                            .help("export the page again, or convert it to UTF-8"),
+                    );
                     continue;
                 }
             },
@@ -181,14 +178,11 @@ pub fn load_file(file: &Path, text: &str) -> Result<Vec<Document>, Errors> {
         let mut errors = Vec::new();
         for source in blocks {
             match parse_document(source) {
-                Ok(doc) if doc.kind == DocKind::Page || doc.kind == DocKind::Authored => {
-                    docs.push(Document { kind: DocKind::Page, ..doc })
-                }
-                Ok(doc) => errors.push(Diagnostic::new(
-                    &doc.source.file,
-                    doc.source.line,
-                    "an overlay cannot live in a markdown page",
-                ).help("move it into its own .yaml file under specs/")),
+                Ok(doc) if doc.kind == DocKind::Page || doc.kind == DocKind::Authored => docs.push(Document { kind: DocKind::Page, ..doc }),
+                Ok(doc) => errors.push(
+                    Diagnostic::new(&doc.source.file, doc.source.line, "an overlay cannot live in a markdown page")
+                        .help("move it into its own .yaml file under specs/"),
+                ),
                 Err(e) => errors.push(e),
             }
         }
@@ -237,12 +231,14 @@ pub fn fenced_blocks(file: &Path, text: &str) -> Result<Vec<Source>, Diagnostic>
         }
     }
     if let Some(o) = open {
-        return Err(Diagnostic::new(file, o.start, "this code fence is never closed")
-            .help("end the spec block with a line of three backticks"));
+        return Err(
+            Diagnostic::new(file, o.start, "this code fence is never closed").help("end the spec block with a line of three backticks")
+        );
     }
     if blocks.is_empty() {
-        return Err(Diagnostic::new(file, 0, "no fenced ```yaml block with an OpenAPI spec in this page")
-            .help("an Apifox page carries its spec in a ```yaml fence under '## OpenAPI Specification'; export the page again or remove the file"));
+        return Err(Diagnostic::new(file, 0, "no fenced ```yaml block with an OpenAPI spec in this page").help(
+            "an Apifox page carries its spec in a ```yaml fence under '## OpenAPI Specification'; export the page again or remove the file",
+        ));
     }
     Ok(blocks)
 }
@@ -263,7 +259,8 @@ fn parse_document(source: Source) -> Result<Document, Diagnostic> {
     } else if let Some(version) = map.get("openapi") {
         let v = version.as_str().map(str::to_string).unwrap_or_else(|| version.to_string());
         if !(v.starts_with("3.0") || v.starts_with("3.1")) {
-            return Err(source.diag_at("openapi", format!("unsupported OpenAPI version {v}"))
+            return Err(source
+                .diag_at("openapi", format!("unsupported OpenAPI version {v}"))
                 .help("falq reads OpenAPI 3.0.x documents (3.1 constructs inside them are accepted)"));
         }
         if source.file.extension().and_then(|e| e.to_str()) == Some("md") { DocKind::Page } else { DocKind::Authored }
@@ -322,10 +319,7 @@ mod tests {
     #[test]
     fn finds_one_or_many_fences_with_their_lines() {
         check_blocks("# T\n\n```yaml\nopenapi: 3.0.1\n```\n", &[(4, "openapi: 3.0.1")]);
-        check_blocks(
-            "# T\n```yaml\na: 1\n```\ntext\n```bash\ncurl x\n```\n```yml\nb: 2\nc: 3\n```\n",
-            &[(3, "a: 1"), (10, "b: 2\nc: 3")],
-        );
+        check_blocks("# T\n```yaml\na: 1\n```\ntext\n```bash\ncurl x\n```\n```yml\nb: 2\nc: 3\n```\n", &[(3, "a: 1"), (10, "b: 2\nc: 3")]);
     }
 
     #[test]

@@ -93,7 +93,13 @@ fn replace_authored_pages(pages: &[Document], warnings: &mut Vec<Diagnostic>) ->
             let real = vendored[path];
             warnings.push(
                 p.source
-                    .diag_at(path, format!("note: {path} is now generated from the relay's page {}; this authored page is no longer used", real.file.display()))
+                    .diag_at(
+                        path,
+                        format!(
+                            "note: {path} is now generated from the relay's page {}; this authored page is no longer used",
+                            real.file.display()
+                        ),
+                    )
                     .help(format!("delete {} when the relay's page is the one to keep", p.source.file.display())),
             );
             let inputs: Vec<String> = p.value["paths"][path]
@@ -135,21 +141,32 @@ fn resolve_schema_clashes(doc: &Value, page: &Document, warnings: &mut Vec<Diagn
         .value
         .get("paths")
         .and_then(Value::as_object)
-        .and_then(|p| p.values().flat_map(|item| item.as_object().into_iter().flat_map(|m| m.values())).find_map(|op| op.get("operationId").and_then(Value::as_str)))
+        .and_then(|p| {
+            p.values()
+                .flat_map(|item| item.as_object().into_iter().flat_map(|m| m.values()))
+                .find_map(|op| op.get("operationId").and_then(Value::as_str))
+        })
         .map(|id| crate::names::type_name(id, "Page"))
         .unwrap_or_else(|| "Page".into());
     let mut renames = Vec::new();
     let mut same = Vec::new();
-    let taken = |n: &str, renames: &[(String, String)]| existing.contains_key(n) || schemas.contains_key(n) || renames.iter().any(|(_, r)| r == n);
+    let taken =
+        |n: &str, renames: &[(String, String)]| existing.contains_key(n) || schemas.contains_key(n) || renames.iter().any(|(_, r)| r == n);
     for (name, s) in schemas {
         let Some(ours) = existing.get(name) else { continue };
         if canonical(&page.value, s) == canonical(doc, ours) {
             same.push(name.clone());
-            warnings.push(page.source.diag_at(&format!("{name}:"), format!("note: schema {name} has the same shape as the one merged already; both use that type")));
+            warnings.push(page.source.diag_at(
+                &format!("{name}:"),
+                format!("note: schema {name} has the same shape as the one merged already; both use that type"),
+            ));
         } else {
             let base = crate::names::type_name(&format!("{prefix}_{name}"), &prefix);
             let new = crate::walk::unique_name(&base, &|n| taken(n, &renames));
-            warnings.push(page.source.diag_at(&format!("{name}:"), format!("note: schema {name} differs from the one merged already; this page's is named {new}")));
+            warnings.push(page.source.diag_at(
+                &format!("{name}:"),
+                format!("note: schema {name} differs from the one merged already; this page's is named {new}"),
+            ));
             renames.push((name.clone(), new));
         }
     }
@@ -176,7 +193,11 @@ fn merge_one(doc: &mut Value, d: &Document, state: &mut MergeState, errors: &mut
         for (path, item) in paths {
             if let Some(first) = state.path_origin.get(path) {
                 errors.push(
-                    d.source.diag_at(path, format!("duplicate endpoint {path}: {}:{} defines it already", first.file.display(), first.line_of(path)))
+                    d.source
+                        .diag_at(
+                            path,
+                            format!("duplicate endpoint {path}: {}:{} defines it already", first.file.display(), first.line_of(path)),
+                        )
                         .help("keep one page per endpoint; remove or rename the other"),
                 );
                 continue;
@@ -190,15 +211,18 @@ fn merge_one(doc: &mut Value, d: &Document, state: &mut MergeState, errors: &mut
                     let key = crate::names::type_name(&id, "Operation");
                     let id = if let Some((first_id, first)) = state.op_ids.get(&key) {
                         if d.kind != DocKind::Page {
-                            errors.push(d.source.diag_at(path, format!("operation name {id} is taken by {}", first.file.display()))
-                                .help("give one of the operations another operationId"));
+                            errors.push(
+                                d.source
+                                    .diag_at(path, format!("operation name {id} is taken by {}", first.file.display()))
+                                    .help("give one of the operations another operationId"),
+                            );
                             continue;
                         }
                         let new = crate::walk::unique_name(&id, &|n| state.op_ids.contains_key(&crate::names::type_name(n, "Operation")));
-                        warnings.push(d.source.diag_at(path, format!(
-                            "note: operation name {id} is taken by {first_id} ({}); {path} is named {new}",
-                            first.file.display()
-                        )));
+                        warnings.push(d.source.diag_at(
+                            path,
+                            format!("note: operation name {id} is taken by {first_id} ({}); {path} is named {new}", first.file.display()),
+                        ));
                         op["operationId"] = Value::String(new.clone());
                         new
                     } else {
@@ -217,8 +241,11 @@ fn merge_one(doc: &mut Value, d: &Document, state: &mut MergeState, errors: &mut
                 // Pages had their clashes resolved; only two authored files can get here.
                 if doc["components"]["schemas"][name] != *s {
                     let first = &state.schema_origin[name].0;
-                    errors.push(d.source.diag_at(name, format!("schema {name} differs from the one in {}", first.file.display()))
-                        .help("rename one of them"));
+                    errors.push(
+                        d.source
+                            .diag_at(name, format!("schema {name} differs from the one in {}", first.file.display()))
+                            .help("rename one of them"),
+                    );
                 }
                 continue;
             }
@@ -287,11 +314,14 @@ pub fn apply_overlay(doc: &mut Value, overlay: &Document) -> Result<(), Errors> 
             .and_then(Value::as_object)
             .map(|p| p.keys().map(|k| k.trim_start_matches('/').to_string()).collect())
             .unwrap_or_default();
-        let schema_names: BTreeSet<String> = doc["components"]["schemas"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        let schema_names: BTreeSet<String> =
+            doc["components"]["schemas"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
         let Some(op) = find_endpoint(doc, id) else {
             let closest = known.iter().min_by_key(|k| strsim(k, id)).cloned().unwrap_or_default();
-            errors.push(src.diag_at(&line_key, format!("the overlay names endpoint {id}, which no page in specs/ defines"))
-                .help(format!("did you mean {closest}? remove the entry if the page is gone")));
+            errors.push(
+                src.diag_at(&line_key, format!("the overlay names endpoint {id}, which no page in specs/ defines"))
+                    .help(format!("did you mean {closest}? remove the entry if the page is gone")),
+            );
             continue;
         };
         let Some(entry) = entry.as_object() else {
@@ -308,12 +338,16 @@ pub fn apply_overlay(doc: &mut Value, overlay: &Document) -> Result<(), Errors> 
                     Some(name) if schema_names.contains(name) => {
                         op.insert("x-falq-output".into(), schema_ref(name));
                     }
-                    _ => errors.push(src.diag_at(&line_key, format!("output {v} of {id} is not a schema of specs/"))
-                        .help("name a component of specs/falq/*.yaml, such as FluxImageOutput")),
+                    _ => errors.push(
+                        src.diag_at(&line_key, format!("output {v} of {id} is not a schema of specs/"))
+                            .help("name a component of specs/falq/*.yaml, such as FluxImageOutput"),
+                    ),
                 },
                 "input" => input_patch = Some(v.clone()),
-                other => errors.push(src.diag_at(&line_key, format!("unknown overlay key {other} for {id}"))
-                    .help("an entry may set output, summary, description and input")),
+                other => errors.push(
+                    src.diag_at(&line_key, format!("unknown overlay key {other} for {id}"))
+                        .help("an entry may set output, summary, description and input"),
+                ),
             }
         }
         if let Some(patch) = input_patch {
@@ -510,7 +544,11 @@ mod tests {
             "specs/a.md",
             "paths: {/o/a: {post: {operationId: a, x-falq-endpoint-id: o/a, requestBody: {content: {application/json: {schema: {$ref: '#/components/schemas/AInput'}}}}}}}\ncomponents: {schemas: {AInput: {type: object, properties: {x: {type: string}}, required: [x, y]}}}",
         );
-        let o = doc(DocKind::Overlay, "specs/o.yaml", "falq-overlay: 1\nendpoints:\n  o/a:\n    output: Out\n    input: {required: [x], properties: {y: {type: integer}}}\n");
+        let o = doc(
+            DocKind::Overlay,
+            "specs/o.yaml",
+            "falq-overlay: 1\nendpoints:\n  o/a:\n    output: Out\n    input: {required: [x], properties: {y: {type: integer}}}\n",
+        );
         let m = merge(&[authored], &[page], &[o], "1").unwrap();
         assert_eq!(m["components"]["schemas"]["AInput"]["required"], json!(["x"]));
         assert_eq!(m["components"]["schemas"]["AInput"]["properties"]["y"], json!({"type": "integer"}));
@@ -519,13 +557,23 @@ mod tests {
 
     #[test]
     fn identical_shapes_become_the_shared_component() {
-        let authored = doc(DocKind::Authored, "specs/q.yaml", "components: {schemas: {OutputFormat: {x-falq-shared: true, type: string, enum: [jpeg, png], description: shared}}}");
-        let page = doc(DocKind::Page, "specs/a.md", "components: {schemas: {AInput: {type: object, properties: {f: {type: string, enum: [png, jpeg], default: jpeg, description: 格式}, g: {type: string, enum: [jpeg, webp]}}}}}");
+        let authored = doc(
+            DocKind::Authored,
+            "specs/q.yaml",
+            "components: {schemas: {OutputFormat: {x-falq-shared: true, type: string, enum: [jpeg, png], description: shared}}}",
+        );
+        let page = doc(
+            DocKind::Page,
+            "specs/a.md",
+            "components: {schemas: {AInput: {type: object, properties: {f: {type: string, enum: [png, jpeg], default: jpeg, description: 格式}, g: {type: string, enum: [jpeg, webp]}}}}}",
+        );
         let m = merge(&[authored], &[page], &[], "1").unwrap();
         let props = &m["components"]["schemas"]["AInput"]["properties"];
         assert_eq!(props["f"], json!({"allOf": [{"$ref": "#/components/schemas/OutputFormat"}], "description": "格式", "default": "jpeg"}));
         assert_eq!(props["g"], json!({"allOf": [{"$ref": "#/components/schemas/AInputG"}]}), "an enum of its own is a named type");
-        assert_eq!(m["components"]["schemas"]["AInputG"], json!({"type": "string", "enum": ["jpeg", "webp"], "x-enum-varnames": ["Jpeg", "Webp"]}));
+        assert_eq!(
+            m["components"]["schemas"]["AInputG"],
+            json!({"type": "string", "enum": ["jpeg", "webp"], "x-enum-varnames": ["Jpeg", "Webp"]})
+        );
     }
-
 }

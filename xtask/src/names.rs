@@ -241,7 +241,8 @@ pub fn name_enum_variants(doc: &mut Value) {
             m.insert("nullable".into(), Value::Bool(true));
         }
         let values: Vec<&str> = m["enum"].as_array().map(|v| v.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-        let given: Option<Vec<&str>> = m.get("x-enum-varnames").and_then(Value::as_array).map(|v| v.iter().filter_map(Value::as_str).collect());
+        let given: Option<Vec<&str>> =
+            m.get("x-enum-varnames").and_then(Value::as_array).map(|v| v.iter().filter_map(Value::as_str).collect());
         let valid = given.as_ref().is_some_and(|g| {
             g.len() == values.len() && g.iter().all(|n| is_ascii_ident(n)) && g.iter().collect::<BTreeSet<_>>().len() == g.len()
         });
@@ -258,7 +259,13 @@ mod tests {
 
     #[test]
     fn type_names_are_typify_fixed_points() {
-        for (raw, want) in [("flux_1_dev_redux_input", "Flux1DevReduxInput"), ("a_d_input", "AdInput"), ("写实", "Schema"), ("self", "Self_"), ("9x", "T9x")] {
+        for (raw, want) in [
+            ("flux_1_dev_redux_input", "Flux1DevReduxInput"),
+            ("a_d_input", "AdInput"),
+            ("写实", "Schema"),
+            ("self", "Self_"),
+            ("9x", "T9x"),
+        ] {
             let got = type_name(raw, "Schema");
             assert_eq!(got, want, "{raw}");
             assert!(is_stable_type_name(&got), "{got}");
@@ -287,7 +294,10 @@ mod tests {
         }}});
         hoist_inline_types(&mut doc);
         let s = &doc["components"]["schemas"];
-        assert_eq!(s["In"]["properties"]["style"], json!({"allOf": [{"$ref": "#/components/schemas/InStyle2"}], "description": "d", "default": "a"}));
+        assert_eq!(
+            s["In"]["properties"]["style"],
+            json!({"allOf": [{"$ref": "#/components/schemas/InStyle2"}], "description": "d", "default": "a"})
+        );
         assert_eq!(s["InStyle2"], json!({"type": "string", "enum": ["a", "b"], "description": "d"}));
         assert_eq!(s["In"]["properties"]["loras"]["items"]["allOf"][0]["$ref"], json!("#/components/schemas/InLorasItem"));
         assert_eq!(s["In"]["properties"]["风格"]["allOf"][0]["$ref"], json!("#/components/schemas/InField3"));

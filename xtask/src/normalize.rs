@@ -71,27 +71,67 @@ pub struct Rule {
 
 /// Every rule, in the order they run on a page.
 pub const RULES: &[Rule] = &[
-    Rule { name: "check_schema_types", quirk: "types OpenAPI 3.0 does not know (file), enums that contradict their type, malformed schemas", apply: check_schema_types },
-    Rule { name: "untyped_colliding_properties", quirk: "property names that become one Rust name (num_images and num-images)", apply: untyped_colliding_properties },
+    Rule {
+        name: "check_schema_types",
+        quirk: "types OpenAPI 3.0 does not know (file), enums that contradict their type, malformed schemas",
+        apply: check_schema_types,
+    },
+    Rule {
+        name: "untyped_colliding_properties",
+        quirk: "property names that become one Rust name (num_images and num-images)",
+        apply: untyped_colliding_properties,
+    },
     Rule { name: "drop_apifox_noise", quirk: "x-apifox-* extensions, servers: [], security: [], folder tags", apply: drop_apifox_noise },
     Rule { name: "strip_base_url_placeholder", quirk: "paths start with /BASE_URL or {{BASE_URL}}", apply: strip_base_url_placeholder },
     Rule { name: "operation_id_from_path", quirk: "no operationId", apply: operation_id_from_path },
-    Rule { name: "drop_transport_headers", quirk: "Authorization, Content-Type, Accept declared as header parameters", apply: drop_transport_headers },
-    Rule { name: "skip_unsupported_operations", quirk: "multipart/form-data bodies, bodies on GET, cookie parameters", apply: skip_unsupported_operations },
-    Rule { name: "declare_path_parameters", quirk: "a {param} in a path with no declared parameter (progenitor panics)", apply: declare_path_parameters },
-    Rule { name: "one_media_type", quirk: "several media types on a body, or success responses of different kinds (progenitor panics)", apply: one_media_type },
+    Rule {
+        name: "drop_transport_headers",
+        quirk: "Authorization, Content-Type, Accept declared as header parameters",
+        apply: drop_transport_headers,
+    },
+    Rule {
+        name: "skip_unsupported_operations",
+        quirk: "multipart/form-data bodies, bodies on GET, cookie parameters",
+        apply: skip_unsupported_operations,
+    },
+    Rule {
+        name: "declare_path_parameters",
+        quirk: "a {param} in a path with no declared parameter (progenitor panics)",
+        apply: declare_path_parameters,
+    },
+    Rule {
+        name: "one_media_type",
+        quirk: "several media types on a body, or success responses of different kinds (progenitor panics)",
+        apply: one_media_type,
+    },
     Rule { name: "hoist_nested_definitions", quirk: "definitions: nested inside a schema", apply: hoist_nested_definitions },
     Rule { name: "openapi31_null_type", quirk: "type: 'null' and type lists inside a 3.0.1 document", apply: openapi31_null_type },
     Rule { name: "drop_empty_object_branches", quirk: "oneOf with an empty-object branch", apply: drop_empty_object_branches },
-    Rule { name: "examples_out_of_schemas", quirk: "examples: arrays and example: values that do not match the schema", apply: examples_out_of_schemas },
-    Rule { name: "optional_from_prose", quirk: "every property in required although its description says optional", apply: optional_from_prose },
+    Rule {
+        name: "examples_out_of_schemas",
+        quirk: "examples: arrays and example: values that do not match the schema",
+        apply: examples_out_of_schemas,
+    },
+    Rule {
+        name: "optional_from_prose",
+        quirk: "every property in required although its description says optional",
+        apply: optional_from_prose,
+    },
     Rule { name: "nullable_from_prose", quirk: "nullability only in prose (可为null)", apply: nullable_from_prose },
     Rule { name: "defaults_from_prose", quirk: "defaults only in prose (默认28, Default: 4)", apply: defaults_from_prose },
     Rule { name: "ranges_from_prose", quirk: "ranges only in prose (范围1-50, Range: 1-12)", apply: ranges_from_prose },
     Rule { name: "names_from_endpoint", quirk: "free-text (often Chinese) titles on schemas", apply: names_from_endpoint },
     Rule { name: "queue_status_response", quirk: "empty or copied-inline submit response schemas", apply: queue_status_response },
-    Rule { name: "name_inline_responses", quirk: "inline success and error schemas share one generated name", apply: name_inline_responses },
-    Rule { name: "refuse_recursive_refs", quirk: "a schema that refers to itself, or a $ref to a schema the page does not define", apply: refuse_recursive_refs },
+    Rule {
+        name: "name_inline_responses",
+        quirk: "inline success and error schemas share one generated name",
+        apply: name_inline_responses,
+    },
+    Rule {
+        name: "refuse_recursive_refs",
+        quirk: "a schema that refers to itself, or a $ref to a schema the page does not define",
+        apply: refuse_recursive_refs,
+    },
 ];
 
 /// Runs every rule on a page, in order.
@@ -109,9 +149,10 @@ fn ops_mut(doc: &mut Value) -> Vec<(String, String, &mut Map<String, Value>)> {
         let Some(item) = item.as_object_mut() else { continue };
         for (method, op) in item.iter_mut() {
             if METHODS.contains(&method.as_str())
-                && let Some(op) = op.as_object_mut() {
-                    out.push((path.clone(), method.clone(), op));
-                }
+                && let Some(op) = op.as_object_mut()
+            {
+                out.push((path.clone(), method.clone(), op));
+            }
         }
     }
     out
@@ -149,7 +190,8 @@ pub fn check_schema_types(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnost
             return;
         }
         let at = |what: String, help: &str| {
-            Diagnostic::new(&source.file, source.line_of_path(&keys_str(keys)), format!("{}: {what}", describe_path(keys))).help(help.to_string())
+            Diagnostic::new(&source.file, source.line_of_path(&keys_str(keys)), format!("{}: {what}", describe_path(keys)))
+                .help(help.to_string())
         };
         let Some(m) = s.as_object() else {
             first = Some(at(format!("a schema must be a mapping, found {s}"), "give the field a schema such as {type: string}"));
@@ -160,7 +202,8 @@ pub fn check_schema_types(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnost
             Some(Value::String(t)) => vec![t.as_str()],
             Some(Value::Array(list)) if list.iter().all(Value::is_string) => list.iter().filter_map(Value::as_str).collect(),
             Some(other) => {
-                first = Some(at(format!("`type: {other}` is not a type name"), "write one of string, number, integer, boolean, array, object"));
+                first =
+                    Some(at(format!("`type: {other}` is not a type name"), "write one of string, number, integer, boolean, array, object"));
                 return;
             }
         };
@@ -188,8 +231,12 @@ pub fn check_schema_types(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnost
                     declared.iter().any(|t| value_has_type(v, t))
                 };
                 if !fits {
-                    let what = if declared.is_empty() { "the other values' type".to_string() } else { format!("type {}", declared.join(" or ")) };
-                    first = Some(at(format!("enum value {v} contradicts {what}"), "make the enum values and the type agree (quote numbers meant as strings)"));
+                    let what =
+                        if declared.is_empty() { "the other values' type".to_string() } else { format!("type {}", declared.join(" or ")) };
+                    first = Some(at(
+                        format!("enum value {v} contradicts {what}"),
+                        "make the enum values and the type agree (quote numbers meant as strings)",
+                    ));
                     return;
                 }
             }
@@ -202,8 +249,12 @@ pub fn check_schema_types(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnost
                         let mut k = keys.to_vec();
                         k.extend(["properties".to_string(), name.clone()]);
                         first = Some(
-                            Diagnostic::new(&source.file, source.line_of_path(&keys_str(&k)), format!("{}: the property has no schema", describe_path(&k)))
-                                .help("give it one, such as {type: string}"),
+                            Diagnostic::new(
+                                &source.file,
+                                source.line_of_path(&keys_str(&k)),
+                                format!("{}: the property has no schema", describe_path(&k)),
+                            )
+                            .help("give it one, such as {type: string}"),
                         );
                     }
                 }
@@ -218,7 +269,8 @@ pub fn check_schema_types(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnost
             }
         }
         if let Some(i) = m.get("items").filter(|i| !i.is_object()) {
-            first = Some(at(format!("`items` must be one schema, found {i}"), "describe the items with one schema (tuples are not supported)"));
+            first =
+                Some(at(format!("`items` must be one schema, found {i}"), "describe the items with one schema (tuples are not supported)"));
         }
     });
     first.map_or(Ok(()), Err)
@@ -245,10 +297,16 @@ pub fn untyped_colliding_properties(doc: &mut Value, ctx: &mut Ctx) -> Result<()
                     let mut k = keys.to_vec();
                     k.extend(["properties".to_string(), (*n).clone()]);
                     ctx.warnings.push(
-                        Diagnostic::new(&ctx.source.file, ctx.source.line_of_path(&keys_str(&k)), format!(
-                            "{}: {n:?} and {:?} are both the Rust field `{rust}`; the typed struct keeps {:?}",
-                            describe_path(&k), names[keep], names[keep]
-                        ))
+                        Diagnostic::new(
+                            &ctx.source.file,
+                            ctx.source.line_of_path(&keys_str(&k)),
+                            format!(
+                                "{}: {n:?} and {:?} are both the Rust field `{rust}`; the typed struct keeps {:?}",
+                                describe_path(&k),
+                                names[keep],
+                                names[keep]
+                            ),
+                        )
                         .help(format!("{n:?} stays in openapi.json: send it with submit_json or `--set {n}=...`")),
                     );
                 }
@@ -257,7 +315,9 @@ pub fn untyped_colliding_properties(doc: &mut Value, ctx: &mut Ctx) -> Result<()
     });
     for (keys, name) in marks {
         let pointer: String = keys.iter().map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1"))).collect();
-        if let Some(p) = doc.pointer_mut(&format!("{pointer}/properties/{}", name.replace('~', "~0").replace('/', "~1"))).and_then(Value::as_object_mut) {
+        if let Some(p) =
+            doc.pointer_mut(&format!("{pointer}/properties/{}", name.replace('~', "~0").replace('/', "~1"))).and_then(Value::as_object_mut)
+        {
             p.insert("x-falq-untyped".into(), Value::Bool(true));
         }
     }
@@ -289,9 +349,10 @@ pub fn drop_apifox_noise(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic>
         }
     }
     if let Some(c) = doc.get_mut("components").and_then(Value::as_object_mut)
-        && c.get("securitySchemes").and_then(Value::as_object).is_some_and(|m| m.is_empty()) {
-            c.remove("securitySchemes");
-        }
+        && c.get("securitySchemes").and_then(Value::as_object).is_some_and(|m| m.is_empty())
+    {
+        c.remove("securitySchemes");
+    }
     for_each_operation(doc, |_, _, op| {
         op.remove("tags");
         if op.get("security").and_then(Value::as_array).is_some_and(|a| a.is_empty()) {
@@ -303,9 +364,10 @@ pub fn drop_apifox_noise(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic>
         if let Some(rs) = op.get_mut("responses").and_then(Value::as_object_mut) {
             for r in rs.values_mut() {
                 if let Some(r) = r.as_object_mut()
-                    && r.get("headers").and_then(Value::as_object).is_some_and(|h| h.is_empty()) {
-                        r.remove("headers");
-                    }
+                    && r.get("headers").and_then(Value::as_object).is_some_and(|h| h.is_empty())
+                {
+                    r.remove("headers");
+                }
             }
         }
     });
@@ -323,7 +385,9 @@ pub fn strip_base_url_placeholder(doc: &mut Value, ctx: &mut Ctx) -> Result<(), 
         let stripped = BASE_URL_PREFIX.replace(&path, "/").into_owned();
         let stripped = if stripped.starts_with('/') { stripped } else { format!("/{stripped}") };
         if paths.contains_key(&stripped) {
-            return Err(ctx.source.diag_at(&path, format!("two paths of this page become {stripped} once the base URL placeholder is removed"))
+            return Err(ctx
+                .source
+                .diag_at(&path, format!("two paths of this page become {stripped} once the base URL placeholder is removed"))
                 .help("keep one of them"));
         }
         paths.insert(stripped, item);
@@ -354,11 +418,15 @@ pub fn operation_id_from_path(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diag
     for (path, method, op) in ops_mut(doc) {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
         if segments.len() < 2 {
-            return Err(ctx.source.diag_at(&path, format!("{path} is not an endpoint path of the form /owner/app[/...]"))
+            return Err(ctx
+                .source
+                .diag_at(&path, format!("{path} is not an endpoint path of the form /owner/app[/...]"))
                 .help("a fal endpoint id has an owner and an app, as in /fal-ai/flux-1/dev"));
         }
         if !segments.iter().all(|s| s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.{}".contains(c))) {
-            return Err(ctx.source.diag_at(&path, format!("{path} has characters an endpoint id cannot have"))
+            return Err(ctx
+                .source
+                .diag_at(&path, format!("{path} has characters an endpoint id cannot have"))
                 .help("endpoint ids use ASCII letters, digits, '-', '_' and '.'"));
         }
         // An id the page gives is kept when it is a snake-case ASCII name; otherwise it
@@ -419,25 +487,25 @@ pub fn skip_unsupported_operations(doc: &mut Value, ctx: &mut Ctx) -> Result<(),
         let Some(item) = item.as_object_mut() else { continue };
         for method in METHODS {
             let Some(op) = item.get(method) else { continue };
-            let content: Vec<String> = op
-                .pointer("/requestBody/content")
-                .and_then(Value::as_object)
-                .map(|c| c.keys().cloned().collect())
-                .unwrap_or_default();
+            let content: Vec<String> =
+                op.pointer("/requestBody/content").and_then(Value::as_object).map(|c| c.keys().cloned().collect()).unwrap_or_default();
             let reason = if !content.is_empty() && !content.iter().any(|c| is_json(c)) {
                 Some(format!("its request body is {} (only JSON bodies are supported)", content.join(", ")))
             } else if !content.is_empty() && matches!(method, "get" | "head" | "delete") {
                 Some(format!("it sends a request body with {}", method.to_uppercase()))
-            } else if op.get("parameters").and_then(Value::as_array).is_some_and(|ps| {
-                ps.iter().any(|p| p.get("in").and_then(Value::as_str) == Some("cookie"))
-            }) {
+            } else if op
+                .get("parameters")
+                .and_then(Value::as_array)
+                .is_some_and(|ps| ps.iter().any(|p| p.get("in").and_then(Value::as_str) == Some("cookie")))
+            {
                 Some("it takes cookie parameters".to_string())
             } else {
                 None
             };
             if let Some(reason) = reason {
                 ctx.warnings.push(
-                    source.diag_at(path, format!("skipped {} {path}: {reason}", method.to_uppercase()))
+                    source
+                        .diag_at(path, format!("skipped {} {path}: {reason}", method.to_uppercase()))
                         .help("the rest of the page is generated; call this operation by hand"),
                 );
                 item.remove(method);
@@ -462,9 +530,9 @@ pub fn declare_path_parameters(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Dia
             let name = &cap[1];
             let params = op.entry("parameters").or_insert_with(|| json!([]));
             let Some(params) = params.as_array_mut() else { continue };
-            let declared = params.iter().any(|p| {
-                p.get("in").and_then(Value::as_str) == Some("path") && p.get("name").and_then(Value::as_str) == Some(name)
-            });
+            let declared = params
+                .iter()
+                .any(|p| p.get("in").and_then(Value::as_str) == Some("path") && p.get("name").and_then(Value::as_str) == Some(name));
             if !declared {
                 ctx.warnings.push(source.diag_at(&path, format!("path parameter {{{name}}} of {path} is not declared; taken as a string")));
                 params.push(json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}));
@@ -489,13 +557,15 @@ pub fn one_media_type(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> 
                     let last = content.keys().next_back().cloned().unwrap_or_default();
                     content.remove(&last);
                 }
-                warnings.push(source.diag_at(&path, format!("{where_}: {what} keeps application/json only (dropped {})", dropped.join(", "))));
+                warnings
+                    .push(source.diag_at(&path, format!("{where_}: {what} keeps application/json only (dropped {})", dropped.join(", "))));
             }
             for (mt, v) in content.iter_mut() {
                 if is_json(mt)
-                    && let Some(m) = v.as_object_mut() {
-                        m.entry("schema").or_insert_with(|| json!({}));
-                    }
+                    && let Some(m) = v.as_object_mut()
+                {
+                    m.entry("schema").or_insert_with(|| json!({}));
+                }
             }
         };
         if let Some(content) = op.get_mut("requestBody").and_then(|b| b.get_mut("content")).and_then(Value::as_object_mut) {
@@ -515,7 +585,9 @@ pub fn one_media_type(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> 
             for c in &without {
                 responses.remove(c);
             }
-            ctx.warnings.push(source.diag_at(&path, format!("{where_}: dropped body-less success responses {} beside a JSON one", without.join(", "))));
+            ctx.warnings.push(
+                source.diag_at(&path, format!("{where_}: dropped body-less success responses {} beside a JSON one", without.join(", "))),
+            );
         }
     }
     Ok(())
@@ -538,11 +610,8 @@ pub fn hoist_nested_definitions(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Di
     if hoisted.is_empty() {
         return Ok(());
     }
-    let existing: BTreeSet<String> = doc
-        .pointer("/components/schemas")
-        .and_then(Value::as_object)
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
+    let existing: BTreeSet<String> =
+        doc.pointer("/components/schemas").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
     let prefix = ops_mut(doc).first().and_then(|(_, _, op)| op.get("operationId").and_then(Value::as_str).map(pascal)).unwrap_or_default();
     let mut renames = Vec::new();
     let mut named = Vec::new();
@@ -565,14 +634,21 @@ pub fn hoist_nested_definitions(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Di
         if let Some(r) = s.get_mut("$ref") {
             let Some(text) = r.as_str() else { return };
             for (old, new) in &renames {
-                if text == format!("#/definitions/{old}") || text == format!("#/$defs/{old}") || text.ends_with(&format!("/definitions/{old}")) {
+                if text == format!("#/definitions/{old}")
+                    || text == format!("#/$defs/{old}")
+                    || text.ends_with(&format!("/definitions/{old}"))
+                {
                     *r = Value::String(format!("#/components/schemas/{new}"));
                     return;
                 }
             }
         }
     });
-    ctx.warnings.push(Diagnostic::new(&ctx.source.file, ctx.source.line_of("definitions:"), format!("hoisted nested definitions into components: {}", renames.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", "))));
+    ctx.warnings.push(Diagnostic::new(
+        &ctx.source.file,
+        ctx.source.line_of("definitions:"),
+        format!("hoisted nested definitions into components: {}", renames.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")),
+    ));
     Ok(())
 }
 
@@ -660,8 +736,14 @@ pub fn drop_empty_object_branches(doc: &mut Value, ctx: &mut Ctx) -> Result<(), 
         }
     });
     if dropped > 0 {
-        ctx.warnings.push(Diagnostic::new(&ctx.source.file, ctx.source.line_of("oneOf"), format!("dropped {dropped} empty-object branch(es) of oneOf/anyOf"))
-            .help("describe the object form in an overlay under specs/falq/ if the endpoint accepts one"));
+        ctx.warnings.push(
+            Diagnostic::new(
+                &ctx.source.file,
+                ctx.source.line_of("oneOf"),
+                format!("dropped {dropped} empty-object branch(es) of oneOf/anyOf"),
+            )
+            .help("describe the object form in an overlay under specs/falq/ if the endpoint accepts one"),
+        );
     }
     Ok(())
 }
@@ -703,7 +785,9 @@ pub fn optional_from_prose(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnos
         let Some(props) = m.get("properties").and_then(Value::as_object) else { return };
         let optional: Vec<(String, String)> = props
             .iter()
-            .filter_map(|(k, p)| p.get("description").and_then(Value::as_str).filter(|d| says_optional(d)).map(|d| (k.clone(), d.to_string())))
+            .filter_map(|(k, p)| {
+                p.get("description").and_then(Value::as_str).filter(|d| says_optional(d)).map(|d| (k.clone(), d.to_string()))
+            })
             .collect();
         if let Some(req) = m.get_mut("required").and_then(Value::as_array_mut) {
             for (name, text) in &optional {
@@ -722,8 +806,9 @@ pub fn optional_from_prose(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnos
 /// A description saying the value may be null (`可为null`, `可为空`, `nullable`, `can be null`)
 /// makes the schema `nullable: true`.
 pub fn nullable_from_prose(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
-    static NULLABLE: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"(?i)可为\s*null|可为空|可以为空|可以为\s*null|\bnullable\b|can be null|may be null|or null\b").expect("regex"));
+    static NULLABLE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)可为\s*null|可为空|可以为空|可以为\s*null|\bnullable\b|can be null|may be null|or null\b").expect("regex")
+    });
     for_each_schema_at_mut(doc, &mut |keys, s| {
         let Some(m) = s.as_object_mut() else { return };
         let Some(desc) = m.get("description").and_then(Value::as_str).filter(|d| NULLABLE.is_match(d)).map(str::to_string) else { return };
@@ -796,8 +881,10 @@ pub fn range_in_prose(desc: &str) -> (Option<f64>, Option<f64>) {
         Regex::new(&format!(r"(?i)(?:取值范围|范围|取值|\brange\b|\bbetween\b)\s*[:：]?\s*(?:为|是)?\s*[\[(（【]?\s*{NUM}\s*(?:-|~|～|–|到|至|,|，|\band\b)\s*{NUM}")).expect("regex")
     });
     static BARE: LazyLock<Regex> = LazyLock::new(|| Regex::new(&format!(r"^\s*(?:取值)?\s*{NUM}\s*[-~～–]\s*{NUM}\s*$")).expect("regex"));
-    static MAX: LazyLock<Regex> = LazyLock::new(|| Regex::new(&format!(r"(?i)(?:最多|最大|不超过|at most|up to|maximum(?: of)?)\s*[:：]?\s*{NUM}")).expect("regex"));
-    static MIN: LazyLock<Regex> = LazyLock::new(|| Regex::new(&format!(r"(?i)(?:至少|最少|最小|at least|minimum(?: of)?)\s*[:：]?\s*{NUM}")).expect("regex"));
+    static MAX: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(&format!(r"(?i)(?:最多|最大|不超过|at most|up to|maximum(?: of)?)\s*[:：]?\s*{NUM}")).expect("regex"));
+    static MIN: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(&format!(r"(?i)(?:至少|最少|最小|at least|minimum(?: of)?)\s*[:：]?\s*{NUM}")).expect("regex"));
     let num = |s: &str| s.parse::<f64>().ok();
     if let Some(c) = RANGE.captures(desc) {
         return (num(&c[1]), num(&c[2]));
@@ -829,7 +916,11 @@ pub fn ranges_from_prose(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnosti
             return;
         }
         let as_json = |v: f64| {
-            if t == "integer" && v.fract() == 0.0 { Value::from(v as i64) } else { serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number) }
+            if t == "integer" && v.fract() == 0.0 {
+                Value::from(v as i64)
+            } else {
+                serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
+            }
         };
         if let Some(min) = min.filter(|_| !m.contains_key("minimum")) {
             m.insert("minimum".into(), as_json(min));
@@ -854,7 +945,8 @@ pub fn names_from_endpoint(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnos
             m.remove("title");
         }
     });
-    let existing: BTreeSet<String> = doc.pointer("/components/schemas").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let existing: BTreeSet<String> =
+        doc.pointer("/components/schemas").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
     let mut hoisted: Vec<(String, Value)> = Vec::new();
     let source = ctx.source;
     for (path, _, op) in ops_mut(doc) {
@@ -871,7 +963,9 @@ pub fn names_from_endpoint(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnos
             let name = crate::names::type_name(&format!("{id}_input"), "Input");
             let unique = crate::walk::unique_name(&name, &|n| existing.contains(n) || hoisted.iter().any(|(h, _)| h == n));
             if unique != name {
-                ctx.warnings.push(source.diag_at(&path, format!("note: the page has a schema named {name} already; the input of {path} is {unique}")));
+                ctx.warnings.push(
+                    source.diag_at(&path, format!("note: the page has a schema named {name} already; the input of {path} is {unique}")),
+                );
             }
             hoisted.push((unique.clone(), std::mem::replace(schema, schema_ref(&unique))));
         }
@@ -909,7 +1003,8 @@ pub fn queue_status_response(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagn
                     continue;
                 }
                 let Some(schema) = media.get_mut("schema") else { continue };
-                let props: Vec<String> = schema.get("properties").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default();
+                let props: Vec<String> =
+                    schema.get("properties").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default();
                 let is_object = schema.get("type").and_then(Value::as_str).is_none_or(|t| t == "object") && schema.get("$ref").is_none();
                 if is_object && props.iter().all(|p| fields.contains(p)) {
                     *schema = schema_ref("QueueStatus");
@@ -944,7 +1039,9 @@ pub fn name_inline_responses(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnos
         return Ok(());
     }
     let comps = doc.as_object_mut().map(|m| m.entry("components").or_insert_with(|| json!({})));
-    if let Some(schemas) = comps.and_then(Value::as_object_mut).map(|c| c.entry("schemas").or_insert_with(|| json!({}))).and_then(Value::as_object_mut) {
+    if let Some(schemas) =
+        comps.and_then(Value::as_object_mut).map(|c| c.entry("schemas").or_insert_with(|| json!({}))).and_then(Value::as_object_mut)
+    {
         for (n, s) in hoisted {
             schemas.insert(n, s);
         }
@@ -976,7 +1073,8 @@ fn refs_in(v: &Value, out: &mut Vec<String>) {
 /// schemas by following references.
 pub fn refuse_recursive_refs(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
     let source = ctx.source;
-    let components: BTreeSet<String> = doc.pointer("/components/schemas").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let components: BTreeSet<String> =
+        doc.pointer("/components/schemas").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
     let line_of_ref = |name: &str| {
         let short = name.rsplit('/').next().unwrap_or(name);
         source.text.lines().position(|l| l.contains("$ref") && l.contains(short)).map_or_else(|| source.line_of(short), |i| source.line + i)
@@ -985,7 +1083,11 @@ pub fn refuse_recursive_refs(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagn
     refs_in(doc, &mut all);
     for r in &all {
         let ok = ref_target(r).is_some_and(|n| components.contains(n) || ctx.known_schemas.contains(n));
-        if !ok && !r.starts_with("#/components/parameters/") && !r.starts_with("#/components/responses/") && !r.starts_with("#/components/requestBodies/") {
+        if !ok
+            && !r.starts_with("#/components/parameters/")
+            && !r.starts_with("#/components/responses/")
+            && !r.starts_with("#/components/requestBodies/")
+        {
             return Err(Diagnostic::new(&source.file, line_of_ref(r), format!("$ref {r:?} names no schema of this page"))
                 .help("define the schema under components: schemas:, or correct the reference"));
         }
@@ -1049,10 +1151,17 @@ mod tests {
         let expected = crate::load::yaml_to_json(&serde_yaml::from_str(after).unwrap()).unwrap();
         let src = source();
         let mut ctx = Ctx::new(&src);
-        ctx.queue_status_fields =
-            ["status", "request_id", "response_url", "status_url", "cancel_url", "logs", "metrics", "queue_position"].map(String::from).into();
+        ctx.queue_status_fields = ["status", "request_id", "response_url", "status_url", "cancel_url", "logs", "metrics", "queue_position"]
+            .map(String::from)
+            .into();
         (rule.apply)(&mut doc, &mut ctx).expect("rule applies");
-        assert!(doc == expected, "{} gave\n{}\nexpected\n{}", rule.name, serde_json::to_string_pretty(&doc).unwrap(), serde_json::to_string_pretty(&expected).unwrap());
+        assert!(
+            doc == expected,
+            "{} gave\n{}\nexpected\n{}",
+            rule.name,
+            serde_json::to_string_pretty(&doc).unwrap(),
+            serde_json::to_string_pretty(&expected).unwrap()
+        );
         ctx.warnings
     }
 
@@ -1137,7 +1246,11 @@ mod tests {
     fn strip_base_url_placeholder_case() {
         check("strip_base_url_placeholder", "paths: {/BASE_URL/fal-ai/x: {}}", "paths: {/fal-ai/x: {}}");
         check("strip_base_url_placeholder", "paths: {'{{BASE_URL}}/fal-ai/x/y': {}}", "paths: {/fal-ai/x/y: {}}");
-        check("strip_base_url_placeholder", "paths: {'/{{ BASE_URL }}/fal-ai/x': {}, /other/app: {}}", "paths: {/fal-ai/x: {}, /other/app: {}}");
+        check(
+            "strip_base_url_placeholder",
+            "paths: {'/{{ BASE_URL }}/fal-ai/x': {}, /other/app: {}}",
+            "paths: {/fal-ai/x: {}, /other/app: {}}",
+        );
     }
 
     #[test]
@@ -1168,7 +1281,11 @@ mod tests {
             "paths: {/a/b: {post: {parameters: [{name: Authorization, in: header, required: true}, {name: content-type, in: header}, {name: Accept, in: header}, {name: X-Fal-Queue-Priority, in: header}]}}}",
             "paths: {/a/b: {post: {parameters: [{name: X-Fal-Queue-Priority, in: header}]}}}",
         );
-        check("drop_transport_headers", "paths: {/a/b: {post: {parameters: [{name: Authorization, in: header}]}}}", "paths: {/a/b: {post: {}}}");
+        check(
+            "drop_transport_headers",
+            "paths: {/a/b: {post: {parameters: [{name: Authorization, in: header}]}}}",
+            "paths: {/a/b: {post: {}}}",
+        );
     }
 
     #[test]

@@ -137,8 +137,12 @@ pub fn for_each_schema_at(doc: &Value, f: &mut dyn FnMut(&[String], &Value)) {
                 }
                 if let Some(responses) = op.get("responses").and_then(Value::as_object) {
                     for (code, r) in responses {
-                        for mt in r.get("content").and_then(Value::as_object).map(|c| c.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
-                            roots.push([base.clone(), vec!["responses".into(), code.clone(), "content".into(), mt, "schema".into()]].concat());
+                        for mt in
+                            r.get("content").and_then(Value::as_object).map(|c| c.keys().cloned().collect::<Vec<_>>()).unwrap_or_default()
+                        {
+                            roots.push(
+                                [base.clone(), vec!["responses".into(), code.clone(), "content".into(), mt, "schema".into()]].concat(),
+                            );
                         }
                     }
                 }
@@ -240,9 +244,9 @@ pub fn describe_path(keys: &[String]) -> String {
 /// Words Rust reserves: a name equal to one gets a trailing `_` (as typify does).
 pub const RUST_KEYWORDS: &[&str] = &[
     "_", "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate", "do", "dyn", "else", "enum", "extern",
-    "false", "final", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub",
-    "ref", "return", "Self", "self", "static", "struct", "super", "trait", "true", "try", "type", "typeof", "unsafe", "unsized", "use",
-    "virtual", "where", "while", "yield",
+    "false", "final", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv",
+    "pub", "ref", "return", "Self", "self", "static", "struct", "super", "trait", "true", "try", "type", "typeof", "unsafe", "unsized",
+    "use", "virtual", "where", "while", "yield",
 ];
 
 /// The Rust field name typify gives a property (its `sanitize(name, Case::Snake)`):

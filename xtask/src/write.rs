@@ -69,7 +69,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("falq-write-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("a.txt"), "one\ntwo\n").unwrap();
-        let outs = [Output { path: "a.txt".into(), content: "one\nthree\n".into() }, Output { path: "b.txt".into(), content: "new\n".into() }];
+        let outs =
+            [Output { path: "a.txt".into(), content: "one\nthree\n".into() }, Output { path: "b.txt".into(), content: "new\n".into() }];
         let r = ensure_files(&dir, &outs, true).unwrap();
         assert_eq!(r.changed, vec![PathBuf::from("a.txt"), PathBuf::from("b.txt")]);
         assert!(r.diff.contains("-two") && r.diff.contains("+three") && r.diff.contains("+new"), "{}", r.diff);

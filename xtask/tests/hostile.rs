@@ -222,8 +222,16 @@ fn pages_regen_refuses_name_their_page_line_and_field() {
         "                prompt:\n                  type: string\n                root:\n                  $ref: '#/components/schemas/Node'\n",
         "    Node:\n      type: object\n      properties:\n        children:\n          type: array\n          items:\n            $ref: '#/components/schemas/Node'\n",
     );
-    let file_type = page("fal-ai/upload/model", "                prompt:\n                  type: string\n                image:\n                  type: file\n", "    {}\n");
-    let bad_enum = page("fal-ai/enum/model", "                prompt:\n                  type: string\n                steps:\n                  type: integer\n                  enum: [low, high]\n", "    {}\n");
+    let file_type = page(
+        "fal-ai/upload/model",
+        "                prompt:\n                  type: string\n                image:\n                  type: file\n",
+        "    {}\n",
+    );
+    let bad_enum = page(
+        "fal-ai/enum/model",
+        "                prompt:\n                  type: string\n                steps:\n                  type: integer\n                  enum: [low, high]\n",
+        "    {}\n",
+    );
     let cases: [(&str, &str, &str); 3] = [
         ("recursive", &recursive, "schema Node refers back to itself (Node → Node): recursive schemas are not supported"),
         ("filetype", &file_type, "POST /BASE_URL/fal-ai/upload/model, field image: unknown type \"file\""),
@@ -238,7 +246,13 @@ fn pages_regen_refuses_name_their_page_line_and_field() {
         // The line holds what the message is about.
         let line: usize = msg.split("specs/apifox/zz.md:").nth(1).unwrap().split(':').next().unwrap().parse().unwrap();
         let text_line = text.lines().nth(line - 1).unwrap_or("");
-        let about = if name == "recursive" { "Node" } else if name == "filetype" { "image" } else { "steps" };
+        let about = if name == "recursive" {
+            "Node"
+        } else if name == "filetype" {
+            "image"
+        } else {
+            "steps"
+        };
         assert!(text_line.contains(about) || text.lines().nth(line).unwrap_or("").contains(about), "{name}: line {line} is {text_line:?}");
         std::fs::remove_dir_all(dir).ok();
     }
@@ -246,9 +260,8 @@ fn pages_regen_refuses_name_their_page_line_and_field() {
 
 #[test]
 fn the_relays_page_replaces_an_authored_one_with_a_note() {
-    let real = std::fs::read_to_string(root().join("specs/falq/pages/flux-1-schnell.md"))
-        .unwrap()
-        .replace("默认4，范围1~12", "默认4，范围1~8");
+    let real =
+        std::fs::read_to_string(root().join("specs/falq/pages/flux-1-schnell.md")).unwrap().replace("默认4，范围1~12", "默认4，范围1~8");
     let dir = scratch("replace", &[("apifox/flux-1-schnell.md", &real)]);
     let r = regen_ok(&dir);
     let steps = &r.spec["components"]["schemas"]["Flux1SchnellInput"]["properties"]["num_inference_steps"];
@@ -286,6 +299,10 @@ fn every_inference_from_prose_is_listed_for_review() {
         assert!(report.contains(&format!("{}:{}", i.file.display(), i.line)));
     }
     // One the relay's dev page states only in prose: steps 1..=50.
-    assert!(r.inferred.iter().any(|i| i.place == "POST /fal-ai/flux-1/dev, field num_inference_steps" && i.what == "maximum 50"), "{:?}", r.inferred);
+    assert!(
+        r.inferred.iter().any(|i| i.place == "POST /fal-ai/flux-1/dev, field num_inference_steps" && i.what == "maximum 50"),
+        "{:?}",
+        r.inferred
+    );
     let _: Value = json!(null);
 }

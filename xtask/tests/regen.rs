@@ -33,11 +33,7 @@ fn regen_err(dir: &Path) -> String {
 #[test]
 fn generated_crate_is_fresh() {
     let (report, _) = xtask::run(&root(), true).expect("regen runs");
-    assert!(
-        report.changed.is_empty(),
-        "the generated crate is stale: run `cargo xtask regen`\n{}",
-        report.diff
-    );
+    assert!(report.changed.is_empty(), "the generated crate is stale: run `cargo xtask regen`\n{}", report.diff);
 }
 
 /// The relay's FLUX catalogue (its docs, seeds 002 and 004): eleven models, each with
@@ -59,7 +55,8 @@ const PAGES: [(&str, &str); 11] = [
 #[test]
 fn the_catalogue_is_the_relays_eleven_flux_models() {
     let r = xtask::regen(&root().join("specs"), &root()).expect("regen");
-    let ids: Vec<&str> = r.spec["paths"].as_object().unwrap().values().filter_map(|item| item["post"]["x-falq-endpoint-id"].as_str()).collect();
+    let ids: Vec<&str> =
+        r.spec["paths"].as_object().unwrap().values().filter_map(|item| item["post"]["x-falq-endpoint-id"].as_str()).collect();
     let mut want: Vec<&str> = PAGES.iter().map(|(id, _)| *id).collect();
     let mut got = ids.clone();
     want.sort();
@@ -68,7 +65,9 @@ fn the_catalogue_is_the_relays_eleven_flux_models() {
     // The real dev page's nested `definitions: ImageSize` clashes with ours: scoped, with a note.
     assert!(r.spec["components"]["schemas"].get("Flux1DevImageSize").is_some());
     assert!(
-        r.warnings.iter().any(|w| w.file.ends_with("flux-1-dev.md") && w.message.contains("schema ImageSize differs") && w.message.contains("Flux1DevImageSize")),
+        r.warnings.iter().any(|w| w.file.ends_with("flux-1-dev.md")
+            && w.message.contains("schema ImageSize differs")
+            && w.message.contains("Flux1DevImageSize")),
         "{:?}",
         r.warnings
     );
@@ -102,8 +101,15 @@ fn every_page_is_a_clean_typed_operation() {
         assert_eq!(op["x-falq-endpoint-id"], json!(id));
         assert!(op.get("parameters").is_none(), "{id} still has header parameters: {}", op["parameters"]);
         let pascal: String = op_id.split('_').map(|p| p[..1].to_uppercase() + &p[1..]).collect();
-        assert_eq!(op["requestBody"]["content"]["application/json"]["schema"]["$ref"], json!(format!("#/components/schemas/{pascal}Input")));
-        assert_eq!(op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"], json!("#/components/schemas/QueueStatus"), "{id}");
+        assert_eq!(
+            op["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            json!(format!("#/components/schemas/{pascal}Input"))
+        );
+        assert_eq!(
+            op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+            json!("#/components/schemas/QueueStatus"),
+            "{id}"
+        );
         assert_eq!(op["x-falq-output"]["$ref"], json!("#/components/schemas/FluxImageOutput"), "{id}");
         let input = &spec["components"]["schemas"][format!("{pascal}Input")];
         if let Some(n) = input["properties"].get("num_images") {
@@ -112,7 +118,14 @@ fn every_page_is_a_clean_typed_operation() {
         assert!(input["properties"]["seed"]["type"] == json!("integer"), "{id}: seed is an integer");
     }
     for op in ["queue_status", "queue_status_stream", "queue_result", "queue_cancel"] {
-        assert!(spec["paths"].as_object().unwrap().values().any(|item| item.as_object().unwrap().values().any(|o| o["operationId"] == json!(op))), "{op} missing");
+        assert!(
+            spec["paths"].as_object().unwrap().values().any(|item| item
+                .as_object()
+                .unwrap()
+                .values()
+                .any(|o| o["operationId"] == json!(op))),
+            "{op} missing"
+        );
     }
     // Required fields: only what the page (or fal) says is required.
     assert_eq!(spec["components"]["schemas"]["Flux1DevReduxInput"]["required"], json!(["image_url"]));
@@ -223,7 +236,13 @@ fn a_new_page_regenerates_without_code_change() {
     let schnell = &spec["components"]["schemas"]["Flux1SchnellInput"];
     assert_eq!(schnell["properties"]["num_inference_steps"]["maximum"], json!(12));
     assert!(spec["paths"].get("/fal-ai/flux-1/dev/upload").is_none(), "the multipart operation is skipped");
-    assert!(r.warnings.iter().any(|w| w.message.contains("skipped POST /fal-ai/flux-1/dev/upload") && w.message.contains("multipart/form-data")), "{:?}", r.warnings);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.message.contains("skipped POST /fal-ai/flux-1/dev/upload") && w.message.contains("multipart/form-data")),
+        "{:?}",
+        r.warnings
+    );
     let client = &r.outputs.iter().find(|o| o.path.ends_with("generated.rs")).unwrap().content;
     assert!(client.contains("pub fn flux_1_dev(&self)") && client.contains("pub fn flux_1_schnell(&self)"));
     assert!(client.contains("pub struct Flux1DevInput"));
@@ -239,14 +258,31 @@ fn errors_name_file_line_and_what_to_do() {
     let cases: [Case; 5] = [
         ("badyaml", &[("p.md", "# P\n\n```yaml\nopenapi: 3.0.1\npaths:\n  /a/b: {post: [\n```\n")], "specs/p.md:"),
         ("nofence", &[("p.md", "# just prose\n")], "no fenced ```yaml block"),
-        ("dup", &[
-            ("a.md", "```yaml\nopenapi: 3.0.1\ninfo: {title: '', version: '1'}\npaths:\n  /BASE_URL/fal-ai/x:\n    post: {responses: {'200': {description: ''}}}\n```\n"),
-            ("b.md", "```yaml\nopenapi: 3.0.1\ninfo: {title: '', version: '1'}\npaths:\n  /BASE_URL/fal-ai/x:\n    post: {responses: {'200': {description: ''}}}\n```\n"),
-        ], "specs/b.md:5: duplicate endpoint /fal-ai/x: specs/a.md:5 defines it already"),
-        ("overlay", &[
-            ("a.md", "```yaml\nopenapi: 3.0.1\ninfo: {title: '', version: '1'}\npaths:\n  /BASE_URL/fal-ai/x:\n    post: {responses: {'200': {description: ''}}}\n```\n"),
-            ("o.yaml", "falq-overlay: 1\nendpoints:\n  fal-ai/y:\n    output: FluxImageOutput\n"),
-        ], "specs/o.yaml:3: the overlay names endpoint fal-ai/y"),
+        (
+            "dup",
+            &[
+                (
+                    "a.md",
+                    "```yaml\nopenapi: 3.0.1\ninfo: {title: '', version: '1'}\npaths:\n  /BASE_URL/fal-ai/x:\n    post: {responses: {'200': {description: ''}}}\n```\n",
+                ),
+                (
+                    "b.md",
+                    "```yaml\nopenapi: 3.0.1\ninfo: {title: '', version: '1'}\npaths:\n  /BASE_URL/fal-ai/x:\n    post: {responses: {'200': {description: ''}}}\n```\n",
+                ),
+            ],
+            "specs/b.md:5: duplicate endpoint /fal-ai/x: specs/a.md:5 defines it already",
+        ),
+        (
+            "overlay",
+            &[
+                (
+                    "a.md",
+                    "```yaml\nopenapi: 3.0.1\ninfo: {title: '', version: '1'}\npaths:\n  /BASE_URL/fal-ai/x:\n    post: {responses: {'200': {description: ''}}}\n```\n",
+                ),
+                ("o.yaml", "falq-overlay: 1\nendpoints:\n  fal-ai/y:\n    output: FluxImageOutput\n"),
+            ],
+            "specs/o.yaml:3: the overlay names endpoint fal-ai/y",
+        ),
         ("version", &[("a.md", "```yaml\nopenapi: 2.0.0\n```\n")], "unsupported OpenAPI version 2.0.0"),
     ];
     for (name, files, expected) in cases {

@@ -83,7 +83,8 @@ async fn one_round(jobs: usize, mode: WaitMode, http: falq::HttpVersion) -> Stri
         config.http.max_in_flight = n;
     }
     let client = Client::new(config).unwrap();
-    let input: types::FluxProKontextTextToImageInput = serde_json::from_value(serde_json::json!({"prompt": "a lighthouse at dusk"})).unwrap();
+    let input: types::FluxProKontextTextToImageInput =
+        serde_json::from_value(serde_json::json!({"prompt": "a lighthouse at dusk"})).unwrap();
     let input = Arc::new(input);
     let cpu0 = cpu_seconds();
     let started = Instant::now();
@@ -105,7 +106,12 @@ async fn one_round(jobs: usize, mode: WaitMode, http: falq::HttpVersion) -> Stri
     for t in tasks {
         match t.await {
             Ok(Ok(x)) => held.push(x),
-            Ok(Err(e)) => { if std::env::var_os("FALQ_BENCH_DEBUG").is_some() { eprintln!("failed: {e}"); } failures += 1 }
+            Ok(Err(e)) => {
+                if std::env::var_os("FALQ_BENCH_DEBUG").is_some() {
+                    eprintln!("failed: {e}");
+                }
+                failures += 1
+            }
             Err(_) => failures += 1,
         }
     }
@@ -116,7 +122,8 @@ async fn one_round(jobs: usize, mode: WaitMode, http: falq::HttpVersion) -> Stri
     if std::env::var_os("FALQ_BENCH_DEBUG").is_some() {
         eprintln!("{}", serde_json::to_string(routes).unwrap());
     }
-    let requests: u64 = ["submit", "status", "stream", "result", "cancel"].iter().map(|r| routes[r]["requests"].as_u64().unwrap_or(0)).sum();
+    let requests: u64 =
+        ["submit", "status", "stream", "result", "cancel"].iter().map(|r| routes[r]["requests"].as_u64().unwrap_or(0)).sum();
     let mut delays: Vec<f64> = held
         .iter()
         .filter_map(|(id, at)| counters["per_job"][id]["completed_unix_us"].as_u64().map(|c| (*at as f64 - c as f64) / 1000.0))
@@ -156,7 +163,11 @@ fn main() {
     for &jobs in &sizes {
         for mode in ["stream", "poll"] {
             for http in ["h1", "h2"] {
-                let out = Command::new(&me).env("FALQ_BENCH_ROUND", format!("{jobs}:{mode}:{http}")).stderr(Stdio::inherit()).output().expect("a round runs");
+                let out = Command::new(&me)
+                    .env("FALQ_BENCH_ROUND", format!("{jobs}:{mode}:{http}"))
+                    .stderr(Stdio::inherit())
+                    .output()
+                    .expect("a round runs");
                 print!("{}", String::from_utf8_lossy(&out.stdout));
             }
         }

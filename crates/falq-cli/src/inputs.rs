@@ -90,7 +90,8 @@ pub fn type_label(s: &Value) -> String {
     match s.get("type").and_then(Value::as_str) {
         Some("array") => format!("array of {}", type_label(&s["items"])),
         Some("object") => {
-            let props: Vec<String> = s.get("properties").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default();
+            let props: Vec<String> =
+                s.get("properties").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default();
             if props.is_empty() { "object".into() } else { format!("{{{}}}", props.join(", ")) }
         }
         Some(t) => t.to_string(),
@@ -150,9 +151,10 @@ pub fn typed_value(field: &str, schema: &Value, raw: &str) -> Result<Value, Usag
     if let Some(list) = s.get("oneOf").or_else(|| s.get("anyOf")).and_then(Value::as_array) {
         // A preset name or JSON for the object form (image_size).
         if let Ok(v) = serde_json::from_str::<Value>(raw)
-            && (v.is_object() || v.is_array()) {
-                return Ok(v);
-            }
+            && (v.is_object() || v.is_array())
+        {
+            return Ok(v);
+        }
         for branch in list {
             if let Ok(v) = typed_value(field, branch, raw) {
                 return Ok(v);
@@ -185,7 +187,10 @@ pub fn typed_value(field: &str, schema: &Value, raw: &str) -> Result<Value, Usag
             };
             Ok(Value::Array(items))
         }
-        Some("object") => serde_json::from_str::<Value>(raw).ok().filter(Value::is_object).ok_or_else(|| Usage(format!("{field}: expected a JSON object such as {}", allowed()))),
+        Some("object") => serde_json::from_str::<Value>(raw)
+            .ok()
+            .filter(Value::is_object)
+            .ok_or_else(|| Usage(format!("{field}: expected a JSON object such as {}", allowed()))),
         _ => Ok(Value::String(raw.to_string())),
     }
 }
@@ -248,11 +253,12 @@ pub fn build_input(e: &EndpointInfo, input: Option<&str>, sets: &[String]) -> Re
         if k.ends_with("_url") {
             *v = file_to_data_url(k, v.take())?;
         } else if k.ends_with("_urls")
-            && let Value::Array(items) = v {
-                for item in items.iter_mut() {
-                    *item = file_to_data_url(k, item.take())?;
-                }
+            && let Value::Array(items) = v
+        {
+            for item in items.iter_mut() {
+                *item = file_to_data_url(k, item.take())?;
             }
+        }
     }
     let missing: Vec<&str> = required(e).into_iter().filter(|r| !obj.contains_key(*r)).collect();
     if !missing.is_empty() {
@@ -287,10 +293,23 @@ mod tests {
     #[test]
     fn sets_are_typed_by_the_schema() {
         check(
-            &["image_url=https://x/a.png", "num_images=2", "guidance_scale=3.5", "sync_mode=true", "output_format=png", "image_size=square_hd", "seed=196619188014358660"],
-            Ok(json!({"image_url": "https://x/a.png", "num_images": 2, "guidance_scale": 3.5, "sync_mode": true, "output_format": "png", "image_size": "square_hd", "seed": 196619188014358660i64})),
+            &[
+                "image_url=https://x/a.png",
+                "num_images=2",
+                "guidance_scale=3.5",
+                "sync_mode=true",
+                "output_format=png",
+                "image_size=square_hd",
+                "seed=196619188014358660",
+            ],
+            Ok(
+                json!({"image_url": "https://x/a.png", "num_images": 2, "guidance_scale": 3.5, "sync_mode": true, "output_format": "png", "image_size": "square_hd", "seed": 196619188014358660i64}),
+            ),
         );
-        check(&["image_url=https://x", r#"image_size={"width":640,"height":480}"#], Ok(json!({"image_url": "https://x", "image_size": {"width": 640, "height": 480}})));
+        check(
+            &["image_url=https://x", r#"image_size={"width":640,"height":480}"#],
+            Ok(json!({"image_url": "https://x", "image_size": {"width": 640, "height": 480}})),
+        );
         check(&["image_url=https://x", "seed=null"], Ok(json!({"image_url": "https://x", "seed": null})));
     }
 
@@ -310,7 +329,13 @@ mod tests {
     #[test]
     fn help_lists_fields_with_types_ranges_and_defaults() {
         let h = endpoint_help(redux());
-        for fragment in ["image_url (string), required", "num_images (integer), default 1, range 1..=4", "output_format (jpeg | png), default jpeg", "image_size (square_hd | square", "可选。推理步数"] {
+        for fragment in [
+            "image_url (string), required",
+            "num_images (integer), default 1, range 1..=4",
+            "output_format (jpeg | png), default jpeg",
+            "image_size (square_hd | square",
+            "可选。推理步数",
+        ] {
             assert!(h.contains(fragment), "{fragment:?} missing in\n{h}");
         }
     }

@@ -59,7 +59,10 @@ pub enum Entry {
 impl Entry {
     fn request_id(&self) -> &str {
         match self {
-            Entry::Submitted { request_id, .. } | Entry::Done { request_id, .. } | Entry::Failed { request_id, .. } | Entry::Cancelled { request_id, .. } => request_id,
+            Entry::Submitted { request_id, .. }
+            | Entry::Done { request_id, .. }
+            | Entry::Failed { request_id, .. }
+            | Entry::Cancelled { request_id, .. } => request_id,
         }
     }
 }
@@ -173,7 +176,14 @@ mod tests {
     use super::*;
 
     fn submitted(id: &str) -> Entry {
-        Entry::Submitted { endpoint: "fal-ai/flux-1/dev/redux".into(), request_id: id.into(), base_url: "http://127.0.0.1:1".into(), out: "out".into(), sim: false, at: 1 }
+        Entry::Submitted {
+            endpoint: "fal-ai/flux-1/dev/redux".into(),
+            request_id: id.into(),
+            base_url: "http://127.0.0.1:1".into(),
+            out: "out".into(),
+            sim: false,
+            at: 1,
+        }
     }
 
     #[test]
@@ -191,7 +201,10 @@ mod tests {
         drop(f);
         let (jobs, unreadable) = j.jobs().unwrap();
         assert_eq!(unreadable, 1);
-        assert_eq!(jobs.iter().map(|j| (j.submitted.request_id().to_string(), j.state())).collect::<Vec<_>>(), vec![("a".to_string(), "done"), ("b".to_string(), "pending")]);
+        assert_eq!(
+            jobs.iter().map(|j| (j.submitted.request_id().to_string(), j.state())).collect::<Vec<_>>(),
+            vec![("a".to_string(), "done"), ("b".to_string(), "pending")]
+        );
         // The next entry starts on a line of its own.
         j.append(&Entry::Cancelled { request_id: "b".into(), at: 3 }).unwrap();
         let (jobs, unreadable) = j.jobs().unwrap();

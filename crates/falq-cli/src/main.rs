@@ -35,7 +35,11 @@ mod exit {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "falq", version, about = "Run fal-compatible image endpoints from the shell: typed inputs, progress, saved outputs, a crash-safe journal.")]
+#[command(
+    name = "falq",
+    version,
+    about = "Run fal-compatible image endpoints from the shell: typed inputs, progress, saved outputs, a crash-safe journal."
+)]
 struct Cli {
     /// The relay's base URL (else FAL_BASE_URL). The key (FAL_KEY or --key-file) is sent there and nowhere else.
     #[arg(long, global = true, env = "FAL_BASE_URL", hide_env_values = true)]
@@ -187,7 +191,12 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     if !(secs.is_finite() && secs >= 0.0) {
         return Err(format!("{text:?} is not a duration"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    // A duration any later arithmetic (deadlines, sleeps) can hold without overflow.
+    const MAX_SECS: f64 = 10.0 * 365.0 * 86_400.0;
+    if secs > MAX_SECS {
+        return Err(format!("{text:?} is too long (at most 3650 days)"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?} is not a duration: {e}"))
 }
 
 /// A duration above zero (`--timeout`).
@@ -311,7 +320,10 @@ impl Globals {
     /// The config for `base` (else --base-url / FAL_BASE_URL).
     fn config(&self, base: Option<&str>) -> Result<Config, Failure> {
         let base = base.map(str::to_string).or_else(|| self.base_url.clone()).filter(|b| !b.trim().is_empty()).ok_or_else(|| {
-            Usage("no relay configured: set FAL_BASE_URL (or pass --base-url URL) and FAL_KEY, or try the built-in simulator with --sim".into())
+            Usage(
+                "no relay configured: set FAL_BASE_URL (or pass --base-url URL) and FAL_KEY, or try the built-in simulator with --sim"
+                    .into(),
+            )
         })?;
         let mut config = Config::new(&base)?;
         if let Some(scheme) = std::env::var("FAL_AUTH_SCHEME").ok().filter(|s| !s.trim().is_empty()) {
@@ -383,8 +395,17 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
     // Durable before anything else: a crash from here on loses nothing.
     let journal = journal()?;
     journal
-        .append(&Entry::Submitted { endpoint: endpoint.id.into(), request_id: handle.request_id.clone(), base_url, out: out.clone(), sim: args.sim, at: now_ms() })
-        .with_context(|| format!("the job {} was submitted but the journal {} could not be written", handle.request_id, journal.path().display()))?;
+        .append(&Entry::Submitted {
+            endpoint: endpoint.id.into(),
+            request_id: handle.request_id.clone(),
+            base_url,
+            out: out.clone(),
+            sim: args.sim,
+            at: now_ms(),
+        })
+        .with_context(|| {
+            format!("the job {} was submitted but the journal {} could not be written", handle.request_id, journal.path().display())
+        })?;
     let progress = progress::Progress::new(std::io::stderr().is_terminal());
     progress.line(&format!("submitted {} ({})", handle.request_id, endpoint.id));
     if args.no_wait {
@@ -435,7 +456,12 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
 }
 
 /// Waits, fetches the result and saves its outputs at once (results expire).
-async fn finish(client: &Client, handle: &RequestHandle, out: &Path, progress: &progress::Progress) -> Result<(Value, Vec<PathBuf>), FalqError> {
+async fn finish(
+    client: &Client,
+    handle: &RequestHandle,
+    out: &Path,
+    progress: &progress::Progress,
+) -> Result<(Value, Vec<PathBuf>), FalqError> {
     let result: Value = handle.finish(|u| progress.update(u)).await?;
     let files = client.download(&result, out, &handle.request_id).await?;
     Ok((result, files.into_iter().map(|f| f.path).collect()))
@@ -443,7 +469,10 @@ async fn finish(client: &Client, handle: &RequestHandle, out: &Path, progress: &
 
 fn print_result(as_json: bool, endpoint: &str, request_id: &str, result: &Value, files: &[PathBuf]) -> anyhow::Result<()> {
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&json!({"endpoint": endpoint, "request_id": request_id, "output": result, "files": files}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"endpoint": endpoint, "request_id": request_id, "output": result, "files": files}))?
+        );
     } else {
         for f in files {
             println!("{}", f.display());
@@ -461,7 +490,10 @@ fn jobs(as_json: bool) -> Result<u8, Failure> {
     for job in &jobs {
         let Entry::Submitted { endpoint, request_id, out, at, sim, .. } = &job.submitted else { continue };
         if as_json {
-            println!("{}", json!({"request_id": request_id, "endpoint": endpoint, "state": job.state(), "out": out, "submitted_at_ms": at, "sim": sim}));
+            println!(
+                "{}",
+                json!({"request_id": request_id, "endpoint": endpoint, "state": job.state(), "out": out, "submitted_at_ms": at, "sim": sim})
+            );
         } else {
             println!("{request_id:<40} {:<10} {endpoint:<40} {}", job.state(), out.display());
         }
@@ -514,7 +546,12 @@ async fn sim(args: SimArgs) -> Result<u8, Failure> {
         ModeArg::Relay => falq_sim::SimMode::Relay,
         ModeArg::Direct => falq_sim::SimMode::Direct,
     };
-    let mut config = falq_sim::SimConfig { mode, api_key: args.key.clone(), seed: args.seed.unwrap_or_else(fresh_seed), ..falq_sim::SimConfig::default() };
+    let mut config = falq_sim::SimConfig {
+        mode,
+        api_key: args.key.clone(),
+        seed: args.seed.unwrap_or_else(fresh_seed),
+        ..falq_sim::SimConfig::default()
+    };
     if let Some(d) = args.queue_delay {
         config.timing.queue_delay = d;
     }
@@ -556,5 +593,9 @@ mod tests {
         assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
         assert!(parse_positive_duration("0s").unwrap_err().contains("more than zero"));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        // Too large for a Duration (or a deadline): an error, never a panic.
+        assert!(parse_duration("99999999999999999999999s").unwrap_err().contains("too long"));
+        assert!(parse_duration("1e400").is_err());
+        assert!(parse_duration("3651d").is_err());
     }
 }

@@ -37,7 +37,11 @@ fn fixture_png() -> String {
 /// `falq` with a clean environment: no relay, no key, its own FALQ_HOME.
 fn falq(home: &Scratch) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_falq"));
-    c.env_remove("FAL_BASE_URL").env_remove("FAL_KEY").env_remove("FAL_AUTH_SCHEME").env("FALQ_HOME", home.path("home")).current_dir(&home.0);
+    c.env_remove("FAL_BASE_URL")
+        .env_remove("FAL_KEY")
+        .env_remove("FAL_AUTH_SCHEME")
+        .env("FALQ_HOME", home.path("home"))
+        .current_dir(&home.0);
     c.stdin(Stdio::null());
     c
 }
@@ -55,7 +59,13 @@ struct SimProcess {
 
 impl SimProcess {
     fn start(home: &Scratch, args: &[&str]) -> Self {
-        let mut child = falq(home).args(["sim", "--addr", "127.0.0.1:0"]).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("falq sim starts");
+        let mut child = falq(home)
+            .args(["sim", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("falq sim starts");
         let mut first = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
         let base_url = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line was {first:?}")).to_string();
@@ -106,7 +116,22 @@ fn jobs(home: &Scratch) -> Vec<Value> {
 #[test]
 fn the_quickstart_produces_real_images_offline() {
     let home = Scratch::new("quick");
-    let (code, out, err) = run(falq(&home).args(["run", REDUX, "--sim", "--set", &format!("image_url={}", fixture_png()), "--set", "num_images=2", "--set", "output_format=png", "--set", "seed=196619188014358660", "--json", "--out", "imgs"]));
+    let (code, out, err) = run(falq(&home).args([
+        "run",
+        REDUX,
+        "--sim",
+        "--set",
+        &format!("image_url={}", fixture_png()),
+        "--set",
+        "num_images=2",
+        "--set",
+        "output_format=png",
+        "--set",
+        "seed=196619188014358660",
+        "--json",
+        "--out",
+        "imgs",
+    ]));
     assert_eq!(code, 0, "stderr: {err}");
     let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("stdout is only the JSON result ({e}): {out}"));
     assert_eq!(v["output"]["seed"].as_u64(), Some(196619188014358660), "the seed is exact: {out}");
@@ -124,7 +149,8 @@ fn the_quickstart_produces_real_images_offline() {
     // the first one's request id, so nothing is overwritten.
     let mut paths = Vec::new();
     for _ in 0..2 {
-        let (code, out, _) = run(falq(&home).args(["run", REDUX, "--sim", "--wait", "poll", "--set", &format!("image_url={}", fixture_png())]));
+        let (code, out, _) =
+            run(falq(&home).args(["run", REDUX, "--sim", "--wait", "poll", "--set", &format!("image_url={}", fixture_png())]));
         assert_eq!(code, 0);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 1, "{out}");
@@ -164,12 +190,24 @@ fn endpoints_and_endpoint_help() {
     let home = Scratch::new("help");
     let (code, out, _) = run(falq(&home).arg("endpoints"));
     assert_eq!(code, 0);
-    for id in [REDUX, "fal-ai/flux-1/schnell/redux", "fal-ai/flux-pro/kontext", "fal-ai/flux-pro/kontext/max", "fal-ai/flux-pro/kontext/multi", "fal-ai/flux-pro/kontext/text-to-image"] {
+    for id in [
+        REDUX,
+        "fal-ai/flux-1/schnell/redux",
+        "fal-ai/flux-pro/kontext",
+        "fal-ai/flux-pro/kontext/max",
+        "fal-ai/flux-pro/kontext/multi",
+        "fal-ai/flux-pro/kontext/text-to-image",
+    ] {
         assert!(out.lines().any(|l| l.starts_with(&format!("{id} "))), "{id} missing:\n{out}");
     }
     let (code, out, _) = run(falq(&home).args(["run", "fal-ai/flux-pro/kontext/max", "--help"]));
     assert_eq!(code, 0);
-    for fragment in ["prompt (string), required", "aspect_ratio (21:9 | 16:9", "safety_tolerance (1 | 2 | 3 | 4 | 5 | 6), default 2", "num_images (integer), default 1, range 1..=4"] {
+    for fragment in [
+        "prompt (string), required",
+        "aspect_ratio (21:9 | 16:9",
+        "safety_tolerance (1 | 2 | 3 | 4 | 5 | 6), default 2",
+        "num_images (integer), default 1, range 1..=4",
+    ] {
         assert!(out.contains(fragment), "{fragment:?} missing:\n{out}");
     }
 }
@@ -211,7 +249,8 @@ fn failures_have_distinct_exit_codes() {
     assert!(err.contains("the job failed (HTTP 422)"), "{err}");
     // A deadline.
     let slow = SimProcess::start(&home, &["--run-time", "30s"]);
-    let (code, _, err) = run(falq(&home).args(["run", REDUX, "--base-url", &slow.base_url, "--set", &img, "--timeout", "300ms"]).env("FAL_KEY", "k"));
+    let (code, _, err) =
+        run(falq(&home).args(["run", REDUX, "--base-url", &slow.base_url, "--set", &img, "--timeout", "300ms"]).env("FAL_KEY", "k"));
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("the job was cancelled"), "{err}");
     // Nothing listening: the retries give up.
@@ -266,7 +305,10 @@ fn ctrl_c_stops_waiting_and_says_how_to_resume_or_cancels() {
     let sim = SimProcess::start(&home, &["--queue-delay", "0s", "--run-time", "20s"]);
     for cancel in [false, true] {
         let mut cmd = falq(&home);
-        cmd.args(["run", REDUX, "--base-url", &sim.base_url, "--set", &format!("image_url={}", fixture_png())]).env("FAL_KEY", "k").stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(["run", REDUX, "--base-url", &sim.base_url, "--set", &format!("image_url={}", fixture_png())])
+            .env("FAL_KEY", "k")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         if cancel {
             cmd.arg("--cancel-on-interrupt");
         }
@@ -297,19 +339,39 @@ fn no_wait_then_status_and_result_by_id() {
     let home = Scratch::new("nowait");
     let sim = SimProcess::start(&home, &["--mode", "direct", "--queue-delay", "0s", "--run-time", "100ms"]);
     let base = ["--base-url", sim.base_url.as_str()];
-    let (code, out, err) = run(falq(&home).args(["run", "fal-ai/flux-pro/kontext/text-to-image", "--no-wait", "--set", "prompt=a cat", "--set", "aspect_ratio=16:9"]).args(base).env("FAL_KEY", "k").env("FAL_AUTH_SCHEME", "Key"));
+    let (code, out, err) = run(falq(&home)
+        .args(["run", "fal-ai/flux-pro/kontext/text-to-image", "--no-wait", "--set", "prompt=a cat", "--set", "aspect_ratio=16:9"])
+        .args(base)
+        .env("FAL_KEY", "k")
+        .env("FAL_AUTH_SCHEME", "Key"));
     assert_eq!(code, 0, "{err}");
     let id = out.trim().to_string();
     assert!(!id.is_empty());
     wait_for("completion", || {
-        let (_, out, _) = run(falq(&home).args(["status", "fal-ai/flux-pro/kontext/text-to-image", &id]).args(base).env("FAL_KEY", "k").env("FAL_AUTH_SCHEME", "Key"));
+        let (_, out, _) = run(falq(&home)
+            .args(["status", "fal-ai/flux-pro/kontext/text-to-image", &id])
+            .args(base)
+            .env("FAL_KEY", "k")
+            .env("FAL_AUTH_SCHEME", "Key"));
         out.contains("COMPLETED")
     });
-    let (code, out, err) = run(falq(&home).args(["result", "fal-ai/flux-pro/kontext/text-to-image", &id, "--out", "r"]).args(base).env("FAL_KEY", "k").env("FAL_AUTH_SCHEME", "Key"));
+    let (code, out, err) = run(falq(&home)
+        .args(["result", "fal-ai/flux-pro/kontext/text-to-image", &id, "--out", "r"])
+        .args(base)
+        .env("FAL_KEY", "k")
+        .env("FAL_AUTH_SCHEME", "Key"));
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["output"]["images"][0]["width"].as_i64().map(|w| w > v["output"]["images"][0]["height"].as_i64().unwrap()), Some(true), "16:9 is wider than tall: {out}");
+    assert_eq!(
+        v["output"]["images"][0]["width"].as_i64().map(|w| w > v["output"]["images"][0]["height"].as_i64().unwrap()),
+        Some(true),
+        "16:9 is wider than tall: {out}"
+    );
     assert!(is_image(Path::new(v["files"][0].as_str().unwrap())));
-    let (code, out, _) = run(falq(&home).args(["cancel", "fal-ai/flux-pro/kontext/text-to-image", &id]).args(base).env("FAL_KEY", "k").env("FAL_AUTH_SCHEME", "Key"));
+    let (code, out, _) = run(falq(&home)
+        .args(["cancel", "fal-ai/flux-pro/kontext/text-to-image", &id])
+        .args(base)
+        .env("FAL_KEY", "k")
+        .env("FAL_AUTH_SCHEME", "Key"));
     assert_eq!((code, out.trim()), (0, "\"ALREADY_COMPLETED\""));
 }

@@ -15,10 +15,7 @@ use serde_json::{Value, json};
 const ENDPOINT: &str = "fal-ai/flux-pro/kontext/text-to-image";
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// `VmRSS` and `VmHWM` of this process, in MiB.
@@ -40,12 +37,7 @@ fn percentiles(mut samples: Vec<Duration>) -> String {
     }
     samples.sort();
     let at = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
-    format!(
-        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        ms(at(0.5)),
-        ms(at(0.99)),
-        ms(at(1.0))
-    )
+    format!("p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", ms(at(0.5)), ms(at(0.99)), ms(at(1.0)))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -83,12 +75,7 @@ impl Client {
     }
 
     async fn get(&self, url: &str) -> reqwest::Response {
-        self.http
-            .get(self.url(url))
-            .header("authorization", "Bearer bench")
-            .send()
-            .await
-            .expect("answered")
+        self.http.get(self.url(url)).header("authorization", "Bearer bench").send().await.expect("answered")
     }
 }
 
@@ -109,22 +96,13 @@ async fn main() {
         ..SimConfig::default()
     };
     let sim = Sim::spawn(config).await.expect("the simulator starts");
-    let client = &Client {
-        http: reqwest::Client::new(),
-        base: sim.base_url().to_string(),
-    };
-    println!(
-        "falq-sim scale: {jobs} jobs, {concurrency} requests in flight, queue 200 ms + run 600 ms, 2 runtime threads"
-    );
+    let client = &Client { http: reqwest::Client::new(), base: sim.base_url().to_string() };
+    println!("falq-sim scale: {jobs} jobs, {concurrency} requests in flight, queue 200 ms + run 600 ms, 2 runtime threads");
     println!("start: {}", memory());
 
     // 1. Submit every job.
     let started = Instant::now();
-    let submitted: Vec<(Value, Duration)> = stream::iter(0..jobs)
-        .map(|i| client.submit(i))
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
+    let submitted: Vec<(Value, Duration)> = stream::iter(0..jobs).map(|i| client.submit(i)).buffer_unordered(concurrency).collect().await;
     let submit_time = started.elapsed();
     println!(
         "submit: {jobs} in {:.2} s = {:.0} submits/s; latency {}",
@@ -145,21 +123,11 @@ async fn main() {
         // (the job, and when done: the result's size and when the client held it)
         let round: Vec<(Value, Option<(usize, Instant)>)> = stream::iter(pending.drain(..))
             .map(|job| async move {
-                let status: Value = client
-                    .get(job["status_url"].as_str().unwrap())
-                    .await
-                    .json()
-                    .await
-                    .expect("status body");
+                let status: Value = client.get(job["status_url"].as_str().unwrap()).await.json().await.expect("status body");
                 if status["status"] != "COMPLETED" {
                     return (job, None);
                 }
-                let result = client
-                    .get(job["response_url"].as_str().unwrap())
-                    .await
-                    .bytes()
-                    .await
-                    .expect("result body");
+                let result = client.get(job["response_url"].as_str().unwrap()).await.bytes().await.expect("result body");
                 let held = Instant::now();
                 (job, Some((result.len(), held)))
             })
@@ -190,18 +158,12 @@ async fn main() {
         per_second(status_calls, poll_started.elapsed()),
         result_bytes as f64 / 1_048_576.0
     );
-    println!(
-        "poll: completion to output held (50 ms poll rounds): {}",
-        percentiles(lags)
-    );
+    println!("poll: completion to output held (50 ms poll rounds): {}", percentiles(lags));
     println!("after poll: {}", memory());
 
     // 3. Status streams: one open stream per job; the lag from completion to the COMPLETED event.
-    let submitted: Vec<Value> = stream::iter(0..streams)
-        .map(|i| async move { client.submit(i).await.0 })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
+    let submitted: Vec<Value> =
+        stream::iter(0..streams).map(|i| async move { client.submit(i).await.0 }).buffer_unordered(concurrency).collect().await;
     let stream_started = Instant::now();
     let events: Vec<(String, Instant, usize)> = stream::iter(submitted)
         .map(|job| async move {
@@ -217,22 +179,13 @@ async fn main() {
                 }
             }
             let count = text.matches("data: ").count();
-            (
-                job["request_id"].as_str().unwrap().to_string(),
-                completed_at.expect("a COMPLETED event"),
-                count,
-            )
+            (job["request_id"].as_str().unwrap().to_string(), completed_at.expect("a COMPLETED event"), count)
         })
         .buffer_unordered(streams)
         .collect()
         .await;
-    let stream_lags: Vec<Duration> = events
-        .iter()
-        .filter_map(|(id, seen, _)| {
-            sim.completed_at(id)
-                .map(|at| seen.saturating_duration_since(at))
-        })
-        .collect();
+    let stream_lags: Vec<Duration> =
+        events.iter().filter_map(|(id, seen, _)| sim.completed_at(id).map(|at| seen.saturating_duration_since(at))).collect();
     let event_count: usize = events.iter().map(|(_, _, n)| n).sum();
     println!(
         "stream: {streams} concurrent streams closed after COMPLETED within {:.2} s, {event_count} events; completion to event: {}",
@@ -241,21 +194,10 @@ async fn main() {
     );
 
     // 4. Media: drawn on first download (1024x1024 JPEG here), cached after.
-    let some: Vec<String> = events
-        .iter()
-        .take(20)
-        .map(|(id, _, _)| id.clone())
-        .collect();
+    let some: Vec<String> = events.iter().take(20).map(|(id, _, _)| id.clone()).collect();
     let mut urls = Vec::new();
     for id in &some {
-        let output: Value = client
-            .get(&format!(
-                "https://queue.fal.run/fal-ai/flux-pro/requests/{id}"
-            ))
-            .await
-            .json()
-            .await
-            .expect("output");
+        let output: Value = client.get(&format!("https://queue.fal.run/fal-ai/flux-pro/requests/{id}")).await.json().await.expect("output");
         urls.push(output["images"][0]["url"].as_str().unwrap().to_string());
     }
     let mut first = Vec::new();
@@ -263,35 +205,15 @@ async fn main() {
     let mut sizes = HashMap::new();
     for url in &urls {
         let t = Instant::now();
-        let bytes = client
-            .http
-            .get(url)
-            .send()
-            .await
-            .expect("media")
-            .bytes()
-            .await
-            .expect("media body");
+        let bytes = client.http.get(url).send().await.expect("media").bytes().await.expect("media body");
         first.push(t.elapsed());
         *sizes.entry(bytes.len() / 1024).or_insert(0) += 1;
         let t = Instant::now();
-        client
-            .http
-            .get(url)
-            .send()
-            .await
-            .expect("media")
-            .bytes()
-            .await
-            .expect("media body");
+        client.http.get(url).send().await.expect("media").bytes().await.expect("media body");
         again.push(t.elapsed());
     }
     let mean_kib = sizes.iter().map(|(k, n)| k * n).sum::<usize>() / urls.len().max(1);
-    println!(
-        "media: first download (draw + encode) {}; cached {}; ~{mean_kib} KiB each",
-        percentiles(first),
-        percentiles(again)
-    );
+    println!("media: first download (draw + encode) {}; cached {}; ~{mean_kib} KiB each", percentiles(first), percentiles(again));
 
     let counters = sim.counters();
     println!(

@@ -34,15 +34,8 @@ impl AuthFailure {
 
 /// Accepts `<scheme> <key>` with the mode's scheme (any case) and a non-empty key equal to
 /// the configured one, when one is configured.
-pub(crate) fn check_auth(
-    mode: SimMode,
-    configured: Option<&str>,
-    header: Option<&str>,
-) -> Result<(), AuthFailure> {
-    let header = header
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-        .ok_or(AuthFailure::Missing)?;
+pub(crate) fn check_auth(mode: SimMode, configured: Option<&str>, header: Option<&str>) -> Result<(), AuthFailure> {
+    let header = header.map(str::trim).filter(|h| !h.is_empty()).ok_or(AuthFailure::Missing)?;
     let (scheme, key) = header.split_once(' ').unwrap_or((header, ""));
     if !scheme.eq_ignore_ascii_case(mode.auth_scheme()) {
         return Err(AuthFailure::WrongScheme);
@@ -65,12 +58,7 @@ mod tests {
     fn auth_table() {
         use AuthFailure::*;
         use SimMode::*;
-        type Case = (
-            SimMode,
-            Option<&'static str>,
-            Option<&'static str>,
-            Result<(), AuthFailure>,
-        );
+        type Case = (SimMode, Option<&'static str>, Option<&'static str>, Result<(), AuthFailure>);
         let cases: &[Case] = &[
             (Relay, None, Some("Bearer abc"), Ok(())),
             (Relay, None, Some("bearer abc"), Ok(())),
@@ -88,11 +76,7 @@ mod tests {
             (Direct, None, Some("abc"), Err(WrongScheme)),
         ];
         for (mode, configured, header, expected) in cases {
-            assert_eq!(
-                &check_auth(*mode, *configured, *header),
-                expected,
-                "{mode} {configured:?} {header:?}"
-            );
+            assert_eq!(&check_auth(*mode, *configured, *header), expected, "{mode} {configured:?} {header:?}");
         }
     }
 }

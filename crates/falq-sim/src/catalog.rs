@@ -55,26 +55,13 @@ pub(crate) struct Catalog {
 impl Catalog {
     /// Reads `falq_api::ENDPOINTS` and `falq_api::OPENAPI_JSON`.
     pub(crate) fn load() -> Result<Catalog, SimError> {
-        let doc: Value = serde_json::from_str(falq_api::OPENAPI_JSON)
-            .map_err(|e| SimError::Spec(e.to_string()))?;
-        Ok(Catalog::from_parts(
-            SchemaValidator::from_openapi(&doc),
-            falq_api::ENDPOINTS,
-        ))
+        let doc: Value = serde_json::from_str(falq_api::OPENAPI_JSON).map_err(|e| SimError::Spec(e.to_string()))?;
+        Ok(Catalog::from_parts(SchemaValidator::from_openapi(&doc), falq_api::ENDPOINTS))
     }
 
-    pub(crate) fn from_parts(
-        validator: SchemaValidator,
-        endpoints: &[&'static EndpointInfo],
-    ) -> Catalog {
-        let endpoints = endpoints
-            .iter()
-            .map(|&info| (info.id, model(&validator, info)))
-            .collect();
-        Catalog {
-            validator,
-            endpoints,
-        }
+    pub(crate) fn from_parts(validator: SchemaValidator, endpoints: &[&'static EndpointInfo]) -> Catalog {
+        let endpoints = endpoints.iter().map(|&info| (info.id, model(&validator, info))).collect();
+        Catalog { validator, endpoints }
     }
 
     /// The endpoint with this id (`fal-ai/flux-1/dev/redux`).
@@ -88,13 +75,9 @@ fn model(validator: &SchemaValidator, info: &'static EndpointInfo) -> EndpointMo
     let property = |name: &str| validator.property(schema, name);
     let default_of = |name: &str| property(name).and_then(|p| p.get("default")).cloned();
     let size = if property("image_size").is_some() {
-        SizeField::ImageSize {
-            default: default_of("image_size"),
-        }
+        SizeField::ImageSize { default: default_of("image_size") }
     } else if property("aspect_ratio").is_some() {
-        SizeField::AspectRatio {
-            default: default_of("aspect_ratio").and_then(|v| v.as_str().map(str::to_string)),
-        }
+        SizeField::AspectRatio { default: default_of("aspect_ratio").and_then(|v| v.as_str().map(str::to_string)) }
     } else {
         SizeField::Fixed
     };
@@ -170,17 +153,10 @@ pub(crate) fn plan_output(
             }
         }
         SizeField::AspectRatio { default } => {
-            let explicit = given("aspect_ratio")
-                .and_then(Value::as_str)
-                .or(default.as_deref());
+            let explicit = given("aspect_ratio").and_then(Value::as_str).or(default.as_deref());
             explicit
                 .and_then(aspect_ratio_size)
-                .or_else(|| {
-                    source
-                        .as_ref()
-                        .and_then(|s| s.size)
-                        .and_then(|(w, h)| size_for_ratio(w as f64, h as f64))
-                })
+                .or_else(|| source.as_ref().and_then(|s| s.size).and_then(|(w, h)| size_for_ratio(w as f64, h as f64)))
                 .unwrap_or((1024, 1024))
         }
         SizeField::Fixed => (1024, 1024),
@@ -188,16 +164,11 @@ pub(crate) fn plan_output(
     if u64::from(width) * u64::from(height) > max_pixels {
         return Err(Box::new(detail_item(
             &["body", "image_size"],
-            format!(
-                "The simulator draws at most {max_pixels} pixels per image, not {width}x{height}"
-            ),
+            format!("The simulator draws at most {max_pixels} pixels per image, not {width}x{height}"),
             "value_error",
         )));
     }
-    let num_images = given("num_images")
-        .and_then(lax_integer)
-        .or(model.default_num_images)
-        .unwrap_or(1);
+    let num_images = given("num_images").and_then(lax_integer).or(model.default_num_images).unwrap_or(1);
     if !(1..=MAX_IMAGES).contains(&num_images) {
         return Err(Box::new(detail_item(
             &["body", "num_images"],
@@ -205,9 +176,7 @@ pub(crate) fn plan_output(
             "value_error",
         )));
     }
-    let format_name = given("output_format")
-        .and_then(Value::as_str)
-        .or(model.default_format.as_deref());
+    let format_name = given("output_format").and_then(Value::as_str).or(model.default_format.as_deref());
     Ok(OutputPlan {
         width,
         height,
@@ -235,9 +204,7 @@ mod tests {
     fn size(endpoint: &str, input: Value, source: Option<Thumb>) -> Result<(u32, u32), String> {
         let catalog = catalog();
         let model = catalog.endpoint(endpoint).unwrap();
-        plan_output(model, &input, source.map(Arc::new), 4096 * 4096)
-            .map(|p| (p.width, p.height))
-            .map_err(|e| e.type_)
+        plan_output(model, &input, source.map(Arc::new), 4096 * 4096).map(|p| (p.width, p.height)).map_err(|e| e.type_)
     }
 
     #[test]
@@ -245,11 +212,7 @@ mod tests {
         let catalog = catalog();
         for info in falq_api::ENDPOINTS {
             let model = catalog.endpoint(info.id).unwrap();
-            assert!(
-                catalog.validator.has_schema(info.input_schema),
-                "{}",
-                info.id
-            );
+            assert!(catalog.validator.has_schema(info.input_schema), "{}", info.id);
             assert_eq!(model.info.app_id, info.app_id);
         }
     }
@@ -258,31 +221,16 @@ mod tests {
     fn models_read_the_schema() {
         let catalog = catalog();
         let redux = catalog.endpoint("fal-ai/flux-1/dev/redux").unwrap();
-        assert_eq!(
-            redux.size,
-            SizeField::ImageSize {
-                default: Some(json!("landscape_4_3"))
-            }
-        );
+        assert_eq!(redux.size, SizeField::ImageSize { default: Some(json!("landscape_4_3")) });
         assert_eq!(redux.image_field, Some(ImageField::Url));
         assert_eq!(redux.default_format.as_deref(), Some("jpeg"));
         assert_eq!(redux.default_num_images, Some(1));
         let multi = catalog.endpoint("fal-ai/flux-pro/kontext/multi").unwrap();
         assert_eq!(multi.size, SizeField::AspectRatio { default: None });
         assert_eq!(multi.image_field, Some(ImageField::Urls));
-        assert_eq!(
-            multi.image_url(&json!({ "image_urls": ["a", "b"] })),
-            Some("a")
-        );
-        let text = catalog
-            .endpoint("fal-ai/flux-pro/kontext/text-to-image")
-            .unwrap();
-        assert_eq!(
-            text.size,
-            SizeField::AspectRatio {
-                default: Some("1:1".into())
-            }
-        );
+        assert_eq!(multi.image_url(&json!({ "image_urls": ["a", "b"] })), Some("a"));
+        let text = catalog.endpoint("fal-ai/flux-pro/kontext/text-to-image").unwrap();
+        assert_eq!(text.size, SizeField::AspectRatio { default: Some("1:1".into()) });
         assert_eq!(text.image_field, None);
     }
 
@@ -291,78 +239,37 @@ mod tests {
         let redux = "fal-ai/flux-1/dev/redux";
         let multi = "fal-ai/flux-pro/kontext/multi";
         let text = "fal-ai/flux-pro/kontext/text-to-image";
-        let wide = Thumb {
-            size: Some((1600, 900)),
-            rgb: vec![0; 768],
-        };
+        let wide = Thumb { size: Some((1600, 900)), rgb: vec![0; 768] };
         assert_eq!(size(redux, json!({}), None), Ok((1024, 768)));
-        assert_eq!(
-            size(redux, json!({ "image_size": "square" }), None),
-            Ok((512, 512))
-        );
-        assert_eq!(
-            size(redux, json!({ "image_size": "portrait_16_9" }), None),
-            Ok((576, 1024))
-        );
-        assert_eq!(
-            size(
-                redux,
-                json!({ "image_size": { "width": 64, "height": "48" } }),
-                None
-            ),
-            Ok((64, 48))
-        );
-        assert_eq!(
-            size(
-                redux,
-                json!({ "image_size": { "width": 0, "height": 48 } }),
-                None
-            ),
-            Err("greater_than".into())
-        );
-        assert_eq!(
-            size(
-                redux,
-                json!({ "image_size": { "width": 14000, "height": 14000 } }),
-                None
-            ),
-            Err("value_error".into())
-        );
+        assert_eq!(size(redux, json!({ "image_size": "square" }), None), Ok((512, 512)));
+        assert_eq!(size(redux, json!({ "image_size": "portrait_16_9" }), None), Ok((576, 1024)));
+        assert_eq!(size(redux, json!({ "image_size": { "width": 64, "height": "48" } }), None), Ok((64, 48)));
+        assert_eq!(size(redux, json!({ "image_size": { "width": 0, "height": 48 } }), None), Err("greater_than".into()));
+        assert_eq!(size(redux, json!({ "image_size": { "width": 14000, "height": 14000 } }), None), Err("value_error".into()));
         assert_eq!(size(text, json!({}), None), Ok((1024, 1024)));
-        assert_eq!(
-            size(text, json!({ "aspect_ratio": "16:9" }), None),
-            Ok((1360, 768))
-        );
+        assert_eq!(size(text, json!({ "aspect_ratio": "16:9" }), None), Ok((1360, 768)));
         assert_eq!(size(multi, json!({}), Some(wide.clone())), Ok((1360, 768)));
-        assert_eq!(
-            size(multi, json!({ "aspect_ratio": "9:16" }), Some(wide)),
-            Ok((768, 1360))
-        );
+        assert_eq!(size(multi, json!({ "aspect_ratio": "9:16" }), Some(wide)), Ok((768, 1360)));
         assert_eq!(size(multi, json!({}), None), Ok((1024, 1024)));
     }
 
     #[test]
     fn plans_read_format_count_seed_and_prompt() {
         let catalog = catalog();
-        let model = catalog
-            .endpoint("fal-ai/flux-pro/kontext/text-to-image")
-            .unwrap();
-        let plan = plan_output(model, &json!({ "prompt": "cat", "num_images": 3, "output_format": "png", "seed": 196_619_188_014_358_660u64, "sync_mode": true }), None, u64::MAX).unwrap();
+        let model = catalog.endpoint("fal-ai/flux-pro/kontext/text-to-image").unwrap();
+        let plan = plan_output(
+            model,
+            &json!({ "prompt": "cat", "num_images": 3, "output_format": "png", "seed": 196_619_188_014_358_660u64, "sync_mode": true }),
+            None,
+            u64::MAX,
+        )
+        .unwrap();
         assert_eq!(plan.format, ImageFormat::Png);
         assert_eq!(plan.num_images, 3);
         assert_eq!(plan.seed, Some(Number::from(196_619_188_014_358_660u64)));
         assert!(plan.sync_mode);
         assert_eq!(plan.prompt.as_deref(), Some("cat"));
-        let plan = plan_output(
-            model,
-            &json!({ "prompt": "cat", "seed": null }),
-            None,
-            u64::MAX,
-        )
-        .unwrap();
-        assert_eq!(
-            (plan.format, plan.num_images, plan.seed, plan.sync_mode),
-            (ImageFormat::Jpeg, 1, None, false)
-        );
+        let plan = plan_output(model, &json!({ "prompt": "cat", "seed": null }), None, u64::MAX).unwrap();
+        assert_eq!((plan.format, plan.num_images, plan.seed, plan.sync_mode), (ImageFormat::Jpeg, 1, None, false));
     }
 }

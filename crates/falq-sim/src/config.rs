@@ -7,9 +7,7 @@ use std::time::Duration;
 use crate::{FaultPlan, SimError};
 
 /// Which deployment of the queue protocol the simulator imitates.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SimMode {
     /// A relay (Key4U and others): `Authorization: Bearer <key>`, and the URLs in answers
@@ -53,9 +51,7 @@ impl FromStr for SimMode {
         match s.trim().to_ascii_lowercase().as_str() {
             "relay" => Ok(SimMode::Relay),
             "direct" => Ok(SimMode::Direct),
-            other => Err(SimError::Config(format!(
-                "unknown mode {other:?}: expected relay or direct"
-            ))),
+            other => Err(SimError::Config(format!("unknown mode {other:?}: expected relay or direct"))),
         }
     }
 }
@@ -146,9 +142,7 @@ impl SimConfig {
             return Err(SimError::Config("workers must be at least 1".into()));
         }
         if self.timing.keep_alive.is_zero() {
-            return Err(SimError::Config(
-                "keep_alive must be longer than zero".into(),
-            ));
+            return Err(SimError::Config("keep_alive must be longer than zero".into()));
         }
         self.path_prefix = normalize_prefix(&self.path_prefix);
         self.relay_queue_url = self.relay_queue_url.trim_end_matches('/').to_string();
@@ -159,11 +153,7 @@ impl SimConfig {
 
 /// `""` or `/a/b`: one leading slash, no trailing slash, no empty segments.
 pub(crate) fn normalize_prefix(prefix: &str) -> String {
-    prefix
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| format!("/{s}"))
-        .collect()
+    prefix.split('/').filter(|s| !s.is_empty()).map(|s| format!("/{s}")).collect()
 }
 
 #[cfg(test)]
@@ -172,13 +162,7 @@ mod tests {
 
     #[test]
     fn prefixes_table() {
-        for (given, expected) in [
-            ("", ""),
-            ("/", ""),
-            ("fal", "/fal"),
-            ("/fal/", "/fal"),
-            ("//a//b/", "/a/b"),
-        ] {
+        for (given, expected) in [("", ""), ("/", ""), ("fal", "/fal"), ("/fal/", "/fal"), ("//a//b/", "/a/b")] {
             assert_eq!(normalize_prefix(given), expected, "{given:?}");
         }
     }
@@ -195,13 +179,7 @@ mod tests {
 
     #[test]
     fn zero_workers_is_refused() {
-        let config = SimConfig {
-            timing: SimTiming {
-                workers: 0,
-                ..SimTiming::default()
-            },
-            ..SimConfig::default()
-        };
+        let config = SimConfig { timing: SimTiming { workers: 0, ..SimTiming::default() }, ..SimConfig::default() };
         assert!(matches!(config.normalized(), Err(SimError::Config(_))));
     }
 }

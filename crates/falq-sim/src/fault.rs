@@ -29,14 +29,8 @@ pub enum FaultRoute {
 
 impl FaultRoute {
     /// The six concrete routes, in counter order.
-    pub const CONCRETE: [FaultRoute; 6] = [
-        FaultRoute::Submit,
-        FaultRoute::Status,
-        FaultRoute::Stream,
-        FaultRoute::Result,
-        FaultRoute::Cancel,
-        FaultRoute::Media,
-    ];
+    pub const CONCRETE: [FaultRoute; 6] =
+        [FaultRoute::Submit, FaultRoute::Status, FaultRoute::Stream, FaultRoute::Result, FaultRoute::Cancel, FaultRoute::Media];
 
     /// The route's name in the grammar (`submit`, ..., `any`).
     pub fn as_str(self) -> &'static str {
@@ -83,12 +77,7 @@ impl FromStr for FaultRoute {
             "media" => FaultRoute::Media,
             "any" | "*" => FaultRoute::Any,
             other => {
-                return Err(syntax(
-                    s,
-                    format!(
-                        "unknown route {other:?}: expected submit, status, stream, result, cancel, media or any"
-                    ),
-                ));
+                return Err(syntax(s, format!("unknown route {other:?}: expected submit, status, stream, result, cancel, media or any")));
             }
         })
     }
@@ -117,22 +106,14 @@ pub enum FaultKind {
 impl FaultKind {
     /// A plain status fault with the defaults (`Retry-After: 1`, the default `error_type`).
     pub fn status(code: u16) -> FaultKind {
-        FaultKind::Status {
-            code,
-            retry_after: None,
-            error_type: None,
-        }
+        FaultKind::Status { code, retry_after: None, error_type: None }
     }
 }
 
 impl fmt::Display for FaultKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FaultKind::Status {
-                code,
-                retry_after,
-                error_type,
-            } => {
+            FaultKind::Status { code, retry_after, error_type } => {
                 write!(f, "{code}")?;
                 if let Some(d) = retry_after {
                     write!(f, "={}", format_duration(*d))?;
@@ -250,19 +231,13 @@ impl FromStr for FaultRule {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let text = s.trim();
-        let (route, rest) = text
-            .split_once(':')
-            .ok_or_else(|| syntax(s, "expected route:kind, as in submit:429@1,3".into()))?;
-        let route = route.parse::<FaultRoute>().map_err(|_| {
-            syntax(s, format!("unknown route {route:?}: expected submit, status, stream, result, cancel, media or any"))
-        })?;
+        let (route, rest) = text.split_once(':').ok_or_else(|| syntax(s, "expected route:kind, as in submit:429@1,3".into()))?;
+        let route = route
+            .parse::<FaultRoute>()
+            .map_err(|_| syntax(s, format!("unknown route {route:?}: expected submit, status, stream, result, cancel, media or any")))?;
         let split = rest.find(['@', '%']).unwrap_or(rest.len());
         let (kind, when) = rest.split_at(split);
-        Ok(FaultRule {
-            route,
-            kind: parse_kind(s, kind)?,
-            when: parse_when(s, when)?,
-        })
+        Ok(FaultRule { route, kind: parse_kind(s, kind)?, when: parse_when(s, when)? })
     }
 }
 
@@ -301,9 +276,7 @@ impl FaultPlan {
 
 impl FromIterator<FaultRule> for FaultPlan {
     fn from_iter<T: IntoIterator<Item = FaultRule>>(iter: T) -> Self {
-        FaultPlan {
-            rules: iter.into_iter().collect(),
-        }
+        FaultPlan { rules: iter.into_iter().collect() }
     }
 }
 
@@ -324,18 +297,12 @@ impl FromStr for FaultPlan {
 
     /// Rules separated by `;` or whitespace; an empty string is no faults.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.split(|c: char| c == ';' || c.is_whitespace())
-            .filter(|r| !r.is_empty())
-            .map(str::parse)
-            .collect()
+        s.split(|c: char| c == ';' || c.is_whitespace()).filter(|r| !r.is_empty()).map(str::parse).collect()
     }
 }
 
 fn syntax(rule: &str, reason: String) -> SimError {
-    SimError::FaultSyntax {
-        rule: rule.trim().to_string(),
-        reason,
-    }
+    SimError::FaultSyntax { rule: rule.trim().to_string(), reason }
 }
 
 fn parse_kind(rule: &str, text: &str) -> Result<FaultKind, SimError> {
@@ -346,58 +313,29 @@ fn parse_kind(rule: &str, text: &str) -> Result<FaultKind, SimError> {
     match (name, param) {
         ("reset", None) => Ok(FaultKind::Reset),
         ("malformed", None) => Ok(FaultKind::Malformed),
-        ("stall", Some(p)) => parse_duration(p).map(FaultKind::Stall).ok_or_else(|| {
-            syntax(
-                rule,
-                format!("bad duration {p:?}: expected 500ms, 2s, 1.5s or 1m"),
-            )
-        }),
-        ("stall", None) => Err(syntax(
-            rule,
-            "stall needs a duration, as in stall=2s".into(),
-        )),
+        ("stall", Some(p)) => parse_duration(p)
+            .map(FaultKind::Stall)
+            .ok_or_else(|| syntax(rule, format!("bad duration {p:?}: expected 500ms, 2s, 1.5s or 1m"))),
+        ("stall", None) => Err(syntax(rule, "stall needs a duration, as in stall=2s".into())),
         ("reset" | "malformed", Some(_)) => Err(syntax(rule, format!("{name} takes no parameter"))),
         _ => {
             let code: u16 = name.parse().map_err(|_| {
                 syntax(rule, format!("unknown fault {name:?}: expected an HTTP status, reset, stall=DURATION or malformed"))
             })?;
             if !(400..=599).contains(&code) {
-                return Err(syntax(
-                    rule,
-                    format!("status {code} is not an error: expected 400..=599"),
-                ));
+                return Err(syntax(rule, format!("status {code} is not an error: expected 400..=599")));
             }
             match param {
                 None => Ok(FaultKind::status(code)),
                 Some(p) if code == 429 => parse_duration(p)
-                    .map(|d| FaultKind::Status {
-                        code,
-                        retry_after: Some(d),
-                        error_type: None,
-                    })
-                    .ok_or_else(|| {
-                        syntax(
-                            rule,
-                            format!("bad Retry-After {p:?}: expected a duration such as 2s"),
-                        )
-                    }),
+                    .map(|d| FaultKind::Status { code, retry_after: Some(d), error_type: None })
+                    .ok_or_else(|| syntax(rule, format!("bad Retry-After {p:?}: expected a duration such as 2s"))),
                 Some(p) => {
-                    let ok = !p.is_empty()
-                        && p.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    let ok = !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
                     if !ok {
-                        return Err(syntax(
-                            rule,
-                            format!(
-                                "bad error_type {p:?}: expected a word such as runner_disconnected"
-                            ),
-                        ));
+                        return Err(syntax(rule, format!("bad error_type {p:?}: expected a word such as runner_disconnected")));
                     }
-                    Ok(FaultKind::Status {
-                        code,
-                        retry_after: None,
-                        error_type: Some(p.to_string()),
-                    })
+                    Ok(FaultKind::Status { code, retry_after: None, error_type: Some(p.to_string()) })
                 }
             }
         }
@@ -410,16 +348,9 @@ fn parse_when(rule: &str, text: &str) -> Result<FaultWhen, SimError> {
     }
     if let Some(p) = text.strip_prefix('%') {
         let ok_chars = !p.is_empty() && p.chars().all(|c| c.is_ascii_digit() || c == '.');
-        let rate: f64 = if ok_chars {
-            p.parse().unwrap_or(f64::NAN)
-        } else {
-            f64::NAN
-        };
+        let rate: f64 = if ok_chars { p.parse().unwrap_or(f64::NAN) } else { f64::NAN };
         if !(0.0..=100.0).contains(&rate) {
-            return Err(syntax(
-                rule,
-                format!("bad rate {p:?}: expected a percentage 0..=100"),
-            ));
+            return Err(syntax(rule, format!("bad rate {p:?}: expected a percentage 0..=100")));
         }
         return Ok(FaultWhen::Rate(rate));
     }
@@ -434,10 +365,7 @@ fn parse_when(rule: &str, text: &str) -> Result<FaultWhen, SimError> {
         match (parse(lo), parse(hi)) {
             (Some(lo), Some(hi)) if lo <= hi => ranges.push((lo, hi)),
             _ => {
-                return Err(syntax(
-                    rule,
-                    format!("bad schedule {part:?}: expected N or N-M, counting from 1"),
-                ));
+                return Err(syntax(rule, format!("bad schedule {part:?}: expected N or N-M, counting from 1")));
             }
         }
     }
@@ -470,12 +398,7 @@ pub(crate) struct FaultEngine {
 
 impl FaultEngine {
     pub(crate) fn new(plan: FaultPlan, seed: u64) -> FaultEngine {
-        FaultEngine {
-            plan,
-            seed,
-            counts: [0; 7],
-            jobs_completed: 0,
-        }
+        FaultEngine { plan, seed, counts: [0; 7], jobs_completed: 0 }
     }
 
     pub(crate) fn plan(&self) -> &FaultPlan {
@@ -493,32 +416,28 @@ impl FaultEngine {
         self.counts[i] += 1;
         self.counts[6] += 1;
         let (n, total) = (self.counts[i], self.counts[6]);
-        self.plan
-            .rules
-            .iter()
-            .enumerate()
-            .find_map(|(index, rule)| {
-                if rule.is_job_failure() {
-                    return None;
-                }
-                let count = match rule.route {
-                    FaultRoute::Any => total,
-                    r if r == route => n,
-                    _ => return None,
-                };
-                fires(&rule.when, count, draw(self.seed, index, rule.route, count))
-                    .then(|| rule.kind.clone())
-            })
+        self.plan.rules.iter().enumerate().find_map(|(index, rule)| {
+            if rule.is_job_failure() {
+                return None;
+            }
+            let count = match rule.route {
+                FaultRoute::Any => total,
+                r if r == route => n,
+                _ => return None,
+            };
+            fires(&rule.when, count, draw(self.seed, index, rule.route, count)).then(|| rule.kind.clone())
+        })
     }
 
     /// Counts a completed job and answers whether a `result:422` rule fails it.
     pub(crate) fn on_job_completed(&mut self) -> bool {
         self.jobs_completed += 1;
         let n = self.jobs_completed;
-        self.plan.rules.iter().enumerate().any(|(index, rule)| {
-            rule.is_job_failure()
-                && fires(&rule.when, n, draw(self.seed, index, FaultRoute::Result, n))
-        })
+        self.plan
+            .rules
+            .iter()
+            .enumerate()
+            .any(|(index, rule)| rule.is_job_failure() && fires(&rule.when, n, draw(self.seed, index, FaultRoute::Result, n)))
     }
 }
 
@@ -547,75 +466,27 @@ mod tests {
             assert_eq!(rule(text), FaultRule { route, kind, when }, "{text}");
         };
         use FaultRoute::*;
-        check(
-            "submit:429@1,3",
-            Submit,
-            FaultKind::status(429),
-            FaultWhen::Nth(vec![(1, 1), (3, 3)]),
-        );
-        check(
-            "status:503%20",
-            Status,
-            FaultKind::status(503),
-            FaultWhen::Rate(20.0),
-        );
-        check(
-            "result:422%100",
-            Result,
-            FaultKind::status(422),
-            FaultWhen::Rate(100.0),
-        );
-        check(
-            "status:stall=2s%10",
-            Status,
-            FaultKind::Stall(Duration::from_secs(2)),
-            FaultWhen::Rate(10.0),
-        );
-        check(
-            "submit:reset@1",
-            Submit,
-            FaultKind::Reset,
-            FaultWhen::Nth(vec![(1, 1)]),
-        );
-        check(
-            "status:malformed@2",
-            Status,
-            FaultKind::Malformed,
-            FaultWhen::Nth(vec![(2, 2)]),
-        );
+        check("submit:429@1,3", Submit, FaultKind::status(429), FaultWhen::Nth(vec![(1, 1), (3, 3)]));
+        check("status:503%20", Status, FaultKind::status(503), FaultWhen::Rate(20.0));
+        check("result:422%100", Result, FaultKind::status(422), FaultWhen::Rate(100.0));
+        check("status:stall=2s%10", Status, FaultKind::Stall(Duration::from_secs(2)), FaultWhen::Rate(10.0));
+        check("submit:reset@1", Submit, FaultKind::Reset, FaultWhen::Nth(vec![(1, 1)]));
+        check("status:malformed@2", Status, FaultKind::Malformed, FaultWhen::Nth(vec![(2, 2)]));
         check("stream:reset", Stream, FaultKind::Reset, FaultWhen::Always);
-        check(
-            "media:500@2-4,9",
-            Media,
-            FaultKind::status(500),
-            FaultWhen::Nth(vec![(2, 4), (9, 9)]),
-        );
+        check("media:500@2-4,9", Media, FaultKind::status(500), FaultWhen::Nth(vec![(2, 4), (9, 9)]));
         check(
             "*:502=runner_disconnected%2.5",
             Any,
-            FaultKind::Status {
-                code: 502,
-                retry_after: None,
-                error_type: Some("runner_disconnected".into()),
-            },
+            FaultKind::Status { code: 502, retry_after: None, error_type: Some("runner_disconnected".into()) },
             FaultWhen::Rate(2.5),
         );
         check(
             "cancel:429=3s",
             Cancel,
-            FaultKind::Status {
-                code: 429,
-                retry_after: Some(Duration::from_secs(3)),
-                error_type: None,
-            },
+            FaultKind::Status { code: 429, retry_after: Some(Duration::from_secs(3)), error_type: None },
             FaultWhen::Always,
         );
-        check(
-            "status:stall=250ms",
-            Status,
-            FaultKind::Stall(Duration::from_millis(250)),
-            FaultWhen::Always,
-        );
+        check("status:stall=250ms", Status, FaultKind::Stall(Duration::from_millis(250)), FaultWhen::Always);
     }
 
     #[test]
@@ -642,10 +513,7 @@ mod tests {
             "status:429=fast",
             "status:503=bad type",
         ] {
-            assert!(
-                matches!(bad.parse::<FaultRule>(), Err(SimError::FaultSyntax { .. })),
-                "{bad:?} parsed"
-            );
+            assert!(matches!(bad.parse::<FaultRule>(), Err(SimError::FaultSyntax { .. })), "{bad:?} parsed");
         }
     }
 
@@ -668,14 +536,9 @@ mod tests {
 
     #[test]
     fn plans_split_on_semicolons_and_whitespace_and_round_trip_through_json() {
-        let plan: FaultPlan = "submit:429@1,3; status:503%20  result:422@2"
-            .parse()
-            .unwrap();
+        let plan: FaultPlan = "submit:429@1,3; status:503%20  result:422@2".parse().unwrap();
         assert_eq!(plan.rules.len(), 3);
-        assert_eq!(
-            plan.to_string(),
-            "submit:429@1,3; status:503%20; result:422@2"
-        );
+        assert_eq!(plan.to_string(), "submit:429@1,3; status:503%20; result:422@2");
         let json = serde_json::to_string(&plan).unwrap();
         assert_eq!(json, r#"["submit:429@1,3","status:503%20","result:422@2"]"#);
         assert_eq!(serde_json::from_str::<FaultPlan>(&json).unwrap(), plan);
@@ -706,33 +569,22 @@ mod tests {
         }
         assert_eq!(seen, vec![true, false, true, false]);
         engine.replace("submit:500@1".parse().unwrap());
-        assert_eq!(
-            engine.on_request(FaultRoute::Submit),
-            Some(FaultKind::status(500))
-        );
+        assert_eq!(engine.on_request(FaultRoute::Submit), Some(FaultKind::status(500)));
     }
 
     #[test]
     fn any_rules_count_all_routes_and_first_rule_wins() {
         let mut engine = FaultEngine::new("status:504@2; any:503@2".parse().unwrap(), 1);
         assert_eq!(engine.on_request(FaultRoute::Submit), None);
-        assert_eq!(
-            engine.on_request(FaultRoute::Status),
-            Some(FaultKind::status(503))
-        );
-        assert_eq!(
-            engine.on_request(FaultRoute::Status),
-            Some(FaultKind::status(504))
-        );
+        assert_eq!(engine.on_request(FaultRoute::Status), Some(FaultKind::status(503)));
+        assert_eq!(engine.on_request(FaultRoute::Status), Some(FaultKind::status(504)));
     }
 
     #[test]
     fn rates_are_deterministic_and_roughly_right() {
         let run = |seed| {
             let mut engine = FaultEngine::new("status:503%20".parse().unwrap(), seed);
-            (0..2000)
-                .map(|_| engine.on_request(FaultRoute::Status).is_some())
-                .collect::<Vec<_>>()
+            (0..2000).map(|_| engine.on_request(FaultRoute::Status).is_some()).collect::<Vec<_>>()
         };
         let a = run(9);
         assert_eq!(a, run(9));
@@ -746,17 +598,9 @@ mod tests {
         let mut engine = FaultEngine::new("result:422@2".parse().unwrap(), 1);
         assert_eq!(engine.on_request(FaultRoute::Result), None);
         assert_eq!(engine.on_request(FaultRoute::Result), None);
-        assert_eq!(
-            (0..3)
-                .map(|_| engine.on_job_completed())
-                .collect::<Vec<_>>(),
-            vec![false, true, false]
-        );
+        assert_eq!((0..3).map(|_| engine.on_job_completed()).collect::<Vec<_>>(), vec![false, true, false]);
         let mut calls = FaultEngine::new("any:422".parse().unwrap(), 1);
-        assert_eq!(
-            calls.on_request(FaultRoute::Result),
-            Some(FaultKind::status(422))
-        );
+        assert_eq!(calls.on_request(FaultRoute::Result), Some(FaultKind::status(422)));
         assert!(!calls.on_job_completed());
     }
 }

@@ -33,15 +33,9 @@ pub(crate) enum Outcome {
 /// Where a job stands.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Phase {
-    Queued {
-        ready_at: Instant,
-    },
+    Queued { ready_at: Instant },
     Running,
-    Completed {
-        at: Instant,
-        outcome: Outcome,
-        inference_time: f64,
-    },
+    Completed { at: Instant, outcome: Outcome, inference_time: f64 },
 }
 
 impl Phase {
@@ -86,10 +80,7 @@ impl Job {
                 message: format!("step {k}/{}", timing.log_lines),
                 level: Some(LogLevel::Info),
                 source: Some("user".to_string()),
-                timestamp: Some(iso8601(
-                    wall.checked_add(step_offset(timing.run_time, k - 1, timing.log_lines))
-                        .unwrap_or(wall),
-                )),
+                timestamp: Some(iso8601(wall.checked_add(step_offset(timing.run_time, k - 1, timing.log_lines)).unwrap_or(wall))),
             })
             .collect()
     }
@@ -108,17 +99,8 @@ pub(crate) fn step_offset(run: Duration, k: u32, n: u32) -> Duration {
 }
 
 /// The next event of a run that has emitted `steps_done` of `n` lines: (when, is it the finish).
-pub(crate) fn next_tick(
-    started: Instant,
-    run: Duration,
-    n: u32,
-    steps_done: u32,
-) -> (Instant, bool) {
-    if steps_done < n {
-        (later(started, step_offset(run, steps_done, n)), false)
-    } else {
-        (later(started, run), true)
-    }
+pub(crate) fn next_tick(started: Instant, run: Duration, n: u32, steps_done: u32) -> (Instant, bool) {
+    if steps_done < n { (later(started, step_offset(run, steps_done, n)), false) } else { (later(started, run), true) }
 }
 
 /// `now + d`, saturating about a century ahead.
@@ -212,21 +194,10 @@ impl Core {
             Ok(OutputPlan { seed: Some(n), .. }) => n.clone(),
             _ => Number::from(default_job_seed(self.seed, seq)),
         };
-        let seed_bits = seed
-            .as_u64()
-            .or_else(|| seed.as_i64().map(|i| i as u64))
-            .unwrap_or(0);
-        let prompt = plan
-            .as_ref()
-            .ok()
-            .and_then(|p| p.prompt.as_deref())
-            .unwrap_or("");
+        let seed_bits = seed.as_u64().or_else(|| seed.as_i64().map(|i| i as u64)).unwrap_or(0);
+        let prompt = plan.as_ref().ok().and_then(|p| p.prompt.as_deref()).unwrap_or("");
         let image_seed = mix64(seed_bits ^ hash_bytes(0, prompt.as_bytes()));
-        let counters = JobCounters {
-            endpoint: endpoint.id.to_string(),
-            submits: 1,
-            ..JobCounters::default()
-        };
+        let counters = JobCounters { endpoint: endpoint.id.to_string(), submits: 1, ..JobCounters::default() };
         let job = Job {
             id: id.clone(),
             endpoint,
@@ -234,9 +205,7 @@ impl Core {
             plan,
             seed,
             image_seed,
-            phase: Phase::Queued {
-                ready_at: later(now, self.timing.queue_delay),
-            },
+            phase: Phase::Queued { ready_at: later(now, self.timing.queue_delay) },
             started: None,
             steps_done: 0,
             cancel_requested: false,
@@ -357,12 +326,7 @@ impl Core {
             let Some((started, _)) = job.started else {
                 return;
             };
-            let (at, finish) = next_tick(
-                started,
-                self.timing.run_time,
-                self.timing.log_lines,
-                job.steps_done,
-            );
+            let (at, finish) = next_tick(started, self.timing.run_time, self.timing.log_lines, job.steps_done);
             if at > now {
                 self.push_timer(at, seq, TimerKind::Tick);
                 return;
@@ -376,11 +340,9 @@ impl Core {
             let injected = self.faults.on_job_completed();
             let outcome = match planned {
                 Some(item) => Outcome::Failed(item),
-                None if injected => Outcome::Failed(detail_item(
-                    &["body"],
-                    "Simulated failure of the run (fault injection)",
-                    "value_error",
-                )),
+                None if injected => {
+                    Outcome::Failed(detail_item(&["body"], "Simulated failure of the run (fault injection)", "value_error"))
+                }
                 None => Outcome::Success,
             };
             self.complete(seq, now, outcome);
@@ -400,24 +362,16 @@ impl Core {
             }
             Phase::Queued { .. } => self.totals.in_queue -= 1,
         }
-        let inference_time = job.started.map_or(0.0, |(at, _)| {
-            now.saturating_duration_since(at).as_secs_f64()
-        });
+        let inference_time = job.started.map_or(0.0, |(at, _)| now.saturating_duration_since(at).as_secs_f64());
         self.totals.completed += 1;
         match outcome {
             Outcome::Success => self.totals.succeeded += 1,
             Outcome::Cancelled => self.totals.cancelled += 1,
             Outcome::Failed(_) => self.totals.failed += 1,
         }
-        job.phase = Phase::Completed {
-            at: now,
-            outcome,
-            inference_time,
-        };
-        job.counters.completed_unix_us = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()
-            .map(|d| d.as_micros() as u64);
+        job.phase = Phase::Completed { at: now, outcome, inference_time };
+        job.counters.completed_unix_us =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_micros() as u64);
         job.bump();
         let expire_at = later(now, self.timing.result_ttl);
         self.push_timer(expire_at, seq, TimerKind::Expire);
@@ -432,12 +386,7 @@ impl Core {
 
     fn push_timer(&mut self, at: Instant, seq: u64, kind: TimerKind) {
         self.timer_order += 1;
-        self.timers.push(Reverse(Timer {
-            at,
-            order: self.timer_order,
-            seq,
-            kind,
-        }));
+        self.timers.push(Reverse(Timer { at, order: self.timer_order, seq, kind }));
     }
 
     /// A snapshot of every counter.
@@ -451,11 +400,7 @@ impl Core {
                 (job.id.clone(), c)
             })
             .collect();
-        Counters {
-            routes: self.routes.clone(),
-            jobs: self.totals.clone(),
-            per_job,
-        }
+        Counters { routes: self.routes.clone(), jobs: self.totals.clone(), per_job }
     }
 }
 
@@ -478,18 +423,12 @@ mod tests {
 
     fn submit(core: &mut Core, now: Instant) -> u64 {
         let endpoint = falq_api::ENDPOINTS[0];
-        let plan = Err(Box::new(detail_item(
-            &["body"],
-            "no plan in unit tests",
-            "value_error",
-        )));
+        let plan = Err(Box::new(detail_item(&["body"], "no plan in unit tests", "value_error")));
         core.submit(endpoint, Arc::from("http://x"), plan, now).0
     }
 
     fn kinds(core: &Core, seqs: &[u64]) -> Vec<Option<QueueStatusKind>> {
-        seqs.iter()
-            .map(|&s| core.job(s).map(|j| j.phase.kind()))
-            .collect()
+        seqs.iter().map(|&s| core.job(s).map(|j| j.phase.kind())).collect()
     }
 
     const Q: Option<QueueStatusKind> = Some(QueueStatusKind::InQueue);
@@ -515,10 +454,7 @@ mod tests {
         let t0 = Instant::now();
         let ms = |m| t0 + Duration::from_millis(m);
         let (a, b) = (submit(&mut core, t0), submit(&mut core, t0));
-        assert_eq!(
-            (core.queue_position(a), core.queue_position(b)),
-            (Some(0), Some(1))
-        );
+        assert_eq!((core.queue_position(a), core.queue_position(b)), (Some(0), Some(1)));
         assert_eq!(core.pump(t0), Some(ms(100)));
         assert_eq!(kinds(&core, &[a, b]), vec![Q, Q]);
         assert_eq!(core.pump(ms(100)), Some(ms(200)));
@@ -527,15 +463,7 @@ mod tests {
         assert_eq!(core.queue_position(b), Some(0));
         assert_eq!(core.pump(ms(450)), Some(ms(500)));
         assert_eq!(core.job(a).unwrap().steps_done, 4);
-        assert_eq!(
-            core.job(a)
-                .unwrap()
-                .logs(&core.timing)
-                .last()
-                .unwrap()
-                .message,
-            "step 4/4"
-        );
+        assert_eq!(core.job(a).unwrap().logs(&core.timing).last().unwrap().message, "step 4/4");
         core.pump(ms(500));
         assert_eq!(kinds(&core, &[a, b]), vec![C, P]);
         assert_eq!(core.totals.failed, 1);
@@ -554,11 +482,7 @@ mod tests {
     fn cancel_table() {
         let mut core = core(0, 400, 1, 1000);
         let t0 = Instant::now();
-        let (a, b, c) = (
-            submit(&mut core, t0),
-            submit(&mut core, t0),
-            submit(&mut core, t0),
-        );
+        let (a, b, c) = (submit(&mut core, t0), submit(&mut core, t0), submit(&mut core, t0));
         core.pump(t0);
         assert_eq!(kinds(&core, &[a, b, c]), vec![P, Q, Q]);
         assert_eq!(core.cancel(b, t0), Some(CancelResult::Requested));
@@ -568,23 +492,10 @@ mod tests {
         assert_eq!(kinds(&core, &[a]), vec![P]);
         core.pump(t0);
         assert_eq!(kinds(&core, &[a, c]), vec![C, P]);
-        assert!(matches!(
-            core.job(a).unwrap().phase,
-            Phase::Completed {
-                outcome: Outcome::Cancelled,
-                ..
-            }
-        ));
+        assert!(matches!(core.job(a).unwrap().phase, Phase::Completed { outcome: Outcome::Cancelled, .. }));
         assert_eq!(core.cancel(a, t0), Some(CancelResult::AlreadyCompleted));
         assert_eq!(core.cancel(999, t0), None);
-        assert_eq!(
-            (
-                core.totals.cancelled,
-                core.totals.in_progress,
-                core.totals.in_queue
-            ),
-            (2, 1, 0)
-        );
+        assert_eq!((core.totals.cancelled, core.totals.in_progress, core.totals.in_queue), (2, 1, 0));
     }
 
     #[test]

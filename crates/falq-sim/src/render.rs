@@ -56,10 +56,7 @@ impl Thumb {
     /// The thumbnail of a decoded image.
     pub(crate) fn of(image: &DynamicImage) -> Thumb {
         let small = image.thumbnail_exact(THUMB_SIDE, THUMB_SIDE).to_rgb8();
-        Thumb {
-            size: Some((image.width(), image.height())),
-            rgb: small.into_raw(),
-        }
+        Thumb { size: Some((image.width(), image.height())), rgb: small.into_raw() }
     }
 
     /// A stand-in for an image the simulator does not fetch (a remote URL): a pattern
@@ -111,16 +108,8 @@ pub(crate) fn render(width: u32, height: u32, seed: u64, source: Option<&Thumb>)
     let (w, h) = (width.max(1) as usize, height.max(1) as usize);
     let r0 = mix64(seed);
     let r1 = mix64(r0);
-    let c0 = [
-        (r0 >> 8) as u8 as i32,
-        (r0 >> 16) as u8 as i32,
-        (r0 >> 24) as u8 as i32,
-    ];
-    let c1 = [
-        (r1 >> 8) as u8 as i32,
-        (r1 >> 16) as u8 as i32,
-        (r1 >> 24) as u8 as i32,
-    ];
+    let c0 = [(r0 >> 8) as u8 as i32, (r0 >> 16) as u8 as i32, (r0 >> 24) as u8 as i32];
+    let c1 = [(r1 >> 8) as u8 as i32, (r1 >> 16) as u8 as i32, (r1 >> 24) as u8 as i32];
     let cell = 8 + (r0 >> 40) as usize % 56;
     let (cx, cy) = ((r1 >> 32) as usize % w, (r1 >> 48) as usize % h);
     let radius = (w.min(h) / 4).max(1) + (r0 >> 56) as usize % (w.min(h) / 4).max(1);
@@ -130,21 +119,13 @@ pub(crate) fn render(width: u32, height: u32, seed: u64, source: Option<&Thumb>)
     let axis = |n: usize| -> Vec<(usize, usize, i32)> {
         (0..n)
             .map(|i| {
-                let g = if n > 1 {
-                    i * (side - 1) * 256 / (n - 1)
-                } else {
-                    0
-                };
+                let g = if n > 1 { i * (side - 1) * 256 / (n - 1) } else { 0 };
                 let (lo, f) = (g >> 8, (g & 255) as i32);
                 (lo, (lo + 1).min(side - 1), f)
             })
             .collect()
     };
-    let (xs, ys) = if source.is_some() {
-        (axis(w), axis(h))
-    } else {
-        (Vec::new(), Vec::new())
-    };
+    let (xs, ys) = if source.is_some() { (axis(w), axis(h)) } else { (Vec::new(), Vec::new()) };
     let mut out = Vec::with_capacity(w * h * 3);
     for y in 0..h {
         let dy = y as i64 - cy as i64;
@@ -162,8 +143,7 @@ pub(crate) fn render(width: u32, height: u32, seed: u64, source: Option<&Thumb>)
             if dx * dx + dy * dy < r2 {
                 px.iter_mut().for_each(|v| *v = 255 - *v);
             }
-            if let (Some(thumb), Some(&(x0, x1, fx)), Some((y0, y1, fy))) = (source, xs.get(x), row)
-            {
+            if let (Some(thumb), Some(&(x0, x1, fx)), Some((y0, y1, fy))) = (source, xs.get(x), row) {
                 for (c, v) in px.iter_mut().enumerate() {
                     let at = |xx: usize, yy: usize| thumb.rgb[(yy * side + xx) * 3 + c] as i32;
                     let top = at(x0, y0) * (256 - fx) + at(x1, y0) * fx;
@@ -179,43 +159,24 @@ pub(crate) fn render(width: u32, height: u32, seed: u64, source: Option<&Thumb>)
 }
 
 /// Encodes RGB pixels as PNG or JPEG (quality 85).
-pub(crate) fn encode(
-    rgb: &[u8],
-    width: u32,
-    height: u32,
-    format: ImageFormat,
-) -> Result<Vec<u8>, SimError> {
+pub(crate) fn encode(rgb: &[u8], width: u32, height: u32, format: ImageFormat) -> Result<Vec<u8>, SimError> {
     let mut out = Vec::new();
     let result = match format {
-        ImageFormat::Jpeg => JpegEncoder::new_with_quality(&mut out, 85).write_image(
+        ImageFormat::Jpeg => JpegEncoder::new_with_quality(&mut out, 85).write_image(rgb, width, height, ExtendedColorType::Rgb8),
+        ImageFormat::Png => PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive).write_image(
             rgb,
             width,
             height,
             ExtendedColorType::Rgb8,
         ),
-        ImageFormat::Png => {
-            PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive)
-                .write_image(rgb, width, height, ExtendedColorType::Rgb8)
-        }
     };
     result.map_err(|e| SimError::Image(e.to_string()))?;
     Ok(out)
 }
 
 /// Renders and encodes one output image.
-pub(crate) fn render_file(
-    width: u32,
-    height: u32,
-    seed: u64,
-    source: Option<&Thumb>,
-    format: ImageFormat,
-) -> Result<Vec<u8>, SimError> {
-    encode(
-        &render(width, height, seed, source),
-        width.max(1),
-        height.max(1),
-        format,
-    )
+pub(crate) fn render_file(width: u32, height: u32, seed: u64, source: Option<&Thumb>, format: ImageFormat) -> Result<Vec<u8>, SimError> {
+    encode(&render(width, height, seed, source), width.max(1), height.max(1), format)
 }
 
 #[cfg(test)]
@@ -283,11 +244,7 @@ mod tests {
 
     #[test]
     fn thumbnails_keep_the_original_size() {
-        let image = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
-            50,
-            20,
-            image::Rgb([200, 10, 10]),
-        ));
+        let image = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(50, 20, image::Rgb([200, 10, 10])));
         let thumb = Thumb::of(&image);
         assert_eq!(thumb.size, Some((50, 20)));
         assert_eq!(thumb.rgb.len(), 16 * 16 * 3);

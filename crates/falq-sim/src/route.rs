@@ -17,11 +17,7 @@ pub(crate) enum Route {
     /// `POST /{endpoint_id}`.
     Submit(String),
     /// `.../{app path}/requests/{id}[/status[/stream]|/cancel]`.
-    Queue {
-        app_path: String,
-        request_id: String,
-        call: QueueCall,
-    },
+    Queue { app_path: String, request_id: String, call: QueueCall },
     /// `GET /media/{name}`.
     Media(String),
     /// `GET /_sim/counters`.
@@ -41,28 +37,17 @@ pub(crate) enum Route {
 pub(crate) fn route(method: &Method, path: &str, is_endpoint: impl Fn(&str) -> bool) -> Route {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let only = |allowed: &[Method], route: Route| {
-        if allowed.contains(method) {
-            route
-        } else {
-            Route::MethodNotAllowed
-        }
+        if allowed.contains(method) { route } else { Route::MethodNotAllowed }
     };
     match segments.as_slice() {
         ["media", name] => return only(&[Method::GET], Route::Media((*name).to_string())),
         ["_sim", "counters"] => return only(&[Method::GET], Route::AdminCounters),
         ["_sim", "faults"] => {
-            return only(
-                &[Method::GET, Method::POST, Method::PUT, Method::DELETE],
-                Route::AdminFaults,
-            );
+            return only(&[Method::GET, Method::POST, Method::PUT, Method::DELETE], Route::AdminFaults);
         }
         _ => {}
     }
-    if let Some(i) = segments
-        .iter()
-        .skip(2)
-        .position(|s| *s == "requests")
-        .map(|p| p + 2)
+    if let Some(i) = segments.iter().skip(2).position(|s| *s == "requests").map(|p| p + 2)
         && let Some(id) = segments.get(i + 1)
     {
         let call = match &segments[i + 2..] {
@@ -74,14 +59,7 @@ pub(crate) fn route(method: &Method, path: &str, is_endpoint: impl Fn(&str) -> b
         };
         if let Some((allowed, call)) = call {
             let app_path = segments[..i].join("/");
-            return only(
-                &[allowed],
-                Route::Queue {
-                    app_path,
-                    request_id: (*id).to_string(),
-                    call,
-                },
-            );
+            return only(&[allowed], Route::Queue { app_path, request_id: (*id).to_string(), call });
         }
     }
     let joined = segments.join("/");
@@ -100,10 +78,7 @@ pub(crate) fn app_path_matches(app_path: &str, app_id: &str, endpoint_id: &str) 
     if app_path == app_id || app_path == endpoint_id {
         return true;
     }
-    endpoint_id
-        .strip_prefix(app_path)
-        .is_some_and(|rest| rest.starts_with('/'))
-        && app_path.starts_with(app_id)
+    endpoint_id.strip_prefix(app_path).is_some_and(|rest| rest.starts_with('/')) && app_path.starts_with(app_id)
 }
 
 #[cfg(test)]
@@ -112,95 +87,31 @@ mod tests {
 
     fn check(method: Method, path: &str, expected: Route) {
         let is_endpoint = |p: &str| p == "fal-ai/flux-1/dev/redux" || p == "workflows/me/flow/run";
-        assert_eq!(
-            route(&method, path, is_endpoint),
-            expected,
-            "{method} {path}"
-        );
+        assert_eq!(route(&method, path, is_endpoint), expected, "{method} {path}");
     }
 
     fn queue(app_path: &str, id: &str, call: QueueCall) -> Route {
-        Route::Queue {
-            app_path: app_path.into(),
-            request_id: id.into(),
-            call,
-        }
+        Route::Queue { app_path: app_path.into(), request_id: id.into(), call }
     }
 
     #[test]
     fn routes_table() {
         use QueueCall::*;
-        check(
-            Method::POST,
-            "/fal-ai/flux-1/dev/redux",
-            Route::Submit("fal-ai/flux-1/dev/redux".into()),
-        );
-        check(
-            Method::POST,
-            "/fal-ai/flux-1/dev/redux/",
-            Route::Submit("fal-ai/flux-1/dev/redux".into()),
-        );
-        check(
-            Method::GET,
-            "/fal-ai/flux-1/dev/redux",
-            Route::MethodNotAllowed,
-        );
-        check(
-            Method::POST,
-            "/fal-ai/nothing",
-            Route::UnknownEndpoint("fal-ai/nothing".into()),
-        );
-        check(
-            Method::GET,
-            "/fal-ai/flux-1/requests/abc/status",
-            queue("fal-ai/flux-1", "abc", Status),
-        );
-        check(
-            Method::GET,
-            "/fal-ai/flux-1/requests/abc/status/stream",
-            queue("fal-ai/flux-1", "abc", Stream),
-        );
-        check(
-            Method::GET,
-            "/fal-ai/flux-1/requests/abc",
-            queue("fal-ai/flux-1", "abc", Result),
-        );
-        check(
-            Method::PUT,
-            "/fal-ai/flux-1/requests/abc/cancel",
-            queue("fal-ai/flux-1", "abc", Cancel),
-        );
-        check(
-            Method::POST,
-            "/fal-ai/flux-1/requests/abc/cancel",
-            Route::MethodNotAllowed,
-        );
-        check(
-            Method::DELETE,
-            "/fal-ai/flux-1/requests/abc",
-            Route::MethodNotAllowed,
-        );
-        check(
-            Method::GET,
-            "/fal-ai/flux-1/dev/redux/requests/abc/status",
-            queue("fal-ai/flux-1/dev/redux", "abc", Status),
-        );
-        check(
-            Method::GET,
-            "/workflows/me/flow/requests/abc",
-            queue("workflows/me/flow", "abc", Result),
-        );
-        check(
-            Method::GET,
-            "/fal-ai/flux-1/requests/abc/logs",
-            Route::NotFound,
-        );
+        check(Method::POST, "/fal-ai/flux-1/dev/redux", Route::Submit("fal-ai/flux-1/dev/redux".into()));
+        check(Method::POST, "/fal-ai/flux-1/dev/redux/", Route::Submit("fal-ai/flux-1/dev/redux".into()));
+        check(Method::GET, "/fal-ai/flux-1/dev/redux", Route::MethodNotAllowed);
+        check(Method::POST, "/fal-ai/nothing", Route::UnknownEndpoint("fal-ai/nothing".into()));
+        check(Method::GET, "/fal-ai/flux-1/requests/abc/status", queue("fal-ai/flux-1", "abc", Status));
+        check(Method::GET, "/fal-ai/flux-1/requests/abc/status/stream", queue("fal-ai/flux-1", "abc", Stream));
+        check(Method::GET, "/fal-ai/flux-1/requests/abc", queue("fal-ai/flux-1", "abc", Result));
+        check(Method::PUT, "/fal-ai/flux-1/requests/abc/cancel", queue("fal-ai/flux-1", "abc", Cancel));
+        check(Method::POST, "/fal-ai/flux-1/requests/abc/cancel", Route::MethodNotAllowed);
+        check(Method::DELETE, "/fal-ai/flux-1/requests/abc", Route::MethodNotAllowed);
+        check(Method::GET, "/fal-ai/flux-1/dev/redux/requests/abc/status", queue("fal-ai/flux-1/dev/redux", "abc", Status));
+        check(Method::GET, "/workflows/me/flow/requests/abc", queue("workflows/me/flow", "abc", Result));
+        check(Method::GET, "/fal-ai/flux-1/requests/abc/logs", Route::NotFound);
         check(Method::GET, "/requests/abc/status", Route::NotFound);
-        check(
-            Method::GET,
-            "/media/x-0.png",
-            Route::Media("x-0.png".into()),
-        );
+        check(Method::GET, "/media/x-0.png", Route::Media("x-0.png".into()));
         check(Method::POST, "/media/x-0.png", Route::MethodNotAllowed);
         check(Method::GET, "/_sim/counters", Route::AdminCounters);
         check(Method::POST, "/_sim/faults", Route::AdminFaults);

@@ -108,21 +108,13 @@ impl Drop for ResettableStream {
 }
 
 impl AsyncRead for ResettableStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for ResettableStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
     }
 
@@ -134,11 +126,7 @@ impl AsyncWrite for ResettableStream {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
     }
 
@@ -158,10 +146,7 @@ pub(crate) struct MediaCache {
 
 impl MediaCache {
     pub(crate) fn new(capacity: usize) -> MediaCache {
-        MediaCache {
-            capacity,
-            ..MediaCache::default()
-        }
+        MediaCache { capacity, ..MediaCache::default() }
     }
 
     fn get(&self, name: &str) -> Option<Bytes> {
@@ -209,10 +194,7 @@ impl Reply {
         let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
         Reply {
             status,
-            headers: vec![(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
+            headers: vec![(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
             body: ReplyBody::Full(Bytes::from(body)),
             job: None,
         }
@@ -255,16 +237,10 @@ impl Reply {
 }
 
 /// Serves one request: routing, counting, faults, auth, the handler.
-pub(crate) async fn handle(
-    shared: Arc<Shared>,
-    control: Arc<ConnControl>,
-    request: Request<Incoming>,
-) -> Response<Body> {
+pub(crate) async fn handle(shared: Arc<Shared>, control: Arc<ConnControl>, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path().to_string();
     let routed = match strip_prefix(&path, &shared.config.path_prefix) {
-        Some(rest) => route(request.method(), rest, |p| {
-            shared.catalog.endpoint(p).is_some()
-        }),
+        Some(rest) => route(request.method(), rest, |p| shared.catalog.endpoint(p).is_some()),
         None => Route::NotFound,
     };
     let counter = counter_route(&routed);
@@ -291,11 +267,7 @@ pub(crate) async fn handle(
             }
             FaultKind::Stall(d) => tokio::time::sleep(d).await,
             FaultKind::Malformed => malformed = true,
-            FaultKind::Status {
-                code,
-                retry_after,
-                error_type,
-            } => {
+            FaultKind::Status { code, retry_after, error_type } => {
                 let mut reply = fault_reply(code, retry_after, error_type.as_deref());
                 reply.job = job;
                 return finish(&shared, counter, reply);
@@ -303,44 +275,22 @@ pub(crate) async fn handle(
         }
     }
     let reply = dispatch(&shared, routed, request, malformed).await;
-    let reply = if malformed {
-        reply.malformed(counter == CounterRoute::Media)
-    } else {
-        reply
-    };
+    let reply = if malformed { reply.malformed(counter == CounterRoute::Media) } else { reply };
     finish(&shared, counter, reply)
 }
 
-async fn dispatch(
-    shared: &Arc<Shared>,
-    routed: Route,
-    request: Request<Incoming>,
-    malformed: bool,
-) -> Reply {
+async fn dispatch(shared: &Arc<Shared>, routed: Route, request: Request<Incoming>, malformed: bool) -> Reply {
     let authorized = || {
-        let header = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok());
-        check_auth(shared.config.mode, shared.config.api_key.as_deref(), header).map_err(
-            |failure| {
-                Reply::detail(
-                    StatusCode::UNAUTHORIZED,
-                    &failure.detail(shared.config.mode),
-                )
-            },
-        )
+        let header = request.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+        check_auth(shared.config.mode, shared.config.api_key.as_deref(), header)
+            .map_err(|failure| Reply::detail(StatusCode::UNAUTHORIZED, &failure.detail(shared.config.mode)))
     };
     match routed {
         Route::Submit(endpoint) => match authorized() {
             Ok(()) => submit(shared, &endpoint, request).await,
             Err(reply) => reply,
         },
-        Route::Queue {
-            app_path,
-            request_id,
-            call,
-        } => {
+        Route::Queue { app_path, request_id, call } => {
             if let Err(reply) = authorized() {
                 return reply;
             }
@@ -363,12 +313,8 @@ async fn dispatch(
             Reply::json(StatusCode::OK, &counters)
         }
         Route::AdminFaults => admin_faults(shared, request).await,
-        Route::MethodNotAllowed => {
-            Reply::detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
-        }
-        Route::UnknownEndpoint(id) => {
-            Reply::detail(StatusCode::NOT_FOUND, &format!("Endpoint '{id}' not found"))
-        }
+        Route::MethodNotAllowed => Reply::detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
+        Route::UnknownEndpoint(id) => Reply::detail(StatusCode::NOT_FOUND, &format!("Endpoint '{id}' not found")),
         Route::NotFound => Reply::detail(StatusCode::NOT_FOUND, "Not Found"),
     }
 }
@@ -418,27 +364,13 @@ fn strip_prefix<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
 fn counter_route(routed: &Route) -> CounterRoute {
     match routed {
         Route::Submit(_) => CounterRoute::Submit,
-        Route::Queue {
-            call: QueueCall::Status,
-            ..
-        } => CounterRoute::Status,
-        Route::Queue {
-            call: QueueCall::Stream,
-            ..
-        } => CounterRoute::Stream,
-        Route::Queue {
-            call: QueueCall::Result,
-            ..
-        } => CounterRoute::Result,
-        Route::Queue {
-            call: QueueCall::Cancel,
-            ..
-        } => CounterRoute::Cancel,
+        Route::Queue { call: QueueCall::Status, .. } => CounterRoute::Status,
+        Route::Queue { call: QueueCall::Stream, .. } => CounterRoute::Stream,
+        Route::Queue { call: QueueCall::Result, .. } => CounterRoute::Result,
+        Route::Queue { call: QueueCall::Cancel, .. } => CounterRoute::Cancel,
         Route::Media(_) => CounterRoute::Media,
         Route::AdminCounters | Route::AdminFaults => CounterRoute::Admin,
-        Route::MethodNotAllowed | Route::UnknownEndpoint(_) | Route::NotFound => {
-            CounterRoute::Other
-        }
+        Route::MethodNotAllowed | Route::UnknownEndpoint(_) | Route::NotFound => CounterRoute::Other,
     }
 }
 
@@ -463,20 +395,12 @@ fn routed_request_id(routed: &Route) -> Option<&str> {
 }
 
 /// The fal-like answer of an injected status.
-fn fault_reply(
-    code: u16,
-    retry_after: Option<std::time::Duration>,
-    error_type: Option<&str>,
-) -> Reply {
+fn fault_reply(code: u16, retry_after: Option<std::time::Duration>, error_type: Option<&str>) -> Reply {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let error_type = error_type.or_else(|| default_error_type(code));
     let detail = match code {
         422 => {
-            let item = detail_item(
-                &["body"],
-                "Simulated validation error (fault injection)",
-                "value_error",
-            );
+            let item = detail_item(&["body"], "Simulated validation error (fault injection)", "value_error");
             return Reply::json(status, &json!({ "detail": [item] }));
         }
         429 => "Too many requests: rate limit exceeded (fault injection)".to_string(),
@@ -484,10 +408,7 @@ fn fault_reply(
         502 => "The runner disconnected (fault injection)".to_string(),
         503 => "No runner could be scheduled (fault injection)".to_string(),
         504 => "Request timed out (fault injection)".to_string(),
-        _ => format!(
-            "{} (fault injection)",
-            status.canonical_reason().unwrap_or("Error")
-        ),
+        _ => format!("{} (fault injection)", status.canonical_reason().unwrap_or("Error")),
     };
     let mut body = Map::new();
     body.insert("detail".into(), json!(detail));
@@ -532,10 +453,7 @@ fn request_base(shared: &Shared, headers: &HeaderMap) -> String {
 
 fn host_of(headers: &HeaderMap) -> Option<&str> {
     let host = headers.get(header::HOST)?.to_str().ok()?;
-    let ok = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'));
+    let ok = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'));
     ok.then_some(host)
 }
 
@@ -543,59 +461,32 @@ fn host_of(headers: &HeaderMap) -> Option<&str> {
 async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Reply> {
     match Limited::new(request.into_body(), limit).collect().await {
         Ok(body) => Ok(body.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(Reply::detail(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("Request body larger than {limit} bytes"),
-            ))
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(Reply::detail(StatusCode::PAYLOAD_TOO_LARGE, &format!("Request body larger than {limit} bytes")))
         }
-        Err(e) => Err(Reply::detail(
-            StatusCode::BAD_REQUEST,
-            &format!("The request body could not be read: {e}"),
-        )),
+        Err(e) => Err(Reply::detail(StatusCode::BAD_REQUEST, &format!("The request body could not be read: {e}"))),
     }
 }
 
 /// Parses a submit body as fal does: 422 for an empty or non-JSON body.
 fn parse_input(body: &[u8]) -> Result<Value, Reply> {
     let unprocessable = |loc: Value, msg: String, kind: &str| {
-        Reply::json(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &json!({ "detail": [{ "loc": loc, "msg": msg, "type": kind }] }),
-        )
+        Reply::json(StatusCode::UNPROCESSABLE_ENTITY, &json!({ "detail": [{ "loc": loc, "msg": msg, "type": kind }] }))
     };
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(unprocessable(
-            json!(["body"]),
-            "Field required".into(),
-            "missing",
-        ));
+        return Err(unprocessable(json!(["body"]), "Field required".into(), "missing"));
     }
     serde_json::from_slice(body).map_err(|e| {
         let text = String::from_utf8_lossy(body);
-        let offset: usize = text
-            .split('\n')
-            .take(e.line().saturating_sub(1))
-            .map(|l| l.len() + 1)
-            .sum::<usize>()
-            + e.column().saturating_sub(1);
-        unprocessable(
-            json!(["body", offset]),
-            format!("JSON decode error: {e}"),
-            "json_invalid",
-        )
+        let offset: usize =
+            text.split('\n').take(e.line().saturating_sub(1)).map(|l| l.len() + 1).sum::<usize>() + e.column().saturating_sub(1);
+        unprocessable(json!(["body", offset]), format!("JSON decode error: {e}"), "json_invalid")
     })
 }
 
 async fn submit(shared: &Arc<Shared>, endpoint_id: &str, request: Request<Incoming>) -> Reply {
     let Some(model) = shared.catalog.endpoint(endpoint_id) else {
-        return Reply::detail(
-            StatusCode::NOT_FOUND,
-            &format!("Endpoint '{endpoint_id}' not found"),
-        );
+        return Reply::detail(StatusCode::NOT_FOUND, &format!("Endpoint '{endpoint_id}' not found"));
     };
     let base = request_base(shared, request.headers());
     let own_authority = host_of(request.headers()).map(str::to_string);
@@ -607,34 +498,18 @@ async fn submit(shared: &Arc<Shared>, endpoint_id: &str, request: Request<Incomi
         Ok(v) => v,
         Err(reply) => return reply,
     };
-    let errors = shared
-        .catalog
-        .validator
-        .validate(model.info.input_schema, &input);
+    let errors = shared.catalog.validator.validate(model.info.input_schema, &input);
     if !errors.is_empty() {
-        return Reply::json(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &json!({ "detail": errors }),
-        );
+        return Reply::json(StatusCode::UNPROCESSABLE_ENTITY, &json!({ "detail": errors }));
     }
     let source = match model.image_url(&input) {
-        Some(url) => source::load(url, own_authority.as_deref())
-            .await
-            .map(|t| Some(Arc::new(t))),
+        Some(url) => source::load(url, own_authority.as_deref()).await.map(|t| Some(Arc::new(t))),
         None => Ok(None),
     };
-    let image_field = if input.get("image_url").is_some() {
-        "image_url"
-    } else {
-        "image_urls"
-    };
+    let image_field = if input.get("image_url").is_some() { "image_url" } else { "image_urls" };
     let plan = match source {
         Ok(source) => plan_output(model, &input, source, shared.config.max_image_pixels),
-        Err(e) => Err(Box::new(detail_item(
-            &["body", image_field],
-            e.message,
-            e.kind,
-        ))),
+        Err(e) => Err(Box::new(detail_item(&["body", image_field], e.message, e.kind))),
     };
     let (seq, body) = {
         let mut core = shared.core();
@@ -653,9 +528,7 @@ async fn submit(shared: &Arc<Shared>, endpoint_id: &str, request: Request<Incomi
     };
     shared.wake.notify_one();
     let (id, body) = body;
-    Reply::json(StatusCode::OK, &Value::Object(body))
-        .header(HeaderName::from_static("x-fal-request-id"), &id)
-        .for_job(seq)
+    Reply::json(StatusCode::OK, &Value::Object(body)).header(HeaderName::from_static("x-fal-request-id"), &id).for_job(seq)
 }
 
 /// The queue URLs of a job: on `https://queue.fal.run` in relay mode, on the simulator in direct mode.
@@ -664,20 +537,11 @@ fn job_url(shared: &Shared, job: &Job, suffix: &str) -> String {
         SimMode::Relay => &shared.config.relay_queue_url,
         SimMode::Direct => &job.base,
     };
-    format!(
-        "{origin}/{}/requests/{}{suffix}",
-        job.endpoint.app_id, job.id
-    )
+    format!("{origin}/{}/requests/{}{suffix}", job.endpoint.app_id, job.id)
 }
 
 /// The status object of a job, as the status call, the stream and submit answer it.
-fn status_body(
-    shared: &Shared,
-    core: &Core,
-    job: &Job,
-    seq: u64,
-    logs: bool,
-) -> Map<String, Value> {
+fn status_body(shared: &Shared, core: &Core, job: &Job, seq: u64, logs: bool) -> Map<String, Value> {
     let mut body = Map::new();
     body.insert("status".into(), json!(job.phase.kind()));
     body.insert("request_id".into(), json!(job.id));
@@ -686,10 +550,7 @@ fn status_body(
     body.insert("cancel_url".into(), json!(job_url(shared, job, "/cancel")));
     match &job.phase {
         Phase::Queued { .. } => {
-            body.insert(
-                "queue_position".into(),
-                json!(core.queue_position(seq).unwrap_or(0)),
-            );
+            body.insert("queue_position".into(), json!(core.queue_position(seq).unwrap_or(0)));
         }
         Phase::Running => {
             if logs {
@@ -700,10 +561,7 @@ fn status_body(
             if logs {
                 body.insert("logs".into(), json!(job.logs(&core.timing)));
             }
-            body.insert(
-                "metrics".into(),
-                json!({ "inference_time": inference_time }),
-            );
+            body.insert("metrics".into(), json!({ "inference_time": inference_time }));
         }
     }
     body
@@ -728,27 +586,13 @@ fn status(shared: &Shared, app_path: &str, request_id: &str, logs: bool) -> Repl
     let Some(job) = core.job(seq) else {
         return not_found();
     };
-    let code = if job.phase.kind() == QueueStatusKind::Completed {
-        StatusCode::OK
-    } else {
-        StatusCode::ACCEPTED
-    };
-    Reply::json(
-        code,
-        &Value::Object(status_body(shared, &core, job, seq, logs)),
-    )
-    .for_job(seq)
+    let code = if job.phase.kind() == QueueStatusKind::Completed { StatusCode::OK } else { StatusCode::ACCEPTED };
+    Reply::json(code, &Value::Object(status_body(shared, &core, job, seq, logs))).for_job(seq)
 }
 
 /// Server-sent status events: one now, one per change (a new state, or a new log line
 /// when `logs`), a `: keep-alive` comment after each quiet interval, closed after `COMPLETED`.
-fn status_stream(
-    shared: &Arc<Shared>,
-    app_path: &str,
-    request_id: &str,
-    logs: bool,
-    malformed: bool,
-) -> Reply {
+fn status_stream(shared: &Arc<Shared>, app_path: &str, request_id: &str, logs: bool, malformed: bool) -> Reply {
     let (seq, rx) = {
         let core = shared.core();
         let Some(seq) = lookup(&core, app_path, request_id) else {
@@ -768,15 +612,7 @@ fn status_stream(
         last: Option<(QueueStatusKind, u32)>,
         done: bool,
     }
-    let state = State {
-        shared: shared.clone(),
-        seq,
-        rx,
-        logs,
-        malformed,
-        last: None,
-        done: false,
-    };
+    let state = State { shared: shared.clone(), seq, rx, logs, malformed, last: None, done: false };
     let events = stream::unfold(state, |mut st| async move {
         if st.done {
             return None;
@@ -790,15 +626,8 @@ fn status_stream(
                 if st.last == Some(signature) {
                     None
                 } else {
-                    let json = serde_json::to_string(&status_body(
-                        &st.shared, &core, job, st.seq, st.logs,
-                    ))
-                    .unwrap_or_default();
-                    let json = if st.malformed {
-                        String::from_utf8_lossy(&json.as_bytes()[..json.len() / 2]).into_owned()
-                    } else {
-                        json
-                    };
+                    let json = serde_json::to_string(&status_body(&st.shared, &core, job, st.seq, st.logs)).unwrap_or_default();
+                    let json = if st.malformed { String::from_utf8_lossy(&json.as_bytes()[..json.len() / 2]).into_owned() } else { json };
                     let frame = Bytes::from(format!("data: {json}\n\n"));
                     count_stream_bytes(&mut core, st.seq, frame.len());
                     st.malformed = false;
@@ -825,10 +654,7 @@ fn status_stream(
     Reply {
         status: StatusCode::OK,
         headers: vec![
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            ),
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
         body: ReplyBody::Stream(StreamBody::new(events).boxed_unsync()),
@@ -871,28 +697,9 @@ async fn result(shared: &Arc<Shared>, app_path: &str, request_id: &str) -> Reply
             return not_found();
         };
         let state = match (&job.phase, &job.plan) {
-            (
-                Phase::Completed {
-                    outcome: Outcome::Cancelled,
-                    ..
-                },
-                _,
-            ) => ResultState::Cancelled,
-            (
-                Phase::Completed {
-                    outcome: Outcome::Failed(item),
-                    ..
-                },
-                _,
-            ) => ResultState::Failed(json!({ "detail": [item] })),
-            (
-                Phase::Completed {
-                    outcome: Outcome::Success,
-                    inference_time,
-                    ..
-                },
-                Ok(plan),
-            ) => ResultState::Done {
+            (Phase::Completed { outcome: Outcome::Cancelled, .. }, _) => ResultState::Cancelled,
+            (Phase::Completed { outcome: Outcome::Failed(item), .. }, _) => ResultState::Failed(json!({ "detail": [item] })),
+            (Phase::Completed { outcome: Outcome::Success, inference_time, .. }, Ok(plan)) => ResultState::Done {
                 job: JobOutput {
                     id: job.id.clone(),
                     base: job.base.clone(),
@@ -907,23 +714,14 @@ async fn result(shared: &Arc<Shared>, app_path: &str, request_id: &str) -> Reply
         (seq, state)
     };
     let reply = match state {
-        ResultState::Pending => {
-            Reply::detail(StatusCode::BAD_REQUEST, "Request is still in progress")
+        ResultState::Pending => Reply::detail(StatusCode::BAD_REQUEST, "Request is still in progress"),
+        ResultState::Cancelled => {
+            Reply::json(StatusCode::BAD_REQUEST, &json!({ "detail": "Request was cancelled", "error_type": "request_cancelled" }))
         }
-        ResultState::Cancelled => Reply::json(
-            StatusCode::BAD_REQUEST,
-            &json!({ "detail": "Request was cancelled", "error_type": "request_cancelled" }),
-        ),
         ResultState::Failed(body) => Reply::json(StatusCode::UNPROCESSABLE_ENTITY, &body),
-        ResultState::Done {
-            job,
-            inference_time,
-        } => match output_json(shared, &job, inference_time).await {
+        ResultState::Done { job, inference_time } => match output_json(shared, &job, inference_time).await {
             Ok(output) => Reply::json(StatusCode::OK, &output),
-            Err(e) => Reply::json(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &json!({ "detail": e.to_string(), "error_type": "internal_error" }),
-            ),
+            Err(e) => Reply::json(StatusCode::INTERNAL_SERVER_ERROR, &json!({ "detail": e.to_string(), "error_type": "internal_error" })),
         },
     };
     reply.for_job(seq)
@@ -931,11 +729,7 @@ async fn result(shared: &Arc<Shared>, app_path: &str, request_id: &str) -> Reply
 
 /// The output a completed job answers, FluxImageOutput-shaped; in sync mode the images are
 /// drawn now and inlined as data URIs.
-async fn output_json(
-    shared: &Shared,
-    job: &JobOutput,
-    inference_time: f64,
-) -> Result<Value, SimError> {
+async fn output_json(shared: &Shared, job: &JobOutput, inference_time: f64) -> Result<Value, SimError> {
     let plan = &job.plan;
     let format = plan.format;
     let mut images = Vec::with_capacity(plan.num_images as usize);
@@ -945,10 +739,7 @@ async fn output_json(
         if plan.sync_mode {
             let file = media_bytes(shared, &name, job, index).await?;
             let encoded = base64::engine::general_purpose::STANDARD.encode(&file);
-            image.insert(
-                "url".into(),
-                json!(format!("data:{};base64,{encoded}", format.content_type())),
-            );
+            image.insert("url".into(), json!(format!("data:{};base64,{encoded}", format.content_type())));
             image.insert("file_size".into(), json!(file.len()));
         } else {
             image.insert("url".into(), json!(format!("{}/media/{name}", job.base)));
@@ -980,28 +771,15 @@ fn parse_media_name(name: &str) -> Option<(&str, u32, &str)> {
 }
 
 /// The encoded bytes of one image, from the cache or drawn now (off the async threads).
-async fn media_bytes(
-    shared: &Shared,
-    name: &str,
-    job: &JobOutput,
-    index: u32,
-) -> Result<Bytes, SimError> {
+async fn media_bytes(shared: &Shared, name: &str, job: &JobOutput, index: u32) -> Result<Bytes, SimError> {
     if let Some(file) = shared.media().get(name) {
         return Ok(file);
     }
     let plan = job.plan.clone();
     let seed = mix64(job.image_seed ^ u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let file = tokio::task::spawn_blocking(move || {
-        render_file(
-            plan.width,
-            plan.height,
-            seed,
-            plan.source.as_deref(),
-            plan.format,
-        )
-    })
-    .await
-    .map_err(|e| SimError::Image(e.to_string()))??;
+    let file = tokio::task::spawn_blocking(move || render_file(plan.width, plan.height, seed, plan.source.as_deref(), plan.format))
+        .await
+        .map_err(|e| SimError::Image(e.to_string()))??;
     let file = Bytes::from(file);
     shared.media().insert(name.to_string(), file.clone());
     Ok(file)
@@ -1017,22 +795,20 @@ async fn media(shared: &Arc<Shared>, name: &str) -> Reply {
         core.find(id).and_then(|seq| {
             let job = core.job(seq)?;
             match (&job.phase, &job.plan) {
-                (
-                    Phase::Completed {
-                        outcome: Outcome::Success,
-                        ..
-                    },
-                    Ok(plan),
-                ) if index < plan.num_images && plan.format.extension() == ext => Some((
-                    seq,
-                    JobOutput {
-                        id: job.id.clone(),
-                        base: job.base.clone(),
-                        plan: plan.clone(),
-                        seed: job.seed.clone(),
-                        image_seed: job.image_seed,
-                    },
-                )),
+                (Phase::Completed { outcome: Outcome::Success, .. }, Ok(plan))
+                    if index < plan.num_images && plan.format.extension() == ext =>
+                {
+                    Some((
+                        seq,
+                        JobOutput {
+                            id: job.id.clone(),
+                            base: job.base.clone(),
+                            plan: plan.clone(),
+                            seed: job.seed.clone(),
+                            image_seed: job.image_seed,
+                        },
+                    ))
+                }
                 _ => None,
             }
         })
@@ -1044,43 +820,29 @@ async fn media(shared: &Arc<Shared>, name: &str) -> Reply {
         Ok(file) => Reply {
             status: StatusCode::OK,
             headers: vec![
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(job.plan.format.content_type()),
-                ),
-                (
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("public, max-age=3600"),
-                ),
+                (header::CONTENT_TYPE, HeaderValue::from_static(job.plan.format.content_type())),
+                (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
             ],
             body: ReplyBody::Full(file),
             job: Some(seq),
         },
-        Err(e) => Reply::json(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &json!({ "detail": e.to_string() }),
-        ),
+        Err(e) => Reply::json(StatusCode::INTERNAL_SERVER_ERROR, &json!({ "detail": e.to_string() })),
     }
 }
 
 fn cancel(shared: &Shared, app_path: &str, request_id: &str) -> Reply {
     let result = {
         let mut core = shared.core();
-        lookup(&core, app_path, request_id)
-            .and_then(|seq| core.cancel(seq, Instant::now()).map(|r| (seq, r)))
+        lookup(&core, app_path, request_id).and_then(|seq| core.cancel(seq, Instant::now()).map(|r| (seq, r)))
     };
     shared.wake.notify_one();
     match result {
-        Some((seq, CancelResult::Requested)) => Reply::json(
-            StatusCode::ACCEPTED,
-            &json!({ "status": "CANCELLATION_REQUESTED" }),
-        )
-        .for_job(seq),
-        Some((seq, CancelResult::AlreadyCompleted)) => Reply::json(
-            StatusCode::BAD_REQUEST,
-            &json!({ "status": "ALREADY_COMPLETED" }),
-        )
-        .for_job(seq),
+        Some((seq, CancelResult::Requested)) => {
+            Reply::json(StatusCode::ACCEPTED, &json!({ "status": "CANCELLATION_REQUESTED" })).for_job(seq)
+        }
+        Some((seq, CancelResult::AlreadyCompleted)) => {
+            Reply::json(StatusCode::BAD_REQUEST, &json!({ "status": "ALREADY_COMPLETED" })).for_job(seq)
+        }
         None => Reply::json(StatusCode::NOT_FOUND, &json!({ "status": "NOT_FOUND" })),
     }
 }
@@ -1108,10 +870,7 @@ async fn admin_faults(shared: &Shared, request: Request<Incoming>) -> Reply {
         core.faults.replace(plan);
     }
     let plan = core.faults.plan();
-    Reply::json(
-        StatusCode::OK,
-        &json!({ "rules": plan, "spec": plan.to_string() }),
-    )
+    Reply::json(StatusCode::OK, &json!({ "rules": plan, "spec": plan.to_string() }))
 }
 
 /// A fault plan sent to the admin route: `["submit:429@1"]`, `"submit:429@1; status:503%20"`,
@@ -1122,16 +881,10 @@ pub(crate) fn parse_fault_body(body: &[u8]) -> Result<FaultPlan, SimError> {
         Ok(Value::Object(mut o)) => match o.remove("rules") {
             Some(Value::String(text)) => text.parse(),
             Some(Value::Array(rules)) => rules_of(rules),
-            _ => Err(SimError::FaultSyntax {
-                rule: String::new(),
-                reason: "expected {\"rules\": [...]}".into(),
-            }),
+            _ => Err(SimError::FaultSyntax { rule: String::new(), reason: "expected {\"rules\": [...]}".into() }),
         },
         Ok(Value::Array(rules)) => rules_of(rules),
-        Ok(other) => Err(SimError::FaultSyntax {
-            rule: other.to_string(),
-            reason: "expected an array of rules".into(),
-        }),
+        Ok(other) => Err(SimError::FaultSyntax { rule: other.to_string(), reason: "expected an array of rules".into() }),
         Err(_) => String::from_utf8_lossy(body).parse(),
     }
 }
@@ -1141,10 +894,7 @@ fn rules_of(rules: Vec<Value>) -> Result<FaultPlan, SimError> {
         .into_iter()
         .map(|rule| match rule {
             Value::String(text) => text.parse(),
-            other => Err(SimError::FaultSyntax {
-                rule: other.to_string(),
-                reason: "expected a rule string".into(),
-            }),
+            other => Err(SimError::FaultSyntax { rule: other.to_string(), reason: "expected a rule string".into() }),
         })
         .collect()
 }
@@ -1183,23 +933,10 @@ mod tests {
 
     #[test]
     fn fault_bodies_table() {
-        let rules = |body: &str| {
-            parse_fault_body(body.as_bytes())
-                .map(|p| p.to_string())
-                .map_err(|_| ())
-        };
-        assert_eq!(
-            rules(r#"["submit:429@1","status:503%20"]"#),
-            Ok("submit:429@1; status:503%20".into())
-        );
-        assert_eq!(
-            rules(r#""submit:429@1 status:503%20""#),
-            Ok("submit:429@1; status:503%20".into())
-        );
-        assert_eq!(
-            rules(r#"{"rules":["media:reset"]}"#),
-            Ok("media:reset".into())
-        );
+        let rules = |body: &str| parse_fault_body(body.as_bytes()).map(|p| p.to_string()).map_err(|_| ());
+        assert_eq!(rules(r#"["submit:429@1","status:503%20"]"#), Ok("submit:429@1; status:503%20".into()));
+        assert_eq!(rules(r#""submit:429@1 status:503%20""#), Ok("submit:429@1; status:503%20".into()));
+        assert_eq!(rules(r#"{"rules":["media:reset"]}"#), Ok("media:reset".into()));
         assert_eq!(rules("result:422%100"), Ok("result:422%100".into()));
         assert_eq!(rules("[]"), Ok(String::new()));
         assert_eq!(rules(r#"["submit:999"]"#), Err(()));
@@ -1212,41 +949,19 @@ mod tests {
             ReplyBody::Full(b) => serde_json::from_slice::<Value>(b).unwrap(),
             ReplyBody::Truncated(_) | ReplyBody::Stream(_) => Value::Null,
         };
-        let header = |r: &Reply, name: &str| {
-            r.headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.to_str().unwrap().to_string())
-        };
+        let header = |r: &Reply, name: &str| r.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.to_str().unwrap().to_string());
         let r = fault_reply(503, None, None);
         assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body(&r)["error_type"], "runner_scheduling_failure");
-        assert_eq!(
-            header(&r, "x-fal-error-type").as_deref(),
-            Some("runner_scheduling_failure")
-        );
+        assert_eq!(header(&r, "x-fal-error-type").as_deref(), Some("runner_scheduling_failure"));
         let r = fault_reply(429, Some(std::time::Duration::from_millis(2500)), None);
         assert_eq!(header(&r, "retry-after").as_deref(), Some("3"));
-        assert_eq!(
-            header(&fault_reply(429, None, None), "retry-after").as_deref(),
-            Some("1")
-        );
-        assert_eq!(
-            body(&fault_reply(422, None, None))["detail"][0]["loc"],
-            json!(["body"])
-        );
-        assert_eq!(
-            body(&fault_reply(502, None, Some("custom")))["error_type"],
-            "custom"
-        );
-        assert_eq!(
-            body(&fault_reply(404, None, None))["error_type"],
-            Value::Null
-        );
+        assert_eq!(header(&fault_reply(429, None, None), "retry-after").as_deref(), Some("1"));
+        assert_eq!(body(&fault_reply(422, None, None))["detail"][0]["loc"], json!(["body"]));
+        assert_eq!(body(&fault_reply(502, None, Some("custom")))["error_type"], "custom");
+        assert_eq!(body(&fault_reply(404, None, None))["error_type"], Value::Null);
         let cut = Reply::json(StatusCode::OK, &json!({ "status": "IN_QUEUE" })).malformed(false);
-        assert!(
-            matches!(&cut.body, ReplyBody::Full(b) if serde_json::from_slice::<Value>(b).is_err())
-        );
+        assert!(matches!(&cut.body, ReplyBody::Full(b) if serde_json::from_slice::<Value>(b).is_err()));
     }
 
     #[test]

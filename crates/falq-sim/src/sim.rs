@@ -30,10 +30,7 @@ pub struct Sim {
 
 impl std::fmt::Debug for Sim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sim")
-            .field("base_url", &self.shared.base_url)
-            .field("mode", &self.shared.config.mode)
-            .finish()
+        f.debug_struct("Sim").field("base_url", &self.shared.base_url).field("mode", &self.shared.config.mode).finish()
     }
 }
 
@@ -47,9 +44,7 @@ impl Sim {
     /// Starts a simulator on a bound listener, within the current tokio runtime.
     pub fn start(listener: TcpListener, config: SimConfig) -> Result<Sim, SimError> {
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(SimError::Config(
-                "the simulator must start within a tokio runtime".into(),
-            ));
+            return Err(SimError::Config("the simulator must start within a tokio runtime".into()));
         }
         let config = config.normalized()?;
         let local_addr = listener.local_addr()?;
@@ -77,16 +72,8 @@ impl Sim {
             config,
         });
         let (shutdown, _) = watch::channel(false);
-        let tasks = vec![
-            tokio::spawn(schedule(shared.clone())),
-            tokio::spawn(accept(listener, shared.clone(), shutdown.subscribe())),
-        ];
-        Ok(Sim {
-            shared,
-            local_addr,
-            shutdown,
-            tasks,
-        })
+        let tasks = vec![tokio::spawn(schedule(shared.clone())), tokio::spawn(accept(listener, shared.clone(), shutdown.subscribe()))];
+        Ok(Sim { shared, local_addr, shutdown, tasks })
     }
 
     /// The base URL clients use: `http://127.0.0.1:PORT` plus the path prefix, or the
@@ -186,17 +173,10 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch:
     }
 }
 
-async fn connection(
-    stream: tokio::net::TcpStream,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
     let control = Arc::new(ConnControl::default());
-    let io = TokioIo::new(ResettableStream {
-        stream,
-        control: control.clone(),
-    });
+    let io = TokioIo::new(ResettableStream { stream, control: control.clone() });
     let service_control = control.clone();
     let service = service_fn(move |request| {
         let (shared, control) = (shared.clone(), service_control.clone());

@@ -46,10 +46,7 @@ pub(crate) fn classify<'a>(url: &'a str, own_authority: Option<&str>) -> SourceK
                 &base64::engine::general_purpose::URL_SAFE,
                 &base64::engine::general_purpose::URL_SAFE_NO_PAD,
             ];
-            return engines
-                .iter()
-                .find_map(|e| e.decode(&compact).ok())
-                .map_or(SourceKind::BadData, SourceKind::Data);
+            return engines.iter().find_map(|e| e.decode(&compact).ok()).map_or(SourceKind::BadData, SourceKind::Data);
         }
         return SourceKind::Data(payload.as_bytes().to_vec());
     }
@@ -62,17 +59,10 @@ pub(crate) fn classify<'a>(url: &'a str, own_authority: Option<&str>) -> SourceK
     let Some(authority) = uri.authority() else {
         return SourceKind::Remote;
     };
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let local = matches!(host, "127.0.0.1" | "localhost" | "::1")
-        || own_authority.is_some_and(|own| own.eq_ignore_ascii_case(authority.as_str()));
-    if local {
-        SourceKind::Local(url)
-    } else {
-        SourceKind::Remote
-    }
+    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+    let local =
+        matches!(host, "127.0.0.1" | "localhost" | "::1") || own_authority.is_some_and(|own| own.eq_ignore_ascii_case(authority.as_str()));
+    if local { SourceKind::Local(url) } else { SourceKind::Remote }
 }
 
 /// Why an input image could not be used; the job fails with this at its result.
@@ -88,16 +78,12 @@ pub(crate) async fn load(url: &str, own_authority: Option<&str>) -> Result<Thumb
     let bytes = match classify(url, own_authority) {
         SourceKind::Remote => return Ok(Thumb::from_hash(hash_bytes(0, url.trim().as_bytes()))),
         SourceKind::BadData => {
-            return Err(load_error(
-                "the data URL's base64 payload cannot be decoded".into(),
-            ));
+            return Err(load_error("the data URL's base64 payload cannot be decoded".into()));
         }
         SourceKind::Data(bytes) => bytes,
         SourceKind::Local(url) => fetch(url).await?.to_vec(),
     };
-    tokio::task::spawn_blocking(move || decode(&bytes))
-        .await
-        .unwrap_or_else(|e| Err(load_error(format!("decoding stopped: {e}"))))
+    tokio::task::spawn_blocking(move || decode(&bytes)).await.unwrap_or_else(|e| Err(load_error(format!("decoding stopped: {e}"))))
 }
 
 fn decode(bytes: &[u8]) -> Result<Thumb, SourceError> {
@@ -110,59 +96,35 @@ fn decode(bytes: &[u8]) -> Result<Thumb, SourceError> {
 }
 
 fn load_error(message: String) -> SourceError {
-    SourceError {
-        kind: "image_load_error",
-        message: format!("Failed to load the image: {message}"),
-    }
+    SourceError { kind: "image_load_error", message: format!("Failed to load the image: {message}") }
 }
 
 fn download_error(url: &str, why: impl std::fmt::Display) -> SourceError {
-    SourceError {
-        kind: "file_download_error",
-        message: format!("Failed to download the file from {url}: {why}"),
-    }
+    SourceError { kind: "file_download_error", message: format!("Failed to download the file from {url}: {why}") }
 }
 
 /// `GET url` over plain HTTP/1.1; only called for URLs on this machine.
 async fn fetch(url: &str) -> Result<Bytes, SourceError> {
     let work = async {
         let uri: Uri = url.parse().map_err(|e| download_error(url, e))?;
-        let authority = uri
-            .authority()
-            .ok_or_else(|| download_error(url, "no host"))?
-            .clone();
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let stream = tokio::net::TcpStream::connect((host, authority.port_u16().unwrap_or(80)))
-            .await
-            .map_err(|e| download_error(url, e))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| download_error(url, e))?;
+        let authority = uri.authority().ok_or_else(|| download_error(url, "no host"))?.clone();
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let stream =
+            tokio::net::TcpStream::connect((host, authority.port_u16().unwrap_or(80))).await.map_err(|e| download_error(url, e))?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| download_error(url, e))?;
         tokio::spawn(connection);
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        let request = Request::get(path)
-            .header(header::HOST, authority.as_str())
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| download_error(url, e))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| download_error(url, e))?;
+        let request =
+            Request::get(path).header(header::HOST, authority.as_str()).body(Empty::<Bytes>::new()).map_err(|e| download_error(url, e))?;
+        let response = sender.send_request(request).await.map_err(|e| download_error(url, e))?;
         if !response.status().is_success() {
             return Err(download_error(url, format!("HTTP {}", response.status())));
         }
-        let body = Limited::new(response.into_body(), MAX_INPUT_BYTES)
-            .collect()
-            .await
-            .map_err(|e| download_error(url, e))?;
+        let body = Limited::new(response.into_body(), MAX_INPUT_BYTES).collect().await.map_err(|e| download_error(url, e))?;
         Ok(body.to_bytes())
     };
-    tokio::time::timeout(FETCH_TIMEOUT, work)
-        .await
-        .unwrap_or_else(|_| Err(download_error(url, "timed out")))
+    tokio::time::timeout(FETCH_TIMEOUT, work).await.unwrap_or_else(|_| Err(download_error(url, "timed out")))
 }
 
 #[cfg(test)]
@@ -171,51 +133,18 @@ mod tests {
 
     #[test]
     fn classify_table() {
-        assert_eq!(
-            classify("data:image/png;base64,aGk=", None),
-            SourceKind::Data(b"hi".to_vec())
-        );
-        assert_eq!(
-            classify("data:image/png;base64,aGk", None),
-            SourceKind::Data(b"hi".to_vec())
-        );
-        assert_eq!(
-            classify("data:text/plain,hi", None),
-            SourceKind::Data(b"hi".to_vec())
-        );
-        assert_eq!(
-            classify("data:image/png;base64,!!", None),
-            SourceKind::BadData
-        );
+        assert_eq!(classify("data:image/png;base64,aGk=", None), SourceKind::Data(b"hi".to_vec()));
+        assert_eq!(classify("data:image/png;base64,aGk", None), SourceKind::Data(b"hi".to_vec()));
+        assert_eq!(classify("data:text/plain,hi", None), SourceKind::Data(b"hi".to_vec()));
+        assert_eq!(classify("data:image/png;base64,!!", None), SourceKind::BadData);
         assert_eq!(classify("data:image/png;base64", None), SourceKind::BadData);
-        assert_eq!(
-            classify("http://127.0.0.1:9/a.png", None),
-            SourceKind::Local("http://127.0.0.1:9/a.png")
-        );
-        assert_eq!(
-            classify("http://localhost/a.png", None),
-            SourceKind::Local("http://localhost/a.png")
-        );
-        assert_eq!(
-            classify("http://[::1]:80/a.png", None),
-            SourceKind::Local("http://[::1]:80/a.png")
-        );
-        assert_eq!(
-            classify("http://sim.test:8080/m", Some("sim.test:8080")),
-            SourceKind::Local("http://sim.test:8080/m")
-        );
-        assert_eq!(
-            classify("http://sim.test:8081/m", Some("sim.test:8080")),
-            SourceKind::Remote
-        );
-        assert_eq!(
-            classify("https://fal.media/files/a.png", None),
-            SourceKind::Remote
-        );
-        assert_eq!(
-            classify("https://127.0.0.1/a.png", None),
-            SourceKind::Remote
-        );
+        assert_eq!(classify("http://127.0.0.1:9/a.png", None), SourceKind::Local("http://127.0.0.1:9/a.png"));
+        assert_eq!(classify("http://localhost/a.png", None), SourceKind::Local("http://localhost/a.png"));
+        assert_eq!(classify("http://[::1]:80/a.png", None), SourceKind::Local("http://[::1]:80/a.png"));
+        assert_eq!(classify("http://sim.test:8080/m", Some("sim.test:8080")), SourceKind::Local("http://sim.test:8080/m"));
+        assert_eq!(classify("http://sim.test:8081/m", Some("sim.test:8080")), SourceKind::Remote);
+        assert_eq!(classify("https://fal.media/files/a.png", None), SourceKind::Remote);
+        assert_eq!(classify("https://127.0.0.1/a.png", None), SourceKind::Remote);
         assert_eq!(classify("http://10.0.0.1/a.png", None), SourceKind::Remote);
         assert_eq!(classify("not a url", None), SourceKind::Remote);
     }
@@ -223,27 +152,9 @@ mod tests {
     #[tokio::test]
     async fn remote_urls_are_hashed_and_bad_data_fails() {
         let a = load("https://fal.media/files/a.png", None).await.unwrap();
-        assert_eq!(
-            a,
-            load("https://fal.media/files/a.png", None).await.unwrap()
-        );
-        assert_ne!(
-            a,
-            load("https://fal.media/files/b.png", None).await.unwrap()
-        );
-        assert_eq!(
-            load("data:image/png;base64,aGk=", None)
-                .await
-                .unwrap_err()
-                .kind,
-            "image_load_error"
-        );
-        assert_eq!(
-            load("http://127.0.0.1:1/none.png", None)
-                .await
-                .unwrap_err()
-                .kind,
-            "file_download_error"
-        );
+        assert_eq!(a, load("https://fal.media/files/a.png", None).await.unwrap());
+        assert_ne!(a, load("https://fal.media/files/b.png", None).await.unwrap());
+        assert_eq!(load("data:image/png;base64,aGk=", None).await.unwrap_err().kind, "image_load_error");
+        assert_eq!(load("http://127.0.0.1:1/none.png", None).await.unwrap_err().kind, "file_download_error");
     }
 }

@@ -50,11 +50,7 @@ pub(crate) fn default_job_seed(seed: u64, seq: u64) -> i64 {
 /// Formats a duration the way the fault grammar reads it back: `250ms`, `2s`, `1.5s`.
 pub(crate) fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
+    if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
 }
 
 /// Parses `250ms`, `2s`, `1.5s`, `1m` or a bare number of seconds.
@@ -86,13 +82,7 @@ pub(crate) fn iso8601(t: SystemTime) -> String {
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60,
-        since.subsec_millis()
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, (rem / 60) % 60, rem % 60, since.subsec_millis())
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
@@ -128,11 +118,7 @@ mod tests {
     #[test]
     fn durations_table() {
         let check = |text: &str, expected: Option<u64>| {
-            assert_eq!(
-                parse_duration(text).map(|d| d.as_millis() as u64),
-                expected,
-                "{text}"
-            );
+            assert_eq!(parse_duration(text).map(|d| d.as_millis() as u64), expected, "{text}");
         };
         check("250ms", Some(250));
         check("2s", Some(2000));
@@ -159,8 +145,7 @@ mod tests {
         assert_eq!(groups, vec![8, 4, 4, 4, 12]);
         assert_eq!(&a[14..15], "4");
         assert!(a.chars().all(|c| c.is_ascii_hexdigit() || c == '-'));
-        let ids: std::collections::HashSet<String> =
-            (0..10_000).map(|s| request_id(1, s)).collect();
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|s| request_id(1, s)).collect();
         assert_eq!(ids.len(), 10_000);
     }
 

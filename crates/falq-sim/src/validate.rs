@@ -21,11 +21,7 @@ pub struct SchemaValidator {
 impl SchemaValidator {
     /// Reads `components.schemas` of an OpenAPI document (an empty set when absent).
     pub fn from_openapi(doc: &Value) -> SchemaValidator {
-        let schemas = doc
-            .pointer("/components/schemas")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        let schemas = doc.pointer("/components/schemas").and_then(Value::as_object).cloned().unwrap_or_default();
         SchemaValidator { schemas }
     }
 
@@ -55,17 +51,9 @@ impl SchemaValidator {
     /// Follows `$ref`s and single-entry `allOf` wrappers to the schema that says what a value is.
     pub(crate) fn resolve<'a>(&'a self, mut schema: &'a Value) -> &'a Value {
         for _ in 0..MAX_DEPTH {
-            if let Some(target) = schema
-                .get("$ref")
-                .and_then(Value::as_str)
-                .and_then(|r| self.lookup(r))
-            {
+            if let Some(target) = schema.get("$ref").and_then(Value::as_str).and_then(|r| self.lookup(r)) {
                 schema = target;
-            } else if let Some([only]) = schema
-                .get("allOf")
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-            {
+            } else if let Some([only]) = schema.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
                 schema = only;
             } else {
                 break;
@@ -82,26 +70,14 @@ impl SchemaValidator {
         if let Some(p) = schema.pointer("/properties").and_then(|p| p.get(name)) {
             return Some(p);
         }
-        schema
-            .get("allOf")?
-            .as_array()?
-            .iter()
-            .find_map(|s| self.find_property(s, name, depth + 1))
+        schema.get("allOf")?.as_array()?.iter().find_map(|s| self.find_property(s, name, depth + 1))
     }
 
     fn lookup(&self, reference: &str) -> Option<&Value> {
-        self.schemas
-            .get(reference.strip_prefix("#/components/schemas/")?)
+        self.schemas.get(reference.strip_prefix("#/components/schemas/")?)
     }
 
-    fn check(
-        &self,
-        schema: &Value,
-        value: &Value,
-        loc: &mut Vec<LocationPart>,
-        out: &mut Vec<ValidationErrorItem>,
-        depth: u32,
-    ) {
+    fn check(&self, schema: &Value, value: &Value, loc: &mut Vec<LocationPart>, out: &mut Vec<ValidationErrorItem>, depth: u32) {
         if depth > MAX_DEPTH {
             return;
         }
@@ -132,12 +108,7 @@ impl SchemaValidator {
             && !allowed.iter().any(|a| enum_matches(a, value))
         {
             let expected = enum_expected(allowed);
-            out.push(item(
-                loc,
-                format!("Input should be {expected}"),
-                "literal_error",
-                Some(json!({ "expected": expected })),
-            ));
+            out.push(item(loc, format!("Input should be {expected}"), "literal_error", Some(json!({ "expected": expected }))));
             return;
         }
         if let Some(ty) = schema.get("type").and_then(Value::as_str)
@@ -146,10 +117,7 @@ impl SchemaValidator {
             out.push(item(loc, error.0, error.1, None));
             return;
         }
-        let numeric = matches!(
-            schema.get("type").and_then(Value::as_str),
-            Some("integer" | "number")
-        ) || value.is_number();
+        let numeric = matches!(schema.get("type").and_then(Value::as_str), Some("integer" | "number")) || value.is_number();
         if let Some(n) = lax_number(value).filter(|_| numeric) {
             check_bounds(schema, n, loc, out);
         }
@@ -179,10 +147,7 @@ impl SchemaValidator {
                 return;
             }
             let resolved = self.resolve(alternative);
-            let other_type = resolved
-                .get("type")
-                .and_then(Value::as_str)
-                .is_some_and(|t| type_error(t, value).is_some());
+            let other_type = resolved.get("type").and_then(Value::as_str).is_some_and(|t| type_error(t, value).is_some());
             let rank = (other_type, errors.len());
             if best.as_ref().is_none_or(|(b, _)| rank < *b) {
                 best = Some((rank, errors));
@@ -200,11 +165,7 @@ impl SchemaValidator {
         depth: u32,
     ) {
         let len = items.len() as u64;
-        if let Some(min) = schema
-            .get("minItems")
-            .and_then(Value::as_u64)
-            .filter(|&m| len < m)
-        {
+        if let Some(min) = schema.get("minItems").and_then(Value::as_u64).filter(|&m| len < m) {
             let unit = if min == 1 { "item" } else { "items" };
             out.push(item(
                 loc,
@@ -213,11 +174,7 @@ impl SchemaValidator {
                 Some(json!({ "field_type": "List", "min_length": min, "actual_length": len })),
             ));
         }
-        if let Some(max) = schema
-            .get("maxItems")
-            .and_then(Value::as_u64)
-            .filter(|&m| len > m)
-        {
+        if let Some(max) = schema.get("maxItems").and_then(Value::as_u64).filter(|&m| len > m) {
             let unit = if max == 1 { "item" } else { "items" };
             out.push(item(
                 loc,
@@ -243,18 +200,14 @@ impl SchemaValidator {
         out: &mut Vec<ValidationErrorItem>,
         depth: u32,
     ) {
-        let required: Vec<&str> = schema
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let required: Vec<&str> =
+            schema.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
         let properties = schema.get("properties").and_then(Value::as_object);
-        let missing =
-            |loc: &mut Vec<LocationPart>, out: &mut Vec<ValidationErrorItem>, name: &str| {
-                loc.push(LocationPart::String(name.to_string()));
-                out.push(item(loc, "Field required".into(), "missing", None));
-                loc.pop();
-            };
+        let missing = |loc: &mut Vec<LocationPart>, out: &mut Vec<ValidationErrorItem>, name: &str| {
+            loc.push(LocationPart::String(name.to_string()));
+            out.push(item(loc, "Field required".into(), "missing", None));
+            loc.pop();
+        };
         for (name, property) in properties.into_iter().flatten() {
             match fields.get(name) {
                 Some(value) => {
@@ -286,11 +239,7 @@ pub(crate) fn lax_number(value: &Value) -> Option<f64> {
 /// An integer, or a string or a float holding one (pydantic's lax mode).
 pub(crate) fn lax_integer(value: &Value) -> Option<i64> {
     match value {
-        Value::Number(n) => n.as_i64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
-                .map(|f| f as i64)
-        }),
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64)),
         Value::String(s) => s.trim().parse::<i64>().ok(),
         _ => None,
     }
@@ -303,31 +252,21 @@ fn type_error(ty: &str, value: &Value) -> Option<(String, &'static str)> {
         "string" if !value.is_string() => error("Input should be a valid string", "string_type"),
         "boolean" if !value.is_boolean() => error("Input should be a valid boolean", "bool_type"),
         "array" if !value.is_array() => error("Input should be a valid list", "list_type"),
-        "object" if !value.is_object() => error(
-            "Input should be a valid dictionary or object to extract fields from",
-            "model_attributes_type",
-        ),
+        "object" if !value.is_object() => {
+            error("Input should be a valid dictionary or object to extract fields from", "model_attributes_type")
+        }
         "integer" => match value {
             Value::Number(n) if n.is_i64() || n.is_u64() => None,
             Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0) => None,
-            Value::Number(_) => error(
-                "Input should be a valid integer, got a number with a fractional part",
-                "int_from_float",
-            ),
+            Value::Number(_) => error("Input should be a valid integer, got a number with a fractional part", "int_from_float"),
             Value::String(s) if s.trim().parse::<i64>().is_ok() => None,
-            Value::String(_) => error(
-                "Input should be a valid integer, unable to parse string as an integer",
-                "int_parsing",
-            ),
+            Value::String(_) => error("Input should be a valid integer, unable to parse string as an integer", "int_parsing"),
             _ => error("Input should be a valid integer", "int_type"),
         },
         "number" => match value {
             Value::Number(_) => None,
             Value::String(_) if lax_number(value).is_some() => None,
-            Value::String(_) => error(
-                "Input should be a valid number, unable to parse string as a number",
-                "float_parsing",
-            ),
+            Value::String(_) => error("Input should be a valid number, unable to parse string as a number", "float_parsing"),
             _ => error("Input should be a valid number", "float_type"),
         },
         _ => None,
@@ -357,31 +296,16 @@ fn enum_expected(allowed: &[Value]) -> String {
     }
 }
 
-fn check_bounds(
-    schema: &Map<String, Value>,
-    n: f64,
-    loc: &[LocationPart],
-    out: &mut Vec<ValidationErrorItem>,
-) {
+fn check_bounds(schema: &Map<String, Value>, n: f64, loc: &[LocationPart], out: &mut Vec<ValidationErrorItem>) {
     let exclusive = |key: &str| schema.get(key) == Some(&Value::Bool(true));
     if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
         let (ok, word, kind, ctx) = if exclusive("exclusiveMinimum") {
             (n > min, "greater than", "greater_than", "gt")
         } else {
-            (
-                n >= min,
-                "greater than or equal to",
-                "greater_than_equal",
-                "ge",
-            )
+            (n >= min, "greater than or equal to", "greater_than_equal", "ge")
         };
         if !ok {
-            out.push(item(
-                loc,
-                format!("Input should be {word} {}", show_number(min)),
-                kind,
-                Some(json!({ ctx: json_number(min) })),
-            ));
+            out.push(item(loc, format!("Input should be {word} {}", show_number(min)), kind, Some(json!({ ctx: json_number(min) }))));
         }
     }
     if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
@@ -391,29 +315,15 @@ fn check_bounds(
             (n <= max, "less than or equal to", "less_than_equal", "le")
         };
         if !ok {
-            out.push(item(
-                loc,
-                format!("Input should be {word} {}", show_number(max)),
-                kind,
-                Some(json!({ ctx: json_number(max) })),
-            ));
+            out.push(item(loc, format!("Input should be {word} {}", show_number(max)), kind, Some(json!({ ctx: json_number(max) }))));
         }
     }
 }
 
-fn check_length(
-    schema: &Map<String, Value>,
-    s: &str,
-    loc: &[LocationPart],
-    out: &mut Vec<ValidationErrorItem>,
-) {
+fn check_length(schema: &Map<String, Value>, s: &str, loc: &[LocationPart], out: &mut Vec<ValidationErrorItem>) {
     let len = s.chars().count() as u64;
     let unit = |n: u64| if n == 1 { "character" } else { "characters" };
-    if let Some(min) = schema
-        .get("minLength")
-        .and_then(Value::as_u64)
-        .filter(|&m| len < m)
-    {
+    if let Some(min) = schema.get("minLength").and_then(Value::as_u64).filter(|&m| len < m) {
         out.push(item(
             loc,
             format!("String should have at least {min} {}", unit(min)),
@@ -421,11 +331,7 @@ fn check_length(
             Some(json!({ "min_length": min })),
         ));
     }
-    if let Some(max) = schema
-        .get("maxLength")
-        .and_then(Value::as_u64)
-        .filter(|&m| len > m)
-    {
+    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64).filter(|&m| len > m) {
         out.push(item(
             loc,
             format!("String should have at most {max} {}", unit(max)),
@@ -436,36 +342,20 @@ fn check_length(
 }
 
 fn show_number(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        format!("{}", n as i64)
-    } else {
-        format!("{n}")
-    }
+    if n.fract() == 0.0 && n.abs() < 1e15 { format!("{}", n as i64) } else { format!("{n}") }
 }
 
 fn json_number(n: f64) -> Value {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        json!(n as i64)
-    } else {
-        json!(n)
-    }
+    if n.fract() == 0.0 && n.abs() < 1e15 { json!(n as i64) } else { json!(n) }
 }
 
 fn item(loc: &[LocationPart], msg: String, kind: &str, ctx: Option<Value>) -> ValidationErrorItem {
-    ValidationErrorItem {
-        loc: loc.to_vec(),
-        msg,
-        type_: kind.to_string(),
-        ctx: ctx.and_then(|c| c.as_object().cloned()),
-    }
+    ValidationErrorItem { loc: loc.to_vec(), msg, type_: kind.to_string(), ctx: ctx.and_then(|c| c.as_object().cloned()) }
 }
 
 /// A 422 detail item built by the simulator itself (a failed job, an unreadable body).
 pub(crate) fn detail_item(loc: &[&str], msg: impl Into<String>, kind: &str) -> ValidationErrorItem {
-    let loc: Vec<LocationPart> = loc
-        .iter()
-        .map(|s| LocationPart::String((*s).to_string()))
-        .collect();
+    let loc: Vec<LocationPart> = loc.iter().map(|s| LocationPart::String((*s).to_string())).collect();
     item(&loc, msg.into(), kind, None)
 }
 
@@ -496,10 +386,7 @@ mod tests {
     }
 
     fn check(schema: &str, body: Value, expected: &[(&str, &str)]) {
-        let expected: Vec<(String, String)> = expected
-            .iter()
-            .map(|(l, t)| (l.to_string(), t.to_string()))
-            .collect();
+        let expected: Vec<(String, String)> = expected.iter().map(|(l, t)| (l.to_string(), t.to_string())).collect();
         assert_eq!(errors(schema, body.clone()), expected, "{schema} {body}");
     }
 
@@ -510,128 +397,40 @@ mod tests {
         check(s, json!({ "image_url": url }), &[]);
         check(s, json!({ "image_url": url, "unknown_field": [1, 2] }), &[]);
         check(s, json!({}), &[("image_url", "missing")]);
-        check(
-            s,
-            json!({ "image_url": url, "num_images": 5 }),
-            &[("num_images", "less_than_equal")],
-        );
-        check(
-            s,
-            json!({ "image_url": url, "num_images": 0 }),
-            &[("num_images", "greater_than_equal")],
-        );
+        check(s, json!({ "image_url": url, "num_images": 5 }), &[("num_images", "less_than_equal")]);
+        check(s, json!({ "image_url": url, "num_images": 0 }), &[("num_images", "greater_than_equal")]);
         check(s, json!({ "image_url": url, "num_images": "2" }), &[]);
-        check(
-            s,
-            json!({ "image_url": url, "num_images": "two" }),
-            &[("num_images", "int_parsing")],
-        );
-        check(
-            s,
-            json!({ "image_url": url, "num_images": 1.5 }),
-            &[("num_images", "int_from_float")],
-        );
+        check(s, json!({ "image_url": url, "num_images": "two" }), &[("num_images", "int_parsing")]);
+        check(s, json!({ "image_url": url, "num_images": 1.5 }), &[("num_images", "int_from_float")]);
         check(s, json!({ "image_url": url, "num_images": 2.0 }), &[]);
-        check(
-            s,
-            json!({ "image_url": url, "num_images": true }),
-            &[("num_images", "int_type")],
-        );
-        check(
-            s,
-            json!({ "image_url": 7 }),
-            &[("image_url", "string_type")],
-        );
-        check(
-            s,
-            json!({ "image_url": url, "guidance_scale": 20.5 }),
-            &[("guidance_scale", "less_than_equal")],
-        );
-        check(
-            s,
-            json!({ "image_url": url, "guidance_scale": "x" }),
-            &[("guidance_scale", "float_parsing")],
-        );
-        check(
-            s,
-            json!({ "image_url": url, "output_format": "gif" }),
-            &[("output_format", "literal_error")],
-        );
-        check(
-            s,
-            json!({ "image_url": url, "sync_mode": "yes" }),
-            &[("sync_mode", "bool_type")],
-        );
+        check(s, json!({ "image_url": url, "num_images": true }), &[("num_images", "int_type")]);
+        check(s, json!({ "image_url": 7 }), &[("image_url", "string_type")]);
+        check(s, json!({ "image_url": url, "guidance_scale": 20.5 }), &[("guidance_scale", "less_than_equal")]);
+        check(s, json!({ "image_url": url, "guidance_scale": "x" }), &[("guidance_scale", "float_parsing")]);
+        check(s, json!({ "image_url": url, "output_format": "gif" }), &[("output_format", "literal_error")]);
+        check(s, json!({ "image_url": url, "sync_mode": "yes" }), &[("sync_mode", "bool_type")]);
         check(s, json!({ "image_url": url, "seed": null }), &[]);
-        check(
-            s,
-            json!({ "image_url": url, "seed": 196_619_188_014_358_660u64 }),
-            &[],
-        );
-        check(
-            s,
-            json!({ "image_url": url, "image_size": "square_hd" }),
-            &[],
-        );
-        check(
-            s,
-            json!({ "image_url": url, "image_size": { "width": 640, "height": 480 } }),
-            &[],
-        );
-        check(
-            s,
-            json!({ "image_url": url, "image_size": "huge" }),
-            &[("image_size", "literal_error")],
-        );
-        check(
-            s,
-            json!({ "image_url": url, "image_size": { "width": 20000, "height": 480 } }),
-            &[("image_size.width", "less_than_equal")],
-        );
-        check(
-            s,
-            json!({ "image_url": url, "image_size": { "width": 640 } }),
-            &[("image_size.height", "missing")],
-        );
-        check(
-            s,
-            json!({ "image_url": url, "image_size": 12 }),
-            &[("image_size", "literal_error")],
-        );
+        check(s, json!({ "image_url": url, "seed": 196_619_188_014_358_660u64 }), &[]);
+        check(s, json!({ "image_url": url, "image_size": "square_hd" }), &[]);
+        check(s, json!({ "image_url": url, "image_size": { "width": 640, "height": 480 } }), &[]);
+        check(s, json!({ "image_url": url, "image_size": "huge" }), &[("image_size", "literal_error")]);
+        check(s, json!({ "image_url": url, "image_size": { "width": 20000, "height": 480 } }), &[("image_size.width", "less_than_equal")]);
+        check(s, json!({ "image_url": url, "image_size": { "width": 640 } }), &[("image_size.height", "missing")]);
+        check(s, json!({ "image_url": url, "image_size": 12 }), &[("image_size", "literal_error")]);
         check(s, json!([1, 2]), &[("", "model_attributes_type")]);
         check(
             s,
             json!({ "num_images": 9, "output_format": "bmp" }),
-            &[
-                ("image_url", "missing"),
-                ("num_images", "less_than_equal"),
-                ("output_format", "literal_error"),
-            ],
+            &[("image_url", "missing"), ("num_images", "less_than_equal"), ("output_format", "literal_error")],
         );
     }
 
     #[test]
     fn kontext_table() {
-        check(
-            "FluxProKontextMultiInput",
-            json!({ "prompt": "p", "image_urls": ["a"] }),
-            &[],
-        );
-        check(
-            "FluxProKontextMultiInput",
-            json!({ "prompt": "p", "image_urls": [] }),
-            &[("image_urls", "too_short")],
-        );
-        check(
-            "FluxProKontextMultiInput",
-            json!({ "prompt": "p", "image_urls": ["a", 3] }),
-            &[("image_urls.1", "string_type")],
-        );
-        check(
-            "FluxProKontextMultiInput",
-            json!({ "prompt": "p", "image_urls": "a" }),
-            &[("image_urls", "list_type")],
-        );
+        check("FluxProKontextMultiInput", json!({ "prompt": "p", "image_urls": ["a"] }), &[]);
+        check("FluxProKontextMultiInput", json!({ "prompt": "p", "image_urls": [] }), &[("image_urls", "too_short")]);
+        check("FluxProKontextMultiInput", json!({ "prompt": "p", "image_urls": ["a", 3] }), &[("image_urls.1", "string_type")]);
+        check("FluxProKontextMultiInput", json!({ "prompt": "p", "image_urls": "a" }), &[("image_urls", "list_type")]);
         check(
             "FluxProKontextInput",
             json!({ "prompt": "p", "image_url": "a", "safety_tolerance": "7" }),
@@ -642,30 +441,15 @@ mod tests {
             json!({ "prompt": "p", "image_url": "a", "safety_tolerance": 2 }),
             &[("safety_tolerance", "literal_error")],
         );
-        check(
-            "FluxProKontextTextToImageInput",
-            json!({ "prompt": "p", "aspect_ratio": "16:9" }),
-            &[],
-        );
-        check(
-            "FluxProKontextTextToImageInput",
-            json!({ "prompt": "p", "aspect_ratio": "5:4" }),
-            &[("aspect_ratio", "literal_error")],
-        );
-        check(
-            "FluxProKontextTextToImageInput",
-            json!({ "aspect_ratio": "1:1" }),
-            &[("prompt", "missing")],
-        );
+        check("FluxProKontextTextToImageInput", json!({ "prompt": "p", "aspect_ratio": "16:9" }), &[]);
+        check("FluxProKontextTextToImageInput", json!({ "prompt": "p", "aspect_ratio": "5:4" }), &[("aspect_ratio", "literal_error")]);
+        check("FluxProKontextTextToImageInput", json!({ "aspect_ratio": "1:1" }), &[("prompt", "missing")]);
     }
 
     #[test]
     fn messages_and_context_match_fal() {
         let v = validator();
-        let e = &v.validate(
-            "Flux1DevReduxInput",
-            &json!({ "image_url": "u", "num_images": 5 }),
-        )[0];
+        let e = &v.validate("Flux1DevReduxInput", &json!({ "image_url": "u", "num_images": 5 }))[0];
         assert_eq!(
             serde_json::to_value(e).unwrap(),
             json!({
@@ -675,21 +459,12 @@ mod tests {
                 "ctx": { "le": 4 }
             })
         );
-        let e = &v.validate(
-            "Flux1DevReduxInput",
-            &json!({ "image_url": "u", "output_format": "gif" }),
-        )[0];
+        let e = &v.validate("Flux1DevReduxInput", &json!({ "image_url": "u", "output_format": "gif" }))[0];
         assert_eq!(e.msg, "Input should be 'jpeg' or 'png'");
         let e = &v.validate("Flux1DevReduxInput", &json!({}))[0];
         assert_eq!(e.msg, "Field required");
-        let e = &v.validate(
-            "FluxProKontextMultiInput",
-            &json!({ "prompt": "p", "image_urls": [] }),
-        )[0];
-        assert_eq!(
-            e.msg,
-            "List should have at least 1 item after validation, not 0"
-        );
+        let e = &v.validate("FluxProKontextMultiInput", &json!({ "prompt": "p", "image_urls": [] }))[0];
+        assert_eq!(e.msg, "List should have at least 1 item after validation, not 0");
         assert!(v.validate("NoSuchSchema", &json!(null)).is_empty());
     }
 
@@ -699,14 +474,7 @@ mod tests {
         let size = v.property("Flux1DevReduxInput", "image_size").unwrap();
         assert_eq!(size.get("default"), Some(&json!("landscape_4_3")));
         assert!(v.resolve(size).get("oneOf").is_some());
-        assert_eq!(
-            v.resolve(
-                v.property("FluxProKontextMultiInput", "image_urls")
-                    .unwrap()
-            )
-            .get("type"),
-            Some(&json!("array"))
-        );
+        assert_eq!(v.resolve(v.property("FluxProKontextMultiInput", "image_urls").unwrap()).get("type"), Some(&json!("array")));
         assert!(v.property("FluxProKontextInput", "image_size").is_none());
     }
 

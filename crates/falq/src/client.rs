@@ -59,7 +59,12 @@ impl Client {
     pub async fn submit<E: Endpoint>(&self, input: &E::Input) -> Result<RequestHandle, Error> {
         let id = E::info().id;
         input.validate().map_err(|source| Error::InvalidInput { endpoint: id.to_string(), source })?;
-        let body = serde_json::to_vec(input).map_err(|e| Error::Protocol { endpoint: id.into(), request_id: None, call: "submit", message: format!("cannot encode the input: {e}") })?;
+        let body = serde_json::to_vec(input).map_err(|e| Error::Protocol {
+            endpoint: id.into(),
+            request_id: None,
+            call: "submit",
+            message: format!("cannot encode the input: {e}"),
+        })?;
         self.submit_bytes(id, Bytes::from(body)).await
     }
 
@@ -68,9 +73,15 @@ impl Client {
         let endpoint_id = endpoint_id.trim_matches('/');
         validate_endpoint_id(endpoint_id)?;
         if let Some(info) = falq_api::endpoint(endpoint_id) {
-            falq_api::check_bounds(input, info.bounds).map_err(|source| Error::InvalidInput { endpoint: endpoint_id.to_string(), source })?;
+            falq_api::check_bounds(input, info.bounds)
+                .map_err(|source| Error::InvalidInput { endpoint: endpoint_id.to_string(), source })?;
         }
-        let body = serde_json::to_vec(input).map_err(|e| Error::Protocol { endpoint: endpoint_id.into(), request_id: None, call: "submit", message: e.to_string() })?;
+        let body = serde_json::to_vec(input).map_err(|e| Error::Protocol {
+            endpoint: endpoint_id.into(),
+            request_id: None,
+            call: "submit",
+            message: e.to_string(),
+        })?;
         self.submit_bytes(endpoint_id, Bytes::from(body)).await
     }
 
@@ -168,7 +179,12 @@ impl RequestHandle {
     }
 
     fn err(&self, call: Call, message: impl Into<String>) -> Error {
-        Error::Protocol { endpoint: self.endpoint_id.clone(), request_id: Some(self.request_id.clone()), call: call.name(), message: message.into() }
+        Error::Protocol {
+            endpoint: self.endpoint_id.clone(),
+            request_id: Some(self.request_id.clone()),
+            call: call.name(),
+            message: message.into(),
+        }
     }
 
     /// The job's status, with its log lines when `logs` says so.
@@ -225,12 +241,21 @@ impl RequestHandle {
             Err(Error::Network { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let is_sse = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("text/event-stream"));
+        let is_sse = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("text/event-stream"));
         if !resp.status().is_success() || !is_sse {
             if matches!(resp.status().as_u16(), 401 | 403) {
                 let status = resp.status().as_u16();
                 let body = resp.bytes().await.unwrap_or_default();
-                return Err(answer_error(&self.endpoint_id, Some(&self.request_id), Call::Stream, &Answer { status, headers: Default::default(), body }));
+                return Err(answer_error(
+                    &self.endpoint_id,
+                    Some(&self.request_id),
+                    Call::Stream,
+                    &Answer { status, headers: Default::default(), body },
+                ));
             }
             return Ok(None);
         }
@@ -239,7 +264,9 @@ impl RequestHandle {
         while let Some(chunk) = body.next().await {
             let Ok(chunk) = chunk else { return Ok(None) };
             for data in parser.feed(&chunk) {
-                let status: QueueStatus = serde_json::from_str(&data).map_err(|e| self.err(Call::Stream, format!("a status event is not a QueueStatus: {e}: {}", snippet(data.as_bytes()))))?;
+                let status: QueueStatus = serde_json::from_str(&data).map_err(|e| {
+                    self.err(Call::Stream, format!("a status event is not a QueueStatus: {e}: {}", snippet(data.as_bytes())))
+                })?;
                 seen.report(&status, on_update);
                 if status.status == QueueStatusKind::Completed {
                     // The server closes the stream after COMPLETED: let it, in the background,
@@ -274,9 +301,10 @@ impl RequestHandle {
     pub async fn cancel(&self) -> Result<CancelStatus, Error> {
         let answer = self.client.transport.call(Call::Cancel, Method::PUT, &self.cancel_url, None, &self.ctx()).await?;
         if let Ok(v) = serde_json::from_slice::<falq_api::types::CancelResponse>(&answer.body)
-            && matches!(answer.status, 200..=299 | 400 | 404) {
-                return Ok(v.status);
-            }
+            && matches!(answer.status, 200..=299 | 400 | 404)
+        {
+            return Ok(v.status);
+        }
         Err(answer_error(&self.endpoint_id, Some(&self.request_id), Call::Cancel, &answer))
     }
 
@@ -294,8 +322,16 @@ impl RequestHandle {
                 Ok(r) => r,
                 Err(_) => {
                     let cancelled = policy.cancel_on_timeout == CancelOnTimeout::Cancel
-                        && matches!(tokio::time::timeout(Duration::from_secs(10), self.cancel()).await, Ok(Ok(CancelStatus::CancellationRequested)));
-                    Err(Error::Timeout { endpoint: self.endpoint_id.clone(), request_id: self.request_id.clone(), after: deadline, cancelled })
+                        && matches!(
+                            tokio::time::timeout(Duration::from_secs(10), self.cancel()).await,
+                            Ok(Ok(CancelStatus::CancellationRequested))
+                        );
+                    Err(Error::Timeout {
+                        endpoint: self.endpoint_id.clone(),
+                        request_id: self.request_id.clone(),
+                        after: deadline,
+                        cancelled,
+                    })
                 }
             },
         }

@@ -246,7 +246,15 @@ impl Config {
     pub fn new(base_url: &str) -> Result<Self, Error> {
         let base_url = parse_base_url(base_url)?;
         let auth_scheme = AuthScheme::for_host(base_url.host_str().unwrap_or(""));
-        Ok(Self { base_url, key: None, auth_scheme, timeouts: Timeouts::default(), wait: WaitPolicy::default(), retry: RetryPolicy::default(), http: HttpPolicy::default() })
+        Ok(Self {
+            base_url,
+            key: None,
+            auth_scheme,
+            timeouts: Timeouts::default(),
+            wait: WaitPolicy::default(),
+            retry: RetryPolicy::default(),
+            http: HttpPolicy::default(),
+        })
     }
 
     /// Sets the key.
@@ -263,7 +271,9 @@ impl Config {
     /// Like [`Config::from_env`], reading variables through `var`.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let base = var("FAL_BASE_URL").filter(|s| !s.trim().is_empty()).ok_or_else(|| Error::Config {
-            message: "FAL_BASE_URL is not set: set it to your relay's base URL (e.g. https://relay.example), or https://queue.fal.run for fal.ai".into(),
+            message:
+                "FAL_BASE_URL is not set: set it to your relay's base URL (e.g. https://relay.example), or https://queue.fal.run for fal.ai"
+                    .into(),
         })?;
         let mut config = Self::new(&base)?;
         config.key = var("FAL_KEY").filter(|k| !k.trim().is_empty()).map(ApiKey::new);
@@ -318,7 +328,12 @@ mod tests {
     fn base_urls_are_normalized_or_refused() {
         assert_eq!(parse_base_url("https://relay.example/api/").unwrap().as_str(), "https://relay.example/api");
         assert_eq!(parse_base_url("http://127.0.0.1:8080").unwrap().as_str(), "http://127.0.0.1:8080/");
-        for (bad, why) in [("ftp://x", "http"), ("relay.example", "not a URL"), ("https://r.example/?a=1", "query"), ("https://u:p@r.example", "credentials")] {
+        for (bad, why) in [
+            ("ftp://x", "http"),
+            ("relay.example", "not a URL"),
+            ("https://r.example/?a=1", "query"),
+            ("https://u:p@r.example", "credentials"),
+        ] {
             let e = parse_base_url(bad).unwrap_err().to_string();
             assert!(e.contains(why), "{bad}: {e}");
         }
@@ -345,7 +360,10 @@ mod tests {
         assert_eq!(c.auth_scheme, AuthScheme::Bearer, "overridable");
         let e = Config::from_vars(|_| None).unwrap_err().to_string();
         assert!(e.contains("FAL_BASE_URL is not set"), "{e}");
-        let e = Config::from_vars(|n| (n == "FAL_BASE_URL").then(|| "https://r.example".into()).or((n == "FAL_AUTH_SCHEME").then(|| "basic".into()))).unwrap_err();
+        let e = Config::from_vars(|n| {
+            (n == "FAL_BASE_URL").then(|| "https://r.example".into()).or((n == "FAL_AUTH_SCHEME").then(|| "basic".into()))
+        })
+        .unwrap_err();
         assert!(e.to_string().contains("unknown auth scheme"), "{e}");
     }
 

@@ -170,7 +170,11 @@ impl Error {
     /// The request id the error concerns, when a job was accepted.
     pub fn request_id(&self) -> Option<&str> {
         match self {
-            Self::JobFailed { request_id, .. } | Self::Infrastructure { request_id, .. } | Self::Http { request_id, .. } | Self::Network { request_id, .. } | Self::Protocol { request_id, .. } => request_id.as_deref(),
+            Self::JobFailed { request_id, .. }
+            | Self::Infrastructure { request_id, .. }
+            | Self::Http { request_id, .. }
+            | Self::Network { request_id, .. }
+            | Self::Protocol { request_id, .. } => request_id.as_deref(),
             Self::Timeout { request_id, .. } => Some(request_id),
             _ => None,
         }

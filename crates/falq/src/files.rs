@@ -67,11 +67,7 @@ pub fn decode_data_uri(uri: &str) -> Option<(String, Vec<u8>)> {
     let is_b64 = meta.ends_with(";base64");
     let mime = meta.trim_end_matches(";base64").to_string();
     let mime = if mime.is_empty() { "text/plain".to_string() } else { mime };
-    let bytes = if is_b64 {
-        base64::engine::general_purpose::STANDARD.decode(payload.trim()).ok()?
-    } else {
-        payload.as_bytes().to_vec()
-    };
+    let bytes = if is_b64 { base64::engine::general_purpose::STANDARD.decode(payload.trim()).ok()? } else { payload.as_bytes().to_vec() };
     Some((mime, bytes))
 }
 
@@ -151,7 +147,10 @@ async fn save_one(transport: &Transport, file: &OutputFile, dir: &Path, stem: &s
     let ctx = CallCtx { endpoint: "media", request_id: None };
     let resp = transport.send(Call::Download, reqwest::Method::GET, &url, None, &ctx).await?;
     if !resp.status().is_success() {
-        return Err(Error::Download { url: file.url.clone(), message: format!("HTTP {} (media links expire: download promptly)", resp.status()) });
+        return Err(Error::Download {
+            url: file.url.clone(),
+            message: format!("HTTP {} (media links expire: download promptly)", resp.status()),
+        });
     }
     let header_type = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let tmp = dir.join(format!("{stem}-{index}.part"));

@@ -52,13 +52,14 @@ impl Transport {
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() < 5 && same_origin(attempt.url(), &base) { attempt.follow() } else { attempt.stop() }
         });
-        let mut api = reqwest::Client::builder().connect_timeout(config.timeouts.connect).redirect(policy).user_agent(concat!("falq/", env!("CARGO_PKG_VERSION")));
+        let mut api = reqwest::Client::builder()
+            .connect_timeout(config.timeouts.connect)
+            .redirect(policy)
+            .user_agent(concat!("falq/", env!("CARGO_PKG_VERSION")));
         if config.http.version == HttpVersion::Http2PriorKnowledge {
             api = api.http2_prior_knowledge();
         }
-        let api = api
-            .build()
-            .map_err(|e| Error::Config { message: format!("cannot build the HTTP client: {e}") })?;
+        let api = api.build().map_err(|e| Error::Config { message: format!("cannot build the HTTP client: {e}") })?;
         let media = reqwest::Client::builder()
             .connect_timeout(config.timeouts.connect)
             .user_agent(concat!("falq/", env!("CARGO_PKG_VERSION")))
@@ -87,10 +88,12 @@ impl Transport {
         let client = if media { &self.media } else { &self.api };
         let mut rb = client.request(method, url.clone());
         // The key goes to the base's origin and nowhere else; media downloads never carry it.
-        if !media && same_origin(url, &self.config.base_url)
-            && let Some(auth) = &self.auth {
-                rb = rb.header(reqwest::header::AUTHORIZATION, auth.clone());
-            }
+        if !media
+            && same_origin(url, &self.config.base_url)
+            && let Some(auth) = &self.auth
+        {
+            rb = rb.header(reqwest::header::AUTHORIZATION, auth.clone());
+        }
         if let Some(body) = body {
             rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
         }
@@ -102,7 +105,14 @@ impl Transport {
 
     /// Sends a call and returns the response (headers only read), retrying per policy.
     /// A response that is still retryable after the last attempt is returned as it is.
-    pub async fn send(&self, call: Call, method: Method, url: &Url, body: Option<Bytes>, ctx: &CallCtx<'_>) -> Result<reqwest::Response, Error> {
+    pub async fn send(
+        &self,
+        call: Call,
+        method: Method,
+        url: &Url,
+        body: Option<Bytes>,
+        ctx: &CallCtx<'_>,
+    ) -> Result<reqwest::Response, Error> {
         if call != Call::Download && !same_origin(url, &self.config.base_url) {
             return Err(Error::Protocol {
                 endpoint: ctx.endpoint.to_string(),
@@ -129,7 +139,8 @@ impl Transport {
             match (decision, sent) {
                 (Decision::Stop, Ok(resp)) => {
                     if resp.status().is_redirection() {
-                        let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
+                        let location =
+                            resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
                         return Err(Error::ForeignRedirect { endpoint: ctx.endpoint.to_string(), call: call.name(), location });
                     }
                     return Ok(resp);

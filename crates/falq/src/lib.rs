@@ -26,7 +26,9 @@ pub mod rewrite;
 mod sse;
 
 pub use client::{Client, RequestHandle, Update};
-pub use config::{ApiKey, AuthScheme, CancelOnTimeout, Config, HttpPolicy, HttpVersion, Logs, PollPolicy, RetryPolicy, Timeouts, WaitMode, WaitPolicy};
+pub use config::{
+    ApiKey, AuthScheme, CancelOnTimeout, Config, HttpPolicy, HttpVersion, Logs, PollPolicy, RetryPolicy, Timeouts, WaitMode, WaitPolicy,
+};
 pub use error::{Error, FieldError};
 pub use falq_api::{self as api, Endpoint, EndpointMethods, endpoints, types};
 pub use files::SavedFile;

@@ -141,7 +141,13 @@ mod tests {
 
     #[test]
     fn backoff_doubles_with_jitter_and_caps() {
-        let p = RetryPolicy { max_attempts: 10, base_delay: Duration::from_millis(100), max_delay: Duration::from_millis(1000), jitter: 0.25, max_retry_after: Duration::from_secs(5) };
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1000),
+            jitter: 0.25,
+            max_retry_after: Duration::from_secs(5),
+        };
         let d = |attempts, j| decide(&p, Call::Status, attempts, answered(503), j);
         assert_eq!(d(1, 0.0), Decision::RetryAfter(Duration::from_millis(100)));
         assert_eq!(d(2, 0.0), Decision::RetryAfter(Duration::from_millis(200)));

@@ -7,7 +7,9 @@ use crate::error::Error;
 
 /// Whether two URLs share scheme, host and port (an origin).
 pub fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme() && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase) && a.port_or_known_default() == b.port_or_known_default()
+    a.scheme() == b.scheme()
+        && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase)
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 /// Maps a URL the server returned onto the base. A URL on the base's origin is kept;
@@ -27,7 +29,11 @@ pub fn onto_base(base: &Url, returned: &str) -> Option<Url> {
     let prefix = base.path().trim_end_matches('/');
     let path = url.path();
     // A relay may already answer with its own prefix on a foreign host: keep one copy.
-    let joined = if !prefix.is_empty() && (path == prefix || path.starts_with(&format!("{prefix}/"))) { path.to_string() } else { format!("{prefix}{path}") };
+    let joined = if !prefix.is_empty() && (path == prefix || path.starts_with(&format!("{prefix}/"))) {
+        path.to_string()
+    } else {
+        format!("{prefix}{path}")
+    };
     mapped.set_path(&joined);
     mapped.set_query(url.query());
     Some(mapped)
@@ -93,11 +99,27 @@ mod tests {
     #[test]
     fn returned_urls_land_on_the_base() {
         let id = "acf05732-7cb3-445b-9f39-fdaeccb1d730";
-        check("https://relay.example", &format!("https://queue.fal.run/fal-ai/flux-pro/requests/{id}/status"), Some(&format!("https://relay.example/fal-ai/flux-pro/requests/{id}/status")));
-        check("https://relay.example/api/", &format!("https://queue.fal.run/fal-ai/flux-1/requests/{id}"), Some(&format!("https://relay.example/api/fal-ai/flux-1/requests/{id}")));
-        check("https://relay.example/api", "https://other.example/api/fal-ai/x/requests/1?logs=1", Some("https://relay.example/api/fal-ai/x/requests/1?logs=1"));
+        check(
+            "https://relay.example",
+            &format!("https://queue.fal.run/fal-ai/flux-pro/requests/{id}/status"),
+            Some(&format!("https://relay.example/fal-ai/flux-pro/requests/{id}/status")),
+        );
+        check(
+            "https://relay.example/api/",
+            &format!("https://queue.fal.run/fal-ai/flux-1/requests/{id}"),
+            Some(&format!("https://relay.example/api/fal-ai/flux-1/requests/{id}")),
+        );
+        check(
+            "https://relay.example/api",
+            "https://other.example/api/fal-ai/x/requests/1?logs=1",
+            Some("https://relay.example/api/fal-ai/x/requests/1?logs=1"),
+        );
         check("http://127.0.0.1:8080", "http://127.0.0.1:9090/fal-ai/x/requests/1", Some("http://127.0.0.1:8080/fal-ai/x/requests/1"));
-        check("https://relay.example/api", "https://relay.example/api/fal-ai/x/requests/1", Some("https://relay.example/api/fal-ai/x/requests/1"));
+        check(
+            "https://relay.example/api",
+            "https://relay.example/api/fal-ai/x/requests/1",
+            Some("https://relay.example/api/fal-ai/x/requests/1"),
+        );
         check("https://relay.example", "http://relay.example/fal-ai/x/requests/1", Some("https://relay.example/fal-ai/x/requests/1"));
         check("https://relay.example", "/fal-ai/x/requests/1", None);
         check("https://relay.example", "not a url", None);
@@ -107,7 +129,10 @@ mod tests {
     #[test]
     fn queue_urls_follow_the_app_id_rule() {
         let base = crate::config::parse_base_url("https://relay.example/api").unwrap();
-        assert_eq!(queue_url(&base, "fal-ai/flux-1", "r1", "/status").as_str(), "https://relay.example/api/fal-ai/flux-1/requests/r1/status");
+        assert_eq!(
+            queue_url(&base, "fal-ai/flux-1", "r1", "/status").as_str(),
+            "https://relay.example/api/fal-ai/flux-1/requests/r1/status"
+        );
         assert_eq!(endpoint_url(&base, "fal-ai/flux-1/dev/redux").as_str(), "https://relay.example/api/fal-ai/flux-1/dev/redux");
     }
 

@@ -14,8 +14,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+// Generated files are formatted by prettyplease when regen writes them; rustfmt leaves them be.
+#[rustfmt::skip]
 #[allow(missing_docs, clippy::all, unused_imports, irrefutable_let_patterns, dead_code)]
 mod generated;
+#[rustfmt::skip]
 #[allow(clippy::all)]
 mod catalog;
 mod validate;

@@ -35,8 +35,11 @@ pub fn coverage_gaps(spec: &Spec) -> Vec<String> {
             findings.push(format!("operation {} has no conformance case", op.id));
         }
     }
-    let known: Vec<String> =
-        super::typed::typed_endpoints().iter().map(|e| e.operation_id.to_string()).chain(QUEUE_OPERATIONS.iter().map(|s| s.to_string())).collect();
+    let known: Vec<String> = super::typed::typed_endpoints()
+        .iter()
+        .map(|e| e.operation_id.to_string())
+        .chain(QUEUE_OPERATIONS.iter().map(|s| s.to_string()))
+        .collect();
     for id in known {
         if !ops.iter().any(|o| o.id == id) {
             findings.push(format!("operation {id} has a conformance case but is not in the spec"));
@@ -66,10 +69,18 @@ pub fn check_operation(spec: &Spec, operation_id: &str) -> Vec<String> {
 fn check_submit(spec: &Spec, op: &Operation, typed: &TypedEndpoint, findings: &mut Vec<String>) {
     let id = &op.id;
     if op.input_component() != Some(typed.input_type) {
-        findings.push(format!("operation {id}: the spec's input is {:?}, the generated client sends {}", op.input_component(), typed.input_type));
+        findings.push(format!(
+            "operation {id}: the spec's input is {:?}, the generated client sends {}",
+            op.input_component(),
+            typed.input_type
+        ));
     }
     if op.output_component() != Some(typed.output_type) {
-        findings.push(format!("operation {id}: the spec's x-falq-output is {:?}, the generated output is {}", op.output_component(), typed.output_type));
+        findings.push(format!(
+            "operation {id}: the spec's x-falq-output is {:?}, the generated output is {}",
+            op.output_component(),
+            typed.output_type
+        ));
     }
     if let Some(input) = op.input_component() {
         let differences = field_differences(spec, input);
@@ -107,7 +118,10 @@ fn check_submit(spec: &Spec, op: &Operation, typed: &TypedEndpoint, findings: &m
             (ConstraintKind::NotInEnum { allowed, component }, result) => {
                 let deser_error = match result {
                     Ok(_) => {
-                        findings.push(format!("{at}: {} is not one of the spec's values {allowed:?}, but the generated type accepts it", case.value));
+                        findings.push(format!(
+                            "{at}: {} is not one of the spec's values {allowed:?}, but the generated type accepts it",
+                            case.value
+                        ));
                         continue;
                     }
                     Err(e) => e,
@@ -124,10 +138,12 @@ fn check_submit(spec: &Spec, op: &Operation, typed: &TypedEndpoint, findings: &m
                 }
             }
             (ConstraintKind::AboveMaximum(_) | ConstraintKind::BelowMinimum(_) | ConstraintKind::TooFewItems(_), result) => match result {
-                Err(e) => findings.push(format!("{at}: {} should deserialize and be refused by validate(), but deserialization failed: {e}", case.value)),
-                Ok(Ok(())) => {
-                    findings.push(format!("{at}: {} is outside the spec's bounds ({:?}), but the generated client does not refuse it", case.value, case.kind))
-                }
+                Err(e) => findings
+                    .push(format!("{at}: {} should deserialize and be refused by validate(), but deserialization failed: {e}", case.value)),
+                Ok(Ok(())) => findings.push(format!(
+                    "{at}: {} is outside the spec's bounds ({:?}), but the generated client does not refuse it",
+                    case.value, case.kind
+                )),
                 Ok(Err(bound)) => {
                     if bound.field != *field {
                         findings.push(format!("{at}: {} is refused, but the error names field {}: {bound}", case.value, bound.field));
@@ -173,7 +189,10 @@ fn check_accepted_body(spec: &Spec, op: &Operation, typed: &TypedEndpoint, label
         findings.push(format!("operation {id}, {label}: what the client would send is not valid: {}", e.join("; ")));
     }
     if let Ok(Err(bound)) = (typed.validate)(body) {
-        findings.push(format!("operation {id}, {label}: field {}: the spec allows it, but the generated client refuses it: {bound}", bound.field));
+        findings.push(format!(
+            "operation {id}, {label}: field {}: the spec allows it, but the generated client refuses it: {bound}",
+            bound.field
+        ));
     }
 }
 
@@ -202,7 +221,9 @@ fn check_responses(spec: &Spec, op: &Operation, findings: &mut Vec<String>) {
         for fill in [Fill::Minimal, Fill::Maximal] {
             let value = sample(spec, &schema, fill, "");
             match roundtrip(&value) {
-                Err(e) => findings.push(format!("operation {}, {label} ({component}, {fill:?}): the generated type refuses {value}: {e}", op.id)),
+                Err(e) => {
+                    findings.push(format!("operation {}, {label} ({component}, {fill:?}): the generated type refuses {value}: {e}", op.id))
+                }
                 Ok(back) => {
                     if let Some(d) = json_difference(&value, &back) {
                         findings.push(format!("operation {}, {label} ({component}, {fill:?}): the generated type changes it: {d}", op.id));

@@ -100,7 +100,11 @@ pub fn openapi_examples(spec: &Spec) -> Vec<Example> {
                 }
                 for (k, e) in m.get("examples").and_then(Value::as_object).into_iter().flatten() {
                     let value = e.get("value").cloned().unwrap_or_else(|| e.clone());
-                    out.push(Example { source: format!("openapi.json#{at}/examples/{}", escape_pointer(k)), target: target.clone(), value });
+                    out.push(Example {
+                        source: format!("openapi.json#{at}/examples/{}", escape_pointer(k)),
+                        target: target.clone(),
+                        value,
+                    });
                 }
             }
         };
@@ -210,7 +214,11 @@ pub fn page_examples(spec: &Spec, dir: &Path) -> Result<Vec<Example>, String> {
     let mut out = vec![];
     for file in files {
         let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let shown = format!("specs/{}/{}", dir.file_name().and_then(|n| n.to_str()).unwrap_or(""), file.file_name().and_then(|n| n.to_str()).unwrap_or(""));
+        let shown = format!(
+            "specs/{}/{}",
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or(""),
+            file.file_name().and_then(|n| n.to_str()).unwrap_or("")
+        );
         for block in page_blocks(&text).map_err(|e| format!("{shown}: {e}"))? {
             let mut found = vec![];
             collect_examples(&block, &mut vec![], &mut found);
@@ -274,13 +282,19 @@ fn page_target(spec: &Spec, block: &Value, path: &[String]) -> ExampleTarget {
     };
     match rest {
         ["parameters", i, "example"] => {
-            let param = block.get("paths").and_then(|ps| ps.get(*page)).and_then(|o| o.get(*method)).and_then(|o| o.pointer(&format!("/parameters/{i}")));
+            let param = block
+                .get("paths")
+                .and_then(|ps| ps.get(*page))
+                .and_then(|o| o.get(*method))
+                .and_then(|o| o.pointer(&format!("/parameters/{i}")));
             match (param.and_then(|p| p.get("in")).and_then(Value::as_str), param.and_then(|p| p.get("name")).and_then(Value::as_str)) {
                 (Some("header"), Some(name)) => ExampleTarget::HeaderParameter { operation: op.id, name: name.to_string() },
                 _ => ExampleTarget::Unmapped,
             }
         }
-        ["requestBody", "content", "application/json", "schema", "properties", prop, "example" | "examples", ..] => match op.input_component() {
+        ["requestBody", "content", "application/json", "schema", "properties", prop, "example" | "examples", ..] => match op
+            .input_component()
+        {
             Some(input) => ExampleTarget::Schema { pointer: format!("/components/schemas/{input}/properties/{}", escape_pointer(prop)) },
             None => ExampleTarget::Unmapped,
         },

@@ -223,7 +223,11 @@ impl Spec {
             });
         }
         Operation {
-            id: op.get("operationId").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("{} {path}", method.to_uppercase())),
+            id: op
+                .get("operationId")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{} {path}", method.to_uppercase())),
             method: method.to_uppercase(),
             path: path.to_string(),
             endpoint_id: op.get("x-falq-endpoint-id").and_then(Value::as_str).map(str::to_string),
@@ -244,8 +248,11 @@ impl Spec {
     /// The operation a request (method and target, a query allowed) is a call of.
     pub fn find_operation(&self, method: &str, target: &str) -> Option<Operation> {
         let (path, _) = split_target(target);
-        let mut matches: Vec<Operation> =
-            self.operations().into_iter().filter(|o| o.method.eq_ignore_ascii_case(method) && path_params(&o.path, path).is_some()).collect();
+        let mut matches: Vec<Operation> = self
+            .operations()
+            .into_iter()
+            .filter(|o| o.method.eq_ignore_ascii_case(method) && path_params(&o.path, path).is_some())
+            .collect();
         // A literal segment beats a template one (`/fal-ai/flux-pro/kontext` over `/{owner}/...`).
         matches.sort_by_key(|o| o.path.matches('{').count());
         matches.into_iter().next()
@@ -271,7 +278,8 @@ impl Spec {
         if let Some(v) = self.validators.lock().expect("lock").get(&key) {
             return Ok(v.clone());
         }
-        let compiled = jsonschema::draft202012::new(&bundle(converted, &self.defs)).map_err(|e| format!("the schema {schema} does not compile: {e}"))?;
+        let compiled = jsonschema::draft202012::new(&bundle(converted, &self.defs))
+            .map_err(|e| format!("the schema {schema} does not compile: {e}"))?;
         let compiled = Arc::new(compiled);
         self.validators.lock().expect("lock").insert(key, compiled.clone());
         Ok(compiled)
@@ -352,7 +360,9 @@ impl Spec {
     /// See [`validate_result`].
     pub fn validate_result(&self, endpoint_operation_id: &str, status: u16, body: &Value) -> Result<(), String> {
         if status != 200 {
-            return self.validate_response(RESULT_OPERATION, status, body).map_err(|e| format!("{e} (the result of {endpoint_operation_id})"));
+            return self
+                .validate_response(RESULT_OPERATION, status, body)
+                .map_err(|e| format!("{e} (the result of {endpoint_operation_id})"));
         }
         let op = self.operation(endpoint_operation_id)?;
         let Some(output) = &op.output else { return Err(format!("operation {endpoint_operation_id} has no x-falq-output")) };
@@ -496,7 +506,11 @@ mod tests {
         let check = |e: Value, a: Value, expected: Option<&str>| assert_eq!(json_difference(&e, &a).as_deref(), expected, "{e} vs {a}");
         check(json!({"a": 1, "b": null, "c": []}), json!({"a": 1.0}), None);
         check(json!({"m": {"t": null}}), json!({}), None);
-        check(json!({"seed": 196619188014358660u64}), json!({"seed": 196619188014358661u64}), Some("field seed: 196619188014358660 became 196619188014358661"));
+        check(
+            json!({"seed": 196619188014358660u64}),
+            json!({"seed": 196619188014358661u64}),
+            Some("field seed: 196619188014358660 became 196619188014358661"),
+        );
         check(json!({"text": "x"}), json!({}), Some("field text: \"x\" was dropped"));
         check(json!({"s": {"w": 1}}), json!({"s": {"w": 2}}), Some("field s.w: 1 became 2"));
         check(json!({"l": [1, 2]}), json!({"l": [1]}), Some("field l: 2 items became 1"));

@@ -101,7 +101,8 @@ fn sample_at(spec: &Spec, schema: &Value, fill: Fill, name: &str, depth: usize) 
             Value::Array(list)
         }
         Some("object") | None if schema.get("properties").is_some() || schema.get("type").is_some() => {
-            let required: Vec<&str> = schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+            let required: Vec<&str> =
+                schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
             let mut out = Map::new();
             for (prop, s) in schema.get("properties").and_then(Value::as_object).into_iter().flatten() {
                 if minimal && !required.contains(&prop.as_str()) {
@@ -296,7 +297,11 @@ fn field_constraints(spec: &Spec, field: &str, schema: &Value, base: &Value, emi
             let branch_component = component_of(branch).map(str::to_string);
             let b = spec.resolve(branch).clone();
             if let Some(Value::Array(allowed)) = b.get("enum") {
-                put(emit, ConstraintKind::NotInEnum { allowed: allowed.clone(), component: branch_component }, json!(format!("not-a-{field}")));
+                put(
+                    emit,
+                    ConstraintKind::NotInEnum { allowed: allowed.clone(), component: branch_component },
+                    json!(format!("not-a-{field}")),
+                );
                 for v in allowed {
                     put(emit, ConstraintKind::InEnum, v.clone());
                 }

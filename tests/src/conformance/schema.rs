@@ -39,7 +39,8 @@ const SCHEMA_LIST_KEYWORDS: &[&str] = &["allOf", "oneOf", "anyOf"];
 
 /// OpenAPI-only keywords: translated (`nullable`, the exclusive bounds) or without meaning
 /// for validation (`example`, `discriminator`, ...).
-const OPENAPI_ONLY_KEYWORDS: &[&str] = &["nullable", "exclusiveMinimum", "exclusiveMaximum", "example", "discriminator", "xml", "externalDocs"];
+const OPENAPI_ONLY_KEYWORDS: &[&str] =
+    &["nullable", "exclusiveMinimum", "exclusiveMaximum", "example", "discriminator", "xml", "externalDocs"];
 
 /// The JSON Schema 2020-12 form of an OpenAPI 3.0 schema. Unknown keywords are dropped
 /// ([`unknown_keywords`] lists them), so a validator never guesses at them.

@@ -31,7 +31,9 @@ fn build_non_null(spec: &Spec, schema: &Value, depth: usize) -> BoxedStrategy<Va
             return parts.into_iter().next().expect("one");
         }
         return parts
-            .prop_map(|values| Value::Object(values.iter().filter_map(Value::as_object).flatten().map(|(k, v)| (k.clone(), v.clone())).collect()))
+            .prop_map(|values| {
+                Value::Object(values.iter().filter_map(Value::as_object).flatten().map(|(k, v)| (k.clone(), v.clone())).collect())
+            })
             .boxed();
     }
     for key in ["oneOf", "anyOf"] {
@@ -67,7 +69,9 @@ fn build_non_null(spec: &Spec, schema: &Value, depth: usize) -> BoxedStrategy<Va
             let items = schema.get("items").cloned().unwrap_or(Value::Bool(true));
             proptest::collection::vec(build(spec, &items, depth + 1), lo..=hi).prop_map(Value::Array).boxed()
         }
-        Some("object") | None if schema.get("properties").is_some() || schema.get("additionalProperties").is_some() || schema.get("type").is_some() => {
+        Some("object") | None
+            if schema.get("properties").is_some() || schema.get("additionalProperties").is_some() || schema.get("type").is_some() =>
+        {
             object_strategy(spec, schema, depth)
         }
         _ => scalar().boxed(),
@@ -75,7 +79,8 @@ fn build_non_null(spec: &Spec, schema: &Value, depth: usize) -> BoxedStrategy<Va
 }
 
 fn object_strategy(spec: &Spec, schema: &Value, depth: usize) -> BoxedStrategy<Value> {
-    let required: Vec<String> = schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
+    let required: Vec<String> =
+        schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
     let mut members: Vec<BoxedStrategy<Option<(String, Value)>>> = vec![];
     for (name, s) in schema.get("properties").and_then(Value::as_object).into_iter().flatten() {
         let name = name.clone();
@@ -88,7 +93,9 @@ fn object_strategy(spec: &Spec, schema: &Value, depth: usize) -> BoxedStrategy<V
     }
     let extra: BoxedStrategy<Vec<(String, Value)>> = match schema.get("additionalProperties") {
         Some(s @ Value::Object(_)) => proptest::collection::vec(("[a-z_]{1,10}", build(spec, s, depth + 1)), 0..3).boxed(),
-        Some(Value::Bool(true)) if schema.get("properties").is_none() => proptest::collection::vec(("[a-z_]{1,10}", scalar()), 0..3).boxed(),
+        Some(Value::Bool(true)) if schema.get("properties").is_none() => {
+            proptest::collection::vec(("[a-z_]{1,10}", scalar()), 0..3).boxed()
+        }
         _ => Just(vec![]).boxed(),
     };
     (members, extra)
@@ -106,5 +113,10 @@ fn object_strategy(spec: &Spec, schema: &Value, depth: usize) -> BoxedStrategy<V
 }
 
 fn scalar() -> impl Strategy<Value = Value> {
-    prop_oneof![Just(Value::Null), any::<bool>().prop_map(Value::Bool), any::<i64>().prop_map(Value::from), "\\PC{0,12}".prop_map(Value::String)]
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        "\\PC{0,12}".prop_map(Value::String)
+    ]
 }

@@ -73,7 +73,12 @@ struct FieldRecorder(Option<&'static [&'static str]>);
 impl<'de> serde::Deserializer<'de> for &mut FieldRecorder {
     type Error = serde::de::value::Error;
 
-    fn deserialize_struct<V: serde::de::Visitor<'de>>(self, _: &'static str, fields: &'static [&'static str], _: V) -> Result<V::Value, Self::Error> {
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Self::Error> {
         self.0 = Some(fields);
         Err(serde::de::Error::custom("fields recorded"))
     }

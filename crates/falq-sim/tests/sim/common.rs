@@ -59,20 +59,12 @@ pub struct Api {
 /// Starts a simulator and a client with a valid key for its mode.
 pub async fn start(config: SimConfig) -> (Sim, Api) {
     let sim = Sim::spawn(config).await.expect("the simulator starts");
-    let key = sim
-        .config()
-        .api_key
-        .clone()
-        .unwrap_or_else(|| "test-key".into());
+    let key = sim.config().api_key.clone().unwrap_or_else(|| "test-key".into());
     let scheme = match sim.mode() {
         SimMode::Relay => "Bearer",
         SimMode::Direct => "Key",
     };
-    let api = Api {
-        http: reqwest::Client::new(),
-        base: sim.base_url().to_string(),
-        auth: format!("{scheme} {key}"),
-    };
+    let api = Api { http: reqwest::Client::new(), base: sim.base_url().to_string(), auth: format!("{scheme} {key}") };
     (sim, api)
 }
 
@@ -93,21 +85,11 @@ impl Api {
     }
 
     pub async fn get(&self, url: &str) -> reqwest::Response {
-        self.http
-            .get(self.local(url))
-            .header("authorization", &self.auth)
-            .send()
-            .await
-            .expect("get answered")
+        self.http.get(self.local(url)).header("authorization", &self.auth).send().await.expect("get answered")
     }
 
     pub async fn put(&self, url: &str) -> reqwest::Response {
-        self.http
-            .put(self.local(url))
-            .header("authorization", &self.auth)
-            .send()
-            .await
-            .expect("put answered")
+        self.http.put(self.local(url)).header("authorization", &self.auth).send().await.expect("put answered")
     }
 
     /// Submits and answers the submit body, which must be a 200.
@@ -177,8 +159,5 @@ pub fn png_data_url(rgb: [u8; 3]) -> String {
     let image = image::RgbImage::from_pixel(24, 12, image::Rgb(rgb));
     let mut bytes = std::io::Cursor::new(Vec::new());
     image.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
-    format!(
-        "data:image/png;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(bytes.into_inner())
-    )
+    format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(bytes.into_inner()))
 }

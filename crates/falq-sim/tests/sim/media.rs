@@ -10,10 +10,7 @@ use crate::common::*;
 async fn fetch(api: &Api, url: &str) -> (String, Vec<u8>) {
     let response = api.download(url).await;
     assert_eq!(response.status(), 200, "{url}");
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
     (content_type, response.bytes().await.unwrap().to_vec())
 }
 
@@ -24,9 +21,7 @@ fn dimensions(bytes: &[u8]) -> (u32, u32) {
 
 async fn first_image(api: &Api, endpoint: &str, input: &Value) -> Vec<u8> {
     let output = api.output(endpoint, input).await;
-    fetch(api, output["images"][0]["url"].as_str().unwrap())
-        .await
-        .1
+    fetch(api, output["images"][0]["url"].as_str().unwrap()).await.1
 }
 
 #[tokio::test]
@@ -40,22 +35,13 @@ async fn media_are_real_images_of_the_asked_size_and_format_served_without_a_key
         let mut files = Vec::new();
         for image in images {
             let url = image["url"].as_str().unwrap();
-            assert!(
-                url.starts_with(&format!("{}/media/", sim.base_url())),
-                "{mode}: {url}"
-            );
-            assert_eq!(
-                (image["width"].as_u64(), image["height"].as_u64()),
-                (Some(64), Some(48))
-            );
+            assert!(url.starts_with(&format!("{}/media/", sim.base_url())), "{mode}: {url}");
+            assert_eq!((image["width"].as_u64(), image["height"].as_u64()), (Some(64), Some(48)));
             assert_eq!(image["content_type"], "image/png");
             assert!(image["file_name"].as_str().unwrap().ends_with(".png"));
             let (content_type, bytes) = fetch(&api, url).await;
             assert_eq!(content_type, "image/png");
-            assert_eq!(
-                image::guess_format(&bytes).unwrap(),
-                image::ImageFormat::Png
-            );
+            assert_eq!(image::guess_format(&bytes).unwrap(), image::ImageFormat::Png);
             assert_eq!(dimensions(&bytes), (64, 48));
             files.push(bytes);
         }
@@ -67,39 +53,15 @@ async fn media_are_real_images_of_the_asked_size_and_format_served_without_a_key
 #[tokio::test]
 async fn jpeg_is_the_default_and_presets_and_aspect_ratios_size_the_images() {
     let (_sim, api) = start(fast()).await;
-    let output = api
-        .output(
-            REDUX,
-            &json!({ "image_url": "https://fal.media/a.png", "image_size": "square" }),
-        )
-        .await;
+    let output = api.output(REDUX, &json!({ "image_url": "https://fal.media/a.png", "image_size": "square" })).await;
     let (content_type, bytes) = fetch(&api, output["images"][0]["url"].as_str().unwrap()).await;
     assert_eq!(content_type, "image/jpeg");
-    assert_eq!(
-        image::guess_format(&bytes).unwrap(),
-        image::ImageFormat::Jpeg
-    );
+    assert_eq!(image::guess_format(&bytes).unwrap(), image::ImageFormat::Jpeg);
     assert_eq!(dimensions(&bytes), (512, 512));
-    let output = api
-        .output(TEXT, &json!({ "prompt": "p", "aspect_ratio": "16:9" }))
-        .await;
-    assert_eq!(
-        (
-            output["images"][0]["width"].as_u64(),
-            output["images"][0]["height"].as_u64()
-        ),
-        (Some(1360), Some(768))
-    );
-    let output = api
-        .output(REDUX, &json!({ "image_url": "https://fal.media/a.png" }))
-        .await;
-    assert_eq!(
-        (
-            output["images"][0]["width"].as_u64(),
-            output["images"][0]["height"].as_u64()
-        ),
-        (Some(1024), Some(768))
-    );
+    let output = api.output(TEXT, &json!({ "prompt": "p", "aspect_ratio": "16:9" })).await;
+    assert_eq!((output["images"][0]["width"].as_u64(), output["images"][0]["height"].as_u64()), (Some(1360), Some(768)));
+    let output = api.output(REDUX, &json!({ "image_url": "https://fal.media/a.png" })).await;
+    assert_eq!((output["images"][0]["width"].as_u64(), output["images"][0]["height"].as_u64()), (Some(1024), Some(768)));
 }
 
 #[tokio::test]
@@ -109,19 +71,10 @@ async fn the_same_seed_and_input_give_the_same_bytes() {
     let a = first_image(&api, REDUX, &input).await;
     let b = first_image(&api, REDUX, &input).await;
     assert_eq!(a, b);
-    let c = first_image(
-        &api,
-        REDUX,
-        &small_redux_input("https://fal.media/a.png", 2),
-    )
-    .await;
+    let c = first_image(&api, REDUX, &small_redux_input("https://fal.media/a.png", 2)).await;
     assert_ne!(a, c);
     let output = api.output(REDUX, &input).await;
-    assert_eq!(
-        output["seed"].as_u64(),
-        Some(196_619_188_014_358_660),
-        "seeds above 2^53 come back exact"
-    );
+    assert_eq!(output["seed"].as_u64(), Some(196_619_188_014_358_660), "seeds above 2^53 come back exact");
     // A second simulator with the same input draws the same bytes.
     let (_other, other_api) = start(fast()).await;
     assert_eq!(first_image(&other_api, REDUX, &input).await, a);
@@ -152,55 +105,28 @@ async fn outputs_derive_from_the_input_image() {
     let from_red = first_image(&api, REDUX, &small_redux_input(&red, 3)).await;
     let from_blue = first_image(&api, REDUX, &small_redux_input(&blue, 3)).await;
     assert_ne!(from_red, from_blue);
-    assert_eq!(
-        from_red,
-        first_image(&api, REDUX, &small_redux_input(&red, 3)).await
-    );
+    assert_eq!(from_red, first_image(&api, REDUX, &small_redux_input(&red, 3)).await);
     // The picture leans to the input's colour.
     let mean = |bytes: &[u8]| {
         let image = image::load_from_memory(bytes).unwrap().to_rgb8();
         let n = image.pixels().len() as u64;
-        let sum = image.pixels().fold([0u64; 3], |s, p| {
-            [
-                s[0] + u64::from(p[0]),
-                s[1] + u64::from(p[1]),
-                s[2] + u64::from(p[2]),
-            ]
-        });
+        let sum = image.pixels().fold([0u64; 3], |s, p| [s[0] + u64::from(p[0]), s[1] + u64::from(p[1]), s[2] + u64::from(p[2])]);
         sum.map(|c| c / n)
     };
     assert!(mean(&from_red)[0] > mean(&from_red)[2]);
     assert!(mean(&from_blue)[2] > mean(&from_blue)[0]);
     // kontext/multi takes the first of image_urls, and sizes by its ratio when no aspect_ratio is given.
-    let output = api
-        .output(
-            "fal-ai/flux-pro/kontext/multi",
-            &json!({ "prompt": "p", "image_urls": [red, blue] }),
-        )
-        .await;
-    assert_eq!(
-        (
-            output["images"][0]["width"].as_u64(),
-            output["images"][0]["height"].as_u64()
-        ),
-        (Some(1456), Some(720))
-    );
+    let output = api.output("fal-ai/flux-pro/kontext/multi", &json!({ "prompt": "p", "image_urls": [red, blue] })).await;
+    assert_eq!((output["images"][0]["width"].as_u64(), output["images"][0]["height"].as_u64()), (Some(1456), Some(720)));
 }
 
 #[tokio::test]
 async fn local_http_input_images_are_fetched_including_from_the_sim_itself() {
     let (_sim, api) = start(fast()).await;
-    let first = api
-        .output(REDUX, &small_redux_input(&png_data_url([0, 200, 0]), 1))
-        .await;
+    let first = api.output(REDUX, &small_redux_input(&png_data_url([0, 200, 0]), 1)).await;
     let media_url = first["images"][0]["url"].as_str().unwrap();
     let derived = first_image(&api, REDUX, &small_redux_input(media_url, 9)).await;
-    let unrelated = first_image(
-        &api,
-        REDUX,
-        &small_redux_input("https://fal.media/a.png", 9),
-    )
-    .await;
+    let unrelated = first_image(&api, REDUX, &small_redux_input("https://fal.media/a.png", 9)).await;
     assert_ne!(derived, unrelated);
     assert_eq!(dimensions(&derived), (64, 48));
 }
@@ -230,17 +156,10 @@ async fn sync_mode_inlines_data_uris() {
     input["output_format"] = json!("png");
     let output = api.output(REDUX, &input).await;
     let url = output["images"][0]["url"].as_str().unwrap();
-    let payload = url
-        .strip_prefix("data:image/png;base64,")
-        .expect("a PNG data URI");
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(payload)
-        .unwrap();
+    let payload = url.strip_prefix("data:image/png;base64,").expect("a PNG data URI");
+    let bytes = base64::engine::general_purpose::STANDARD.decode(payload).unwrap();
     assert_eq!(dimensions(&bytes), (64, 48));
-    assert_eq!(
-        output["images"][0]["file_size"].as_u64(),
-        Some(bytes.len() as u64)
-    );
+    assert_eq!(output["images"][0]["file_size"].as_u64(), Some(bytes.len() as u64));
     // The same job without sync_mode draws the same picture.
     input["sync_mode"] = json!(false);
     assert_eq!(first_image(&api, REDUX, &input).await, bytes);

@@ -13,27 +13,15 @@ async fn relay_mode_answers_queue_fal_run_urls_and_takes_bearer_keys() {
     let (sim, api) = start(fast()).await;
     let response = api.post(TEXT, &small_text_input(1)).await;
     assert_eq!(response.status(), 200);
-    let header_id = response.headers()["x-fal-request-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let header_id = response.headers()["x-fal-request-id"].to_str().unwrap().to_string();
     let body: Value = response.json().await.unwrap();
     let id = body["request_id"].as_str().unwrap();
     assert_eq!(id, header_id);
     assert_eq!(body["status"], "IN_QUEUE");
     assert_eq!(body["queue_position"], 0);
-    assert_eq!(
-        body["response_url"],
-        format!("https://queue.fal.run/fal-ai/flux-pro/requests/{id}")
-    );
-    assert_eq!(
-        body["status_url"],
-        format!("https://queue.fal.run/fal-ai/flux-pro/requests/{id}/status")
-    );
-    assert_eq!(
-        body["cancel_url"],
-        format!("https://queue.fal.run/fal-ai/flux-pro/requests/{id}/cancel")
-    );
+    assert_eq!(body["response_url"], format!("https://queue.fal.run/fal-ai/flux-pro/requests/{id}"));
+    assert_eq!(body["status_url"], format!("https://queue.fal.run/fal-ai/flux-pro/requests/{id}/status"));
+    assert_eq!(body["cancel_url"], format!("https://queue.fal.run/fal-ai/flux-pro/requests/{id}/cancel"));
     assert_eq!(body["logs"], Value::Null);
     assert_eq!(body["metrics"], json!({}));
     let typed: QueueStatus = serde_json::from_value(body.clone()).unwrap();
@@ -46,87 +34,41 @@ async fn relay_mode_answers_queue_fal_run_urls_and_takes_bearer_keys() {
 
 #[tokio::test]
 async fn direct_mode_answers_its_own_urls_and_takes_key_keys() {
-    let (sim, api) = start(SimConfig {
-        mode: SimMode::Direct,
-        ..fast()
-    })
-    .await;
+    let (sim, api) = start(SimConfig { mode: SimMode::Direct, ..fast() }).await;
     let body = api.submit(TEXT, &small_text_input(1)).await;
     let id = body["request_id"].as_str().unwrap();
-    assert_eq!(
-        body["status_url"],
-        format!("{}/fal-ai/flux-pro/requests/{id}/status", sim.base_url())
-    );
+    assert_eq!(body["status_url"], format!("{}/fal-ai/flux-pro/requests/{id}/status", sim.base_url()));
     assert!(body.get("logs").is_none(), "direct mode adds no logs:null");
     let done = api.wait_for(&body, "COMPLETED").await;
-    assert_eq!(
-        done["response_url"],
-        format!("{}/fal-ai/flux-pro/requests/{id}", sim.base_url())
-    );
-    let bearer = api
-        .http
-        .get(body["status_url"].as_str().unwrap())
-        .header("authorization", "Bearer test-key")
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(done["response_url"], format!("{}/fal-ai/flux-pro/requests/{id}", sim.base_url()));
+    let bearer = api.http.get(body["status_url"].as_str().unwrap()).header("authorization", "Bearer test-key").send().await.unwrap();
     assert_eq!(bearer.status(), 401);
 }
 
 #[tokio::test]
 async fn missing_wrong_scheme_and_wrong_keys_answer_401() {
-    let (sim, api) = start(SimConfig {
-        api_key: Some("right".into()),
-        ..stuck_in_queue()
-    })
-    .await;
+    let (sim, api) = start(SimConfig { api_key: Some("right".into()), ..stuck_in_queue() }).await;
     let submitted = api.submit(TEXT, &small_text_input(1)).await;
     let status_url = api.local(submitted["status_url"].as_str().unwrap());
     let submit_url = format!("{}/{TEXT}", sim.base_url());
-    for auth in [
-        None,
-        Some("Key right"),
-        Some("Bearer wrong"),
-        Some("Bearer "),
-        Some("right"),
-    ] {
+    for auth in [None, Some("Key right"), Some("Bearer wrong"), Some("Bearer "), Some("right")] {
         for (method, url) in [("POST", &submit_url), ("GET", &status_url)] {
-            let mut request = api
-                .http
-                .request(method.parse().unwrap(), url.as_str())
-                .json(&small_text_input(1));
+            let mut request = api.http.request(method.parse().unwrap(), url.as_str()).json(&small_text_input(1));
             if let Some(auth) = auth {
                 request = request.header("authorization", auth);
             }
             let response = request.send().await.unwrap();
             assert_eq!(response.status(), 401, "{method} with {auth:?}");
             let body: Value = response.json().await.unwrap();
-            assert!(
-                body["detail"].as_str().is_some_and(|d| !d.is_empty()),
-                "{body}"
-            );
+            assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
         }
     }
-    let cancel = api
-        .http
-        .put(api.local(submitted["cancel_url"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap();
+    let cancel = api.http.put(api.local(submitted["cancel_url"].as_str().unwrap())).send().await.unwrap();
     assert_eq!(cancel.status(), 401);
-    let result = api
-        .http
-        .get(api.local(submitted["response_url"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap();
+    let result = api.http.get(api.local(submitted["response_url"].as_str().unwrap())).send().await.unwrap();
     assert_eq!(result.status(), 401);
     // Direct mode without a configured key takes any non-empty Key.
-    let (_direct, api) = start(SimConfig {
-        mode: SimMode::Direct,
-        ..fast()
-    })
-    .await;
+    let (_direct, api) = start(SimConfig { mode: SimMode::Direct, ..fast() }).await;
     assert_eq!(
         api.http
             .post(format!("{}/{TEXT}", api.base))
@@ -156,12 +98,7 @@ async fn details(response: reqwest::Response) -> Vec<(Value, String)> {
     assert_eq!(response.status(), 422);
     let body: Value = response.json().await.unwrap();
     let _typed: FalError = serde_json::from_value(body.clone()).unwrap();
-    body["detail"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| (d["loc"].clone(), d["type"].as_str().unwrap().to_string()))
-        .collect()
+    body["detail"].as_array().unwrap().iter().map(|d| (d["loc"].clone(), d["type"].as_str().unwrap().to_string())).collect()
 }
 
 #[tokio::test]
@@ -170,31 +107,11 @@ async fn bad_inputs_answer_fal_422_details() {
     let url = "https://fal.media/files/a.png";
     let cases = [
         (json!({}), json!(["body", "image_url"]), "missing"),
-        (
-            json!({ "image_url": url, "num_images": 5 }),
-            json!(["body", "num_images"]),
-            "less_than_equal",
-        ),
-        (
-            json!({ "image_url": url, "num_images": 0 }),
-            json!(["body", "num_images"]),
-            "greater_than_equal",
-        ),
-        (
-            json!({ "image_url": url, "output_format": "gif" }),
-            json!(["body", "output_format"]),
-            "literal_error",
-        ),
-        (
-            json!({ "image_url": url, "num_inference_steps": "many" }),
-            json!(["body", "num_inference_steps"]),
-            "int_parsing",
-        ),
-        (
-            json!({ "image_url": url, "sync_mode": 3 }),
-            json!(["body", "sync_mode"]),
-            "bool_type",
-        ),
+        (json!({ "image_url": url, "num_images": 5 }), json!(["body", "num_images"]), "less_than_equal"),
+        (json!({ "image_url": url, "num_images": 0 }), json!(["body", "num_images"]), "greater_than_equal"),
+        (json!({ "image_url": url, "output_format": "gif" }), json!(["body", "output_format"]), "literal_error"),
+        (json!({ "image_url": url, "num_inference_steps": "many" }), json!(["body", "num_inference_steps"]), "int_parsing"),
+        (json!({ "image_url": url, "sync_mode": 3 }), json!(["body", "sync_mode"]), "bool_type"),
         (
             json!({ "image_url": url, "image_size": { "width": 99999, "height": 10 } }),
             json!(["body", "image_size", "width"]),
@@ -203,20 +120,11 @@ async fn bad_inputs_answer_fal_422_details() {
         (json!("a string"), json!(["body"]), "model_attributes_type"),
     ];
     for (input, loc, kind) in cases {
-        assert_eq!(
-            details(api.post(REDUX, &input).await).await,
-            vec![(loc, kind.to_string())],
-            "{input}"
-        );
+        assert_eq!(details(api.post(REDUX, &input).await).await, vec![(loc, kind.to_string())], "{input}");
     }
-    let response = api
-        .post(REDUX, &json!({ "image_url": url, "num_images": 5 }))
-        .await;
+    let response = api.post(REDUX, &json!({ "image_url": url, "num_images": 5 })).await;
     let body: Value = response.json().await.unwrap();
-    assert_eq!(
-        body["detail"][0]["msg"],
-        "Input should be less than or equal to 4"
-    );
+    assert_eq!(body["detail"][0]["msg"], "Input should be less than or equal to 4");
     // Not JSON at all, and an empty body.
     let raw = |body: &'static str| {
         api.http
@@ -226,24 +134,10 @@ async fn bad_inputs_answer_fal_422_details() {
             .body(body)
             .send()
     };
-    assert_eq!(
-        details(raw("{\"image_url\":").await.unwrap()).await[0].1,
-        "json_invalid"
-    );
-    assert_eq!(
-        details(raw("").await.unwrap()).await,
-        vec![(json!(["body"]), "missing".to_string())]
-    );
+    assert_eq!(details(raw("{\"image_url\":").await.unwrap()).await[0].1, "json_invalid");
+    assert_eq!(details(raw("").await.unwrap()).await, vec![(json!(["body"]), "missing".to_string())]);
     // Unknown fields are ignored, as fal does.
-    assert_eq!(
-        api.post(
-            REDUX,
-            &json!({ "image_url": url, "unheard_of": { "x": 1 } })
-        )
-        .await
-        .status(),
-        200
-    );
+    assert_eq!(api.post(REDUX, &json!({ "image_url": url, "unheard_of": { "x": 1 } })).await.status(), 200);
 }
 
 #[tokio::test]
@@ -255,29 +149,13 @@ async fn queued_jobs_answer_202_with_their_position_and_no_result_yet() {
     let response = api.get(second["status_url"].as_str().unwrap()).await;
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(
-        (body["status"].as_str(), body["queue_position"].as_u64()),
-        (Some("IN_QUEUE"), Some(1))
-    );
+    assert_eq!((body["status"].as_str(), body["queue_position"].as_u64()), (Some("IN_QUEUE"), Some(1)));
     let result = api.get(first["response_url"].as_str().unwrap()).await;
     assert_eq!(result.status(), 400);
-    assert_eq!(
-        result.json::<Value>().await.unwrap(),
-        json!({ "detail": "Request is still in progress" })
-    );
+    assert_eq!(result.json::<Value>().await.unwrap(), json!({ "detail": "Request is still in progress" }));
     // Cancelling the first moves the second up.
-    assert_eq!(
-        api.put(first["cancel_url"].as_str().unwrap())
-            .await
-            .status(),
-        202
-    );
-    let body: Value = api
-        .get(second["status_url"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(api.put(first["cancel_url"].as_str().unwrap()).await.status(), 202);
+    let body: Value = api.get(second["status_url"].as_str().unwrap()).await.json().await.unwrap();
     assert_eq!(body["queue_position"], 0);
 }
 
@@ -295,10 +173,7 @@ async fn running_jobs_answer_202_with_step_logs_when_asked() {
     assert!(running.get("queue_position").is_none());
     let plain = api.get(submitted["status_url"].as_str().unwrap()).await;
     assert_eq!(plain.status(), 202);
-    assert!(
-        plain.json::<Value>().await.unwrap().get("logs").is_none(),
-        "no logs without logs=1"
-    );
+    assert!(plain.json::<Value>().await.unwrap().get("logs").is_none(), "no logs without logs=1");
 }
 
 #[tokio::test]
@@ -311,27 +186,14 @@ async fn completed_jobs_answer_200_with_metrics_logs_and_the_output() {
     assert!(sim.completed_at(id).is_some());
     assert_eq!(sim.status_of(id), Some(QueueStatusKind::Completed));
     assert!(done["metrics"]["inference_time"].as_f64().unwrap() > 0.0);
-    let messages: Vec<&str> = done["logs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["message"].as_str().unwrap())
-        .collect();
+    let messages: Vec<&str> = done["logs"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
     assert_eq!(messages, vec!["step 1/2", "step 2/2"]);
-    assert_eq!(
-        api.get(submitted["status_url"].as_str().unwrap())
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(api.get(submitted["status_url"].as_str().unwrap()).await.status(), 200);
     let result = api.get(submitted["response_url"].as_str().unwrap()).await;
     assert_eq!(result.status(), 200);
     let output: FluxImageOutput = result.json().await.unwrap();
     assert_eq!(output.images.len(), 1);
-    assert_eq!(
-        (output.images[0].width, output.images[0].height),
-        (Some(1024), Some(1024))
-    );
+    assert_eq!((output.images[0].width, output.images[0].height), (Some(1024), Some(1024)));
     assert_eq!(output.seed, Some(7));
     assert_eq!(output.prompt.as_deref(), Some("a lighthouse"));
     assert_eq!(output.has_nsfw_concepts, vec![false]);
@@ -340,51 +202,31 @@ async fn completed_jobs_answer_200_with_metrics_logs_and_the_output() {
 
 /// The data of every event of a finished stream, and whether keep-alives came.
 fn events(text: &str) -> Vec<Value> {
-    text.split("\n\n")
-        .filter_map(|e| e.strip_prefix("data: "))
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect()
+    text.split("\n\n").filter_map(|e| e.strip_prefix("data: ")).map(|d| serde_json::from_str(d).unwrap()).collect()
 }
 
 #[tokio::test]
 async fn status_streams_send_each_change_and_close_after_completed() {
     let (_sim, api) = start(fast()).await;
     let submitted = api.submit(TEXT, &small_text_input(1)).await;
-    let url = format!(
-        "{}/stream?logs=1",
-        submitted["status_url"].as_str().unwrap()
-    );
+    let url = format!("{}/stream?logs=1", submitted["status_url"].as_str().unwrap());
     let response = api.get(&url).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     // The body ends: the server closed the stream.
     let text = response.text().await.unwrap();
     let events = events(&text);
-    let statuses: Vec<&str> = events
-        .iter()
-        .map(|e| e["status"].as_str().unwrap())
-        .collect();
+    let statuses: Vec<&str> = events.iter().map(|e| e["status"].as_str().unwrap()).collect();
     assert_eq!(statuses.last(), Some(&"COMPLETED"));
     assert_eq!(statuses.iter().filter(|s| **s == "COMPLETED").count(), 1);
-    let order = |s: &str| {
-        ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
-            .iter()
-            .position(|x| *x == s)
-            .unwrap()
-    };
-    assert!(
-        statuses.windows(2).all(|w| order(w[0]) <= order(w[1])),
-        "{statuses:?}"
-    );
+    let order = |s: &str| ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"].iter().position(|x| *x == s).unwrap();
+    assert!(statuses.windows(2).all(|w| order(w[0]) <= order(w[1])), "{statuses:?}");
     for e in &events {
         let _typed: QueueStatus = serde_json::from_value(e.clone()).unwrap();
     }
     assert_eq!(events.last().unwrap()["logs"].as_array().unwrap().len(), 2);
     // No event repeats the one before it.
-    let signatures: Vec<String> = events
-        .iter()
-        .map(|e| format!("{}{}", e["status"], e["logs"]))
-        .collect();
+    let signatures: Vec<String> = events.iter().map(|e| format!("{}{}", e["status"], e["logs"])).collect();
     assert!(signatures.windows(2).all(|w| w[0] != w[1]));
     // A completed job's stream is one event.
     let again = api.get(&url).await.text().await.unwrap();
@@ -392,10 +234,7 @@ async fn status_streams_send_each_change_and_close_after_completed() {
 }
 
 fn events_statuses(text: &str) -> Vec<String> {
-    events(text)
-        .iter()
-        .map(|e| e["status"].as_str().unwrap().to_string())
-        .collect()
+    events(text).iter().map(|e| e["status"].as_str().unwrap().to_string()).collect()
 }
 
 #[tokio::test]
@@ -417,31 +256,17 @@ async fn cancel_answers_202_then_400_and_404() {
     let response = api.put(cancel_url).await;
     assert_eq!(response.status(), 202);
     let typed: CancelResponse = response.json().await.unwrap();
-    assert_eq!(
-        serde_json::to_value(typed).unwrap(),
-        json!({ "status": "CANCELLATION_REQUESTED" })
-    );
+    assert_eq!(serde_json::to_value(typed).unwrap(), json!({ "status": "CANCELLATION_REQUESTED" }));
     api.wait_for(&submitted, "COMPLETED").await;
     let result = api.get(submitted["response_url"].as_str().unwrap()).await;
     assert_eq!(result.status(), 400);
-    assert_eq!(
-        result.json::<Value>().await.unwrap(),
-        json!({ "detail": "Request was cancelled", "error_type": "request_cancelled" })
-    );
+    assert_eq!(result.json::<Value>().await.unwrap(), json!({ "detail": "Request was cancelled", "error_type": "request_cancelled" }));
     let again = api.put(cancel_url).await;
     assert_eq!(again.status(), 400);
-    assert_eq!(
-        again.json::<Value>().await.unwrap(),
-        json!({ "status": "ALREADY_COMPLETED" })
-    );
-    let unknown = api
-        .put(&cancel_url.replace(submitted["request_id"].as_str().unwrap(), "nope"))
-        .await;
+    assert_eq!(again.json::<Value>().await.unwrap(), json!({ "status": "ALREADY_COMPLETED" }));
+    let unknown = api.put(&cancel_url.replace(submitted["request_id"].as_str().unwrap(), "nope")).await;
     assert_eq!(unknown.status(), 404);
-    assert_eq!(
-        unknown.json::<Value>().await.unwrap(),
-        json!({ "status": "NOT_FOUND" })
-    );
+    assert_eq!(unknown.json::<Value>().await.unwrap(), json!({ "status": "NOT_FOUND" }));
 }
 
 #[tokio::test]
@@ -463,39 +288,19 @@ async fn results_expire_after_their_ttl() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(gone, Some(json!({ "detail": "Request not found" })));
-    assert_eq!(
-        api.get(submitted["status_url"].as_str().unwrap())
-            .await
-            .status(),
-        404
-    );
-    assert_eq!(
-        api.put(submitted["cancel_url"].as_str().unwrap())
-            .await
-            .status(),
-        404
-    );
-    assert_eq!(
-        api.download(output["images"][0]["url"].as_str().unwrap())
-            .await
-            .status(),
-        404
-    );
+    assert_eq!(api.get(submitted["status_url"].as_str().unwrap()).await.status(), 404);
+    assert_eq!(api.put(submitted["cancel_url"].as_str().unwrap()).await.status(), 404);
+    assert_eq!(api.download(output["images"][0]["url"].as_str().unwrap()).await.status(), 404);
     let counters = sim.counters();
     assert_eq!(counters.jobs.expired, 1);
     assert!(counters.per_job.is_empty());
-    assert_eq!(
-        sim.completed_at(submitted["request_id"].as_str().unwrap()),
-        None
-    );
+    assert_eq!(sim.completed_at(submitted["request_id"].as_str().unwrap()), None);
 }
 
 #[tokio::test]
 async fn queue_paths_take_the_app_id_or_the_endpoint_id_but_not_another_app() {
     let (_sim, api) = start(fast()).await;
-    let submitted = api
-        .submit(REDUX, &small_redux_input("https://fal.media/a.png", 1))
-        .await;
+    let submitted = api.submit(REDUX, &small_redux_input("https://fal.media/a.png", 1)).await;
     let id = submitted["request_id"].as_str().unwrap();
     api.wait_for(&submitted, "COMPLETED").await;
     for (app, expected) in [
@@ -514,12 +319,7 @@ async fn queue_paths_take_the_app_id_or_the_endpoint_id_but_not_another_app() {
 
 #[tokio::test]
 async fn a_path_prefix_moves_every_route() {
-    let (sim, api) = start(SimConfig {
-        path_prefix: "/fal/".into(),
-        mode: SimMode::Direct,
-        ..fast()
-    })
-    .await;
+    let (sim, api) = start(SimConfig { path_prefix: "/fal/".into(), mode: SimMode::Direct, ..fast() }).await;
     assert!(sim.base_url().ends_with("/fal"));
     let output = api.output(TEXT, &small_text_input(1)).await;
     let media = output["images"][0]["url"].as_str().unwrap();
@@ -527,10 +327,7 @@ async fn a_path_prefix_moves_every_route() {
     assert_eq!(api.download(media).await.status(), 200);
     let outside = api
         .http
-        .post(format!(
-            "{}/{TEXT}",
-            sim.base_url().trim_end_matches("/fal")
-        ))
+        .post(format!("{}/{TEXT}", sim.base_url().trim_end_matches("/fal")))
         .header("authorization", &api.auth)
         .json(&small_text_input(1))
         .send()
@@ -541,11 +338,7 @@ async fn a_path_prefix_moves_every_route() {
 
 #[tokio::test]
 async fn unknown_paths_methods_and_oversized_bodies_answer_json_errors() {
-    let (_sim, api) = start(SimConfig {
-        max_body_bytes: 1000,
-        ..fast()
-    })
-    .await;
+    let (_sim, api) = start(SimConfig { max_body_bytes: 1000, ..fast() }).await;
     let check = async |response: reqwest::Response, status: u16| {
         assert_eq!(response.status(), status);
         let body: Value = response.json().await.unwrap();
@@ -554,41 +347,11 @@ async fn unknown_paths_methods_and_oversized_bodies_answer_json_errors() {
     check(api.get(&format!("{}/nowhere", api.base)).await, 404).await;
     check(api.post("fal-ai/not-an-endpoint", &json!({})).await, 404).await;
     check(api.get(&format!("{}/{TEXT}", api.base)).await, 405).await;
-    check(
-        api.http
-            .delete(format!("{}/fal-ai/flux-pro/requests/x", api.base))
-            .send()
-            .await
-            .unwrap(),
-        405,
-    )
-    .await;
-    check(
-        api.post(TEXT, &json!({ "prompt": "x".repeat(2000) })).await,
-        413,
-    )
-    .await;
-    check(
-        api.get(&format!(
-            "{}/fal-ai/flux-pro/requests/unknown/status",
-            api.base
-        ))
-        .await,
-        404,
-    )
-    .await;
-    check(
-        api.get(&format!("{}/fal-ai/flux-pro/requests/unknown", api.base))
-            .await,
-        404,
-    )
-    .await;
-    check(
-        api.download(&format!("{}/media/unknown-0.jpeg", api.base))
-            .await,
-        404,
-    )
-    .await;
+    check(api.http.delete(format!("{}/fal-ai/flux-pro/requests/x", api.base)).send().await.unwrap(), 405).await;
+    check(api.post(TEXT, &json!({ "prompt": "x".repeat(2000) })).await, 413).await;
+    check(api.get(&format!("{}/fal-ai/flux-pro/requests/unknown/status", api.base)).await, 404).await;
+    check(api.get(&format!("{}/fal-ai/flux-pro/requests/unknown", api.base)).await, 404).await;
+    check(api.download(&format!("{}/media/unknown-0.jpeg", api.base)).await, 404).await;
 }
 
 #[tokio::test]
@@ -605,20 +368,8 @@ async fn every_endpoint_of_the_spec_is_served() {
         let response = api.post(endpoint.id, &input).await;
         assert_eq!(response.status(), 200, "{}", endpoint.id);
         let body: Value = response.json().await.unwrap();
-        assert!(
-            body["status_url"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("/{}/requests/", endpoint.app_id))
-        );
+        assert!(body["status_url"].as_str().unwrap().contains(&format!("/{}/requests/", endpoint.app_id)));
         api.wait_for(&body, "COMPLETED").await;
-        assert_eq!(
-            api.get(body["response_url"].as_str().unwrap())
-                .await
-                .status(),
-            200,
-            "{}",
-            endpoint.id
-        );
+        assert_eq!(api.get(body["response_url"].as_str().unwrap()).await.status(), 200, "{}", endpoint.id);
     }
 }
