@@ -519,9 +519,11 @@ async fn submit(shared: &Arc<Shared>, endpoint_id: &str, request: Request<Incomi
             return Reply::detail(StatusCode::INTERNAL_SERVER_ERROR, "lost the job");
         };
         let mut body = status_body(shared, &core, job, seq, false);
+        // The submit answer: relays add `logs: null, metrics: {}`, fal itself neither.
         if shared.config.mode == SimMode::Relay {
-            body.insert("logs".into(), Value::Null);
             body.insert("metrics".into(), json!({}));
+        } else {
+            body.shift_remove("logs");
         }
         body.insert("queue_position".into(), json!(position));
         (seq, (id, body))
@@ -548,22 +550,20 @@ fn status_body(shared: &Shared, core: &Core, job: &Job, seq: u64, logs: bool) ->
     body.insert("response_url".into(), json!(job_url(shared, job, "")));
     body.insert("status_url".into(), json!(job_url(shared, job, "/status")));
     body.insert("cancel_url".into(), json!(job_url(shared, job, "/cancel")));
-    match &job.phase {
+    // Like fal, every status answer carries `logs`: the lines when asked for (logs=1),
+    // `null` otherwise (fal-client 1.0.3 reads the key unconditionally).
+    let lines = match &job.phase {
         Phase::Queued { .. } => {
             body.insert("queue_position".into(), json!(core.queue_position(seq).unwrap_or(0)));
+            json!([])
         }
-        Phase::Running => {
-            if logs {
-                body.insert("logs".into(), json!(job.logs(&core.timing)));
-            }
-        }
+        Phase::Running => json!(job.logs(&core.timing)),
         Phase::Completed { inference_time, .. } => {
-            if logs {
-                body.insert("logs".into(), json!(job.logs(&core.timing)));
-            }
             body.insert("metrics".into(), json!({ "inference_time": inference_time }));
+            json!(job.logs(&core.timing))
         }
-    }
+    };
+    body.insert("logs".into(), if logs { lines } else { Value::Null });
     body
 }
 
