@@ -61,6 +61,14 @@ pub struct Reply {
     pub reset: bool,
     /// Wait this long before answering.
     pub delay: std::time::Duration,
+    /// After the body, keep the connection open this long before closing (a stalled
+    /// or half-open server); with `no_length`, the client cannot tell the body is over.
+    pub hold: std::time::Duration,
+    /// Send no `content-length`: the body ends when the connection closes (as a stream).
+    pub no_length: bool,
+    /// Send only this many bytes of the body (with the full `content-length`), then
+    /// close: an answer cut short by a reset.
+    pub cut_at: Option<usize>,
 }
 
 impl Reply {
@@ -73,7 +81,28 @@ impl Reply {
             content_type: "application/json".into(),
             reset: false,
             delay: std::time::Duration::ZERO,
+            hold: std::time::Duration::ZERO,
+            no_length: false,
+            cut_at: None,
         }
+    }
+
+    /// Any body with its content type.
+    pub fn typed(status: u16, content_type: &str, body: impl Into<String>) -> Self {
+        Self { content_type: content_type.into(), ..Self::json(status, body) }
+    }
+
+    /// Sends the body as a stream (no length), then keeps the connection open for `hold`.
+    pub fn then_hold(mut self, hold: std::time::Duration) -> Self {
+        self.no_length = true;
+        self.hold = hold;
+        self
+    }
+
+    /// Sends only the first `n` bytes of the body, then closes.
+    pub fn cut_at(mut self, n: usize) -> Self {
+        self.cut_at = Some(n);
+        self
     }
 
     /// A server-sent events answer (the events already formatted).
@@ -114,6 +143,8 @@ pub struct CaptureServer {
     pub base_url: String,
     /// Every request so far.
     pub requests: Arc<Mutex<Vec<Captured>>>,
+    /// Requests being answered now, and the most there ever were at once.
+    pub concurrency: Arc<Mutex<(usize, usize)>>,
 }
 
 impl CaptureServer {
@@ -127,16 +158,25 @@ impl CaptureServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
         let base_url = format!("http://{}", listener.local_addr().expect("addr"));
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let concurrency = Arc::new(Mutex::new((0usize, 0usize)));
         let respond: Responder = Arc::new(respond);
         let seen = requests.clone();
+        let busy = concurrency.clone();
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let seen = seen.clone();
                 let respond = respond.clone();
+                let busy = busy.clone();
                 tokio::spawn(async move {
                     let Some(req) = read_request(&mut stream).await else { return };
                     let reply = respond(&req);
                     seen.lock().expect("lock").push(req);
+                    {
+                        let mut b = busy.lock().expect("lock");
+                        b.0 += 1;
+                        b.1 = b.1.max(b.0);
+                    }
+                    let _done = Decrement(busy);
                     if !reply.delay.is_zero() {
                         tokio::time::sleep(reply.delay).await;
                     }
@@ -148,19 +188,33 @@ impl CaptureServer {
                         return;
                     }
                     let extra: String = reply.headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+                    let length = if reply.no_length { String::new() } else { format!("content-length: {}\r\n", reply.body.len()) };
                     let head = format!(
-                        "HTTP/1.1 {} X\r\ncontent-type: {}\r\ncontent-length: {}\r\n{extra}connection: close\r\n\r\n",
-                        reply.status,
-                        reply.content_type,
-                        reply.body.len()
+                        "HTTP/1.1 {} X\r\ncontent-type: {}\r\n{length}{extra}connection: close\r\n\r\n",
+                        reply.status, reply.content_type
                     );
                     let _ = stream.write_all(head.as_bytes()).await;
-                    let _ = stream.write_all(reply.body.as_bytes()).await;
+                    let body = reply.body.as_bytes();
+                    let _ = stream.write_all(&body[..reply.cut_at.unwrap_or(body.len()).min(body.len())]).await;
+                    let _ = stream.flush().await;
+                    if reply.cut_at.is_some() {
+                        #[allow(deprecated)]
+                        let _ = stream.set_linger(Some(std::time::Duration::ZERO));
+                        return;
+                    }
+                    if !reply.hold.is_zero() {
+                        tokio::time::sleep(reply.hold).await;
+                    }
                     let _ = stream.shutdown().await;
                 });
             }
         });
-        Self { base_url, requests }
+        Self { base_url, requests, concurrency }
+    }
+
+    /// The most requests that were ever being answered at once.
+    pub fn max_concurrency(&self) -> usize {
+        self.concurrency.lock().expect("lock").1
     }
 
     /// How many requests so far had this method and a target starting with `prefix`.
@@ -171,6 +225,16 @@ impl CaptureServer {
     /// A copy of the requests received so far.
     pub fn received(&self) -> Vec<Captured> {
         self.requests.lock().expect("lock").clone()
+    }
+}
+
+struct Decrement(Arc<Mutex<(usize, usize)>>);
+
+impl Drop for Decrement {
+    fn drop(&mut self) {
+        if let Ok(mut b) = self.0.lock() {
+            b.0 -= 1;
+        }
     }
 }
 

@@ -189,7 +189,7 @@ async fn submit_to_a_dead_port_is_retried_then_fails_with_the_attempts() {
     let err = client.submit::<endpoints::Flux1DevRedux>(&input()).await.unwrap_err();
     match err {
         Error::Network { attempts, maybe_submitted, call, .. } => {
-            assert_eq!((attempts, maybe_submitted, call), (4, false, "submit"));
+            assert_eq!((attempts, maybe_submitted, call), (4, false, falq::Call::Submit));
         }
         other => panic!("{other}"),
     }

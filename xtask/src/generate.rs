@@ -371,6 +371,7 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
                 input_schema: #input,
                 output_schema: #output,
                 bounds: &[#(#rules),*],
+                check_output: crate::check_as::<crate::types::#output_ty>,
             };
         });
         refs.push(quote!(&#static_name));

@@ -1,6 +1,8 @@
-//! The journal: every submitted request id, written and synced before `run` waits,
-//! so a job survives Ctrl-C, a crash or `kill -9`. One JSON object per line; a torn
-//! last line (a write cut short) is skipped, never fatal.
+//! The journal: every job, written ahead and synced, so a paid job survives Ctrl-C, a
+//! crash or `kill -9` at any point: an `intent` is written before the submit is sent,
+//! the request id as soon as the relay answers. One JSON object per line; any line that
+//! cannot be read (torn by a crash, bad UTF-8, garbage) is skipped and counted, never
+//! fatal. Appends take an exclusive lock, so several `falq` processes may share it.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -13,8 +15,37 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Entry {
+    /// A submit is about to be sent (write-ahead): if nothing follows, it may or may
+    /// not have reached the relay.
+    Intent {
+        /// A local id tying this to what follows.
+        local_id: String,
+        /// The endpoint id.
+        endpoint: String,
+        /// The base URL it is sent to.
+        base_url: String,
+        /// Where its outputs go.
+        out: PathBuf,
+        /// Whether an in-process simulator runs it.
+        #[serde(default)]
+        sim: bool,
+        /// Unix time in milliseconds.
+        at: u64,
+    },
+    /// The submit certainly queued nothing (refused, or never sent).
+    NotSubmitted {
+        /// The intent's local id.
+        local_id: String,
+        /// Why.
+        error: String,
+        /// Unix time in milliseconds.
+        at: u64,
+    },
     /// The relay accepted the job.
     Submitted {
+        /// The intent's local id (absent in journals written before intents).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        local_id: Option<String>,
         /// The endpoint id.
         endpoint: String,
         /// The request id.
@@ -47,8 +78,15 @@ pub enum Entry {
         /// Unix time in milliseconds.
         at: u64,
     },
-    /// It was cancelled.
+    /// It was cancelled (the relay answered CANCELLATION_REQUESTED).
     Cancelled {
+        /// The request id.
+        request_id: String,
+        /// Unix time in milliseconds.
+        at: u64,
+    },
+    /// The relay no longer has it (404): its result expired, or it never existed there.
+    Expired {
         /// The request id.
         request_id: String,
         /// Unix time in milliseconds.
@@ -57,12 +95,15 @@ pub enum Entry {
 }
 
 impl Entry {
-    fn request_id(&self) -> &str {
+    /// The request id, for entries that have one.
+    pub fn request_id(&self) -> Option<&str> {
         match self {
             Entry::Submitted { request_id, .. }
             | Entry::Done { request_id, .. }
             | Entry::Failed { request_id, .. }
-            | Entry::Cancelled { request_id, .. } => request_id,
+            | Entry::Cancelled { request_id, .. }
+            | Entry::Expired { request_id, .. } => Some(request_id),
+            Entry::Intent { .. } | Entry::NotSubmitted { .. } => None,
         }
     }
 }
@@ -77,15 +118,30 @@ pub struct Job {
 }
 
 impl Job {
-    /// `pending`, `done`, `failed` or `cancelled`.
+    /// `pending`, `done`, `failed`, `cancelled`, `expired`, or `maybe-submitted` (an
+    /// intent with no answer recorded: a crash, or a submit whose answer was lost).
     pub fn state(&self) -> &'static str {
         match self.latest {
             Entry::Submitted { .. } => "pending",
             Entry::Done { .. } => "done",
             Entry::Failed { .. } => "failed",
             Entry::Cancelled { .. } => "cancelled",
+            Entry::Expired { .. } => "expired",
+            Entry::Intent { .. } => "maybe-submitted",
+            Entry::NotSubmitted { .. } => "not-submitted",
         }
     }
+
+    /// The request id, once the relay gave one.
+    pub fn request_id(&self) -> Option<&str> {
+        self.submitted.request_id()
+    }
+}
+
+/// A new local id for an intent: time and randomness, unique across processes.
+pub fn new_local_id() -> String {
+    use rand::{Rng, SeedableRng};
+    format!("local-{:x}-{:08x}", now_ms(), rand::rngs::SmallRng::from_os_rng().random::<u32>())
 }
 
 /// The journal file.
@@ -109,7 +165,17 @@ impl Journal {
         &self.path
     }
 
-    /// Appends an entry and syncs it to disk before returning.
+    /// Checks, before anything is sent, that the journal can be written: its directory
+    /// exists or can be made, and the file opens for appending.
+    pub fn check_writable(&self) -> std::io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        OpenOptions::new().create(true).append(true).open(&self.path).map(drop)
+    }
+
+    /// Appends an entry and syncs it to disk before returning. The file is locked for
+    /// the write, so concurrent `falq` processes never interleave their lines.
     pub fn append(&self, entry: &Entry) -> std::io::Result<()> {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
@@ -117,45 +183,65 @@ impl Journal {
         let mut line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
         line.push('\n');
         let mut f = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        f.lock()?;
         // A torn line left by an earlier crash must not swallow this one.
         if f.metadata()?.len() > 0 && !ends_with_newline(&self.path)? {
-            f.write_all(b"\n")?;
+            line.insert(0, '\n');
         }
         f.write_all(line.as_bytes())?;
-        f.sync_data()
+        let synced = f.sync_data();
+        let _ = f.unlock();
+        synced
     }
 
-    /// Every job, in submission order, and how many lines could not be read.
+    /// Every job, in the order they were started, and how many lines could not be read.
     pub fn jobs(&self) -> std::io::Result<(Vec<Job>, usize)> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], 0)),
             Err(e) => return Err(e),
         };
-        let mut order = Vec::new();
+        let mut order: Vec<String> = Vec::new();
         let mut jobs: BTreeMap<String, Job> = BTreeMap::new();
+        // Request ids and local ids both lead to the job's key (its first id).
+        let mut key_of: BTreeMap<String, String> = BTreeMap::new();
         let mut unreadable = 0;
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let Ok(entry) = serde_json::from_str::<Entry>(line) else {
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
+            let Some(entry) = std::str::from_utf8(line).ok().and_then(|l| serde_json::from_str::<Entry>(l).ok()) else {
                 unreadable += 1;
                 continue;
             };
-            let id = entry.request_id().to_string();
             match &entry {
-                Entry::Submitted { .. } => {
-                    if !jobs.contains_key(&id) {
-                        order.push(id.clone());
+                Entry::Intent { local_id, .. } => {
+                    if !key_of.contains_key(local_id) {
+                        order.push(local_id.clone());
+                        key_of.insert(local_id.clone(), local_id.clone());
+                        jobs.insert(local_id.clone(), Job { submitted: entry.clone(), latest: entry });
                     }
-                    jobs.insert(id, Job { submitted: entry.clone(), latest: entry });
                 }
-                _ => {
-                    if let Some(job) = jobs.get_mut(&id) {
+                Entry::NotSubmitted { local_id, .. } => {
+                    if let Some(job) = key_of.get(local_id).and_then(|k| jobs.get_mut(k)) {
+                        job.latest = entry;
+                    }
+                }
+                Entry::Submitted { local_id, request_id, .. } => {
+                    let key = local_id.as_ref().and_then(|l| key_of.get(l)).cloned().unwrap_or_else(|| request_id.clone());
+                    if !jobs.contains_key(&key) {
+                        order.push(key.clone());
+                    }
+                    key_of.insert(request_id.clone(), key.clone());
+                    jobs.insert(key, Job { submitted: entry.clone(), latest: entry });
+                }
+                other => {
+                    let id = other.request_id().unwrap_or_default();
+                    if let Some(job) = key_of.get(id).and_then(|k| jobs.get_mut(k)) {
                         job.latest = entry;
                     }
                 }
             }
         }
-        Ok((order.into_iter().filter_map(|id| jobs.remove(&id)).collect(), unreadable))
+        let jobs = order.into_iter().filter_map(|k| jobs.remove(&k)).filter(|j| j.state() != "not-submitted").collect();
+        Ok((jobs, unreadable))
     }
 }
 
@@ -177,6 +263,7 @@ mod tests {
 
     fn submitted(id: &str) -> Entry {
         Entry::Submitted {
+            local_id: None,
             endpoint: "fal-ai/flux-1/dev/redux".into(),
             request_id: id.into(),
             base_url: "http://127.0.0.1:1".into(),
@@ -202,13 +289,82 @@ mod tests {
         let (jobs, unreadable) = j.jobs().unwrap();
         assert_eq!(unreadable, 1);
         assert_eq!(
-            jobs.iter().map(|j| (j.submitted.request_id().to_string(), j.state())).collect::<Vec<_>>(),
+            jobs.iter().map(|j| (j.request_id().unwrap_or_default().to_string(), j.state())).collect::<Vec<_>>(),
             vec![("a".to_string(), "done"), ("b".to_string(), "pending")]
         );
         // The next entry starts on a line of its own.
         j.append(&Entry::Cancelled { request_id: "b".into(), at: 3 }).unwrap();
         let (jobs, unreadable) = j.jobs().unwrap();
         assert_eq!((jobs[1].state(), unreadable), ("cancelled", 1));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_damaged_journal_loses_no_readable_job() {
+        let dir = std::env::temp_dir().join(format!("falq-journal-damage-{}", std::process::id()));
+        std::fs::remove_dir_all(&dir).ok();
+        let j = Journal::at(&dir);
+        j.append(&submitted("a")).unwrap();
+        // A write torn inside a non-ASCII path: invalid UTF-8 in the middle of a line.
+        let mut f = OpenOptions::new().append(true).open(j.path()).unwrap();
+        f.write_all(b"{\"event\":\"submitted\",\"out\":\"/tmp/\xe7\xbb").unwrap();
+        f.write_all(b"\nnot json at all\n\xff\xfe\n").unwrap();
+        drop(f);
+        j.append(&submitted("b")).unwrap();
+        let (jobs, unreadable) = j.jobs().unwrap();
+        assert_eq!(unreadable, 3);
+        let ids: Vec<&str> = jobs.iter().filter_map(Job::request_id).collect();
+        assert_eq!(ids, ["a", "b"]);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn an_intent_without_an_answer_is_a_job_that_may_exist() {
+        let dir = std::env::temp_dir().join(format!("falq-journal-intent-{}", std::process::id()));
+        std::fs::remove_dir_all(&dir).ok();
+        let j = Journal::at(&dir);
+        let intent = |id: &str| Entry::Intent {
+            local_id: id.into(),
+            endpoint: "e/p".into(),
+            base_url: "http://x".into(),
+            out: "o".into(),
+            sim: false,
+            at: 1,
+        };
+        j.append(&intent("l1")).unwrap();
+        j.append(&intent("l2")).unwrap();
+        let mut answered = submitted("r2");
+        if let Entry::Submitted { local_id, .. } = &mut answered {
+            *local_id = Some("l2".into());
+        }
+        j.append(&answered).unwrap();
+        j.append(&intent("l3")).unwrap();
+        j.append(&Entry::NotSubmitted { local_id: "l3".into(), error: "HTTP 422".into(), at: 2 }).unwrap();
+        j.append(&Entry::Expired { request_id: "r2".into(), at: 3 }).unwrap();
+        let (jobs, _) = j.jobs().unwrap();
+        let states: Vec<(Option<&str>, &str)> = jobs.iter().map(|j| (j.request_id(), j.state())).collect();
+        assert_eq!(states, [(None, "maybe-submitted"), (Some("r2"), "expired")], "a refused submit is no job");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn concurrent_appends_never_interleave() {
+        let dir = std::env::temp_dir().join(format!("falq-journal-concurrent-{}", std::process::id()));
+        std::fs::remove_dir_all(&dir).ok();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let dir = dir.clone();
+                std::thread::spawn(move || {
+                    let j = Journal::at(&dir);
+                    for i in 0..50 {
+                        j.append(&submitted(&format!("t{t}-{i}-{}", "x".repeat(300)))).unwrap();
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        let (jobs, unreadable) = Journal::at(&dir).jobs().unwrap();
+        assert_eq!((jobs.len(), unreadable), (400, 0));
         std::fs::remove_dir_all(&dir).ok();
     }
 }

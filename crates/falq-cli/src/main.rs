@@ -227,11 +227,35 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 
 fn falq_code(e: &FalqError) -> u8 {
     match e {
-        FalqError::Config { .. } | FalqError::InvalidInput { .. } | FalqError::InvalidId { .. } => exit::USAGE,
-        FalqError::JobFailed { .. } => exit::JOB_FAILED,
-        FalqError::Timeout { .. } => exit::TIMEOUT,
+        FalqError::Config { .. } | FalqError::InvalidInput { .. } | FalqError::InvalidId { .. } | FalqError::Encode { .. } => exit::USAGE,
+        FalqError::JobFailed { .. } | FalqError::Expired { .. } => exit::JOB_FAILED,
+        FalqError::Timeout { .. } | FalqError::NotReady { .. } => exit::TIMEOUT,
         FalqError::Io { .. } => exit::OTHER,
         _ => exit::NETWORK,
+    }
+}
+
+/// The journal entry a run's outcome earns: `done` only with its outputs saved, `failed`
+/// only for a failed job, `expired` when the relay no longer has it, `cancelled` only when
+/// the relay took the cancellation. Anything else leaves the job pending, to resume.
+fn outcome_entry(request_id: &str, outcome: &Result<Vec<PathBuf>, FalqError>) -> Option<Entry> {
+    let request_id = request_id.to_string();
+    let at = now_ms();
+    match outcome {
+        Ok(files) => Some(Entry::Done { request_id, files: files.clone(), at }),
+        Err(e @ FalqError::JobFailed { .. }) => Some(Entry::Failed { request_id, error: e.to_string(), at }),
+        Err(FalqError::Expired { .. }) => Some(Entry::Expired { request_id, at }),
+        Err(FalqError::Timeout { cancelled: true, .. }) => Some(Entry::Cancelled { request_id, at }),
+        Err(_) => None,
+    }
+}
+
+/// What the user should know of a paid job after an error: where it stands and what to do.
+fn job_note(request_id: &str, outcome: &Result<Vec<PathBuf>, FalqError>) -> Option<String> {
+    match outcome {
+        Ok(_) | Err(FalqError::JobFailed { .. } | FalqError::Expired { .. }) => None,
+        Err(FalqError::Timeout { cancelled: true, .. }) => Some(format!("note: {request_id} was cancelled on the relay")),
+        Err(_) => Some(format!("note: {request_id} is still pending in the journal: `falq resume` waits for it and saves its outputs")),
     }
 }
 
@@ -271,14 +295,13 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Run(args) => run(&globals, args).await,
         Command::Status(job) => {
-            let handle = globals.client(None)?.handle(&job.endpoint, &job.request_id)?;
+            let (_, handle) = globals.handle(&job)?;
             let status = handle.status(Logs::Include).await?;
             println!("{}", serde_json::to_string_pretty(&status)?);
             Ok(0)
         }
         Command::Result { job, out } => {
-            let client = globals.client(None)?;
-            let handle = client.handle(&job.endpoint, &job.request_id)?;
+            let (client, handle) = globals.handle(&job)?;
             let result = handle.result_json().await?;
             let files = match out {
                 Some(dir) => client.download(&result, &absolute(&dir), &job.request_id).await?.into_iter().map(|f| f.path).collect(),
@@ -288,10 +311,26 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Cancel(job) => {
-            let handle = globals.client(None)?.handle(&job.endpoint, &job.request_id)?;
+            let (_, handle) = globals.handle(&job)?;
             let status = handle.cancel().await?;
             println!("{}", serde_json::to_string(&status)?);
-            journal()?.append(&Entry::Cancelled { request_id: job.request_id, at: now_ms() }).ok();
+            // The journal says what the relay said, nothing more.
+            let entry = match status {
+                falq::types::CancelStatus::CancellationRequested => {
+                    Some(Entry::Cancelled { request_id: job.request_id.clone(), at: now_ms() })
+                }
+                falq::types::CancelStatus::NotFound => Some(Entry::Expired { request_id: job.request_id.clone(), at: now_ms() }),
+                falq::types::CancelStatus::AlreadyCompleted => {
+                    eprintln!(
+                        "note: {} already completed; save its outputs with `falq resume` or `falq result {} {} --out DIR`",
+                        job.request_id, job.endpoint, job.request_id
+                    );
+                    None
+                }
+            };
+            if let Some(entry) = entry {
+                journal()?.append(&entry).ok();
+            }
             Ok(0)
         }
         Command::Jobs { json } => jobs(json),
@@ -333,9 +372,29 @@ impl Globals {
         Ok(config)
     }
 
-    fn client(&self, base: Option<&str>) -> Result<Client, Failure> {
-        Ok(Client::new(self.config(base)?)?)
+    /// The handle of a job given on the command line: its ids are checked first.
+    fn handle(&self, job: &JobArgs) -> Result<(Client, RequestHandle), Failure> {
+        falq::rewrite::validate_endpoint_id(job.endpoint.trim_matches('/'))?;
+        falq::rewrite::validate_request_id(&job.request_id)?;
+        let client = self.client(None)?;
+        let handle = client.handle(&job.endpoint, &job.request_id)?;
+        Ok((client, handle))
     }
+
+    fn client(&self, base: Option<&str>) -> Result<Client, Failure> {
+        let config = self.config(base)?;
+        require_key(&config)?;
+        Ok(Client::new(config)?)
+    }
+}
+
+/// A relay call without a key is refused before it is sent (the relay's 401 would come
+/// after a paid submit's input was checked, and says less).
+fn require_key(config: &Config) -> Result<(), Failure> {
+    if config.key.is_none() {
+        return Err(Usage(format!("no key for {}: set FAL_KEY (or pass --key-file FILE); nothing was sent", config.base_url)).into());
+    }
+    Ok(())
 }
 
 fn falq_home() -> Result<PathBuf, Failure> {
@@ -347,6 +406,29 @@ fn falq_home() -> Result<PathBuf, Failure> {
 
 fn journal() -> Result<Journal, Failure> {
     Ok(Journal::at(&falq_home()?))
+}
+
+/// A journal that can be written, checked before anything is sent.
+fn writable_journal() -> Result<Journal, Failure> {
+    let journal = journal()?;
+    journal.check_writable().map_err(|e| {
+        Usage(format!(
+            "the journal {} cannot be written ({e}): set FALQ_HOME to a directory you can write; nothing was sent",
+            journal.path().display()
+        ))
+    })?;
+    Ok(journal)
+}
+
+/// An output directory that exists (or is made) and takes a file, checked before
+/// anything is sent: a paid job must have somewhere to land.
+fn writable_dir(dir: &Path) -> Result<(), Failure> {
+    let fail = |e: std::io::Error| Usage(format!("--out {} cannot be written ({e}); nothing was sent", dir.display()));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(format!(".falq-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(fail)?;
+    std::fs::remove_file(&probe).ok();
+    Ok(())
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -370,6 +452,10 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
         return Ok(0);
     }
     let input = inputs::build_input(endpoint, args.input.as_deref(), &args.sets)?;
+    // Everything local is checked before anything is sent (and paid for).
+    let journal = writable_journal()?;
+    let out = absolute(&args.out);
+    writable_dir(&out)?;
     // The simulator lives as long as this run.
     let mut sim_guard = None;
     let mut config = if args.sim {
@@ -380,7 +466,9 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
         sim_guard = Some(sim);
         c
     } else {
-        globals.config(None)?
+        let c = globals.config(None)?;
+        require_key(&c)?;
+        c
     };
     config.wait.mode = match args.wait {
         WaitArg::Poll => WaitMode::Poll,
@@ -390,12 +478,34 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
     config.wait.cancel_on_timeout = CancelOnTimeout::Cancel;
     let base_url = config.base_url.to_string();
     let client = Client::new(config)?;
-    let handle = client.submit_json(endpoint.id, &input).await?;
-    let out = absolute(&args.out);
-    // Durable before anything else: a crash from here on loses nothing.
-    let journal = journal()?;
+    // Write-ahead: a crash from here on leaves a trace of the job, whatever happens.
+    let local_id = journal::new_local_id();
+    journal
+        .append(&Entry::Intent {
+            local_id: local_id.clone(),
+            endpoint: endpoint.id.into(),
+            base_url: base_url.clone(),
+            out: out.clone(),
+            sim: args.sim,
+            at: now_ms(),
+        })
+        .with_context(|| format!("the journal {} could not be written; nothing was sent", journal.path().display()))?;
+    let handle = match client.submit_json(endpoint.id, &input).await {
+        Ok(h) => h,
+        Err(e) => {
+            if e.maybe_submitted() {
+                eprintln!(
+                    "note: the submit may have reached the relay; `falq jobs` lists it as maybe-submitted ({local_id}): check the relay before running again"
+                );
+            } else {
+                journal.append(&Entry::NotSubmitted { local_id, error: e.to_string(), at: now_ms() }).ok();
+            }
+            return Err(Failure { code: falq_code(&e), error: e.into() });
+        }
+    };
     journal
         .append(&Entry::Submitted {
+            local_id: Some(local_id.clone()),
             endpoint: endpoint.id.into(),
             request_id: handle.request_id.clone(),
             base_url,
@@ -404,7 +514,11 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
             at: now_ms(),
         })
         .with_context(|| {
-            format!("the job {} was submitted but the journal {} could not be written", handle.request_id, journal.path().display())
+            format!(
+                "the job {} was submitted but the journal {} could not record its request id (its intent {local_id} is there)",
+                handle.request_id,
+                journal.path().display()
+            )
         })?;
     let progress = progress::Progress::new(std::io::stderr().is_terminal());
     progress.line(&format!("submitted {} ({})", handle.request_id, endpoint.id));
@@ -417,54 +531,75 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
         return Ok(0);
     }
     let outcome = tokio::select! {
-        r = finish(&client, &handle, &out, &progress) => Some(r),
+        r = handle.finish_to_dir(&out, &handle.request_id, |u| progress.update(u)) => Some(r),
         _ = tokio::signal::ctrl_c() => None,
     };
     drop(sim_guard);
-    match outcome {
-        None => {
-            progress.finish();
-            if args.cancel_on_interrupt {
-                let cancelled = handle.cancel().await;
+    progress.finish();
+    let Some(outcome) = outcome else {
+        if args.cancel_on_interrupt {
+            let cancelled = handle.cancel().await;
+            if matches!(cancelled, Ok(falq::types::CancelStatus::CancellationRequested)) {
                 journal.append(&Entry::Cancelled { request_id: handle.request_id.clone(), at: now_ms() }).ok();
-                eprintln!("interrupted: cancelled {} ({:?})", handle.request_id, cancelled.map_err(|e| e.to_string()));
-            } else {
-                eprintln!("interrupted: {} is still pending; resume with: falq resume", handle.request_id);
             }
-            Ok(exit::INTERRUPTED)
+            match cancelled {
+                Ok(falq::types::CancelStatus::CancellationRequested) => {
+                    eprintln!("interrupted: {} was cancelled on the relay", handle.request_id)
+                }
+                Ok(other) => eprintln!(
+                    "interrupted: the relay answered {other} to cancelling {}; it stays in the journal: falq resume",
+                    handle.request_id
+                ),
+                Err(e) => eprintln!("interrupted: cancelling {} failed ({e}); it stays pending: falq resume", handle.request_id),
+            }
+        } else {
+            eprintln!("interrupted: {} is still pending; resume with: falq resume", handle.request_id);
         }
-        Some(Ok((result, files))) => {
-            progress.finish();
-            journal.append(&Entry::Done { request_id: handle.request_id.clone(), files: files.clone(), at: now_ms() }).ok();
+        return Ok(exit::INTERRUPTED);
+    };
+    let outcome = outcome.map(|(result, files)| (result, files.into_iter().map(|f| f.path).collect::<Vec<_>>()));
+    let files_outcome = outcome.as_ref().map(|(_, f)| f.clone()).map_err(clone_error);
+    if let Some(entry) = outcome_entry(&handle.request_id, &files_outcome) {
+        journal
+            .append(&entry)
+            .with_context(|| format!("the journal {} could not record the outcome of {}", journal.path().display(), handle.request_id))?;
+    }
+    match outcome {
+        Ok((result, files)) => {
             print_result(args.json, endpoint.id, &handle.request_id, &result, &files)?;
             Ok(0)
         }
-        Some(Err(e)) => {
-            progress.finish();
-            match &e {
-                FalqError::JobFailed { .. } => {
-                    journal.append(&Entry::Failed { request_id: handle.request_id.clone(), error: e.to_string(), at: now_ms() }).ok();
-                }
-                FalqError::Timeout { cancelled: true, .. } => {
-                    journal.append(&Entry::Cancelled { request_id: handle.request_id.clone(), at: now_ms() }).ok();
-                }
-                _ => {}
+        Err(e) => {
+            if let Some(note) = job_note(&handle.request_id, &files_outcome) {
+                eprintln!("{note}");
             }
             Err(Failure { code: falq_code(&e), error: e.into() })
         }
     }
 }
 
-/// Waits, fetches the result and saves its outputs at once (results expire).
-async fn finish(
-    client: &Client,
-    handle: &RequestHandle,
-    out: &Path,
-    progress: &progress::Progress,
-) -> Result<(Value, Vec<PathBuf>), FalqError> {
-    let result: Value = handle.finish(|u| progress.update(u)).await?;
-    let files = client.download(&result, out, &handle.request_id).await?;
-    Ok((result, files.into_iter().map(|f| f.path).collect()))
+/// The parts of an error the journal needs, as a new value (errors are not `Clone`).
+fn clone_error(e: &FalqError) -> FalqError {
+    match e {
+        FalqError::JobFailed { endpoint, request_id, status, message, field_errors } => FalqError::JobFailed {
+            endpoint: endpoint.clone(),
+            request_id: request_id.clone(),
+            status: *status,
+            message: message.clone(),
+            field_errors: field_errors.clone(),
+        },
+        FalqError::Expired { endpoint, request_id, call } => {
+            FalqError::Expired { endpoint: endpoint.clone(), request_id: request_id.clone(), call: *call }
+        }
+        FalqError::Timeout { endpoint, request_id, after, cancelled, completed } => FalqError::Timeout {
+            endpoint: endpoint.clone(),
+            request_id: request_id.clone(),
+            after: *after,
+            cancelled: *cancelled,
+            completed: *completed,
+        },
+        other => FalqError::Config { message: other.to_string() },
+    }
 }
 
 fn print_result(as_json: bool, endpoint: &str, request_id: &str, result: &Value, files: &[PathBuf]) -> anyhow::Result<()> {
@@ -485,25 +620,46 @@ fn jobs(as_json: bool) -> Result<u8, Failure> {
     let journal = journal()?;
     let (jobs, unreadable) = journal.jobs().with_context(|| format!("reading {}", journal.path().display()))?;
     if unreadable > 0 {
-        eprintln!("note: skipped {unreadable} unreadable journal line(s) (a write cut short by a crash)");
+        eprintln!("note: skipped {unreadable} unreadable journal line(s) (a write cut short by a crash, or damage)");
     }
+    let mut maybe = 0;
     for job in &jobs {
-        let Entry::Submitted { endpoint, request_id, out, at, sim, .. } = &job.submitted else { continue };
+        let (Entry::Submitted { endpoint, out, at, sim, .. } | Entry::Intent { endpoint, out, at, sim, .. }) = &job.submitted else {
+            continue;
+        };
+        let id = match (&job.submitted, job.request_id()) {
+            (_, Some(r)) => r.to_string(),
+            (Entry::Intent { local_id, .. }, None) => local_id.clone(),
+            _ => String::new(),
+        };
+        maybe += usize::from(job.state() == "maybe-submitted");
         if as_json {
             println!(
                 "{}",
-                json!({"request_id": request_id, "endpoint": endpoint, "state": job.state(), "out": out, "submitted_at_ms": at, "sim": sim})
+                json!({"request_id": job.request_id(), "id": id, "endpoint": endpoint, "state": job.state(), "out": out, "submitted_at_ms": at, "sim": sim})
             );
         } else {
-            println!("{request_id:<40} {:<10} {endpoint:<40} {}", job.state(), out.display());
+            println!("{id:<40} {:<16} {endpoint:<40} {}", job.state(), out.display());
         }
+    }
+    if maybe > 0 {
+        eprintln!(
+            "note: {maybe} job(s) may have been submitted: falq stopped (a crash, or a lost answer) between sending and hearing back. \
+             Check the relay's request history before running them again; nothing is resubmitted by falq."
+        );
     }
     Ok(0)
 }
 
+/// How many pending jobs `resume` waits for at once.
+const RESUME_CONCURRENCY: usize = 8;
+
 async fn resume(globals: &Globals) -> Result<u8, Failure> {
     let journal = journal()?;
-    let (jobs, _) = journal.jobs().with_context(|| format!("reading {}", journal.path().display()))?;
+    let (jobs, unreadable) = journal.jobs().with_context(|| format!("reading {}", journal.path().display()))?;
+    if unreadable > 0 {
+        eprintln!("note: skipped {unreadable} unreadable journal line(s)");
+    }
     let pending: Vec<_> = jobs.into_iter().filter(|j| j.state() == "pending").collect();
     if pending.is_empty() {
         eprintln!("no pending jobs");
@@ -511,32 +667,66 @@ async fn resume(globals: &Globals) -> Result<u8, Failure> {
     }
     let progress = progress::Progress::new(std::io::stderr().is_terminal());
     let mut worst = 0u8;
+    // Each job: its client and handle, or why its entry cannot be resumed (skipped, reported).
+    let mut runnable = Vec::new();
     for job in pending {
         let Entry::Submitted { endpoint, request_id, base_url, out, sim, .. } = &job.submitted else { continue };
         if *sim {
             eprintln!("{request_id}: ran on an in-process simulator that is gone; cannot resume");
             continue;
         }
-        // The relay it was submitted to, unless one is configured now.
-        let client = globals.client(Some(globals.base_url.as_deref().unwrap_or(base_url)))?;
-        let handle = client.handle(endpoint, request_id)?;
-        progress.line(&format!("resuming {request_id} ({endpoint})"));
-        match finish(&client, &handle, out, &progress).await {
-            Ok((_, files)) => {
-                journal.append(&Entry::Done { request_id: request_id.clone(), files: files.clone(), at: now_ms() }).ok();
+        // The relay it was submitted to, unless one is configured now. Resume waits as long
+        // as it takes and never cancels: the jobs are paid for.
+        let prepared = (|| -> Result<(Client, RequestHandle), Failure> {
+            let mut config = globals.config(Some(globals.base_url.as_deref().unwrap_or(base_url)))?;
+            require_key(&config)?;
+            config.wait.deadline = None;
+            config.wait.cancel_on_timeout = CancelOnTimeout::Leave;
+            let client = Client::new(config)?;
+            let handle = client.handle(endpoint, request_id)?;
+            Ok((client, handle))
+        })();
+        match prepared {
+            Ok((client, handle)) => runnable.push((client, handle, out.clone())),
+            Err(Failure { code, error }) => {
+                eprintln!("skipped {request_id:?} ({endpoint}): a journal entry that cannot be resumed: {error:#}");
+                worst = worst.max(code);
+            }
+        }
+    }
+    use futures_util::StreamExt;
+    let mut running = futures_util::stream::iter(runnable.iter().map(|(_client, handle, out)| {
+        progress.line(&format!("resuming {} ({})", handle.request_id, handle.endpoint_id));
+        let progress = &progress;
+        async move {
+            let outcome = handle
+                .finish_to_dir(out, &handle.request_id, |u| progress.update(u))
+                .await
+                .map(|(_, f)| f.into_iter().map(|f| f.path).collect::<Vec<_>>());
+            (handle, outcome)
+        }
+    }))
+    .buffer_unordered(RESUME_CONCURRENCY);
+    while let Some((handle, outcome)) = running.next().await {
+        if let Some(entry) = outcome_entry(&handle.request_id, &outcome) {
+            journal.append(&entry).ok();
+        }
+        match &outcome {
+            Ok(files) => {
                 for f in files {
                     println!("{}", f.display());
                 }
             }
             Err(e) => {
-                if matches!(e, FalqError::JobFailed { .. }) {
-                    journal.append(&Entry::Failed { request_id: request_id.clone(), error: e.to_string(), at: now_ms() }).ok();
-                }
                 eprintln!("error: {e}");
-                worst = worst.max(falq_code(&e));
+                if let Some(note) = job_note(&handle.request_id, &outcome) {
+                    eprintln!("{note}");
+                }
+                worst = worst.max(falq_code(e));
             }
         }
     }
+    drop(running);
     progress.finish();
     Ok(worst)
 }

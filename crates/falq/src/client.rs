@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -62,7 +63,7 @@ impl Client {
         let body = serde_json::to_vec(input).map_err(|e| Error::Protocol {
             endpoint: id.into(),
             request_id: None,
-            call: "submit",
+            call: Call::Submit,
             message: format!("cannot encode the input: {e}"),
         })?;
         self.submit_bytes(id, Bytes::from(body)).await
@@ -79,7 +80,7 @@ impl Client {
         let body = serde_json::to_vec(input).map_err(|e| Error::Protocol {
             endpoint: endpoint_id.into(),
             request_id: None,
-            call: "submit",
+            call: Call::Submit,
             message: e.to_string(),
         })?;
         self.submit_bytes(endpoint_id, Bytes::from(body)).await
@@ -97,7 +98,7 @@ impl Client {
         let request_id = status.request_id.clone().ok_or_else(|| Error::Protocol {
             endpoint: endpoint_id.into(),
             request_id: None,
-            call: "submit",
+            call: Call::Submit,
             message: "the answer has no request_id".into(),
         })?;
         validate_request_id(&request_id)?;
@@ -179,12 +180,7 @@ impl RequestHandle {
     }
 
     fn err(&self, call: Call, message: impl Into<String>) -> Error {
-        Error::Protocol {
-            endpoint: self.endpoint_id.clone(),
-            request_id: Some(self.request_id.clone()),
-            call: call.name(),
-            message: message.into(),
-        }
+        Error::Protocol { endpoint: self.endpoint_id.clone(), request_id: Some(self.request_id.clone()), call, message: message.into() }
     }
 
     /// The job's status, with its log lines when `logs` says so.
@@ -223,7 +219,7 @@ impl RequestHandle {
             if status.status == QueueStatusKind::Completed {
                 return Ok(status);
             }
-            self.client.transport.pause(policy.poll.interval(polls)).await;
+            tokio::time::sleep(policy.poll.interval(polls)).await;
             polls += 1;
         }
     }
@@ -259,14 +255,28 @@ impl RequestHandle {
             }
             return Ok(None);
         }
-        let mut parser = SseParser::default();
+        let mut parser = SseParser::with_limit(self.client.config().http.max_sse_line);
         let mut body = resp.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            let Ok(chunk) = chunk else { return Ok(None) };
-            for data in parser.feed(&chunk) {
-                let status: QueueStatus = serde_json::from_str(&data).map_err(|e| {
-                    self.err(Call::Stream, format!("a status event is not a QueueStatus: {e}: {}", snippet(data.as_bytes())))
-                })?;
+        let idle = self.client.config().timeouts.stream_idle;
+        loop {
+            // A half-open connection sends nothing, not even keep-alives: poll instead.
+            let chunk = match tokio::time::timeout(idle, body.next()).await {
+                Err(_) => {
+                    tracing::debug!(request_id = %self.request_id, ?idle, "the status stream went silent; polling");
+                    return Ok(None);
+                }
+                Ok(None) | Ok(Some(Err(_))) => return Ok(None),
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            let Ok(events) = parser.feed(&chunk) else {
+                tracing::debug!(request_id = %self.request_id, "a status event over the line limit; polling");
+                return Ok(None);
+            };
+            for data in events {
+                let Ok(status) = serde_json::from_str::<QueueStatus>(&data) else {
+                    tracing::debug!(request_id = %self.request_id, event = %snippet(data.as_bytes()), "a status event that is no QueueStatus; polling");
+                    return Ok(None);
+                };
                 seen.report(&status, on_update);
                 if status.status == QueueStatusKind::Completed {
                     // The server closes the stream after COMPLETED: let it, in the background,
@@ -279,22 +289,85 @@ impl RequestHandle {
                 }
             }
         }
-        Ok(None)
     }
 
-    /// The job's result as JSON. A failed job answers [`Error::JobFailed`] with fal's field errors.
+    /// The job's result as JSON, checked against the endpoint's output type (for an
+    /// endpoint of the catalogue; any other must answer a JSON object). A failed job
+    /// answers [`Error::JobFailed`] with fal's field errors, one not finished
+    /// [`Error::NotReady`], one the relay forgot [`Error::Expired`].
     pub async fn result_json(&self) -> Result<Value, Error> {
+        match self.fetch_result().await? {
+            Fetched::Ready(v) => Ok(v),
+            Fetched::NotReady(status) => {
+                Err(Error::NotReady { endpoint: self.endpoint_id.clone(), request_id: self.request_id.clone(), status })
+            }
+        }
+    }
+
+    /// One result call, told apart: the output, or "not finished yet" (a 202 or 400, or a
+    /// status body where the output should be, as some relays answer).
+    async fn fetch_result(&self) -> Result<Fetched, Error> {
         let answer = self.client.transport.call(Call::Result, Method::GET, &self.response_url, None, &self.ctx()).await?;
+        if matches!(answer.status, 202 | 400) {
+            let status = serde_json::from_slice::<QueueStatus>(&answer.body)
+                .map(|s| s.status.to_string())
+                .unwrap_or_else(|_| format!("HTTP {}", answer.status));
+            return Ok(Fetched::NotReady(status));
+        }
         if !(200..300).contains(&answer.status) {
             return Err(answer_error(&self.endpoint_id, Some(&self.request_id), Call::Result, &answer));
         }
-        decode(&answer, &self.endpoint_id, Some(&self.request_id), Call::Result)
+        let value: Value = decode(&answer, &self.endpoint_id, Some(&self.request_id), Call::Result)?;
+        let check = falq_api::endpoint(&self.endpoint_id).map(|e| (e.check_output, e.output_schema));
+        let verdict = match check {
+            Some((check, _)) => check(&value),
+            None if value.is_object() => Ok(()),
+            None => Err("the result is not a JSON object".to_string()),
+        };
+        let Err(why) = verdict else { return Ok(Fetched::Ready(value)) };
+        // Not the output: a failure told in fal's `detail` shape, or a status.
+        if value.get("detail").is_some() {
+            let as_failure = Answer { status: 422, headers: answer.headers.clone(), body: answer.body.clone() };
+            let mut e = answer_error(&self.endpoint_id, Some(&self.request_id), Call::Result, &as_failure);
+            if let Error::JobFailed { status, .. } = &mut e {
+                *status = answer.status;
+            }
+            return Err(e);
+        }
+        if let Ok(status) = serde_json::from_value::<QueueStatus>(value.clone())
+            && status.status != QueueStatusKind::Completed
+        {
+            return Ok(Fetched::NotReady(status.status.to_string()));
+        }
+        let wanted = check.map_or("a JSON object", |(_, name)| name);
+        Err(self.err(Call::Result, format!("HTTP {} with a body that is not {wanted}: {why}: {}", answer.status, snippet(&answer.body))))
     }
 
     /// The job's result as `T` (the endpoint's output type).
     pub async fn result<T: DeserializeOwned>(&self) -> Result<T, Error> {
         let value = self.result_json().await?;
         serde_json::from_value(value).map_err(|e| self.err(Call::Result, format!("the result does not match the output type: {e}")))
+    }
+
+    /// Waits, then fetches the result; a result not ready yet (the relay's status ran
+    /// ahead of it) is asked for again after the poll interval.
+    async fn wait_and_fetch(&self, on_update: &mut (impl FnMut(&Update) + Send), completed: &AtomicBool) -> Result<Value, Error> {
+        let policy = self.client.config().wait.poll.clone();
+        let mut early = 0u32;
+        loop {
+            self.wait(&mut *on_update).await?;
+            match self.fetch_result().await? {
+                Fetched::Ready(v) => {
+                    completed.store(true, Ordering::SeqCst);
+                    return Ok(v);
+                }
+                Fetched::NotReady(status) => {
+                    tracing::debug!(request_id = %self.request_id, %status, "the result is not ready yet");
+                    tokio::time::sleep(policy.interval(early)).await;
+                    early += 1;
+                }
+            }
+        }
     }
 
     /// Asks the server to cancel the job.
@@ -310,32 +383,68 @@ impl RequestHandle {
 
     /// Waits (within the client's deadline) and fetches the typed result; on the
     /// deadline, cancels per policy and answers [`Error::Timeout`] with the request id.
-    pub async fn finish<T: DeserializeOwned>(&self, on_update: impl FnMut(&Update) + Send) -> Result<T, Error> {
-        let policy = self.client.config().wait.clone();
+    pub async fn finish<T: DeserializeOwned>(&self, mut on_update: impl FnMut(&Update) + Send) -> Result<T, Error> {
+        let done = AtomicBool::new(false);
+        let value = self.within_deadline(&done, async { self.wait_and_fetch(&mut on_update, &done).await }).await?;
+        serde_json::from_value(value).map_err(|e| self.err(Call::Result, format!("the result does not match the output type: {e}")))
+    }
+
+    /// Waits, fetches the result and saves every output file into `dir` (as
+    /// `{stem}-{n}.{ext}`), all within the client's deadline: a run is over only once
+    /// its outputs are on disk. On the deadline the job is cancelled per policy unless
+    /// it had completed (then only its saving was cut short: resume it).
+    pub async fn finish_to_dir(
+        &self,
+        dir: &Path,
+        stem: &str,
+        mut on_update: impl FnMut(&Update) + Send,
+    ) -> Result<(Value, Vec<SavedFile>), Error> {
+        let done = AtomicBool::new(false);
         let work = async {
-            self.wait(on_update).await?;
-            self.result::<T>().await
+            let value = self.wait_and_fetch(&mut on_update, &done).await?;
+            let files = download_outputs(&self.client.transport, &value, dir, stem).await?;
+            Ok((value, files))
         };
-        match policy.deadline {
-            None => work.await,
-            Some(deadline) => match tokio::time::timeout(deadline, work).await {
-                Ok(r) => r,
-                Err(_) => {
-                    let cancelled = policy.cancel_on_timeout == CancelOnTimeout::Cancel
-                        && matches!(
-                            tokio::time::timeout(Duration::from_secs(10), self.cancel()).await,
-                            Ok(Ok(CancelStatus::CancellationRequested))
-                        );
-                    Err(Error::Timeout {
-                        endpoint: self.endpoint_id.clone(),
-                        request_id: self.request_id.clone(),
-                        after: deadline,
-                        cancelled,
-                    })
-                }
-            },
+        self.within_deadline(&done, work).await
+    }
+
+    /// Runs `work` within the client's deadline; `completed` is set by `work` once the
+    /// job's result is in hand (then a timeout does not cancel it).
+    async fn within_deadline<T>(
+        &self,
+        completed: &AtomicBool,
+        work: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let policy = self.client.config().wait.clone();
+        let Some(deadline) = policy.deadline else { return work.await };
+        match tokio::time::timeout(deadline, work).await {
+            Ok(r) => r,
+            Err(_) => {
+                let completed = completed.load(Ordering::SeqCst);
+                let cancelled = !completed
+                    && policy.cancel_on_timeout == CancelOnTimeout::Cancel
+                    && matches!(
+                        tokio::time::timeout(Duration::from_secs(10), self.cancel()).await,
+                        Ok(Ok(CancelStatus::CancellationRequested))
+                    );
+                Err(Error::Timeout {
+                    endpoint: self.endpoint_id.clone(),
+                    request_id: self.request_id.clone(),
+                    after: deadline,
+                    cancelled,
+                    completed,
+                })
+            }
         }
     }
+}
+
+/// What one result call found.
+enum Fetched {
+    /// The output.
+    Ready(Value),
+    /// Not finished yet: the state the relay gave.
+    NotReady(String),
 }
 
 struct Progress {
@@ -367,7 +476,7 @@ fn decode<T: DeserializeOwned>(answer: &Answer, endpoint: &str, request_id: Opti
     serde_json::from_slice(&answer.body).map_err(|e| Error::Protocol {
         endpoint: endpoint.to_string(),
         request_id: request_id.map(str::to_string),
-        call: call.name(),
+        call,
         message: format!("HTTP {} with a body that is not the expected JSON ({e}): {}", answer.status, snippet(&answer.body)),
     })
 }
@@ -406,14 +515,19 @@ fn answer_error(endpoint: &str, request_id: Option<&str>, call: Call, answer: &A
         .or_else(|| answer.headers.get("x-fal-error-type").and_then(|v| v.to_str().ok()).map(str::to_string));
     let (endpoint, request_id) = (endpoint.to_string(), request_id.map(str::to_string));
     if let Some(error_type) = error_type {
-        return Error::Infrastructure { endpoint, request_id, status: answer.status, error_type, message };
+        return Error::Infrastructure { endpoint, request_id, call, status: answer.status, error_type, message };
     }
-    if call == Call::Result && (400..600).contains(&answer.status) && !matches!(answer.status, 401 | 403 | 404 | 429) {
+    if let (Some(id), 404, Call::Status | Call::Result | Call::Stream) = (&request_id, answer.status, call) {
+        return Error::Expired { endpoint, request_id: id.clone(), call };
+    }
+    // A failed job answers its error on the result call: 422 with fal's field errors, or
+    // another client error. A server error (5xx, an HTML page) says nothing of the job.
+    if call == Call::Result && (400..500).contains(&answer.status) && !matches!(answer.status, 400 | 401 | 403 | 404 | 408 | 429) {
         return Error::JobFailed { endpoint, request_id, status: answer.status, message, field_errors };
     }
     if call == Call::Submit && answer.status == 422 {
         // The relay validated the input itself: same shape as a failed job, nothing queued.
         return Error::JobFailed { endpoint, request_id, status: answer.status, message, field_errors };
     }
-    Error::Http { endpoint, request_id, call: call.name(), status: answer.status, message }
+    Error::Http { endpoint, request_id, call, status: answer.status, message }
 }

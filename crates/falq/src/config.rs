@@ -79,13 +79,23 @@ pub struct Timeouts {
     /// Time to connect to the server.
     pub connect: Duration,
     /// Time for one call (submit, status, result, cancel) to answer; streams and
-    /// downloads have none, only the overall deadline.
+    /// downloads have none, only the overall deadline and the idle limits below.
     pub request: Duration,
+    /// Longest silence on a status stream (servers send a keep-alive comment every
+    /// ~15 s): past it the stream is dropped and the job polled (a half-open connection).
+    pub stream_idle: Duration,
+    /// Longest wait for the next bytes of a download (a stalled media server).
+    pub read: Duration,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { connect: Duration::from_secs(10), request: Duration::from_secs(60) }
+        Self {
+            connect: Duration::from_secs(10),
+            request: Duration::from_secs(60),
+            stream_idle: Duration::from_secs(45),
+            read: Duration::from_secs(60),
+        }
     }
 }
 
@@ -214,11 +224,18 @@ pub struct HttpPolicy {
     /// client; more wait their turn. Bounds the connections (and memory) of HTTP/1.1 and
     /// spares the server a connection storm. Status streams are not counted.
     pub max_in_flight: usize,
+    /// The largest JSON answer read (a result with `sync_mode` data URIs is the
+    /// largest expected); a larger one is an error, not an out-of-memory.
+    pub max_body: usize,
+    /// The longest line of a status stream.
+    pub max_sse_line: usize,
+    /// Output files downloaded at once per result (each one an open file and connection).
+    pub max_downloads: usize,
 }
 
 impl Default for HttpPolicy {
     fn default() -> Self {
-        Self { version: HttpVersion::Negotiate, max_in_flight: 32 }
+        Self { version: HttpVersion::Negotiate, max_in_flight: 32, max_body: 32 << 20, max_sse_line: 1 << 20, max_downloads: 4 }
     }
 }
 

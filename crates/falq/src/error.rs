@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::retry::Call;
+
 /// One field-level message of a failed job (fal's 422 `detail` list).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldError {
@@ -26,6 +28,21 @@ fn fields(errors: &[FieldError]) -> String {
 
 fn req(request_id: &Option<String>) -> String {
     request_id.as_ref().map(|r| format!(" (request {r})")).unwrap_or_default()
+}
+
+/// What a failed submit means for the paid job: whether it may exist on the relay.
+fn submit_fate(call: &Call, maybe: bool) -> &'static str {
+    match (call, maybe) {
+        (Call::Submit, true) => "; the job may have been queued (and paid): check the relay before submitting again",
+        (Call::Submit, false) => "; nothing was queued",
+        _ => "",
+    }
+}
+
+/// Whether an HTTP status answered to a submit leaves open that the job was queued:
+/// a gateway or server error may come after the relay accepted the work.
+fn submit_may_exist(status: u16) -> bool {
+    matches!(status, 500 | 502 | 504)
 }
 
 /// Everything that can go wrong.
@@ -55,6 +72,14 @@ pub enum Error {
         /// Why it was refused.
         why: &'static str,
     },
+    /// The input could not be encoded as JSON; nothing was sent.
+    #[error("{endpoint}: cannot encode the input, nothing was sent: {message}")]
+    Encode {
+        /// The endpoint id.
+        endpoint: String,
+        /// What serde said.
+        message: String,
+    },
     /// The job ran and failed: the result call answered an error (fal's 422 with field errors, ...).
     #[error("{endpoint}: the job failed (HTTP {status}){}: {}", req(request_id), if field_errors.is_empty() { message.clone() } else { fields(field_errors) })]
     JobFailed {
@@ -70,12 +95,14 @@ pub enum Error {
         field_errors: Vec<FieldError>,
     },
     /// The relay or fal's infrastructure failed (`error_type` such as `runner_scheduling_failure`).
-    #[error("{endpoint}: infrastructure error {error_type} (HTTP {status}){}: {message}", req(request_id))]
+    #[error("{endpoint}: infrastructure error {error_type} (HTTP {status}) from {call}{}: {message}{}", req(request_id), submit_fate(call, submit_may_exist(*status)))]
     Infrastructure {
         /// The endpoint id.
         endpoint: String,
         /// The request id, when the job was accepted.
         request_id: Option<String>,
+        /// Which call.
+        call: Call,
         /// The HTTP status.
         status: u16,
         /// fal's `error_type` (body or `X-Fal-Error-Type` header).
@@ -84,28 +111,28 @@ pub enum Error {
         message: String,
     },
     /// The server answered an HTTP error the protocol does not explain.
-    #[error("{endpoint}: HTTP {status} from {call}{}: {message}", req(request_id))]
+    #[error("{endpoint}: HTTP {status} from {call}{}: {message}{}", req(request_id), submit_fate(call, submit_may_exist(*status)))]
     Http {
         /// The endpoint id.
         endpoint: String,
         /// The request id, when known.
         request_id: Option<String>,
-        /// Which call (`submit`, `status`, `result`, `cancel`).
-        call: &'static str,
+        /// Which call.
+        call: Call,
         /// The HTTP status.
         status: u16,
         /// The server's message, or the start of its body.
         message: String,
     },
     /// The network failed and the retry policy gave up.
-    #[error("{endpoint}: {call} failed after {attempts} attempt(s){}: {message}", req(request_id))]
+    #[error("{endpoint}: {call} failed after {attempts} attempt(s){}: {message}{}", req(request_id), submit_fate(call, *maybe_submitted))]
     Network {
         /// The endpoint id.
         endpoint: String,
         /// The request id, when known.
         request_id: Option<String>,
         /// Which call.
-        call: &'static str,
+        call: Call,
         /// Attempts made.
         attempts: u32,
         /// What failed last.
@@ -115,7 +142,7 @@ pub enum Error {
         maybe_submitted: bool,
     },
     /// The run's deadline passed.
-    #[error("{endpoint}: no result within {after:?} (request {request_id}); {}", if *cancelled { "the job was cancelled" } else { "the job was left running: resume it with its request id" })]
+    #[error("{endpoint}: no result within {after:?} (request {request_id}); {}", if *cancelled { "the job was cancelled" } else if *completed { "the job completed but its outputs were not all saved: fetch them with its request id (`falq resume`) before they expire" } else { "the job was left running: resume it with its request id" })]
     Timeout {
         /// The endpoint id.
         endpoint: String,
@@ -125,16 +152,18 @@ pub enum Error {
         after: Duration,
         /// Whether the remote job was cancelled.
         cancelled: bool,
+        /// Whether the job had completed (the deadline passed while fetching or saving its outputs).
+        completed: bool,
     },
     /// An answer that is not what the protocol says (bad JSON, a missing field).
-    #[error("{endpoint}: unexpected answer to {call}{}: {message}", req(request_id))]
+    #[error("{endpoint}: unexpected answer to {call}{}: {message}{}", req(request_id), submit_fate(call, true))]
     Protocol {
         /// The endpoint id.
         endpoint: String,
         /// The request id, when known.
         request_id: Option<String>,
         /// Which call.
-        call: &'static str,
+        call: Call,
         /// What was wrong.
         message: String,
     },
@@ -144,9 +173,32 @@ pub enum Error {
         /// The endpoint id.
         endpoint: String,
         /// Which call.
-        call: &'static str,
+        call: Call,
         /// Where the redirect pointed.
         location: String,
+    },
+    /// The relay no longer has the job (HTTP 404 on its status or result): its result
+    /// expired, or it never existed there.
+    #[error(
+        "{endpoint}: the relay no longer has request {request_id} (HTTP 404 from {call}): its result expired or it never existed there"
+    )]
+    Expired {
+        /// The endpoint id.
+        endpoint: String,
+        /// The request id.
+        request_id: String,
+        /// Which call answered 404.
+        call: Call,
+    },
+    /// The result was asked for before the job completed.
+    #[error("{endpoint}: request {request_id} has no result yet ({status}): wait for it, or `falq resume`")]
+    NotReady {
+        /// The endpoint id.
+        endpoint: String,
+        /// The request id.
+        request_id: String,
+        /// The state the relay reported (`IN_PROGRESS`, or the HTTP status).
+        status: String,
     },
     /// Reading a local file or saving an output failed.
     #[error("{path}: {source}")]
@@ -175,8 +227,21 @@ impl Error {
             | Self::Http { request_id, .. }
             | Self::Network { request_id, .. }
             | Self::Protocol { request_id, .. } => request_id.as_deref(),
-            Self::Timeout { request_id, .. } => Some(request_id),
+            Self::Timeout { request_id, .. } | Self::Expired { request_id, .. } | Self::NotReady { request_id, .. } => Some(request_id),
             _ => None,
+        }
+    }
+
+    /// Whether a failed submit may nevertheless have queued the job (it was sent and no
+    /// clear refusal came back): then submitting again may pay twice.
+    pub fn maybe_submitted(&self) -> bool {
+        match self {
+            Self::Network { call: Call::Submit, maybe_submitted, .. } => *maybe_submitted,
+            Self::Http { call: Call::Submit, status, .. } | Self::Infrastructure { call: Call::Submit, status, .. } => {
+                submit_may_exist(*status)
+            }
+            Self::Protocol { call: Call::Submit, .. } => true,
+            _ => false,
         }
     }
 }

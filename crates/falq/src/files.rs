@@ -117,14 +117,21 @@ pub struct SavedFile {
     pub source: String,
 }
 
-/// Streams every output file of `result` into `dir` as `{stem}-{n}.{ext}`, all at
-/// once; media URLs are fetched without credentials, data URIs decoded. A partial
-/// file is never left under the final name.
+/// Streams every output file of `result` into `dir` as `{stem}-{n}.{ext}`, at most
+/// `HttpPolicy::max_downloads` at once (a result of thousands of files opens that many
+/// files and connections, not thousands); media URLs are fetched without credentials,
+/// data URIs decoded. A partial file is never left under the final name.
 pub async fn download_outputs(transport: &Transport, result: &Value, dir: &Path, stem: &str) -> Result<Vec<SavedFile>, Error> {
     tokio::fs::create_dir_all(dir).await.map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
     let files = output_files(result);
+    let parallel = transport.config.http.max_downloads.max(1);
     let jobs = files.iter().enumerate().map(|(i, f)| save_one(transport, f, dir, stem, i));
-    futures_util::future::join_all(jobs).await.into_iter().collect()
+    let mut saved = futures_util::stream::iter(jobs).buffered(parallel);
+    let mut out = Vec::with_capacity(files.len());
+    while let Some(file) = saved.next().await {
+        out.push(file?);
+    }
+    Ok(out)
 }
 
 async fn save_one(transport: &Transport, file: &OutputFile, dir: &Path, stem: &str, index: usize) -> Result<SavedFile, Error> {

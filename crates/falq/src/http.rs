@@ -1,8 +1,6 @@
 //! The transport: one loop that sends a call, confines the key to the base's origin,
 //! and retries as the pure policy of `retry.rs` decides.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use reqwest::{Method, Url};
@@ -62,6 +60,8 @@ impl Transport {
         let api = api.build().map_err(|e| Error::Config { message: format!("cannot build the HTTP client: {e}") })?;
         let media = reqwest::Client::builder()
             .connect_timeout(config.timeouts.connect)
+            // A stalled media server: no byte for this long ends the download.
+            .read_timeout(config.timeouts.read)
             .user_agent(concat!("falq/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config { message: format!("cannot build the HTTP client: {e}") })?;
@@ -117,7 +117,7 @@ impl Transport {
             return Err(Error::Protocol {
                 endpoint: ctx.endpoint.to_string(),
                 request_id: ctx.request_id.map(str::to_string),
-                call: call.name(),
+                call,
                 message: format!("refusing to send the key to {url}, which is not on the base URL"),
             });
         }
@@ -141,7 +141,7 @@ impl Transport {
                     if resp.status().is_redirection() {
                         let location =
                             resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
-                        return Err(Error::ForeignRedirect { endpoint: ctx.endpoint.to_string(), call: call.name(), location });
+                        return Err(Error::ForeignRedirect { endpoint: ctx.endpoint.to_string(), call, location });
                     }
                     return Ok(resp);
                 }
@@ -149,7 +149,7 @@ impl Transport {
                     return Err(Error::Network {
                         endpoint: ctx.endpoint.to_string(),
                         request_id: ctx.request_id.map(str::to_string),
-                        call: call.name(),
+                        call,
                         attempts,
                         message: error_chain(&e),
                         maybe_submitted: call == Call::Submit && outcome == Outcome::Lost,
@@ -163,30 +163,70 @@ impl Transport {
         }
     }
 
-    /// Sends a call and reads the whole answer.
+    /// Sends a call and reads the whole answer, at most `HttpPolicy::max_body` bytes.
     ///
     /// Short calls take one of `max_in_flight` slots for their attempts and their body;
     /// streams and downloads, long by nature, go through [`Transport::send`] without one.
+    /// A body cut short (a reset mid-answer) is fetched again for every call but submit,
+    /// within the retry policy's attempts: a submit's answer lost that way may mean a
+    /// queued job, so it is reported as one that may exist.
     pub async fn call(&self, call: Call, method: Method, url: &Url, body: Option<Bytes>, ctx: &CallCtx<'_>) -> Result<Answer, Error> {
         let _slot = self.in_flight.acquire().await.ok();
-        let resp = self.send(call, method, url, body, ctx).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| Error::Network {
-            endpoint: ctx.endpoint.to_string(),
-            request_id: ctx.request_id.map(str::to_string),
-            call: call.name(),
-            attempts: 1,
-            message: format!("reading the answer: {}", error_chain(&e)),
-            maybe_submitted: call == Call::Submit,
-        })?;
-        Ok(Answer { status, headers, body })
+        let mut reads = 0u32;
+        loop {
+            reads += 1;
+            let resp = self.send(call, method.clone(), url, body.clone(), ctx).await?;
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            match read_capped(resp, self.config.http.max_body).await {
+                Ok(body) => return Ok(Answer { status, headers, body }),
+                Err(BodyError::TooLarge(n)) => {
+                    return Err(Error::Protocol {
+                        endpoint: ctx.endpoint.to_string(),
+                        request_id: ctx.request_id.map(str::to_string),
+                        call,
+                        message: format!("HTTP {status} with a body over {n} bytes (HttpPolicy::max_body); not read"),
+                    });
+                }
+                Err(BodyError::Read(e)) if call.idempotent() && reads < self.config.retry.max_attempts => {
+                    tracing::debug!(call = call.name(), reads, error = %e, "answer cut short; asking again");
+                }
+                Err(BodyError::Read(e)) => {
+                    return Err(Error::Network {
+                        endpoint: ctx.endpoint.to_string(),
+                        request_id: ctx.request_id.map(str::to_string),
+                        call,
+                        attempts: reads,
+                        message: format!("reading the answer: {e}"),
+                        maybe_submitted: call == Call::Submit,
+                    });
+                }
+            }
+        }
     }
+}
 
-    /// A sleep that a deadline may cut short; here so the wait loop has one place that sleeps.
-    pub async fn pause(&self, d: Duration) {
-        tokio::time::sleep(d).await;
+enum BodyError {
+    TooLarge(usize),
+    Read(String),
+}
+
+/// Reads a body whole, refusing one over `max` bytes (by its length or as it arrives).
+async fn read_capped(resp: reqwest::Response, max: usize) -> Result<Bytes, BodyError> {
+    use futures_util::StreamExt;
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(BodyError::TooLarge(max));
     }
+    let mut out = bytes::BytesMut::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| BodyError::Read(error_chain(&e)))?;
+        if out.len() + chunk.len() > max {
+            return Err(BodyError::TooLarge(max));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
 }
 
 /// An error and its causes, on one line.

@@ -32,3 +32,4 @@ pub use config::{
 pub use error::{Error, FieldError};
 pub use falq_api::{self as api, Endpoint, EndpointMethods, endpoints, types};
 pub use files::SavedFile;
+pub use retry::Call;

@@ -22,7 +22,18 @@ pub enum Call {
     Download,
 }
 
+impl std::fmt::Display for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl Call {
+    /// Whether the call may be repeated without effect (all but submit).
+    pub fn idempotent(self) -> bool {
+        self != Self::Submit
+    }
+
     /// The call's name in messages.
     pub fn name(self) -> &'static str {
         match self {
@@ -74,7 +85,9 @@ pub fn retryable(call: Call, outcome: Outcome) -> bool {
             503 => true,
             502 => call != Call::Submit,
             504 => call != Call::Submit && !user_timeout,
-            500 => matches!(call, Call::Status | Call::Stream),
+            // A result, a status or a download is a GET: a 500 may pass. A failed job
+            // answers its own error (422, or a `detail` body), never retried.
+            500 => matches!(call, Call::Status | Call::Stream | Call::Result | Call::Download),
             _ => false,
         },
     }
@@ -126,7 +139,7 @@ mod tests {
             (Status, answered(504), true),
             (Status, Outcome::Answered { status: 504, retry_after: None, user_timeout: true }, false),
             (Status, answered(404), false),
-            (Result, answered(500), false),
+            (Result, answered(500), true),
             (Result, answered(503), true),
             (Result, answered(422), false),
             (Result, Outcome::Lost, true),

@@ -45,6 +45,7 @@ pub static FLUX_1_DEV_IMAGE_TO_IMAGE: crate::EndpointInfo = crate::EndpointInfo 
             max: Some(4f64),
         },
     ],
+    check_output: crate::check_as::<crate::types::FluxImageOutput>,
 };
 ///The catalogue entry of `fal-ai/flux-1/dev/redux`.
 pub static FLUX_1_DEV_REDUX: crate::EndpointInfo = crate::EndpointInfo {
@@ -97,6 +98,7 @@ pub static FLUX_1_DEV_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             max: Some(4f64),
         },
     ],
+    check_output: crate::check_as::<crate::types::FluxImageOutput>,
 };
 ///The catalogue entry of `fal-ai/flux-1/dev`.
 pub static FLUX_1_DEV: crate::EndpointInfo = crate::EndpointInfo {
@@ -149,6 +151,7 @@ pub static FLUX_1_DEV: crate::EndpointInfo = crate::EndpointInfo {
             max: Some(50f64),
         },
     ],
+    check_output: crate::check_as::<crate::types::FluxImageOutput>,
 };
 ///The catalogue entry of `fal-ai/flux-1/schnell/redux`.
 pub static FLUX_1_SCHNELL_REDUX: crate::EndpointInfo = crate::EndpointInfo {
@@ -193,6 +196,7 @@ pub static FLUX_1_SCHNELL_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             max: Some(4f64),
         },
     ],
+    check_output: crate::check_as::<crate::types::FluxImageOutput>,
 };
 ///The catalogue entry of `fal-ai/flux-pro/kontext/max/multi`.
 pub static FLUX_PRO_KONTEXT_MAX_MULTI: crate::EndpointInfo = crate::EndpointInfo {
@@ -219,6 +223,7 @@ pub static FLUX_PRO_KONTEXT_MAX_MULTI: crate::EndpointInfo = crate::EndpointInfo
             max: None,
         },
     ],
+    check_output: crate::check_as::<crate::types::FluxImageOutput>,
 };
 ///The catalogue entry of `fal-ai/flux-pro/kontext/max`.
 pub static FLUX_PRO_KONTEXT_MAX: crate::EndpointInfo = crate::EndpointInfo {
@@ -247,6 +252,7 @@ pub static FLUX_PRO_KONTEXT_MAX: crate::EndpointInfo = crate::EndpointInfo {
             max: Some(4f64),
         },
     ],
+    check_output: crate::check_as::<crate::types::FluxImageOutput>,
 };
 ///The catalogue entry of `fal-ai/flux-pro/kontext/multi`.
 pub static FLUX_PRO_KONTEXT_MULTI: crate::EndpointInfo = crate::EndpointInfo {
@@ -281,6 +287,7 @@ pub static FLUX_PRO_KONTEXT_MULTI: crate::EndpointInfo = crate::EndpointInfo {
             max: Some(4f64),
         },
     ],
+    check_output: crate::check_as::<crate::types::FluxImageOutput>,
 };
 ///The catalogue entry of `fal-ai/flux-pro/kontext/text-to-image`.
 pub static FLUX_PRO_KONTEXT_TEXT_TO_IMAGE: crate::EndpointInfo = crate::EndpointInfo {
@@ -309,6 +316,7 @@ pub static FLUX_PRO_KONTEXT_TEXT_TO_IMAGE: crate::EndpointInfo = crate::Endpoint
             max: Some(4f64),
         },
     ],
+    check_output: crate::check_as::<crate::types::FluxImageOutput>,
 };
 ///The catalogue entry of `fal-ai/flux-pro/kontext`.
 pub static FLUX_PRO_KONTEXT: crate::EndpointInfo = crate::EndpointInfo {
@@ -337,6 +345,7 @@ pub static FLUX_PRO_KONTEXT: crate::EndpointInfo = crate::EndpointInfo {
             max: Some(4f64),
         },
     ],
+    check_output: crate::check_as::<crate::types::FluxImageOutput>,
 };
 ///The catalogue entry of `fal-ai/flux-1/schnell`.
 pub static FLUX_1_SCHNELL: crate::EndpointInfo = crate::EndpointInfo {
@@ -381,6 +390,7 @@ pub static FLUX_1_SCHNELL: crate::EndpointInfo = crate::EndpointInfo {
             max: Some(4f64),
         },
     ],
+    check_output: crate::check_as::<crate::types::FluxImageOutput>,
 };
 ///The catalogue entry of `fal-ai/flux-pro/kontext/max/text-to-image`.
 pub static FLUX_PRO_KONTEXT_MAX_TEXT_TO_IMAGE: crate::EndpointInfo = crate::EndpointInfo {
@@ -409,6 +419,7 @@ pub static FLUX_PRO_KONTEXT_MAX_TEXT_TO_IMAGE: crate::EndpointInfo = crate::Endp
             max: Some(4f64),
         },
     ],
+    check_output: crate::check_as::<crate::types::FluxImageOutput>,
 };
 /// Every endpoint, in path order.
 pub static ENDPOINTS: &[&crate::EndpointInfo] = &[

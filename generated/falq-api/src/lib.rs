@@ -57,6 +57,14 @@ pub struct EndpointInfo {
     pub output_schema: &'static str,
     /// The bounds of the input's fields, checked before sending.
     pub bounds: &'static [FieldBound],
+    /// Whether a JSON value is this endpoint's output (decodes as its output type);
+    /// the error says which field does not.
+    pub check_output: fn(&serde_json::Value) -> Result<(), String>,
+}
+
+/// Whether `value` decodes as `T`; the error names the field where it does not.
+pub fn check_as<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Result<(), String> {
+    T::deserialize(value).map(drop).map_err(|e| e.to_string())
 }
 
 /// An endpoint known at compile time: its input and output types.

@@ -1,0 +1,315 @@
+//! Paid jobs against relays that answer badly (mock servers on 127.0.0.1): each test
+//! names what a user would lose if the rule broke. The CLI's side (the journal, exit
+//! codes, resume) is in `crates/falq-cli/tests/paid_jobs.rs`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use falq::{ApiKey, Client, Config, Error, RetryPolicy, WaitMode};
+use serde_json::{Value, json};
+use tests::{CaptureServer, Captured, Reply, fixture};
+
+const ID: &str = "0b5e1c2d-0000-4000-8000-00000000f00d";
+const REDUX: &str = "fal-ai/flux-1/dev/redux";
+
+fn config(base: &str, mode: WaitMode) -> Config {
+    let mut c = Config::new(base).unwrap().with_key(ApiKey::new("sk-relay-secret"));
+    c.wait.mode = mode;
+    c.wait.poll.initial = Duration::from_millis(5);
+    c.wait.poll.max = Duration::from_millis(20);
+    c.wait.deadline = Some(Duration::from_secs(20));
+    c.timeouts.stream_idle = Duration::from_millis(300);
+    c.retry = RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+        jitter: 0.25,
+        max_retry_after: Duration::from_secs(2),
+    };
+    c
+}
+
+fn status(base: &str, state: &str) -> String {
+    json!({"status": state, "request_id": ID,
+        "response_url": format!("{base}/fal-ai/flux-1/requests/{ID}"),
+        "status_url": format!("{base}/fal-ai/flux-1/requests/{ID}/status"),
+        "cancel_url": format!("{base}/fal-ai/flux-1/requests/{ID}/cancel"), "queue_position": 0})
+    .to_string()
+}
+
+fn output(image_url: &str) -> String {
+    let mut r: Value = serde_json::from_str(&fixture("seeds/result-image.json")).unwrap();
+    r["images"][0]["url"] = json!(image_url);
+    r.to_string()
+}
+
+/// The bytes the mock media host serves (text: the mock answers with strings).
+const PNG: &[u8] = b"PNG image bytes";
+
+/// A relay: submit queues, status completes at once, the stream 404s, and `result`
+/// answers the n-th result call (0-based) as the closure says.
+async fn relay(result: impl Fn(usize, &str) -> Reply + Send + Sync + 'static) -> (CaptureServer, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let n = calls.clone();
+    let base = Arc::new(std::sync::OnceLock::<String>::new());
+    let b = base.clone();
+    let server = CaptureServer::start_with(move |req: &Captured| {
+        let base = b.get().cloned().unwrap_or_default();
+        let t = req.target.as_str();
+        if req.method == "POST" {
+            Reply::json(200, status(&base, "IN_QUEUE"))
+        } else if t.contains("/status/stream") {
+            Reply::json(404, r#"{"detail":"Not Found"}"#)
+        } else if t.contains("/status") {
+            Reply::json(200, status(&base, "COMPLETED"))
+        } else if t.starts_with("/files/") {
+            Reply::typed(200, "image/png", String::from_utf8_lossy(PNG).into_owned())
+        } else if t == format!("/fal-ai/flux-1/requests/{ID}") {
+            result(n.fetch_add(1, Ordering::SeqCst), &base)
+        } else {
+            Reply::json(404, r#"{"detail":"no route"}"#)
+        }
+    })
+    .await;
+    base.set(server.base_url.clone()).unwrap();
+    (server, calls)
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("falq-paid-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+async fn run_to_dir(server: &CaptureServer, mode: WaitMode, dir: &std::path::Path) -> Result<(Value, Vec<falq::SavedFile>), Error> {
+    let client = Client::new(config(&server.base_url, mode)).unwrap();
+    let handle = client.submit_json(REDUX, &json!({"image_url": "https://example.test/in.png"})).await.unwrap();
+    handle.finish_to_dir(dir, ID, |_| {}).await
+}
+
+#[tokio::test]
+async fn a_result_answered_202_with_a_status_is_asked_again_not_taken_as_the_output() {
+    // Lost otherwise: the job is marked done with no image saved.
+    let (server, calls) = relay(|n, base| {
+        if n == 0 { Reply::json(202, status(base, "IN_PROGRESS")) } else { Reply::json(200, output(&format!("{base}/files/a.png"))) }
+    })
+    .await;
+    let dir = scratch("202");
+    let (_, files) = run_to_dir(&server, WaitMode::Poll, &dir).await.expect("the output, once ready");
+    assert_eq!(files.len(), 1);
+    assert_eq!(std::fs::read(&files[0].path).unwrap(), PNG, "the image itself is saved");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn a_result_that_is_not_the_output_type_is_never_a_success() {
+    // Lost otherwise: an NSFW refusal, a bare seed or `null` counted as a finished job.
+    for (body, failed) in [(r#"{"detail": "generation failed: NSFW"}"#, true), (r#"{"seed": 1}"#, false), ("null", false)] {
+        let (server, _) = relay(move |_, _| Reply::json(200, body)).await;
+        let dir = scratch("nottype");
+        let err = run_to_dir(&server, WaitMode::Poll, &dir).await.expect_err(body);
+        if failed {
+            assert!(matches!(&err, Error::JobFailed { status: 200, message, .. } if message.contains("NSFW")), "{body}: {err}");
+        } else {
+            assert!(matches!(&err, Error::Protocol { .. }), "{body}: {err}");
+            assert!(err.to_string().contains("is not FluxImageOutput") && err.to_string().contains(ID), "{body}: {err}");
+        }
+        assert!(!dir.exists() || std::fs::read_dir(&dir).unwrap().next().is_none(), "nothing saved");
+    }
+}
+
+#[tokio::test]
+async fn a_server_error_on_the_result_is_retried_and_is_no_job_failure() {
+    // Lost otherwise: a paid job journaled `failed` for good because a proxy hiccuped.
+    let (server, calls) = relay(|n, base| match n {
+        0 => Reply::typed(502, "text/html", "<html><body>Bad Gateway</body></html>"),
+        1 => Reply::json(500, r#"{"detail":"upstream"}"#),
+        _ => Reply::json(200, output(&format!("{base}/files/a.png"))),
+    })
+    .await;
+    let dir = scratch("5xx");
+    run_to_dir(&server, WaitMode::Poll, &dir).await.expect("retried to the output");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let (server, _) = relay(|_, _| Reply::typed(500, "text/html", "<html>oops</html>")).await;
+    let err = run_to_dir(&server, WaitMode::Poll, &dir).await.expect_err("still failing");
+    assert!(matches!(err, Error::Http { status: 500, .. }), "a 5xx says nothing of the job: {err}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn an_answer_cut_short_is_fetched_again() {
+    // Lost otherwise: a reset in the middle of the result body ends the run.
+    let (server, calls) = relay(|n, base| {
+        let r = Reply::json(200, output(&format!("{base}/files/a.png")));
+        if n == 0 { r.cut_at(40) } else { r }
+    })
+    .await;
+    let dir = scratch("cut");
+    run_to_dir(&server, WaitMode::Poll, &dir).await.expect("asked again");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn a_job_the_relay_forgot_is_expired() {
+    // Lost otherwise: a job pending forever that nobody can ever fetch.
+    let server = CaptureServer::start(|req| {
+        if req.method == "POST" { (200, status("http://x", "IN_QUEUE")) } else { (404, r#"{"detail":"Request not found"}"#.into()) }
+    })
+    .await;
+    let client = Client::new(config(&server.base_url, WaitMode::Poll)).unwrap();
+    let handle = client.handle(REDUX, ID).unwrap();
+    let err = handle.finish_to_dir(&scratch("gone"), ID, |_| {}).await.expect_err("gone");
+    assert!(matches!(&err, Error::Expired { request_id, .. } if request_id == ID), "{err}");
+}
+
+#[tokio::test]
+async fn a_silent_status_stream_falls_back_to_polling() {
+    // Lost otherwise: `falq run` hangs forever on a half-open connection.
+    let base = Arc::new(std::sync::OnceLock::<String>::new());
+    let b = base.clone();
+    let server = CaptureServer::start_with(move |req| {
+        let base = b.get().cloned().unwrap_or_default();
+        if req.method == "POST" {
+            Reply::json(200, status(&base, "IN_QUEUE"))
+        } else if req.target.contains("/status/stream") {
+            let event = format!("data: {}\n\n", status(&base, "IN_PROGRESS"));
+            Reply::sse(event).then_hold(Duration::from_secs(30))
+        } else if req.target.contains("/status") {
+            Reply::json(200, status(&base, "COMPLETED"))
+        } else if req.target.starts_with("/files/") {
+            Reply::typed(200, "image/png", String::from_utf8_lossy(PNG).into_owned())
+        } else {
+            Reply::json(200, output(&format!("{base}/files/a.png")))
+        }
+    })
+    .await;
+    base.set(server.base_url.clone()).unwrap();
+    let started = Instant::now();
+    let dir = scratch("silent");
+    run_to_dir(&server, WaitMode::Stream, &dir).await.expect("completed by polling");
+    assert!(started.elapsed() < Duration::from_secs(10), "fell back after the idle limit, not the hold");
+    assert_eq!(server.count("GET", &format!("/fal-ai/flux-1/requests/{ID}/status?")), 1, "one poll after the stream went silent");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn an_endless_stream_line_or_an_oversized_result_is_refused_not_buffered() {
+    // Lost otherwise: memory without limit (a stream line with no newline, a 100 MB result).
+    let base = Arc::new(std::sync::OnceLock::<String>::new());
+    let b = base.clone();
+    let server = CaptureServer::start_with(move |req| {
+        let base = b.get().cloned().unwrap_or_default();
+        if req.method == "POST" {
+            Reply::json(200, status(&base, "IN_QUEUE"))
+        } else if req.target.contains("/status/stream") {
+            Reply::sse(format!("data: {}", "x".repeat(3 << 20))).then_hold(Duration::from_secs(30))
+        } else if req.target.contains("/status") {
+            Reply::json(200, status(&base, "COMPLETED"))
+        } else {
+            Reply::json(200, format!("[{}]", vec!["{}"; 600_000].join(",")))
+        }
+    })
+    .await;
+    base.set(server.base_url.clone()).unwrap();
+    let mut c = config(&server.base_url, WaitMode::Stream);
+    c.http.max_body = 1 << 20;
+    c.timeouts.stream_idle = Duration::from_secs(20);
+    let client = Client::new(c).unwrap();
+    let handle = client.submit_json(REDUX, &json!({"image_url": "u"})).await.unwrap();
+    let started = Instant::now();
+    let err = handle.finish_to_dir(&scratch("big"), ID, |_| {}).await.expect_err("too large");
+    assert!(started.elapsed() < Duration::from_secs(10), "the long line ended the stream at once");
+    assert!(err.to_string().contains("body over 1048576 bytes"), "{err}");
+}
+
+#[tokio::test]
+async fn thousands_of_output_files_are_downloaded_a_few_at_a_time() {
+    // Lost otherwise: a result with 3,000 images opens 3,000 files and connections at once.
+    let base = Arc::new(std::sync::OnceLock::<String>::new());
+    let b = base.clone();
+    let server = CaptureServer::start_with(move |req| {
+        let base = b.get().cloned().unwrap_or_default();
+        if req.target.starts_with("/files/") {
+            Reply::typed(200, "image/png", String::from_utf8_lossy(PNG).into_owned()).after(Duration::from_millis(20))
+        } else {
+            let images: Vec<Value> = (0..60).map(|i| json!({"url": format!("{base}/files/{i}.png")})).collect();
+            Reply::json(200, json!({"images": images, "seed": 1}).to_string())
+        }
+    })
+    .await;
+    base.set(server.base_url.clone()).unwrap();
+    let client = Client::new(config(&server.base_url, WaitMode::Poll)).unwrap();
+    let dir = scratch("many");
+    let files = client
+        .download(
+            &serde_json::from_str(&{
+                let images: Vec<Value> = (0..60).map(|i| json!({"url": format!("{}/files/{i}.png", server.base_url)})).collect();
+                json!({"images": images}).to_string()
+            })
+            .unwrap(),
+            &dir,
+            ID,
+        )
+        .await
+        .unwrap();
+    assert_eq!(files.len(), 60);
+    assert!(server.max_concurrency() <= falq::HttpPolicy::default().max_downloads, "{} at once", server.max_concurrency());
+    assert_eq!(
+        files.iter().map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned()).collect::<Vec<_>>()[59],
+        format!("{ID}-59.png"),
+        "in order"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn a_stalled_download_ends_at_the_deadline_and_says_the_job_completed() {
+    // Lost otherwise: `--timeout 5s` still running at 90 s; or the job cancelled after it was paid and done.
+    let base = Arc::new(std::sync::OnceLock::<String>::new());
+    let b = base.clone();
+    let server = CaptureServer::start_with(move |req| {
+        let base = b.get().cloned().unwrap_or_default();
+        if req.method == "POST" {
+            Reply::json(200, status(&base, "IN_QUEUE"))
+        } else if req.target.contains("/status") {
+            Reply::json(200, status(&base, "COMPLETED"))
+        } else if req.target.starts_with("/files/") {
+            Reply::typed(200, "image/png", "\u{89}PNG").then_hold(Duration::from_secs(60))
+        } else {
+            Reply::json(200, output(&format!("{base}/files/a.png")))
+        }
+    })
+    .await;
+    base.set(server.base_url.clone()).unwrap();
+    let mut c = config(&server.base_url, WaitMode::Poll);
+    c.wait.deadline = Some(Duration::from_secs(1));
+    let client = Client::new(c).unwrap();
+    let handle = client.submit_json(REDUX, &json!({"image_url": "u"})).await.unwrap();
+    let started = Instant::now();
+    let err = handle.finish_to_dir(&scratch("stall"), ID, |_| {}).await.expect_err("deadline");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(matches!(err, Error::Timeout { completed: true, cancelled: false, .. }), "{err}");
+    assert_eq!(server.count("PUT", "/"), 0, "a completed job is never cancelled");
+    assert!(err.to_string().contains("completed but its outputs were not all saved"), "{err}");
+}
+
+#[tokio::test]
+async fn a_submit_that_may_have_queued_the_job_says_so() {
+    // Lost otherwise: the user submits again and pays twice, or believes nothing happened.
+    for reply in [Reply::json(502, r#"{"detail":"bad gateway"}"#), Reply::json(504, r#"{"detail":"Request timed out"}"#), Reply::reset()] {
+        let server = CaptureServer::start_with(move |_| reply.clone()).await;
+        let client = Client::new(config(&server.base_url, WaitMode::Poll)).unwrap();
+        let err = client.submit_json(REDUX, &json!({"image_url": "u"})).await.expect_err("no answer");
+        assert!(err.maybe_submitted(), "{err}");
+        assert!(err.to_string().contains("may have been queued"), "{err}");
+        assert_eq!(server.count("POST", "/"), 1, "never sent twice");
+    }
+    let server =
+        CaptureServer::start(|_| (422, r#"{"detail":[{"loc":["body","image_url"],"msg":"bad","type":"value_error"}]}"#.into())).await;
+    let client = Client::new(config(&server.base_url, WaitMode::Poll)).unwrap();
+    let err = client.submit_json(REDUX, &json!({"image_url": "u"})).await.expect_err("refused");
+    assert!(!err.maybe_submitted(), "a 422 queued nothing: {err}");
+}
