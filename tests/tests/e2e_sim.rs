@@ -22,7 +22,7 @@ fn client(sim: &Sim, mode: WaitMode) -> Client {
         c.auth_scheme = falq::AuthScheme::Key;
     }
     c.wait.mode = mode;
-    c.wait.poll.initial = Duration::from_millis(10);
+    c.wait.poll = falq::PollPolicy::fixed(Duration::from_millis(10));
     c.retry = RetryPolicy { base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(50), ..RetryPolicy::default() };
     Client::new(c).unwrap()
 }

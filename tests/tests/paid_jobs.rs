@@ -16,8 +16,7 @@ const REDUX: &str = "fal-ai/flux-1/dev/redux";
 fn config(base: &str, mode: WaitMode) -> Config {
     let mut c = Config::new(base).unwrap().with_key(ApiKey::new("sk-relay-secret"));
     c.wait.mode = mode;
-    c.wait.poll.initial = Duration::from_millis(5);
-    c.wait.poll.max = Duration::from_millis(20);
+    c.wait.poll = falq::PollPolicy::fixed(Duration::from_millis(5));
     c.wait.deadline = Some(Duration::from_secs(20));
     c.timeouts.stream_idle = Duration::from_millis(300);
     c.retry = RetryPolicy {

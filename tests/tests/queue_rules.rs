@@ -16,8 +16,7 @@ const ID: &str = "acf05732-7cb3-445b-9f39-fdaeccb1d730";
 fn config(base: &str, mode: WaitMode) -> Config {
     let mut c = Config::new(base).unwrap().with_key(ApiKey::new("sk-relay-secret"));
     c.wait.mode = mode;
-    c.wait.poll.initial = Duration::from_millis(5);
-    c.wait.poll.max = Duration::from_millis(20);
+    c.wait.poll = falq::PollPolicy::fixed(Duration::from_millis(5));
     c.retry = RetryPolicy {
         max_attempts: 4,
         base_delay: Duration::from_millis(5),

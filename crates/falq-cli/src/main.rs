@@ -478,6 +478,9 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
     config.wait.cancel_on_timeout = CancelOnTimeout::Cancel;
     let base_url = config.base_url.to_string();
     let client = Client::new(config)?;
+    if !args.sim {
+        learn_from_journal(&client, &journal, endpoint.id, &base_url);
+    }
     // Write-ahead: a crash from here on leaves a trace of the job, whatever happens.
     let local_id = journal::new_local_id();
     journal
@@ -575,6 +578,23 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
             }
             Err(Failure { code: falq_code(&e), error: e.into() })
         }
+    }
+}
+
+/// Teaches the client this endpoint's recent service times on this relay, from the
+/// journal (submitted to done: an upper bound), so its first poll aims at the completion.
+fn learn_from_journal(client: &Client, journal: &Journal, endpoint_id: &str, base: &str) {
+    let Ok((jobs, _)) = journal.jobs() else { return };
+    let times = jobs.iter().rev().filter_map(|j| match (&j.submitted, &j.latest) {
+        (Entry::Submitted { endpoint, base_url, at: start, .. }, Entry::Done { at: end, .. })
+            if endpoint == endpoint_id && base_url == base =>
+        {
+            end.checked_sub(*start).map(Duration::from_millis)
+        }
+        _ => None,
+    });
+    for t in times.take(16) {
+        client.learn_service_time(endpoint_id, t);
     }
 }
 

@@ -17,14 +17,18 @@ use crate::config::{CancelOnTimeout, Config, Logs, WaitMode};
 use crate::error::{Error, FieldError};
 use crate::files::{SavedFile, download_outputs};
 use crate::http::{Answer, CallCtx, Transport};
+use crate::knowledge::Knowledge;
+use crate::poll::{PollState, Seen};
 use crate::retry::Call;
 use crate::rewrite::{endpoint_url, onto_base, queue_url, validate_endpoint_id, validate_request_id};
 use crate::sse::SseParser;
 
-/// A client of one relay (or of fal.ai): cheap to clone, shareable across tasks.
+/// A client of one relay (or of fal.ai): cheap to clone, shareable across tasks. Its
+/// jobs share what it learns while waiting (service times, whether the relay streams).
 #[derive(Clone, Debug)]
 pub struct Client {
     transport: Arc<Transport>,
+    knowledge: Arc<Knowledge>,
 }
 
 /// What changed while waiting: the state, the queue position, new log lines.
@@ -43,7 +47,19 @@ pub struct Update {
 impl Client {
     /// A client for a configuration.
     pub fn new(config: Config) -> Result<Self, Error> {
-        Ok(Self { transport: Arc::new(Transport::new(config)?) })
+        let knowledge = Arc::new(Knowledge::new(config.http.streams()));
+        Ok(Self { transport: Arc::new(Transport::new(config)?), knowledge })
+    }
+
+    /// Teaches the client a past service time of an endpoint (submit to completion, at
+    /// most `upper`), such as the journal's: polling then aims at the expected completion.
+    pub fn learn_service_time(&self, endpoint_id: &str, upper: Duration) {
+        self.knowledge.record(endpoint_id.trim_matches('/'), upper.mul_f64(0.8), upper);
+    }
+
+    /// The calls in flight the client allows now (it adapts to the relay's answers).
+    pub fn in_flight_limit(&self) -> usize {
+        self.transport.in_flight_limit()
     }
 
     /// A client from `FAL_BASE_URL`, `FAL_KEY` and `FAL_AUTH_SCHEME`.
@@ -90,6 +106,7 @@ impl Client {
         validate_endpoint_id(endpoint_id)?;
         let url = endpoint_url(self.transport.base(), endpoint_id);
         let ctx = CallCtx { endpoint: endpoint_id, request_id: None };
+        let sent = Instant::now();
         let answer = self.transport.call(Call::Submit, Method::POST, &url, Some(body), &ctx).await?;
         if !(200..300).contains(&answer.status) {
             return Err(answer_error(endpoint_id, None, Call::Submit, &answer));
@@ -102,7 +119,9 @@ impl Client {
             message: "the answer has no request_id".into(),
         })?;
         validate_request_id(&request_id)?;
-        Ok(self.handle_from(endpoint_id, &request_id, Some(&status)))
+        let mut handle = self.handle_from(endpoint_id, &request_id, Some(&status));
+        handle.submitted_at = Some(sent);
+        Ok(handle)
     }
 
     /// The handle of a job submitted elsewhere, from its endpoint id and request id alone.
@@ -134,6 +153,7 @@ impl Client {
             status_url,
             response_url,
             cancel_url,
+            submitted_at: None,
         }
     }
 
@@ -172,6 +192,8 @@ pub struct RequestHandle {
     pub response_url: Url,
     /// The cancel URL, on the base.
     pub cancel_url: Url,
+    /// When this client submitted it (unknown for a job submitted elsewhere).
+    submitted_at: Option<Instant>,
 }
 
 impl RequestHandle {
@@ -185,6 +207,11 @@ impl RequestHandle {
 
     /// The job's status, with its log lines when `logs` says so.
     pub async fn status(&self, logs: Logs) -> Result<QueueStatus, Error> {
+        self.status_answer(logs).await.map(|(s, _)| s)
+    }
+
+    /// The status and the server's `Retry-After`, if it gave one.
+    async fn status_answer(&self, logs: Logs) -> Result<(QueueStatus, Option<Duration>), Error> {
         let mut url = self.status_url.clone();
         if logs == Logs::Include {
             url.query_pairs_mut().append_pair("logs", "1");
@@ -193,34 +220,80 @@ impl RequestHandle {
         if !(200..300).contains(&answer.status) {
             return Err(answer_error(&self.endpoint_id, Some(&self.request_id), Call::Status, &answer));
         }
-        decode(&answer, &self.endpoint_id, Some(&self.request_id), Call::Status)
+        let retry_after =
+            answer.headers.get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(crate::retry::parse_retry_after);
+        Ok((decode(&answer, &self.endpoint_id, Some(&self.request_id), Call::Status)?, retry_after))
     }
 
     /// Waits until the job completes (per the client's wait policy, without its deadline).
+    /// Streams when the policy says so, the relay has shown it can, and a stream slot is
+    /// free (`HttpPolicy::max_streams`); polls otherwise.
     pub async fn wait(&self, mut on_update: impl FnMut(&Update) + Send) -> Result<QueueStatus, Error> {
         let policy = &self.client.config().wait;
         let mut seen = Progress { started: Instant::now(), logs_seen: 0, last: None };
-        if policy.mode == WaitMode::Stream {
+        if policy.mode == WaitMode::Stream
+            && !self.client.knowledge.streams_unsupported()
+            && let Ok(_slot) = self.client.knowledge.streams.try_acquire()
+        {
             match self.stream(&mut seen, &mut on_update).await {
                 Ok(Some(done)) => return Ok(done),
-                Ok(None) => tracing::debug!(request_id = %self.request_id, "no status stream here; polling"),
+                Ok(None) => tracing::debug!(request_id = %self.request_id, "no status stream to the end; polling"),
                 Err(e) => return Err(e),
             }
         }
         self.poll(&mut seen, &mut on_update).await
     }
 
+    /// Polls as the pure policy of `poll.rs` says, sleeping until its next time or until a
+    /// sibling submitted no later than this job completes, whichever comes first.
     async fn poll(&self, seen: &mut Progress, on_update: &mut (impl FnMut(&Update) + Send)) -> Result<QueueStatus, Error> {
         let policy = self.client.config().wait.clone();
-        let mut polls = 0u32;
+        let knowledge = &self.client.knowledge;
+        // A job submitted elsewhere has no known submit time: it polls without estimates.
+        let learn = self.submitted_at.is_some();
+        let origin = self.submitted_at.unwrap_or_else(Instant::now);
+        let mut st =
+            PollState { elapsed: origin.elapsed(), last_poll: None, polls: 0, seen: Seen::Nothing, queue_rate: None, retry_after: None };
+        let mut first_position: Option<(Duration, i64)> = None;
         loop {
-            let status = self.status(policy.logs).await?;
-            seen.report(&status, on_update);
-            if status.status == QueueStatusKind::Completed {
-                return Ok(status);
+            st.elapsed = origin.elapsed();
+            let estimate = if learn { knowledge.estimate(&self.endpoint_id) } else { None };
+            let at = policy.poll.next_poll(estimate.as_ref(), &st);
+            if at > st.elapsed {
+                let sleep = tokio::time::sleep_until((origin + at).into());
+                if learn {
+                    let waiter = knowledge.sleep_among(&self.endpoint_id, origin);
+                    tokio::select! {
+                        _ = sleep => {}
+                        _ = waiter.woken() => {}
+                    }
+                } else {
+                    sleep.await;
+                }
             }
-            tokio::time::sleep(policy.poll.interval(polls)).await;
-            polls += 1;
+            let asked = origin.elapsed();
+            let (status, retry_after) = self.status_answer(policy.logs).await?;
+            seen.report(&status, on_update);
+            st.polls += 1;
+            st.retry_after = retry_after;
+            match status.status {
+                QueueStatusKind::Completed => {
+                    if learn {
+                        knowledge.completed(&self.endpoint_id, origin, st.last_poll.unwrap_or_default(), origin.elapsed());
+                    }
+                    return Ok(status);
+                }
+                QueueStatusKind::InQueue => {
+                    let p = status.queue_position.unwrap_or(0);
+                    match first_position {
+                        Some(first) => st.queue_rate = crate::poll::drain_rate(first, (asked, p)).or(st.queue_rate),
+                        None => first_position = Some((asked, p)),
+                    }
+                    st.seen = Seen::Queued(p);
+                }
+                QueueStatusKind::InProgress => st.seen = Seen::Running,
+            }
+            st.last_poll = Some(asked);
         }
     }
 
@@ -243,6 +316,10 @@ impl RequestHandle {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|t| t.starts_with("text/event-stream"));
         if !resp.status().is_success() || !is_sse {
+            // The relay has no stream (or not as SSE): every later wait of this client polls.
+            if matches!(resp.status().as_u16(), 404 | 405 | 501) || (resp.status().is_success() && !is_sse) {
+                self.client.knowledge.no_streams_here();
+            }
             if matches!(resp.status().as_u16(), 401 | 403) {
                 let status = resp.status().as_u16();
                 let body = resp.bytes().await.unwrap_or_default();
@@ -279,6 +356,10 @@ impl RequestHandle {
                 };
                 seen.report(&status, on_update);
                 if status.status == QueueStatusKind::Completed {
+                    if let Some(origin) = self.submitted_at {
+                        let t = origin.elapsed();
+                        self.client.knowledge.completed(&self.endpoint_id, origin, t.saturating_sub(Duration::from_millis(5)), t);
+                    }
                     // The server closes the stream after COMPLETED: let it, in the background,
                     // rather than reset the stream (HTTP/2 servers and clients count resets).
                     tokio::spawn(async move {
@@ -352,8 +433,7 @@ impl RequestHandle {
     /// Waits, then fetches the result; a result not ready yet (the relay's status ran
     /// ahead of it) is asked for again after the poll interval.
     async fn wait_and_fetch(&self, on_update: &mut (impl FnMut(&Update) + Send), completed: &AtomicBool) -> Result<Value, Error> {
-        let policy = self.client.config().wait.poll.clone();
-        let mut early = 0u32;
+        let interval = self.client.config().wait.poll.interval;
         loop {
             self.wait(&mut *on_update).await?;
             match self.fetch_result().await? {
@@ -363,8 +443,7 @@ impl RequestHandle {
                 }
                 Fetched::NotReady(status) => {
                     tracing::debug!(request_id = %self.request_id, %status, "the result is not ready yet");
-                    tokio::time::sleep(policy.interval(early)).await;
-                    early += 1;
+                    tokio::time::sleep(interval).await;
                 }
             }
         }

@@ -108,30 +108,7 @@ pub enum WaitMode {
     Stream,
 }
 
-/// The adaptive poll interval: `initial`, growing by `factor` each poll, at most `max`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PollPolicy {
-    /// The first interval.
-    pub initial: Duration,
-    /// Growth per poll (1.0 is a fixed interval).
-    pub factor: f64,
-    /// The largest interval.
-    pub max: Duration,
-}
-
-impl Default for PollPolicy {
-    fn default() -> Self {
-        Self { initial: Duration::from_millis(100), factor: 1.5, max: Duration::from_secs(2) }
-    }
-}
-
-impl PollPolicy {
-    /// The interval before poll number `polls_done + 1`.
-    pub fn interval(&self, polls_done: u32) -> Duration {
-        let grown = self.initial.as_secs_f64() * self.factor.max(1.0).powi(polls_done.min(64) as i32);
-        Duration::from_secs_f64(grown.min(self.max.as_secs_f64()).max(0.0))
-    }
-}
+pub use crate::poll::PollPolicy;
 
 /// What to do while and after waiting.
 #[derive(Clone, Debug, PartialEq)]
@@ -231,11 +208,34 @@ pub struct HttpPolicy {
     pub max_sse_line: usize,
     /// Output files downloaded at once per result (each one an open file and connection).
     pub max_downloads: usize,
+    /// The most `max_in_flight` may grow to while the relay answers as fast with more
+    /// calls in flight (it halves on 429 or 503, and never falls below a quarter of
+    /// `max_in_flight`).
+    pub max_in_flight_ceiling: usize,
+    /// Status streams open at once; jobs beyond are polled (woken by their siblings'
+    /// completions). `None`: unbounded over HTTP/2 prior knowledge, where all streams
+    /// share a connection, and 64 otherwise, where each stream is a connection.
+    pub max_streams: Option<usize>,
 }
 
 impl Default for HttpPolicy {
     fn default() -> Self {
-        Self { version: HttpVersion::Negotiate, max_in_flight: 32, max_body: 32 << 20, max_sse_line: 1 << 20, max_downloads: 4 }
+        Self {
+            version: HttpVersion::Negotiate,
+            max_in_flight: 32,
+            max_body: 32 << 20,
+            max_sse_line: 1 << 20,
+            max_downloads: 4,
+            max_in_flight_ceiling: 256,
+            max_streams: None,
+        }
+    }
+}
+
+impl HttpPolicy {
+    /// The status streams a client opens at once.
+    pub fn streams(&self) -> usize {
+        self.max_streams.unwrap_or(if self.version == HttpVersion::Http2PriorKnowledge { 1 << 20 } else { 64 }).max(1)
     }
 }
 
@@ -382,14 +382,5 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.to_string().contains("unknown auth scheme"), "{e}");
-    }
-
-    #[test]
-    fn poll_intervals_grow_and_are_bounded() {
-        let p = PollPolicy { initial: Duration::from_millis(100), factor: 2.0, max: Duration::from_millis(500) };
-        let got: Vec<u128> = (0..5).map(|i| p.interval(i).as_millis()).collect();
-        assert_eq!(got, vec![100, 200, 400, 500, 500]);
-        let fixed = PollPolicy { initial: Duration::from_millis(250), factor: 1.0, max: Duration::from_secs(9) };
-        assert_eq!(fixed.interval(40), Duration::from_millis(250));
     }
 }

@@ -27,7 +27,7 @@ pub struct Transport {
     api: reqwest::Client,
     media: reqwest::Client,
     auth: Option<reqwest::header::HeaderValue>,
-    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+    in_flight: std::sync::Arc<Limiter>,
 }
 
 /// An answer, read whole.
@@ -74,7 +74,7 @@ impl Transport {
             }
             None => None,
         };
-        let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(config.http.max_in_flight.max(1)));
+        let in_flight = std::sync::Arc::new(Limiter::new(config.http.max_in_flight, config.http.max_in_flight_ceiling));
         Ok(Self { config, api, media, auth, in_flight })
     }
 
@@ -171,7 +171,18 @@ impl Transport {
     /// within the retry policy's attempts: a submit's answer lost that way may mean a
     /// queued job, so it is reported as one that may exist.
     pub async fn call(&self, call: Call, method: Method, url: &Url, body: Option<Bytes>, ctx: &CallCtx<'_>) -> Result<Answer, Error> {
-        let _slot = self.in_flight.acquire().await.ok();
+        let slot = self.in_flight.acquire().await;
+        let answer = self.call_in_slot(call, method, url, body, ctx).await;
+        self.in_flight.release(slot, answer.as_ref().map(|a| a.status).ok());
+        answer
+    }
+
+    /// The calls in flight allowed now (adapted to the relay's answers).
+    pub fn in_flight_limit(&self) -> usize {
+        self.in_flight.limit()
+    }
+
+    async fn call_in_slot(&self, call: Call, method: Method, url: &Url, body: Option<Bytes>, ctx: &CallCtx<'_>) -> Result<Answer, Error> {
         let mut reads = 0u32;
         loop {
             reads += 1;
@@ -202,6 +213,81 @@ impl Transport {
                     });
                 }
             }
+        }
+    }
+}
+
+/// The cap on calls in flight, adapted to the relay (additive increase, multiplicative
+/// decrease): while every slot is taken and answers come as fast as the fastest seen (a
+/// relay that is slow per call but not overloaded), the cap grows by one per answer up to
+/// the ceiling; a 429 or 503 halves it. The cap protects the relay without queueing
+/// status polls behind each other when the relay could take them.
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    sem: tokio::sync::Semaphore,
+    state: std::sync::Mutex<LimiterState>,
+    floor: usize,
+    ceiling: usize,
+}
+
+#[derive(Debug)]
+struct LimiterState {
+    limit: usize,
+    /// Permits to retire as they come back, after a decrease.
+    debt: usize,
+    /// The fastest answer seen, slowly forgotten.
+    best: std::time::Duration,
+}
+
+/// A taken slot: when, and whether every slot was taken with it.
+pub(crate) struct Slot<'a> {
+    permit: Option<tokio::sync::SemaphorePermit<'a>>,
+    started: std::time::Instant,
+    saturated: bool,
+}
+
+impl Limiter {
+    fn new(start: usize, ceiling: usize) -> Self {
+        let start = start.max(1);
+        Self {
+            sem: tokio::sync::Semaphore::new(start),
+            state: std::sync::Mutex::new(LimiterState { limit: start, debt: 0, best: std::time::Duration::MAX }),
+            floor: (start / 4).max(1),
+            ceiling: ceiling.max(start),
+        }
+    }
+
+    fn limit(&self) -> usize {
+        self.state.lock().map(|s| s.limit).unwrap_or(0)
+    }
+
+    async fn acquire(&self) -> Slot<'_> {
+        let permit = self.sem.acquire().await.ok();
+        Slot { permit, started: std::time::Instant::now(), saturated: self.sem.available_permits() == 0 }
+    }
+
+    fn release(&self, mut slot: Slot<'_>, status: Option<u16>) {
+        let latency = slot.started.elapsed();
+        let Ok(mut st) = self.state.lock() else { return };
+        // Forget the fastest answer slowly, so a relay that slowed down for good re-baselines.
+        st.best = st.best.saturating_add(st.best / 64).min(latency);
+        match status {
+            Some(429 | 503) => {
+                let new = (st.limit / 2).max(self.floor);
+                st.debt += st.limit - new;
+                st.limit = new;
+            }
+            Some(s) if s < 500 && slot.saturated && latency <= st.best * 4 && st.limit < self.ceiling => {
+                st.limit += 1;
+                self.sem.add_permits(1);
+            }
+            _ => {}
+        }
+        if st.debt > 0
+            && let Some(p) = slot.permit.take()
+        {
+            st.debt -= 1;
+            p.forget();
         }
     }
 }

@@ -21,6 +21,8 @@ pub mod config;
 mod error;
 pub mod files;
 mod http;
+mod knowledge;
+pub mod poll;
 pub mod retry;
 pub mod rewrite;
 mod sse;

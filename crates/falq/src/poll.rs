@@ -1,0 +1,255 @@
+//! When to poll next: a pure policy from what is known of a job and its endpoint. The
+//! one loop that sleeps is `RequestHandle::poll` in `client.rs`.
+//!
+//! Without knowledge the policy polls at a fixed interval (500 ms, as fal's own
+//! JavaScript client does), so it is never later and never costs more. With the
+//! endpoint's service time known (jobs seen in this process, or the journal), it polls
+//! sparsely before the expected completion, just after it, and densely around it; the
+//! queue position's drain rate keeps a queued job from being polled for nothing; a
+//! server's `Retry-After` is honoured.
+
+use std::time::Duration;
+
+/// What is known of an endpoint's service time (submit to completion).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Estimate {
+    /// The expected service time.
+    pub service: Duration,
+    /// How far a job's service time strays from it (a standard deviation, floored).
+    pub spread: Duration,
+}
+
+/// Where a job stood at its last answer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Seen {
+    /// Nothing asked yet.
+    Nothing,
+    /// Queued at this 0-based position.
+    Queued(i64),
+    /// Running.
+    Running,
+}
+
+/// One job's polling so far.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollState {
+    /// Time since the job was submitted (or its wait began).
+    pub elapsed: Duration,
+    /// Time of the last poll, since submit.
+    pub last_poll: Option<Duration>,
+    /// Polls made so far.
+    pub polls: u32,
+    /// What the last answer said.
+    pub seen: Seen,
+    /// Queue positions drained per second, as this job has seen them move.
+    pub queue_rate: Option<f64>,
+    /// The server's `Retry-After` on its last answer.
+    pub retry_after: Option<Duration>,
+}
+
+/// The knobs of the policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollPolicy {
+    /// The interval when nothing is known (and the slowest cadence near or after the
+    /// expected completion): 500 ms, fal-js's fixed interval.
+    pub interval: Duration,
+    /// The longest sleep between two polls, whatever is known.
+    pub max: Duration,
+    /// The least spread assumed around an estimate.
+    pub min_spread: Duration,
+}
+
+impl Default for PollPolicy {
+    fn default() -> Self {
+        Self { interval: Duration::from_millis(500), max: Duration::from_secs(2), min_spread: Duration::from_millis(10) }
+    }
+}
+
+impl PollPolicy {
+    /// A fixed interval (the policy with nothing known, and no estimate ever used).
+    pub fn fixed(interval: Duration) -> Self {
+        Self { interval, max: interval, min_spread: Duration::from_millis(10) }
+    }
+
+    /// The time (since submit) of the next poll.
+    pub fn next_poll(&self, estimate: Option<&Estimate>, st: &PollState) -> Duration {
+        let base = self.interval.max(Duration::from_millis(1));
+        let t = st.elapsed;
+        let after_last = |gap: Duration| st.last_poll.map_or(gap, |l| l + gap);
+        let mut next = match (estimate, st.seen) {
+            // Queued behind others: it cannot complete before it starts.
+            (_, Seen::Queued(p)) if p > 0 => {
+                let wait = st.queue_rate.filter(|r| *r > 0.0).map_or(base, |r| Duration::from_secs_f64((p as f64 / r * 0.8).min(60.0)));
+                after_last(wait.clamp(base, self.max))
+            }
+            (None, _) => after_last(base),
+            (Some(e), _) => {
+                let s = e.spread.max(self.min_spread);
+                let target = e.service + s;
+                // fal-js would poll ceil(service / 500 ms) times: keep two of as many for
+                // the expected completion, and spend the rest (if any) before it, sparsely,
+                // in case this job is quicker than usual.
+                let budget = (e.service.as_secs_f64() / base.as_secs_f64()).ceil() as u32;
+                let early_left = budget.saturating_sub(2).saturating_sub(st.polls);
+                match st.last_poll {
+                    Some(l) if l >= target => {
+                        // Late: widening steps (3s, 5s, ...) up to the base interval.
+                        let past = l.saturating_sub(e.service);
+                        l + (past + 2 * s).clamp(s, base)
+                    }
+                    last => {
+                        let from = last.unwrap_or(Duration::ZERO);
+                        let early = from + (e.service / 6).clamp(base, self.max);
+                        if early_left > 0 && early + 2 * s < e.service { early } else { target }
+                    }
+                }
+            }
+        };
+        if let Some(after) = st.retry_after {
+            next = next.max(after_last(after));
+        }
+        // Never in the past, never longer than `max` from now.
+        next.max(t).min(t + self.max)
+    }
+}
+
+/// An endpoint's service times as this client has seen them: each completion is
+/// known to lie between the last poll that did not see it and the one that did.
+#[derive(Clone, Debug, Default)]
+pub struct ServiceStats {
+    /// (midpoint, half-width) of recent completions, oldest first.
+    samples: std::collections::VecDeque<(f64, f64)>,
+}
+
+impl ServiceStats {
+    /// How many completions are kept.
+    pub const WINDOW: usize = 32;
+
+    /// Records a completion seen between `low` and `high` (since submit).
+    pub fn record(&mut self, low: Duration, high: Duration) {
+        let (lo, hi) = (low.as_secs_f64(), high.as_secs_f64().max(low.as_secs_f64()));
+        if self.samples.len() == Self::WINDOW {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(((lo + hi) / 2.0, (hi - lo) / 2.0));
+    }
+
+    /// The estimate: a mean of the midpoints weighted by how tightly each was seen, and
+    /// a spread from their (weighted) scatter. A wide first sighting makes the first
+    /// aimed poll early or late; the late steps of the policy then find the completion
+    /// within a few tight polls, and that tight sighting outweighs the wide one.
+    pub fn estimate(&self) -> Option<Estimate> {
+        if self.samples.is_empty() {
+            return None;
+        }
+        let weight = |half: f64| 1.0 / half.max(0.005);
+        let total: f64 = self.samples.iter().map(|(_, h)| weight(*h)).sum();
+        let mean = self.samples.iter().map(|(m, h)| m * weight(*h)).sum::<f64>() / total;
+        let var = self.samples.iter().map(|(m, h)| weight(*h) * (m - mean).powi(2)).sum::<f64>() / total;
+        Some(Estimate { service: Duration::from_secs_f64(mean.max(0.0)), spread: Duration::from_secs_f64(var.sqrt()) })
+    }
+}
+
+/// The rate at which a queue position drains, from two sightings.
+pub fn drain_rate(earlier: (Duration, i64), later: (Duration, i64)) -> Option<f64> {
+    let dt = later.0.checked_sub(earlier.0)?.as_secs_f64();
+    let moved = earlier.1 - later.1;
+    (dt > 0.0 && moved > 0).then(|| moved as f64 / dt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn st(elapsed: u64, last: Option<u64>, seen: Seen) -> PollState {
+        PollState { elapsed: ms(elapsed), last_poll: last.map(ms), polls: 0, seen, queue_rate: None, retry_after: None }
+    }
+
+    /// The polls a job of service time `actual` gets from `policy` with `estimate`,
+    /// until one sees it complete: (their times, the detection delay).
+    fn simulate(policy: &PollPolicy, estimate: Option<&Estimate>, actual: u64) -> (Vec<u64>, u64) {
+        let mut s = st(0, None, Seen::Nothing);
+        let mut polls = Vec::new();
+        loop {
+            let at = policy.next_poll(estimate, &s).as_millis() as u64;
+            polls.push(at);
+            if at >= actual {
+                return (polls, at - actual);
+            }
+            s = PollState { polls: polls.len() as u32, ..st(at, Some(at), Seen::Running) };
+        }
+    }
+
+    /// fal-js: a poll every 500 ms (one at the very moment of completion sees it).
+    fn fal_js(actual: u64) -> (usize, u64) {
+        let polls = actual.div_ceil(500).max(1);
+        (polls as usize, polls * 500 - actual)
+    }
+
+    #[test]
+    fn with_nothing_known_it_polls_like_fal_js() {
+        let p = PollPolicy::default();
+        for actual in [300, 1000, 2400, 8000] {
+            let (polls, delay) = simulate(&p, None, actual);
+            let (js_polls, js_delay) = fal_js(actual);
+            assert_eq!((polls.len(), delay), (js_polls, js_delay), "service {actual} ms");
+        }
+    }
+
+    #[test]
+    fn with_an_estimate_it_detects_sooner_and_never_polls_more_than_fal_js() {
+        let p = PollPolicy::default();
+        // service time (ms) → (the estimate's error, ms)
+        for service in [1000u64, 2000, 2500, 3500, 4000, 5000, 8000, 10_000] {
+            for error in [-30i64, 0, 30] {
+                let e = Estimate { service: ms((service as i64 + error) as u64), spread: ms(20) };
+                let (polls, delay) = simulate(&p, Some(&e), service);
+                let (js_polls, js_delay) = fal_js(service);
+                assert!(polls.len() <= js_polls, "service {service}, error {error}: {} polls {polls:?} > fal-js {js_polls}", polls.len());
+                assert!(delay <= js_delay.max(60), "service {service}, error {error}: delay {delay} ms (fal-js {js_delay})");
+                assert!(delay <= 80, "service {service}, error {error}: delay {delay} ms, polls {polls:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_job_much_slower_than_estimated_falls_back_to_the_base_interval() {
+        let p = PollPolicy::default();
+        let e = Estimate { service: ms(1000), spread: ms(10) };
+        let (polls, delay) = simulate(&p, Some(&e), 6000);
+        assert!(delay <= 500, "never later than fal-js's cadence: {delay}");
+        let gaps: Vec<u64> = polls.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.iter().rev().take(3).all(|g| *g == 500), "the tail is the base interval: {gaps:?}");
+    }
+
+    #[test]
+    fn a_queued_job_is_polled_by_its_drain_rate_and_retry_after_is_honoured() {
+        let p = PollPolicy::default();
+        let queued = PollState { queue_rate: Some(2.0), ..st(1000, Some(1000), Seen::Queued(10)) };
+        assert_eq!(p.next_poll(None, &queued), ms(3000), "10 places at 2/s, 80 %, capped at max");
+        let queued = PollState { queue_rate: Some(20.0), ..st(1000, Some(1000), Seen::Queued(5)) };
+        assert_eq!(p.next_poll(None, &queued), ms(1500), "at least the base interval");
+        let told = PollState { retry_after: Some(ms(1500)), ..st(1000, Some(1000), Seen::Running) };
+        assert_eq!(p.next_poll(None, &told), ms(2500));
+        assert_eq!(drain_rate((ms(0), 10), (ms(2000), 6)), Some(2.0));
+        assert_eq!(drain_rate((ms(0), 10), (ms(2000), 10)), None);
+    }
+
+    #[test]
+    fn stats_trust_tight_sightings_over_wide_ones() {
+        let mut s = ServiceStats::default();
+        assert_eq!(s.estimate(), None);
+        s.record(ms(1500), ms(2000)); // a cold poll: somewhere in half a second
+        s.record(ms(1995), ms(2003)); // a woken sibling: within 8 ms
+        let e = s.estimate().unwrap();
+        assert!((e.service.as_millis() as i64 - 2000).abs() < 30, "{e:?}");
+        for _ in 0..ServiceStats::WINDOW {
+            s.record(ms(4000), ms(4010));
+        }
+        assert!((s.estimate().unwrap().service.as_millis() as i64 - 4005).abs() < 5, "old samples leave the window");
+    }
+}

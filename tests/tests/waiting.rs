@@ -1,0 +1,101 @@
+//! Waiting, against the simulator: a relay without streams is polled from its first 404
+//! on, a completion wakes the polling siblings submitted before it, known service times
+//! make polling both sooner and cheaper, streams are bounded, and the in-flight cap grows
+//! on a relay that is slow per call and shrinks on 429.
+
+use std::time::{Duration, Instant};
+
+use falq::{ApiKey, Client, Config, Logs, PollPolicy, WaitMode, endpoints, types};
+use falq_sim::{Sim, SimConfig, SimMode, SimTiming};
+
+async fn sim(run_ms: u64, faults: &str) -> Sim {
+    let timing = SimTiming { queue_delay: Duration::ZERO, run_time: Duration::from_millis(run_ms), workers: 64, ..SimTiming::default() };
+    Sim::spawn(SimConfig { mode: SimMode::Direct, timing, faults: faults.parse().unwrap(), ..SimConfig::default() }).await.unwrap()
+}
+
+fn client(sim: &Sim, mode: WaitMode, poll: PollPolicy, adjust: impl FnOnce(&mut Config)) -> Client {
+    let mut c = Config::new(sim.base_url()).unwrap().with_key(ApiKey::new("k"));
+    c.auth_scheme = falq::AuthScheme::Key;
+    c.wait.mode = mode;
+    c.wait.poll = poll;
+    c.wait.logs = Logs::Omit;
+    adjust(&mut c);
+    Client::new(c).unwrap()
+}
+
+fn input() -> types::FluxProKontextTextToImageInput {
+    serde_json::from_value(serde_json::json!({"prompt": "a lighthouse"})).unwrap()
+}
+
+/// Submits, waits, and answers the request id and how long after the simulator completed
+/// the job its completion was seen.
+async fn run_one(c: &Client, sim: &Sim) -> (String, Duration) {
+    let h = c.submit::<endpoints::FluxProKontextTextToImage>(&input()).await.unwrap();
+    h.wait(|_| {}).await.unwrap();
+    let seen = Instant::now();
+    let done = sim.completed_at(&h.request_id).expect("completed in the simulator");
+    (h.request_id.clone(), seen.saturating_duration_since(done))
+}
+
+#[tokio::test]
+async fn one_404_on_the_stream_and_the_relay_is_polled_from_then_on() {
+    // Lost otherwise: a wasted request (and its latency) on every job of a relay without streams.
+    let sim = sim(50, "stream:404").await;
+    let c = client(&sim, WaitMode::Stream, PollPolicy::fixed(Duration::from_millis(20)), |_| {});
+    for _ in 0..3 {
+        run_one(&c, &sim).await;
+    }
+    let counters = sim.counters();
+    assert_eq!(counters.routes.stream.requests, 1, "asked once");
+    assert!(counters.routes.status.requests >= 3);
+}
+
+#[tokio::test]
+async fn a_completion_wakes_the_siblings_submitted_before_it() {
+    // Lost otherwise: jobs that completed together seen up to a whole poll interval apart.
+    let sim = sim(300, "").await;
+    // One stream slot: the first job streams, the others poll every 3 s (nothing known).
+    let c = client(&sim, WaitMode::Stream, PollPolicy::fixed(Duration::from_secs(3)), |c| c.http.max_streams = Some(1));
+    let one = input();
+    let handles: Vec<_> = futures_util::future::join_all((0..4).map(|_| c.submit::<endpoints::FluxProKontextTextToImage>(&one))).await;
+    let handles: Vec<_> = handles.into_iter().map(Result::unwrap).collect();
+    let started = Instant::now();
+    futures_util::future::join_all(handles.iter().map(|h| h.wait(|_| {}))).await.into_iter().for_each(|r| {
+        r.unwrap();
+    });
+    assert!(started.elapsed() < Duration::from_secs(2), "the streamed completion woke the pollers: {:?}", started.elapsed());
+    assert_eq!(sim.counters().routes.stream.requests, 1, "streams are bounded");
+}
+
+#[tokio::test]
+async fn known_service_times_make_polling_sooner_and_cheaper_than_a_fixed_interval() {
+    // Lost otherwise: polling that detects up to 500 ms late and pays for it in requests.
+    let sim = sim(1300, "stream:404").await;
+    let c = client(&sim, WaitMode::Poll, PollPolicy::default(), |_| {});
+    let (_, cold) = run_one(&c, &sim).await;
+    let before = sim.counters().routes.status.requests;
+    let mut delays = Vec::new();
+    for _ in 0..3 {
+        delays.push(run_one(&c, &sim).await.1);
+    }
+    let polls_per_job = (sim.counters().routes.status.requests - before) as f64 / 3.0;
+    // fal-js polls every 500 ms: 3 polls for 1.3 s, and sees it 200 ms late.
+    assert!(polls_per_job <= 3.0, "{polls_per_job} polls per job");
+    assert!(delays.iter().all(|d| *d < Duration::from_millis(150)), "seen soon after completion: {delays:?} (cold: {cold:?})");
+}
+
+#[tokio::test]
+async fn the_in_flight_cap_grows_on_a_slow_relay_and_halves_on_429() {
+    // Lost otherwise: a cap that turns a relay's per-call latency into queueing delay.
+    let sim = sim(100, "stream:404;status:stall=40ms").await;
+    let c = client(&sim, WaitMode::Poll, PollPolicy::fixed(Duration::from_millis(10)), |c| c.http.max_in_flight = 4);
+    let one = input();
+    let handles: Vec<_> = futures_util::future::join_all((0..40).map(|_| c.submit::<endpoints::FluxProKontextTextToImage>(&one))).await;
+    futures_util::future::join_all(handles.iter().map(|h| h.as_ref().unwrap().wait(|_| {}))).await;
+    let grown = c.in_flight_limit();
+    assert!(grown > 8, "the cap grew while the relay kept up: {grown}");
+    sim.set_faults("status:429=0s".parse().unwrap());
+    let h = c.submit::<endpoints::FluxProKontextTextToImage>(&input()).await.unwrap();
+    let _ = h.status(Logs::Omit).await;
+    assert!(c.in_flight_limit() < grown, "429 shrinks it: {} from {grown}", c.in_flight_limit());
+}
