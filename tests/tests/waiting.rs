@@ -42,6 +42,12 @@ async fn one_404_on_the_stream_and_the_relay_is_polled_from_then_on() {
     // Lost otherwise: a wasted request (and its latency) on every job of a relay without streams.
     let sim = sim(50, "stream:404").await;
     let c = client(&sim, WaitMode::Stream, PollPolicy::fixed(Duration::from_millis(20)), |_| {});
+    // Twenty jobs at once: one finds out, the others wait for its verdict.
+    let one = input();
+    let handles = futures_util::future::join_all((0..20).map(|_| c.submit::<endpoints::FluxProKontextTextToImage>(&one))).await;
+    futures_util::future::join_all(handles.iter().map(|h| h.as_ref().unwrap().wait(|_| {}))).await.into_iter().for_each(|r| {
+        r.unwrap();
+    });
     for _ in 0..3 {
         run_one(&c, &sim).await;
     }

@@ -156,6 +156,10 @@ struct SimArgs {
     /// to replay a session exactly.
     #[arg(long)]
     seed: Option<u64>,
+    /// The base URL clients reach the simulator at, when not its own address (a TLS front,
+    /// a proxy): the URLs in its answers start with it.
+    #[arg(long)]
+    public_url: Option<String>,
 }
 
 /// A fresh simulator seed, so two sessions never hand out the same request ids.
@@ -760,6 +764,7 @@ async fn sim(args: SimArgs) -> Result<u8, Failure> {
         mode,
         api_key: args.key.clone(),
         seed: args.seed.unwrap_or_else(fresh_seed),
+        public_url: args.public_url.clone(),
         ..falq_sim::SimConfig::default()
     };
     if let Some(d) = args.queue_delay {

@@ -719,8 +719,9 @@ async fn result(shared: &Arc<Shared>, app_path: &str, request_id: &str) -> Reply
             Reply::json(StatusCode::BAD_REQUEST, &json!({ "detail": "Request was cancelled", "error_type": "request_cancelled" }))
         }
         ResultState::Failed(body) => Reply::json(StatusCode::UNPROCESSABLE_ENTITY, &body),
+        // Like fal, a result names its request in `x-fal-request-id` (fal-js reads it).
         ResultState::Done { job, inference_time } => match output_json(shared, &job, inference_time).await {
-            Ok(output) => Reply::json(StatusCode::OK, &output),
+            Ok(output) => Reply::json(StatusCode::OK, &output).header(HeaderName::from_static("x-fal-request-id"), &job.id),
             Err(e) => Reply::json(StatusCode::INTERNAL_SERVER_ERROR, &json!({ "detail": e.to_string(), "error_type": "internal_error" })),
         },
     };

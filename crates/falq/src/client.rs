@@ -17,7 +17,7 @@ use crate::config::{CancelOnTimeout, Config, Logs, WaitMode};
 use crate::error::{Error, FieldError};
 use crate::files::{SavedFile, download_outputs};
 use crate::http::{Answer, CallCtx, Transport};
-use crate::knowledge::Knowledge;
+use crate::knowledge::{Knowledge, Probe};
 use crate::poll::{PollState, Seen};
 use crate::retry::Call;
 use crate::rewrite::{endpoint_url, onto_base, queue_url, validate_endpoint_id, validate_request_id};
@@ -227,26 +227,41 @@ impl RequestHandle {
 
     /// Waits until the job completes (per the client's wait policy, without its deadline).
     /// Streams when the policy says so, the relay has shown it can, and a stream slot is
-    /// free (`HttpPolicy::max_streams`); polls otherwise.
+    /// free (`HttpPolicy::max_streams`); polls otherwise, taking a stream slot as soon as
+    /// one frees up.
     pub async fn wait(&self, mut on_update: impl FnMut(&Update) + Send) -> Result<QueueStatus, Error> {
-        let policy = &self.client.config().wait;
         let mut seen = Progress { started: Instant::now(), logs_seen: 0, last: None };
-        if policy.mode == WaitMode::Stream
-            && !self.client.knowledge.streams_unsupported()
-            && let Ok(_slot) = self.client.knowledge.streams.try_acquire()
-        {
-            match self.stream(&mut seen, &mut on_update).await {
-                Ok(Some(done)) => return Ok(done),
-                Ok(None) => tracing::debug!(request_id = %self.request_id, "no status stream to the end; polling"),
-                Err(e) => return Err(e),
-            }
+        let want_stream = self.client.config().wait.mode == WaitMode::Stream;
+        self.poll(&mut seen, &mut on_update, want_stream).await
+    }
+
+    /// Follows the status stream while holding one of the client's stream slots; `None`
+    /// when this job should poll (no slot free, or the relay has no stream).
+    async fn stream_in_slot(
+        &self,
+        seen: &mut Progress,
+        on_update: &mut (impl FnMut(&Update) + Send),
+    ) -> Option<Result<Option<QueueStatus>, Error>> {
+        let knowledge = &self.client.knowledge;
+        if knowledge.streams_unsupported() {
+            return None;
         }
-        self.poll(&mut seen, &mut on_update).await
+        let _slot = knowledge.streams.try_acquire().ok()?;
+        match knowledge.may_stream(self.client.config().wait.poll.interval).await {
+            Probe::Poll => None,
+            Probe::Stream => Some(self.stream(seen, on_update, false).await),
+            Probe::FindOut => Some(self.stream(seen, on_update, true).await),
+        }
     }
 
     /// Polls as the pure policy of `poll.rs` says, sleeping until its next time or until a
     /// sibling submitted no later than this job completes, whichever comes first.
-    async fn poll(&self, seen: &mut Progress, on_update: &mut (impl FnMut(&Update) + Send)) -> Result<QueueStatus, Error> {
+    async fn poll(
+        &self,
+        seen: &mut Progress,
+        on_update: &mut (impl FnMut(&Update) + Send),
+        mut want_stream: bool,
+    ) -> Result<QueueStatus, Error> {
         let policy = self.client.config().wait.clone();
         let knowledge = &self.client.knowledge;
         // A job submitted elsewhere has no known submit time: it polls without estimates.
@@ -256,6 +271,15 @@ impl RequestHandle {
             PollState { elapsed: origin.elapsed(), last_poll: None, polls: 0, seen: Seen::Nothing, queue_rate: None, retry_after: None };
         let mut first_position: Option<(Duration, i64)> = None;
         loop {
+            if want_stream && let Some(streamed) = self.stream_in_slot(seen, on_update).await {
+                match streamed? {
+                    Some(done) => return Ok(done),
+                    None => {
+                        tracing::debug!(request_id = %self.request_id, "no status stream to the end; polling");
+                        want_stream = false;
+                    }
+                }
+            }
             st.elapsed = origin.elapsed();
             let estimate = if learn { knowledge.estimate(&self.endpoint_id) } else { None };
             let at = policy.poll.next_poll(estimate.as_ref(), &st);
@@ -299,7 +323,19 @@ impl RequestHandle {
 
     /// Follows the status stream. `Ok(None)` when the relay offers none (fall back to
     /// polling); a stream that ends before COMPLETED also falls back.
-    async fn stream(&self, seen: &mut Progress, on_update: &mut (impl FnMut(&Update) + Send)) -> Result<Option<QueueStatus>, Error> {
+    /// With `finding_out`, tells the client's knowledge as soon as the answer shows whether
+    /// the relay streams (or that it could not tell).
+    async fn stream(
+        &self,
+        seen: &mut Progress,
+        on_update: &mut (impl FnMut(&Update) + Send),
+        finding_out: bool,
+    ) -> Result<Option<QueueStatus>, Error> {
+        let verdict = |v: Option<bool>| {
+            if finding_out {
+                self.client.knowledge.stream_verdict(v);
+            }
+        };
         let mut url = self.status_url.clone();
         url.set_path(&format!("{}/stream", url.path().trim_end_matches('/')));
         if self.client.config().wait.logs == Logs::Include {
@@ -307,8 +343,14 @@ impl RequestHandle {
         }
         let resp = match self.client.transport.send(Call::Stream, Method::GET, &url, None, &self.ctx()).await {
             Ok(r) => r,
-            Err(Error::Network { .. }) => return Ok(None),
-            Err(e) => return Err(e),
+            Err(Error::Network { .. }) => {
+                verdict(None);
+                return Ok(None);
+            }
+            Err(e) => {
+                verdict(None);
+                return Err(e);
+            }
         };
         let is_sse = resp
             .headers()
@@ -317,9 +359,7 @@ impl RequestHandle {
             .is_some_and(|t| t.starts_with("text/event-stream"));
         if !resp.status().is_success() || !is_sse {
             // The relay has no stream (or not as SSE): every later wait of this client polls.
-            if matches!(resp.status().as_u16(), 404 | 405 | 501) || (resp.status().is_success() && !is_sse) {
-                self.client.knowledge.no_streams_here();
-            }
+            verdict((matches!(resp.status().as_u16(), 404 | 405 | 501) || (resp.status().is_success() && !is_sse)).then_some(false));
             if matches!(resp.status().as_u16(), 401 | 403) {
                 let status = resp.status().as_u16();
                 let body = resp.bytes().await.unwrap_or_default();
@@ -332,6 +372,7 @@ impl RequestHandle {
             }
             return Ok(None);
         }
+        verdict(Some(true));
         let mut parser = SseParser::with_limit(self.client.config().http.max_sse_line);
         let mut body = resp.bytes_stream();
         let idle = self.client.config().timeouts.stream_idle;

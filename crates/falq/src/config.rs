@@ -213,8 +213,9 @@ pub struct HttpPolicy {
     /// `max_in_flight`).
     pub max_in_flight_ceiling: usize,
     /// Status streams open at once; jobs beyond are polled (woken by their siblings'
-    /// completions). `None`: unbounded over HTTP/2 prior knowledge, where all streams
-    /// share a connection, and 64 otherwise, where each stream is a connection.
+    /// completions) and take a stream as one frees up. `None`: unbounded over HTTP/2
+    /// prior knowledge, where all streams share a connection, and 1,024 otherwise, where
+    /// each stream is a connection of its own (about 20 KB each).
     pub max_streams: Option<usize>,
 }
 
@@ -235,7 +236,7 @@ impl Default for HttpPolicy {
 impl HttpPolicy {
     /// The status streams a client opens at once.
     pub fn streams(&self) -> usize {
-        self.max_streams.unwrap_or(if self.version == HttpVersion::Http2PriorKnowledge { 1 << 20 } else { 64 }).max(1)
+        self.max_streams.unwrap_or(if self.version == HttpVersion::Http2PriorKnowledge { 1 << 20 } else { 1024 }).max(1)
     }
 }
 

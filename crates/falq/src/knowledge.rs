@@ -15,7 +15,10 @@ use crate::poll::{Estimate, ServiceStats};
 #[derive(Debug)]
 pub(crate) struct Knowledge {
     endpoints: Mutex<HashMap<String, EndpointKnowledge>>,
-    no_stream: AtomicBool,
+    /// Whether the relay streams: unknown until one job has tried.
+    stream_support: tokio::sync::watch::Sender<Support>,
+    /// A job is finding out whether the relay streams.
+    probing: AtomicBool,
     /// Status streams that may be open at once.
     pub(crate) streams: Semaphore,
     next_waiter: AtomicU64,
@@ -57,7 +60,8 @@ impl Knowledge {
     pub(crate) fn new(max_streams: usize) -> Self {
         Self {
             endpoints: Mutex::new(HashMap::new()),
-            no_stream: AtomicBool::new(false),
+            stream_support: tokio::sync::watch::Sender::new(Support::Unknown),
+            probing: AtomicBool::new(false),
             streams: Semaphore::new(max_streams.min(Semaphore::MAX_PERMITS)),
             next_waiter: AtomicU64::new(0),
         }
@@ -105,20 +109,87 @@ impl Knowledge {
         Waiter { knowledge: self, endpoint: endpoint.to_string(), key, notify }
     }
 
-    /// Whether the relay showed it has no status stream.
-    pub(crate) fn streams_unsupported(&self) -> bool {
-        self.no_stream.load(Ordering::Relaxed)
+    /// Whether this job may open a status stream: yes once the relay has shown it
+    /// streams; no once it has shown it does not; while unknown, one job finds out and
+    /// the others wait for its verdict (up to `patience`, then poll meanwhile), so a
+    /// thousand jobs do not all ask a relay without streams.
+    pub(crate) async fn may_stream(&self, patience: Duration) -> Probe {
+        let mut verdicts = self.stream_support.subscribe();
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            match *verdicts.borrow_and_update() {
+                Support::Yes => return Probe::Stream,
+                Support::No => return Probe::Poll,
+                Support::Unknown => {}
+            }
+            if self.probing.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                return Probe::FindOut;
+            }
+            match tokio::time::timeout_at(deadline, verdicts.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return Probe::Poll,
+            }
+        }
     }
 
-    /// Remembers that the relay has no status stream: every later wait polls.
-    pub(crate) fn no_streams_here(&self) {
-        self.no_stream.store(true, Ordering::Relaxed);
+    /// What the job that found out saw: `Some(true)` the relay streams, `Some(false)` it has
+    /// no stream, `None` it could not tell (a network error): another job may try.
+    pub(crate) fn stream_verdict(&self, verdict: Option<bool>) {
+        if let Some(yes) = verdict {
+            self.stream_support.send_replace(if yes { Support::Yes } else { Support::No });
+        }
+        self.probing.store(false, Ordering::Release);
     }
+
+    /// Whether the relay showed it has no status stream.
+    pub(crate) fn streams_unsupported(&self) -> bool {
+        *self.stream_support.borrow() == Support::No
+    }
+}
+
+/// Whether a relay offers status streams, as far as a client knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Support {
+    Unknown,
+    Yes,
+    No,
+}
+
+/// What a job should do about streaming.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Probe {
+    /// Stream: the relay does.
+    Stream,
+    /// Try the stream, and report what the relay said ([`Knowledge::stream_verdict`]).
+    FindOut,
+    /// Poll (for now).
+    Poll,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn one_job_finds_out_whether_the_relay_streams_and_the_others_wait_for_it() {
+        let k = Arc::new(Knowledge::new(4));
+        assert_eq!(k.may_stream(Duration::from_millis(10)).await, Probe::FindOut);
+        assert_eq!(k.may_stream(Duration::from_millis(10)).await, Probe::Poll, "while one finds out, the others poll");
+        let waiting = tokio::spawn({
+            let k = k.clone();
+            async move { k.may_stream(Duration::from_secs(5)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        k.stream_verdict(Some(false));
+        assert_eq!(waiting.await.unwrap(), Probe::Poll, "told at once");
+        assert!(k.streams_unsupported());
+        let k = Knowledge::new(4);
+        assert_eq!(k.may_stream(Duration::ZERO).await, Probe::FindOut);
+        k.stream_verdict(None);
+        assert_eq!(k.may_stream(Duration::ZERO).await, Probe::FindOut, "a network error lets another job try");
+        k.stream_verdict(Some(true));
+        assert_eq!(k.may_stream(Duration::ZERO).await, Probe::Stream);
+    }
 
     #[tokio::test]
     async fn a_completion_wakes_the_siblings_submitted_before_it_only() {

@@ -30,6 +30,10 @@ async fn relay_mode_answers_queue_fal_run_urls_and_takes_bearer_keys() {
     let done = api.wait_for(&body, "COMPLETED").await;
     assert_eq!(done["request_id"], id);
     assert!(sim.base_url().starts_with("http://127.0.0.1:"));
+    // The result names its request, as fal's does (fal-js takes the id from it).
+    let result = api.http.get(api.local(body["response_url"].as_str().unwrap())).bearer_auth("test-key").send().await.unwrap();
+    assert_eq!(result.status(), 200);
+    assert_eq!(result.headers().get("x-fal-request-id").and_then(|v| v.to_str().ok()), Some(id));
 }
 
 #[tokio::test]
