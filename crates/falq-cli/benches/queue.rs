@@ -2,7 +2,8 @@
 //! against `falq sim` (its own process), in both wait modes. Prints figures; asserts nothing.
 //!
 //! `cargo bench -p falq-cli --bench queue`. Knobs: FALQ_BENCH_SIZES=1000 (a quick run),
-//! FALQ_BENCH_IN_FLIGHT=N (the client's `max_in_flight`), FALQ_BENCH_DEBUG=1 (the
+//! FALQ_BENCH_IN_FLIGHT=N (the client's `max_in_flight`), FALQ_BENCH_CEILING=N (its
+//! `max_in_flight_ceiling`), FALQ_BENCH_STREAMS=N (its `max_streams`), FALQ_BENCH_DEBUG=1 (the
 //! simulator's route counters and each failure, on stderr).
 
 use std::io::{BufRead, BufReader};
@@ -82,6 +83,12 @@ async fn one_round(jobs: usize, mode: WaitMode, http: falq::HttpVersion) -> Stri
     if let Some(n) = std::env::var("FALQ_BENCH_IN_FLIGHT").ok().and_then(|n| n.parse().ok()) {
         config.http.max_in_flight = n;
     }
+    if let Some(n) = std::env::var("FALQ_BENCH_CEILING").ok().and_then(|n| n.parse().ok()) {
+        config.http.max_in_flight_ceiling = n;
+    }
+    if let Some(n) = std::env::var("FALQ_BENCH_STREAMS").ok().and_then(|n| n.parse().ok()) {
+        config.http.max_streams = Some(n);
+    }
     let client = Client::new(config).unwrap();
     let input: types::FluxProKontextTextToImageInput =
         serde_json::from_value(serde_json::json!({"prompt": "a lighthouse at dusk"})).unwrap();
@@ -117,6 +124,9 @@ async fn one_round(jobs: usize, mode: WaitMode, http: falq::HttpVersion) -> Stri
     }
     let wall = started.elapsed();
     let cpu = cpu_seconds() - cpu0;
+    // The client's peak, before the benchmark's own bookkeeping (the simulator's per-job
+    // counters, parsed below) adds to it.
+    let peak_kb = status_kb("VmHWM:");
     let counters: Value = reqwest::get(format!("{}/_sim/counters", sim.base_url)).await.unwrap().json().await.unwrap();
     let routes = &counters["routes"];
     if std::env::var_os("FALQ_BENCH_DEBUG").is_some() {
@@ -136,7 +146,7 @@ async fn one_round(jobs: usize, mode: WaitMode, http: falq::HttpVersion) -> Stri
         wall.as_secs_f64(),
         requests as f64 / jobs as f64,
         cpu / jobs as f64 * 1e6,
-        status_kb("VmHWM:") as f64 / 1024.0,
+        peak_kb as f64 / 1024.0,
         percentile(&delays, 0.5),
         percentile(&delays, 0.99),
     )

@@ -106,8 +106,11 @@ impl Client {
         validate_endpoint_id(endpoint_id)?;
         let url = endpoint_url(self.transport.base(), endpoint_id);
         let ctx = CallCtx { endpoint: endpoint_id, request_id: None };
-        let sent = Instant::now();
         let answer = self.transport.call(Call::Submit, Method::POST, &url, Some(body), &ctx).await?;
+        // The job's clock starts when the relay's answer arrives: the nearest known point to
+        // when it queued the job (a submit may first wait for a slot of the in-flight cap),
+        // so jobs of a burst are ordered as the relay queued them.
+        let sent = Instant::now();
         if !(200..300).contains(&answer.status) {
             return Err(answer_error(endpoint_id, None, Call::Submit, &answer));
         }
@@ -271,7 +274,7 @@ impl RequestHandle {
             PollState { elapsed: origin.elapsed(), last_poll: None, polls: 0, seen: Seen::Nothing, queue_rate: None, retry_after: None };
         let mut first_position: Option<(Duration, i64)> = None;
         loop {
-            if want_stream && let Some(streamed) = self.stream_in_slot(seen, on_update).await {
+            if want_stream && let Some(streamed) = Box::pin(self.stream_in_slot(seen, on_update)).await {
                 match streamed? {
                     Some(done) => return Ok(done),
                     None => {
@@ -296,7 +299,8 @@ impl RequestHandle {
                 }
             }
             let asked = origin.elapsed();
-            let (status, retry_after) = self.status_answer(policy.logs).await?;
+            // Boxed: a waiting job's state stays small; the call's state lives only while it runs.
+            let (status, retry_after) = Box::pin(self.status_answer(policy.logs)).await?;
             seen.report(&status, on_update);
             st.polls += 1;
             st.retry_after = retry_after;
@@ -476,8 +480,8 @@ impl RequestHandle {
     async fn wait_and_fetch(&self, on_update: &mut (impl FnMut(&Update) + Send), completed: &AtomicBool) -> Result<Value, Error> {
         let interval = self.client.config().wait.poll.interval;
         loop {
-            self.wait(&mut *on_update).await?;
-            match self.fetch_result().await? {
+            Box::pin(self.wait(&mut *on_update)).await?;
+            match Box::pin(self.fetch_result()).await? {
                 Fetched::Ready(v) => {
                     completed.store(true, Ordering::SeqCst);
                     return Ok(v);
@@ -522,7 +526,7 @@ impl RequestHandle {
         let done = AtomicBool::new(false);
         let work = async {
             let value = self.wait_and_fetch(&mut on_update, &done).await?;
-            let files = download_outputs(&self.client.transport, &value, dir, stem).await?;
+            let files = Box::pin(download_outputs(&self.client.transport, &value, dir, stem)).await?;
             Ok((value, files))
         };
         self.within_deadline(&done, work).await

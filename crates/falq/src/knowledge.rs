@@ -19,6 +19,7 @@ pub(crate) struct Knowledge {
     stream_support: tokio::sync::watch::Sender<Support>,
     /// A job is finding out whether the relay streams.
     probing: AtomicBool,
+
     /// Status streams that may be open at once.
     pub(crate) streams: Semaphore,
     next_waiter: AtomicU64,
@@ -62,6 +63,7 @@ impl Knowledge {
             endpoints: Mutex::new(HashMap::new()),
             stream_support: tokio::sync::watch::Sender::new(Support::Unknown),
             probing: AtomicBool::new(false),
+
             streams: Semaphore::new(max_streams.min(Semaphore::MAX_PERMITS)),
             next_waiter: AtomicU64::new(0),
         }
