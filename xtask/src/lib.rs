@@ -1,6 +1,6 @@
 //! The regen pipeline: `specs/` → load → normalize → merge → generate → write.
 //!
-//! `cargo xtask regen` runs it; `cargo xtask regen --check` and the `regen_is_fresh`
+//! `cargo xtask regen` runs it; `cargo xtask regen --check` and the `generated_crate_is_fresh`
 //! test run it without writing.
 
 pub mod diag;

@@ -21,14 +21,23 @@ pub struct WriteReport {
     pub diff: String,
 }
 
-/// Writes each output whose content differs from the file on disk; with `check`,
-/// writes nothing and collects a diff instead.
+/// Writes each output whose content differs from the file on disk (line endings aside:
+/// a checkout with CRLF endings is not stale); with `check`, writes nothing and collects a
+/// diff instead. A file that exists but cannot be read is an error, never overwritten
+/// blindly. Generated files (`.rs` files opening with the do-not-edit header) under each
+/// output's directory that regen no longer produces are stale: removed, or in check mode
+/// reported.
 pub fn ensure_files(root: &Path, outputs: &[Output], check: bool) -> std::io::Result<WriteReport> {
     let mut report = WriteReport::default();
     for out in outputs {
         let full = root.join(&out.path);
-        let old = std::fs::read_to_string(&full).unwrap_or_default();
-        if old == out.content {
+        let old = match std::fs::read(&full) {
+            Ok(bytes) => String::from_utf8(bytes)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: not UTF-8: {e}", out.path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(std::io::Error::new(e.kind(), format!("{}: {e}", out.path.display()))),
+        };
+        if old.replace("\r\n", "\n") == out.content {
             continue;
         }
         report.changed.push(out.path.clone());
@@ -41,7 +50,40 @@ pub fn ensure_files(root: &Path, outputs: &[Output], check: bool) -> std::io::Re
             std::fs::write(&full, &out.content)?;
         }
     }
+    for stale in stale_files(root, outputs)? {
+        report.changed.push(stale.clone());
+        if check {
+            report.diff.push_str(&format!("--- a/{}\n+++ /dev/null (no longer generated)\n", stale.display()));
+        } else {
+            std::fs::remove_file(root.join(&stale))?;
+        }
+    }
     Ok(report)
+}
+
+/// Generated `.rs` files in the outputs' directories that no output produces.
+fn stale_files(root: &Path, outputs: &[Output]) -> std::io::Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = outputs
+        .iter()
+        .filter(|o| o.path.extension().is_some_and(|e| e == "rs"))
+        .filter_map(|o| o.path.parent().map(Path::to_path_buf))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    let mut stale = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(root.join(&dir)) else { continue };
+        for entry in entries {
+            let path = dir.join(entry?.file_name());
+            let is_ours = path.extension().is_some_and(|e| e == "rs")
+                && std::fs::read_to_string(root.join(&path)).is_ok_and(|t| t.starts_with(crate::generate::HEADER));
+            if is_ours && !outputs.iter().any(|o| o.path == path) {
+                stale.push(path);
+            }
+        }
+    }
+    stale.sort();
+    Ok(stale)
 }
 
 /// A unified diff of `old` → `new`, cut after `max_lines` lines.
@@ -80,6 +122,25 @@ mod tests {
         assert_eq!(r.changed.len(), 2);
         let r = ensure_files(&dir, &outs, false).unwrap();
         assert!(r.changed.is_empty(), "unchanged content is not written again");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn crlf_is_not_stale_unreadable_is_an_error_and_stale_generated_files_go() {
+        let dir = std::env::temp_dir().join(format!("falq-write2-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        std::fs::write(dir.join("src/a.rs"), format!("{}fn a() {{}}\n", crate::generate::HEADER).replace('\n', "\r\n")).unwrap();
+        std::fs::write(dir.join("src/old.rs"), format!("{}fn gone() {{}}\n", crate::generate::HEADER)).unwrap();
+        std::fs::write(dir.join("src/lib.rs"), "//! hand-written\n").unwrap();
+        let outs = [Output { path: "src/a.rs".into(), content: format!("{}fn a() {{}}\n", crate::generate::HEADER) }];
+        let r = ensure_files(&dir, &outs, true).unwrap();
+        assert_eq!(r.changed, vec![PathBuf::from("src/old.rs")], "only the stale generated file: {r:?}");
+        ensure_files(&dir, &outs, false).unwrap();
+        assert!(!dir.join("src/old.rs").exists() && dir.join("src/lib.rs").exists(), "hand-written files stay");
+        std::fs::write(dir.join("src/a.rs"), [0xffu8, 0xfe]).unwrap();
+        let e = ensure_files(&dir, &outs, false).unwrap_err();
+        assert!(e.to_string().contains("src/a.rs") && e.to_string().contains("UTF-8"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

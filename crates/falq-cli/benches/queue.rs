@@ -95,6 +95,15 @@ async fn one_round(jobs: usize, mode: WaitMode, http: falq::HttpVersion) -> Stri
     let input = Arc::new(input);
     let cpu0 = cpu_seconds();
     let started = Instant::now();
+    if std::env::var_os("FALQ_BENCH_SIZES_OF").is_some() {
+        let h = client.handle("fal-ai/flux-pro/kontext/text-to-image", "x").unwrap();
+        eprintln!(
+            "finish future: {} B, wait future: {} B, submit future: {} B",
+            std::mem::size_of_val(&h.finish::<Value>(|_| {})),
+            std::mem::size_of_val(&h.wait(|_| {})),
+            std::mem::size_of_val(&client.submit::<endpoints::FluxProKontextTextToImage>(&input))
+        );
+    }
     let tasks: Vec<_> = (0..jobs)
         .map(|_| {
             let client = client.clone();

@@ -106,7 +106,7 @@ impl Client {
         validate_endpoint_id(endpoint_id)?;
         let url = endpoint_url(self.transport.base(), endpoint_id);
         let ctx = CallCtx { endpoint: endpoint_id, request_id: None };
-        let answer = self.transport.call(Call::Submit, Method::POST, &url, Some(body), &ctx).await?;
+        let answer = Box::pin(self.transport.call(Call::Submit, Method::POST, &url, Some(body), &ctx)).await?;
         // The job's clock starts when the relay's answer arrives: the nearest known point to
         // when it queued the job (a submit may first wait for a slot of the in-flight cap),
         // so jobs of a burst are ordered as the relay queued them.
@@ -509,7 +509,7 @@ impl RequestHandle {
     /// deadline, cancels per policy and answers [`Error::Timeout`] with the request id.
     pub async fn finish<T: DeserializeOwned>(&self, mut on_update: impl FnMut(&Update) + Send) -> Result<T, Error> {
         let done = AtomicBool::new(false);
-        let value = self.within_deadline(&done, async { self.wait_and_fetch(&mut on_update, &done).await }).await?;
+        let value = self.within_deadline(&done, Box::pin(self.wait_and_fetch(&mut on_update, &done))).await?;
         serde_json::from_value(value).map_err(|e| self.err(Call::Result, format!("the result does not match the output type: {e}")))
     }
 
@@ -529,7 +529,7 @@ impl RequestHandle {
             let files = Box::pin(download_outputs(&self.client.transport, &value, dir, stem)).await?;
             Ok((value, files))
         };
-        self.within_deadline(&done, work).await
+        self.within_deadline(&done, Box::pin(work)).await
     }
 
     /// Runs `work` within the client's deadline; `completed` is set by `work` once the
@@ -539,7 +539,7 @@ impl RequestHandle {
         completed: &AtomicBool,
         work: impl std::future::Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        let policy = self.client.config().wait.clone();
+        let policy = &self.client.config().wait;
         let Some(deadline) = policy.deadline else { return work.await };
         match tokio::time::timeout(deadline, work).await {
             Ok(r) => r,
@@ -548,7 +548,7 @@ impl RequestHandle {
                 let cancelled = !completed
                     && policy.cancel_on_timeout == CancelOnTimeout::Cancel
                     && matches!(
-                        tokio::time::timeout(Duration::from_secs(10), self.cancel()).await,
+                        tokio::time::timeout(Duration::from_secs(10), Box::pin(self.cancel())).await,
                         Ok(Ok(CancelStatus::CancellationRequested))
                     );
                 Err(Error::Timeout {

@@ -214,7 +214,7 @@ pub struct HttpPolicy {
     pub max_in_flight_ceiling: usize,
     /// Status streams open at once; jobs beyond are polled (woken by their siblings'
     /// completions) and take a stream as one frees up. `None`: unbounded over HTTP/2
-    /// prior knowledge, where all streams share a connection, and 128 otherwise, where
+    /// prior knowledge, where all streams share a connection, and 256 otherwise, where
     /// each stream is a connection of its own (about 20 KB each): 10,000 jobs fit in 64 MB.
     pub max_streams: Option<usize>,
 }
@@ -227,7 +227,7 @@ impl Default for HttpPolicy {
             max_body: 32 << 20,
             max_sse_line: 1 << 20,
             max_downloads: 4,
-            max_in_flight_ceiling: 128,
+            max_in_flight_ceiling: 256,
             max_streams: None,
         }
     }
@@ -236,7 +236,7 @@ impl Default for HttpPolicy {
 impl HttpPolicy {
     /// The status streams a client opens at once.
     pub fn streams(&self) -> usize {
-        self.max_streams.unwrap_or(if self.version == HttpVersion::Http2PriorKnowledge { 1 << 20 } else { 128 }).max(1)
+        self.max_streams.unwrap_or(if self.version == HttpVersion::Http2PriorKnowledge { 1 << 20 } else { 256 }).max(1)
     }
 }
 

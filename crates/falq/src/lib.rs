@@ -35,3 +35,8 @@ pub use error::{Error, FieldError};
 pub use falq_api::{self as api, Endpoint, EndpointMethods, endpoints, types};
 pub use files::SavedFile;
 pub use retry::Call;
+
+/// The README's Rust examples, compiled as doc tests so they never drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
