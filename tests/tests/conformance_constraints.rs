@@ -65,12 +65,12 @@ async fn every_constraint_of_every_input_is_enforced_before_sending() {
                     );
                 }
                 ConstraintKind::AboveMaximum(_) | ConstraintKind::BelowMinimum(_) | ConstraintKind::TooFewItems(_) => {
-                    let bound = (typed.validate)(&case.body).expect("well-typed").expect_err("out of range");
-                    assert_eq!(bound.field, field, "{what}");
-                    let message = bound.to_string();
+                    let refused_now = (typed.validate)(&case.body).expect("well-typed").expect_err("out of range");
+                    assert!(refused_now.0.iter().any(|e| e.field == field), "{what}: names the field: {refused_now}");
+                    let message = refused_now.to_string();
                     assert!(
-                        message.starts_with(&format!("{field} = ")) && message.contains(" is out of range: allowed "),
-                        "{what}: {message}"
+                        message.contains("minimum") || message.contains("maximum") || message.contains("less than"),
+                        "{what}: says the bound: {message}"
                     );
                     let refused = sent.expect("well-typed").expect_err("refused before sending");
                     assert!(refused.contains(&message), "{what}: the client's error {refused:?} carries {message:?}");

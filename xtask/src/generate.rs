@@ -352,6 +352,23 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
                 if b.kind == "items" { quote!(crate::BoundKind::Items) } else { quote!(crate::BoundKind::Range { integer: #integer }) };
             quote!(crate::FieldBound { field: #field, kind: #kind, min: #min, max: #max })
         });
+        let input_json_schema = serde_json::to_string(&crate::export::bundled(doc, &input)).map_err(|e| err(e.to_string()))?;
+        let output_json_schema = serde_json::to_string(&crate::export::bundled(doc, &output)).map_err(|e| err(e.to_string()))?;
+        let output_files = crate::export::output_files(doc, &output);
+        let field_rows = crate::export::fields(doc, &input).into_iter().map(|f| {
+            let (name, kind, required, nullable, description, takes_file) =
+                (f.name, f.kind, f.required, f.nullable, f.description, f.takes_file);
+            let values = f.values;
+            let default = match f.default {
+                Some(d) => quote!(Some(#d)),
+                None => quote!(None),
+            };
+            let (min, max) = (opt_f64(f.min), opt_f64(f.max));
+            quote!(crate::FieldInfo {
+                name: #name, kind: #kind, required: #required, values: &[#(#values),*], default: #default,
+                min: #min, max: #max, nullable: #nullable, description: #description, takes_file: #takes_file,
+            })
+        });
         let static_name = format_ident!("{}", op_id.to_ascii_uppercase());
         let marker = format_ident!("{}", pascal(op_id));
         let input_ty = format_ident!("{}", input);
@@ -372,6 +389,10 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
                 output_schema: #output,
                 bounds: &[#(#rules),*],
                 check_output: crate::check_as::<crate::types::#output_ty>,
+                fields: &[#(#field_rows),*],
+                input_json_schema: #input_json_schema,
+                output_json_schema: #output_json_schema,
+                output_files: &[#(#output_files),*],
             };
         });
         refs.push(quote!(&#static_name));
@@ -403,7 +424,7 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
         });
         validates.push(quote! {
             impl crate::Validate for crate::types::#input_ty {
-                fn bounds() -> &'static [crate::FieldBound] { #static_name.bounds }
+                fn endpoint_info() -> &'static crate::EndpointInfo { &#static_name }
             }
         });
     }

@@ -4,6 +4,7 @@
 //! test run it without writing.
 
 pub mod diag;
+pub mod export;
 pub mod generate;
 pub mod lint;
 pub mod load;

@@ -211,7 +211,7 @@ fn file_to_data_url(field: &str, v: Value) -> Result<Value, Usage> {
 /// Builds the input: `--input` first, then each `--set` (a repeated array field appends),
 /// then local files become data URLs; unknown fields, bad types, missing required
 /// fields and out-of-range values are refused here.
-pub fn build_input(e: &EndpointInfo, input: Option<&str>, sets: &[String]) -> Result<Value, Usage> {
+pub fn build_input(e: &'static EndpointInfo, input: Option<&str>, sets: &[String]) -> Result<Value, Usage> {
     let mut obj: Map<String, Value> = match input {
         None => Map::new(),
         Some(text) => {
@@ -265,7 +265,10 @@ pub fn build_input(e: &EndpointInfo, input: Option<&str>, sets: &[String]) -> Re
         return usage(format!("{}: missing required field(s) {} (set them with --set {}=...)", e.id, missing.join(", "), missing[0]));
     }
     let value = Value::Object(obj);
-    falq_api::check_bounds(&value, e.bounds).map_err(|err| Usage(format!("{}: {err}", e.id)))?;
+    falq_api::validate_input(e, &value).map_err(|errs| {
+        let lines: Vec<String> = errs.0.iter().map(|x| format!("  {}: {}", x.field, x.message)).collect();
+        Usage(format!("{}: invalid input, nothing was sent:\n{}", e.id, lines.join("\n")))
+    })?;
     Ok(value)
 }
 
@@ -316,7 +319,12 @@ mod tests {
     #[test]
     fn bad_input_names_the_field_and_what_is_allowed() {
         check(&["image_url=https://x", "num_images=two"], Err("num_images: \"two\" is not an integer"));
-        check(&["image_url=https://x", "num_images=9"], Err("num_images = 9 is out of range: allowed 1..=4"));
+        check(&["image_url=https://x", "num_images=9"], Err("num_images: 9 is greater than the maximum of 4"));
+        // Any depth, any constraint, all at once, before sending.
+        check(
+            &["image_url=https://x", "image_size={\"width\": 99999, \"height\": 1}"],
+            Err("image_size.width: 99999 is greater than the maximum of 14142"),
+        );
         check(&["image_url=https://x", "output_format=gif"], Err("output_format: \"gif\" is not allowed; allowed: jpeg | png"));
         check(&["image_url=https://x", "image_size=huge"], Err("image_size: \"huge\" is not allowed"));
         check(&["image_url=https://x", "colour=red"], Err("unknown field \"colour\"; valid fields: image_url, image_size"));

@@ -220,7 +220,7 @@ fn bad_input_is_refused_before_anything_is_sent() {
         (vec!["run", "fal-ai/flux-1/dev/redx", "--sim"], "did you mean fal-ai/flux-1/dev/redux"),
         (vec!["run", REDUX, "--sim", "--set", &img, "--set", "colour=red"], "unknown field \"colour\"; valid fields: image_url"),
         (vec!["run", REDUX, "--sim", "--set", &img, "--set", "num_images=two"], "num_images: \"two\" is not an integer"),
-        (vec!["run", REDUX, "--sim", "--set", &img, "--set", "num_images=5"], "num_images = 5 is out of range: allowed 1..=4"),
+        (vec!["run", REDUX, "--sim", "--set", &img, "--set", "num_images=5"], "num_images: 5 is greater than the maximum of 4"),
         (vec!["run", REDUX, "--sim", "--set", &img, "--set", "output_format=gif"], "allowed: jpeg | png"),
         (vec!["run", REDUX, "--sim"], "missing required field(s) image_url"),
         (vec!["run", REDUX, "--set", &img], "no relay configured: set FAL_BASE_URL"),

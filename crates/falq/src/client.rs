@@ -76,29 +76,19 @@ impl Client {
     pub async fn submit<E: Endpoint>(&self, input: &E::Input) -> Result<RequestHandle, Error> {
         let id = E::info().id;
         input.validate().map_err(|source| Error::InvalidInput { endpoint: id.to_string(), source })?;
-        let body = serde_json::to_vec(input).map_err(|e| Error::Protocol {
-            endpoint: id.into(),
-            request_id: None,
-            call: Call::Submit,
-            message: format!("cannot encode the input: {e}"),
-        })?;
+        let body = serde_json::to_vec(input).map_err(|e| Error::Encode { endpoint: id.into(), message: e.to_string() })?;
         self.submit_bytes(id, Bytes::from(body)).await
     }
 
-    /// Submits a JSON input to any endpoint id; bounds are checked when the endpoint is in the catalogue.
+    /// Submits a JSON input to any endpoint id; it is checked against the endpoint's
+    /// schema first when the endpoint is in the catalogue.
     pub async fn submit_json(&self, endpoint_id: &str, input: &Value) -> Result<RequestHandle, Error> {
         let endpoint_id = endpoint_id.trim_matches('/');
         validate_endpoint_id(endpoint_id)?;
         if let Some(info) = falq_api::endpoint(endpoint_id) {
-            falq_api::check_bounds(input, info.bounds)
-                .map_err(|source| Error::InvalidInput { endpoint: endpoint_id.to_string(), source })?;
+            falq_api::validate_input(info, input).map_err(|source| Error::InvalidInput { endpoint: endpoint_id.to_string(), source })?;
         }
-        let body = serde_json::to_vec(input).map_err(|e| Error::Protocol {
-            endpoint: endpoint_id.into(),
-            request_id: None,
-            call: Call::Submit,
-            message: e.to_string(),
-        })?;
+        let body = serde_json::to_vec(input).map_err(|e| Error::Encode { endpoint: endpoint_id.into(), message: e.to_string() })?;
         self.submit_bytes(endpoint_id, Bytes::from(body)).await
     }
 

@@ -54,13 +54,13 @@ pub enum Error {
         /// What is wrong and how to fix it.
         message: String,
     },
-    /// The input breaks a bound of the spec; nothing was sent.
+    /// The input breaks the endpoint's schema; nothing was sent.
     #[error("{endpoint}: invalid input, nothing was sent: {source}")]
     InvalidInput {
         /// The endpoint id.
         endpoint: String,
-        /// The field, value and allowed range.
-        source: falq_api::BoundError,
+        /// Each field at fault, with what is wrong and what is allowed.
+        source: falq_api::InputErrors,
     },
     /// An endpoint or request id that cannot be used in a URL.
     #[error("invalid {what} {value:?}: {why}")]

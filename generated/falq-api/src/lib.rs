@@ -32,7 +32,7 @@ pub mod types {
     pub use crate::catalog::enums::*;
     pub use crate::generated::types::*;
 }
-pub use validate::{BoundError, BoundKind, FieldBound, Validate, check_bounds};
+pub use validate::{BoundKind, FieldBound, InputError, InputErrors, Validate, validate_input};
 
 /// The normalized, merged OpenAPI 3.0 document the crate was generated from.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
@@ -60,6 +60,40 @@ pub struct EndpointInfo {
     /// Whether a JSON value is this endpoint's output (decodes as its output type);
     /// the error says which field does not.
     pub check_output: fn(&serde_json::Value) -> Result<(), String>,
+    /// The input's fields, in the page's order: what the CLI shows and parses.
+    pub fields: &'static [FieldInfo],
+    /// The JSON Schema (2020-12) of the input, self-contained: what is checked before sending.
+    pub input_json_schema: &'static str,
+    /// The JSON Schema (2020-12) of the output, self-contained.
+    pub output_json_schema: &'static str,
+    /// Where files sit in the output, as JSON pointers with `*` for every item of an
+    /// array (`/images/*`, `/video`).
+    pub output_files: &'static [&'static str],
+}
+
+/// One field of an endpoint's input.
+#[derive(Debug)]
+pub struct FieldInfo {
+    /// The property name.
+    pub name: &'static str,
+    /// `string`, `integer`, `number`, `boolean`, `array`, `object`, `one of` (a union) or `any`.
+    pub kind: &'static str,
+    /// Whether the input must have it.
+    pub required: bool,
+    /// Its values, for an enum.
+    pub values: &'static [&'static str],
+    /// Its default, as JSON text.
+    pub default: Option<&'static str>,
+    /// The least value (or item count, for an array).
+    pub min: Option<f64>,
+    /// The greatest value (or item count, for an array).
+    pub max: Option<f64>,
+    /// Whether `null` is allowed.
+    pub nullable: bool,
+    /// What the page says of it.
+    pub description: &'static str,
+    /// Whether it takes a file or URL (the CLI sends a local file as a data URL).
+    pub takes_file: bool,
 }
 
 /// Whether `value` decodes as `T`; the error names the field where it does not.

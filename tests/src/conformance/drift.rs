@@ -144,9 +144,9 @@ fn check_submit(spec: &Spec, op: &Operation, typed: &TypedEndpoint, findings: &m
                     "{at}: {} is outside the spec's bounds ({:?}), but the generated client does not refuse it",
                     case.value, case.kind
                 )),
-                Ok(Err(bound)) => {
-                    if bound.field != *field {
-                        findings.push(format!("{at}: {} is refused, but the error names field {}: {bound}", case.value, bound.field));
+                Ok(Err(refused)) => {
+                    if !refused.0.iter().any(|e| e.field == *field) {
+                        findings.push(format!("{at}: {} is refused, but the error does not name field {field}: {refused}", case.value));
                     }
                 }
             },
@@ -188,10 +188,11 @@ fn check_accepted_body(spec: &Spec, op: &Operation, typed: &TypedEndpoint, label
     {
         findings.push(format!("operation {id}, {label}: what the client would send is not valid: {}", e.join("; ")));
     }
-    if let Ok(Err(bound)) = (typed.validate)(body) {
+    if let Ok(Err(refused)) = (typed.validate)(body) {
+        let fields: Vec<&str> = refused.0.iter().map(|e| e.field.as_str()).collect();
         findings.push(format!(
-            "operation {id}, {label}: field {}: the spec allows it, but the generated client refuses it: {bound}",
-            bound.field
+            "operation {id}, {label}: field {}: the spec allows it, but the generated client refuses it: {refused}",
+            fields.join(", ")
         ));
     }
 }

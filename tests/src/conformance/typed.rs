@@ -3,7 +3,7 @@
 //! catalogue's `for_each_*` macros: a new page is covered with no edit here.
 
 use falq_api::types;
-use falq_api::{BoundError, Endpoint, FieldBound, Validate, endpoints};
+use falq_api::{Endpoint, FieldBound, InputErrors, Validate, endpoints};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -126,7 +126,7 @@ pub struct TypedEndpoint {
     /// JSON → input type → JSON.
     pub roundtrip: RoundTrip,
     /// JSON → input type → [`Validate::validate`]; the outer error is the deserialization's.
-    pub validate: fn(&Value) -> Result<Result<(), BoundError>, String>,
+    pub validate: fn(&Value) -> Result<Result<(), InputErrors>, String>,
     /// The bounds the generated client checks.
     pub bounds: &'static [FieldBound],
 }
@@ -136,7 +136,7 @@ fn short_type_name<T>() -> &'static str {
     full.rsplit("::").next().unwrap_or(full)
 }
 
-fn validate_as<T: DeserializeOwned + Validate>(value: &Value) -> Result<Result<(), BoundError>, String> {
+fn validate_as<T: DeserializeOwned + Validate>(value: &Value) -> Result<Result<(), InputErrors>, String> {
     let typed: T = deserialize(value)?;
     Ok(typed.validate())
 }

@@ -1,0 +1,313 @@
+//! What downstream needs of each endpoint, worked out once from the merged spec: the
+//! JSON Schema (2020-12) of its input and output, self-contained; its input's field table;
+//! and where files sit in its output. `generate` writes them into the catalogue, so the
+//! CLI, the validation before sending, the simulator and the tests never walk the spec.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value, json};
+
+/// Where OpenAPI keeps named schemas; a `$ref` into it becomes one into `$defs`.
+pub const COMPONENT_PREFIX: &str = "#/components/schemas/";
+
+/// Keywords an OpenAPI 3.0 Schema Object shares with JSON Schema, whose value is data.
+const SHARED_KEYWORDS: &[&str] = &[
+    "type",
+    "enum",
+    "format",
+    "minimum",
+    "maximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "minProperties",
+    "maxProperties",
+    "required",
+    "description",
+    "default",
+    "readOnly",
+    "writeOnly",
+    "deprecated",
+];
+
+/// Keywords whose value is one schema (or a boolean, for `additionalProperties`).
+const ONE_SCHEMA_KEYWORDS: &[&str] = &["items", "additionalProperties", "not"];
+
+/// Keywords whose value is a list of schemas.
+const SCHEMA_LIST_KEYWORDS: &[&str] = &["allOf", "oneOf", "anyOf"];
+
+/// The JSON Schema 2020-12 form of an OpenAPI 3.0 schema: `$ref`s into `$defs`,
+/// `nullable` as a null type, the boolean exclusive bounds as numbers; extensions and
+/// OpenAPI-only keywords dropped.
+pub fn to_json_schema(schema: &Value) -> Value {
+    let Value::Object(m) = schema else { return schema.clone() };
+    let mut out = Map::new();
+    for (k, v) in m {
+        let k = k.as_str();
+        if k == "$ref" {
+            let target = v.as_str().unwrap_or_default();
+            let target = target.strip_prefix(COMPONENT_PREFIX).map_or_else(|| target.to_string(), |name| format!("#/$defs/{name}"));
+            out.insert("$ref".into(), Value::String(target));
+        } else if k == "properties" {
+            let props = v.as_object().map(|p| p.iter().map(|(name, s)| (name.clone(), to_json_schema(s))).collect()).unwrap_or_default();
+            out.insert("properties".into(), Value::Object(props));
+        } else if ONE_SCHEMA_KEYWORDS.contains(&k) {
+            out.insert(k.into(), to_json_schema(v));
+        } else if SCHEMA_LIST_KEYWORDS.contains(&k) {
+            out.insert(k.into(), Value::Array(v.as_array().map(|l| l.iter().map(to_json_schema).collect()).unwrap_or_default()));
+        } else if SHARED_KEYWORDS.contains(&k) {
+            out.insert(k.into(), v.clone());
+        }
+    }
+    for (flag, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
+        match m.get(flag) {
+            Some(Value::Bool(true)) => {
+                if let Some(limit) = out.remove(bound) {
+                    out.insert(flag.into(), limit);
+                }
+            }
+            Some(n @ Value::Number(_)) => {
+                out.insert(flag.into(), n.clone());
+            }
+            _ => {}
+        }
+    }
+    if m.get("nullable") == Some(&Value::Bool(true)) {
+        match out.get("type").cloned() {
+            Some(Value::String(t)) => {
+                out.insert("type".into(), json!([t, "null"]));
+                if let Some(Value::Array(values)) = out.get_mut("enum")
+                    && !values.contains(&Value::Null)
+                {
+                    values.push(Value::Null);
+                }
+            }
+            _ => return json!({"anyOf": [Value::Object(out), {"type": "null"}]}),
+        }
+    }
+    Value::Object(out)
+}
+
+fn refs(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(name) = m.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix(COMPONENT_PREFIX)) {
+                out.insert(name.to_string());
+            }
+            m.values().for_each(|v| refs(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+/// The self-contained JSON Schema of the component `name`: the component itself at the
+/// root, every component it reaches (and only those) under `$defs`.
+pub fn bundled(doc: &Value, name: &str) -> Value {
+    let component = |n: &str| doc.pointer(&format!("/components/schemas/{n}")).cloned().unwrap_or(Value::Bool(true));
+    let mut reached = BTreeSet::new();
+    let mut todo = vec![name.to_string()];
+    while let Some(n) = todo.pop() {
+        let mut found = BTreeSet::new();
+        refs(&component(&n), &mut found);
+        for f in found {
+            if reached.insert(f.clone()) {
+                todo.push(f);
+            }
+        }
+    }
+    let mut root = match to_json_schema(&component(name)) {
+        Value::Object(m) => m,
+        other => Map::from_iter([("allOf".to_string(), json!([other]))]),
+    };
+    root.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
+    if !reached.is_empty() {
+        root.insert("$defs".into(), Value::Object(reached.iter().map(|n| (n.clone(), to_json_schema(&component(n)))).collect()));
+    }
+    Value::Object(root)
+}
+
+/// Follows `$ref`s and single-`allOf` wrappers to the schema that says what a value is.
+pub fn resolve<'a>(doc: &'a Value, mut s: &'a Value) -> &'a Value {
+    for _ in 0..32 {
+        if let Some(name) = s.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix(COMPONENT_PREFIX)) {
+            match doc.pointer(&format!("/components/schemas/{name}")) {
+                Some(t) => s = t,
+                None => break,
+            }
+        } else if let Some([one]) = s.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
+            s = one;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+/// One field of an endpoint's input, as the CLI shows and parses it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Field {
+    /// The property name.
+    pub name: String,
+    /// `string`, `integer`, `number`, `boolean`, `array`, `object`, or `one of` (a union).
+    pub kind: String,
+    /// Whether the input must have it.
+    pub required: bool,
+    /// Its string values, for an enum.
+    pub values: Vec<String>,
+    /// Its default, as JSON text.
+    pub default: Option<String>,
+    /// Bounds (value, or item count for arrays).
+    pub min: Option<f64>,
+    /// See `min`.
+    pub max: Option<f64>,
+    /// Whether it is nullable.
+    pub nullable: bool,
+    /// Its description.
+    pub description: String,
+    /// Whether it takes a file or URL (a `*_url` or `*_urls` field, or `format: uri`).
+    pub takes_file: bool,
+}
+
+/// The field table of an input component: its properties in order.
+pub fn fields(doc: &Value, input: &str) -> Vec<Field> {
+    let schema = resolve(doc, doc.pointer(&format!("/components/schemas/{input}")).unwrap_or(&Value::Null));
+    let required: BTreeSet<&str> =
+        schema.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else { return vec![] };
+    props
+        .iter()
+        .map(|(name, use_site)| {
+            let s = resolve(doc, use_site);
+            let get = |k: &str| use_site.get(k).or_else(|| s.get(k));
+            let kind = if s.get("oneOf").is_some() || s.get("anyOf").is_some() {
+                "one of".to_string()
+            } else {
+                s.get("type").and_then(Value::as_str).unwrap_or(if s.get("enum").is_some() { "string" } else { "any" }).to_string()
+            };
+            let values = s
+                .get("enum")
+                .and_then(Value::as_array)
+                .map(|v| v.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default();
+            let (min, max) = if kind == "array" {
+                (get("minItems").and_then(Value::as_f64), get("maxItems").and_then(Value::as_f64))
+            } else {
+                (get("minimum").and_then(Value::as_f64), get("maximum").and_then(Value::as_f64))
+            };
+            let item_is_uri = s.pointer("/items/format").and_then(Value::as_str) == Some("uri");
+            let takes_file = name.ends_with("url")
+                || name.ends_with("urls")
+                || matches!(s.get("format").and_then(Value::as_str), Some("uri" | "binary"))
+                || item_is_uri;
+            Field {
+                name: name.clone(),
+                kind,
+                required: required.contains(name.as_str()),
+                values,
+                default: get("default").map(Value::to_string),
+                min,
+                max,
+                nullable: get("nullable") == Some(&Value::Bool(true)),
+                description: get("description").and_then(Value::as_str).unwrap_or("").trim().to_string(),
+                takes_file,
+            }
+        })
+        .collect()
+}
+
+/// Whether a schema is the shared `File` (a URL and what is known of the file).
+fn is_file(doc: &Value, s: &Value) -> bool {
+    let r = resolve(doc, s);
+    r.pointer("/properties/url").is_some() && r.get("required").and_then(Value::as_array).is_some_and(|req| req.iter().any(|x| x == "url"))
+}
+
+/// Where files sit in an output component: JSON pointers, `*` for every item of an
+/// array (`/images/*`, `/video`).
+pub fn output_files(doc: &Value, output: &str) -> Vec<String> {
+    fn walk(doc: &Value, s: &Value, at: String, out: &mut Vec<String>, depth: usize) {
+        if depth > 8 {
+            return;
+        }
+        let r = resolve(doc, s);
+        if is_file(doc, r) {
+            out.push(at);
+            return;
+        }
+        if let Some(props) = r.get("properties").and_then(Value::as_object) {
+            for (name, p) in props {
+                walk(doc, p, format!("{at}/{name}"), out, depth + 1);
+            }
+        }
+        if let Some(items) = r.get("items") {
+            walk(doc, items, format!("{at}/*"), out, depth + 1);
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(s) = doc.pointer(&format!("/components/schemas/{output}")) {
+        walk(doc, s, String::new(), &mut out, 0);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> Value {
+        json!({"components": {"schemas": {
+            "In": {"type": "object", "required": ["image_url"], "properties": {
+                "image_url": {"type": "string", "description": " The image. "},
+                "n": {"type": "integer", "minimum": 1, "maximum": 4, "default": 1},
+                "seed": {"type": "integer", "nullable": true},
+                "size": {"allOf": [{"$ref": "#/components/schemas/Size"}], "default": "square"},
+                "urls": {"type": "array", "minItems": 1, "items": {"type": "string", "format": "uri"}}
+            }},
+            "Size": {"type": "string", "enum": ["square", "wide"]},
+            "File": {"type": "object", "required": ["url"], "properties": {"url": {"type": "string"}}},
+            "Out": {"type": "object", "properties": {"images": {"type": "array", "items": {"$ref": "#/components/schemas/File"}}, "video": {"allOf": [{"$ref": "#/components/schemas/File"}]}, "seed": {"type": "integer"}}},
+            "Unused": {"type": "string"}
+        }}})
+    }
+
+    #[test]
+    fn a_bundle_holds_what_its_root_reaches_and_no_more() {
+        let b = bundled(&doc(), "In");
+        assert_eq!(b["properties"]["size"], json!({"allOf": [{"$ref": "#/$defs/Size"}], "default": "square"}));
+        assert_eq!(b["properties"]["seed"], json!({"type": ["integer", "null"]}));
+        assert_eq!(b["$defs"].as_object().unwrap().keys().collect::<Vec<_>>(), ["Size"]);
+        let v = jsonschema_like_check(&b);
+        assert!(v, "{b}");
+    }
+
+    /// The bundle is a JSON object with a `$schema`, so validators take it as 2020-12.
+    fn jsonschema_like_check(b: &Value) -> bool {
+        b["$schema"] == json!("https://json-schema.org/draft/2020-12/schema")
+    }
+
+    #[test]
+    fn field_tables_and_output_files() {
+        let f = fields(&doc(), "In");
+        let got: Vec<(&str, &str, bool, bool)> = f.iter().map(|f| (f.name.as_str(), f.kind.as_str(), f.required, f.takes_file)).collect();
+        assert_eq!(
+            got,
+            [
+                ("image_url", "string", true, true),
+                ("n", "integer", false, false),
+                ("seed", "integer", false, false),
+                ("size", "string", false, false),
+                ("urls", "array", false, true)
+            ]
+        );
+        assert_eq!((f[1].min, f[1].max, f[1].default.as_deref()), (Some(1.0), Some(4.0), Some("1")));
+        assert_eq!(f[3].values, ["square", "wide"]);
+        assert_eq!(f[0].description, "The image.");
+        assert!(f[2].nullable);
+        assert_eq!(f[4].min, Some(1.0), "an array's bounds are its item counts");
+        assert_eq!(output_files(&doc(), "Out"), ["/images/*", "/video"]);
+    }
+}
