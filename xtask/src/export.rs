@@ -171,6 +171,39 @@ pub struct Field {
     pub description: String,
     /// Whether it takes a file or URL (a `*_url` or `*_urls` field, or `format: uri`).
     pub takes_file: bool,
+    /// A short description of what it takes: `integer`, `jpeg | png`, `array of string`,
+    /// `square_hd | square or {width, height}`.
+    pub label: String,
+    /// For an array, the kind of its items (`string`, `object`, ...); empty otherwise.
+    pub item_kind: String,
+}
+
+/// A short description of what a schema takes: `integer`, `jpeg | png`,
+/// `array of string`, `{width, height}`, `a | b or {width, height}`.
+pub fn type_label(doc: &Value, s: &Value) -> String {
+    fn label(doc: &Value, s: &Value, depth: usize) -> String {
+        if depth > 8 {
+            return "any".into();
+        }
+        let s = resolve(doc, s);
+        if let Some(values) = s.get("enum").and_then(Value::as_array) {
+            return values.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect::<Vec<_>>().join(" | ");
+        }
+        if let Some(list) = s.get("oneOf").or_else(|| s.get("anyOf")).and_then(Value::as_array) {
+            return list.iter().map(|b| label(doc, b, depth + 1)).collect::<Vec<_>>().join(" or ");
+        }
+        match s.get("type").and_then(Value::as_str) {
+            Some("array") => format!("array of {}", s.get("items").map_or_else(|| "any".to_string(), |i| label(doc, i, depth + 1))),
+            Some("object") => {
+                let props: Vec<String> =
+                    s.get("properties").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default();
+                if props.is_empty() { "object".into() } else { format!("{{{}}}", props.join(", ")) }
+            }
+            Some(t) => t.to_string(),
+            None => "any".into(),
+        }
+    }
+    label(doc, s, 0)
 }
 
 /// The field table of an input component: its properties in order.
@@ -215,6 +248,14 @@ pub fn fields(doc: &Value, input: &str) -> Vec<Field> {
                 nullable: get("nullable") == Some(&Value::Bool(true)),
                 description: get("description").and_then(Value::as_str).unwrap_or("").trim().to_string(),
                 takes_file,
+                label: type_label(doc, use_site),
+                item_kind: s
+                    .get("items")
+                    .map(|i| resolve(doc, i))
+                    .and_then(|i| i.get("type"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
             }
         })
         .collect()
@@ -305,6 +346,7 @@ mod tests {
         );
         assert_eq!((f[1].min, f[1].max, f[1].default.as_deref()), (Some(1.0), Some(4.0), Some("1")));
         assert_eq!(f[3].values, ["square", "wide"]);
+        assert_eq!((f[3].label.as_str(), f[4].label.as_str(), f[4].item_kind.as_str()), ("square | wide", "array of string", "string"));
         assert_eq!(f[0].description, "The image.");
         assert!(f[2].nullable);
         assert_eq!(f[4].min, Some(1.0), "an array's bounds are its item counts");

@@ -359,6 +359,7 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
             let (name, kind, required, nullable, description, takes_file) =
                 (f.name, f.kind, f.required, f.nullable, f.description, f.takes_file);
             let values = f.values;
+            let (label, item_kind) = (f.label, f.item_kind);
             let default = match f.default {
                 Some(d) => quote!(Some(#d)),
                 None => quote!(None),
@@ -367,6 +368,7 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
             quote!(crate::FieldInfo {
                 name: #name, kind: #kind, required: #required, values: &[#(#values),*], default: #default,
                 min: #min, max: #max, nullable: #nullable, description: #description, takes_file: #takes_file,
+                label: #label, item_kind: #item_kind,
             })
         });
         let static_name = format_ident!("{}", op_id.to_ascii_uppercase());

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use falq_api::EndpointInfo;
+use falq_api::{EndpointInfo, FieldInfo};
 use serde_json::{Map, Value};
 
 /// A usage error: bad input, refused before anything is sent.
@@ -22,26 +22,6 @@ fn usage<T>(msg: impl Into<String>) -> Result<T, Usage> {
     Err(Usage(msg.into()))
 }
 
-/// The normalized spec, parsed once.
-pub fn spec() -> &'static Value {
-    static SPEC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
-    SPEC.get_or_init(|| serde_json::from_str(falq_api::OPENAPI_JSON).unwrap_or(Value::Null))
-}
-
-fn resolve(s: &Value) -> &Value {
-    let mut s = s;
-    for _ in 0..16 {
-        if let Some(r) = s.get("$ref").and_then(Value::as_str) {
-            s = &spec()["components"]["schemas"][r.trim_start_matches("#/components/schemas/")];
-        } else if let Some([one]) = s.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
-            s = one;
-        } else {
-            break;
-        }
-    }
-    s
-}
-
 /// The endpoint for an id, or an error suggesting the closest one.
 pub fn find_endpoint(id: &str) -> Result<&'static EndpointInfo, Usage> {
     if let Some(e) = falq_api::endpoint(id) {
@@ -53,54 +33,15 @@ pub fn find_endpoint(id: &str) -> Result<&'static EndpointInfo, Usage> {
 
 /// Edit distance, for "did you mean".
 pub fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+    strsim::levenshtein(a, b)
 }
 
-/// The input schema of an endpoint.
-pub fn input_schema(e: &EndpointInfo) -> &'static Value {
-    &spec()["components"]["schemas"][e.input_schema]
+fn field<'a>(e: &'a EndpointInfo, name: &str) -> Option<&'a FieldInfo> {
+    e.fields.iter().find(|f| f.name == name)
 }
 
-fn properties(e: &EndpointInfo) -> Vec<(&'static String, &'static Value)> {
-    input_schema(e).get("properties").and_then(Value::as_object).map(|m| m.iter().collect()).unwrap_or_default()
-}
-
-fn required(e: &EndpointInfo) -> Vec<&'static str> {
-    input_schema(e).get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
-}
-
-/// A short type description of a schema: `integer`, `jpeg | png`, `array of string`, ...
-pub fn type_label(s: &Value) -> String {
-    let s = resolve(s);
-    if let Some(values) = s.get("enum").and_then(Value::as_array) {
-        return values.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect::<Vec<_>>().join(" | ");
-    }
-    if let Some(list) = s.get("oneOf").or_else(|| s.get("anyOf")).and_then(Value::as_array) {
-        return list.iter().map(type_label).collect::<Vec<_>>().join(" or ");
-    }
-    match s.get("type").and_then(Value::as_str) {
-        Some("array") => format!("array of {}", type_label(&s["items"])),
-        Some("object") => {
-            let props: Vec<String> =
-                s.get("properties").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default();
-            if props.is_empty() { "object".into() } else { format!("{{{}}}", props.join(", ")) }
-        }
-        Some(t) => t.to_string(),
-        None => "any".into(),
-    }
-}
-
-fn num(v: &Value) -> String {
-    v.as_f64().map(|f| if f.fract() == 0.0 { format!("{}", f as i64) } else { f.to_string() }).unwrap_or_else(|| v.to_string())
+fn num(v: f64) -> String {
+    if v.fract() == 0.0 { format!("{}", v as i64) } else { v.to_string() }
 }
 
 /// The text of `falq run <endpoint> --help`.
@@ -110,88 +51,78 @@ pub fn endpoint_help(e: &EndpointInfo) -> String {
         out.push_str(&format!("{}\n", e.description));
     }
     out.push_str(&format!("\nusage: falq run {} [--set FIELD=VALUE]... [--input JSON|@FILE] [--out DIR] [--json] [--wait poll|stream] [--no-wait] [--timeout DURATION] [--sim]\n\nfields:\n", e.id));
-    let req = required(e);
-    for (name, p) in properties(e) {
-        let r = resolve(p);
-        let mut line = format!("  {name} ({}){}", type_label(p), if req.contains(&name.as_str()) { ", required" } else { "" });
-        if let Some(d) = p.get("default").or_else(|| r.get("default")) {
-            line.push_str(&format!(", default {}", d.as_str().map_or_else(|| d.to_string(), str::to_string)));
+    for f in e.fields {
+        let mut line = format!("  {} ({}){}", f.name, f.label, if f.required { ", required" } else { "" });
+        if let Some(d) = f.default {
+            let shown = serde_json::from_str::<Value>(d).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| d.to_string());
+            line.push_str(&format!(", default {shown}"));
         }
-        match (r.get("minimum"), r.get("maximum")) {
-            (Some(a), Some(b)) => line.push_str(&format!(", range {}..={}", num(a), num(b))),
-            (Some(a), None) => line.push_str(&format!(", at least {}", num(a))),
-            (None, Some(b)) => line.push_str(&format!(", at most {}", num(b))),
+        let unit = if f.kind == "array" { " items" } else { "" };
+        match (f.min, f.max) {
+            (Some(a), Some(b)) => line.push_str(&format!(", range {}..={}{unit}", num(a), num(b))),
+            (Some(a), None) => line.push_str(&format!(", at least {}{unit}", num(a))),
+            (None, Some(b)) => line.push_str(&format!(", at most {}{unit}", num(b))),
             _ => {}
         }
-        if name.ends_with("_url") || name.ends_with("_urls") {
+        if f.takes_file {
             line.push_str(", a local file is sent as a data URL");
         }
         out.push_str(&line);
         out.push('\n');
-        if let Some(d) = p.get("description").or_else(|| r.get("description")).and_then(Value::as_str) {
-            for l in d.lines().filter(|l| !l.trim().is_empty()) {
-                out.push_str(&format!("      {}\n", l.trim()));
-            }
+        for l in f.description.lines().filter(|l| !l.trim().is_empty()) {
+            out.push_str(&format!("      {}\n", l.trim()));
         }
     }
     out
 }
 
-/// A `--set` value typed by the field's schema; `field` names it in errors.
-pub fn typed_value(field: &str, schema: &Value, raw: &str) -> Result<Value, Usage> {
-    let s = resolve(schema);
-    let allowed = || type_label(schema);
-    if let Some(values) = s.get("enum").and_then(Value::as_array) {
-        return values
+/// A `--set` value typed by the field's kind (from the generated field table); the
+/// schema validation that follows checks everything else.
+pub fn typed_value(f: &FieldInfo, raw: &str) -> Result<Value, Usage> {
+    let name = f.name;
+    if !f.values.is_empty() {
+        return f
+            .values
             .iter()
-            .find(|v| v.as_str() == Some(raw) || (!v.is_string() && *v == raw))
-            .cloned()
-            .ok_or_else(|| Usage(format!("{field}: {raw:?} is not allowed; allowed: {}", allowed())));
+            .find(|v| **v == raw)
+            .map(|v| Value::String(v.to_string()))
+            .ok_or_else(|| Usage(format!("{name}: {raw:?} is not allowed; allowed: {}", f.label)));
     }
-    if let Some(list) = s.get("oneOf").or_else(|| s.get("anyOf")).and_then(Value::as_array) {
-        // A preset name or JSON for the object form (image_size).
-        if let Ok(v) = serde_json::from_str::<Value>(raw)
-            && (v.is_object() || v.is_array())
-        {
-            return Ok(v);
-        }
-        for branch in list {
-            if let Ok(v) = typed_value(field, branch, raw) {
-                return Ok(v);
-            }
-        }
-        return usage(format!("{field}: {raw:?} is not allowed; expected {}", allowed()));
-    }
-    let nullable = s.get("nullable") == Some(&Value::Bool(true)) || schema.get("nullable") == Some(&Value::Bool(true));
-    if nullable && raw == "null" {
+    if f.nullable && raw == "null" {
         return Ok(Value::Null);
     }
-    match s.get("type").and_then(Value::as_str) {
-        Some("integer") => raw.parse::<i64>().map(Value::from).map_err(|_| Usage(format!("{field}: {raw:?} is not an integer"))),
-        Some("number") => raw
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map(Value::Number)
-            .ok_or_else(|| Usage(format!("{field}: {raw:?} is not a number"))),
-        Some("boolean") => match raw.to_ascii_lowercase().as_str() {
-            "true" | "yes" | "1" => Ok(Value::Bool(true)),
-            "false" | "no" | "0" => Ok(Value::Bool(false)),
-            _ => usage(format!("{field}: {raw:?} is not a boolean (true or false)")),
-        },
-        Some("array") => {
-            let items = if raw.trim_start().starts_with('[') {
-                serde_json::from_str::<Vec<Value>>(raw).map_err(|e| Usage(format!("{field}: not a JSON array: {e}")))?
-            } else {
-                vec![typed_value(field, &s["items"], raw)?]
-            };
-            Ok(Value::Array(items))
+    let scalar = |kind: &str, raw: &str| -> Result<Value, Usage> {
+        match kind {
+            "integer" => raw.parse::<i64>().map(Value::from).map_err(|_| Usage(format!("{name}: {raw:?} is not an integer"))),
+            "number" => raw
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .ok_or_else(|| Usage(format!("{name}: {raw:?} is not a number"))),
+            "boolean" => match raw.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "1" => Ok(Value::Bool(true)),
+                "false" | "no" | "0" => Ok(Value::Bool(false)),
+                _ => usage(format!("{name}: {raw:?} is not a boolean (true or false)")),
+            },
+            "object" => serde_json::from_str::<Value>(raw)
+                .ok()
+                .filter(Value::is_object)
+                .ok_or_else(|| Usage(format!("{name}: expected a JSON object such as {}", f.label))),
+            _ => Ok(Value::String(raw.to_string())),
         }
-        Some("object") => serde_json::from_str::<Value>(raw)
+    };
+    match f.kind {
+        "array" if raw.trim_start().starts_with('[') => {
+            serde_json::from_str::<Vec<Value>>(raw).map(Value::Array).map_err(|e| Usage(format!("{name}: not a JSON array: {e}")))
+        }
+        "array" => Ok(Value::Array(vec![scalar(f.item_kind, raw)?])),
+        // A union (image_size): JSON for the object form, else the text (a preset name).
+        "one of" | "any" => Ok(serde_json::from_str::<Value>(raw)
             .ok()
-            .filter(Value::is_object)
-            .ok_or_else(|| Usage(format!("{field}: expected a JSON object such as {}", allowed()))),
-        _ => Ok(Value::String(raw.to_string())),
+            .filter(|v| v.is_object() || v.is_array())
+            .unwrap_or_else(|| Value::String(raw.to_string()))),
+        kind => scalar(kind, raw),
     }
 }
 
@@ -227,8 +158,7 @@ pub fn build_input(e: &'static EndpointInfo, input: Option<&str>, sets: &[String
             }
         }
     };
-    let props = properties(e);
-    let names: Vec<&str> = props.iter().map(|(k, _)| k.as_str()).collect();
+    let names: Vec<&str> = e.fields.iter().map(|f| f.name).collect();
     let unknown = |k: &str| Usage(format!("{}: unknown field {k:?}; valid fields: {}", e.id, names.join(", ")));
     for k in obj.keys() {
         if !names.contains(&k.as_str()) {
@@ -240,8 +170,8 @@ pub fn build_input(e: &'static EndpointInfo, input: Option<&str>, sets: &[String
             return usage(format!("--set {set:?}: expected FIELD=VALUE"));
         };
         let k = k.trim();
-        let Some((_, schema)) = props.iter().find(|(n, _)| n.as_str() == k) else { return Err(unknown(k)) };
-        let v = typed_value(k, schema, raw)?;
+        let Some(f) = field(e, k) else { return Err(unknown(k)) };
+        let v = typed_value(f, raw)?;
         match (obj.get_mut(k), v) {
             (Some(Value::Array(existing)), Value::Array(more)) if !raw.trim_start().starts_with('[') => existing.extend(more),
             (_, v) => {
@@ -250,17 +180,19 @@ pub fn build_input(e: &'static EndpointInfo, input: Option<&str>, sets: &[String
         }
     }
     for (k, v) in obj.iter_mut() {
-        if k.ends_with("_url") {
-            *v = file_to_data_url(k, v.take())?;
-        } else if k.ends_with("_urls")
-            && let Value::Array(items) = v
-        {
-            for item in items.iter_mut() {
-                *item = file_to_data_url(k, item.take())?;
+        if !field(e, k).is_some_and(|f| f.takes_file) {
+            continue;
+        }
+        match v {
+            Value::Array(items) => {
+                for item in items.iter_mut() {
+                    *item = file_to_data_url(k, item.take())?;
+                }
             }
+            other => *other = file_to_data_url(k, other.take())?,
         }
     }
-    let missing: Vec<&str> = required(e).into_iter().filter(|r| !obj.contains_key(*r)).collect();
+    let missing: Vec<&str> = e.fields.iter().filter(|f| f.required && !obj.contains_key(f.name)).map(|f| f.name).collect();
     if !missing.is_empty() {
         return usage(format!("{}: missing required field(s) {} (set them with --set {}=...)", e.id, missing.join(", "), missing[0]));
     }

@@ -58,6 +58,8 @@ pub static FLUX_1_DEV_IMAGE_TO_IMAGE: crate::EndpointInfo = crate::EndpointInfo 
             nullable: false,
             description: "原始图片的公网 URL。（必填）",
             takes_file: true,
+            label: "string",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "prompt",
@@ -70,6 +72,8 @@ pub static FLUX_1_DEV_IMAGE_TO_IMAGE: crate::EndpointInfo = crate::EndpointInfo 
             nullable: false,
             description: "文本提示，用于描述需要生成哪种风格或内容（必填）",
             takes_file: false,
+            label: "string",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "strength",
@@ -82,6 +86,8 @@ pub static FLUX_1_DEV_IMAGE_TO_IMAGE: crate::EndpointInfo = crate::EndpointInfo 
             nullable: false,
             description: "初始图片风格保留程度，越高保留越多（默认0.95，推荐）",
             takes_file: false,
+            label: "number",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "num_inference_steps",
@@ -94,6 +100,8 @@ pub static FLUX_1_DEV_IMAGE_TO_IMAGE: crate::EndpointInfo = crate::EndpointInfo 
             nullable: false,
             description: "生成采样步数，步数越多，图片质量可能越高但速度更慢（默认40）",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "guidance_scale",
@@ -106,6 +114,8 @@ pub static FLUX_1_DEV_IMAGE_TO_IMAGE: crate::EndpointInfo = crate::EndpointInfo 
             nullable: false,
             description: "控制生成图片与 prompt 的契合程度，数值越高越接近prompt（默认3.5）",
             takes_file: false,
+            label: "number",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "seed",
@@ -118,6 +128,8 @@ pub static FLUX_1_DEV_IMAGE_TO_IMAGE: crate::EndpointInfo = crate::EndpointInfo 
             nullable: true,
             description: "随机种子 — 用于结果复现，同样参数和 seed 会得到一致结果。可为空",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "sync_mode",
@@ -130,6 +142,8 @@ pub static FLUX_1_DEV_IMAGE_TO_IMAGE: crate::EndpointInfo = crate::EndpointInfo 
             nullable: false,
             description: "是否启用同步模式。如果为 true，接口会等待图片生成完毕后返回。建议异步（false）",
             takes_file: false,
+            label: "boolean",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "num_images",
@@ -142,6 +156,8 @@ pub static FLUX_1_DEV_IMAGE_TO_IMAGE: crate::EndpointInfo = crate::EndpointInfo 
             nullable: false,
             description: "要生成的图片数量（默认1张，最多4张）",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "enable_safety_checker",
@@ -154,6 +170,8 @@ pub static FLUX_1_DEV_IMAGE_TO_IMAGE: crate::EndpointInfo = crate::EndpointInfo 
             nullable: false,
             description: "是否启用安全检测，过滤不安全内容（默认true）",
             takes_file: false,
+            label: "boolean",
+            item_kind: "",
         },
     ],
     input_json_schema: "{\"properties\":{\"image_url\":{\"type\":\"string\",\"description\":\"原始图片的公网 URL。（必填）\"},\"prompt\":{\"type\":\"string\",\"description\":\"文本提示，用于描述需要生成哪种风格或内容（必填）\"},\"strength\":{\"type\":\"number\",\"minimum\":0.01,\"maximum\":1,\"default\":0.95,\"description\":\"初始图片风格保留程度，越高保留越多（默认0.95，推荐）\"},\"num_inference_steps\":{\"type\":\"integer\",\"minimum\":10,\"maximum\":50,\"default\":40,\"description\":\"生成采样步数，步数越多，图片质量可能越高但速度更慢（默认40）\"},\"guidance_scale\":{\"type\":\"number\",\"minimum\":1,\"maximum\":20,\"default\":3.5,\"description\":\"控制生成图片与 prompt 的契合程度，数值越高越接近prompt（默认3.5）\"},\"seed\":{\"type\":[\"integer\",\"null\"],\"description\":\"随机种子 — 用于结果复现，同样参数和 seed 会得到一致结果。可为空\"},\"sync_mode\":{\"type\":\"boolean\",\"default\":false,\"description\":\"是否启用同步模式。如果为 true，接口会等待图片生成完毕后返回。建议异步（false）\"},\"num_images\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":4,\"default\":1,\"description\":\"要生成的图片数量（默认1张，最多4张）\"},\"enable_safety_checker\":{\"type\":\"boolean\",\"default\":true,\"description\":\"是否启用安全检测，过滤不安全内容（默认true）\"}},\"type\":\"object\",\"required\":[\"image_url\",\"prompt\"],\"$schema\":\"https://json-schema.org/draft/2020-12/schema\"}",
@@ -224,6 +242,8 @@ pub static FLUX_1_DEV_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "必填。要生成新图片的原图URL",
             takes_file: true,
+            label: "string",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "image_size",
@@ -236,6 +256,8 @@ pub static FLUX_1_DEV_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "可选。生成图片尺寸：预设名或 {width, height}，默认 landscape_4_3",
             takes_file: false,
+            label: "square_hd | square | portrait_4_3 | portrait_16_9 | landscape_4_3 | landscape_16_9 or {width, height}",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "num_inference_steps",
@@ -248,6 +270,8 @@ pub static FLUX_1_DEV_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "可选。推理步数，默认28，范围1-50",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "seed",
@@ -260,6 +284,8 @@ pub static FLUX_1_DEV_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: true,
             description: "可选。随机种子，重复使用可复现图片，可为null",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "guidance_scale",
@@ -272,6 +298,8 @@ pub static FLUX_1_DEV_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "可选。CFG引导尺度，影响图片生成与Prompt的贴合程度，范围1-20",
             takes_file: false,
+            label: "number",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "sync_mode",
@@ -284,6 +312,8 @@ pub static FLUX_1_DEV_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "可选。是否同步等待图片生成（true同步返回结果，false为异步，推荐异步）",
             takes_file: false,
+            label: "boolean",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "num_images",
@@ -296,6 +326,8 @@ pub static FLUX_1_DEV_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "可选。生成图片数量，默认1，1-4",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "enable_safety_checker",
@@ -308,6 +340,8 @@ pub static FLUX_1_DEV_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "可选。是否启用安全检测，默认true",
             takes_file: false,
+            label: "boolean",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "output_format",
@@ -320,6 +354,8 @@ pub static FLUX_1_DEV_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "可选。生成图片的格式，jpeg 或 png，默认 jpeg",
             takes_file: false,
+            label: "jpeg | png",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "acceleration",
@@ -332,6 +368,8 @@ pub static FLUX_1_DEV_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "可选。生成速度，越快质量越低：none、regular、high",
             takes_file: false,
+            label: "none | regular | high",
+            item_kind: "",
         },
     ],
     input_json_schema: "{\"type\":\"object\",\"properties\":{\"image_url\":{\"description\":\"必填。要生成新图片的原图URL\",\"type\":\"string\"},\"image_size\":{\"allOf\":[{\"$ref\":\"#/$defs/ImageSize\"}],\"description\":\"可选。生成图片尺寸：预设名或 {width, height}，默认 landscape_4_3\",\"default\":\"landscape_4_3\"},\"num_inference_steps\":{\"description\":\"可选。推理步数，默认28，范围1-50\",\"type\":\"integer\",\"default\":28,\"minimum\":1,\"maximum\":50},\"seed\":{\"description\":\"可选。随机种子，重复使用可复现图片，可为null\",\"type\":[\"integer\",\"null\"]},\"guidance_scale\":{\"description\":\"可选。CFG引导尺度，影响图片生成与Prompt的贴合程度，范围1-20\",\"type\":\"number\",\"minimum\":1.0,\"maximum\":20.0,\"default\":3.5},\"sync_mode\":{\"description\":\"可选。是否同步等待图片生成（true同步返回结果，false为异步，推荐异步）\",\"type\":\"boolean\",\"default\":false},\"num_images\":{\"description\":\"可选。生成图片数量，默认1，1-4\",\"type\":\"integer\",\"default\":1,\"minimum\":1,\"maximum\":4},\"enable_safety_checker\":{\"description\":\"可选。是否启用安全检测，默认true\",\"type\":\"boolean\",\"default\":true},\"output_format\":{\"allOf\":[{\"$ref\":\"#/$defs/OutputFormat\"}],\"description\":\"可选。生成图片的格式，jpeg 或 png，默认 jpeg\",\"default\":\"jpeg\"},\"acceleration\":{\"allOf\":[{\"$ref\":\"#/$defs/Acceleration\"}],\"description\":\"可选。生成速度，越快质量越低：none、regular、high\"}},\"required\":[\"image_url\"],\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"$defs\":{\"Acceleration\":{\"description\":\"How much to trade quality for speed.\",\"type\":\"string\",\"enum\":[\"none\",\"regular\",\"high\"]},\"CustomImageSize\":{\"description\":\"An explicit size in pixels.\",\"type\":\"object\",\"required\":[\"width\",\"height\"],\"properties\":{\"width\":{\"type\":\"integer\",\"default\":512,\"maximum\":14142,\"description\":\"Width in pixels.\"},\"height\":{\"type\":\"integer\",\"default\":512,\"maximum\":14142,\"description\":\"Height in pixels.\"}}},\"ImageSize\":{\"description\":\"A preset size, or an explicit width and height.\",\"oneOf\":[{\"$ref\":\"#/$defs/ImageSizePreset\"},{\"$ref\":\"#/$defs/CustomImageSize\"}]},\"ImageSizePreset\":{\"description\":\"The preset sizes.\",\"type\":\"string\",\"enum\":[\"square_hd\",\"square\",\"portrait_4_3\",\"portrait_16_9\",\"landscape_4_3\",\"landscape_16_9\"]},\"OutputFormat\":{\"description\":\"The format of the generated images.\",\"type\":\"string\",\"enum\":[\"jpeg\",\"png\"]}}}",
@@ -402,6 +440,8 @@ pub static FLUX_1_DEV: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "图片描述词，即你期望模型生成的场景、内容描述。必填项。",
             takes_file: false,
+            label: "string",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "num_images",
@@ -414,6 +454,8 @@ pub static FLUX_1_DEV: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "生成图片数量（最大4）。默认 1。",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "image_size",
@@ -426,6 +468,8 @@ pub static FLUX_1_DEV: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "预设图片尺寸或自定义分辨率 {width, height}，默认 landscape_4_3。",
             takes_file: false,
+            label: "square_hd | square | portrait_4_3 | portrait_16_9 | landscape_4_3 | landscape_16_9 or {width, height}",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "sync_mode",
@@ -438,6 +482,8 @@ pub static FLUX_1_DEV: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "同步生成（true则等图片上传后直接返回，false则异步，默认false）。",
             takes_file: false,
+            label: "boolean",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "guidance_scale",
@@ -450,6 +496,8 @@ pub static FLUX_1_DEV: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "引导系数(数值越大图片内容更贴近prompt)，默认3.5，范围1~20。",
             takes_file: false,
+            label: "number",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "num_inference_steps",
@@ -462,6 +510,8 @@ pub static FLUX_1_DEV: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "推理迭代步数，影响图片精细度，默认28，范围1~50。",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "seed",
@@ -474,6 +524,8 @@ pub static FLUX_1_DEV: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "随机数种子，设置后同样描述和参数多次请求生成一致图片。",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "enable_safety_checker",
@@ -486,6 +538,8 @@ pub static FLUX_1_DEV: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "启用内容安全检查（默认true）。",
             takes_file: false,
+            label: "boolean",
+            item_kind: "",
         },
     ],
     input_json_schema: "{\"required\":[\"prompt\"],\"type\":\"object\",\"properties\":{\"prompt\":{\"type\":\"string\",\"description\":\"图片描述词，即你期望模型生成的场景、内容描述。必填项。\"},\"num_images\":{\"type\":\"integer\",\"description\":\"生成图片数量（最大4）。默认 1。\",\"default\":1,\"maximum\":4},\"image_size\":{\"description\":\"预设图片尺寸或自定义分辨率 {width, height}，默认 landscape_4_3。\",\"allOf\":[{\"$ref\":\"#/$defs/ImageSize\"}],\"default\":\"landscape_4_3\"},\"sync_mode\":{\"type\":\"boolean\",\"description\":\"同步生成（true则等图片上传后直接返回，false则异步，默认false）。\",\"default\":false},\"guidance_scale\":{\"type\":\"number\",\"description\":\"引导系数(数值越大图片内容更贴近prompt)，默认3.5，范围1~20。\",\"default\":3.5,\"minimum\":1.0,\"maximum\":20.0},\"num_inference_steps\":{\"type\":\"integer\",\"description\":\"推理迭代步数，影响图片精细度，默认28，范围1~50。\",\"default\":28,\"minimum\":1,\"maximum\":50},\"seed\":{\"type\":\"integer\",\"description\":\"随机数种子，设置后同样描述和参数多次请求生成一致图片。\"},\"enable_safety_checker\":{\"type\":\"boolean\",\"description\":\"启用内容安全检查（默认true）。\",\"default\":true}},\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"$defs\":{\"CustomImageSize\":{\"description\":\"An explicit size in pixels.\",\"type\":\"object\",\"required\":[\"width\",\"height\"],\"properties\":{\"width\":{\"type\":\"integer\",\"default\":512,\"maximum\":14142,\"description\":\"Width in pixels.\"},\"height\":{\"type\":\"integer\",\"default\":512,\"maximum\":14142,\"description\":\"Height in pixels.\"}}},\"ImageSize\":{\"description\":\"A preset size, or an explicit width and height.\",\"oneOf\":[{\"$ref\":\"#/$defs/ImageSizePreset\"},{\"$ref\":\"#/$defs/CustomImageSize\"}]},\"ImageSizePreset\":{\"description\":\"The preset sizes.\",\"type\":\"string\",\"enum\":[\"square_hd\",\"square\",\"portrait_4_3\",\"portrait_16_9\",\"landscape_4_3\",\"landscape_16_9\"]}}}",
@@ -548,6 +602,8 @@ pub static FLUX_1_SCHNELL_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "输入图片的URL(必填)",
             takes_file: true,
+            label: "string",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "image_size",
@@ -560,6 +616,8 @@ pub static FLUX_1_SCHNELL_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "生成图片尺寸，可选字符串或指定宽/高",
             takes_file: false,
+            label: "square_hd | square | portrait_4_3 | portrait_16_9 | landscape_4_3 | landscape_16_9 or {width, height}",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "num_inference_steps",
@@ -572,6 +630,8 @@ pub static FLUX_1_SCHNELL_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "推理步数",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "seed",
@@ -584,6 +644,8 @@ pub static FLUX_1_SCHNELL_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: true,
             description: "随机种子，保证可复现",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "sync_mode",
@@ -596,6 +658,8 @@ pub static FLUX_1_SCHNELL_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "是否同步返回图片",
             takes_file: false,
+            label: "boolean",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "num_images",
@@ -608,6 +672,8 @@ pub static FLUX_1_SCHNELL_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "生成图片数量",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "enable_safety_checker",
@@ -620,6 +686,8 @@ pub static FLUX_1_SCHNELL_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "是否启用敏感内容检测",
             takes_file: false,
+            label: "boolean",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "output_format",
@@ -632,6 +700,8 @@ pub static FLUX_1_SCHNELL_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "Format of the generated image. Default jpeg",
             takes_file: false,
+            label: "jpeg | png",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "acceleration",
@@ -644,6 +714,8 @@ pub static FLUX_1_SCHNELL_REDUX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "Generation speed; higher is faster. Default regular",
             takes_file: false,
+            label: "none | regular | high",
+            item_kind: "",
         },
     ],
     input_json_schema: "{\"type\":\"object\",\"properties\":{\"image_url\":{\"type\":\"string\",\"description\":\"输入图片的URL(必填)\"},\"image_size\":{\"allOf\":[{\"$ref\":\"#/$defs/ImageSize\"}],\"description\":\"生成图片尺寸，可选字符串或指定宽/高\",\"default\":\"landscape_4_3\"},\"num_inference_steps\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":12,\"default\":4,\"description\":\"推理步数\"},\"seed\":{\"type\":[\"integer\",\"null\"],\"description\":\"随机种子，保证可复现\"},\"sync_mode\":{\"type\":\"boolean\",\"default\":false,\"description\":\"是否同步返回图片\"},\"num_images\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":4,\"default\":1,\"description\":\"生成图片数量\"},\"enable_safety_checker\":{\"type\":\"boolean\",\"default\":true,\"description\":\"是否启用敏感内容检测\"},\"output_format\":{\"allOf\":[{\"$ref\":\"#/$defs/OutputFormat\"}],\"description\":\"Format of the generated image. Default jpeg\",\"default\":\"jpeg\"},\"acceleration\":{\"allOf\":[{\"$ref\":\"#/$defs/Acceleration\"}],\"description\":\"Generation speed; higher is faster. Default regular\",\"default\":\"regular\"}},\"required\":[\"image_url\"],\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"$defs\":{\"Acceleration\":{\"description\":\"How much to trade quality for speed.\",\"type\":\"string\",\"enum\":[\"none\",\"regular\",\"high\"]},\"CustomImageSize\":{\"description\":\"An explicit size in pixels.\",\"type\":\"object\",\"required\":[\"width\",\"height\"],\"properties\":{\"width\":{\"type\":\"integer\",\"default\":512,\"maximum\":14142,\"description\":\"Width in pixels.\"},\"height\":{\"type\":\"integer\",\"default\":512,\"maximum\":14142,\"description\":\"Height in pixels.\"}}},\"ImageSize\":{\"description\":\"A preset size, or an explicit width and height.\",\"oneOf\":[{\"$ref\":\"#/$defs/ImageSizePreset\"},{\"$ref\":\"#/$defs/CustomImageSize\"}]},\"ImageSizePreset\":{\"description\":\"The preset sizes.\",\"type\":\"string\",\"enum\":[\"square_hd\",\"square\",\"portrait_4_3\",\"portrait_16_9\",\"landscape_4_3\",\"landscape_16_9\"]},\"OutputFormat\":{\"description\":\"The format of the generated images.\",\"type\":\"string\",\"enum\":[\"jpeg\",\"png\"]}}}",
@@ -688,6 +760,8 @@ pub static FLUX_PRO_KONTEXT_MAX_MULTI: crate::EndpointInfo = crate::EndpointInfo
             nullable: false,
             description: "文本描述，模型将根据该描述及图片内容进行编辑",
             takes_file: false,
+            label: "string",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "seed",
@@ -700,6 +774,8 @@ pub static FLUX_PRO_KONTEXT_MAX_MULTI: crate::EndpointInfo = crate::EndpointInfo
             nullable: false,
             description: "随机种子，传入相同参数时图片结果保持一致",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "guidance_scale",
@@ -712,6 +788,8 @@ pub static FLUX_PRO_KONTEXT_MAX_MULTI: crate::EndpointInfo = crate::EndpointInfo
             nullable: false,
             description: "提示词遵循程度 (Classifier Free Guidance Scale)，数值越大越贴合prompt",
             takes_file: false,
+            label: "number",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "sync_mode",
@@ -724,6 +802,8 @@ pub static FLUX_PRO_KONTEXT_MAX_MULTI: crate::EndpointInfo = crate::EndpointInfo
             nullable: false,
             description: "同步模式。true时会等待图片生成并上传再返回，适合需要直接获得图片内容时",
             takes_file: false,
+            label: "boolean",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "num_images",
@@ -736,6 +816,8 @@ pub static FLUX_PRO_KONTEXT_MAX_MULTI: crate::EndpointInfo = crate::EndpointInfo
             nullable: false,
             description: "生成图片数量",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "safety_tolerance",
@@ -748,6 +830,8 @@ pub static FLUX_PRO_KONTEXT_MAX_MULTI: crate::EndpointInfo = crate::EndpointInfo
             nullable: false,
             description: "安全容忍度，1最严格(内容少)，6最宽松(内容多)",
             takes_file: false,
+            label: "1 | 2 | 3 | 4 | 5 | 6",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "output_format",
@@ -760,6 +844,8 @@ pub static FLUX_PRO_KONTEXT_MAX_MULTI: crate::EndpointInfo = crate::EndpointInfo
             nullable: false,
             description: "输出图片格式",
             takes_file: false,
+            label: "jpeg | png",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "aspect_ratio",
@@ -772,6 +858,8 @@ pub static FLUX_PRO_KONTEXT_MAX_MULTI: crate::EndpointInfo = crate::EndpointInfo
             nullable: false,
             description: "输出图片比例",
             takes_file: false,
+            label: "21:9 | 16:9 | 4:3 | 3:2 | 1:1 | 2:3 | 3:4 | 9:16 | 9:21",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "image_urls",
@@ -784,6 +872,8 @@ pub static FLUX_PRO_KONTEXT_MAX_MULTI: crate::EndpointInfo = crate::EndpointInfo
             nullable: false,
             description: "批量编辑的图片列表，支持多张图片",
             takes_file: true,
+            label: "array of string",
+            item_kind: "string",
         },
     ],
     input_json_schema: "{\"properties\":{\"prompt\":{\"type\":\"string\",\"description\":\"文本描述，模型将根据该描述及图片内容进行编辑\"},\"seed\":{\"type\":\"integer\",\"description\":\"随机种子，传入相同参数时图片结果保持一致\"},\"guidance_scale\":{\"type\":\"number\",\"default\":3.5,\"description\":\"提示词遵循程度 (Classifier Free Guidance Scale)，数值越大越贴合prompt\"},\"sync_mode\":{\"type\":\"boolean\",\"default\":false,\"description\":\"同步模式。true时会等待图片生成并上传再返回，适合需要直接获得图片内容时\"},\"num_images\":{\"type\":\"integer\",\"default\":1,\"minimum\":1,\"maximum\":4,\"description\":\"生成图片数量\"},\"safety_tolerance\":{\"allOf\":[{\"$ref\":\"#/$defs/SafetyTolerance\"}],\"description\":\"安全容忍度，1最严格(内容少)，6最宽松(内容多)\",\"default\":\"2\"},\"output_format\":{\"allOf\":[{\"$ref\":\"#/$defs/OutputFormat\"}],\"description\":\"输出图片格式\",\"default\":\"jpeg\"},\"aspect_ratio\":{\"allOf\":[{\"$ref\":\"#/$defs/AspectRatio\"}],\"description\":\"输出图片比例\"},\"image_urls\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"format\":\"uri\",\"description\":\"图片的公网可访问URL，如 https://...\"},\"minItems\":1,\"description\":\"批量编辑的图片列表，支持多张图片\"}},\"type\":\"object\",\"required\":[\"prompt\",\"image_urls\"],\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"$defs\":{\"AspectRatio\":{\"description\":\"Width to height of the generated image.\",\"type\":\"string\",\"enum\":[\"21:9\",\"16:9\",\"4:3\",\"3:2\",\"1:1\",\"2:3\",\"3:4\",\"9:16\",\"9:21\"]},\"OutputFormat\":{\"description\":\"The format of the generated images.\",\"type\":\"string\",\"enum\":[\"jpeg\",\"png\"]},\"SafetyTolerance\":{\"description\":\"How tolerant the safety checker is, from 1 (strictest) to 6 (most permissive).\",\"type\":\"string\",\"enum\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\"]}}}",
@@ -830,6 +920,8 @@ pub static FLUX_PRO_KONTEXT_MAX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "提示词，对图片进行的编辑描述。例如：'把甜甜圈放在面粉旁边'",
             takes_file: false,
+            label: "string",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "seed",
@@ -842,6 +934,8 @@ pub static FLUX_PRO_KONTEXT_MAX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "随机种子，保证同样输入下生成一致的图片。可选",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "guidance_scale",
@@ -854,6 +948,8 @@ pub static FLUX_PRO_KONTEXT_MAX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "CFG 值，控制模型对prompt的遵循度，默认 3.5，可选，范围1-20。",
             takes_file: false,
+            label: "number",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "sync_mode",
@@ -866,6 +962,8 @@ pub static FLUX_PRO_KONTEXT_MAX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "同步模式，true时等待图片生成完成并直接返回图片，false时通过CDN获取图片。默认 false",
             takes_file: false,
+            label: "boolean",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "num_images",
@@ -878,6 +976,8 @@ pub static FLUX_PRO_KONTEXT_MAX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "生成图片数量，取值1-4，默认1",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "safety_tolerance",
@@ -890,6 +990,8 @@ pub static FLUX_PRO_KONTEXT_MAX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "安全容忍等级，1最严格，6最宽松，默认2",
             takes_file: false,
+            label: "1 | 2 | 3 | 4 | 5 | 6",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "output_format",
@@ -902,6 +1004,8 @@ pub static FLUX_PRO_KONTEXT_MAX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "图片格式，jpeg 或 png，默认 jpeg",
             takes_file: false,
+            label: "jpeg | png",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "aspect_ratio",
@@ -914,6 +1018,8 @@ pub static FLUX_PRO_KONTEXT_MAX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "图片宽高比，可选如：21:9, 16:9, 4:3, 3:2, 1:1, 2:3, 3:4, 9:16, 9:21",
             takes_file: false,
+            label: "21:9 | 16:9 | 4:3 | 3:2 | 1:1 | 2:3 | 3:4 | 9:16 | 9:21",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "image_url",
@@ -926,6 +1032,8 @@ pub static FLUX_PRO_KONTEXT_MAX: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "要编辑的图片URL，必填，建议使用公开可访问的图片链接",
             takes_file: true,
+            label: "string",
+            item_kind: "",
         },
     ],
     input_json_schema: "{\"type\":\"object\",\"properties\":{\"prompt\":{\"type\":\"string\",\"description\":\"提示词，对图片进行的编辑描述。例如：'把甜甜圈放在面粉旁边'\"},\"seed\":{\"type\":\"integer\",\"description\":\"随机种子，保证同样输入下生成一致的图片。可选\"},\"guidance_scale\":{\"type\":\"number\",\"description\":\"CFG 值，控制模型对prompt的遵循度，默认 3.5，可选，范围1-20。\",\"default\":3.5,\"minimum\":1.0,\"maximum\":20.0},\"sync_mode\":{\"type\":\"boolean\",\"description\":\"同步模式，true时等待图片生成完成并直接返回图片，false时通过CDN获取图片。默认 false\",\"default\":false},\"num_images\":{\"type\":\"integer\",\"description\":\"生成图片数量，取值1-4，默认1\",\"default\":1,\"minimum\":1,\"maximum\":4},\"safety_tolerance\":{\"allOf\":[{\"$ref\":\"#/$defs/SafetyTolerance\"}],\"description\":\"安全容忍等级，1最严格，6最宽松，默认2\",\"default\":\"2\"},\"output_format\":{\"allOf\":[{\"$ref\":\"#/$defs/OutputFormat\"}],\"description\":\"图片格式，jpeg 或 png，默认 jpeg\",\"default\":\"jpeg\"},\"aspect_ratio\":{\"description\":\"图片宽高比，可选如：21:9, 16:9, 4:3, 3:2, 1:1, 2:3, 3:4, 9:16, 9:21\",\"allOf\":[{\"$ref\":\"#/$defs/AspectRatio\"}],\"default\":\"1:1\"},\"image_url\":{\"type\":\"string\",\"description\":\"要编辑的图片URL，必填，建议使用公开可访问的图片链接\"}},\"required\":[\"prompt\",\"image_url\"],\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"$defs\":{\"AspectRatio\":{\"description\":\"Width to height of the generated image.\",\"type\":\"string\",\"enum\":[\"21:9\",\"16:9\",\"4:3\",\"3:2\",\"1:1\",\"2:3\",\"3:4\",\"9:16\",\"9:21\"]},\"OutputFormat\":{\"description\":\"The format of the generated images.\",\"type\":\"string\",\"enum\":[\"jpeg\",\"png\"]},\"SafetyTolerance\":{\"description\":\"How tolerant the safety checker is, from 1 (strictest) to 6 (most permissive).\",\"type\":\"string\",\"enum\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\"]}}}",
@@ -978,6 +1086,8 @@ pub static FLUX_PRO_KONTEXT_MULTI: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "描述你想对图片实现的编辑目标。必填。",
             takes_file: false,
+            label: "string",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "image_urls",
@@ -990,6 +1100,8 @@ pub static FLUX_PRO_KONTEXT_MULTI: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "要编辑的图片URL列表。必填。",
             takes_file: true,
+            label: "array of string",
+            item_kind: "string",
         },
         crate::FieldInfo {
             name: "aspect_ratio",
@@ -1002,6 +1114,8 @@ pub static FLUX_PRO_KONTEXT_MULTI: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "可选。输出图片宽高比。如'16:9'",
             takes_file: false,
+            label: "21:9 | 16:9 | 4:3 | 3:2 | 1:1 | 2:3 | 3:4 | 9:16 | 9:21",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "guidance_scale",
@@ -1014,6 +1128,8 @@ pub static FLUX_PRO_KONTEXT_MULTI: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "引导强度，数值越大越偏向prompt描述，默认3.5",
             takes_file: false,
+            label: "number",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "sync_mode",
@@ -1026,6 +1142,8 @@ pub static FLUX_PRO_KONTEXT_MULTI: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "是否同步返回结果，true同步返回图片，false异步(推荐)",
             takes_file: false,
+            label: "boolean",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "num_images",
@@ -1038,6 +1156,8 @@ pub static FLUX_PRO_KONTEXT_MULTI: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "返回图片数量，1-4",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "output_format",
@@ -1050,6 +1170,8 @@ pub static FLUX_PRO_KONTEXT_MULTI: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "图片返回格式，可选jpeg/png",
             takes_file: false,
+            label: "jpeg | png",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "safety_tolerance",
@@ -1062,6 +1184,8 @@ pub static FLUX_PRO_KONTEXT_MULTI: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "风险内容检测敏感级别。1最严，6最宽松",
             takes_file: false,
+            label: "1 | 2 | 3 | 4 | 5 | 6",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "seed",
@@ -1074,6 +1198,8 @@ pub static FLUX_PRO_KONTEXT_MULTI: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "生成图片的随机种子(可选，相同seed可复刻同样生成结果)",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
     ],
     input_json_schema: "{\"type\":\"object\",\"required\":[\"prompt\",\"image_urls\"],\"properties\":{\"prompt\":{\"type\":\"string\",\"description\":\"描述你想对图片实现的编辑目标。必填。\"},\"image_urls\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"description\":\"要编辑的图片URL列表。必填。\",\"minItems\":1},\"aspect_ratio\":{\"allOf\":[{\"$ref\":\"#/$defs/AspectRatio\"}],\"description\":\"可选。输出图片宽高比。如'16:9'\"},\"guidance_scale\":{\"type\":\"number\",\"description\":\"引导强度，数值越大越偏向prompt描述，默认3.5\",\"default\":3.5,\"minimum\":1,\"maximum\":20},\"sync_mode\":{\"type\":\"boolean\",\"description\":\"是否同步返回结果，true同步返回图片，false异步(推荐)\"},\"num_images\":{\"type\":\"integer\",\"description\":\"返回图片数量，1-4\",\"minimum\":1,\"maximum\":4,\"default\":1},\"output_format\":{\"allOf\":[{\"$ref\":\"#/$defs/OutputFormat\"}],\"description\":\"图片返回格式，可选jpeg/png\",\"default\":\"jpeg\"},\"safety_tolerance\":{\"allOf\":[{\"$ref\":\"#/$defs/SafetyTolerance\"}],\"description\":\"风险内容检测敏感级别。1最严，6最宽松\",\"default\":\"2\"},\"seed\":{\"type\":\"integer\",\"description\":\"生成图片的随机种子(可选，相同seed可复刻同样生成结果)\"}},\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"$defs\":{\"AspectRatio\":{\"description\":\"Width to height of the generated image.\",\"type\":\"string\",\"enum\":[\"21:9\",\"16:9\",\"4:3\",\"3:2\",\"1:1\",\"2:3\",\"3:4\",\"9:16\",\"9:21\"]},\"OutputFormat\":{\"description\":\"The format of the generated images.\",\"type\":\"string\",\"enum\":[\"jpeg\",\"png\"]},\"SafetyTolerance\":{\"description\":\"How tolerant the safety checker is, from 1 (strictest) to 6 (most permissive).\",\"type\":\"string\",\"enum\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\"]}}}",
@@ -1120,6 +1246,8 @@ pub static FLUX_PRO_KONTEXT_TEXT_TO_IMAGE: crate::EndpointInfo = crate::Endpoint
             nullable: false,
             description: "生成图片的文本提示",
             takes_file: false,
+            label: "string",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "seed",
@@ -1132,6 +1260,8 @@ pub static FLUX_PRO_KONTEXT_TEXT_TO_IMAGE: crate::EndpointInfo = crate::Endpoint
             nullable: false,
             description: "随机种子，相同seed将产生相同图片。",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "guidance_scale",
@@ -1144,6 +1274,8 @@ pub static FLUX_PRO_KONTEXT_TEXT_TO_IMAGE: crate::EndpointInfo = crate::Endpoint
             nullable: false,
             description: "CFG 指令引导参数，决定图片与 prompt 的贴合度，默认3.5，取值范围[1,20]。",
             takes_file: false,
+            label: "number",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "sync_mode",
@@ -1156,6 +1288,8 @@ pub static FLUX_PRO_KONTEXT_TEXT_TO_IMAGE: crate::EndpointInfo = crate::Endpoint
             nullable: false,
             description: "是否同步等待图片生成功能，true时接口直接返回图像，latency更高。",
             takes_file: false,
+            label: "boolean",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "num_images",
@@ -1168,6 +1302,8 @@ pub static FLUX_PRO_KONTEXT_TEXT_TO_IMAGE: crate::EndpointInfo = crate::Endpoint
             nullable: false,
             description: "一次生成图片数量，默认1，最多4。",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "safety_tolerance",
@@ -1180,6 +1316,8 @@ pub static FLUX_PRO_KONTEXT_TEXT_TO_IMAGE: crate::EndpointInfo = crate::Endpoint
             nullable: false,
             description: "安全容忍度，1最严格，6最宽松。默认2。",
             takes_file: false,
+            label: "1 | 2 | 3 | 4 | 5 | 6",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "output_format",
@@ -1192,6 +1330,8 @@ pub static FLUX_PRO_KONTEXT_TEXT_TO_IMAGE: crate::EndpointInfo = crate::Endpoint
             nullable: false,
             description: "生成图片的格式，支持jpeg/png，默认jpeg。",
             takes_file: false,
+            label: "jpeg | png",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "aspect_ratio",
@@ -1204,6 +1344,8 @@ pub static FLUX_PRO_KONTEXT_TEXT_TO_IMAGE: crate::EndpointInfo = crate::Endpoint
             nullable: false,
             description: "长宽比例，默认1:1",
             takes_file: false,
+            label: "21:9 | 16:9 | 4:3 | 3:2 | 1:1 | 2:3 | 3:4 | 9:16 | 9:21",
+            item_kind: "",
         },
     ],
     input_json_schema: "{\"required\":[\"prompt\"],\"type\":\"object\",\"properties\":{\"prompt\":{\"type\":\"string\",\"description\":\"生成图片的文本提示\"},\"seed\":{\"type\":\"integer\",\"description\":\"随机种子，相同seed将产生相同图片。\"},\"guidance_scale\":{\"type\":\"number\",\"description\":\"CFG 指令引导参数，决定图片与 prompt 的贴合度，默认3.5，取值范围[1,20]。\",\"default\":3.5,\"minimum\":1.0,\"maximum\":20.0},\"sync_mode\":{\"type\":\"boolean\",\"description\":\"是否同步等待图片生成功能，true时接口直接返回图像，latency更高。\",\"default\":false},\"num_images\":{\"type\":\"integer\",\"description\":\"一次生成图片数量，默认1，最多4。\",\"minimum\":1,\"maximum\":4,\"default\":1},\"safety_tolerance\":{\"allOf\":[{\"$ref\":\"#/$defs/SafetyTolerance\"}],\"description\":\"安全容忍度，1最严格，6最宽松。默认2。\",\"default\":\"2\"},\"output_format\":{\"allOf\":[{\"$ref\":\"#/$defs/OutputFormat\"}],\"description\":\"生成图片的格式，支持jpeg/png，默认jpeg。\",\"default\":\"jpeg\"},\"aspect_ratio\":{\"allOf\":[{\"$ref\":\"#/$defs/AspectRatio\"}],\"description\":\"长宽比例，默认1:1\",\"default\":\"1:1\"}},\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"$defs\":{\"AspectRatio\":{\"description\":\"Width to height of the generated image.\",\"type\":\"string\",\"enum\":[\"21:9\",\"16:9\",\"4:3\",\"3:2\",\"1:1\",\"2:3\",\"3:4\",\"9:16\",\"9:21\"]},\"OutputFormat\":{\"description\":\"The format of the generated images.\",\"type\":\"string\",\"enum\":[\"jpeg\",\"png\"]},\"SafetyTolerance\":{\"description\":\"How tolerant the safety checker is, from 1 (strictest) to 6 (most permissive).\",\"type\":\"string\",\"enum\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\"]}}}",
@@ -1250,6 +1392,8 @@ pub static FLUX_PRO_KONTEXT: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "用于生成图片的文本描述（必须）",
             takes_file: false,
+            label: "string",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "seed",
@@ -1262,6 +1406,8 @@ pub static FLUX_PRO_KONTEXT: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "随机种子，设置相同的 seed 和 prompt 会输出相同的图片（可选）",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "guidance_scale",
@@ -1274,6 +1420,8 @@ pub static FLUX_PRO_KONTEXT: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "CFG 指导强度，决定生成图片是否更贴合 prompt，默认值3.5（可选）",
             takes_file: false,
+            label: "number",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "sync_mode",
@@ -1286,6 +1434,8 @@ pub static FLUX_PRO_KONTEXT: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "同步模式，若为 true，则直接返回图片内容（可选）",
             takes_file: false,
+            label: "boolean",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "num_images",
@@ -1298,6 +1448,8 @@ pub static FLUX_PRO_KONTEXT: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "生成图片数量，默认为1（可选）",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "safety_tolerance",
@@ -1310,6 +1462,8 @@ pub static FLUX_PRO_KONTEXT: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "内容安全容忍度，1最严格，6最宽松，默认2（API专有，可选）",
             takes_file: false,
+            label: "1 | 2 | 3 | 4 | 5 | 6",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "output_format",
@@ -1322,6 +1476,8 @@ pub static FLUX_PRO_KONTEXT: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "图片输出格式，支持 jpeg 或 png，默认 jpeg（可选）",
             takes_file: false,
+            label: "jpeg | png",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "aspect_ratio",
@@ -1334,6 +1490,8 @@ pub static FLUX_PRO_KONTEXT: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "图片输出宽高比，默认 1:1（可选）",
             takes_file: false,
+            label: "21:9 | 16:9 | 4:3 | 3:2 | 1:1 | 2:3 | 3:4 | 9:16 | 9:21",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "image_url",
@@ -1346,6 +1504,8 @@ pub static FLUX_PRO_KONTEXT: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "要编辑的图片URL（必填），或 data URL",
             takes_file: true,
+            label: "string",
+            item_kind: "",
         },
     ],
     input_json_schema: "{\"type\":\"object\",\"required\":[\"prompt\",\"image_url\"],\"properties\":{\"prompt\":{\"type\":\"string\",\"description\":\"用于生成图片的文本描述（必须）\"},\"seed\":{\"type\":\"integer\",\"description\":\"随机种子，设置相同的 seed 和 prompt 会输出相同的图片（可选）\"},\"guidance_scale\":{\"type\":\"number\",\"default\":3.5,\"description\":\"CFG 指导强度，决定生成图片是否更贴合 prompt，默认值3.5（可选）\",\"minimum\":1,\"maximum\":20},\"sync_mode\":{\"type\":\"boolean\",\"description\":\"同步模式，若为 true，则直接返回图片内容（可选）\"},\"num_images\":{\"type\":\"integer\",\"default\":1,\"description\":\"生成图片数量，默认为1（可选）\",\"minimum\":1,\"maximum\":4},\"safety_tolerance\":{\"allOf\":[{\"$ref\":\"#/$defs/SafetyTolerance\"}],\"description\":\"内容安全容忍度，1最严格，6最宽松，默认2（API专有，可选）\",\"default\":\"2\"},\"output_format\":{\"allOf\":[{\"$ref\":\"#/$defs/OutputFormat\"}],\"description\":\"图片输出格式，支持 jpeg 或 png，默认 jpeg（可选）\",\"default\":\"jpeg\"},\"aspect_ratio\":{\"allOf\":[{\"$ref\":\"#/$defs/AspectRatio\"}],\"description\":\"图片输出宽高比，默认 1:1（可选）\",\"default\":\"1:1\"},\"image_url\":{\"type\":\"string\",\"description\":\"要编辑的图片URL（必填），或 data URL\"}},\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"$defs\":{\"AspectRatio\":{\"description\":\"Width to height of the generated image.\",\"type\":\"string\",\"enum\":[\"21:9\",\"16:9\",\"4:3\",\"3:2\",\"1:1\",\"2:3\",\"3:4\",\"9:16\",\"9:21\"]},\"OutputFormat\":{\"description\":\"The format of the generated images.\",\"type\":\"string\",\"enum\":[\"jpeg\",\"png\"]},\"SafetyTolerance\":{\"description\":\"How tolerant the safety checker is, from 1 (strictest) to 6 (most permissive).\",\"type\":\"string\",\"enum\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\"]}}}",
@@ -1408,6 +1568,8 @@ pub static FLUX_1_SCHNELL: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "图片描述词，即你期望模型生成的场景、内容描述。必填项。",
             takes_file: false,
+            label: "string",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "image_size",
@@ -1420,6 +1582,8 @@ pub static FLUX_1_SCHNELL: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "预设图片尺寸或自定义分辨率 {width, height}，默认 landscape_4_3。",
             takes_file: false,
+            label: "square_hd | square | portrait_4_3 | portrait_16_9 | landscape_4_3 | landscape_16_9 or {width, height}",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "num_inference_steps",
@@ -1432,6 +1596,8 @@ pub static FLUX_1_SCHNELL: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "推理迭代步数，默认4，范围1~12。",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "seed",
@@ -1444,6 +1610,8 @@ pub static FLUX_1_SCHNELL: crate::EndpointInfo = crate::EndpointInfo {
             nullable: true,
             description: "随机数种子，设置后同样描述和参数多次请求生成一致图片。可为null",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "sync_mode",
@@ -1456,6 +1624,8 @@ pub static FLUX_1_SCHNELL: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "同步生成（true则等图片上传后直接返回，false则异步，默认false）。",
             takes_file: false,
+            label: "boolean",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "num_images",
@@ -1468,6 +1638,8 @@ pub static FLUX_1_SCHNELL: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "生成图片数量，默认1，范围1-4。",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "enable_safety_checker",
@@ -1480,6 +1652,8 @@ pub static FLUX_1_SCHNELL: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "启用内容安全检查（默认true）。",
             takes_file: false,
+            label: "boolean",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "output_format",
@@ -1492,6 +1666,8 @@ pub static FLUX_1_SCHNELL: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "输出图片格式，默认 jpeg。",
             takes_file: false,
+            label: "jpeg | png",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "acceleration",
@@ -1504,6 +1680,8 @@ pub static FLUX_1_SCHNELL: crate::EndpointInfo = crate::EndpointInfo {
             nullable: false,
             description: "生成速度，越快质量越低：none、regular、high。",
             takes_file: false,
+            label: "none | regular | high",
+            item_kind: "",
         },
     ],
     input_json_schema: "{\"required\":[\"prompt\"],\"type\":\"object\",\"properties\":{\"prompt\":{\"type\":\"string\",\"description\":\"图片描述词，即你期望模型生成的场景、内容描述。必填项。\"},\"image_size\":{\"description\":\"预设图片尺寸或自定义分辨率 {width, height}，默认 landscape_4_3。\",\"allOf\":[{\"$ref\":\"#/$defs/ImageSize\"}],\"default\":\"landscape_4_3\"},\"num_inference_steps\":{\"type\":\"integer\",\"description\":\"推理迭代步数，默认4，范围1~12。\",\"default\":4,\"minimum\":1,\"maximum\":12},\"seed\":{\"type\":[\"integer\",\"null\"],\"description\":\"随机数种子，设置后同样描述和参数多次请求生成一致图片。可为null\"},\"sync_mode\":{\"type\":\"boolean\",\"description\":\"同步生成（true则等图片上传后直接返回，false则异步，默认false）。\",\"default\":false},\"num_images\":{\"type\":\"integer\",\"description\":\"生成图片数量，默认1，范围1-4。\",\"default\":1,\"minimum\":1,\"maximum\":4},\"enable_safety_checker\":{\"type\":\"boolean\",\"description\":\"启用内容安全检查（默认true）。\",\"default\":true},\"output_format\":{\"allOf\":[{\"$ref\":\"#/$defs/OutputFormat\"}],\"description\":\"输出图片格式，默认 jpeg。\",\"default\":\"jpeg\"},\"acceleration\":{\"allOf\":[{\"$ref\":\"#/$defs/Acceleration\"}],\"description\":\"生成速度，越快质量越低：none、regular、high。\"}},\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"$defs\":{\"Acceleration\":{\"description\":\"How much to trade quality for speed.\",\"type\":\"string\",\"enum\":[\"none\",\"regular\",\"high\"]},\"CustomImageSize\":{\"description\":\"An explicit size in pixels.\",\"type\":\"object\",\"required\":[\"width\",\"height\"],\"properties\":{\"width\":{\"type\":\"integer\",\"default\":512,\"maximum\":14142,\"description\":\"Width in pixels.\"},\"height\":{\"type\":\"integer\",\"default\":512,\"maximum\":14142,\"description\":\"Height in pixels.\"}}},\"ImageSize\":{\"description\":\"A preset size, or an explicit width and height.\",\"oneOf\":[{\"$ref\":\"#/$defs/ImageSizePreset\"},{\"$ref\":\"#/$defs/CustomImageSize\"}]},\"ImageSizePreset\":{\"description\":\"The preset sizes.\",\"type\":\"string\",\"enum\":[\"square_hd\",\"square\",\"portrait_4_3\",\"portrait_16_9\",\"landscape_4_3\",\"landscape_16_9\"]},\"OutputFormat\":{\"description\":\"The format of the generated images.\",\"type\":\"string\",\"enum\":[\"jpeg\",\"png\"]}}}",
@@ -1550,6 +1728,8 @@ pub static FLUX_PRO_KONTEXT_MAX_TEXT_TO_IMAGE: crate::EndpointInfo = crate::Endp
             nullable: false,
             description: "生成图片的文本提示",
             takes_file: false,
+            label: "string",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "seed",
@@ -1562,6 +1742,8 @@ pub static FLUX_PRO_KONTEXT_MAX_TEXT_TO_IMAGE: crate::EndpointInfo = crate::Endp
             nullable: false,
             description: "随机种子，相同seed将产生相同图片。",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "guidance_scale",
@@ -1574,6 +1756,8 @@ pub static FLUX_PRO_KONTEXT_MAX_TEXT_TO_IMAGE: crate::EndpointInfo = crate::Endp
             nullable: false,
             description: "CFG 指令引导参数，决定图片与 prompt 的贴合度，默认3.5，取值范围[1,20]。",
             takes_file: false,
+            label: "number",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "sync_mode",
@@ -1586,6 +1770,8 @@ pub static FLUX_PRO_KONTEXT_MAX_TEXT_TO_IMAGE: crate::EndpointInfo = crate::Endp
             nullable: false,
             description: "是否同步等待图片生成功能，true时接口直接返回图像，latency更高。",
             takes_file: false,
+            label: "boolean",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "num_images",
@@ -1598,6 +1784,8 @@ pub static FLUX_PRO_KONTEXT_MAX_TEXT_TO_IMAGE: crate::EndpointInfo = crate::Endp
             nullable: false,
             description: "一次生成图片数量，默认1，最多4。",
             takes_file: false,
+            label: "integer",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "safety_tolerance",
@@ -1610,6 +1798,8 @@ pub static FLUX_PRO_KONTEXT_MAX_TEXT_TO_IMAGE: crate::EndpointInfo = crate::Endp
             nullable: false,
             description: "安全容忍度，1最严格，6最宽松。默认2。",
             takes_file: false,
+            label: "1 | 2 | 3 | 4 | 5 | 6",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "output_format",
@@ -1622,6 +1812,8 @@ pub static FLUX_PRO_KONTEXT_MAX_TEXT_TO_IMAGE: crate::EndpointInfo = crate::Endp
             nullable: false,
             description: "生成图片的格式，支持jpeg/png，默认jpeg。",
             takes_file: false,
+            label: "jpeg | png",
+            item_kind: "",
         },
         crate::FieldInfo {
             name: "aspect_ratio",
@@ -1634,6 +1826,8 @@ pub static FLUX_PRO_KONTEXT_MAX_TEXT_TO_IMAGE: crate::EndpointInfo = crate::Endp
             nullable: false,
             description: "长宽比例，默认1:1",
             takes_file: false,
+            label: "21:9 | 16:9 | 4:3 | 3:2 | 1:1 | 2:3 | 3:4 | 9:16 | 9:21",
+            item_kind: "",
         },
     ],
     input_json_schema: "{\"required\":[\"prompt\"],\"type\":\"object\",\"properties\":{\"prompt\":{\"type\":\"string\",\"description\":\"生成图片的文本提示\"},\"seed\":{\"type\":\"integer\",\"description\":\"随机种子，相同seed将产生相同图片。\"},\"guidance_scale\":{\"type\":\"number\",\"description\":\"CFG 指令引导参数，决定图片与 prompt 的贴合度，默认3.5，取值范围[1,20]。\",\"default\":3.5,\"minimum\":1.0,\"maximum\":20.0},\"sync_mode\":{\"type\":\"boolean\",\"description\":\"是否同步等待图片生成功能，true时接口直接返回图像，latency更高。\",\"default\":false},\"num_images\":{\"type\":\"integer\",\"description\":\"一次生成图片数量，默认1，最多4。\",\"minimum\":1,\"maximum\":4,\"default\":1},\"safety_tolerance\":{\"allOf\":[{\"$ref\":\"#/$defs/SafetyTolerance\"}],\"description\":\"安全容忍度，1最严格，6最宽松。默认2。\",\"default\":\"2\"},\"output_format\":{\"allOf\":[{\"$ref\":\"#/$defs/OutputFormat\"}],\"description\":\"生成图片的格式，支持jpeg/png，默认jpeg。\",\"default\":\"jpeg\"},\"aspect_ratio\":{\"allOf\":[{\"$ref\":\"#/$defs/AspectRatio\"}],\"description\":\"长宽比例，默认1:1\",\"default\":\"1:1\"}},\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"$defs\":{\"AspectRatio\":{\"description\":\"Width to height of the generated image.\",\"type\":\"string\",\"enum\":[\"21:9\",\"16:9\",\"4:3\",\"3:2\",\"1:1\",\"2:3\",\"3:4\",\"9:16\",\"9:21\"]},\"OutputFormat\":{\"description\":\"The format of the generated images.\",\"type\":\"string\",\"enum\":[\"jpeg\",\"png\"]},\"SafetyTolerance\":{\"description\":\"How tolerant the safety checker is, from 1 (strictest) to 6 (most permissive).\",\"type\":\"string\",\"enum\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\"]}}}",

@@ -94,6 +94,10 @@ pub struct FieldInfo {
     pub description: &'static str,
     /// Whether it takes a file or URL (the CLI sends a local file as a data URL).
     pub takes_file: bool,
+    /// What it takes, in short: `integer`, `jpeg | png`, `array of string`, `a | b or {width, height}`.
+    pub label: &'static str,
+    /// For an array, the kind of its items; empty otherwise.
+    pub item_kind: &'static str,
 }
 
 /// Whether `value` decodes as `T`; the error names the field where it does not.

@@ -99,13 +99,13 @@ pub fn validate_input(info: &'static crate::EndpointInfo, input: &Value) -> Resu
 fn collect(e: &jsonschema::ValidationError<'_>, out: &mut Vec<InputError>) {
     use jsonschema::error::ValidationErrorKind as K;
     if let K::OneOfNotValid { context } | K::AnyOf { context } = e.kind() {
-        // The closest branch: one whose errors are all deeper than the union itself
-        // (the value had the branch's shape), with the fewest errors.
+        // The closest branch: one the value has the shape of (no type error at the union
+        // itself: a string against the preset names, an object against the object form),
+        // with the fewest errors.
         let depth = e.instance_path().into_iter().count();
-        let best = context
-            .iter()
-            .filter(|branch| !branch.is_empty() && branch.iter().all(|b| b.instance_path().into_iter().count() > depth))
-            .min_by_key(|branch| branch.len());
+        let shape_error =
+            |b: &jsonschema::ValidationError<'_>| matches!(b.kind(), K::Type { .. }) && b.instance_path().into_iter().count() == depth;
+        let best = context.iter().filter(|branch| !branch.is_empty() && !branch.iter().any(shape_error)).min_by_key(|branch| branch.len());
         if let Some(branch) = best {
             branch.iter().for_each(|b| collect(b, out));
             return;
@@ -117,7 +117,18 @@ fn collect(e: &jsonschema::ValidationError<'_>, out: &mut Vec<InputError>) {
         path.push(property.as_str().map_or_else(|| property.to_string(), str::to_string));
     }
     let field = if path.is_empty() { "(input)".to_string() } else { path.join(".") };
-    out.push(InputError { field, message: e.to_string() });
+    // An enum's values are listed in full (the validator abbreviates them).
+    let message = match e.kind() {
+        K::Enum { options } => {
+            let allowed: Vec<String> = options
+                .as_array()
+                .map(|o| o.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect())
+                .unwrap_or_default();
+            format!("{} is not allowed; allowed: {}", e.instance(), allowed.join(", "))
+        }
+        _ => e.to_string(),
+    };
+    out.push(InputError { field, message });
 }
 
 /// An endpoint's typed input: checked against the endpoint's schema before sending.
@@ -166,6 +177,12 @@ mod tests {
         check(redux, json!({"num_images": "two"}), Err(&["image_url", "num_images"]));
         check(redux, json!({"image_url": "u", "image_size": {"width": 20000, "height": 10}}), Err(&["image_size.width"]));
         check(redux, json!({"image_url": "u", "image_size": "square_hd", "output_format": "gif"}), Err(&["output_format"]));
+        let e = validate_input(crate::endpoint(redux).unwrap(), &json!({"image_url": "u", "image_size": "huge"})).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "image_size: \"huge\" is not allowed; allowed: square_hd, square, portrait_4_3, portrait_16_9, landscape_4_3, landscape_16_9",
+            "a union names the values of its closest branch"
+        );
         check("fal-ai/flux-pro/kontext/multi", json!({"prompt": "p", "image_urls": []}), Err(&["image_urls"]));
         check("fal-ai/flux-pro/kontext/multi", json!({"prompt": "p", "image_urls": "x"}), Err(&["image_urls"]));
         let e = validate_input(crate::endpoint(redux).unwrap(), &json!({"image_url": "u", "num_images": 9})).unwrap_err();
