@@ -730,7 +730,27 @@ async fn result(shared: &Arc<Shared>, app_path: &str, request_id: &str) -> Reply
 
 /// The output a completed job answers, FluxImageOutput-shaped; in sync mode the images are
 /// drawn now and inlined as data URIs.
+/// The video every video job produces (see `assets/README.md`).
+const SAMPLE_VIDEO: &[u8] = include_bytes!("../assets/sample.mp4");
+
+/// The output of a video endpoint: `{video: File, seed}` (relay doc 002).
+fn video_output_json(job: &JobOutput) -> Value {
+    let name = format!("{}-0.mp4", job.id);
+    let url = if job.plan.sync_mode {
+        format!("data:video/mp4;base64,{}", base64::engine::general_purpose::STANDARD.encode(SAMPLE_VIDEO))
+    } else {
+        format!("{}/media/{name}", job.base)
+    };
+    json!({
+        "video": { "url": url, "content_type": "video/mp4", "file_name": name, "file_size": SAMPLE_VIDEO.len() },
+        "seed": job.seed,
+    })
+}
+
 async fn output_json(shared: &Shared, job: &JobOutput, inference_time: f64) -> Result<Value, SimError> {
+    if job.plan.video {
+        return Ok(video_output_json(job));
+    }
     let plan = &job.plan;
     let format = plan.format;
     let mut images = Vec::with_capacity(plan.num_images as usize);
@@ -773,6 +793,9 @@ fn parse_media_name(name: &str) -> Option<(&str, u32, &str)> {
 
 /// The encoded bytes of one image, from the cache or drawn now (off the async threads).
 async fn media_bytes(shared: &Shared, name: &str, job: &JobOutput, index: u32) -> Result<Bytes, SimError> {
+    if job.plan.video {
+        return Ok(Bytes::from_static(SAMPLE_VIDEO));
+    }
     if let Some(file) = shared.media().get(name) {
         return Ok(file);
     }
@@ -797,7 +820,8 @@ async fn media(shared: &Arc<Shared>, name: &str) -> Reply {
             let job = core.job(seq)?;
             match (&job.phase, &job.plan) {
                 (Phase::Completed { outcome: Outcome::Success, .. }, Ok(plan))
-                    if index < plan.num_images && plan.format.extension() == ext =>
+                    if (plan.video && index == 0 && ext == "mp4")
+                        || (!plan.video && index < plan.num_images && plan.format.extension() == ext) =>
                 {
                     Some((
                         seq,
@@ -821,7 +845,7 @@ async fn media(shared: &Arc<Shared>, name: &str) -> Reply {
         Ok(file) => Reply {
             status: StatusCode::OK,
             headers: vec![
-                (header::CONTENT_TYPE, HeaderValue::from_static(job.plan.format.content_type())),
+                (header::CONTENT_TYPE, HeaderValue::from_static(if job.plan.video { "video/mp4" } else { job.plan.format.content_type() })),
                 (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
             ],
             body: ReplyBody::Full(file),
@@ -903,6 +927,52 @@ fn rules_of(rules: Vec<Value>) -> Result<FaultPlan, SimError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_video_endpoint_answers_a_video_file() {
+        // What the catalogue says of an output decides: `/video` is a video endpoint's.
+        let mut info = falq_api::ENDPOINTS[0];
+        assert!(!crate::catalog::answers_video(info), "FLUX answers images");
+        let video = falq_api::EndpointInfo { output_files: &["/video"], ..clone_info(info) };
+        info = Box::leak(Box::new(video));
+        assert!(crate::catalog::answers_video(info));
+        let plan = OutputPlan {
+            width: 64,
+            height: 64,
+            format: ImageFormat::Jpeg,
+            num_images: 1,
+            seed: None,
+            sync_mode: false,
+            prompt: None,
+            source: None,
+            video: true,
+        };
+        let job = JobOutput { id: "r1".into(), base: "http://sim".into(), plan, seed: 7.into(), image_seed: 1 };
+        let out = video_output_json(&job);
+        assert_eq!(out["video"]["url"], "http://sim/media/r1-0.mp4");
+        assert_eq!(out["video"]["content_type"], "video/mp4");
+        let typed: falq_api::types::VideoOutput = serde_json::from_value(out).expect("a VideoOutput");
+        assert_eq!(typed.seed, Some(7));
+        assert_eq!(&SAMPLE_VIDEO[4..8], b"ftyp", "a real MP4");
+    }
+
+    fn clone_info(i: &falq_api::EndpointInfo) -> falq_api::EndpointInfo {
+        falq_api::EndpointInfo {
+            id: i.id,
+            app_id: i.app_id,
+            operation_id: i.operation_id,
+            summary: i.summary,
+            description: i.description,
+            input_schema: i.input_schema,
+            output_schema: "VideoOutput",
+            bounds: i.bounds,
+            check_output: i.check_output,
+            fields: i.fields,
+            input_json_schema: i.input_json_schema,
+            output_json_schema: i.output_json_schema,
+            output_files: i.output_files,
+        }
+    }
 
     #[test]
     fn media_names_table() {
