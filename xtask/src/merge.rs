@@ -317,7 +317,7 @@ pub fn apply_overlay(doc: &mut Value, overlay: &Document) -> Result<(), Errors> 
         let schema_names: BTreeSet<String> =
             doc["components"]["schemas"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
         let Some(op) = find_endpoint(doc, id) else {
-            let closest = known.iter().min_by_key(|k| strsim(k, id)).cloned().unwrap_or_default();
+            let closest = known.iter().min_by_key(|k| strsim::levenshtein(k, id)).cloned().unwrap_or_default();
             errors.push(
                 src.diag_at(&line_key, format!("the overlay names endpoint {id}, which no page in specs/ defines"))
                     .help(format!("did you mean {closest}? remove the entry if the page is gone")),
@@ -364,20 +364,6 @@ pub fn apply_overlay(doc: &mut Value, overlay: &Document) -> Result<(), Errors> 
         }
     }
     if errors.is_empty() { Ok(()) } else { Err(Errors(errors)) }
-}
-
-/// A small edit distance, for "did you mean".
-pub fn strsim(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// Adds the error answers every submit can give (`x-falq-submit-responses` of the

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::samples::{Fill, sample};
 use super::schema::escape_pointer;
@@ -140,55 +140,9 @@ fn walk_schemas(pointer: &str, schema: &Value, visit: &mut dyn FnMut(&str, &Valu
 
 /// The fenced YAML blocks of a markdown page, as JSON.
 pub fn page_blocks(text: &str) -> Result<Vec<Value>, String> {
-    let mut blocks = vec![];
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        let fence = line.trim_start();
-        match &mut current {
-            None if fence.starts_with("```yaml") || fence.starts_with("```yml") => current = Some(String::new()),
-            Some(block) if fence.starts_with("```") => {
-                let yaml: serde_yaml::Value = serde_yaml::from_str(block).map_err(|e| format!("a YAML block does not parse: {e}"))?;
-                blocks.push(yaml_to_json(yaml));
-                current = None;
-            }
-            Some(block) => {
-                block.push_str(line);
-                block.push('\n');
-            }
-            None => {}
-        }
-    }
-    Ok(blocks)
-}
-
-fn yaml_to_json(v: serde_yaml::Value) -> Value {
-    match v {
-        serde_yaml::Value::Null => Value::Null,
-        serde_yaml::Value::Bool(b) => Value::Bool(b),
-        serde_yaml::Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::from(i)
-            } else if let Some(u) = n.as_u64() {
-                Value::from(u)
-            } else {
-                n.as_f64().and_then(serde_json::Number::from_f64).map(Value::Number).unwrap_or(Value::Null)
-            }
-        }
-        serde_yaml::Value::String(s) => Value::String(s),
-        serde_yaml::Value::Sequence(items) => Value::Array(items.into_iter().map(yaml_to_json).collect()),
-        serde_yaml::Value::Mapping(m) => Value::Object(
-            m.into_iter()
-                .map(|(k, v)| {
-                    let key = match k {
-                        serde_yaml::Value::String(s) => s,
-                        other => serde_yaml::to_string(&other).unwrap_or_default().trim().to_string(),
-                    };
-                    (key, yaml_to_json(v))
-                })
-                .collect::<Map<String, Value>>(),
-        ),
-        serde_yaml::Value::Tagged(t) => yaml_to_json(t.value),
-    }
+    // The pages are read as regen reads them: one loader in the project (xtask's).
+    let docs = xtask::load::load_file(std::path::Path::new("page.md"), text).map_err(|e| format!("the page does not load: {e}"))?;
+    Ok(docs.into_iter().map(|d| d.value).collect())
 }
 
 /// The path of a page's operation as the normalized spec writes it: Apifox's placeholder

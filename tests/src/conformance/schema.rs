@@ -6,30 +6,9 @@ use serde_json::{Map, Value, json};
 /// Where OpenAPI keeps named schemas; a `$ref` into it becomes one into `$defs`.
 pub const COMPONENT_PREFIX: &str = "#/components/schemas/";
 
-/// Keywords an OpenAPI 3.0 Schema Object shares with JSON Schema, whose value is data.
-const SHARED_KEYWORDS: &[&str] = &[
-    "type",
-    "enum",
-    "format",
-    "minimum",
-    "maximum",
-    "multipleOf",
-    "minLength",
-    "maxLength",
-    "pattern",
-    "minItems",
-    "maxItems",
-    "uniqueItems",
-    "minProperties",
-    "maxProperties",
-    "required",
-    "description",
-    "title",
-    "default",
-    "readOnly",
-    "writeOnly",
-    "deprecated",
-];
+/// The JSON Schema 2020-12 form of an OpenAPI 3.0 schema: regen's own conversion (the
+/// one the catalogue's schemas are made with), so the suite checks the same thing.
+pub use xtask::export::to_json_schema;
 
 /// Keywords whose value is one schema (or a boolean, for `additionalProperties`).
 const ONE_SCHEMA_KEYWORDS: &[&str] = &["items", "additionalProperties", "not"];
@@ -37,67 +16,8 @@ const ONE_SCHEMA_KEYWORDS: &[&str] = &["items", "additionalProperties", "not"];
 /// Keywords whose value is a list of schemas.
 const SCHEMA_LIST_KEYWORDS: &[&str] = &["allOf", "oneOf", "anyOf"];
 
-/// OpenAPI-only keywords: translated (`nullable`, the exclusive bounds) or without meaning
-/// for validation (`example`, `discriminator`, ...).
-const OPENAPI_ONLY_KEYWORDS: &[&str] =
-    &["nullable", "exclusiveMinimum", "exclusiveMaximum", "example", "discriminator", "xml", "externalDocs"];
-
-/// The JSON Schema 2020-12 form of an OpenAPI 3.0 schema. Unknown keywords are dropped
-/// ([`unknown_keywords`] lists them), so a validator never guesses at them.
-pub fn to_json_schema(schema: &Value) -> Value {
-    let Value::Object(m) = schema else { return schema.clone() };
-    let mut out = Map::new();
-    for (k, v) in m {
-        let k = k.as_str();
-        if k == "$ref" {
-            let target = v.as_str().unwrap_or_default();
-            let target = match target.strip_prefix(COMPONENT_PREFIX) {
-                Some(name) => format!("#/$defs/{name}"),
-                None => target.to_string(),
-            };
-            out.insert("$ref".into(), Value::String(target));
-        } else if k == "properties" {
-            let props = v.as_object().map(|p| p.iter().map(|(name, s)| (name.clone(), to_json_schema(s))).collect()).unwrap_or_default();
-            out.insert("properties".into(), Value::Object(props));
-        } else if ONE_SCHEMA_KEYWORDS.contains(&k) {
-            out.insert(k.into(), to_json_schema(v));
-        } else if SCHEMA_LIST_KEYWORDS.contains(&k) {
-            let list = v.as_array().map(|l| l.iter().map(to_json_schema).collect()).unwrap_or_default();
-            out.insert(k.into(), Value::Array(list));
-        } else if SHARED_KEYWORDS.contains(&k) {
-            out.insert(k.into(), v.clone());
-        }
-        // `x-*`, OpenAPI-only and unknown keywords: dropped here, handled below.
-    }
-    // OpenAPI 3.0's boolean exclusive bounds qualify `minimum` / `maximum`.
-    for (flag, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
-        match m.get(flag) {
-            Some(Value::Bool(true)) => {
-                if let Some(limit) = out.remove(bound) {
-                    out.insert(flag.into(), limit);
-                }
-            }
-            Some(n @ Value::Number(_)) => {
-                out.insert(flag.into(), n.clone());
-            }
-            _ => {}
-        }
-    }
-    if m.get("nullable") == Some(&Value::Bool(true)) {
-        match out.get("type").cloned() {
-            Some(Value::String(t)) => {
-                out.insert("type".into(), json!([t, "null"]));
-                if let Some(Value::Array(values)) = out.get_mut("enum")
-                    && !values.contains(&Value::Null)
-                {
-                    values.push(Value::Null);
-                }
-            }
-            _ => return json!({"anyOf": [Value::Object(out), {"type": "null"}]}),
-        }
-    }
-    Value::Object(out)
-}
+/// The keywords of an OpenAPI 3.0 schema object (regen's list).
+const KNOWN_KEYWORDS: &[&str] = xtask::lint::SCHEMA_KEYWORDS;
 
 /// Gives a converted schema the converted components as `$defs`, so its `$ref`s resolve.
 pub fn bundle(mut root: Value, defs: &Map<String, Value>) -> Value {
@@ -139,7 +59,7 @@ pub fn unknown_keywords(schema: &Value, pointer: &str, out: &mut Vec<String>) {
             for (i, s) in v.as_array().into_iter().flatten().enumerate() {
                 unknown_keywords(s, &format!("{here}/{i}"), out);
             }
-        } else if k != "$ref" && !k.starts_with("x-") && !SHARED_KEYWORDS.contains(&k) && !OPENAPI_ONLY_KEYWORDS.contains(&k) {
+        } else if !k.starts_with("x-") && !KNOWN_KEYWORDS.contains(&k) {
             out.push(here);
         }
     }
