@@ -151,3 +151,35 @@ fn each_endpoint_links_its_input_and_output() {
         assert!(spec["components"]["schemas"].get(e.output_schema).is_some(), "{}", e.id);
     }
 }
+
+/// The one validation before sending, table-driven: every field at every depth.
+mod validation {
+    use falq_api::validate_input;
+    use serde_json::{Value, json};
+
+    fn check(endpoint: &str, input: Value, expected: Result<(), &[&str]>) {
+        let info = falq_api::endpoint(endpoint).expect("an endpoint");
+        let got = validate_input(info, &input).map_err(|e| e.0.into_iter().map(|e| e.field).collect::<Vec<_>>());
+        assert_eq!(got, expected.map_err(|f| f.iter().map(|s| s.to_string()).collect::<Vec<_>>()), "{input}");
+    }
+
+    #[test]
+    fn every_constraint_at_every_depth_names_its_field() {
+        let redux = "fal-ai/flux-1/dev/redux";
+        check(redux, json!({"image_url": "u", "num_images": 4, "guidance_scale": 1.0}), Ok(()));
+        check(redux, json!({"image_url": "u", "num_images": 5}), Err(&["num_images"]));
+        check(redux, json!({"num_images": "two"}), Err(&["image_url", "num_images"]));
+        check(redux, json!({"image_url": "u", "image_size": {"width": 20000, "height": 10}}), Err(&["image_size.width"]));
+        check(redux, json!({"image_url": "u", "image_size": "square_hd", "output_format": "gif"}), Err(&["output_format"]));
+        let e = validate_input(falq_api::endpoint(redux).unwrap(), &json!({"image_url": "u", "image_size": "huge"})).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "image_size: \"huge\" is not allowed; allowed: square_hd, square, portrait_4_3, portrait_16_9, landscape_4_3, landscape_16_9",
+            "a union names the values of its closest branch"
+        );
+        check("fal-ai/flux-pro/kontext/multi", json!({"prompt": "p", "image_urls": []}), Err(&["image_urls"]));
+        check("fal-ai/flux-pro/kontext/multi", json!({"prompt": "p", "image_urls": "x"}), Err(&["image_urls"]));
+        let e = validate_input(falq_api::endpoint(redux).unwrap(), &json!({"image_url": "u", "num_images": 9})).unwrap_err();
+        assert_eq!(e.to_string(), "num_images: 9 is greater than the maximum of 4");
+    }
+}

@@ -95,7 +95,7 @@ fn settings(enums: &[EnumSpec]) -> GenerationSettings {
         // progenitor's `Client::new` would otherwise cut every call at 15 s, long polls and
         // media downloads included; a day is no limit in practice and says so in the docs.
         .with_timeout(86_400)
-        .with_pre_hook_async(quote!(crate::validate::pre_send));
+        .with_pre_hook_async(quote!(crate::pre_send));
     for e in enums {
         let impls = [TypeImpl::Display, TypeImpl::FromStr];
         s.with_replacement(&e.name, format!("crate::catalog::enums::{}", e.name), impls.into_iter());

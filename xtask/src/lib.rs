@@ -90,6 +90,9 @@ pub fn regen(specs_dir: &Path, root: &Path) -> Result<Regen, Errors> {
         Output { path: format!("{CRATE_DIR}/inferred.md").into(), content: inferred_report(&inferred) },
         Output { path: format!("{CRATE_DIR}/src/generated.rs").into(), content: generated.client },
         Output { path: format!("{CRATE_DIR}/src/catalog.rs").into(), content: generated.catalog },
+        // The crate around them is generated too: nothing under generated/ is written by hand.
+        Output { path: format!("{CRATE_DIR}/src/lib.rs").into(), content: include_str!("../templates/lib.rs").to_string() },
+        Output { path: format!("{CRATE_DIR}/Cargo.toml").into(), content: include_str!("../templates/Cargo.toml").to_string() },
     ];
     Ok(Regen { outputs, warnings, spec, inferred })
 }

@@ -139,18 +139,16 @@ fn compile(r: &xtask::Regen, name: &str) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&ws);
     let krate = ws.join("generated/falq-api");
     std::fs::create_dir_all(krate.join("src")).unwrap();
-    let real = root().join("generated/falq-api");
-    for f in ["Cargo.toml", "src/lib.rs", "src/validate.rs"] {
-        std::fs::copy(real.join(f), krate.join(f)).unwrap();
-    }
+    // Every file of the crate is generated; the hand-written support is falq-core.
+    copy_dir(&root().join("crates/falq-core"), &ws.join("crates/falq-core"));
     for out in &r.outputs {
         std::fs::write(ws.join(&out.path), &out.content).unwrap();
     }
     let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
     let manifest: String = manifest
         .lines()
-        .filter(|l| !l.contains("path = \"crates/"))
-        .map(|l| if l.starts_with("members") { "members = [\"generated/falq-api\"]" } else { l })
+        .filter(|l| !l.contains("path = \"crates/") || l.starts_with("falq-core"))
+        .map(|l| if l.starts_with("members") { "members = [\"crates/falq-core\", \"generated/falq-api\"]" } else { l })
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(ws.join("Cargo.toml"), manifest).unwrap();

@@ -4570,7 +4570,7 @@ pub mod builder {
             let info = OperationInfo {
                 operation_id: "queue_status",
             };
-            match (crate::validate::pre_send)(&mut request).await {
+            match (crate::pre_send)(&mut request).await {
                 Ok(_) => {}
                 Err(e) => return Err(Error::Custom(e.to_string())),
             }
@@ -4726,7 +4726,7 @@ pub mod builder {
             let info = OperationInfo {
                 operation_id: "queue_status_stream",
             };
-            match (crate::validate::pre_send)(&mut request).await {
+            match (crate::pre_send)(&mut request).await {
                 Ok(_) => {}
                 Err(e) => return Err(Error::Custom(e.to_string())),
             }
@@ -4828,7 +4828,7 @@ pub mod builder {
             let info = OperationInfo {
                 operation_id: "queue_result",
             };
-            match (crate::validate::pre_send)(&mut request).await {
+            match (crate::pre_send)(&mut request).await {
                 Ok(_) => {}
                 Err(e) => return Err(Error::Custom(e.to_string())),
             }
@@ -4994,7 +4994,7 @@ pub mod builder {
             let info = OperationInfo {
                 operation_id: "queue_cancel",
             };
-            match (crate::validate::pre_send)(&mut request).await {
+            match (crate::pre_send)(&mut request).await {
                 Ok(_) => {}
                 Err(e) => return Err(Error::Custom(e.to_string())),
             }
@@ -5098,7 +5098,7 @@ pub mod builder {
             let info = OperationInfo {
                 operation_id: "flux_1_dev_image_to_image",
             };
-            match (crate::validate::pre_send)(&mut request).await {
+            match (crate::pre_send)(&mut request).await {
                 Ok(_) => {}
                 Err(e) => return Err(Error::Custom(e.to_string())),
             }
@@ -5233,7 +5233,7 @@ pub mod builder {
             let info = OperationInfo {
                 operation_id: "flux_1_dev_redux",
             };
-            match (crate::validate::pre_send)(&mut request).await {
+            match (crate::pre_send)(&mut request).await {
                 Ok(_) => {}
                 Err(e) => return Err(Error::Custom(e.to_string())),
             }
@@ -5366,7 +5366,7 @@ pub mod builder {
             let info = OperationInfo {
                 operation_id: "flux_1_dev",
             };
-            match (crate::validate::pre_send)(&mut request).await {
+            match (crate::pre_send)(&mut request).await {
                 Ok(_) => {}
                 Err(e) => return Err(Error::Custom(e.to_string())),
             }
@@ -5503,7 +5503,7 @@ pub mod builder {
             let info = OperationInfo {
                 operation_id: "flux_1_schnell_redux",
             };
-            match (crate::validate::pre_send)(&mut request).await {
+            match (crate::pre_send)(&mut request).await {
                 Ok(_) => {}
                 Err(e) => return Err(Error::Custom(e.to_string())),
             }
@@ -5642,7 +5642,7 @@ pub mod builder {
             let info = OperationInfo {
                 operation_id: "flux_pro_kontext_max_multi",
             };
-            match (crate::validate::pre_send)(&mut request).await {
+            match (crate::pre_send)(&mut request).await {
                 Ok(_) => {}
                 Err(e) => return Err(Error::Custom(e.to_string())),
             }
@@ -5779,7 +5779,7 @@ pub mod builder {
             let info = OperationInfo {
                 operation_id: "flux_pro_kontext_max",
             };
-            match (crate::validate::pre_send)(&mut request).await {
+            match (crate::pre_send)(&mut request).await {
                 Ok(_) => {}
                 Err(e) => return Err(Error::Custom(e.to_string())),
             }
@@ -5917,7 +5917,7 @@ pub mod builder {
             let info = OperationInfo {
                 operation_id: "flux_pro_kontext_multi",
             };
-            match (crate::validate::pre_send)(&mut request).await {
+            match (crate::pre_send)(&mut request).await {
                 Ok(_) => {}
                 Err(e) => return Err(Error::Custom(e.to_string())),
             }
@@ -6058,7 +6058,7 @@ pub mod builder {
             let info = OperationInfo {
                 operation_id: "flux_pro_kontext_text_to_image",
             };
-            match (crate::validate::pre_send)(&mut request).await {
+            match (crate::pre_send)(&mut request).await {
                 Ok(_) => {}
                 Err(e) => return Err(Error::Custom(e.to_string())),
             }
@@ -6193,7 +6193,7 @@ pub mod builder {
             let info = OperationInfo {
                 operation_id: "flux_pro_kontext",
             };
-            match (crate::validate::pre_send)(&mut request).await {
+            match (crate::pre_send)(&mut request).await {
                 Ok(_) => {}
                 Err(e) => return Err(Error::Custom(e.to_string())),
             }
@@ -6328,7 +6328,7 @@ pub mod builder {
             let info = OperationInfo {
                 operation_id: "flux_1_schnell",
             };
-            match (crate::validate::pre_send)(&mut request).await {
+            match (crate::pre_send)(&mut request).await {
                 Ok(_) => {}
                 Err(e) => return Err(Error::Custom(e.to_string())),
             }
@@ -6469,7 +6469,7 @@ pub mod builder {
             let info = OperationInfo {
                 operation_id: "flux_pro_kontext_max_text_to_image",
             };
-            match (crate::validate::pre_send)(&mut request).await {
+            match (crate::pre_send)(&mut request).await {
                 Ok(_) => {}
                 Err(e) => return Err(Error::Custom(e.to_string())),
             }
