@@ -180,27 +180,9 @@ enum ModeArg {
     Direct,
 }
 
-/// `30s`, `5m`, `1h`, `500ms`, or plain seconds.
+/// `30s`, `5m`, `1h`, `500ms`, or plain seconds (the project's one duration parser).
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (num, unit) = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).map_or((t, "s"), |i| (&t[..i], &t[i..]));
-    let n: f64 = num.parse().map_err(|_| format!("{text:?} is not a duration (try 30s, 5m, 1h or 500ms)"))?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        other => return Err(format!("unknown unit {other:?} in {text:?} (use ms, s, m or h)")),
-    };
-    if !(secs.is_finite() && secs >= 0.0) {
-        return Err(format!("{text:?} is not a duration"));
-    }
-    // A duration any later arithmetic (deadlines, sleeps) can hold without overflow.
-    const MAX_SECS: f64 = 10.0 * 365.0 * 86_400.0;
-    if secs > MAX_SECS {
-        return Err(format!("{text:?} is too long (at most 3650 days)"));
-    }
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?} is not a duration: {e}"))
+    falq_api::parse_duration(text)
 }
 
 /// A duration above zero (`--timeout`).

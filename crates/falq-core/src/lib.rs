@@ -6,7 +6,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod duration;
 mod validate;
+
+pub use duration::parse_duration;
 
 pub use validate::{BoundKind, FieldBound, InputError, InputErrors, Validate, validate_input};
 

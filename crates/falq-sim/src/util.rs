@@ -53,27 +53,10 @@ pub(crate) fn format_duration(d: Duration) -> String {
     if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
 }
 
-/// Parses `250ms`, `2s`, `1.5s`, `1m` or a bare number of seconds.
+/// Parses `250ms`, `2s`, `1.5s`, `1m`, `1h` or a bare number of seconds (the project's
+/// one duration parser, `falq_api::parse_duration`).
 pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let (number, scale_ms) = if let Some(n) = text.strip_suffix("ms") {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1000.0)
-    } else if let Some(n) = text.strip_suffix('m') {
-        (n, 60_000.0)
-    } else {
-        (text, 1000.0)
-    };
-    if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return None;
-    }
-    let value: f64 = number.parse().ok()?;
-    let ms = value * scale_ms;
-    if !ms.is_finite() || !(0.0..=1e12).contains(&ms) {
-        return None;
-    }
-    Some(Duration::from_micros((ms * 1000.0).round() as u64))
+    falq_api::parse_duration(text).ok()
 }
 
 /// An ISO 8601 UTC timestamp with milliseconds: `2024-05-01T12:34:56.789Z`.
@@ -129,7 +112,7 @@ mod tests {
         check("", None);
         check("s", None);
         check("-1s", None);
-        check("2h", None);
+        check("2h", Some(7_200_000));
         check("1e3s", None);
         assert_eq!(format_duration(Duration::from_millis(2000)), "2s");
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
