@@ -113,6 +113,21 @@ struct RunArgs {
     /// On Ctrl-C, cancel the remote job too.
     #[arg(long)]
     cancel_on_interrupt: bool,
+    /// A URL the relay POSTs the result to when the job ends (fal_webhook).
+    #[arg(long, value_name = "URL")]
+    webhook: Option<String>,
+    /// The job's queue priority.
+    #[arg(long, value_enum)]
+    priority: Option<PriorityArg>,
+    /// Give up if the job has not started within this long (X-Fal-Request-Timeout).
+    #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION")]
+    start_timeout: Option<Duration>,
+    /// A hint of which runner should take the job (X-Fal-Runner-Hint).
+    #[arg(long, value_name = "TEXT")]
+    runner_hint: Option<String>,
+    /// How long the relay keeps the result and its files (X-Fal-Object-Lifecycle-Preference).
+    #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION")]
+    result_lifetime: Option<Duration>,
     /// Show this help, or the endpoint's fields when an endpoint is given.
     #[arg(short = 'h', long = "help")]
     help: bool,
@@ -172,6 +187,12 @@ fn fresh_seed() -> u64 {
 enum WaitArg {
     Poll,
     Stream,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum PriorityArg {
+    Low,
+    Normal,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -438,6 +459,7 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
         return Ok(0);
     }
     let input = inputs::build_input(endpoint, args.input.as_deref(), &args.sets)?;
+    let options = submit_options(&args)?;
     // Everything local is checked before anything is sent (and paid for).
     let journal = writable_journal()?;
     let out = absolute(&args.out);
@@ -479,7 +501,7 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
             at: now_ms(),
         })
         .with_context(|| format!("the journal {} could not be written; nothing was sent", journal.path().display()))?;
-    let handle = match client.submit_json(endpoint.id, &input).await {
+    let handle = match client.submit_json_with(endpoint.id, &input, &options).await {
         Ok(h) => h,
         Err(e) => {
             if e.maybe_submitted() {
@@ -582,6 +604,23 @@ fn learn_from_journal(client: &Client, journal: &Journal, endpoint_id: &str, bas
     for t in times.take(16) {
         client.learn_service_time(endpoint_id, t);
     }
+}
+
+/// The request options given on the command line, checked before anything is sent.
+fn submit_options(args: &RunArgs) -> Result<falq::SubmitOptions, Failure> {
+    let webhook = match &args.webhook {
+        Some(w) => Some(falq::Url::parse(w).map_err(|e| Usage(format!("--webhook {w:?} is not a URL: {e}")))?),
+        None => None,
+    };
+    let options = falq::SubmitOptions {
+        webhook,
+        priority: args.priority.map(|p| if p == PriorityArg::Low { falq::Priority::Low } else { falq::Priority::Normal }),
+        start_timeout: args.start_timeout,
+        runner_hint: args.runner_hint.clone(),
+        result_lifetime: args.result_lifetime,
+    };
+    options.headers().map_err(|e| Usage(format!("{e}; nothing was sent")))?;
+    Ok(options)
 }
 
 /// The parts of an error the journal needs, as a new value (errors are not `Clone`).

@@ -292,3 +292,29 @@ async fn a_submit_whose_answer_never_came_is_listed_as_maybe_submitted() {
         "a refused submit is no job"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_options_reach_the_relay_and_bad_ones_are_refused_before_sending() {
+    // Lost otherwise: a webhook, priority or start deadline the user paid attention to, silently dropped.
+    let server = relay(queued, |b, _| good_output(b), |_| Reply::json(404, "{}")).await;
+    let home = Scratch::new("options");
+    let mut cmd = redux(&home, &server.base_url);
+    cmd.args(["--webhook", "http://127.0.0.1:9/hook?x=1", "--priority", "low", "--start-timeout", "90s"]);
+    cmd.args(["--runner-hint", "eu-1", "--result-lifetime", "1h"]);
+    let (code, _, err) = run(cmd).await;
+    assert_eq!(code, 0, "{err}");
+    let submit = server.received().into_iter().find(|r| r.method == "POST").expect("a submit");
+    assert!(submit.target.contains("fal_webhook=http%3A%2F%2F127.0.0.1%3A9%2Fhook%3Fx%3D1"), "{}", submit.target);
+    assert_eq!(submit.header("x-fal-queue-priority"), Some("low"));
+    assert_eq!(submit.header("x-fal-request-timeout"), Some("90"));
+    assert_eq!(submit.header("x-fal-runner-hint"), Some("eu-1"));
+    assert_eq!(submit.header("x-fal-object-lifecycle-preference"), Some(r#"{"expiration_duration_seconds":3600}"#));
+    let before = server.received().len();
+    for bad in [["--webhook", "not a url"], ["--webhook", "ftp://x/hook"], ["--priority", "urgent"], ["--start-timeout", "0s"]] {
+        let mut cmd = redux(&home, &server.base_url);
+        cmd.args(bad);
+        let (code, _, err) = run(cmd).await;
+        assert_eq!(code, 2, "{bad:?}: {err}");
+    }
+    assert_eq!(server.received().len(), before, "nothing was sent");
+}

@@ -18,6 +18,7 @@ use crate::error::{Error, FieldError};
 use crate::files::{SavedFile, download_outputs};
 use crate::http::{Answer, CallCtx, Transport};
 use crate::knowledge::{Knowledge, Probe};
+use crate::options::SubmitOptions;
 use crate::poll::{PollState, Seen};
 use crate::retry::Call;
 use crate::rewrite::{endpoint_url, onto_base, queue_url, validate_endpoint_id, validate_request_id};
@@ -77,26 +78,43 @@ impl Client {
         let id = E::info().id;
         input.validate().map_err(|source| Error::InvalidInput { endpoint: id.to_string(), source })?;
         let body = serde_json::to_vec(input).map_err(|e| Error::Encode { endpoint: id.into(), message: e.to_string() })?;
-        self.submit_bytes(id, Bytes::from(body)).await
+        self.submit_bytes(id, Bytes::from(body), &SubmitOptions::default()).await
     }
 
     /// Submits a JSON input to any endpoint id; it is checked against the endpoint's
     /// schema first when the endpoint is in the catalogue.
     pub async fn submit_json(&self, endpoint_id: &str, input: &Value) -> Result<RequestHandle, Error> {
+        self.submit_json_with(endpoint_id, input, &SubmitOptions::default()).await
+    }
+
+    /// [`Client::submit`] with per-request options (webhook, priority, start timeout, ...).
+    pub async fn submit_with<E: Endpoint>(&self, input: &E::Input, options: &SubmitOptions) -> Result<RequestHandle, Error> {
+        let id = E::info().id;
+        input.validate().map_err(|source| Error::InvalidInput { endpoint: id.to_string(), source })?;
+        let body = serde_json::to_vec(input).map_err(|e| Error::Encode { endpoint: id.into(), message: e.to_string() })?;
+        self.submit_bytes(id, Bytes::from(body), options).await
+    }
+
+    /// [`Client::submit_json`] with per-request options (webhook, priority, start timeout, ...).
+    pub async fn submit_json_with(&self, endpoint_id: &str, input: &Value, options: &SubmitOptions) -> Result<RequestHandle, Error> {
         let endpoint_id = endpoint_id.trim_matches('/');
         validate_endpoint_id(endpoint_id)?;
         if let Some(info) = falq_api::endpoint(endpoint_id) {
             falq_api::validate_input(info, input).map_err(|source| Error::InvalidInput { endpoint: endpoint_id.to_string(), source })?;
         }
         let body = serde_json::to_vec(input).map_err(|e| Error::Encode { endpoint: endpoint_id.into(), message: e.to_string() })?;
-        self.submit_bytes(endpoint_id, Bytes::from(body)).await
+        self.submit_bytes(endpoint_id, Bytes::from(body), options).await
     }
 
-    async fn submit_bytes(&self, endpoint_id: &str, body: Bytes) -> Result<RequestHandle, Error> {
+    async fn submit_bytes(&self, endpoint_id: &str, body: Bytes, options: &SubmitOptions) -> Result<RequestHandle, Error> {
         validate_endpoint_id(endpoint_id)?;
-        let url = endpoint_url(self.transport.base(), endpoint_id);
+        let headers = options.headers()?;
+        let mut url = endpoint_url(self.transport.base(), endpoint_id);
+        if let Some(hook) = &options.webhook {
+            url.query_pairs_mut().append_pair("fal_webhook", hook.as_str());
+        }
         let ctx = CallCtx { endpoint: endpoint_id, request_id: None };
-        let answer = Box::pin(self.transport.call(Call::Submit, Method::POST, &url, Some(body), &ctx)).await?;
+        let answer = Box::pin(self.transport.call_with(Call::Submit, Method::POST, &url, Some(body), &headers, &ctx)).await?;
         // The job's clock starts when the relay's answer arrives: the nearest known point to
         // when it queued the job (a submit may first wait for a slot of the in-flight cap),
         // so jobs of a burst are ordered as the relay queued them.

@@ -83,10 +83,17 @@ impl Transport {
         &self.config.base_url
     }
 
-    fn request(&self, call: Call, method: Method, url: &Url, body: Option<&Bytes>, timeout: bool) -> reqwest::RequestBuilder {
+    fn request(
+        &self,
+        call: Call,
+        method: Method,
+        url: &Url,
+        body: Option<&Bytes>,
+        headers: &reqwest::header::HeaderMap,
+    ) -> reqwest::RequestBuilder {
         let media = call == Call::Download;
         let client = if media { &self.media } else { &self.api };
-        let mut rb = client.request(method, url.clone());
+        let mut rb = client.request(method, url.clone()).headers(headers.clone());
         // The key goes to the base's origin and nowhere else; media downloads never carry it.
         if !media
             && same_origin(url, &self.config.base_url)
@@ -97,7 +104,7 @@ impl Transport {
         if let Some(body) = body {
             rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
         }
-        if call != Call::Stream && !media && timeout {
+        if call != Call::Stream && !media {
             rb = rb.timeout(self.config.timeouts.request);
         }
         rb
@@ -113,6 +120,19 @@ impl Transport {
         body: Option<Bytes>,
         ctx: &CallCtx<'_>,
     ) -> Result<reqwest::Response, Error> {
+        self.send_with(call, method, url, body, &reqwest::header::HeaderMap::new(), ctx).await
+    }
+
+    /// [`Transport::send`] with extra request headers (a submit's options).
+    pub async fn send_with(
+        &self,
+        call: Call,
+        method: Method,
+        url: &Url,
+        body: Option<Bytes>,
+        headers: &reqwest::header::HeaderMap,
+        ctx: &CallCtx<'_>,
+    ) -> Result<reqwest::Response, Error> {
         if call != Call::Download && !same_origin(url, &self.config.base_url) {
             return Err(Error::Protocol {
                 endpoint: ctx.endpoint.to_string(),
@@ -125,7 +145,7 @@ impl Transport {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            let sent = self.request(call, method.clone(), url, body.as_ref(), true).send().await;
+            let sent = self.request(call, method.clone(), url, body.as_ref(), headers).send().await;
             let outcome = match &sent {
                 Ok(resp) => Outcome::Answered {
                     status: resp.status().as_u16(),
@@ -171,8 +191,21 @@ impl Transport {
     /// within the retry policy's attempts: a submit's answer lost that way may mean a
     /// queued job, so it is reported as one that may exist.
     pub async fn call(&self, call: Call, method: Method, url: &Url, body: Option<Bytes>, ctx: &CallCtx<'_>) -> Result<Answer, Error> {
+        self.call_with(call, method, url, body, &reqwest::header::HeaderMap::new(), ctx).await
+    }
+
+    /// [`Transport::call`] with extra request headers (a submit's options).
+    pub async fn call_with(
+        &self,
+        call: Call,
+        method: Method,
+        url: &Url,
+        body: Option<Bytes>,
+        headers: &reqwest::header::HeaderMap,
+        ctx: &CallCtx<'_>,
+    ) -> Result<Answer, Error> {
         let slot = self.in_flight.acquire().await;
-        let answer = self.call_in_slot(call, method, url, body, ctx).await;
+        let answer = self.call_in_slot(call, method, url, body, headers, ctx).await;
         self.in_flight.release(slot, answer.as_ref().map(|a| a.status).ok());
         answer
     }
@@ -182,11 +215,19 @@ impl Transport {
         self.in_flight.limit()
     }
 
-    async fn call_in_slot(&self, call: Call, method: Method, url: &Url, body: Option<Bytes>, ctx: &CallCtx<'_>) -> Result<Answer, Error> {
+    async fn call_in_slot(
+        &self,
+        call: Call,
+        method: Method,
+        url: &Url,
+        body: Option<Bytes>,
+        headers: &reqwest::header::HeaderMap,
+        ctx: &CallCtx<'_>,
+    ) -> Result<Answer, Error> {
         let mut reads = 0u32;
         loop {
             reads += 1;
-            let resp = self.send(call, method.clone(), url, body.clone(), ctx).await?;
+            let resp = self.send_with(call, method.clone(), url, body.clone(), headers, ctx).await?;
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
             match read_capped(resp, self.config.http.max_body).await {

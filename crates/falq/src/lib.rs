@@ -22,6 +22,7 @@ mod error;
 pub mod files;
 mod http;
 mod knowledge;
+pub mod options;
 pub mod poll;
 pub mod retry;
 pub mod rewrite;
@@ -34,6 +35,8 @@ pub use config::{
 pub use error::{Error, FieldError};
 pub use falq_api::{self as api, Endpoint, EndpointMethods, endpoints, types};
 pub use files::SavedFile;
+pub use options::{Priority, SubmitOptions};
+pub use reqwest::Url;
 pub use retry::Call;
 
 /// The README's Rust examples, compiled as doc tests so they never drift from the API.
