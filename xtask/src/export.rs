@@ -92,17 +92,11 @@ pub fn to_json_schema(schema: &Value) -> Value {
     Value::Object(out)
 }
 
+/// The components `v` refers to.
 fn refs(v: &Value, out: &mut BTreeSet<String>) {
-    match v {
-        Value::Object(m) => {
-            if let Some(name) = m.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix(COMPONENT_PREFIX)) {
-                out.insert(name.to_string());
-            }
-            m.values().for_each(|v| refs(v, out));
-        }
-        Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
-        _ => {}
-    }
+    let mut all = Vec::new();
+    crate::walk::refs_in(v, &mut all);
+    out.extend(all.iter().filter_map(|r| r.strip_prefix(COMPONENT_PREFIX)).map(str::to_string));
 }
 
 /// The self-contained JSON Schema of the component `name`: the component itself at the

@@ -259,29 +259,14 @@ pub struct Bound {
     pub integer: bool,
 }
 
-fn resolve<'a>(doc: &'a Value, s: &'a Value) -> &'a Value {
-    let mut s = s;
-    for _ in 0..16 {
-        if let Some(r) = s.get("$ref").and_then(Value::as_str) {
-            let name = r.trim_start_matches("#/components/schemas/");
-            s = &doc["components"]["schemas"][name];
-        } else if let Some([one]) = s.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
-            s = one;
-        } else {
-            break;
-        }
-    }
-    s
-}
-
 /// The bounds of every field reachable from a schema (properties, `allOf` references,
 /// object branches of `oneOf`/`anyOf`).
 pub fn bounds(doc: &Value, schema: &Value, prefix: &str, out: &mut Vec<Bound>) {
-    let s = resolve(doc, schema);
+    let s = crate::export::resolve(doc, schema);
     if let Some(props) = s.get("properties").and_then(Value::as_object) {
         for (name, p) in props {
             let field = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
-            let ps = resolve(doc, p);
+            let ps = crate::export::resolve(doc, p);
             let t = ps.get("type").and_then(Value::as_str).unwrap_or("");
             let num = |k: &str| ps.get(k).and_then(Value::as_f64);
             if matches!(t, "integer" | "number") && (num("minimum").is_some() || num("maximum").is_some()) {

@@ -137,8 +137,6 @@ pub fn hoist_inline_types(doc: &mut Value) {
             schemas.insert(n, s);
         }
     }
-    // Keep the document's order stable: components sorted as they were inserted is
-    // deterministic already (source order, then hoisting order).
 }
 
 fn hoist_children(schema: &mut Value, owner: &str, taken: &mut BTreeSet<String>, out: &mut Vec<(String, Value)>) {

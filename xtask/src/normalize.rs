@@ -14,7 +14,7 @@ use crate::diag::Diagnostic;
 use crate::load::Source;
 use crate::walk::{
     METHODS, describe_path, for_each_operation, for_each_root_schema, for_each_schema, for_each_schema_at, for_each_schema_at_mut, pascal,
-    rust_field_name, schema_ref, walk_schema,
+    pointer, refs_in, rust_field_name, schema_ref, walk_schema,
 };
 
 /// What a rule may consult and report.
@@ -313,11 +313,9 @@ pub fn untyped_colliding_properties(doc: &mut Value, ctx: &mut Ctx) -> Result<()
             }
         }
     });
-    for (keys, name) in marks {
-        let pointer: String = keys.iter().map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1"))).collect();
-        if let Some(p) =
-            doc.pointer_mut(&format!("{pointer}/properties/{}", name.replace('~', "~0").replace('/', "~1"))).and_then(Value::as_object_mut)
-        {
+    for (mut keys, name) in marks {
+        keys.extend(["properties".to_string(), name]);
+        if let Some(p) = doc.pointer_mut(&pointer(&keys)).and_then(Value::as_object_mut) {
             p.insert("x-falq-untyped".into(), Value::Bool(true));
         }
     }
@@ -1052,19 +1050,6 @@ pub fn name_inline_responses(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnos
 /// The component a `$ref` names, when it names one (`#/components/schemas/X`).
 fn ref_target(r: &str) -> Option<&str> {
     r.strip_prefix("#/components/schemas/")
-}
-
-fn refs_in(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            if let Some(r) = m.get("$ref").and_then(Value::as_str) {
-                out.push(r.to_string());
-            }
-            m.values().for_each(|v| refs_in(v, out));
-        }
-        Value::Array(a) => a.iter().for_each(|v| refs_in(v, out)),
-        _ => {}
-    }
 }
 
 /// A `$ref` must name a schema of the page (or of the authored spec), and no schema

@@ -150,10 +150,23 @@ pub fn for_each_schema_at(doc: &Value, f: &mut dyn FnMut(&[String], &Value)) {
         }
     }
     for keys in roots {
-        let pointer: String = keys.iter().map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1"))).collect();
-        if let Some(schema) = doc.pointer(&pointer) {
+        if let Some(schema) = doc.pointer(&pointer(&keys)) {
             walk_schema_at(schema, &mut keys.clone(), f);
         }
+    }
+}
+
+/// Every `$ref` anywhere in `v`, in document order.
+pub fn refs_in(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(r) = m.get("$ref").and_then(Value::as_str) {
+                out.push(r.to_string());
+            }
+            m.values().for_each(|v| refs_in(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| refs_in(v, out)),
+        _ => {}
     }
 }
 

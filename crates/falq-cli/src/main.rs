@@ -245,11 +245,11 @@ fn falq_code(e: &FalqError) -> u8 {
 /// The journal entry a run's outcome earns: `done` only with its outputs saved, `failed`
 /// only for a failed job, `expired` when the relay no longer has it, `cancelled` only when
 /// the relay took the cancellation. Anything else leaves the job pending, to resume.
-fn outcome_entry(request_id: &str, outcome: &Result<Vec<PathBuf>, FalqError>) -> Option<Entry> {
+fn outcome_entry(request_id: &str, outcome: Result<&[PathBuf], &FalqError>) -> Option<Entry> {
     let request_id = request_id.to_string();
     let at = now_ms();
     match outcome {
-        Ok(files) => Some(Entry::Done { request_id, files: files.clone(), at }),
+        Ok(files) => Some(Entry::Done { request_id, files: files.to_vec(), at }),
         Err(e @ FalqError::JobFailed { .. }) => Some(Entry::Failed { request_id, error: e.to_string(), at }),
         Err(FalqError::Expired { .. }) => Some(Entry::Expired { request_id, at }),
         Err(FalqError::Timeout { cancelled: true, .. }) => Some(Entry::Cancelled { request_id, at }),
@@ -258,7 +258,7 @@ fn outcome_entry(request_id: &str, outcome: &Result<Vec<PathBuf>, FalqError>) ->
 }
 
 /// What the user should know of a paid job after an error: where it stands and what to do.
-fn job_note(request_id: &str, outcome: &Result<Vec<PathBuf>, FalqError>) -> Option<String> {
+fn job_note(request_id: &str, outcome: Result<&[PathBuf], &FalqError>) -> Option<String> {
     match outcome {
         Ok(_) | Err(FalqError::JobFailed { .. } | FalqError::Expired { .. }) => None,
         Err(FalqError::Timeout { cancelled: true, .. }) => Some(format!("note: {request_id} was cancelled on the relay")),
@@ -569,23 +569,21 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
         return Ok(exit::INTERRUPTED);
     };
     let outcome = outcome.map(|(result, files)| (result, files.into_iter().map(|f| f.path).collect::<Vec<_>>()));
-    let files_outcome = outcome.as_ref().map(|(_, f)| f.clone()).map_err(clone_error);
-    if let Some(entry) = outcome_entry(&handle.request_id, &files_outcome) {
+    let files_outcome = outcome.as_ref().map(|(_, f)| f.as_slice());
+    if let Some(entry) = outcome_entry(&handle.request_id, files_outcome) {
         journal
             .append(&entry)
             .with_context(|| format!("the journal {} could not record the outcome of {}", journal.path().display(), handle.request_id))?;
+    }
+    if let Some(note) = job_note(&handle.request_id, files_outcome) {
+        eprintln!("{note}");
     }
     match outcome {
         Ok((result, files)) => {
             print_result(args.json, endpoint.id, &handle.request_id, &result, &files)?;
             Ok(0)
         }
-        Err(e) => {
-            if let Some(note) = job_note(&handle.request_id, &files_outcome) {
-                eprintln!("{note}");
-            }
-            Err(Failure { code: falq_code(&e), error: e.into() })
-        }
+        Err(e) => Err(Failure { code: falq_code(&e), error: e.into() }),
     }
 }
 
@@ -621,30 +619,6 @@ fn submit_options(args: &RunArgs) -> Result<falq::SubmitOptions, Failure> {
     };
     options.headers().map_err(|e| Usage(format!("{e}; nothing was sent")))?;
     Ok(options)
-}
-
-/// The parts of an error the journal needs, as a new value (errors are not `Clone`).
-fn clone_error(e: &FalqError) -> FalqError {
-    match e {
-        FalqError::JobFailed { endpoint, request_id, status, message, field_errors } => FalqError::JobFailed {
-            endpoint: endpoint.clone(),
-            request_id: request_id.clone(),
-            status: *status,
-            message: message.clone(),
-            field_errors: field_errors.clone(),
-        },
-        FalqError::Expired { endpoint, request_id, call } => {
-            FalqError::Expired { endpoint: endpoint.clone(), request_id: request_id.clone(), call: *call }
-        }
-        FalqError::Timeout { endpoint, request_id, after, cancelled, completed } => FalqError::Timeout {
-            endpoint: endpoint.clone(),
-            request_id: request_id.clone(),
-            after: *after,
-            cancelled: *cancelled,
-            completed: *completed,
-        },
-        other => FalqError::Config { message: other.to_string() },
-    }
 }
 
 fn print_result(as_json: bool, endpoint: &str, request_id: &str, result: &Value, files: &[PathBuf]) -> anyhow::Result<()> {
@@ -753,7 +727,7 @@ async fn resume(globals: &Globals) -> Result<u8, Failure> {
     }))
     .buffer_unordered(RESUME_CONCURRENCY);
     while let Some((handle, outcome)) = running.next().await {
-        if let Some(entry) = outcome_entry(&handle.request_id, &outcome) {
+        if let Some(entry) = outcome_entry(&handle.request_id, outcome.as_deref()) {
             journal.append(&entry).ok();
         }
         match &outcome {
@@ -764,7 +738,7 @@ async fn resume(globals: &Globals) -> Result<u8, Failure> {
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                if let Some(note) = job_note(&handle.request_id, &outcome) {
+                if let Some(note) = job_note(&handle.request_id, outcome.as_deref()) {
                     eprintln!("{note}");
                 }
                 worst = worst.max(falq_code(e));

@@ -75,10 +75,7 @@ impl Client {
 
     /// Submits a typed input to `E` after checking its bounds; answers the job's handle.
     pub async fn submit<E: Endpoint>(&self, input: &E::Input) -> Result<RequestHandle, Error> {
-        let id = E::info().id;
-        input.validate().map_err(|source| Error::InvalidInput { endpoint: id.to_string(), source })?;
-        let body = serde_json::to_vec(input).map_err(|e| Error::Encode { endpoint: id.into(), message: e.to_string() })?;
-        self.submit_bytes(id, Bytes::from(body), &SubmitOptions::default()).await
+        self.submit_with::<E>(input, &SubmitOptions::default()).await
     }
 
     /// Submits a JSON input to any endpoint id; it is checked against the endpoint's
@@ -480,6 +477,11 @@ impl RequestHandle {
     /// The job's result as `T` (the endpoint's output type).
     pub async fn result<T: DeserializeOwned>(&self) -> Result<T, Error> {
         let value = self.result_json().await?;
+        self.typed_output(value)
+    }
+
+    /// A result as the output type `T`.
+    fn typed_output<T: DeserializeOwned>(&self, value: Value) -> Result<T, Error> {
         serde_json::from_value(value).map_err(|e| self.err(Call::Result, format!("the result does not match the output type: {e}")))
     }
 
@@ -518,7 +520,7 @@ impl RequestHandle {
     pub async fn finish<T: DeserializeOwned>(&self, mut on_update: impl FnMut(&Update) + Send) -> Result<T, Error> {
         let done = AtomicBool::new(false);
         let value = self.within_deadline(&done, Box::pin(self.wait_and_fetch(&mut on_update, &done))).await?;
-        serde_json::from_value(value).map_err(|e| self.err(Call::Result, format!("the result does not match the output type: {e}")))
+        self.typed_output(value)
     }
 
     /// Waits, fetches the result and saves every output file into `dir` (as
