@@ -10,6 +10,22 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+/// A client configuration for mock relays: the relay key, `mode`, 5 ms polls and a fast
+/// retry policy (4 attempts, 5–20 ms apart), so rules are tested in milliseconds.
+pub fn fast_config(base: &str, mode: falq::WaitMode) -> falq::Config {
+    let mut c = falq::Config::new(base).expect("a base URL").with_key(falq::ApiKey::new("sk-relay-secret"));
+    c.wait.mode = mode;
+    c.wait.poll = falq::PollPolicy::fixed(std::time::Duration::from_millis(5));
+    c.retry = falq::RetryPolicy {
+        max_attempts: 4,
+        base_delay: std::time::Duration::from_millis(5),
+        max_delay: std::time::Duration::from_millis(20),
+        jitter: 0.25,
+        max_retry_after: std::time::Duration::from_secs(2),
+    };
+    c
+}
+
 /// A fixture file's text, from `tests/fixtures/`.
 pub fn fixture(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
@@ -151,6 +167,16 @@ impl CaptureServer {
     /// Starts a server answering every request with `respond` (a `(status, json)` pair).
     pub async fn start(respond: impl Fn(&Captured) -> (u16, String) + Send + Sync + 'static) -> Self {
         Self::start_with(move |req| Reply::from(respond(req))).await
+    }
+
+    /// Starts a server whose responder is also told the server's own base URL (to answer
+    /// URLs that point back at it).
+    pub async fn start_with_base(respond: impl Fn(&Captured, &str) -> Reply + Send + Sync + 'static) -> Self {
+        let base = Arc::new(std::sync::OnceLock::<String>::new());
+        let known = base.clone();
+        let server = Self::start_with(move |req| respond(req, known.get().map_or("", String::as_str))).await;
+        base.set(server.base_url.clone()).expect("set once");
+        server
     }
 
     /// Starts a server answering every request with a full [`Reply`].

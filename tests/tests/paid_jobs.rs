@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use falq::{ApiKey, Client, Config, Error, RetryPolicy, WaitMode};
+use falq::{Client, Config, Error, WaitMode};
 use serde_json::{Value, json};
 use tests::{CaptureServer, Captured, Reply, fixture};
 
@@ -14,18 +14,9 @@ const ID: &str = "0b5e1c2d-0000-4000-8000-00000000f00d";
 const REDUX: &str = "fal-ai/flux-1/dev/redux";
 
 fn config(base: &str, mode: WaitMode) -> Config {
-    let mut c = Config::new(base).unwrap().with_key(ApiKey::new("sk-relay-secret"));
-    c.wait.mode = mode;
-    c.wait.poll = falq::PollPolicy::fixed(Duration::from_millis(5));
+    let mut c = tests::fast_config(base, mode);
     c.wait.deadline = Some(Duration::from_secs(20));
     c.timeouts.stream_idle = Duration::from_millis(300);
-    c.retry = RetryPolicy {
-        max_attempts: 4,
-        base_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(20),
-        jitter: 0.25,
-        max_retry_after: Duration::from_secs(2),
-    };
     c
 }
 
@@ -51,27 +42,23 @@ const PNG: &[u8] = b"PNG image bytes";
 async fn relay(result: impl Fn(usize, &str) -> Reply + Send + Sync + 'static) -> (CaptureServer, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
     let n = calls.clone();
-    let base = Arc::new(std::sync::OnceLock::<String>::new());
-    let b = base.clone();
-    let server = CaptureServer::start_with(move |req: &Captured| {
-        let base = b.get().cloned().unwrap_or_default();
+    let server = CaptureServer::start_with_base(move |req: &Captured, base: &str| {
         let t = req.target.as_str();
         if req.method == "POST" {
-            Reply::json(200, status(&base, "IN_QUEUE"))
+            Reply::json(200, status(base, "IN_QUEUE"))
         } else if t.contains("/status/stream") {
             Reply::json(404, r#"{"detail":"Not Found"}"#)
         } else if t.contains("/status") {
-            Reply::json(200, status(&base, "COMPLETED"))
+            Reply::json(200, status(base, "COMPLETED"))
         } else if t.starts_with("/files/") {
             Reply::typed(200, "image/png", String::from_utf8_lossy(PNG).into_owned())
         } else if t == format!("/fal-ai/flux-1/requests/{ID}") {
-            result(n.fetch_add(1, Ordering::SeqCst), &base)
+            result(n.fetch_add(1, Ordering::SeqCst), base)
         } else {
             Reply::json(404, r#"{"detail":"no route"}"#)
         }
     })
     .await;
-    base.set(server.base_url.clone()).unwrap();
     (server, calls)
 }
 
@@ -167,17 +154,14 @@ async fn a_job_the_relay_forgot_is_expired() {
 #[tokio::test]
 async fn a_silent_status_stream_falls_back_to_polling() {
     // Lost otherwise: `falq run` hangs forever on a half-open connection.
-    let base = Arc::new(std::sync::OnceLock::<String>::new());
-    let b = base.clone();
-    let server = CaptureServer::start_with(move |req| {
-        let base = b.get().cloned().unwrap_or_default();
+    let server = CaptureServer::start_with_base(move |req: &Captured, base: &str| {
         if req.method == "POST" {
-            Reply::json(200, status(&base, "IN_QUEUE"))
+            Reply::json(200, status(base, "IN_QUEUE"))
         } else if req.target.contains("/status/stream") {
-            let event = format!("data: {}\n\n", status(&base, "IN_PROGRESS"));
+            let event = format!("data: {}\n\n", status(base, "IN_PROGRESS"));
             Reply::sse(event).then_hold(Duration::from_secs(30))
         } else if req.target.contains("/status") {
-            Reply::json(200, status(&base, "COMPLETED"))
+            Reply::json(200, status(base, "COMPLETED"))
         } else if req.target.starts_with("/files/") {
             Reply::typed(200, "image/png", String::from_utf8_lossy(PNG).into_owned())
         } else {
@@ -185,7 +169,6 @@ async fn a_silent_status_stream_falls_back_to_polling() {
         }
     })
     .await;
-    base.set(server.base_url.clone()).unwrap();
     let started = Instant::now();
     let dir = scratch("silent");
     run_to_dir(&server, WaitMode::Stream, &dir).await.expect("completed by polling");
@@ -197,22 +180,18 @@ async fn a_silent_status_stream_falls_back_to_polling() {
 #[tokio::test]
 async fn an_endless_stream_line_or_an_oversized_result_is_refused_not_buffered() {
     // Lost otherwise: memory without limit (a stream line with no newline, a 100 MB result).
-    let base = Arc::new(std::sync::OnceLock::<String>::new());
-    let b = base.clone();
-    let server = CaptureServer::start_with(move |req| {
-        let base = b.get().cloned().unwrap_or_default();
+    let server = CaptureServer::start_with_base(move |req: &Captured, base: &str| {
         if req.method == "POST" {
-            Reply::json(200, status(&base, "IN_QUEUE"))
+            Reply::json(200, status(base, "IN_QUEUE"))
         } else if req.target.contains("/status/stream") {
             Reply::sse(format!("data: {}", "x".repeat(3 << 20))).then_hold(Duration::from_secs(30))
         } else if req.target.contains("/status") {
-            Reply::json(200, status(&base, "COMPLETED"))
+            Reply::json(200, status(base, "COMPLETED"))
         } else {
             Reply::json(200, format!("[{}]", vec!["{}"; 600_000].join(",")))
         }
     })
     .await;
-    base.set(server.base_url.clone()).unwrap();
     let mut c = config(&server.base_url, WaitMode::Stream);
     c.http.max_body = 1 << 20;
     c.timeouts.stream_idle = Duration::from_secs(20);
@@ -227,10 +206,7 @@ async fn an_endless_stream_line_or_an_oversized_result_is_refused_not_buffered()
 #[tokio::test]
 async fn thousands_of_output_files_are_downloaded_a_few_at_a_time() {
     // Lost otherwise: a result with 3,000 images opens 3,000 files and connections at once.
-    let base = Arc::new(std::sync::OnceLock::<String>::new());
-    let b = base.clone();
-    let server = CaptureServer::start_with(move |req| {
-        let base = b.get().cloned().unwrap_or_default();
+    let server = CaptureServer::start_with_base(move |req: &Captured, base: &str| {
         if req.target.starts_with("/files/") {
             Reply::typed(200, "image/png", String::from_utf8_lossy(PNG).into_owned()).after(Duration::from_millis(20))
         } else {
@@ -239,7 +215,6 @@ async fn thousands_of_output_files_are_downloaded_a_few_at_a_time() {
         }
     })
     .await;
-    base.set(server.base_url.clone()).unwrap();
     let client = Client::new(config(&server.base_url, WaitMode::Poll)).unwrap();
     let dir = scratch("many");
     let files = client
@@ -267,14 +242,11 @@ async fn thousands_of_output_files_are_downloaded_a_few_at_a_time() {
 #[tokio::test]
 async fn a_stalled_download_ends_at_the_deadline_and_says_the_job_completed() {
     // Lost otherwise: `--timeout 5s` still running at 90 s; or the job cancelled after it was paid and done.
-    let base = Arc::new(std::sync::OnceLock::<String>::new());
-    let b = base.clone();
-    let server = CaptureServer::start_with(move |req| {
-        let base = b.get().cloned().unwrap_or_default();
+    let server = CaptureServer::start_with_base(move |req: &Captured, base: &str| {
         if req.method == "POST" {
-            Reply::json(200, status(&base, "IN_QUEUE"))
+            Reply::json(200, status(base, "IN_QUEUE"))
         } else if req.target.contains("/status") {
-            Reply::json(200, status(&base, "COMPLETED"))
+            Reply::json(200, status(base, "COMPLETED"))
         } else if req.target.starts_with("/files/") {
             Reply::typed(200, "image/png", "\u{89}PNG").then_hold(Duration::from_secs(60))
         } else {
@@ -282,7 +254,6 @@ async fn a_stalled_download_ends_at_the_deadline_and_says_the_job_completed() {
         }
     })
     .await;
-    base.set(server.base_url.clone()).unwrap();
     let mut c = config(&server.base_url, WaitMode::Poll);
     c.wait.deadline = Some(Duration::from_secs(1));
     let client = Client::new(c).unwrap();

@@ -7,24 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use falq::{ApiKey, CancelOnTimeout, Client, Config, EndpointMethods, Error, Logs, RetryPolicy, WaitMode, endpoints, types};
+use falq::{CancelOnTimeout, Client, Config, EndpointMethods, Error, Logs, WaitMode, endpoints, types};
 use serde_json::json;
 use tests::{CaptureServer, Reply, fixture};
 
 const ID: &str = "acf05732-7cb3-445b-9f39-fdaeccb1d730";
 
 fn config(base: &str, mode: WaitMode) -> Config {
-    let mut c = Config::new(base).unwrap().with_key(ApiKey::new("sk-relay-secret"));
-    c.wait.mode = mode;
-    c.wait.poll = falq::PollPolicy::fixed(Duration::from_millis(5));
-    c.retry = RetryPolicy {
-        max_attempts: 4,
-        base_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(20),
-        jitter: 0.25,
-        max_retry_after: Duration::from_secs(2),
-    };
-    c
+    tests::fast_config(base, mode)
 }
 
 fn input() -> types::Flux1DevReduxInput {

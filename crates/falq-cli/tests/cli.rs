@@ -10,25 +10,8 @@ use serde_json::Value;
 
 const REDUX: &str = "fal-ai/flux-1/dev/redux";
 
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("falq-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::Scratch;
 
 fn fixture_png() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/input.png").display().to_string()

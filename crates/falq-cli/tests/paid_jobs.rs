@@ -2,9 +2,8 @@
 //! the journal says what the relay said, nothing is checked too late, resume never cancels
 //! and never stops at a bad entry. Each test names what a user would lose.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -13,25 +12,8 @@ use tests::{CaptureServer, Captured, Reply};
 const ID: &str = "5f0c1c2d-0000-4000-8000-0000000000aa";
 const REDUX: &str = "fal-ai/flux-1/dev/redux";
 
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("falq-cli-paid-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::Scratch;
 
 /// `falq` against `base` with a key, its own FALQ_HOME and working directory.
 fn falq(home: &Scratch, base: &str) -> Command {
@@ -81,29 +63,24 @@ async fn relay(
     result: impl Fn(&str, &str) -> Reply + Send + Sync + 'static,
     cancel: impl Fn(&str) -> Reply + Send + Sync + 'static,
 ) -> CaptureServer {
-    let base = Arc::new(std::sync::OnceLock::<String>::new());
-    let b = base.clone();
-    let server = CaptureServer::start_with(move |req: &Captured| {
-        let base = b.get().cloned().unwrap_or_default();
+    CaptureServer::start_with_base(move |req: &Captured, base: &str| {
         let t = req.target.as_str();
         let id = t.split("/requests/").nth(1).and_then(|r| r.split(['/', '?']).next()).unwrap_or(ID).to_string();
         if req.method == "POST" {
-            submit(&base)
+            submit(base)
         } else if req.method == "PUT" {
-            cancel(&base)
+            cancel(base)
         } else if t.contains("/status/stream") {
             Reply::json(404, r#"{"detail":"Not Found"}"#)
         } else if t.contains("/status") {
-            Reply::json(200, status(&base, "COMPLETED", &id))
+            Reply::json(200, status(base, "COMPLETED", &id))
         } else if t.starts_with("/files/") {
             Reply::typed(200, "image/png", "PNG bytes")
         } else {
-            result(&base, &id)
+            result(base, &id)
         }
     })
-    .await;
-    base.set(server.base_url.clone()).unwrap();
-    server
+    .await
 }
 
 fn queued(base: &str) -> Reply {
@@ -124,7 +101,7 @@ fn redux(home: &Scratch, base: &str) -> Command {
 async fn local_problems_are_found_before_the_paid_submit() {
     // Lost otherwise: a paid job whose output has nowhere to go, or that nobody recorded.
     let server = relay(queued, |b, _| good_output(b), |_| Reply::json(202, r#"{"status":"CANCELLATION_REQUESTED"}"#)).await;
-    let home = Scratch::new("local");
+    let home = Scratch::new("paid-local");
     std::fs::write(home.path("a-file"), "x").unwrap();
     let mut out_is_file = redux(&home, &server.base_url);
     out_is_file.args(["--out", "a-file"]);
@@ -156,7 +133,7 @@ async fn only_a_saved_output_is_done_and_only_a_failed_job_is_failed() {
         let server =
             relay(queued, move |b, _| if body == "good" { good_output(b) } else { Reply::json(200, body) }, |_| Reply::json(404, "{}"))
                 .await;
-        let home = Scratch::new("states");
+        let home = Scratch::new("paid-states");
         let (got, out, err) = run(redux(&home, &server.base_url)).await;
         assert_eq!(got, code, "{body}: {err}");
         let (j, _) = jobs(&home, &server.base_url).await;
@@ -178,7 +155,7 @@ async fn a_job_the_relay_forgot_is_journaled_expired_and_not_resumed() {
     let server =
         relay(queued, |_, _| Reply::json(404, r#"{"detail":"Request not found"}"#), |_| Reply::json(404, r#"{"status":"NOT_FOUND"}"#))
             .await;
-    let home = Scratch::new("expired");
+    let home = Scratch::new("paid-expired");
     let (code, _, err) = run(redux(&home, &server.base_url)).await;
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("no longer has request"), "{err}");
@@ -199,7 +176,7 @@ async fn cancel_journals_only_what_the_relay_said() {
         (r#"{"status":"CANCELLATION_REQUESTED"}"#, 202, "cancelled"),
     ] {
         let server = relay(queued, |b, _| good_output(b), move |_| Reply::json(code, answer)).await;
-        let home = Scratch::new("cancel");
+        let home = Scratch::new("paid-cancel");
         let mut submit = redux(&home, &server.base_url);
         submit.arg("--no-wait");
         let (c, _, err) = run(submit).await;
@@ -218,7 +195,7 @@ async fn cancel_journals_only_what_the_relay_said() {
 async fn resume_never_cancels_goes_past_bad_entries_and_finishes_the_rest() {
     // Lost otherwise: long jobs cancelled by resume, and valid jobs never resumed after one bad line.
     let server = relay(queued, |b, _| good_output(b), |_| Reply::json(202, r#"{"status":"CANCELLATION_REQUESTED"}"#)).await;
-    let home = Scratch::new("resume");
+    let home = Scratch::new("paid-resume");
     std::fs::create_dir_all(home.path("home")).unwrap();
     let entry = |id: &str, base: &str| {
         json!({"event": "submitted", "endpoint": REDUX, "request_id": id, "base_url": base, "out": home.path("imgs"), "at": 1}).to_string()
@@ -255,7 +232,7 @@ async fn resume_never_cancels_goes_past_bad_entries_and_finishes_the_rest() {
 async fn a_submit_whose_answer_never_came_is_listed_as_maybe_submitted() {
     // Lost otherwise: a paid job nobody knows about after a crash, or a second payment.
     let server = relay(|b| queued(b).after(Duration::from_secs(20)), |b, _| good_output(b), |_| Reply::json(404, "{}")).await;
-    let home = Scratch::new("intent");
+    let home = Scratch::new("paid-intent");
     let mut cmd = redux(&home, &server.base_url);
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
@@ -297,7 +274,7 @@ async fn a_submit_whose_answer_never_came_is_listed_as_maybe_submitted() {
 async fn request_options_reach_the_relay_and_bad_ones_are_refused_before_sending() {
     // Lost otherwise: a webhook, priority or start deadline the user paid attention to, silently dropped.
     let server = relay(queued, |b, _| good_output(b), |_| Reply::json(404, "{}")).await;
-    let home = Scratch::new("options");
+    let home = Scratch::new("paid-options");
     let mut cmd = redux(&home, &server.base_url);
     cmd.args(["--webhook", "http://127.0.0.1:9/hook?x=1", "--priority", "low", "--start-timeout", "90s"]);
     cmd.args(["--runner-hint", "eu-1", "--result-lifetime", "1h"]);
