@@ -363,7 +363,7 @@ impl Globals {
         Ok(std::env::var("FAL_KEY").ok().filter(|k| !k.trim().is_empty()).map(ApiKey::new))
     }
 
-    /// The config for `base` (else --base-url / FAL_BASE_URL).
+    /// The config for `base` (else --base-url / FAL_BASE_URL); a relay needs a key.
     fn config(&self, base: Option<&str>) -> Result<Config, Failure> {
         let base = base.map(str::to_string).or_else(|| self.base_url.clone()).filter(|b| !b.trim().is_empty()).ok_or_else(|| {
             Usage(
@@ -376,6 +376,7 @@ impl Globals {
             config.auth_scheme = scheme.parse()?;
         }
         config.key = self.key()?;
+        require_key(&config)?;
         Ok(config)
     }
 
@@ -389,9 +390,7 @@ impl Globals {
     }
 
     fn client(&self, base: Option<&str>) -> Result<Client, Failure> {
-        let config = self.config(base)?;
-        require_key(&config)?;
-        Ok(Client::new(config)?)
+        Ok(Client::new(self.config(base)?)?)
     }
 }
 
@@ -474,9 +473,7 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
         sim_guard = Some(sim);
         c
     } else {
-        let c = globals.config(None)?;
-        require_key(&c)?;
-        c
+        globals.config(None)?
     };
     config.wait.mode = match args.wait {
         WaitArg::Poll => WaitMode::Poll,
@@ -698,7 +695,6 @@ async fn resume(globals: &Globals) -> Result<u8, Failure> {
         // as it takes and never cancels: the jobs are paid for.
         let prepared = (|| -> Result<(Client, RequestHandle), Failure> {
             let mut config = globals.config(Some(globals.base_url.as_deref().unwrap_or(base_url)))?;
-            require_key(&config)?;
             config.wait.deadline = None;
             config.wait.cancel_on_timeout = CancelOnTimeout::Leave;
             let client = Client::new(config)?;
