@@ -88,6 +88,34 @@ async fn faults_within_the_retry_policy_are_survived_without_a_second_submit() {
 }
 
 #[tokio::test]
+async fn malformed_bodies_and_stalled_answers_are_asked_for_again() {
+    // Every route answers once with its body cut in half (a media file under its whole
+    // Content-Length), and a status answer stalls past the call timeout: the client asks
+    // again, and the job completes with its files whole.
+    let sim =
+        sim(SimMode::Relay, "status:malformed@2; stream:malformed@1; result:malformed@1; media:malformed@1,2; status:stall=2s@3").await;
+    for wait in [WaitMode::Poll, WaitMode::Stream] {
+        let mut c = client(&sim, wait);
+        let mut config = c.config().clone();
+        config.timeouts.request = Duration::from_millis(300);
+        c = Client::new(config).unwrap();
+        let handle = c.submit::<endpoints::Flux1DevRedux>(&redux_input()).await.unwrap_or_else(|e| panic!("{wait:?}: {e}"));
+        let dir = std::env::temp_dir().join(format!("falq-e2e-malformed-{}-{wait:?}", std::process::id()));
+        let (out, saved) = handle.finish_to_dir(&dir, "job", |_| {}).await.unwrap_or_else(|e| panic!("{wait:?}: {e}"));
+        let out: types::FluxImageOutput = serde_json::from_value(out).unwrap();
+        assert_eq!(out.images.len(), 2);
+        assert_eq!(saved.len(), 2);
+        for f in &saved {
+            let bytes = std::fs::read(&f.path).unwrap();
+            assert!(image::load_from_memory(&bytes).is_ok(), "{wait:?}: {} is a whole image", f.path.display());
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    let r = sim.counters().routes;
+    assert!(r.status.faults_injected >= 2 && r.result.faults_injected >= 1 && r.media.faults_injected >= 2, "the faults fired: {r:?}");
+}
+
+#[tokio::test]
 async fn a_job_that_fails_surfaces_fal_field_errors() {
     let sim = sim(SimMode::Relay, "").await;
     let c = client(&sim, WaitMode::Stream);

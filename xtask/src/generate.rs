@@ -237,13 +237,6 @@ fn enum_tokens(e: &EnumSpec) -> TokenStream {
     }
 }
 
-/// The app id of an endpoint id: `owner/app`, or three segments for `workflows/` and `comfy/`.
-pub fn app_id(endpoint_id: &str) -> String {
-    let parts: Vec<&str> = endpoint_id.split('/').collect();
-    let keep = if matches!(parts[0], "workflows" | "comfy") { 3 } else { 2 };
-    parts.iter().take(keep).copied().collect::<Vec<_>>().join("/")
-}
-
 /// A numeric or length bound on one field of an input, found in its schema.
 #[derive(Debug, PartialEq)]
 pub struct Bound {
@@ -325,7 +318,7 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
             .ok_or_else(|| err(format!("{path} has no x-falq-output")))?;
         let summary = op.get("summary").and_then(Value::as_str).unwrap_or("").trim();
         let description = op.get("description").and_then(Value::as_str).unwrap_or("");
-        let app = app_id(id);
+        let app = falq_core::app_id_of(id);
         let mut b = Vec::new();
         bounds(doc, &doc["components"]["schemas"][&input], "", &mut b);
         let rules = b.iter().map(|b| {
@@ -487,13 +480,6 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn app_ids() {
-        assert_eq!(app_id("fal-ai/flux-1/dev/redux"), "fal-ai/flux-1");
-        assert_eq!(app_id("fal-ai/flux-pro"), "fal-ai/flux-pro");
-        assert_eq!(app_id("workflows/me/wf/x"), "workflows/me/wf");
-    }
 
     #[test]
     fn bounds_follow_refs_and_branches() {

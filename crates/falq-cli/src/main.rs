@@ -796,7 +796,7 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
-        assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("3 fortnights").unwrap_err().contains("unknown unit"));
         assert!(parse_positive_duration("0s").unwrap_err().contains("more than zero"));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
         // Too large for a Duration (or a deadline): an error, never a panic.

@@ -1,5 +1,6 @@
 //! Durations as people write them on the command line and in the simulator's fault
-//! grammar: `500ms`, `30s`, `1.5s`, `5m`, `1h`, or a bare number of seconds.
+//! grammar: anything `humantime` reads (`500ms`, `1.5s`, `5m`, `1h 30m`, `2days`), or a bare
+//! number of seconds (`3`, `1.5`).
 
 use std::time::Duration;
 
@@ -7,29 +8,31 @@ use std::time::Duration;
 /// sleeps) holds without overflow.
 pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
 
-/// Parses `500ms`, `30s`, `1.5s`, `5m`, `1h` or a bare number of seconds; the error says
-/// what is wrong. Never panics, whatever the text.
+/// Parses a duration (`500ms`, `30s`, `5m`, `1h 30m`, or a bare number of seconds); the
+/// error says what is wrong. Never panics, whatever the text.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let (num, unit) = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).map_or((t, ""), |i| (&t[..i], t[i..].trim()));
-    if num.is_empty() {
-        return Err(format!("{text:?} is not a duration (try 30s, 5m, 1h or 500ms)"));
-    }
-    let n: f64 = num.parse().map_err(|_| format!("{text:?} is not a duration (try 30s, 5m, 1h or 500ms)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        other => return Err(format!("unknown unit {other:?} in {text:?} (use ms, s, m or h)")),
+    let too_long = || format!("{text:?} is too long (at most 3650 days)");
+    let d = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        // A bare number is seconds, fractions too.
+        let secs: f64 = t.parse().map_err(|_| format!("{text:?} is not a duration (try 30s, 5m, 1h or 500ms)"))?;
+        if secs > MAX_DURATION.as_secs_f64() {
+            return Err(too_long());
+        }
+        Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?} is not a duration: {e}"))?
+    } else {
+        humantime::parse_duration(t).map_err(|e| match e {
+            humantime::DurationError::NumberOverflow => too_long(),
+            humantime::DurationError::UnknownUnit { unit, .. } => {
+                format!("unknown unit {unit:?} in {text:?} (use ms, s, m, h or d)")
+            }
+            other => format!("{text:?} is not a duration: {other} (try 30s, 5m, 1h or 500ms)"),
+        })?
     };
-    if !(secs.is_finite() && secs >= 0.0) {
-        return Err(format!("{text:?} is not a duration"));
+    if d > MAX_DURATION {
+        return Err(too_long());
     }
-    if secs > MAX_DURATION.as_secs_f64() {
-        return Err(format!("{text:?} is too long (at most 3650 days)"));
-    }
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?} is not a duration: {e}"))
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -42,7 +45,10 @@ mod tests {
         for (text, want) in [
             ("250ms", 250),
             ("2s", 2000),
+            ("1.5", 1500),
             ("1.5s", 1500),
+            ("1h 30m", 5_400_000),
+            ("2days", 172_800_000),
             ("1m", 60_000),
             ("5m", 300_000),
             ("1h", 3_600_000),
@@ -56,7 +62,8 @@ mod tests {
             ("", "not a duration"),
             ("s", "not a duration"),
             ("soon", "not a duration"),
-            ("3d", "unknown unit"),
+            ("3 fortnights", "unknown unit"),
+            ("4000d", "too long"),
             ("-1s", "not a duration"),
             ("1..2s", "not a duration"),
             ("99999999999999999999999s", "too long"),

@@ -11,7 +11,9 @@ mod validate;
 
 pub use duration::parse_duration;
 
-pub use validate::{BoundKind, FieldBound, InputError, InputErrors, Validate, validate_input};
+pub use validate::{
+    BoundKind, FieldBound, InputError, InputErrorKind, InputErrors, Segment, Validate, lax_read, validate_input, validate_lax,
+};
 
 /// One endpoint of the catalogue: what the CLI, the simulator and the queue layer
 /// need to know about it.
@@ -118,3 +120,16 @@ impl std::fmt::Display for ParseEnumError {
 }
 
 impl std::error::Error for ParseEnumError {}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn app_ids() {
+        assert_eq!(super::app_id_of("fal-ai/flux-1/dev/redux"), "fal-ai/flux-1");
+        assert_eq!(super::app_id_of("fal-ai/flux-pro"), "fal-ai/flux-pro");
+        assert_eq!(super::app_id_of("/fal-ai/flux-pro/"), "fal-ai/flux-pro");
+        assert_eq!(super::app_id_of("workflows/me/wf/x"), "workflows/me/wf");
+        assert_eq!(super::app_id_of("comfy/me/wf"), "comfy/me/wf");
+        assert_eq!(super::app_id_of(""), "");
+    }
+}

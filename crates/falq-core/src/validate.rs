@@ -31,18 +31,95 @@ pub struct FieldBound {
     pub max: Option<f64>,
 }
 
+/// Where in an input a value sits: a property name or an array index.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Segment {
+    /// A property of an object.
+    Key(String),
+    /// An item of an array.
+    Index(usize),
+}
+
+/// What rule of the schema a value breaks, with the rule's limit: what a caller needs to
+/// answer in its own words (the simulator answers fal's 422 `detail` items from it).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum InputErrorKind {
+    /// A required field is absent.
+    Missing,
+    /// The value is not of the schema's type; `expected` leaves out `null`.
+    Type {
+        /// `string`, `integer`, `number`, `boolean`, `array` or `object`.
+        expected: Vec<&'static str>,
+    },
+    /// The value is none of the allowed values.
+    Enum {
+        /// Every allowed value.
+        allowed: Vec<Value>,
+    },
+    /// A number below its least value.
+    Minimum {
+        /// The least value.
+        limit: f64,
+        /// Whether the limit itself is refused.
+        exclusive: bool,
+    },
+    /// A number above its greatest value.
+    Maximum {
+        /// The greatest value.
+        limit: f64,
+        /// Whether the limit itself is refused.
+        exclusive: bool,
+    },
+    /// An array with too few items.
+    MinItems {
+        /// The least count.
+        limit: u64,
+    },
+    /// An array with too many items.
+    MaxItems {
+        /// The greatest count.
+        limit: u64,
+    },
+    /// A string that is too short.
+    MinLength {
+        /// The least length, in characters.
+        limit: u64,
+    },
+    /// A string that is too long.
+    MaxLength {
+        /// The greatest length, in characters.
+        limit: u64,
+    },
+    /// Any other rule (the message says which).
+    Other,
+}
+
 /// One way an input breaks its endpoint's schema.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct InputError {
     /// The field, dotted (`num_images`, `loras.0.path`); `(input)` for the input itself.
     pub field: String,
     /// What is wrong and what is allowed, as the validator says it (`5 is greater than
     /// the maximum of 4`, `"path" is a required property`).
     pub message: String,
+    /// The field as segments (`loras`, `0`, `path`); empty for the input itself.
+    pub location: Vec<Segment>,
+    /// The rule broken.
+    pub kind: InputErrorKind,
+    /// The value that breaks it (`null` for a missing field).
+    pub value: Value,
+}
+
+impl InputError {
+    /// An error about the whole input that no schema rule describes.
+    pub fn whole(message: String) -> InputError {
+        InputError { field: "(input)".into(), message, location: Vec::new(), kind: InputErrorKind::Other, value: Value::Null }
+    }
 }
 
 /// Everything an input breaks, all at once.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct InputErrors(pub Vec<InputError>);
 
 impl std::fmt::Display for InputErrors {
@@ -68,9 +145,7 @@ fn validator(info: &'static crate::EndpointInfo) -> Result<Arc<jsonschema::Valid
     if let Some(v) = validators().lock().ok().and_then(|m| m.get(info.id).cloned()) {
         return Ok(v);
     }
-    let broken = |why: String| {
-        InputErrors(vec![InputError { field: "(input)".into(), message: format!("the schema of {} does not compile: {why}", info.id) }])
-    };
+    let broken = |why: String| InputErrors(vec![InputError::whole(format!("the schema of {} does not compile: {why}", info.id))]);
     let schema: Value = serde_json::from_str(info.input_json_schema).map_err(|e| broken(e.to_string()))?;
     let compiled = Arc::new(jsonschema::draft202012::new(&schema).map_err(|e| broken(e.to_string()))?);
     if let Ok(mut m) = validators().lock() {
@@ -84,13 +159,101 @@ fn validator(info: &'static crate::EndpointInfo) -> Result<Arc<jsonschema::Valid
 /// validation of the project: the typed API, `submit_json`, the CLI's `--set` and `--input`
 /// and the generated client's pre-send hook all call it.
 pub fn validate_input(info: &'static crate::EndpointInfo, input: &Value) -> Result<(), InputErrors> {
+    report(&*validator(info)?, input)
+}
+
+/// How many times [`validate_lax`] coerces: one round per level of nesting a coerced
+/// value can unlock (a union whose branch only fits once its inner numbers are read).
+const COERCION_ROUNDS: usize = 8;
+
+/// Checks an input the way fal's servers read it (pydantic's lax mode): a string holding
+/// a number where a number is expected, `"true"`/`"no"`/`1` where a boolean is. Answers
+/// the input as read (the coerced values in place), or every error left. The coercions
+/// are found by the validator itself (its type errors, inside unions too), so the schema
+/// is still walked in one place.
+pub fn validate_lax(info: &'static crate::EndpointInfo, input: &Value) -> Result<Value, InputErrors> {
     let v = validator(info)?;
+    let mut value = input.clone();
+    for _ in 0..COERCION_ROUNDS {
+        let mut fixes = Vec::new();
+        for e in v.iter_errors(&value) {
+            coercions(&e, &mut fixes);
+        }
+        let mut changed = false;
+        for (pointer, read) in fixes {
+            if let Some(slot) = value.pointer_mut(&pointer)
+                && *slot != read
+            {
+                *slot = read;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    report(&v, &value).map(|()| value)
+}
+
+fn report(v: &jsonschema::Validator, input: &Value) -> Result<(), InputErrors> {
     let mut errors = Vec::new();
     for e in v.iter_errors(input) {
         collect(&e, &mut errors);
     }
+    // Where a value is none of an enum's values, that is the error (the enum's type error
+    // at the same place says less).
+    let enums: Vec<Vec<Segment>> =
+        errors.iter().filter(|e| matches!(e.kind, InputErrorKind::Enum { .. })).map(|e| e.location.clone()).collect();
+    errors.retain(|e| !(matches!(e.kind, InputErrorKind::Type { .. }) && enums.contains(&e.location)));
     errors.dedup();
     if errors.is_empty() { Ok(()) } else { Err(InputErrors(errors)) }
+}
+
+/// The values pydantic's lax mode would read in place of the ones this error (and, for a
+/// union, each of its branches) refuses for their type.
+fn coercions(e: &jsonschema::ValidationError<'_>, out: &mut Vec<(String, Value)>) {
+    use jsonschema::error::ValidationErrorKind as K;
+    match e.kind() {
+        K::OneOfNotValid { context } | K::AnyOf { context } => context.iter().flatten().for_each(|b| coercions(b, out)),
+        K::Type { kind } => {
+            if let Some(read) = expected_types(kind).into_iter().find_map(|ty| lax_read(e.instance(), ty)) {
+                out.push((e.instance_path().to_string(), read));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `value` read as JSON type `ty` the way pydantic's lax mode reads it, if it can be.
+pub fn lax_read(value: &Value, ty: &str) -> Option<Value> {
+    match (ty, value) {
+        ("integer", Value::String(s)) => {
+            let s = s.trim();
+            s.parse::<i64>().map(Value::from).or_else(|_| s.parse::<u64>().map(Value::from)).ok()
+        }
+        ("number", Value::String(s)) => {
+            s.trim().parse::<f64>().ok().filter(|n| n.is_finite()).and_then(serde_json::Number::from_f64).map(Value::Number)
+        }
+        ("boolean", Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "1" | "on" | "t" | "true" | "y" | "yes" => Some(Value::Bool(true)),
+            "0" | "off" | "f" | "false" | "n" | "no" => Some(Value::Bool(false)),
+            _ => None,
+        },
+        ("boolean", Value::Number(n)) => match n.as_f64() {
+            Some(0.0) => Some(Value::Bool(false)),
+            Some(1.0) => Some(Value::Bool(true)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn expected_types(kind: &jsonschema::error::TypeKind) -> Vec<&'static str> {
+    let all: Vec<jsonschema::JsonType> = match kind {
+        jsonschema::error::TypeKind::Single(t) => vec![*t],
+        jsonschema::error::TypeKind::Multiple(set) => set.into_iter().collect(),
+    };
+    all.into_iter().filter(|t| *t != jsonschema::JsonType::Null).map(jsonschema::JsonType::as_str).collect()
 }
 
 /// The errors one validation error stands for: itself, or, for a value that matches no
@@ -101,34 +264,70 @@ fn collect(e: &jsonschema::ValidationError<'_>, out: &mut Vec<InputError>) {
     if let K::OneOfNotValid { context } | K::AnyOf { context } = e.kind() {
         // The closest branch: one the value has the shape of (no type error at the union
         // itself: a string against the preset names, an object against the object form),
-        // with the fewest errors.
+        // with the fewest errors; when the value has the shape of none, the first.
         let depth = e.instance_path().into_iter().count();
         let shape_error =
             |b: &jsonschema::ValidationError<'_>| matches!(b.kind(), K::Type { .. }) && b.instance_path().into_iter().count() == depth;
-        let best = context.iter().filter(|branch| !branch.is_empty() && !branch.iter().any(shape_error)).min_by_key(|branch| branch.len());
+        let best = context
+            .iter()
+            .filter(|branch| !branch.is_empty() && !branch.iter().any(shape_error))
+            .min_by_key(|branch| branch.len())
+            .or_else(|| context.iter().find(|branch| !branch.is_empty()));
         if let Some(branch) = best {
             branch.iter().for_each(|b| collect(b, out));
             return;
         }
     }
-    let mut path: Vec<String> = e.instance_path().into_iter().map(|p| p.to_string()).collect();
-    // A missing field is reported at its parent: name the field itself.
-    if let K::Required { property } = e.kind() {
-        path.push(property.as_str().map_or_else(|| property.to_string(), str::to_string));
-    }
-    let field = if path.is_empty() { "(input)".to_string() } else { path.join(".") };
+    let mut location: Vec<Segment> = e
+        .instance_path()
+        .into_iter()
+        .map(|p| match p {
+            jsonschema::paths::LocationSegment::Property(name) => Segment::Key(name.to_string()),
+            jsonschema::paths::LocationSegment::Index(i) => Segment::Index(i),
+        })
+        .collect();
+    let limit = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let kind = match e.kind() {
+        K::Required { property } => {
+            // A missing field is reported at its parent: name the field itself.
+            location.push(Segment::Key(property.as_str().map_or_else(|| property.to_string(), str::to_string)));
+            InputErrorKind::Missing
+        }
+        K::Type { kind } => InputErrorKind::Type { expected: expected_types(kind) },
+        K::Enum { options } => InputErrorKind::Enum { allowed: options.as_array().cloned().unwrap_or_default() },
+        K::Constant { expected_value } => InputErrorKind::Enum { allowed: vec![(**expected_value).clone()] },
+        K::Minimum { limit: l } => InputErrorKind::Minimum { limit: limit(l), exclusive: false },
+        K::ExclusiveMinimum { limit: l } => InputErrorKind::Minimum { limit: limit(l), exclusive: true },
+        K::Maximum { limit: l } => InputErrorKind::Maximum { limit: limit(l), exclusive: false },
+        K::ExclusiveMaximum { limit: l } => InputErrorKind::Maximum { limit: limit(l), exclusive: true },
+        K::MinItems { limit } => InputErrorKind::MinItems { limit: *limit },
+        K::MaxItems { limit } => InputErrorKind::MaxItems { limit: *limit },
+        K::MinLength { limit } => InputErrorKind::MinLength { limit: *limit },
+        K::MaxLength { limit } => InputErrorKind::MaxLength { limit: *limit },
+        _ => InputErrorKind::Other,
+    };
+    let field = if location.is_empty() {
+        "(input)".to_string()
+    } else {
+        location
+            .iter()
+            .map(|s| match s {
+                Segment::Key(k) => k.clone(),
+                Segment::Index(i) => i.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(".")
+    };
     // An enum's values are listed in full (the validator abbreviates them).
-    let message = match e.kind() {
-        K::Enum { options } => {
-            let allowed: Vec<String> = options
-                .as_array()
-                .map(|o| o.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect())
-                .unwrap_or_default();
+    let message = match &kind {
+        InputErrorKind::Enum { allowed } => {
+            let allowed: Vec<String> = allowed.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect();
             format!("{} is not allowed; allowed: {}", e.instance(), allowed.join(", "))
         }
         _ => e.to_string(),
     };
-    out.push(InputError { field, message });
+    let value = if kind == InputErrorKind::Missing { Value::Null } else { e.instance().clone().into_owned() };
+    out.push(InputError { field, message, location, kind, value });
 }
 
 /// An endpoint's typed input: checked against the endpoint's schema before sending.
@@ -140,7 +339,7 @@ pub trait Validate: serde::Serialize {
     fn validate(&self) -> Result<(), InputErrors> {
         match serde_json::to_value(self) {
             Ok(v) => validate_input(Self::endpoint_info(), &v),
-            Err(e) => Err(InputErrors(vec![InputError { field: "(input)".into(), message: format!("cannot be encoded: {e}") }])),
+            Err(e) => Err(InputErrors(vec![InputError::whole(format!("cannot be encoded: {e}"))])),
         }
     }
 }

@@ -17,9 +17,6 @@ pub enum SimError {
     /// A configuration value that cannot work (zero workers, an unknown mode, ...).
     #[error("bad simulator config: {0}")]
     Config(String),
-    /// The normalized spec embedded in `falq-api` could not be read.
-    #[error("the normalized spec cannot be read: {0}")]
-    Spec(String),
     /// An image could not be encoded.
     #[error("image encoding failed: {0}")]
     Image(String),

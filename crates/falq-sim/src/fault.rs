@@ -184,7 +184,7 @@ impl fmt::Display for FaultWhen {
 /// when     = "@" nth *( "," nth )  the nth requests on that route (1-based), N or N-M
 ///          | "%" percent           that share of requests, drawn from the sim's seed
 ///          (absent)                every request
-/// duration = number [ "ms" | "s" | "m" ]   (a bare number is seconds)
+/// duration = number [ "ms" | "s" | "m" | "h" ]   (a bare number is seconds, fractions too)
 /// ```
 ///
 /// Examples: `submit:429@1,3`, `status:503%20`, `result:422%100`, `status:stall=2s%10`,

@@ -23,8 +23,9 @@
 //!
 //! `{app}` is the app id (`fal-ai/flux-1`; three segments for `workflows/` and `comfy/`),
 //! or leniently the full endpoint id or anything between. Every endpoint of
-//! `falq_api::ENDPOINTS` is served, its input validated against the normalized spec read
-//! at run time ([`SchemaValidator`]); unknown input fields are ignored, as fal does.
+//! `falq_api::ENDPOINTS` is served, its input validated by the catalogue's one validation
+//! (`falq_api::validate_lax`: the generated JSON Schema, read as pydantic's lax mode reads
+//! it) and refused with fal's 422 `detail` items; unknown input fields are ignored, as fal does.
 //!
 //! # Modes and auth
 //!
@@ -91,4 +92,3 @@ pub use counters::{Counters, JobCounters, JobTotals, PerRoute, RouteCounters};
 pub use error::SimError;
 pub use fault::{FaultKind, FaultPlan, FaultRoute, FaultRule, FaultWhen};
 pub use sim::{Sim, serve};
-pub use validate::SchemaValidator;

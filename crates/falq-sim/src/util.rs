@@ -47,14 +47,14 @@ pub(crate) fn default_job_seed(seed: u64, seq: u64) -> i64 {
     (mix64(seed ^ 0x5EED_0000_0000_0000 ^ mix64(seq)) >> 1) as i64
 }
 
-/// Formats a duration the way the fault grammar reads it back: `250ms`, `2s`, `1.5s`.
+/// Formats a duration the way the fault grammar reads it back: `250ms`, `2s`, `1500ms`.
 pub(crate) fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
 }
 
-/// Parses `250ms`, `2s`, `1.5s`, `1m`, `1h` or a bare number of seconds (the project's
-/// one duration parser, `falq_api::parse_duration`).
+/// Parses `250ms`, `2s`, `1m`, `1h` or a bare number of seconds (the project's one
+/// duration parser, `falq_api::parse_duration`).
 pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     falq_api::parse_duration(text).ok()
 }
@@ -105,6 +105,7 @@ mod tests {
         };
         check("250ms", Some(250));
         check("2s", Some(2000));
+        check("1.5", Some(1500));
         check("1.5s", Some(1500));
         check("1m", Some(60_000));
         check("3", Some(3000));

@@ -151,30 +151,31 @@ async fn save_one(transport: &Transport, file: &OutputFile, dir: &Path, stem: &s
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::Download { url: file.url.clone(), message: "only http(s) and data: URLs are downloaded".into() });
     }
-    let ctx = CallCtx { endpoint: "media", request_id: None };
-    let resp = transport.send(Call::Download, reqwest::Method::GET, &url, None, &ctx).await?;
-    if !resp.status().is_success() {
-        return Err(Error::Download {
-            url: file.url.clone(),
-            message: format!("HTTP {} (media links expire: download promptly)", resp.status()),
-        });
-    }
-    let header_type = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let tmp = dir.join(format!("{stem}-{index}.part"));
-    let mut out = tokio::fs::File::create(&tmp).await.map_err(io(&tmp))?;
-    let mut stream = resp.bytes_stream();
-    let mut first: Vec<u8> = Vec::new();
-    let mut total = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Error::Download { url: file.url.clone(), message: crate::http::error_chain(&e) })?;
-        if first.len() < 16 {
-            first.extend_from_slice(&chunk[..chunk.len().min(16 - first.len())]);
+    // A download cut mid-body (a reset, a proxy's hiccup) starts again from the first byte,
+    // within the retry policy's attempts; the part file is rewritten each time.
+    let mut attempts = 0u32;
+    let (header_type, first, total) = loop {
+        attempts += 1;
+        match fetch_into(transport, &url, &tmp).await {
+            Ok(got) => break got,
+            Err(Fetch::CutShort(message)) if attempts < transport.config.retry.max_attempts => {
+                tracing::debug!(url = %url, attempts, %message, "download cut short; starting again");
+                let delay = crate::retry::decide(&transport.config.retry, Call::Download, attempts, crate::retry::Outcome::Lost, 0.0);
+                if let crate::retry::Decision::RetryAfter(d) = delay {
+                    tokio::time::sleep(d).await;
+                }
+            }
+            Err(Fetch::CutShort(message)) => {
+                tokio::fs::remove_file(&tmp).await.ok();
+                return Err(Error::Download { url: file.url.clone(), message: format!("{message} (after {attempts} attempts)") });
+            }
+            Err(Fetch::Failed(e)) => {
+                tokio::fs::remove_file(&tmp).await.ok();
+                return Err(e);
+            }
         }
-        total += chunk.len() as u64;
-        out.write_all(&chunk).await.map_err(io(&tmp))?;
-    }
-    out.flush().await.map_err(io(&tmp))?;
-    drop(out);
+    };
     let mime = header_type
         .filter(|t| !t.starts_with("application/octet-stream"))
         .or_else(|| file.content_type.clone())
@@ -183,6 +184,43 @@ async fn save_one(transport: &Transport, file: &OutputFile, dir: &Path, stem: &s
     let path = dir.join(format!("{stem}-{index}.{}", extension_for(&mime)));
     tokio::fs::rename(&tmp, &path).await.map_err(io(&path))?;
     Ok(SavedFile { path, content_type: mime, bytes: total, source: file.url.clone() })
+}
+
+/// Why a download attempt failed.
+enum Fetch {
+    /// The answer broke off mid-body: worth asking again.
+    CutShort(String),
+    /// Anything else: the caller's error.
+    Failed(Error),
+}
+
+/// One attempt at a media URL into `tmp`: its `Content-Type`, its first bytes (to sniff)
+/// and its length.
+async fn fetch_into(transport: &Transport, url: &reqwest::Url, tmp: &Path) -> Result<(Option<String>, Vec<u8>, u64), Fetch> {
+    let io = |source| Fetch::Failed(Error::Io { path: tmp.display().to_string(), source });
+    let ctx = CallCtx { endpoint: "media", request_id: None };
+    let resp = transport.send(Call::Download, reqwest::Method::GET, url, None, &ctx).await.map_err(Fetch::Failed)?;
+    if !resp.status().is_success() {
+        return Err(Fetch::Failed(Error::Download {
+            url: url.to_string(),
+            message: format!("HTTP {} (media links expire: download promptly)", resp.status()),
+        }));
+    }
+    let header_type = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let mut out = tokio::fs::File::create(tmp).await.map_err(io)?;
+    let mut stream = resp.bytes_stream();
+    let mut first: Vec<u8> = Vec::new();
+    let mut total = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Fetch::CutShort(crate::http::error_chain(&e)))?;
+        if first.len() < 16 {
+            first.extend_from_slice(&chunk[..chunk.len().min(16 - first.len())]);
+        }
+        total += chunk.len() as u64;
+        out.write_all(&chunk).await.map_err(io)?;
+    }
+    out.flush().await.map_err(io)?;
+    Ok((header_type, first, total))
 }
 
 #[cfg(test)]

@@ -189,7 +189,8 @@ impl Transport {
     /// streams and downloads, long by nature, go through [`Transport::send`] without one.
     /// A body cut short (a reset mid-answer) is fetched again for every call but submit,
     /// within the retry policy's attempts: a submit's answer lost that way may mean a
-    /// queued job, so it is reported as one that may exist.
+    /// queued job, so it is reported as one that may exist. A status or result success
+    /// whose body is not JSON is fetched again the same way.
     pub async fn call(&self, call: Call, method: Method, url: &Url, body: Option<Bytes>, ctx: &CallCtx<'_>) -> Result<Answer, Error> {
         self.call_with(call, method, url, body, &reqwest::header::HeaderMap::new(), ctx).await
     }
@@ -231,6 +232,18 @@ impl Transport {
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
             match read_capped(resp, self.config.http.max_body).await {
+                // A success that must be JSON and is not (a proxy's glitch, a body cut
+                // short under its own length) is asked for again like a cut-short body;
+                // after the last attempt it goes to the caller, whose decode says what it is.
+                Ok(body)
+                    if call.idempotent()
+                        && matches!(call, Call::Status | Call::Result)
+                        && (200..300).contains(&status)
+                        && reads < self.config.retry.max_attempts
+                        && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() =>
+                {
+                    tracing::debug!(call = call.name(), reads, "answer is not JSON; asking again");
+                }
                 Ok(body) => return Ok(Answer { status, headers, body }),
                 Err(BodyError::TooLarge(n)) => {
                     return Err(Error::Protocol {

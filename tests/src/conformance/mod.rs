@@ -181,15 +181,10 @@ impl Spec {
         self.document.pointer("/components/schemas").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default()
     }
 
-    /// Follows `$ref`s (and `allOf: [{$ref}]` wrappers) to the schema they name.
-    pub fn resolve<'a>(&'a self, mut schema: &'a Value) -> &'a Value {
-        for _ in 0..16 {
-            match component_of(schema).and_then(|name| self.component(name)) {
-                Some(target) => schema = target,
-                None => break,
-            }
-        }
-        schema
+    /// Follows `$ref`s (and single-`allOf` wrappers) to the schema they name: regen's
+    /// resolver, the project's one.
+    pub fn resolve<'a>(&'a self, schema: &'a Value) -> &'a Value {
+        xtask::export::resolve(&self.document, schema)
     }
 
     /// Every operation, in document order.

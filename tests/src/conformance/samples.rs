@@ -24,9 +24,8 @@ fn sample_at(spec: &Spec, schema: &Value, fill: Fill, name: &str, depth: usize) 
         return Value::Null;
     }
     let minimal = fill == Fill::Minimal;
-    if let Some(target) = schema.get("$ref").and_then(Value::as_str) {
-        let resolved = spec.document().pointer(target.trim_start_matches('#')).cloned().unwrap_or(Value::Bool(true));
-        return sample_at(spec, &resolved, fill, name, depth + 1);
+    if schema.get("$ref").is_some() {
+        return sample_at(spec, spec.resolve(schema), fill, name, depth + 1);
     }
     if let Some(Value::Array(all)) = schema.get("allOf") {
         let parts: Vec<Value> = all.iter().map(|s| sample_at(spec, s, fill, name, depth + 1)).collect();

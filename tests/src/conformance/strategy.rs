@@ -16,9 +16,8 @@ fn build(spec: &Spec, schema: &Value, depth: usize) -> BoxedStrategy<Value> {
     if depth > 10 {
         return Just(Value::Null).boxed();
     }
-    if let Some(target) = schema.get("$ref").and_then(Value::as_str) {
-        let resolved = spec.document().pointer(target.trim_start_matches('#')).cloned().unwrap_or(Value::Bool(true));
-        return build(spec, &resolved, depth + 1);
+    if schema.get("$ref").is_some() {
+        return build(spec, spec.resolve(schema), depth + 1);
     }
     let inner = build_non_null(spec, schema, depth);
     if schema.get("nullable") == Some(&Value::Bool(true)) { prop_oneof![3 => inner, 1 => Just(Value::Null)].boxed() } else { inner }
