@@ -125,11 +125,17 @@ pub fn bundled(doc: &Value, name: &str) -> Value {
     Value::Object(root)
 }
 
+/// The component a schema's own `$ref` names, if it names one of `doc` (one step).
+pub fn ref_target<'a>(doc: &'a Value, s: &Value) -> Option<&'a Value> {
+    let name = s.get("$ref")?.as_str()?.strip_prefix(COMPONENT_PREFIX)?;
+    doc.get("components")?.get("schemas")?.get(name)
+}
+
 /// Follows `$ref`s and single-`allOf` wrappers to the schema that says what a value is.
 pub fn resolve<'a>(doc: &'a Value, mut s: &'a Value) -> &'a Value {
     for _ in 0..32 {
-        if let Some(name) = s.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix(COMPONENT_PREFIX)) {
-            match doc.pointer(&format!("/components/schemas/{name}")) {
+        if s.get("$ref").is_some() {
+            match ref_target(doc, s) {
                 Some(t) => s = t,
                 None => break,
             }

@@ -404,13 +404,10 @@ pub fn canonical(doc: &Value, v: &Value) -> Value {
 fn canonical_at(doc: &Value, v: &Value, depth: usize) -> Value {
     let canonical = |v: &Value| canonical_at(doc, v, depth + 1);
     match v {
-        Value::Object(m) if depth < 16 && m.contains_key("$ref") => {
-            let name = m["$ref"].as_str().unwrap_or("").trim_start_matches("#/components/schemas/");
-            match doc.pointer(&format!("/components/schemas/{name}")) {
-                Some(target) => canonical(target),
-                None => v.clone(),
-            }
-        }
+        Value::Object(m) if depth < 16 && m.contains_key("$ref") => match crate::export::ref_target(doc, v) {
+            Some(target) => canonical(target),
+            None => v.clone(),
+        },
         Value::Object(m) => {
             let mut out = Map::new();
             for (k, v) in m {
