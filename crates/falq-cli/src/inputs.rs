@@ -127,7 +127,7 @@ pub fn typed_value(f: &FieldInfo, raw: &str) -> Result<Value, Usage> {
 }
 
 /// A local file given for a URL field becomes a data URL; URLs pass through.
-fn file_to_data_url(field: &str, v: Value) -> Result<Value, Usage> {
+pub fn file_to_data_url(field: &str, v: Value) -> Result<Value, Usage> {
     let Value::String(s) = &v else { return Ok(v) };
     if s.contains("://") || s.starts_with("data:") {
         return Ok(v);
@@ -202,6 +202,104 @@ pub fn build_input(e: &'static EndpointInfo, input: Option<&str>, sets: &[String
         Usage(format!("{}: invalid input, nothing was sent:\n{}", e.id, lines.join("\n")))
     })?;
     Ok(value)
+}
+
+/// The `--set` values of a batch, typed by the endpoint's schema: fields every line gets
+/// unless it gives its own.
+pub fn typed_sets(e: &'static EndpointInfo, sets: &[String]) -> Result<Map<String, Value>, Usage> {
+    let mut obj = Map::new();
+    for set in sets {
+        let Some((k, raw)) = set.split_once('=') else {
+            return usage(format!("--set {set:?}: expected FIELD=VALUE"));
+        };
+        let k = k.trim();
+        let Some(f) = field(e, k) else {
+            let names: Vec<&str> = e.fields.iter().map(|f| f.name).collect();
+            return usage(format!("--set: {}: unknown field {k:?}; valid fields: {}", e.id, names.join(", ")));
+        };
+        obj.insert(k.to_string(), typed_value(f, raw)?);
+    }
+    Ok(obj)
+}
+
+/// A CSV cell typed by its column's field (an empty cell is no value).
+pub fn typed_cell(e: &'static EndpointInfo, column: &str, raw: &str) -> Result<Option<Value>, String> {
+    let Some(f) = field(e, column) else {
+        let names: Vec<&str> = e.fields.iter().map(|f| f.name).collect();
+        return Err(format!("unknown column {column:?}; valid fields: {}", names.join(", ")));
+    };
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    typed_value(f, raw).map(Some).map_err(|u| u.0)
+}
+
+/// One line of a batch as it will be sent: its own fields, then the common ones it does
+/// not give; local files made absolute against `base` (they become data URLs only when
+/// the line is sent, so a batch of photos is not held in memory); unknown, missing and
+/// invalid fields refused with what is wrong. The error is one line of text.
+pub fn batch_line(
+    e: &'static EndpointInfo,
+    mut obj: Map<String, Value>,
+    common: &Map<String, Value>,
+    base: &Path,
+) -> Result<Value, String> {
+    let names: Vec<&str> = e.fields.iter().map(|f| f.name).collect();
+    if let Some(k) = obj.keys().find(|k| !names.contains(&k.as_str())) {
+        return Err(format!("unknown field {k:?}; valid fields: {}", names.join(", ")));
+    }
+    for (k, v) in common {
+        if !obj.contains_key(k) {
+            obj.insert(k.clone(), v.clone());
+        }
+    }
+    let missing: Vec<&str> = e.fields.iter().filter(|f| f.required && !obj.contains_key(f.name)).map(|f| f.name).collect();
+    if !missing.is_empty() {
+        return Err(format!("missing required field(s) {}", missing.join(", ")));
+    }
+    for (k, v) in obj.iter_mut() {
+        if !field(e, k).is_some_and(|f| f.takes_file) {
+            continue;
+        }
+        let items: Vec<&mut Value> = match v {
+            Value::Array(items) => items.iter_mut().collect(),
+            other => vec![other],
+        };
+        for item in items {
+            let Value::String(s) = item else { continue };
+            if s.contains("://") || s.starts_with("data:") {
+                continue;
+            }
+            let path = base.join(&*s);
+            if !path.is_file() {
+                return Err(format!("{k}: {s:?} is neither a URL nor a readable local file (looked for {})", path.display()));
+            }
+            *s = path.display().to_string();
+        }
+    }
+    let value = Value::Object(obj);
+    falq_api::validate_input(e, &value)
+        .map_err(|errs| errs.0.iter().map(|x| format!("{}: {}", x.field, x.message)).collect::<Vec<_>>().join("; "))?;
+    Ok(value)
+}
+
+/// The line's local files as data URLs, when it is sent.
+pub fn attach_files(e: &'static EndpointInfo, value: &mut Value) -> Result<(), Usage> {
+    let Some(obj) = value.as_object_mut() else { return Ok(()) };
+    for (k, v) in obj.iter_mut() {
+        if !field(e, k).is_some_and(|f| f.takes_file) {
+            continue;
+        }
+        match v {
+            Value::Array(items) => {
+                for item in items.iter_mut() {
+                    *item = file_to_data_url(k, item.take())?;
+                }
+            }
+            other => *other = file_to_data_url(k, other.take())?,
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

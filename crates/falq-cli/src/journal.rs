@@ -11,6 +11,19 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// Which line of which batch a job runs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BatchLine {
+    /// The batch: its output directory, absolute.
+    pub batch: PathBuf,
+    /// The line of the batch file (1-based, as an editor shows it).
+    pub line: u64,
+    /// A hash of the line's input as read, so a changed file is noticed before sending.
+    pub hash: String,
+    /// The stem its output files are named with (`line-0042`).
+    pub stem: String,
+}
+
 /// What happened to a job.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -29,6 +42,9 @@ pub enum Entry {
         /// Whether an in-process simulator runs it.
         #[serde(default)]
         sim: bool,
+        /// The batch line it runs, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        batch: Option<BatchLine>,
         /// Unix time in milliseconds.
         at: u64,
     },
@@ -57,6 +73,9 @@ pub enum Entry {
         /// Whether an in-process simulator ran it (it cannot be resumed).
         #[serde(default)]
         sim: bool,
+        /// The batch line it runs, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        batch: Option<BatchLine>,
         /// Unix time in milliseconds.
         at: u64,
     },
@@ -66,6 +85,9 @@ pub enum Entry {
         request_id: String,
         /// The saved files.
         files: Vec<PathBuf>,
+        /// The output's seed, when it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seed: Option<serde_json::Value>,
         /// Unix time in milliseconds.
         at: u64,
     },
@@ -92,6 +114,25 @@ pub enum Entry {
         /// Unix time in milliseconds.
         at: u64,
     },
+    /// A batch started (written before its first line is sent): what `falq resume` needs
+    /// to finish it.
+    BatchStarted {
+        /// Its output directory, absolute: the batch's identity.
+        batch: PathBuf,
+        /// The base URL its lines are sent to.
+        base_url: String,
+        /// The `falq batch` arguments, the file made absolute (a copy, for standard input).
+        args: Vec<String>,
+        /// Unix time in milliseconds.
+        at: u64,
+    },
+    /// Every line of a batch reached an end (done, failed, or beyond falq's reach).
+    BatchEnded {
+        /// Its output directory.
+        batch: PathBuf,
+        /// Unix time in milliseconds.
+        at: u64,
+    },
 }
 
 impl Entry {
@@ -103,7 +144,15 @@ impl Entry {
             | Entry::Failed { request_id, .. }
             | Entry::Cancelled { request_id, .. }
             | Entry::Expired { request_id, .. } => Some(request_id),
-            Entry::Intent { .. } | Entry::NotSubmitted { .. } => None,
+            Entry::Intent { .. } | Entry::NotSubmitted { .. } | Entry::BatchStarted { .. } | Entry::BatchEnded { .. } => None,
+        }
+    }
+
+    /// The batch line a submission runs, if any.
+    pub fn batch_line(&self) -> Option<&BatchLine> {
+        match self {
+            Entry::Intent { batch, .. } | Entry::Submitted { batch, .. } => batch.as_ref(),
+            _ => None,
         }
     }
 }
@@ -128,7 +177,7 @@ impl Job {
             Entry::Cancelled { .. } => "cancelled",
             Entry::Expired { .. } => "expired",
             Entry::Intent { .. } => "maybe-submitted",
-            Entry::NotSubmitted { .. } => "not-submitted",
+            Entry::NotSubmitted { .. } | Entry::BatchStarted { .. } | Entry::BatchEnded { .. } => "not-submitted",
         }
     }
 
@@ -145,6 +194,7 @@ pub fn new_local_id() -> String {
 }
 
 /// The journal file.
+#[derive(Clone, Debug)]
 pub struct Journal {
     path: PathBuf,
 }
@@ -177,11 +227,23 @@ impl Journal {
     /// Appends an entry and syncs it to disk before returning. The file is locked for
     /// the write, so concurrent `falq` processes never interleave their lines.
     pub fn append(&self, entry: &Entry) -> std::io::Result<()> {
+        self.append_all(std::slice::from_ref(entry))
+    }
+
+    /// Appends entries in one write and one sync (a group commit: a batch journals a
+    /// wave of intents at the cost of one).
+    pub fn append_all(&self, entries: &[Entry]) -> std::io::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let mut line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
-        line.push('\n');
+        let mut line = String::new();
+        for entry in entries {
+            line.push_str(&serde_json::to_string(entry).map_err(std::io::Error::other)?);
+            line.push('\n');
+        }
         let mut f = OpenOptions::new().create(true).append(true).open(&self.path)?;
         f.lock()?;
         // A torn line left by an earlier crash must not swallow this one.
@@ -194,55 +256,69 @@ impl Journal {
         synced
     }
 
-    /// Every job, in the order they were started, and how many lines could not be read.
-    pub fn jobs(&self) -> std::io::Result<(Vec<Job>, usize)> {
+    /// Every entry that can be read, and how many lines could not be.
+    pub fn entries(&self) -> std::io::Result<(Vec<Entry>, usize)> {
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], 0)),
             Err(e) => return Err(e),
         };
-        let mut order: Vec<String> = Vec::new();
-        let mut jobs: BTreeMap<String, Job> = BTreeMap::new();
-        // Request ids and local ids both lead to the job's key (its first id).
-        let mut key_of: BTreeMap<String, String> = BTreeMap::new();
+        let mut entries = Vec::new();
         let mut unreadable = 0;
         for line in bytes.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
-            let Some(entry) = std::str::from_utf8(line).ok().and_then(|l| serde_json::from_str::<Entry>(l).ok()) else {
-                unreadable += 1;
-                continue;
-            };
-            match &entry {
-                Entry::Intent { local_id, .. } => {
-                    if !key_of.contains_key(local_id) {
-                        order.push(local_id.clone());
-                        key_of.insert(local_id.clone(), local_id.clone());
-                        jobs.insert(local_id.clone(), Job { submitted: entry.clone(), latest: entry });
-                    }
+            match std::str::from_utf8(line).ok().and_then(|l| serde_json::from_str::<Entry>(l).ok()) {
+                Some(entry) => entries.push(entry),
+                None => unreadable += 1,
+            }
+        }
+        Ok((entries, unreadable))
+    }
+
+    /// Every job, in the order they were started, and how many lines could not be read.
+    pub fn jobs(&self) -> std::io::Result<(Vec<Job>, usize)> {
+        let (entries, unreadable) = self.entries()?;
+        Ok((jobs_of(entries), unreadable))
+    }
+}
+
+/// The jobs of a journal's entries, in the order they were started.
+pub fn jobs_of(entries: Vec<Entry>) -> Vec<Job> {
+    let mut order: Vec<String> = Vec::new();
+    let mut jobs: BTreeMap<String, Job> = BTreeMap::new();
+    // Request ids and local ids both lead to the job's key (its first id).
+    let mut key_of: BTreeMap<String, String> = BTreeMap::new();
+    for entry in entries {
+        match &entry {
+            Entry::Intent { local_id, .. } => {
+                if !key_of.contains_key(local_id) {
+                    order.push(local_id.clone());
+                    key_of.insert(local_id.clone(), local_id.clone());
+                    jobs.insert(local_id.clone(), Job { submitted: entry.clone(), latest: entry });
                 }
-                Entry::NotSubmitted { local_id, .. } => {
-                    if let Some(job) = key_of.get(local_id).and_then(|k| jobs.get_mut(k)) {
-                        job.latest = entry;
-                    }
+            }
+            Entry::NotSubmitted { local_id, .. } => {
+                if let Some(job) = key_of.get(local_id).and_then(|k| jobs.get_mut(k)) {
+                    job.latest = entry;
                 }
-                Entry::Submitted { local_id, request_id, .. } => {
-                    let key = local_id.as_ref().and_then(|l| key_of.get(l)).cloned().unwrap_or_else(|| request_id.clone());
-                    if !jobs.contains_key(&key) {
-                        order.push(key.clone());
-                    }
-                    key_of.insert(request_id.clone(), key.clone());
-                    jobs.insert(key, Job { submitted: entry.clone(), latest: entry });
+            }
+            Entry::Submitted { local_id, request_id, .. } => {
+                let key = local_id.as_ref().and_then(|l| key_of.get(l)).cloned().unwrap_or_else(|| request_id.clone());
+                if !jobs.contains_key(&key) {
+                    order.push(key.clone());
                 }
-                other => {
-                    let id = other.request_id().unwrap_or_default();
-                    if let Some(job) = key_of.get(id).and_then(|k| jobs.get_mut(k)) {
-                        job.latest = entry;
-                    }
+                key_of.insert(request_id.clone(), key.clone());
+                jobs.insert(key, Job { submitted: entry.clone(), latest: entry });
+            }
+            Entry::BatchStarted { .. } | Entry::BatchEnded { .. } => {}
+            other => {
+                let id = other.request_id().unwrap_or_default();
+                if let Some(job) = key_of.get(id).and_then(|k| jobs.get_mut(k)) {
+                    job.latest = entry;
                 }
             }
         }
-        let jobs = order.into_iter().filter_map(|k| jobs.remove(&k)).filter(|j| j.state() != "not-submitted").collect();
-        Ok((jobs, unreadable))
     }
+    order.into_iter().filter_map(|k| jobs.remove(&k)).filter(|j| j.state() != "not-submitted").collect()
 }
 
 fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
@@ -269,6 +345,7 @@ mod tests {
             base_url: "http://127.0.0.1:1".into(),
             out: "out".into(),
             sim: false,
+            batch: None,
             at: 1,
         }
     }
@@ -281,7 +358,7 @@ mod tests {
         assert_eq!(j.jobs().unwrap().0.len(), 0, "no journal yet is no jobs");
         j.append(&submitted("a")).unwrap();
         j.append(&submitted("b")).unwrap();
-        j.append(&Entry::Done { request_id: "a".into(), files: vec!["out/a-0.png".into()], at: 2 }).unwrap();
+        j.append(&Entry::Done { request_id: "a".into(), files: vec!["out/a-0.png".into()], seed: None, at: 2 }).unwrap();
         // A crash in the middle of a write leaves half a line.
         let mut f = OpenOptions::new().append(true).open(j.path()).unwrap();
         f.write_all(br#"{"event":"done","request_id":"b","fi"#).unwrap();
@@ -329,6 +406,7 @@ mod tests {
             base_url: "http://x".into(),
             out: "o".into(),
             sim: false,
+            batch: None,
             at: 1,
         };
         j.append(&intent("l1")).unwrap();

@@ -1,9 +1,11 @@
 //! `falq`: run any fal-compatible endpoint from the shell, with progress, saved outputs
 //! and a crash-safe journal; `falq sim` serves the local simulator.
 
+mod batch;
 mod inputs;
 mod journal;
 mod progress;
+mod sheet;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -57,6 +59,9 @@ enum Command {
     Endpoints,
     /// Run an endpoint: submit, wait with progress, save its outputs. `falq run <endpoint> --help` lists its fields.
     Run(RunArgs),
+    /// Run every line of a JSON-lines or CSV file: validated first, journaled, outputs named by line, with
+    /// manifest.jsonl and an index.html contact sheet. The same command again finishes the batch.
+    Batch(batch::BatchArgs),
     /// Show a job's status.
     Status(JobArgs),
     /// Print a job's result (and save its outputs with --out).
@@ -75,7 +80,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Wait for every pending job of the journal and save its outputs where it was started to; never submits again.
+    /// Finish every unfinished batch and wait for every pending job of the journal, saving outputs where they
+    /// were started to; never submits a job again.
     Resume,
     /// Serve the local simulator of the fal queue.
     Sim(SimArgs),
@@ -113,6 +119,16 @@ struct RunArgs {
     /// On Ctrl-C, cancel the remote job too.
     #[arg(long)]
     cancel_on_interrupt: bool,
+    #[command(flatten)]
+    request: RequestArgs,
+    /// Show this help, or the endpoint's fields when an endpoint is given.
+    #[arg(short = 'h', long = "help")]
+    help: bool,
+}
+
+/// The request options of `run` and `batch`.
+#[derive(Args, Debug, Clone, Default)]
+struct RequestArgs {
     /// A URL the relay POSTs the result to when the job ends (fal_webhook).
     #[arg(long, value_name = "URL")]
     webhook: Option<String>,
@@ -128,9 +144,30 @@ struct RunArgs {
     /// How long the relay keeps the result and its files (X-Fal-Object-Lifecycle-Preference).
     #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION")]
     result_lifetime: Option<Duration>,
-    /// Show this help, or the endpoint's fields when an endpoint is given.
-    #[arg(short = 'h', long = "help")]
-    help: bool,
+}
+
+impl RequestArgs {
+    /// The options as command-line arguments again (a batch records them for `resume`).
+    fn to_args(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let secs = |d: &Duration| format!("{}ms", d.as_millis());
+        if let Some(w) = &self.webhook {
+            out.extend(["--webhook".to_string(), w.clone()]);
+        }
+        if let Some(p) = self.priority {
+            out.extend(["--priority".to_string(), if p == PriorityArg::Low { "low" } else { "normal" }.to_string()]);
+        }
+        if let Some(d) = &self.start_timeout {
+            out.extend(["--start-timeout".to_string(), secs(d)]);
+        }
+        if let Some(h) = &self.runner_hint {
+            out.extend(["--runner-hint".to_string(), h.clone()]);
+        }
+        if let Some(d) = &self.result_lifetime {
+            out.extend(["--result-lifetime".to_string(), secs(d)]);
+        }
+        out
+    }
 }
 
 #[derive(Args, Debug)]
@@ -183,7 +220,7 @@ fn fresh_seed() -> u64 {
     nanos ^ (u64::from(std::process::id()) << 32)
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum WaitArg {
     Poll,
     Stream,
@@ -242,14 +279,27 @@ fn falq_code(e: &FalqError) -> u8 {
     }
 }
 
+/// What a completed job left on disk: its files, and its output's seed.
+#[derive(Clone, Debug, Default)]
+struct Saved {
+    files: Vec<PathBuf>,
+    seed: Option<Value>,
+}
+
+impl Saved {
+    fn of(result: &Value, files: Vec<falq::SavedFile>) -> Saved {
+        Saved { files: files.into_iter().map(|f| f.path).collect(), seed: result.get("seed").filter(|s| !s.is_null()).cloned() }
+    }
+}
+
 /// The journal entry a run's outcome earns: `done` only with its outputs saved, `failed`
 /// only for a failed job, `expired` when the relay no longer has it, `cancelled` only when
 /// the relay took the cancellation. Anything else leaves the job pending, to resume.
-fn outcome_entry(request_id: &str, outcome: Result<&[PathBuf], &FalqError>) -> Option<Entry> {
+fn outcome_entry(request_id: &str, outcome: Result<&Saved, &FalqError>) -> Option<Entry> {
     let request_id = request_id.to_string();
     let at = now_ms();
     match outcome {
-        Ok(files) => Some(Entry::Done { request_id, files: files.to_vec(), at }),
+        Ok(saved) => Some(Entry::Done { request_id, files: saved.files.clone(), seed: saved.seed.clone(), at }),
         Err(e @ FalqError::JobFailed { .. }) => Some(Entry::Failed { request_id, error: e.to_string(), at }),
         Err(FalqError::Expired { .. }) => Some(Entry::Expired { request_id, at }),
         Err(FalqError::Timeout { cancelled: true, .. }) => Some(Entry::Cancelled { request_id, at }),
@@ -258,7 +308,7 @@ fn outcome_entry(request_id: &str, outcome: Result<&[PathBuf], &FalqError>) -> O
 }
 
 /// What the user should know of a paid job after an error: where it stands and what to do.
-fn job_note(request_id: &str, outcome: Result<&[PathBuf], &FalqError>) -> Option<String> {
+fn job_note(request_id: &str, outcome: Result<&Saved, &FalqError>) -> Option<String> {
     match outcome {
         Ok(_) | Err(FalqError::JobFailed { .. } | FalqError::Expired { .. }) => None,
         Err(FalqError::Timeout { cancelled: true, .. }) => Some(format!("note: {request_id} was cancelled on the relay")),
@@ -301,6 +351,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Run(args) => run(&globals, args).await,
+        Command::Batch(args) => batch::batch(&globals, args, None).await,
         Command::Status(job) => {
             let (_, handle) = globals.handle(&job)?;
             let status = handle.status(Logs::Include).await?;
@@ -458,7 +509,7 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
         return Ok(0);
     }
     let input = inputs::build_input(endpoint, args.input.as_deref(), &args.sets)?;
-    let options = submit_options(&args)?;
+    let options = submit_options(&args.request)?;
     // Everything local is checked before anything is sent (and paid for).
     let journal = writable_journal()?;
     let out = absolute(&args.out);
@@ -495,6 +546,7 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
             base_url: base_url.clone(),
             out: out.clone(),
             sim: args.sim,
+            batch: None,
             at: now_ms(),
         })
         .with_context(|| format!("the journal {} could not be written; nothing was sent", journal.path().display()))?;
@@ -519,6 +571,7 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
             base_url,
             out: out.clone(),
             sim: args.sim,
+            batch: None,
             at: now_ms(),
         })
         .with_context(|| {
@@ -565,8 +618,11 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
         }
         return Ok(exit::INTERRUPTED);
     };
-    let outcome = outcome.map(|(result, files)| (result, files.into_iter().map(|f| f.path).collect::<Vec<_>>()));
-    let files_outcome = outcome.as_ref().map(|(_, f)| f.as_slice());
+    let outcome = outcome.map(|(result, files)| {
+        let saved = Saved::of(&result, files);
+        (result, saved)
+    });
+    let files_outcome = outcome.as_ref().map(|(_, saved)| saved);
     if let Some(entry) = outcome_entry(&handle.request_id, files_outcome) {
         journal
             .append(&entry)
@@ -576,8 +632,8 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
         eprintln!("{note}");
     }
     match outcome {
-        Ok((result, files)) => {
-            print_result(args.json, endpoint.id, &handle.request_id, &result, &files)?;
+        Ok((result, saved)) => {
+            print_result(args.json, endpoint.id, &handle.request_id, &result, &saved.files)?;
             Ok(0)
         }
         Err(e) => Err(Failure { code: falq_code(&e), error: e.into() }),
@@ -602,7 +658,7 @@ fn learn_from_journal(client: &Client, journal: &Journal, endpoint_id: &str, bas
 }
 
 /// The request options given on the command line, checked before anything is sent.
-fn submit_options(args: &RunArgs) -> Result<falq::SubmitOptions, Failure> {
+fn submit_options(args: &RequestArgs) -> Result<falq::SubmitOptions, Failure> {
     let webhook = match &args.webhook {
         Some(w) => Some(falq::Url::parse(w).map_err(|e| Usage(format!("--webhook {w:?} is not a URL: {e}")))?),
         None => None,
@@ -672,6 +728,39 @@ const RESUME_CONCURRENCY: usize = 8;
 
 async fn resume(globals: &Globals) -> Result<u8, Failure> {
     let journal = journal()?;
+    let mut worst = 0u8;
+    // Unfinished batches first: each runs again as it was started (its pending lines are
+    // waited for, its unsent lines sent; no line twice).
+    let (entries, _) = journal.entries().with_context(|| format!("reading {}", journal.path().display()))?;
+    let mut batches: Vec<(PathBuf, Vec<String>, String)> = Vec::new();
+    for entry in entries {
+        match entry {
+            Entry::BatchStarted { batch, args, base_url, .. } => {
+                batches.retain(|(b, _, _)| *b != batch);
+                batches.push((batch, args, base_url));
+            }
+            Entry::BatchEnded { batch, .. } => batches.retain(|(b, _, _)| *b != batch),
+            _ => {}
+        }
+    }
+    for (dir, args, base_url) in batches {
+        match batch::BatchArgs::from_recorded(&args) {
+            Ok(args) => {
+                eprintln!("finishing the batch {}", dir.display());
+                match Box::pin(batch::batch(globals, args, Some(&base_url))).await {
+                    Ok(code) => worst = worst.max(code),
+                    Err(Failure { code, error }) => {
+                        eprintln!("the batch {} could not be finished: {error:#}", dir.display());
+                        worst = worst.max(code);
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("skipped the batch {}: its journal entry cannot be read ({e})", dir.display());
+                worst = worst.max(exit::OTHER);
+            }
+        }
+    }
     let (jobs, unreadable) = journal.jobs().with_context(|| format!("reading {}", journal.path().display()))?;
     if unreadable > 0 {
         eprintln!("note: skipped {unreadable} unreadable journal line(s)");
@@ -679,14 +768,15 @@ async fn resume(globals: &Globals) -> Result<u8, Failure> {
     let pending: Vec<_> = jobs.into_iter().filter(|j| j.state() == "pending").collect();
     if pending.is_empty() {
         eprintln!("no pending jobs");
-        return Ok(0);
+        return Ok(worst);
     }
     let progress = progress::Progress::new(std::io::stderr().is_terminal());
-    let mut worst = 0u8;
     // Each job: its client and handle, or why its entry cannot be resumed (skipped, reported).
     let mut runnable = Vec::new();
     for job in pending {
-        let Entry::Submitted { endpoint, request_id, base_url, out, sim, .. } = &job.submitted else { continue };
+        let Entry::Submitted { endpoint, request_id, base_url, out, sim, batch, .. } = &job.submitted else { continue };
+        // A batch line's files are named by its line.
+        let stem = batch.as_ref().map_or_else(|| request_id.clone(), |b| b.stem.clone());
         if *sim {
             eprintln!("{request_id}: ran on an in-process simulator that is gone; cannot resume");
             continue;
@@ -702,7 +792,7 @@ async fn resume(globals: &Globals) -> Result<u8, Failure> {
             Ok((client, handle))
         })();
         match prepared {
-            Ok((client, handle)) => runnable.push((client, handle, out.clone())),
+            Ok((client, handle)) => runnable.push((client, handle, out.clone(), stem)),
             Err(Failure { code, error }) => {
                 eprintln!("skipped {request_id:?} ({endpoint}): a journal entry that cannot be resumed: {error:#}");
                 worst = worst.max(code);
@@ -710,31 +800,28 @@ async fn resume(globals: &Globals) -> Result<u8, Failure> {
         }
     }
     use futures_util::StreamExt;
-    let mut running = futures_util::stream::iter(runnable.iter().map(|(_client, handle, out)| {
+    let mut running = futures_util::stream::iter(runnable.iter().map(|(_client, handle, out, stem)| {
         progress.line(&format!("resuming {} ({})", handle.request_id, handle.endpoint_id));
         let progress = &progress;
         async move {
-            let outcome = handle
-                .finish_to_dir(out, &handle.request_id, |u| progress.update(u))
-                .await
-                .map(|(_, f)| f.into_iter().map(|f| f.path).collect::<Vec<_>>());
+            let outcome = handle.finish_to_dir(out, stem, |u| progress.update(u)).await.map(|(result, f)| Saved::of(&result, f));
             (handle, outcome)
         }
     }))
     .buffer_unordered(RESUME_CONCURRENCY);
     while let Some((handle, outcome)) = running.next().await {
-        if let Some(entry) = outcome_entry(&handle.request_id, outcome.as_deref()) {
+        if let Some(entry) = outcome_entry(&handle.request_id, outcome.as_ref()) {
             journal.append(&entry).ok();
         }
         match &outcome {
-            Ok(files) => {
-                for f in files {
+            Ok(saved) => {
+                for f in &saved.files {
                     println!("{}", f.display());
                 }
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                if let Some(note) = job_note(&handle.request_id, outcome.as_deref()) {
+                if let Some(note) = job_note(&handle.request_id, outcome.as_ref()) {
                     eprintln!("{note}");
                 }
                 worst = worst.max(falq_code(e));

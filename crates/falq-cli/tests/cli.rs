@@ -1,100 +1,16 @@
 //! The real `falq` binary against the simulator: the happy path, each bad input with
 //! its exit code, failures, timeouts, and interrupt and resume (kill -9 included).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
 const REDUX: &str = "fal-ai/flux-1/dev/redux";
 
 mod common;
-use common::Scratch;
-
-fn fixture_png() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/input.png").display().to_string()
-}
-
-/// `falq` with a clean environment: no relay, no key, its own FALQ_HOME.
-fn falq(home: &Scratch) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_falq"));
-    c.env_remove("FAL_BASE_URL")
-        .env_remove("FAL_KEY")
-        .env_remove("FAL_AUTH_SCHEME")
-        .env("FALQ_HOME", home.path("home"))
-        .current_dir(&home.0);
-    c.stdin(Stdio::null());
-    c
-}
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = cmd.output().expect("falq runs");
-    (status.code().unwrap_or(-1), String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned())
-}
-
-/// A `falq sim` process on a free port; killed on drop.
-struct SimProcess {
-    child: Child,
-    base_url: String,
-}
-
-impl SimProcess {
-    fn start(home: &Scratch, args: &[&str]) -> Self {
-        let mut child = falq(home)
-            .args(["sim", "--addr", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("falq sim starts");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-        let base_url = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line was {first:?}")).to_string();
-        Self { child, base_url }
-    }
-
-    fn counters(&self) -> Value {
-        let addr = self.base_url.trim_start_matches("http://");
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        use std::io::{Read, Write};
-        write!(s, "GET /_sim/counters?per_job=0 HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
-        // The body may be chunked: take the JSON object.
-        let start = body.find('{').unwrap();
-        let end = body.rfind('}').unwrap();
-        serde_json::from_str(&body[start..=end]).unwrap()
-    }
-}
-
-impl Drop for SimProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn is_image(path: &Path) -> bool {
-    let bytes = std::fs::read(path).unwrap_or_default();
-    bytes.starts_with(b"\x89PNG\r\n\x1a\n") || bytes.starts_with(b"\xff\xd8\xff")
-}
-
-fn jobs(home: &Scratch) -> Vec<Value> {
-    let (code, out, err) = run(falq(home).args(["jobs", "--json"]));
-    assert_eq!(code, 0, "{err}");
-    out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
+use common::*;
 
 #[test]
 fn the_quickstart_produces_real_images_offline() {

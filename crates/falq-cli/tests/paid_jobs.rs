@@ -294,4 +294,17 @@ async fn request_options_reach_the_relay_and_bad_ones_are_refused_before_sending
         assert_eq!(code, 2, "{bad:?}: {err}");
     }
     assert_eq!(server.received().len(), before, "nothing was sent");
+    // The same options on a batch reach every line's submit.
+    std::fs::write(home.path("lines.jsonl"), "{\"image_url\": \"https://example.test/a.png\"}\n").unwrap();
+    let mut cmd = falq(&home, &server.base_url);
+    cmd.args(["batch", REDUX, "lines.jsonl", "--wait", "poll", "--webhook", "http://127.0.0.1:9/b", "--priority", "low"]);
+    cmd.args(["--start-timeout", "2m", "--runner-hint", "eu-2", "--result-lifetime", "30m"]);
+    let (code, _, err) = run(cmd).await;
+    assert_eq!(code, 0, "{err}");
+    let submit = server.received().into_iter().skip(before).find(|r| r.method == "POST").expect("a batch submit");
+    assert!(submit.target.contains("fal_webhook=http%3A%2F%2F127.0.0.1%3A9%2Fb"), "{}", submit.target);
+    assert_eq!(submit.header("x-fal-queue-priority"), Some("low"));
+    assert_eq!(submit.header("x-fal-request-timeout"), Some("120"));
+    assert_eq!(submit.header("x-fal-runner-hint"), Some("eu-2"));
+    assert_eq!(submit.header("x-fal-object-lifecycle-preference"), Some(r#"{"expiration_duration_seconds":1800}"#));
 }

@@ -22,6 +22,7 @@ mod error;
 pub mod files;
 mod http;
 mod knowledge;
+pub mod many;
 pub mod options;
 pub mod poll;
 pub mod retry;
@@ -35,6 +36,7 @@ pub use config::{
 pub use error::{Error, FieldError};
 pub use falq_api::{self as api, Endpoint, EndpointMethods, endpoints, types};
 pub use files::SavedFile;
+pub use many::{Finished, JobLimit};
 pub use options::{Priority, SubmitOptions};
 pub use reqwest::Url;
 pub use retry::Call;

@@ -1,0 +1,847 @@
+//! `falq batch`: every line of a JSON-lines or CSV file run on one endpoint, crash-safe.
+//!
+//! Every line is validated before anything is sent. A line is journaled (an intent,
+//! group-committed with its neighbours) before it is submitted, and its request id as
+//! soon as the relay answers, so running the same command again (after Ctrl-C, a crash
+//! or `kill -9`) finishes the batch: it waits for what is pending, sends what was never
+//! sent, and never sends a line twice. A line is known by its number and a hash of its
+//! input: a file changed under a started batch is refused before anything is sent.
+//! Outputs are saved as each job completes, named by line (`line-0042-0.png`), and
+//! `manifest.jsonl` and `index.html` (see `sheet.rs`) are kept current.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Parser, ValueEnum};
+use falq::many::{JobLimit, QueuedJobs};
+use falq::{ApiKey, Client, Config, Error as FalqError, RequestHandle, WaitMode};
+use falq_api::EndpointInfo;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::inputs::{self, Usage};
+use crate::journal::{BatchLine, Entry, Job, Journal, jobs_of, new_local_id, now_ms};
+use crate::sheet::{Board, Row, State, shown_input};
+use crate::{Failure, Globals, RequestArgs, Saved, WaitArg, absolute, exit, outcome_entry, writable_dir, writable_journal};
+
+/// Consecutive submits refused (beyond the retry policy) after which no new line is
+/// sent: the relay is down or refuses the key, and hammering it helps nobody.
+const MAX_SUBMIT_FAILURES: usize = 5;
+
+/// How the batch file is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// By the file's extension (`.csv`; else JSON lines), or its first character.
+    Auto,
+    /// One JSON object per line.
+    Jsonl,
+    /// A header row of field names, then one row per input.
+    Csv,
+}
+
+/// `falq batch`'s arguments.
+#[derive(Args, Debug, Clone)]
+pub struct BatchArgs {
+    /// The endpoint id, e.g. fal-ai/flux-1/schnell.
+    pub endpoint: String,
+    /// The inputs: JSON lines (one object per line) or CSV with a header row; - reads standard input.
+    pub file: String,
+    /// A field every line gets unless it gives its own: FIELD=VALUE (repeatable).
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    pub sets: Vec<String>,
+    /// Where outputs, manifest.jsonl and index.html go (default: out/<file name>). The batch is known by it:
+    /// the same command again finishes the batch.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Jobs in flight at once (default: adaptive, growing while the relay keeps up and backing off on 429).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub concurrency: Option<u64>,
+    /// Stop before sending anything if any line is invalid (else bad lines are reported and skipped).
+    #[arg(long)]
+    pub strict: bool,
+    /// How FILE is written.
+    #[arg(long, value_enum, default_value_t = Format::Auto)]
+    pub format: Format,
+    /// How to wait.
+    #[arg(long, value_enum, default_value_t = WaitArg::Stream)]
+    pub wait: WaitArg,
+    /// Run against a simulator started in this process (no relay, no key needed).
+    #[arg(long)]
+    pub sim: bool,
+    #[command(flatten)]
+    pub request: RequestArgs,
+}
+
+impl BatchArgs {
+    /// The arguments again, with the file and the output directory given (for `resume`).
+    fn to_args(&self, file: &Path, out: &Path) -> Vec<String> {
+        let mut a = vec![self.endpoint.clone(), file.display().to_string(), "--out".into(), out.display().to_string()];
+        for s in &self.sets {
+            a.extend(["--set".to_string(), s.clone()]);
+        }
+        if let Some(n) = self.concurrency {
+            a.extend(["--concurrency".to_string(), n.to_string()]);
+        }
+        if self.strict {
+            a.push("--strict".into());
+        }
+        let format = match self.format {
+            Format::Auto => "auto",
+            Format::Jsonl => "jsonl",
+            Format::Csv => "csv",
+        };
+        a.extend(["--format".to_string(), format.to_string()]);
+        a.extend(["--wait".to_string(), if self.wait == WaitArg::Poll { "poll" } else { "stream" }.to_string()]);
+        if self.sim {
+            a.push("--sim".into());
+        }
+        a.extend(self.request.to_args());
+        a
+    }
+
+    /// Arguments recorded by [`BatchArgs::to_args`], read back.
+    pub fn from_recorded(args: &[String]) -> Result<BatchArgs, String> {
+        #[derive(Parser, Debug)]
+        struct Recorded {
+            #[command(flatten)]
+            args: BatchArgs,
+        }
+        Recorded::try_parse_from(std::iter::once("falq-batch".to_string()).chain(args.iter().cloned()))
+            .map(|r| r.args)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// One line of the batch file.
+#[derive(Debug)]
+struct Line {
+    number: u64,
+    /// Its input as it will be sent (files still paths), or why it cannot be.
+    input: Result<Value, String>,
+    /// Its fields as written, for the sheet.
+    shown: Value,
+}
+
+/// A stable 64-bit FNV-1a hash, as hex: the same input hashes the same in every version.
+fn fnv1a(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The file's text, where relative file paths in it are taken from, and whether it was
+/// standard input.
+fn read_source(file: &str) -> Result<(String, PathBuf, bool), Failure> {
+    if file == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| Usage(format!("reading standard input: {e}")))?;
+        let cwd = std::env::current_dir().unwrap_or_default();
+        return Ok((text, cwd, true));
+    }
+    let path = absolute(Path::new(file));
+    let text = std::fs::read_to_string(&path).map_err(|e| Usage(format!("{file}: {e}; nothing was sent")))?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok((text, base, false))
+}
+
+fn detect(format: Format, file: &str, text: &str) -> Format {
+    match format {
+        Format::Auto if file.to_ascii_lowercase().ends_with(".csv") => Format::Csv,
+        Format::Auto if file.to_ascii_lowercase().ends_with(".jsonl") || file.to_ascii_lowercase().ends_with(".ndjson") => Format::Jsonl,
+        Format::Auto => {
+            if text.trim_start().starts_with('{') {
+                Format::Jsonl
+            } else {
+                Format::Csv
+            }
+        }
+        f => f,
+    }
+}
+
+/// Every line of the file, each checked on its own (a bad line does not hide the next).
+fn read_lines(
+    e: &'static EndpointInfo,
+    format: Format,
+    text: &str,
+    common: &Map<String, Value>,
+    base: &Path,
+) -> Result<Vec<Line>, Failure> {
+    let mut lines = Vec::new();
+    let finish = |number: u64, fields: Result<Map<String, Value>, String>| {
+        let shown = fields.as_ref().map(|f| shown_input(&Value::Object(f.clone()))).unwrap_or(Value::Null);
+        let input = fields.and_then(|f| inputs::batch_line(e, f, common, base));
+        Line { number, input, shown }
+    };
+    match format {
+        Format::Jsonl | Format::Auto => {
+            for (i, raw) in text.lines().enumerate() {
+                if raw.trim().is_empty() {
+                    continue;
+                }
+                let fields = match serde_json::from_str::<Value>(raw) {
+                    Ok(Value::Object(m)) => Ok(m),
+                    Ok(_) => Err("not a JSON object".to_string()),
+                    Err(err) => Err(format!("not JSON: {err}")),
+                };
+                lines.push(finish(i as u64 + 1, fields));
+            }
+        }
+        Format::Csv => {
+            let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
+            let headers: Vec<String> = reader
+                .headers()
+                .map_err(|err| Usage(format!("the CSV header row cannot be read: {err}; nothing was sent")))?
+                .iter()
+                .map(|h| h.trim().to_string())
+                .collect();
+            for h in &headers {
+                inputs::typed_cell(e, h, "").map_err(|err| Usage(format!("CSV header: {err}; nothing was sent")))?;
+            }
+            for record in reader.records() {
+                let (number, fields) = match record {
+                    Ok(r) => {
+                        let number = r.position().map_or(0, |p| p.line());
+                        let fields = if r.len() != headers.len() {
+                            Err(format!("{} cells for {} columns", r.len(), headers.len()))
+                        } else {
+                            headers.iter().zip(r.iter()).try_fold(Map::new(), |mut m, (h, cell)| {
+                                if let Some(v) = inputs::typed_cell(e, h, cell)? {
+                                    m.insert(h.clone(), v);
+                                }
+                                Ok::<_, String>(m)
+                            })
+                        };
+                        (number, fields)
+                    }
+                    Err(err) => (err.position().map_or(0, |p| p.line()), Err(format!("not CSV: {err}"))),
+                };
+                lines.push(finish(number, fields));
+            }
+        }
+    }
+    Ok(lines)
+}
+
+/// Journal appends, group-committed: every entry waiting when the writer is free goes in
+/// one write and one sync, and each sender hears back once its entry is on disk.
+#[derive(Clone)]
+struct Writer {
+    tx: mpsc::UnboundedSender<(Entry, oneshot::Sender<Result<(), String>>)>,
+}
+
+impl Writer {
+    fn start(journal: Journal) -> Writer {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(Entry, oneshot::Sender<Result<(), String>>)>();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut group = vec![first];
+                while let Ok(more) = rx.try_recv() {
+                    group.push(more);
+                }
+                let (entries, acks): (Vec<Entry>, Vec<_>) = group.into_iter().unzip();
+                let journal = journal.clone();
+                let written = tokio::task::spawn_blocking(move || journal.append_all(&entries))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                for ack in acks {
+                    let _ = ack.send(written.clone());
+                }
+            }
+        });
+        Writer { tx }
+    }
+
+    async fn append(&self, entry: Entry) -> Result<(), String> {
+        let (ack, done) = oneshot::channel();
+        self.tx.send((entry, ack)).map_err(|_| "the journal writer stopped".to_string())?;
+        done.await.map_err(|_| "the journal writer stopped".to_string())?
+    }
+}
+
+/// What one line needs done.
+enum Work {
+    /// Send it.
+    Submit { line: u64, input: Value, hash: String },
+    /// Wait for its job, sent earlier.
+    Wait { line: u64, handle: Box<RequestHandle> },
+}
+
+/// What came of it.
+struct Ended {
+    line: u64,
+    /// Whether a submit was refused (for the run of failures that stops sending).
+    submit_refused: bool,
+    /// The journal could not be written: stop sending.
+    journal_failed: bool,
+}
+
+/// Everything a line's work needs, shared.
+struct Ctx {
+    endpoint: &'static EndpointInfo,
+    client: Client,
+    options: falq::SubmitOptions,
+    writer: Writer,
+    board: Mutex<Board>,
+    out: PathBuf,
+    base_url: String,
+    sim: bool,
+    width: usize,
+    queued: QueuedJobs,
+}
+
+impl Ctx {
+    fn board(&self) -> MutexGuard<'_, Board> {
+        self.board.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn stem(&self, line: u64) -> String {
+        format!("line-{line:0width$}", width = self.width)
+    }
+
+    fn batch_line(&self, line: u64, hash: &str) -> BatchLine {
+        BatchLine { batch: self.out.clone(), line, hash: hash.to_string(), stem: self.stem(line) }
+    }
+
+    async fn run(&self, work: Work) -> Ended {
+        let (line, handle) = match work {
+            Work::Wait { line, handle } => (line, *handle),
+            Work::Submit { line, input, hash } => match self.submit(line, input, &hash).await {
+                Ok(handle) => (line, handle),
+                Err(ended) => return ended,
+            },
+        };
+        let mut ticket = self.queued.submitted();
+        let stem = self.stem(line);
+        let outcome = handle
+            .finish_to_dir(&self.out, &stem, |u| {
+                ticket.update(u);
+            })
+            .await
+            .map(|(result, files)| Saved::of(&result, files));
+        ticket.left();
+        let entry = outcome_entry(&handle.request_id, outcome.as_ref());
+        let journaled = match entry {
+            Some(entry) => self.writer.append(entry).await,
+            None => Ok(()),
+        };
+        let mut board = self.board();
+        board.update(line, |row| match &outcome {
+            Ok(saved) => {
+                row.state = State::Done;
+                row.files = saved.files.clone();
+                row.seed = saved.seed.clone();
+                row.error = None;
+            }
+            Err(e) => {
+                row.state = match e {
+                    FalqError::JobFailed { .. } => State::Failed,
+                    FalqError::Expired { .. } => State::Expired,
+                    FalqError::Timeout { cancelled: true, .. } => State::Cancelled,
+                    _ => State::Pending,
+                };
+                row.error = Some(e.to_string());
+            }
+        });
+        if let Err(e) = &journaled {
+            board.update(line, |row| row.error = Some(format!("the journal could not record its outcome: {e}")));
+        }
+        Ended { line, submit_refused: false, journal_failed: journaled.is_err() }
+    }
+
+    /// Journals the intent, sends the line, journals its request id.
+    async fn submit(&self, line: u64, mut input: Value, hash: &str) -> Result<RequestHandle, Ended> {
+        let local_id = new_local_id();
+        let intent = Entry::Intent {
+            local_id: local_id.clone(),
+            endpoint: self.endpoint.id.into(),
+            base_url: self.base_url.clone(),
+            out: self.out.clone(),
+            sim: self.sim,
+            batch: Some(self.batch_line(line, hash)),
+            at: now_ms(),
+        };
+        if let Err(e) = self.writer.append(intent).await {
+            self.board().update(line, |row| {
+                row.state = State::NotSubmitted;
+                row.error = Some(format!("not sent: the journal cannot be written ({e})"));
+            });
+            return Err(Ended { line, submit_refused: false, journal_failed: true });
+        }
+        self.board().update(line, |row| row.state = State::Pending);
+        let sent = match inputs::attach_files(self.endpoint, &mut input) {
+            Ok(()) => self.client.submit_json_with(self.endpoint.id, &input, &self.options).await,
+            Err(Usage(message)) => Err(FalqError::Encode { endpoint: self.endpoint.id.into(), message }),
+        };
+        match sent {
+            Ok(handle) => {
+                let submitted = Entry::Submitted {
+                    local_id: Some(local_id),
+                    endpoint: self.endpoint.id.into(),
+                    request_id: handle.request_id.clone(),
+                    base_url: self.base_url.clone(),
+                    out: self.out.clone(),
+                    sim: self.sim,
+                    batch: Some(self.batch_line(line, hash)),
+                    at: now_ms(),
+                };
+                let journaled = self.writer.append(submitted).await;
+                self.board().update(line, |row| row.request_id = Some(handle.request_id.clone()));
+                if let Err(e) = journaled {
+                    self.board().update(line, |row| {
+                        row.error = Some(format!("sent as {}, but the journal could not record it ({e})", handle.request_id));
+                    });
+                    return Err(Ended { line, submit_refused: false, journal_failed: true });
+                }
+                Ok(handle)
+            }
+            Err(e) => {
+                let maybe = e.maybe_submitted();
+                if !maybe {
+                    let _ = self.writer.append(Entry::NotSubmitted { local_id, error: e.to_string(), at: now_ms() }).await;
+                }
+                self.board().update(line, |row| {
+                    row.state = if maybe { State::MaybeSubmitted } else { State::NotSubmitted };
+                    row.error = Some(e.to_string());
+                });
+                Err(Ended { line, submit_refused: true, journal_failed: false })
+            }
+        }
+    }
+}
+
+/// The state a journaled job puts its line in.
+fn state_of(job: &Job) -> State {
+    match job.state() {
+        "done" => State::Done,
+        "failed" => State::Failed,
+        "cancelled" => State::Cancelled,
+        "expired" => State::Expired,
+        "maybe-submitted" => State::MaybeSubmitted,
+        _ => State::Pending,
+    }
+}
+
+/// Runs a batch (or finishes one: the same arguments again). `falq resume`, which found
+/// the batch in the journal, gives the base URL it was started on (`resumed_on`), used
+/// unless one is configured now.
+pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>) -> Result<u8, Failure> {
+    let resuming = resumed_on.is_some();
+    let endpoint = inputs::find_endpoint(&args.endpoint)?;
+    let common = inputs::typed_sets(endpoint, &args.sets)?;
+    let (text, base_dir, stdin) = read_source(&args.file)?;
+    let format = detect(args.format, &args.file, &text);
+    let lines = read_lines(endpoint, format, &text, &common, &base_dir)?;
+    let invalid: Vec<&Line> = lines.iter().filter(|l| l.input.is_err()).collect();
+    for l in invalid.iter().take(50) {
+        if let Err(why) = &l.input {
+            eprintln!("line {}: {why}", l.number);
+        }
+    }
+    if invalid.len() > 50 {
+        eprintln!("... and {} more invalid lines (all of them are in manifest.jsonl)", invalid.len() - 50);
+    }
+    if args.strict && !invalid.is_empty() {
+        return Err(Usage(format!("{} invalid line(s) and --strict: nothing was sent", invalid.len())).into());
+    }
+    if lines.iter().all(|l| l.input.is_err()) {
+        return Err(Usage(format!("{}: no valid line to run; nothing was sent", args.file)).into());
+    }
+    // Everything local is checked before anything is sent.
+    let out = absolute(&args.out.clone().unwrap_or_else(|| {
+        let name = if stdin {
+            "stdin".to_string()
+        } else {
+            Path::new(&args.file).file_stem().map_or("batch".into(), |s| s.to_string_lossy().into_owned())
+        };
+        PathBuf::from("out").join(name)
+    }));
+    writable_dir(&out)?;
+    let journal = writable_journal()?;
+    // Standard input is kept, so `falq resume` can read the lines again.
+    let file = if stdin {
+        let copy = out.join(if format == Format::Csv { "input.csv" } else { "input.jsonl" });
+        std::fs::write(&copy, &text).with_context(|| format!("keeping standard input in {}", copy.display()))?;
+        copy
+    } else {
+        absolute(Path::new(&args.file))
+    };
+    let (entries, unreadable) = journal.entries().with_context(|| format!("reading {}", journal.path().display()))?;
+    if unreadable > 0 {
+        eprintln!("note: skipped {unreadable} unreadable journal line(s)");
+    }
+    let started = entries.iter().any(|e| matches!(e, Entry::BatchStarted { batch, .. } if *batch == out));
+    // The batch's jobs, by line: the latest job of each line decides.
+    let mut journaled: BTreeMap<u64, Job> = BTreeMap::new();
+    for job in jobs_of(entries) {
+        if let Some(b) = job.submitted.batch_line().filter(|b| b.batch == out) {
+            journaled.insert(b.line, job);
+        }
+    }
+    // A line sent before must be the same line now.
+    for l in &lines {
+        let (Ok(input), Some(job)) = (&l.input, journaled.get(&l.number)) else { continue };
+        let hash = fnv1a(input.to_string().as_bytes());
+        if job.submitted.batch_line().is_some_and(|b| b.hash != hash) {
+            return Err(Usage(format!(
+                "line {} of {} changed since this batch sent it (as {}): finish the batch with its original file, or start a new one with another --out; nothing was sent",
+                l.number,
+                args.file,
+                job.request_id().unwrap_or("a job that may exist")
+            ))
+            .into());
+        }
+    }
+    // The relay, or a simulator of this process.
+    let mut sim_guard = None;
+    let mut config = if args.sim {
+        let sim = falq_sim::Sim::spawn(falq_sim::SimConfig { seed: crate::fresh_seed(), ..falq_sim::SimConfig::default() })
+            .await
+            .context("cannot start the simulator")?;
+        let mut c = Config::new(sim.base_url())?;
+        c.key = Some(globals.key()?.unwrap_or_else(|| ApiKey::new("sim")));
+        sim_guard = Some(sim);
+        c
+    } else {
+        globals.config(globals.base_url.as_deref().or(resumed_on))?
+    };
+    config.wait.mode = if args.wait == WaitArg::Poll { WaitMode::Poll } else { WaitMode::Stream };
+    // A batch waits as long as its jobs take and never cancels them: they are paid for.
+    config.wait.deadline = None;
+    config.wait.cancel_on_timeout = falq::CancelOnTimeout::Leave;
+    let base_url = config.base_url.to_string();
+    let client = Client::new(config)?;
+    let options = crate::submit_options(&args.request)?;
+    if !started {
+        journal
+            .append(&Entry::BatchStarted { batch: out.clone(), base_url: base_url.clone(), args: args.to_args(&file, &out), at: now_ms() })
+            .with_context(|| format!("the journal {} could not be written; nothing was sent", journal.path().display()))?;
+    }
+    let width = lines.iter().map(|l| l.number).max().unwrap_or(1).to_string().len().max(4);
+    let title = format!("{} · {}", endpoint.id, file.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()));
+    let mut board = Board::new(&out, title);
+    let mut work: VecDeque<Work> = VecDeque::new();
+    let mut waits = Vec::new();
+    let mut resent_sim = 0;
+    for l in &lines {
+        let mut row =
+            Row { line: l.number, state: State::Queued, request_id: None, files: vec![], seed: None, error: None, input: l.shown.clone() };
+        let input = match &l.input {
+            Ok(input) => input,
+            Err(why) => {
+                row.state = State::Invalid;
+                row.error = Some(why.clone());
+                board.set(row);
+                continue;
+            }
+        };
+        let hash = fnv1a(input.to_string().as_bytes());
+        let mut submit = true;
+        if let Some(job) = journaled.get(&l.number) {
+            let state = state_of(job);
+            let on_dead_sim = matches!(&job.submitted, Entry::Submitted { sim: true, .. } | Entry::Intent { sim: true, .. });
+            row.request_id = job.request_id().map(str::to_string);
+            match (&job.latest, state) {
+                // A job of an in-process simulator that is gone: nothing was paid, send again.
+                (_, State::Pending | State::MaybeSubmitted) if on_dead_sim => resent_sim += 1,
+                (Entry::Done { files, seed, .. }, _) => {
+                    (row.state, row.files, row.seed, submit) = (State::Done, files.clone(), seed.clone(), false);
+                }
+                (Entry::Failed { error, .. }, _) => (row.state, row.error, submit) = (State::Failed, Some(error.clone()), false),
+                (_, State::Pending) => {
+                    row.state = State::Pending;
+                    submit = false;
+                    let Some(request_id) = job.request_id() else { continue };
+                    match client.handle(endpoint.id, request_id) {
+                        Ok(h) => waits.push(Work::Wait { line: l.number, handle: Box::new(h) }),
+                        Err(e) => row.error = Some(format!("cannot be resumed: {e}")),
+                    }
+                }
+                (_, State::MaybeSubmitted) => {
+                    row.state = State::MaybeSubmitted;
+                    row.error = Some(
+                        "falq stopped between sending this line and hearing back: check the relay's request history before sending it again"
+                            .into(),
+                    );
+                    submit = false;
+                }
+                (_, other) => (row.state, submit) = (other, false),
+            }
+        }
+        board.set(row);
+        if submit {
+            work.push_back(Work::Submit { line: l.number, input: input.clone(), hash });
+        }
+    }
+    if resent_sim > 0 {
+        eprintln!(
+            "note: {resent_sim} line(s) ran on an earlier in-process simulator that is gone; they are sent again (a simulator costs nothing)"
+        );
+    }
+    for w in waits.into_iter().rev() {
+        work.push_front(w);
+    }
+    let todo = work.len();
+    let already = board.count(State::Done);
+    if resuming || !journaled.is_empty() {
+        eprintln!("batch {}: {already} line(s) done before, {todo} to finish", out.display());
+    }
+    board.flush(todo > 0).with_context(|| format!("writing the manifest into {}", out.display()))?;
+    let ctx = Ctx {
+        endpoint,
+        client,
+        options,
+        writer: Writer::start(Journal::at(journal.path().parent().unwrap_or(Path::new(".")))),
+        board: Mutex::new(board),
+        out: out.clone(),
+        base_url,
+        sim: args.sim,
+        width,
+        queued: QueuedJobs::default(),
+    };
+    let mut limit = match args.concurrency {
+        Some(n) => JobLimit::fixed(n as usize),
+        None => JobLimit::adaptive(JobLimit::MAX),
+    };
+    let progress = Progress::new(std::io::stderr().is_terminal(), todo as u64);
+    let mut running = FuturesUnordered::new();
+    let mut refused_in_a_row = 0usize;
+    let mut stop_sending: Option<String> = None;
+    let mut interrupted = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        while running.len() < limit.limit() {
+            let Some(next) = work.front() else { break };
+            if stop_sending.is_some() && matches!(next, Work::Submit { .. }) {
+                break;
+            }
+            let Some(next) = work.pop_front() else { break };
+            running.push(ctx.run(next));
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            Some(ended) = running.next() => {
+                limit.on_job_end(ctx.queued.get());
+                limit.observe_call_limit(ctx.client.in_flight_limit());
+                refused_in_a_row = if ended.submit_refused { refused_in_a_row + 1 } else { 0 };
+                if ended.journal_failed {
+                    stop_sending = Some("the journal cannot be written".into());
+                } else if refused_in_a_row >= MAX_SUBMIT_FAILURES && stop_sending.is_none() {
+                    stop_sending = Some(format!("{refused_in_a_row} submits in a row were refused"));
+                }
+                let board = ctx.board();
+                if let Some(row) = board.row(ended.line) {
+                    progress.ended(row);
+                }
+            }
+            _ = tick.tick() => {}
+            _ = &mut ctrl_c => {
+                interrupted = true;
+                break;
+            }
+        }
+        let mut board = ctx.board();
+        progress.show(&board, running.len(), work.len(), limit.limit());
+        if let Err(e) = board.flush_if_due() {
+            eprintln!("warning: the manifest could not be written: {e}");
+        }
+    }
+    drop(running);
+    drop(sim_guard);
+    progress.finish();
+    let mut board = ctx.board();
+    // Lines never sent are queued still; a batch interrupted leaves its jobs pending.
+    let pending = board.count(State::Pending);
+    let unsent = board.count(State::Queued) + board.count(State::NotSubmitted);
+    let ended = board.rows().all(|r| r.state.is_final());
+    board.flush(!ended).with_context(|| format!("writing the manifest into {}", out.display()))?;
+    if ended {
+        journal.append(&Entry::BatchEnded { batch: out.clone(), at: now_ms() }).ok();
+    }
+    let (done, failed) =
+        (board.count(State::Done), board.count(State::Failed) + board.count(State::Expired) + board.count(State::Cancelled));
+    let (invalid, maybe) = (board.count(State::Invalid), board.count(State::MaybeSubmitted));
+    for r in board.rows().filter(|r| matches!(r.state, State::Failed | State::Expired | State::Cancelled | State::MaybeSubmitted)) {
+        eprintln!("line {}: {}: {}", r.line, r.state.name(), r.error.as_deref().unwrap_or(""));
+    }
+    eprintln!(
+        "batch {}: {done} done, {failed} failed, {invalid} invalid, {maybe} maybe submitted, {pending} pending, {unsent} not sent · {}",
+        out.display(),
+        out.join("index.html").display()
+    );
+    if let Some(why) = &stop_sending {
+        eprintln!("stopped sending new lines: {why}");
+    }
+    if interrupted || pending > 0 || unsent > 0 {
+        eprintln!("the batch is not finished: run the same command again (or `falq resume`); no line is ever sent twice");
+    }
+    let code = if interrupted {
+        exit::INTERRUPTED
+    } else if pending > 0 || unsent > 0 {
+        exit::NETWORK
+    } else if failed + invalid + maybe > 0 {
+        exit::JOB_FAILED
+    } else {
+        0
+    };
+    Ok(code)
+}
+
+/// The batch's progress on stderr: a bar on a terminal (done, failed, in flight, queued,
+/// ETA), a plain line every few seconds otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    started: Instant,
+    last_line: Mutex<Option<Instant>>,
+    total: u64,
+}
+
+impl Progress {
+    fn new(terminal: bool, total: u64) -> Progress {
+        let bar = terminal.then(|| {
+            let b = indicatif::ProgressBar::new(total);
+            let style = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} · ETA {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            b.set_style(style);
+            b
+        });
+        Progress { bar, started: Instant::now(), last_line: Mutex::new(None), total }
+    }
+
+    fn ended(&self, row: &Row) {
+        if let Some(b) = &self.bar {
+            b.inc(1);
+            if !matches!(row.state, State::Done) {
+                b.println(format!("line {}: {}: {}", row.line, row.state.name(), row.error.as_deref().unwrap_or("")));
+            }
+        }
+    }
+
+    fn show(&self, board: &Board, in_flight: usize, queued: usize, limit: usize) {
+        let (done, failed) = (board.count(State::Done), board.count(State::Failed) + board.count(State::Expired));
+        let summary = format!("done {done} · failed {failed} · in flight {in_flight} (limit {limit}) · queued {queued}");
+        match &self.bar {
+            Some(b) => b.set_message(summary),
+            None => {
+                let mut last = self.last_line.lock().unwrap_or_else(|p| p.into_inner());
+                if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+                    *last = Some(Instant::now());
+                    let finished = (self.total as usize).saturating_sub(in_flight + queued).max(1);
+                    let rate = finished as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+                    let eta = (in_flight + queued) as f64 / rate;
+                    eprintln!("{summary} · ETA {eta:.0}s");
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schnell() -> &'static EndpointInfo {
+        inputs::find_endpoint("fal-ai/flux-1/schnell").unwrap()
+    }
+
+    fn numbers_and_errors(lines: &[Line]) -> Vec<(u64, Option<String>)> {
+        lines.iter().map(|l| (l.number, l.input.as_ref().err().cloned())).collect()
+    }
+
+    #[test]
+    fn json_lines_are_checked_one_by_one_with_their_numbers() {
+        let text = "{\"prompt\": \"a\"}\n\n{\"prompt\": \"b\", \"num_images\": 9}\nnot json\n[1]\n{\"prompt\": \"c\", \"colour\": 1}\n{}\n";
+        let lines = read_lines(schnell(), Format::Jsonl, text, &Map::new(), Path::new(".")).unwrap_or_else(|_| panic!());
+        let got = numbers_and_errors(&lines);
+        assert_eq!(got.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [1, 3, 4, 5, 6, 7], "blank lines are skipped, numbers kept");
+        assert_eq!(got[0].1, None);
+        assert!(got[1].1.as_deref().unwrap().contains("num_images"), "{got:?}");
+        assert!(got[2].1.as_deref().unwrap().starts_with("not JSON"));
+        assert_eq!(got[3].1.as_deref(), Some("not a JSON object"));
+        assert!(got[4].1.as_deref().unwrap().contains("unknown field \"colour\""));
+        assert!(got[5].1.as_deref().unwrap().contains("missing required field(s) prompt"));
+    }
+
+    #[test]
+    fn csv_rows_are_typed_by_the_schema_and_common_fields_fill_the_gaps() {
+        let text = "prompt,num_images,seed\n\"a, with comma\",2,\n\"multi\nline\",,7\nb,two,\n";
+        let common =
+            inputs::typed_sets(schnell(), &["num_images=3".to_string(), "output_format=png".to_string()]).unwrap_or_else(|_| panic!());
+        let lines = read_lines(schnell(), Format::Csv, text, &common, Path::new(".")).unwrap_or_else(|_| panic!());
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0].number, 2);
+        assert_eq!(lines[0].input.as_ref().unwrap(), &json!({"prompt": "a, with comma", "num_images": 2, "output_format": "png"}));
+        assert_eq!(lines[1].number, 3, "a record is numbered by the line it starts on");
+        assert_eq!(lines[1].input.as_ref().unwrap(), &json!({"prompt": "multi\nline", "seed": 7, "num_images": 3, "output_format": "png"}));
+        assert_eq!(lines[2].number, 5);
+        assert!(lines[2].input.as_ref().unwrap_err().contains("\"two\" is not an integer"));
+    }
+
+    #[test]
+    fn an_unknown_csv_column_stops_the_batch_before_it_starts() {
+        let e = read_lines(schnell(), Format::Csv, "prompt,colour\na,red\n", &Map::new(), Path::new(".")).err().unwrap();
+        assert!(e.error.to_string().contains("unknown column \"colour\""), "{}", e.error);
+    }
+
+    #[test]
+    fn formats_are_detected_by_name_then_content() {
+        assert_eq!(detect(Format::Auto, "a.CSV", "{"), Format::Csv);
+        assert_eq!(detect(Format::Auto, "a.jsonl", "prompt"), Format::Jsonl);
+        assert_eq!(detect(Format::Auto, "-", "  {\"prompt\": 1}"), Format::Jsonl);
+        assert_eq!(detect(Format::Auto, "-", "prompt\na"), Format::Csv);
+        assert_eq!(detect(Format::Csv, "a.jsonl", "{"), Format::Csv);
+    }
+
+    #[test]
+    fn hashes_are_stable_across_versions() {
+        // FNV-1a's published test vectors: a journal written today is read the same tomorrow.
+        assert_eq!(fnv1a(b""), "cbf29ce484222325");
+        assert_eq!(fnv1a(b"a"), "af63dc4c8601ec8c");
+        assert_eq!(fnv1a(b"foobar"), "85944171f73967e8");
+    }
+
+    #[test]
+    fn recorded_arguments_read_back_the_same() {
+        let args = BatchArgs::from_recorded(&[
+            "fal-ai/flux-1/schnell".into(),
+            "in.csv".into(),
+            "--set".into(),
+            "num_images=2".into(),
+            "--concurrency".into(),
+            "3".into(),
+            "--priority".into(),
+            "low".into(),
+            "--start-timeout".into(),
+            "30s".into(),
+        ])
+        .unwrap();
+        let again = BatchArgs::from_recorded(&args.to_args(Path::new("/abs/in.csv"), Path::new("/abs/out"))).unwrap();
+        assert_eq!(again.file, "/abs/in.csv");
+        assert_eq!(again.out.as_deref(), Some(Path::new("/abs/out")));
+        assert_eq!((again.sets, again.concurrency), (vec!["num_images=2".to_string()], Some(3)));
+        assert_eq!(again.request.start_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(again.request.priority, args.request.priority);
+        assert!(BatchArgs::from_recorded(&["x".into()]).is_err());
+    }
+}
