@@ -171,3 +171,76 @@ async fn sync_mode_data_uris_are_decoded_into_files() {
     assert_eq!(sim.counters().routes.media.requests, 0, "nothing was downloaded over HTTP");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+fn options_client(sim: &Sim) -> Client {
+    let mut c = Config::new(sim.base_url()).unwrap().with_key(ApiKey::new("k"));
+    c.wait.mode = WaitMode::Stream;
+    Client::new(c).unwrap()
+}
+
+fn text_input(prompt: &str) -> types::FluxProKontextTextToImageInput {
+    serde_json::from_value(json!({ "prompt": prompt })).unwrap()
+}
+
+#[tokio::test]
+async fn the_simulator_posts_fals_webhook_payload() {
+    let hook = tests::CaptureServer::start(|_| (200, "{}".to_string())).await;
+    let sim = sim(SimMode::Relay, "").await;
+    let c = options_client(&sim);
+    let options = falq::SubmitOptions { webhook: Some(format!("{}/hook?job=1", hook.base_url).parse().unwrap()), ..Default::default() };
+    let handle = c.submit_with::<endpoints::FluxProKontextTextToImage>(&text_input("a kite"), &options).await.unwrap();
+    let out: types::FluxImageOutput = handle.finish(|_| {}).await.unwrap();
+    let mut waited = 0;
+    while hook.received().is_empty() && waited < 200 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    let posts = hook.received();
+    assert_eq!(posts.len(), 1, "one webhook per job");
+    assert_eq!((posts[0].method.as_str(), posts[0].target.as_str()), ("POST", "/hook?job=1"));
+    let body: serde_json::Value = serde_json::from_slice(&posts[0].body).unwrap();
+    assert_eq!(body["request_id"], handle.request_id.as_str());
+    assert_eq!(body["gateway_request_id"], handle.request_id.as_str());
+    assert_eq!((body["status"].as_str(), &body["error"]), (Some("OK"), &serde_json::Value::Null));
+    assert_eq!(body["payload"]["images"][0]["url"], out.images[0].url.as_str(), "the payload is the result");
+}
+
+#[tokio::test]
+async fn the_simulator_honours_priority_and_start_timeout() {
+    let timing = SimTiming { queue_delay: Duration::ZERO, run_time: Duration::from_millis(400), workers: 1, ..SimTiming::default() };
+    let sim = Sim::spawn(SimConfig { timing, ..SimConfig::default() }).await.unwrap();
+    let c = options_client(&sim);
+    let submit = |prompt: &'static str, options: falq::SubmitOptions| {
+        let c = c.clone();
+        async move { c.submit_with::<endpoints::FluxProKontextTextToImage>(&text_input(prompt), &options).await.unwrap() }
+    };
+    let low = falq::SubmitOptions { priority: Some(falq::Priority::Low), ..Default::default() };
+    let running = submit("first", Default::default()).await;
+    let low_job = submit("low", low).await;
+    let normal = submit("normal", Default::default()).await;
+    // Behind every normal job: the later normal job is ahead of it in the queue.
+    let position = |h: &falq::RequestHandle| {
+        let h = h.clone();
+        async move { h.status(falq::Logs::Omit).await.unwrap().queue_position }
+    };
+    assert_eq!((position(&normal).await, position(&low_job).await), (Some(0), Some(1)));
+    // Low priority too, so three 400 ms runs on the one worker come first: it cannot start within 1 s.
+    let impatient =
+        falq::SubmitOptions { start_timeout: Some(Duration::from_secs(1)), priority: Some(falq::Priority::Low), ..Default::default() };
+    let timed = submit("impatient", impatient).await;
+    let (a, b, d) = tokio::join!(
+        running.finish::<types::FluxImageOutput>(|_| {}),
+        low_job.finish::<types::FluxImageOutput>(|_| {}),
+        normal.finish::<types::FluxImageOutput>(|_| {})
+    );
+    a.unwrap();
+    b.unwrap();
+    d.unwrap();
+    let per_job = sim.counters().per_job;
+    let done_at = |h: &falq::RequestHandle| per_job[&h.request_id].completed_unix_us.unwrap();
+    assert!(done_at(&normal) < done_at(&low_job), "the normal job ran first");
+    match timed.finish::<types::FluxImageOutput>(|_| {}).await.unwrap_err() {
+        falq::Error::JobFailed { status: 504, message, .. } => assert!(message.contains("start timeout"), "{message}"),
+        other => panic!("a missed start deadline is a failed job, not retried: {other}"),
+    }
+}

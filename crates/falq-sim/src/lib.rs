@@ -13,7 +13,7 @@
 //!
 //! | call | route | answers |
 //! |---|---|---|
-//! | submit | `POST /{endpoint_id}` | 200 `QueueStatus` (`IN_QUEUE`, `queue_position`; relay mode adds `"logs":null,"metrics":{}`) and `x-fal-request-id`; 422 fal `detail` list on bad input; 404 unknown endpoint; 413 body too large |
+//! | submit | `POST /{endpoint_id}` | 200 `QueueStatus` (`IN_QUEUE`, `queue_position`; relay mode adds `"logs":null,"metrics":{}`) and `x-fal-request-id`; 422 fal `detail` list on bad input; 404 unknown endpoint; 413 body too large. Honours `X-Fal-Queue-Priority: low` (queued behind every normal job), `X-Fal-Request-Timeout` (a job not started by then completes without running; its result answers 504 with `X-Fal-Request-Timeout-Type: user`) and `fal_webhook` (fal's payload POSTed on completion, loopback URLs only) |
 //! | status | `GET /{app}/requests/{id}/status[?logs=1]` | 202 while `IN_QUEUE`/`IN_PROGRESS` (`queue_position` when queued), 200 `COMPLETED` with `metrics.inference_time`; `logs` when asked and running or done |
 //! | stream | `GET /{app}/requests/{id}/status/stream[?logs=1]` | SSE: `data: <QueueStatus>` now, on each change of state (and each new log line with `logs=1`), `: keep-alive` after each quiet [`SimTiming::keep_alive`]; closed after `COMPLETED` |
 //! | result | `GET /{app}/requests/{id}` | 200 output; 400 `{"detail":"Request is still in progress"}`; 400 `{"detail":"Request was cancelled","error_type":"request_cancelled"}`; 422 `{"detail":[...]}` for a failed job; 404 `{"detail":"Request not found"}` unknown or expired |

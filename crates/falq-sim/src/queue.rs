@@ -1,8 +1,12 @@
-//! The jobs and their scheduler: one FIFO queue, a fixed number of workers and one timer
-//! heap, all behind one mutex and driven by one task that sleeps until the next deadline.
+//! The jobs and their scheduler: two FIFO queues (normal and low priority, as
+//! `X-Fal-Queue-Priority` asks), a fixed number of workers and one timer heap, all behind
+//! one mutex and driven by one task that sleeps until the next deadline.
 //!
-//! Invariant: `fifo` holds exactly the `IN_QUEUE` jobs, in submit order (ascending seq), so
-//! a job's queue position is its index there. Invariant: `busy` counts the `IN_PROGRESS` jobs.
+//! Invariant: `fifo` and `fifo_low` hold exactly the `IN_QUEUE` jobs, each in submit order
+//! (ascending seq); a worker takes the front of `fifo` first, so a job's queue position is
+//! its index in `fifo`, or `fifo`'s length plus its index in `fifo_low`. Invariant: `busy`
+//! counts the `IN_PROGRESS` jobs. A job with a start deadline (`X-Fal-Request-Timeout`)
+//! still queued when it passes completes as timed out, without running.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -28,6 +32,20 @@ pub(crate) enum Outcome {
     Cancelled,
     /// Its result answers 422 with this item.
     Failed(ValidationErrorItem),
+    /// It did not start before its start deadline: its result answers 504, the caller's
+    /// own timeout.
+    TimedOut,
+}
+
+/// What a submit asked for besides its input.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SubmitExtras {
+    /// `X-Fal-Queue-Priority: low`: queued behind every normal job.
+    pub(crate) low_priority: bool,
+    /// `X-Fal-Request-Timeout`: the longest wait in the queue.
+    pub(crate) start_timeout: Option<Duration>,
+    /// `fal_webhook`: where the result is POSTed once the job completes.
+    pub(crate) webhook: Option<String>,
 }
 
 /// Where a job stands.
@@ -64,6 +82,8 @@ pub(crate) struct Job {
     pub(crate) started: Option<(Instant, SystemTime)>,
     pub(crate) steps_done: u32,
     pub(crate) cancel_requested: bool,
+    /// Where its result is POSTed when it completes.
+    pub(crate) webhook: Option<String>,
     /// Bumped on every change a status stream shows; dropped with the job.
     pub(crate) watch: watch::Sender<u64>,
     pub(crate) counters: JobCounters,
@@ -121,6 +141,8 @@ enum TimerKind {
     Tick,
     /// The end of a completed job's TTL.
     Expire,
+    /// A queued job's start deadline.
+    StartDeadline,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -140,7 +162,10 @@ pub(crate) struct Core {
     ids: HashMap<String, u64>,
     next_seq: u64,
     fifo: VecDeque<u64>,
+    fifo_low: VecDeque<u64>,
     busy: usize,
+    /// Completed jobs whose webhook is still to be POSTed.
+    webhooks: Vec<u64>,
     timers: BinaryHeap<Reverse<Timer>>,
     timer_order: u64,
     last_base: Arc<str>,
@@ -158,7 +183,9 @@ impl Core {
             ids: HashMap::new(),
             next_seq: 0,
             fifo: VecDeque::new(),
+            fifo_low: VecDeque::new(),
             busy: 0,
+            webhooks: Vec::new(),
             timers: BinaryHeap::new(),
             timer_order: 0,
             last_base: Arc::from(""),
@@ -182,6 +209,7 @@ impl Core {
         endpoint: &'static EndpointInfo,
         base: Arc<str>,
         plan: Result<OutputPlan, Box<ValidationErrorItem>>,
+        extras: SubmitExtras,
         now: Instant,
     ) -> (u64, String, usize) {
         let seq = self.next_seq;
@@ -209,15 +237,37 @@ impl Core {
             started: None,
             steps_done: 0,
             cancel_requested: false,
+            webhook: extras.webhook,
             watch: watch::channel(0).0,
             counters,
         };
         self.jobs.insert(seq, job);
         self.ids.insert(id.clone(), seq);
-        self.fifo.push_back(seq);
+        if extras.low_priority {
+            self.fifo_low.push_back(seq);
+        } else {
+            self.fifo.push_back(seq);
+        }
+        if let Some(t) = extras.start_timeout {
+            self.push_timer(later(now, t), seq, TimerKind::StartDeadline);
+        }
         self.totals.submitted += 1;
         self.totals.in_queue += 1;
-        (seq, id, self.fifo.len() - 1)
+        (seq, id, self.queue_position(seq).unwrap_or(0))
+    }
+
+    /// Removes a job from whichever queue holds it.
+    fn dequeue(&mut self, seq: u64) {
+        if let Ok(i) = self.fifo.binary_search(&seq) {
+            self.fifo.remove(i);
+        } else if let Ok(i) = self.fifo_low.binary_search(&seq) {
+            self.fifo_low.remove(i);
+        }
+    }
+
+    /// The completed jobs whose webhook is due, taken.
+    pub(crate) fn take_webhooks(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.webhooks)
     }
 
     pub(crate) fn find(&self, request_id: &str) -> Option<u64> {
@@ -232,9 +282,9 @@ impl Core {
         self.jobs.get_mut(&seq)
     }
 
-    /// The 0-based place of a queued job.
+    /// The 0-based place of a queued job: behind every normal job when its priority is low.
     pub(crate) fn queue_position(&self, seq: u64) -> Option<usize> {
-        self.fifo.binary_search(&seq).ok()
+        self.fifo.binary_search(&seq).ok().or_else(|| self.fifo_low.binary_search(&seq).ok().map(|i| self.fifo.len() + i))
     }
 
     /// Cancels a job that is not completed: a queued one completes at once, a running one
@@ -250,9 +300,7 @@ impl Core {
                 Some(CancelResult::Requested)
             }
             Phase::Queued { .. } => {
-                if let Ok(i) = self.fifo.binary_search(&seq) {
-                    self.fifo.remove(i);
-                }
+                self.dequeue(seq);
                 self.complete(seq, now, Outcome::Cancelled);
                 Some(CancelResult::Requested)
             }
@@ -271,22 +319,30 @@ impl Core {
             match timer.kind {
                 TimerKind::Tick => self.advance(timer.seq, now),
                 TimerKind::Expire => self.expire(timer.seq),
+                TimerKind::StartDeadline => {
+                    if matches!(self.jobs.get(&timer.seq).map(|j| &j.phase), Some(Phase::Queued { .. })) {
+                        self.dequeue(timer.seq);
+                        self.complete(timer.seq, now, Outcome::TimedOut);
+                    }
+                }
             }
         }
         let mut next_start = None;
         while self.busy < self.timing.workers {
-            let Some(&seq) = self.fifo.front() else { break };
+            let low = self.fifo.is_empty();
+            let Some(&seq) = (if low { self.fifo_low.front() } else { self.fifo.front() }) else { break };
+            let queue = if low { &mut self.fifo_low } else { &mut self.fifo };
             match self.jobs.get(&seq).map(|j| &j.phase) {
                 Some(Phase::Queued { ready_at }) if *ready_at > now => {
                     next_start = Some(*ready_at);
                     break;
                 }
                 Some(Phase::Queued { .. }) => {
-                    self.fifo.pop_front();
+                    queue.pop_front();
                     self.start(seq, now);
                 }
                 _ => {
-                    self.fifo.pop_front();
+                    queue.pop_front();
                 }
             }
         }
@@ -367,7 +423,10 @@ impl Core {
         match outcome {
             Outcome::Success => self.totals.succeeded += 1,
             Outcome::Cancelled => self.totals.cancelled += 1,
-            Outcome::Failed(_) => self.totals.failed += 1,
+            Outcome::Failed(_) | Outcome::TimedOut => self.totals.failed += 1,
+        }
+        if job.webhook.is_some() {
+            self.webhooks.push(seq);
         }
         job.phase = Phase::Completed { at: now, outcome, inference_time };
         job.counters.completed_unix_us =
@@ -422,9 +481,61 @@ mod tests {
     }
 
     fn submit(core: &mut Core, now: Instant) -> u64 {
+        submit_with(core, now, SubmitExtras::default())
+    }
+
+    fn submit_with(core: &mut Core, now: Instant, extras: SubmitExtras) -> u64 {
         let endpoint = falq_api::ENDPOINTS[0];
         let plan = Err(Box::new(detail_item(&["body"], "no plan in unit tests", "value_error")));
-        core.submit(endpoint, Arc::from("http://x"), plan, now).0
+        core.submit(endpoint, Arc::from("http://x"), plan, extras, now).0
+    }
+
+    #[test]
+    fn low_priority_jobs_wait_behind_every_normal_one() {
+        let t0 = Instant::now();
+        let mut c = core(0, 100, 1, 60_000);
+        let low = SubmitExtras { low_priority: true, ..SubmitExtras::default() };
+        let a = submit(&mut c, t0);
+        let b = submit_with(&mut c, t0, low.clone());
+        let d = submit(&mut c, t0);
+        let e = submit_with(&mut c, t0, low);
+        assert_eq!([a, b, d, e].map(|s| c.queue_position(s)), [Some(0), Some(2), Some(1), Some(3)]);
+        c.pump(t0);
+        assert_eq!(kinds(&c, &[a, b, d, e]), [P, Q, Q, Q]);
+        assert_eq!([b, d, e].map(|s| c.queue_position(s)), [Some(1), Some(0), Some(2)]);
+        c.pump(t0 + Duration::from_millis(100));
+        assert_eq!(kinds(&c, &[a, b, d, e]), [C, Q, P, Q], "the later normal job runs before the earlier low one");
+        c.pump(t0 + Duration::from_millis(200));
+        assert_eq!(kinds(&c, &[b, d, e]), [P, C, Q]);
+        assert_eq!(c.queue_position(e), Some(0));
+        // Cancelling a low job takes it out of its queue.
+        assert_eq!(c.cancel(e, t0 + Duration::from_millis(210)), Some(CancelResult::Requested));
+        assert_eq!(c.queue_position(e), None);
+    }
+
+    #[test]
+    fn a_job_past_its_start_deadline_completes_without_running_and_its_webhook_is_due() {
+        let t0 = Instant::now();
+        let mut c = core(0, 1000, 1, 60_000);
+        let a = submit(&mut c, t0);
+        let extras = SubmitExtras {
+            start_timeout: Some(Duration::from_millis(300)),
+            webhook: Some("http://127.0.0.1:9/h".into()),
+            ..SubmitExtras::default()
+        };
+        let b = submit_with(&mut c, t0, extras.clone());
+        let d = submit_with(&mut c, t0, SubmitExtras { start_timeout: Some(Duration::from_secs(5)), ..SubmitExtras::default() });
+        c.pump(t0);
+        c.pump(t0 + Duration::from_millis(299));
+        assert_eq!(kinds(&c, &[a, b, d]), [P, Q, Q]);
+        c.pump(t0 + Duration::from_millis(300));
+        assert_eq!(kinds(&c, &[a, b, d]), [P, C, Q]);
+        assert!(matches!(c.job(b).map(|j| &j.phase), Some(Phase::Completed { outcome: Outcome::TimedOut, .. })));
+        assert_eq!(c.queue_position(d), Some(0), "the timed-out job left the queue");
+        assert_eq!(c.take_webhooks(), vec![b]);
+        assert!(c.take_webhooks().is_empty(), "taken once");
+        c.pump(t0 + Duration::from_millis(1000));
+        assert_eq!(kinds(&c, &[a, d]), [C, P], "a job that started in time runs to the end");
     }
 
     fn kinds(core: &Core, seqs: &[u64]) -> Vec<Option<QueueStatusKind>> {

@@ -648,6 +648,12 @@ fn answer_error(endpoint: &str, request_id: Option<&str>, call: Call, answer: &A
         .and_then(|b| b.error_type.clone())
         .or_else(|| answer.headers.get("x-fal-error-type").and_then(|v| v.to_str().ok()).map(str::to_string));
     let (endpoint, request_id) = (endpoint.to_string(), request_id.map(str::to_string));
+    // A job that did not start within the caller's own start timeout ended for good.
+    let user_timeout = answer.headers.get("x-fal-request-timeout-type").and_then(|v| v.to_str().ok()) == Some("user");
+    if call == Call::Result && answer.status == 504 && user_timeout {
+        let message = format!("it did not start within its start timeout (X-Fal-Request-Timeout): {message}");
+        return Error::JobFailed { endpoint, request_id, status: 504, message, field_errors: vec![] };
+    }
     if let Some(error_type) = error_type {
         return Error::Infrastructure { endpoint, request_id, call, status: answer.status, error_type, message };
     }

@@ -8,6 +8,10 @@ pub(super) async fn submit(shared: &Arc<Shared>, endpoint_id: &str, request: Req
     };
     let base = request_base(shared, request.headers());
     let own_authority = host_of(request.headers()).map(str::to_string);
+    let extras = match submit_extras(&request) {
+        Ok(e) => e,
+        Err(reply) => return reply,
+    };
     let body = match read_body(request, shared.config.max_body_bytes).await {
         Ok(b) => b,
         Err(reply) => return reply,
@@ -32,7 +36,7 @@ pub(super) async fn submit(shared: &Arc<Shared>, endpoint_id: &str, request: Req
     let (seq, body) = {
         let mut core = shared.core();
         let base = core.intern_base(&base);
-        let (seq, id, position) = core.submit(model.info, base, plan, Instant::now());
+        let (seq, id, position) = core.submit(model.info, base, plan, extras, Instant::now());
         let Some(job) = core.job(seq) else {
             return Reply::detail(StatusCode::INTERNAL_SERVER_ERROR, "lost the job");
         };
@@ -61,6 +65,54 @@ pub(super) fn job_url(shared: &Shared, job: &Job, suffix: &str) -> String {
 }
 
 /// The status object of a job, as the status call, the stream and submit answer it.
+/// What a submit asks for besides its input: `X-Fal-Queue-Priority`, `X-Fal-Request-Timeout`
+/// (seconds) and the `fal_webhook` query; a value fal would refuse answers 422.
+fn submit_extras(request: &Request<Incoming>) -> Result<SubmitExtras, Reply> {
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let refuse = |loc: &str, msg: String| {
+        Reply::json(StatusCode::UNPROCESSABLE_ENTITY, &json!({ "detail": [detail_item(&["header", loc], msg, "value_error")] }))
+    };
+    let low_priority = match header("x-fal-queue-priority") {
+        None | Some("normal") => false,
+        Some("low") => true,
+        Some(other) => return Err(refuse("x-fal-queue-priority", format!("Input should be 'low' or 'normal', not {other:?}"))),
+    };
+    let start_timeout = match header("x-fal-request-timeout") {
+        None => None,
+        Some(t) => match t.parse::<f64>() {
+            Ok(secs) if secs.is_finite() && secs > 0.0 => Some(std::time::Duration::from_secs_f64(secs.min(1e9))),
+            _ => return Err(refuse("x-fal-request-timeout", format!("a start timeout is a positive number of seconds, not {t:?}"))),
+        },
+    };
+    let webhook = request.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("fal_webhook="))).map(percent_decode);
+    Ok(SubmitExtras { low_priority, start_timeout, webhook })
+}
+
+/// `%XX` escapes and `+` of a query value, decoded (bytes that are no UTF-8 are replaced).
+fn percent_decode(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 pub(super) fn status_body(shared: &Shared, core: &Core, job: &Job, seq: u64, logs: bool) -> Map<String, Value> {
     let mut body = Map::new();
     body.insert("status".into(), json!(job.phase.kind()));

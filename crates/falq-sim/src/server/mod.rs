@@ -37,7 +37,7 @@ use crate::auth::check_auth;
 use crate::catalog::{Catalog, OutputPlan, plan_output};
 use crate::counters::CounterRoute;
 use crate::fault::{FaultKind, FaultPlan, FaultRoute, default_error_type};
-use crate::queue::{CancelResult, Core, Job, Outcome, Phase};
+use crate::queue::{CancelResult, Core, Job, Outcome, Phase, SubmitExtras};
 use crate::render::{ImageFormat, render_file};
 use crate::route::{QueueCall, Route, app_path_matches, route};
 use crate::source;
@@ -75,7 +75,13 @@ impl Shared {
 /// The scheduler: runs what is due, sleeps until the next deadline or a wake-up.
 pub(crate) async fn schedule(shared: Arc<Shared>) {
     loop {
-        let next = shared.core().pump(Instant::now());
+        let (next, webhooks) = {
+            let mut core = shared.core();
+            (core.pump(Instant::now()), core.take_webhooks())
+        };
+        for seq in webhooks {
+            tokio::spawn(deliver_webhook(shared.clone(), seq));
+        }
         match next {
             Some(at) => {
                 tokio::select! {

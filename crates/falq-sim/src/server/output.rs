@@ -43,6 +43,7 @@ impl MediaCache {
 pub(super) enum ResultState {
     Pending,
     Cancelled,
+    TimedOut,
     Failed(Value),
     Done { job: JobOutput, inference_time: f64 },
 }
@@ -57,6 +58,44 @@ pub(super) struct JobOutput {
     pub(super) image_seed: u64,
 }
 
+/// Where a job's result stands, copied out of the lock.
+fn result_state(job: &Job) -> ResultState {
+    match (&job.phase, &job.plan) {
+        (Phase::Completed { outcome: Outcome::Cancelled, .. }, _) => ResultState::Cancelled,
+        (Phase::Completed { outcome: Outcome::TimedOut, .. }, _) => ResultState::TimedOut,
+        (Phase::Completed { outcome: Outcome::Failed(item), .. }, _) => ResultState::Failed(json!({ "detail": [item] })),
+        (Phase::Completed { outcome: Outcome::Success, inference_time, .. }, Ok(plan)) => ResultState::Done {
+            job: JobOutput {
+                id: job.id.clone(),
+                base: job.base.clone(),
+                plan: plan.clone(),
+                seed: job.seed.clone(),
+                image_seed: job.image_seed,
+            },
+            inference_time: *inference_time,
+        },
+        _ => ResultState::Pending,
+    }
+}
+
+/// A result's status and body, as the result call answers them.
+async fn result_answer(shared: &Shared, state: ResultState) -> (StatusCode, Value, Option<String>) {
+    match state {
+        ResultState::Pending => (StatusCode::BAD_REQUEST, json!({ "detail": "Request is still in progress" }), None),
+        ResultState::Cancelled => {
+            (StatusCode::BAD_REQUEST, json!({ "detail": "Request was cancelled", "error_type": "request_cancelled" }), None)
+        }
+        ResultState::TimedOut => {
+            (StatusCode::GATEWAY_TIMEOUT, json!({ "detail": "Request timed out", "error_type": "request_timeout" }), None)
+        }
+        ResultState::Failed(body) => (StatusCode::UNPROCESSABLE_ENTITY, body, None),
+        ResultState::Done { job, inference_time } => match output_json(shared, &job, inference_time).await {
+            Ok(output) => (StatusCode::OK, output, Some(job.id)),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, json!({ "detail": e.to_string(), "error_type": "internal_error" }), None),
+        },
+    }
+}
+
 pub(super) async fn result(shared: &Arc<Shared>, app_path: &str, request_id: &str) -> Reply {
     let (seq, state) = {
         let core = shared.core();
@@ -66,36 +105,72 @@ pub(super) async fn result(shared: &Arc<Shared>, app_path: &str, request_id: &st
         let Some(job) = core.job(seq) else {
             return not_found();
         };
-        let state = match (&job.phase, &job.plan) {
-            (Phase::Completed { outcome: Outcome::Cancelled, .. }, _) => ResultState::Cancelled,
-            (Phase::Completed { outcome: Outcome::Failed(item), .. }, _) => ResultState::Failed(json!({ "detail": [item] })),
-            (Phase::Completed { outcome: Outcome::Success, inference_time, .. }, Ok(plan)) => ResultState::Done {
-                job: JobOutput {
-                    id: job.id.clone(),
-                    base: job.base.clone(),
-                    plan: plan.clone(),
-                    seed: job.seed.clone(),
-                    image_seed: job.image_seed,
-                },
-                inference_time: *inference_time,
-            },
-            _ => ResultState::Pending,
-        };
-        (seq, state)
+        (seq, result_state(job))
     };
-    let reply = match state {
-        ResultState::Pending => Reply::detail(StatusCode::BAD_REQUEST, "Request is still in progress"),
-        ResultState::Cancelled => {
-            Reply::json(StatusCode::BAD_REQUEST, &json!({ "detail": "Request was cancelled", "error_type": "request_cancelled" }))
-        }
-        ResultState::Failed(body) => Reply::json(StatusCode::UNPROCESSABLE_ENTITY, &body),
-        // Like fal, a result names its request in `x-fal-request-id` (fal-js reads it).
-        ResultState::Done { job, inference_time } => match output_json(shared, &job, inference_time).await {
-            Ok(output) => Reply::json(StatusCode::OK, &output).header(HeaderName::from_static("x-fal-request-id"), &job.id),
-            Err(e) => Reply::json(StatusCode::INTERNAL_SERVER_ERROR, &json!({ "detail": e.to_string(), "error_type": "internal_error" })),
-        },
-    };
+    let timed_out = matches!(state, ResultState::TimedOut);
+    let (status, body, id) = result_answer(shared, state).await;
+    let mut reply = Reply::json(status, &body);
+    // Like fal, a result names its request in `x-fal-request-id` (fal-js reads it).
+    if let Some(id) = id {
+        reply = reply.header(HeaderName::from_static("x-fal-request-id"), &id);
+    }
+    // A job that missed its own start deadline: the caller's timeout, not to be retried.
+    if timed_out {
+        reply = reply
+            .header(HeaderName::from_static("x-fal-error-type"), "request_timeout")
+            .header(HeaderName::from_static("x-fal-request-timeout-type"), "user");
+    }
     reply.for_job(seq)
+}
+
+/// POSTs fal's webhook payload for a completed job (`{request_id, gateway_request_id,
+/// status: "OK"|"ERROR", payload, error}`) to its `fal_webhook` URL. Only loopback URLs
+/// are called: the simulator reaches nothing beyond this machine.
+pub(super) async fn deliver_webhook(shared: Arc<Shared>, seq: u64) {
+    let (url, id, state) = {
+        let core = shared.core();
+        let Some(job) = core.job(seq) else { return };
+        let Some(url) = job.webhook.clone() else { return };
+        (url, job.id.clone(), result_state(job))
+    };
+    let (status, payload, _) = result_answer(&shared, state).await;
+    let ok = status == StatusCode::OK;
+    let body = json!({
+        "request_id": id,
+        "gateway_request_id": id,
+        "status": if ok { "OK" } else { "ERROR" },
+        "payload": payload,
+        "error": if ok { Value::Null } else { json!(format!("Invalid status code: {}", status.as_u16())) },
+    });
+    if let Err(e) = post_loopback(&url, &body).await {
+        tracing::warn!(%url, request_id = %id, error = %e, "webhook not delivered");
+    }
+}
+
+/// One HTTP/1.1 POST of JSON to a loopback `http://` URL.
+async fn post_loopback(url: &str, body: &Value) -> Result<(), String> {
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err("only http:// webhooks are called".into());
+    }
+    let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        return Err(format!("{host} is not a loopback host"));
+    }
+    let port = uri.port_u16().unwrap_or(80);
+    let stream = tokio::net::TcpStream::connect((host, port)).await.map_err(|e| e.to_string())?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let authority = uri.authority().map_or_else(|| host.to_string(), |a| a.to_string());
+    let request = Request::post(uri.path_and_query().map_or("/", |p| p.as_str()))
+        .header(header::HOST, authority)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .map_err(|e| e.to_string())?;
+    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+    if response.status().is_success() { Ok(()) } else { Err(format!("the webhook answered HTTP {}", response.status())) }
 }
 
 /// The output a completed job answers, FluxImageOutput-shaped; in sync mode the images are
