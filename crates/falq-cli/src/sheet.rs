@@ -88,6 +88,9 @@ pub struct Board {
     /// What the sheet is titled with.
     title: String,
     rows: BTreeMap<u64, Row>,
+    /// How many rows are in each state (by `State as usize`), kept as rows change: a
+    /// batch of 10,000 lines asks after every job.
+    counts: [usize; 9],
     dirty: bool,
     last_flush: Option<Instant>,
 }
@@ -95,19 +98,25 @@ pub struct Board {
 impl Board {
     /// An empty board for `out`.
     pub fn new(out: &Path, title: String) -> Board {
-        Board { out: out.to_path_buf(), title, rows: BTreeMap::new(), dirty: true, last_flush: None }
+        Board { out: out.to_path_buf(), title, rows: BTreeMap::new(), counts: [0; 9], dirty: true, last_flush: None }
     }
 
     /// Adds or replaces a line.
     pub fn set(&mut self, row: Row) {
-        self.rows.insert(row.line, row);
+        self.counts[row.state as usize] += 1;
+        if let Some(old) = self.rows.insert(row.line, row) {
+            self.counts[old.state as usize] -= 1;
+        }
         self.dirty = true;
     }
 
     /// Changes a line in place.
     pub fn update(&mut self, line: u64, change: impl FnOnce(&mut Row)) {
         if let Some(row) = self.rows.get_mut(&line) {
+            let before = row.state;
             change(row);
+            self.counts[before as usize] -= 1;
+            self.counts[row.state as usize] += 1;
             self.dirty = true;
         }
     }
@@ -119,7 +128,7 @@ impl Board {
 
     /// How many lines are in each state.
     pub fn count(&self, state: State) -> usize {
-        self.rows.values().filter(|r| r.state == state).count()
+        self.counts[state as usize]
     }
 
     /// Every line.
@@ -345,6 +354,24 @@ mod tests {
         assert!(h.contains("<title>&lt;batch&gt;</title>"));
         assert!(!b.html(false).contains("http-equiv=\"refresh\""), "a finished batch's sheet stays still");
         assert!(!h.contains("http://") && !h.contains("https://"), "self-contained: nothing fetched from elsewhere");
+    }
+
+    #[test]
+    fn counts_follow_every_change() {
+        let mut b = Board::new(Path::new("/tmp/x"), "t".into());
+        for line in 1..=5 {
+            b.set(row(line, State::Queued));
+        }
+        b.set(row(5, State::Invalid));
+        b.update(1, |r| r.state = State::Pending);
+        b.update(1, |r| r.state = State::Done);
+        b.update(2, |r| r.state = State::Failed);
+        b.update(9, |r| r.state = State::Done);
+        let counted = |s: State| b.rows().filter(|r| r.state == s).count();
+        for s in [State::Queued, State::Pending, State::Done, State::Failed, State::Invalid] {
+            assert_eq!(b.count(s), counted(s), "{s:?}");
+        }
+        assert_eq!((b.count(State::Queued), b.count(State::Done), b.count(State::Invalid)), (2, 1, 1));
     }
 
     #[test]
