@@ -87,7 +87,7 @@ fn main() {
     let manifest = std::fs::read_to_string(work.join("out/manifest.jsonl")).unwrap_or_default();
     let done = manifest.lines().filter(|l| l.contains("\"state\":\"done\"")).count();
     let files = std::fs::read_dir(work.join("out"))
-        .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.path().extension().is_some_and(|x| x == "jpeg")).count())
+        .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("line-")).count())
         .unwrap_or(0);
     let ideal = lines.div_ceil(workers) as f64 * run_ms as f64 / 1000.0;
     let (cpu, rss_kb) = last;
