@@ -7,14 +7,12 @@ use falq_api::types;
 use futures_util::StreamExt;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
+use tests::conformance::capture::{KEY, REQUEST_ID, answer, check_captured, check_queue_call, only_new};
 use tests::conformance::examples::{ExampleTarget, page_examples};
 use tests::conformance::samples::request_samples;
 use tests::conformance::typed::submit_with;
-use tests::conformance::{Spec, json_difference, path_params, split_target, validate_response, validate_status_event};
-use tests::{CaptureServer, Captured, Reply, fixture_json};
-
-const KEY: &str = "test-key";
-const REQUEST_ID: &str = "551a32da-52b2-4be8-bf2f-bfb7cce2b324";
+use tests::conformance::{Spec, split_target, validate_status_event};
+use tests::{CaptureServer, fixture_json};
 
 /// A reqwest client carrying the relay's auth header as a default header, as users build it.
 fn http_with_auth() -> reqwest::Client {
@@ -23,71 +21,11 @@ fn http_with_auth() -> reqwest::Client {
     reqwest::Client::builder().default_headers(headers).build().expect("reqwest client")
 }
 
-fn status_event(status: &str) -> Value {
-    json!({"status": status, "request_id": REQUEST_ID, "logs": [{"message": "step 3/28", "level": "INFO", "source": "user", "timestamp": "2026-01-01T00:00:00Z"}]})
-}
-
-/// What the capture server answers: for each operation, a body its spec allows
-/// (checked against the spec before it is sent).
-fn answer(req: &Captured) -> Reply {
-    let spec = Spec::current();
-    // The queue calls go through a base URL with a path prefix, as relays publish them.
-    let target = req.target.strip_prefix("/api").unwrap_or(&req.target);
-    let Some(op) = spec.find_operation(&req.method, target) else {
-        return Reply::json(404, r#"{"detail":"no such operation"}"#);
-    };
-    let (status, body): (u16, Value) = match op.id.as_str() {
-        _ if op.endpoint_id.is_some() => (200, fixture_json("seeds/submit.json")),
-        "queue_status" => (202, status_event("IN_PROGRESS")),
-        "queue_result" => (200, fixture_json("seeds/result-image.json")),
-        "queue_cancel" => (202, json!({"status": "CANCELLATION_REQUESTED"})),
-        "queue_status_stream" => {
-            let events = [status_event("IN_PROGRESS"), status_event("COMPLETED")];
-            let sse: String = events.iter().map(|e| format!("data: {e}\n\n: keep-alive\n\n")).collect();
-            return Reply::sse(sse);
-        }
-        other => return Reply::json(500, format!(r#"{{"detail":"no canned answer for {other}"}}"#)),
-    };
-    validate_response(&op.id, status, &body).expect("the canned answer conforms");
-    Reply::json(status, body.to_string())
-}
-
-/// The one request a call added to the server's log.
-fn only_new(server: &CaptureServer, before: usize) -> Captured {
-    let received = server.received();
-    assert_eq!(received.len(), before + 1, "exactly one request per call: {:?}", &received[before..]);
-    received[before].clone()
-}
-
-/// Checks a captured request against the operation the test meant to call.
-fn check_captured(operation_id: &str, captured: &Captured, expected_body: Option<&Value>) {
-    let spec = Spec::current();
-    let found = spec.find_operation(&captured.method, &captured.target).map(|o| o.id);
-    assert_eq!(found.as_deref(), Some(operation_id), "{} {} is a call of the intended operation", captured.method, captured.target);
-    let body = (!captured.body.is_empty()).then(|| captured.json());
-    spec.validate_request(operation_id, &captured.method, &captured.target, body.as_ref()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        captured.header("authorization"),
-        Some(format!("Bearer {KEY}").as_str()),
-        "operation {operation_id}: the client's auth header arrives"
-    );
-    match expected_body {
-        Some(expected) => {
-            assert_eq!(captured.header("content-type"), Some("application/json"), "operation {operation_id}");
-            let sent = body.expect("a body");
-            if let Some(d) = json_difference(expected, &sent) {
-                panic!("operation {operation_id}: the body sent differs from the one built: {d}\nbuilt: {expected}\nsent:  {sent}");
-            }
-        }
-        None => assert!(captured.body.is_empty(), "operation {operation_id} sends no body"),
-    }
-}
-
 #[tokio::test]
 async fn every_submit_operation_sends_its_spec_derived_bodies_as_the_spec_says() {
     let spec = Spec::current();
     let server = CaptureServer::start_with(answer).await;
-    let client = falq_api::client_for(&server.base_url, http_with_auth());
+    let client = falq_api::client_for(&server.base_url, http_with_auth(), falq_api::Hooks::default());
     // The relay's pages, and the pages we author in its dialect for models it sells without one.
     let mut headers = page_examples(spec, &specs_dir().join("apifox")).expect("the pages parse");
     headers.extend(page_examples(spec, &specs_dir().join("falq").join("pages")).expect("the authored pages parse"));
@@ -142,7 +80,7 @@ fn specs_dir() -> std::path::PathBuf {
 #[tokio::test]
 async fn the_seed_request_bodies_are_sent_unchanged() {
     let server = CaptureServer::start_with(answer).await;
-    let client = falq_api::client_for(&server.base_url, http_with_auth());
+    let client = falq_api::client_for(&server.base_url, http_with_auth(), falq_api::Hooks::default());
     for (seed, operation_id) in
         [("seeds/request-flux-1-dev-redux.json", "flux_1_dev_redux"), ("seeds/request-flux-1-schnell-redux.json", "flux_1_schnell_redux")]
     {
@@ -159,7 +97,7 @@ async fn the_seed_request_bodies_are_sent_unchanged() {
 async fn every_queue_operation_sends_what_the_spec_says() {
     let spec = Spec::current();
     let server = CaptureServer::start_with(answer).await;
-    let client = falq_api::client_for(&format!("{}/api/", server.base_url), http_with_auth());
+    let client = falq_api::client_for(&format!("{}/api/", server.base_url), http_with_auth(), falq_api::Hooks::default());
     // A request id with characters a path must escape.
     let odd_id = "req 1/ä?x";
     for op in spec.operations().into_iter().filter(|o| o.endpoint_id.is_none()) {
@@ -222,25 +160,6 @@ async fn every_queue_operation_sends_what_the_spec_says() {
             }
         }
     }
-}
-
-/// A queue call: no body, the path parameters decode to what was given.
-fn check_queue_call(operation_id: &str, captured: &Captured, request_id: &str) {
-    let spec = Spec::current();
-    let op = spec.operation(operation_id).expect("operation");
-    let path = split_target(&captured.target).0.strip_prefix("/api").expect("the base URL's path prefix is kept");
-    let params = path_params(&op.path, path).unwrap_or_else(|| panic!("operation {operation_id}: {path} does not match {}", op.path));
-    assert_eq!(
-        params,
-        vec![
-            ("owner".to_string(), "fal-ai".to_string()),
-            ("app".to_string(), "flux-1".to_string()),
-            ("request_id".to_string(), request_id.to_string())
-        ],
-        "operation {operation_id}: path parameters"
-    );
-    let unprefixed = Captured { target: captured.target.trim_start_matches("/api").to_string(), ..captured.clone() };
-    check_captured(operation_id, &unprefixed, None);
 }
 
 #[test]

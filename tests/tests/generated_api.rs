@@ -7,7 +7,7 @@ use serde_json::json;
 use tests::{CaptureServer, fixture, fixture_json};
 
 fn client(base: &str) -> falq_api::Client {
-    falq_api::client_for(base, reqwest::Client::new())
+    falq_api::client_for(base, reqwest::Client::new(), falq_api::Hooks::default())
 }
 
 #[tokio::test]
@@ -181,5 +181,79 @@ mod validation {
         check("fal-ai/flux-pro/kontext/multi", json!({"prompt": "p", "image_urls": "x"}), Err(&["image_urls"]));
         let e = validate_input(falq_api::endpoint(redux).unwrap(), &json!({"image_url": "u", "num_images": 9})).unwrap_err();
         assert_eq!(e.to_string(), "num_images: 9 is greater than the maximum of 4");
+    }
+}
+
+/// The generated client used on its own is as safe as `falq::Client`: its hooks carry the
+/// key to the base's origin only, retry per the policy in the project's one loop (never a
+/// paid submit that may have arrived), and validate by operation id.
+mod safe_on_its_own {
+    use std::time::Duration;
+
+    use super::*;
+    use tests::Reply;
+
+    const COMPLETED: &str = r#"{"status":"COMPLETED","request_id":"r1"}"#;
+
+    fn hooks() -> falq_api::Hooks {
+        let retry = falq_api::retry::RetryPolicy {
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(20),
+            ..Default::default()
+        };
+        falq_api::Hooks::default().with_key("Bearer", "sk-relay").unwrap().with_retry(retry)
+    }
+
+    #[tokio::test]
+    async fn the_key_goes_to_the_base_and_a_redirect_elsewhere_does_not_carry_it() {
+        let elsewhere = CaptureServer::start(|_| (200, COMPLETED.to_string())).await;
+        let target = format!("{}/elsewhere", elsewhere.base_url.replace("127.0.0.1", "localhost"));
+        let server = CaptureServer::start_with_base(move |_, _| Reply::json(302, "{}").header("location", &target)).await;
+        let c = falq_api::client_for(&server.base_url, reqwest::Client::new(), hooks());
+        let _ = c.queue_status().owner("fal-ai").app("flux-1").request_id("r1").send().await;
+        assert_eq!(server.received()[0].header("authorization"), Some("Bearer sk-relay"), "the base gets the key");
+        assert!(!elsewhere.received().is_empty(), "the redirect was followed");
+        for r in elsewhere.received() {
+            assert_eq!(r.header("authorization"), None, "another origin never sees the key");
+        }
+    }
+
+    #[tokio::test]
+    async fn queue_calls_are_retried_and_a_paid_submit_is_not() {
+        let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = n.clone();
+        let server = CaptureServer::start(move |req| {
+            let k = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            match (req.method.as_str(), k) {
+                ("GET", 0 | 1) => (503, r#"{"detail":"busy"}"#.to_string()),
+                ("GET", _) => (200, COMPLETED.to_string()),
+                _ => (502, r#"{"detail":"bad gateway"}"#.to_string()),
+            }
+        })
+        .await;
+        let c = falq_api::client_for(&server.base_url, reqwest::Client::new(), hooks());
+        let status = c.queue_status().owner("fal-ai").app("flux-1").request_id("r1").send().await.expect("retried to success");
+        assert_eq!(status.into_inner().status, QueueStatusKind::Completed);
+        assert_eq!(server.received().len(), 3, "two 503s, then the answer");
+        let submit = c.flux_1_dev_redux().body(types::Flux1DevReduxInput::builder().image_url("https://example.test/in.png")).send().await;
+        assert!(submit.is_err());
+        assert_eq!(
+            server.received().iter().filter(|r| r.method == "POST").count(),
+            1,
+            "a 502 submit may have queued a job: not sent again"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_endpoint_is_validated_by_its_operation_id() {
+        let server = CaptureServer::start(|_| (200, fixture("seeds/submit.json"))).await;
+        let c = falq_api::client_for(&server.base_url, reqwest::Client::new(), hooks());
+        // The same field, different bounds per endpoint: schnell stops at 12 steps, dev at 50.
+        let schnell: types::Flux1SchnellInput = serde_json::from_value(json!({"prompt": "p", "num_inference_steps": 20})).unwrap();
+        let err = c.flux_1_schnell().body(schnell).send().await.expect_err("refused");
+        assert!(err.to_string().contains("fal-ai/flux-1/schnell: invalid input, nothing was sent: num_inference_steps"), "{err}");
+        let dev: types::Flux1DevInput = serde_json::from_value(json!({"prompt": "p", "num_inference_steps": 20})).unwrap();
+        c.flux_1_dev().body(dev).send().await.expect("within dev's bounds");
+        assert_eq!(server.received().len(), 1, "only the valid input was sent");
     }
 }

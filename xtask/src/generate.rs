@@ -4,7 +4,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use proc_macro2::{Literal, TokenStream};
-use progenitor::{GenerationSettings, Generator, InterfaceStyle, TagStyle, TypeImpl};
+use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle, TagStyle, TypeImpl};
 use quote::{format_ident, quote};
 use serde_json::Value;
 
@@ -95,7 +95,10 @@ fn settings(enums: &[EnumSpec]) -> GenerationSettings {
         // progenitor's `Client::new` would otherwise cut every call at 15 s, long polls and
         // media downloads included; a day is no limit in practice and says so in the docs.
         .with_timeout(86_400)
-        .with_pre_hook_async(quote!(crate::pre_send));
+        // Every call goes through the crate's `Hooks`: key confinement, validation by
+        // operation id, the one retry loop.
+        .with_inner_type(quote!(crate::Hooks))
+        .with_hooks(HooksMode::Expected);
     for e in enums {
         let impls = [TypeImpl::Display, TypeImpl::FromStr];
         s.with_replacement(&e.name, format!("crate::catalog::enums::{}", e.name), impls.into_iter());

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod duration;
+pub mod retry;
 mod validate;
 
 pub use duration::parse_duration;

@@ -126,7 +126,14 @@ impl Client {
             call: Call::Submit,
             message: "the answer has no request_id".into(),
         })?;
-        validate_request_id(&request_id)?;
+        // The relay took the job: a request id falq cannot use still names a job that may
+        // exist (and may be paid for), so the error says so.
+        validate_request_id(&request_id).map_err(|e| Error::Protocol {
+            endpoint: endpoint_id.into(),
+            request_id: None,
+            call: Call::Submit,
+            message: format!("the relay accepted the job but answered a request id falq cannot follow ({e})"),
+        })?;
         let mut handle = self.handle_from(endpoint_id, &request_id, Some(&status));
         handle.submitted_at = Some(sent);
         Ok(handle)

@@ -155,32 +155,7 @@ impl Default for WaitPolicy {
     }
 }
 
-/// Exponential backoff with jitter for retried calls.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included (1 disables retries).
-    pub max_attempts: u32,
-    /// The delay before the first retry.
-    pub base_delay: Duration,
-    /// The largest delay between attempts.
-    pub max_delay: Duration,
-    /// Jitter as a fraction of the delay (0.25 is ±25 %).
-    pub jitter: f64,
-    /// The longest `Retry-After` honoured; a longer one ends the retries.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(20),
-            jitter: 0.25,
-            max_retry_after: Duration::from_secs(120),
-        }
-    }
-}
+pub use falq_api::retry::RetryPolicy;
 
 /// Which HTTP the client speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

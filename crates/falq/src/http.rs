@@ -1,13 +1,13 @@
-//! The transport: one loop that sends a call, confines the key to the base's origin,
-//! and retries as the pure policy of `retry.rs` decides.
+//! The transport: sends a call in the project's one retry loop (`falq_api::send_retrying`,
+//! the generated client's loop too), confines the key to the base's origin, caps calls in
+//! flight and the bodies read.
 
 use bytes::Bytes;
-use rand::{Rng, SeedableRng};
 use reqwest::{Method, Url};
 
 use crate::config::{Config, HttpVersion};
 use crate::error::Error;
-use crate::retry::{Call, Decision, Outcome, decide, parse_retry_after};
+use crate::retry::{Call, Outcome};
 use crate::rewrite::same_origin;
 
 /// Who a call is for, to put in errors.
@@ -141,45 +141,27 @@ impl Transport {
                 message: format!("refusing to send the key to {url}, which is not on the base URL"),
             });
         }
-        let mut rng = rand::rngs::SmallRng::from_os_rng();
-        let mut attempts = 0u32;
-        loop {
-            attempts += 1;
-            let sent = self.request(call, method.clone(), url, body.as_ref(), headers).send().await;
-            let outcome = match &sent {
-                Ok(resp) => Outcome::Answered {
-                    status: resp.status().as_u16(),
-                    retry_after: resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after),
-                    user_timeout: resp.headers().get("x-fal-request-timeout-type").and_then(|v| v.to_str().ok()) == Some("user"),
-                },
-                Err(e) if e.is_connect() => Outcome::NotSent,
-                Err(_) => Outcome::Lost,
-            };
-            let decision = decide(&self.config.retry, call, attempts, outcome, rng.random_range(-1.0..=1.0));
-            match (decision, sent) {
-                (Decision::Stop, Ok(resp)) => {
-                    if resp.status().is_redirection() {
-                        let location =
-                            resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
-                        return Err(Error::ForeignRedirect { endpoint: ctx.endpoint.to_string(), call, location });
-                    }
-                    return Ok(resp);
-                }
-                (Decision::Stop, Err(e)) => {
-                    return Err(Error::Network {
-                        endpoint: ctx.endpoint.to_string(),
-                        request_id: ctx.request_id.map(str::to_string),
-                        call,
-                        attempts,
-                        message: error_chain(&e),
-                        maybe_submitted: call == Call::Submit && outcome == Outcome::Lost,
-                    });
-                }
-                (Decision::RetryAfter(delay), _) => {
-                    tracing::debug!(call = call.name(), attempts, ?delay, ?outcome, "retrying");
-                    tokio::time::sleep(delay).await;
-                }
+        let request = self.request(call, method, url, body.as_ref(), headers).build().map_err(|e| Error::Protocol {
+            endpoint: ctx.endpoint.to_string(),
+            request_id: ctx.request_id.map(str::to_string),
+            call,
+            message: format!("the request cannot be built: {e}"),
+        })?;
+        let client = if call == Call::Download { &self.media } else { &self.api };
+        match falq_api::send_retrying(client, &self.config.retry, call, request).await {
+            Ok(resp) if resp.status().is_redirection() => {
+                let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
+                Err(Error::ForeignRedirect { endpoint: ctx.endpoint.to_string(), call, location })
             }
+            Ok(resp) => Ok(resp),
+            Err(failure) => Err(Error::Network {
+                endpoint: ctx.endpoint.to_string(),
+                request_id: ctx.request_id.map(str::to_string),
+                call,
+                attempts: failure.attempts,
+                message: error_chain(&failure.error),
+                maybe_submitted: call == Call::Submit && failure.outcome == Outcome::Lost,
+            }),
         }
     }
 

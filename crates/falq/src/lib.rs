@@ -25,7 +25,6 @@ mod knowledge;
 pub mod many;
 pub mod options;
 pub mod poll;
-pub mod retry;
 pub mod rewrite;
 mod sse;
 
@@ -34,12 +33,12 @@ pub use config::{
     ApiKey, AuthScheme, CancelOnTimeout, Config, HttpPolicy, HttpVersion, Logs, PollPolicy, RetryPolicy, Timeouts, WaitMode, WaitPolicy,
 };
 pub use error::{Error, FieldError};
+pub use falq_api::retry::{self, Call};
 pub use falq_api::{self as api, Endpoint, EndpointMethods, endpoints, types};
 pub use files::SavedFile;
 pub use many::{Finished, JobLimit};
 pub use options::{Priority, SubmitOptions};
 pub use reqwest::Url;
-pub use retry::Call;
 
 /// The README's Rust examples, compiled as doc tests so they never drift from the API.
 #[cfg(doctest)]

@@ -5,12 +5,8 @@ use reqwest::Url;
 
 use crate::error::Error;
 
-/// Whether two URLs share scheme, host and port (an origin).
-pub fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme()
-        && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase)
-        && a.port_or_known_default() == b.port_or_known_default()
-}
+/// Whether two URLs share scheme, host and port (an origin): the generated client's rule.
+pub use falq_api::same_origin;
 
 /// Maps a URL the server returned onto the base. A URL on the base's origin is kept;
 /// any other (`https://queue.fal.run/fal-ai/flux-1/requests/ID`) becomes the base's

@@ -9,6 +9,10 @@
 //!   ([`Endpoint`]), its field table, its JSON Schemas and where files sit in its output.
 //! - Every input is checked against its endpoint's schema before it is sent
 //!   ([`validate_input`], [`Validate`]), by the generated client too.
+//! - The generated [`Client`] is safe on its own: its hooks ([`Hooks`]) send the key to
+//!   the base URL's origin and nowhere else, validate each endpoint's input (found by
+//!   operation id) before sending, and retry per [`retry::RetryPolicy`] in the one retry
+//!   loop of the project ([`send_retrying`]), which the `falq` queue layer runs too.
 //!
 //! Nothing here polls or rewrites URLs: that is the `falq` crate's job. Every file of
 //! this crate is written by regen; the hand-written support is the `falq-core` crate.
@@ -41,22 +45,144 @@ pub fn endpoint(id: &str) -> Option<&'static EndpointInfo> {
     ENDPOINTS.iter().copied().find(|e| e.id == id.trim_matches('/'))
 }
 
-/// A [`Client`] for `base_url` over your own `reqwest::Client`, with no overall
-/// request timeout unless you set one (progenitor's `Client::new` fixes 15 s).
-/// A trailing `/` of the base URL is removed, so paths never start with `//`.
-pub fn client_for(base_url: &str, http: reqwest::Client) -> Client {
-    Client::new_with_client(base_url.trim_end_matches('/'), http)
+/// A [`Client`] for `base_url` over your own `reqwest::Client`, with the [`Hooks`] given
+/// (`Hooks::default()`: no key, the default retry policy) and no overall request timeout
+/// unless your `reqwest::Client` sets one. A trailing `/` of the base URL is removed, so
+/// paths never start with `//`.
+pub fn client_for(base_url: &str, http: reqwest::Client, hooks: Hooks) -> Client {
+    Client::new_with_client(base_url.trim_end_matches('/'), http, hooks)
 }
 
-/// The generated client's pre-send hook: a JSON body posted to an endpoint is checked
-/// against that endpoint's schema, so nothing invalid is ever sent, whichever client sends it.
-pub(crate) async fn pre_send(request: &mut reqwest::Request) -> Result<(), InputErrors> {
-    if request.method() != reqwest::Method::POST {
-        return Ok(());
+/// What every call of the generated [`Client`] carries: the `Authorization` value (sent
+/// only to the base URL's origin) and the retry policy.
+#[derive(Clone, Debug, Default)]
+pub struct Hooks {
+    authorization: Option<reqwest::header::HeaderValue>,
+    /// How calls are retried (the submit of a paid job only when it cannot have arrived).
+    pub retry: retry::RetryPolicy,
+}
+
+impl Hooks {
+    /// Sends `Authorization: {scheme} {key}` (`Bearer` for relays, `Key` for fal.ai itself)
+    /// with every call; the value is marked sensitive (never logged).
+    pub fn with_key(mut self, scheme: &str, key: &str) -> Result<Hooks, String> {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("{scheme} {}", key.trim()))
+            .map_err(|_| "the key cannot be sent in a header".to_string())?;
+        value.set_sensitive(true);
+        self.authorization = Some(value);
+        Ok(self)
     }
-    let path = request.url().path().to_string();
-    let Some(endpoint) = ENDPOINTS.iter().copied().find(|e| path.ends_with(&format!("/{}", e.id))) else { return Ok(()) };
-    let Some(bytes) = request.body().and_then(reqwest::Body::as_bytes) else { return Ok(()) };
-    let Ok(json) = serde_json::from_slice::<serde_json::Value>(bytes) else { return Ok(()) };
-    validate_input(endpoint, &json)
+
+    /// With this retry policy.
+    pub fn with_retry(mut self, retry: retry::RetryPolicy) -> Hooks {
+        self.retry = retry;
+        self
+    }
+}
+
+/// Whether two URLs share scheme, host and port (default ports filled in): where the key
+/// may go.
+pub fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase)
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// The call an operation is, for the retry policy: an endpoint's submit unless it is one of
+/// the queue's calls (so an unknown operation is never retried blindly).
+pub fn call_of(operation_id: &str) -> retry::Call {
+    match operation_id {
+        "queue_status" => retry::Call::Status,
+        "queue_status_stream" => retry::Call::Stream,
+        "queue_result" => retry::Call::Result,
+        "queue_cancel" => retry::Call::Cancel,
+        _ => retry::Call::Submit,
+    }
+}
+
+/// Why [`send_retrying`] gave up without an answer.
+#[derive(Debug)]
+pub struct SendFailure {
+    /// The last attempt's error.
+    pub error: reqwest::Error,
+    /// Attempts made, the first included.
+    pub attempts: u32,
+    /// What the last attempt came to (`NotSent`: the request cannot have arrived).
+    pub outcome: retry::Outcome,
+}
+
+/// The one retry loop of the project: sends `request` (a copy per attempt) and retries as
+/// [`retry::decide`] says, sleeping between attempts. Answers the last response (one still
+/// retryable after the last attempt included) or why no answer came. A request whose body
+/// cannot be copied (a stream) is sent once.
+pub async fn send_retrying(
+    http: &reqwest::Client,
+    policy: &retry::RetryPolicy,
+    call: retry::Call,
+    request: reqwest::Request,
+) -> Result<reqwest::Response, SendFailure> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::from_os_rng();
+    let mut attempts = 0u32;
+    let mut request = request;
+    loop {
+        attempts += 1;
+        let spare = request.try_clone();
+        let sent = http.execute(request).await;
+        let outcome = match &sent {
+            Ok(resp) => retry::Outcome::Answered {
+                status: resp.status().as_u16(),
+                retry_after: resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(retry::parse_retry_after),
+                user_timeout: resp.headers().get("x-fal-request-timeout-type").and_then(|v| v.to_str().ok()) == Some("user"),
+            },
+            Err(e) if e.is_connect() => retry::Outcome::NotSent,
+            Err(_) => retry::Outcome::Lost,
+        };
+        let decision = retry::decide(policy, call, attempts, outcome, rng.random_range(-1.0..=1.0));
+        match (decision, sent, spare) {
+            (retry::Decision::RetryAfter(delay), _, Some(copy)) => {
+                tokio::time::sleep(delay).await;
+                request = copy;
+            }
+            (_, Ok(resp), _) => return Ok(resp),
+            (_, Err(error), _) => return Err(SendFailure { error, attempts, outcome }),
+        }
+    }
+}
+
+impl progenitor_client::ClientHooks<Hooks> for Client {
+    /// Before sending: the call must go to the base URL's origin (the key goes nowhere
+    /// else), an endpoint's input (the operation's, by id) must pass its schema, and then
+    /// the key is added.
+    async fn pre<E>(
+        &self,
+        request: &mut reqwest::Request,
+        info: &progenitor_client::OperationInfo,
+    ) -> Result<(), progenitor_client::Error<E>> {
+        let refuse = |why: String| progenitor_client::Error::InvalidRequest(why);
+        let base = reqwest::Url::parse(&self.baseurl).map_err(|e| refuse(format!("the base URL {:?} is not a URL: {e}", self.baseurl)))?;
+        if !same_origin(request.url(), &base) {
+            return Err(refuse(format!("refusing to send {} to {}: not on the base URL {base}", info.operation_id, request.url())));
+        }
+        if let Some(endpoint) = ENDPOINTS.iter().copied().find(|e| e.operation_id == info.operation_id)
+            && let Some(bytes) = request.body().and_then(reqwest::Body::as_bytes)
+        {
+            let json: serde_json::Value =
+                serde_json::from_slice(bytes).map_err(|e| refuse(format!("{}: the input is not JSON: {e}", endpoint.id)))?;
+            validate_input(endpoint, &json).map_err(|e| refuse(format!("{}: invalid input, nothing was sent: {e}", endpoint.id)))?;
+        }
+        if let Some(auth) = &self.inner.authorization {
+            request.headers_mut().insert(reqwest::header::AUTHORIZATION, auth.clone());
+        }
+        Ok(())
+    }
+
+    /// Sends in the one retry loop, as the operation's call allows.
+    async fn exec(&self, request: reqwest::Request, info: &progenitor_client::OperationInfo) -> reqwest::Result<reqwest::Response> {
+        send_retrying(&self.client, &self.inner.retry, call_of(info.operation_id), request).await.map_err(|f| f.error)
+    }
 }

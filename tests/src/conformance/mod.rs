@@ -9,6 +9,7 @@
 //! - [`drift::check_spec`] compares the spec with the generated types; [`samples`] and
 //!   [`strategy`] derive request bodies and proptest strategies from the spec.
 
+pub mod capture;
 pub mod drift;
 pub mod examples;
 pub mod samples;
