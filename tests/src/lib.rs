@@ -26,6 +26,12 @@ pub fn fast_config(base: &str, mode: falq::WaitMode) -> falq::Config {
     c
 }
 
+/// The generated client's hooks for mock servers: no key, the same fast retry policy as
+/// [`fast_config`] (a retried error costs milliseconds, not seconds).
+pub fn fast_hooks() -> falq_api::Hooks {
+    falq_api::Hooks::default().with_retry(fast_config("http://127.0.0.1", falq::WaitMode::Poll).retry)
+}
+
 /// A fixture file's text, from `tests/fixtures/`.
 pub fn fixture(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);

@@ -22,7 +22,7 @@ fn plain(v: &Value) -> String {
 async fn every_constraint_of_every_input_is_enforced_before_sending() {
     let spec = Spec::current();
     let server = CaptureServer::start(|_| (200, fixture("seeds/submit.json"))).await;
-    let client = falq_api::client_for(&server.base_url, reqwest::Client::new(), falq_api::Hooks::default());
+    let client = falq_api::client_for(&server.base_url, reqwest::Client::new(), tests::fast_hooks());
     let mut kinds_seen = std::collections::BTreeSet::new();
     for op in submit_operations() {
         let typed = typed_endpoint(&op.id).unwrap_or_else(|| panic!("operation {} has no conformance case", op.id));
@@ -118,7 +118,7 @@ falq_api::for_each_endpoint!(empty_builders);
 async fn the_typed_builders_refuse_a_missing_required_field_naming_it() {
     let spec = Spec::current();
     let server = CaptureServer::start(|_| (200, fixture("seeds/submit.json"))).await;
-    let client = falq_api::client_for(&server.base_url, reqwest::Client::new(), falq_api::Hooks::default());
+    let client = falq_api::client_for(&server.base_url, reqwest::Client::new(), tests::fast_hooks());
     let answers = empty_builder_answers(&client).await;
     assert_eq!(answers.len(), falq_api::ENDPOINTS.len());
     for (op_id, direct, sent) in answers {
@@ -169,7 +169,7 @@ async fn queue_call(client: &falq_api::Client, operation_id: &str, omit: &str, l
 async fn queue_call_parameters_are_checked_before_sending() {
     let spec = Spec::current();
     let server = CaptureServer::start(|_| (200, r#"{"status":"COMPLETED"}"#.to_string())).await;
-    let client = falq_api::client_for(&server.base_url, reqwest::Client::new(), falq_api::Hooks::default());
+    let client = falq_api::client_for(&server.base_url, reqwest::Client::new(), tests::fast_hooks());
     let mut refused = 0;
     for op in spec.operations().into_iter().filter(|o| o.endpoint_id.is_none()) {
         for p in &op.parameters {

@@ -25,7 +25,7 @@ fn http_with_auth() -> reqwest::Client {
 async fn every_submit_operation_sends_its_spec_derived_bodies_as_the_spec_says() {
     let spec = Spec::current();
     let server = CaptureServer::start_with(answer).await;
-    let client = falq_api::client_for(&server.base_url, http_with_auth(), falq_api::Hooks::default());
+    let client = falq_api::client_for(&server.base_url, http_with_auth(), tests::fast_hooks());
     // The relay's pages, and the pages we author in its dialect for models it sells without one.
     let mut headers = page_examples(spec, &specs_dir().join("apifox")).expect("the pages parse");
     headers.extend(page_examples(spec, &specs_dir().join("falq").join("pages")).expect("the authored pages parse"));
@@ -80,7 +80,7 @@ fn specs_dir() -> std::path::PathBuf {
 #[tokio::test]
 async fn the_seed_request_bodies_are_sent_unchanged() {
     let server = CaptureServer::start_with(answer).await;
-    let client = falq_api::client_for(&server.base_url, http_with_auth(), falq_api::Hooks::default());
+    let client = falq_api::client_for(&server.base_url, http_with_auth(), tests::fast_hooks());
     for (seed, operation_id) in
         [("seeds/request-flux-1-dev-redux.json", "flux_1_dev_redux"), ("seeds/request-flux-1-schnell-redux.json", "flux_1_schnell_redux")]
     {
@@ -97,7 +97,7 @@ async fn the_seed_request_bodies_are_sent_unchanged() {
 async fn every_queue_operation_sends_what_the_spec_says() {
     let spec = Spec::current();
     let server = CaptureServer::start_with(answer).await;
-    let client = falq_api::client_for(&format!("{}/api/", server.base_url), http_with_auth(), falq_api::Hooks::default());
+    let client = falq_api::client_for(&format!("{}/api/", server.base_url), http_with_auth(), tests::fast_hooks());
     // A request id with characters a path must escape.
     let odd_id = "req 1/ä?x";
     for op in spec.operations().into_iter().filter(|o| o.endpoint_id.is_none()) {

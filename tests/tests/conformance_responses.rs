@@ -159,7 +159,7 @@ async fn the_generated_client_reads_every_json_response_the_spec_declares() {
     let reply: Arc<Mutex<Reply>> = Arc::new(Mutex::new(Reply::json(500, "{}")));
     let shared = reply.clone();
     let server = CaptureServer::start_with(move |_| shared.lock().expect("lock").clone()).await;
-    let client = falq_api::client_for(&server.base_url, reqwest::Client::new(), falq_api::Hooks::default());
+    let client = falq_api::client_for(&server.base_url, reqwest::Client::new(), tests::fast_hooks());
     let mut cases = 0;
     for op in spec.operations() {
         for (status, media, schema) in op.response_schemas() {

@@ -7,7 +7,7 @@ use serde_json::json;
 use tests::{CaptureServer, fixture, fixture_json};
 
 fn client(base: &str) -> falq_api::Client {
-    falq_api::client_for(base, reqwest::Client::new(), falq_api::Hooks::default())
+    falq_api::client_for(base, reqwest::Client::new(), tests::fast_hooks())
 }
 
 #[tokio::test]

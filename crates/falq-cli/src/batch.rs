@@ -176,6 +176,8 @@ fn read_lines(
     common: &Map<String, Value>,
     base: &Path,
 ) -> Result<Vec<Line>, Failure> {
+    // A spreadsheet's export often starts with a byte-order mark: it is not part of the first field.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = Vec::new();
     let finish = |number: u64, fields: Result<Map<String, Value>, String>| {
         let shown = fields.as_ref().map(|f| shown_input(&Value::Object(f.clone()))).unwrap_or(Value::Null);
@@ -796,6 +798,16 @@ mod tests {
         assert_eq!(lines[1].input.as_ref().unwrap(), &json!({"prompt": "multi\nline", "seed": 7, "num_images": 3, "output_format": "png"}));
         assert_eq!(lines[2].number, 5);
         assert!(lines[2].input.as_ref().unwrap_err().contains("\"two\" is not an integer"));
+    }
+
+    #[test]
+    fn a_spreadsheets_byte_order_mark_and_crlf_lines_are_read() {
+        let text = "\u{feff}prompt,seed\r\na,1\r\nb,2\r\n";
+        let lines = read_lines(schnell(), Format::Csv, text, &Map::new(), Path::new(".")).unwrap_or_else(|_| panic!());
+        assert_eq!(lines[1].input.as_ref().unwrap(), &json!({"prompt": "b", "seed": 2}));
+        let jsonl = "{\"prompt\": \"a\"}\r\n{\"prompt\": \"b\"}\r\n";
+        let lines = read_lines(schnell(), Format::Jsonl, jsonl, &Map::new(), Path::new(".")).unwrap_or_else(|_| panic!());
+        assert!(lines.iter().all(|l| l.input.is_ok()), "{lines:?}");
     }
 
     #[test]

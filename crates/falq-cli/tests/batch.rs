@@ -167,3 +167,31 @@ fn the_simulator_runs_a_batch_offline() {
     assert_eq!(images_in(&home.path("out/in")).len(), lines - 1);
     assert!(err.contains(&format!("{} done, 0 failed, 1 invalid", lines - 1)), "{err}");
 }
+
+#[test]
+fn ctrl_c_stops_a_batch_that_the_same_command_then_finishes() {
+    let home = Scratch::new("batch-int");
+    let sim = SimProcess::start(&home, &["--queue-delay", "0s", "--run-time", "1500ms", "--workers", "2"]);
+    let lines = write_lines(&home, "in.jsonl", 6);
+    let batch = |home: &Scratch| {
+        let mut c = falq(home);
+        c.args(["batch", SCHNELL, "in.jsonl", "--base-url", &sim.base_url, "--concurrency", "2"]).env("FAL_KEY", "k");
+        c
+    };
+    let child = batch(&home).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let journal = home.path("home/journal.jsonl");
+    wait_for("a line sent", || std::fs::read_to_string(&journal).is_ok_and(|t| t.contains("\"event\":\"submitted\"")));
+    let ok = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("run the same command again"), "{err}");
+    let m = manifest(&home, "out/in");
+    assert!(m.iter().any(|r| r["state"] == "pending"), "interrupted lines stay pending: {m:?}");
+    let (code, _, err) = run(&mut batch(&home));
+    assert_eq!(code, 3, "one invalid line: {err}");
+    let m = manifest(&home, "out/in");
+    assert_eq!(m.iter().filter(|r| r["state"] == "done").count(), lines - 1, "{m:?}");
+    assert_eq!(sim.counters()["jobs"]["submitted"].as_u64().unwrap() as usize, lines - 1, "no line sent twice");
+}
