@@ -111,23 +111,23 @@ pub struct SendFailure {
     pub outcome: retry::Outcome,
 }
 
-/// The one retry loop of the project: sends `request` (a copy per attempt) and retries as
+/// The one retry loop of the project: sends the request `attempt` makes (called once per
+/// attempt, so nothing is kept for a retry while a call is in flight) and retries as
 /// [`retry::decide`] says, sleeping between attempts. Answers the last response (one still
-/// retryable after the last attempt included) or why no answer came. A request whose body
-/// cannot be copied (a stream) is sent once.
+/// retryable after the last attempt included) or why no answer came. When `attempt` cannot
+/// make the request again (`None`: a body that cannot be copied), the last outcome stands.
 pub async fn send_retrying(
     http: &reqwest::Client,
     policy: &retry::RetryPolicy,
     call: retry::Call,
-    request: reqwest::Request,
+    first: reqwest::Request,
+    mut again: impl FnMut() -> Option<reqwest::Request>,
 ) -> Result<reqwest::Response, SendFailure> {
     use rand::{Rng, SeedableRng};
-    let mut rng = rand::rngs::SmallRng::from_os_rng();
     let mut attempts = 0u32;
-    let mut request = request;
+    let mut request = first;
     loop {
         attempts += 1;
-        let spare = request.try_clone();
         let sent = http.execute(request).await;
         let outcome = match &sent {
             Ok(resp) => retry::Outcome::Answered {
@@ -142,14 +142,18 @@ pub async fn send_retrying(
             Err(e) if e.is_connect() => retry::Outcome::NotSent,
             Err(_) => retry::Outcome::Lost,
         };
-        let decision = retry::decide(policy, call, attempts, outcome, rng.random_range(-1.0..=1.0));
-        match (decision, sent, spare) {
-            (retry::Decision::RetryAfter(delay), _, Some(copy)) => {
+        let jitter = rand::rngs::SmallRng::from_os_rng().random_range(-1.0..=1.0);
+        let next = match retry::decide(policy, call, attempts, outcome, jitter) {
+            retry::Decision::RetryAfter(delay) => again().map(|r| (delay, r)),
+            retry::Decision::Stop => None,
+        };
+        match (next, sent) {
+            (Some((delay, next)), _) => {
                 tokio::time::sleep(delay).await;
-                request = copy;
+                request = next;
             }
-            (_, Ok(resp), _) => return Ok(resp),
-            (_, Err(error), _) => return Err(SendFailure { error, attempts, outcome }),
+            (None, Ok(resp)) => return Ok(resp),
+            (None, Err(error)) => return Err(SendFailure { error, attempts, outcome }),
         }
     }
 }
@@ -183,6 +187,9 @@ impl progenitor_client::ClientHooks<Hooks> for Client {
 
     /// Sends in the one retry loop, as the operation's call allows.
     async fn exec(&self, request: reqwest::Request, info: &progenitor_client::OperationInfo) -> reqwest::Result<reqwest::Response> {
-        send_retrying(&self.client, &self.inner.retry, call_of(info.operation_id), request).await.map_err(|f| f.error)
+        // The request was built by the operation: a copy is kept for the retries.
+        let spare = request.try_clone();
+        let again = || spare.as_ref().and_then(reqwest::Request::try_clone);
+        send_retrying(&self.client, &self.inner.retry, call_of(info.operation_id), request, again).await.map_err(|f| f.error)
     }
 }

@@ -179,24 +179,12 @@ pub fn build_input(e: &'static EndpointInfo, input: Option<&str>, sets: &[String
             }
         }
     }
-    for (k, v) in obj.iter_mut() {
-        if !field(e, k).is_some_and(|f| f.takes_file) {
-            continue;
-        }
-        match v {
-            Value::Array(items) => {
-                for item in items.iter_mut() {
-                    *item = file_to_data_url(k, item.take())?;
-                }
-            }
-            other => *other = file_to_data_url(k, other.take())?,
-        }
-    }
     let missing: Vec<&str> = e.fields.iter().filter(|f| f.required && !obj.contains_key(f.name)).map(|f| f.name).collect();
     if !missing.is_empty() {
         return usage(format!("{}: missing required field(s) {} (set them with --set {}=...)", e.id, missing.join(", "), missing[0]));
     }
-    let value = Value::Object(obj);
+    let mut value = Value::Object(obj);
+    attach_files(e, &mut value)?;
     falq_api::validate_input(e, &value).map_err(|errs| {
         let lines: Vec<String> = errs.0.iter().map(|x| format!("  {}: {}", x.field, x.message)).collect();
         Usage(format!("{}: invalid input, nothing was sent:\n{}", e.id, lines.join("\n")))

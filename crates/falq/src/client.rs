@@ -245,9 +245,20 @@ impl RequestHandle {
     /// free (`HttpPolicy::max_streams`); polls otherwise, taking a stream slot as soon as
     /// one frees up.
     pub async fn wait(&self, mut on_update: impl FnMut(&Update) + Send) -> Result<QueueStatus, Error> {
+        match self.wait_for(&mut on_update, false).await? {
+            Waited::Status(status) => Ok(status),
+            // Not asked for: a status is always what comes back without `fetch`.
+            Waited::Output(_) => self.status(Logs::Omit).await,
+        }
+    }
+
+    /// Waits for completion; with `fetch`, a poller woken by a sibling's completion asks
+    /// for the result itself rather than the status first (one call instead of two in the
+    /// burst of a crowd completing together), and answers it when it is ready.
+    async fn wait_for(&self, on_update: &mut (impl FnMut(&Update) + Send), fetch: bool) -> Result<Waited, Error> {
         let mut seen = Progress { started: Instant::now(), logs_seen: 0, last: None };
         let want_stream = self.client.config().wait.mode == WaitMode::Stream;
-        self.poll(&mut seen, &mut on_update, want_stream).await
+        self.poll(&mut seen, on_update, want_stream, fetch).await
     }
 
     /// Follows the status stream while holding one of the client's stream slots; `None`
@@ -276,7 +287,8 @@ impl RequestHandle {
         seen: &mut Progress,
         on_update: &mut (impl FnMut(&Update) + Send),
         mut want_stream: bool,
-    ) -> Result<QueueStatus, Error> {
+        fetch: bool,
+    ) -> Result<Waited, Error> {
         let policy = self.client.config().wait.clone();
         let knowledge = &self.client.knowledge;
         // A job submitted elsewhere has no known submit time: it polls without estimates.
@@ -288,7 +300,7 @@ impl RequestHandle {
         loop {
             if want_stream && let Some(streamed) = Box::pin(self.stream_in_slot(seen, on_update)).await {
                 match streamed? {
-                    Some(done) => return Ok(done),
+                    Some(done) => return Ok(Waited::Status(done)),
                     None => {
                         tracing::debug!(request_id = %self.request_id, "no status stream to the end; polling");
                         want_stream = false;
@@ -298,19 +310,35 @@ impl RequestHandle {
             st.elapsed = origin.elapsed();
             let estimate = if learn { knowledge.estimate(&self.endpoint_id) } else { None };
             let at = policy.poll.next_poll(estimate.as_ref(), &st);
+            let mut woken = false;
             if at > st.elapsed {
                 let sleep = tokio::time::sleep_until((origin + at).into());
                 if learn {
                     let waiter = knowledge.sleep_among(&self.endpoint_id, origin);
                     tokio::select! {
                         _ = sleep => {}
-                        _ = waiter.woken() => {}
+                        _ = waiter.woken() => woken = true,
                     }
                 } else {
                     sleep.await;
                 }
             }
             let asked = origin.elapsed();
+            // A sibling submitted after this job completed: this one most likely has too.
+            if fetch && woken {
+                match Box::pin(self.fetch_result()).await {
+                    Ok(Fetched::Ready(output)) => {
+                        knowledge.completed(&self.endpoint_id, origin, st.last_poll.unwrap_or_default(), origin.elapsed());
+                        let elapsed = seen.started.elapsed();
+                        on_update(&Update { status: QueueStatusKind::Completed, queue_position: None, new_logs: vec![], elapsed });
+                        return Ok(Waited::Output(output));
+                    }
+                    // Not done yet (a relay may even answer 404 before completion): the
+                    // status says where it stands.
+                    Ok(Fetched::NotReady(_)) | Err(Error::Expired { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
             // Boxed: a waiting job's state stays small; the call's state lives only while it runs.
             let (status, retry_after) = Box::pin(self.status_answer(policy.logs)).await?;
             seen.report(&status, on_update);
@@ -321,7 +349,7 @@ impl RequestHandle {
                     if learn {
                         knowledge.completed(&self.endpoint_id, origin, st.last_poll.unwrap_or_default(), origin.elapsed());
                     }
-                    return Ok(status);
+                    return Ok(Waited::Status(status));
                 }
                 QueueStatusKind::InQueue => {
                     let p = status.queue_position.unwrap_or(0);
@@ -497,7 +525,10 @@ impl RequestHandle {
     async fn wait_and_fetch(&self, on_update: &mut (impl FnMut(&Update) + Send), completed: &AtomicBool) -> Result<Value, Error> {
         let interval = self.client.config().wait.poll.interval;
         loop {
-            Box::pin(self.wait(&mut *on_update)).await?;
+            if let Waited::Output(v) = Box::pin(self.wait_for(&mut *on_update, true)).await? {
+                completed.store(true, Ordering::SeqCst);
+                return Ok(v);
+            }
             match Box::pin(self.fetch_result()).await? {
                 Fetched::Ready(v) => {
                     completed.store(true, Ordering::SeqCst);
@@ -581,6 +612,14 @@ impl RequestHandle {
 }
 
 /// What one result call found.
+/// What waiting came to.
+enum Waited {
+    /// The job completed (its status).
+    Status(QueueStatus),
+    /// The job completed and its output was fetched already.
+    Output(Value),
+}
+
 enum Fetched {
     /// The output.
     Ready(Value),

@@ -141,14 +141,16 @@ impl Transport {
                 message: format!("refusing to send the key to {url}, which is not on the base URL"),
             });
         }
-        let request = self.request(call, method, url, body.as_ref(), headers).build().map_err(|e| Error::Protocol {
+        let build = || self.request(call, method.clone(), url, body.as_ref(), headers).build();
+        let request = build().map_err(|e| Error::Protocol {
             endpoint: ctx.endpoint.to_string(),
             request_id: ctx.request_id.map(str::to_string),
             call,
             message: format!("the request cannot be built: {e}"),
         })?;
         let client = if call == Call::Download { &self.media } else { &self.api };
-        match falq_api::send_retrying(client, &self.config.retry, call, request).await {
+        // Each retry builds its request afresh: nothing is held for it while a call is out.
+        match falq_api::send_retrying(client, &self.config.retry, call, request, || build().ok()).await {
             Ok(resp) if resp.status().is_redirection() => {
                 let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
                 Err(Error::ForeignRedirect { endpoint: ctx.endpoint.to_string(), call, location })
