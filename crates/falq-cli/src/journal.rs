@@ -274,6 +274,28 @@ impl Journal {
         Ok((entries, unreadable))
     }
 
+    /// The entries of the journal's last `max_bytes` (whole lines only): what a run needs
+    /// of the recent past (service times) without reading a journal grown by big batches.
+    pub fn recent_entries(&self, max_bytes: u64) -> std::io::Result<Vec<Entry>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(e),
+        };
+        let len = f.metadata()?.len();
+        let start = len.saturating_sub(max_bytes);
+        f.seek(SeekFrom::Start(start))?;
+        let mut bytes = Vec::new();
+        f.take(max_bytes).read_to_end(&mut bytes)?;
+        // A tail that starts mid-line skips that line's rest.
+        let whole = if start > 0 { bytes.iter().position(|b| *b == b'\n').map_or(&[][..], |i| &bytes[i + 1..]) } else { &bytes[..] };
+        Ok(whole
+            .split(|b| *b == b'\n')
+            .filter_map(|l| std::str::from_utf8(l).ok().and_then(|l| serde_json::from_str::<Entry>(l).ok()))
+            .collect())
+    }
+
     /// Every job, in the order they were started, and how many lines could not be read.
     pub fn jobs(&self) -> std::io::Result<(Vec<Job>, usize)> {
         let (entries, unreadable) = self.entries()?;
@@ -422,6 +444,23 @@ mod tests {
         let (jobs, _) = j.jobs().unwrap();
         let states: Vec<(Option<&str>, &str)> = jobs.iter().map(|j| (j.request_id(), j.state())).collect();
         assert_eq!(states, [(None, "maybe-submitted"), (Some("r2"), "expired")], "a refused submit is no job");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn the_recent_tail_is_read_in_whole_lines() {
+        let dir = std::env::temp_dir().join(format!("falq-journal-tail-{}", std::process::id()));
+        std::fs::remove_dir_all(&dir).ok();
+        let j = Journal::at(&dir);
+        assert!(j.recent_entries(1024).unwrap().is_empty(), "no journal yet");
+        for i in 0..50 {
+            j.append(&submitted(&format!("r{i}"))).unwrap();
+        }
+        let line = std::fs::read_to_string(j.path()).unwrap().lines().next().unwrap().len() as u64 + 1;
+        let tail = j.recent_entries(line * 3 + line / 2).unwrap();
+        let ids: Vec<&str> = tail.iter().filter_map(Entry::request_id).collect();
+        assert_eq!(ids, ["r47", "r48", "r49"], "the line cut by the tail's start is skipped");
+        assert_eq!(j.recent_entries(u64::MAX).unwrap().len(), 50);
         std::fs::remove_dir_all(&dir).ok();
     }
 

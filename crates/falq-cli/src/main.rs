@@ -643,7 +643,9 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
 /// Teaches the client this endpoint's recent service times on this relay, from the
 /// journal (submitted to done: an upper bound), so its first poll aims at the completion.
 fn learn_from_journal(client: &Client, journal: &Journal, endpoint_id: &str, base: &str) {
-    let Ok((jobs, _)) = journal.jobs() else { return };
+    // The last few MB are plenty for 16 samples, and bounded however large batches grew it.
+    let Ok(recent) = journal.recent_entries(4 << 20) else { return };
+    let jobs = journal::jobs_of(recent);
     let times = jobs.iter().rev().filter_map(|j| match (&j.submitted, &j.latest) {
         (Entry::Submitted { endpoint, base_url, at: start, .. }, Entry::Done { at: end, .. })
             if endpoint == endpoint_id && base_url == base =>
