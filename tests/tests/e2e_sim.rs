@@ -216,6 +216,13 @@ async fn the_simulator_honours_priority_and_start_timeout() {
     };
     let low = falq::SubmitOptions { priority: Some(falq::Priority::Low), ..Default::default() };
     let running = submit("first", Default::default()).await;
+    // The one worker takes it before the others are queued.
+    for _ in 0..200 {
+        if running.status(falq::Logs::Omit).await.unwrap().status == types::QueueStatusKind::InProgress {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let low_job = submit("low", low).await;
     let normal = submit("normal", Default::default()).await;
     // Behind every normal job: the later normal job is ahead of it in the queue.
