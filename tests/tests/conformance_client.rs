@@ -40,6 +40,37 @@ async fn every_submit_operation_is_sent_by_falq_as_the_spec_says() {
 }
 
 #[tokio::test]
+async fn request_options_are_sent_as_the_spec_declares_them() {
+    let spec = Spec::current();
+    let server = CaptureServer::start_with(answer).await;
+    let c = client(&server.base_url, WaitMode::Poll);
+    let options = falq::SubmitOptions {
+        webhook: Some("http://127.0.0.1:9/hook?x=1".parse().unwrap()),
+        priority: Some(falq::Priority::Low),
+        start_timeout: Some(std::time::Duration::from_millis(1500)),
+        runner_hint: Some("eu-1".into()),
+        result_lifetime: Some(std::time::Duration::from_secs(3600)),
+    };
+    let body = serde_json::json!({"prompt": "a kite"});
+    c.submit_json_with("fal-ai/flux-1/schnell", &body, &options).await.unwrap();
+    let captured = only_new(&server, 0);
+    check_captured("flux_1_schnell", &captured, Some(&body));
+    // Every header sent is one the operation declares, with a value its schema allows.
+    let op = spec.operation("flux_1_schnell").unwrap();
+    for p in op.parameters.iter().filter(|p| p.location == "header") {
+        let Some(value) = captured.header(&p.name.to_ascii_lowercase()) else { panic!("{} was not sent", p.name) };
+        let typed = if p.schema.get("type").and_then(serde_json::Value::as_str) == Some("integer") {
+            serde_json::json!(value.parse::<i64>().unwrap_or_else(|_| panic!("{}: {value:?} is no integer", p.name)))
+        } else {
+            serde_json::json!(value)
+        };
+        let schema = tests::conformance::schema::to_json_schema(&p.schema);
+        assert!(jsonschema::is_valid(&schema, &typed), "{}: {value:?} against {schema}", p.name);
+    }
+    assert_eq!(captured.header("x-fal-request-timeout"), Some("2"), "1.5 s rounds up to whole seconds");
+}
+
+#[tokio::test]
 async fn every_queue_call_of_a_handle_is_sent_by_falq_as_the_spec_says_and_its_answer_accepted() {
     let spec = Spec::current();
     let server = CaptureServer::start_with(answer).await;

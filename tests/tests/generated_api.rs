@@ -257,3 +257,21 @@ mod safe_on_its_own {
         assert_eq!(server.received().len(), 1, "only the valid input was sent");
     }
 }
+
+#[tokio::test]
+async fn the_generated_client_sends_fals_request_options() {
+    let server = CaptureServer::start(|_| (200, fixture("seeds/submit.json"))).await;
+    let c = client(&server.base_url);
+    c.flux_1_schnell()
+        .body(types::Flux1SchnellInput::builder().prompt("a kite"))
+        .fal_webhook("http://127.0.0.1:9/hook")
+        .x_fal_queue_priority("low")
+        .x_fal_request_timeout(90i64)
+        .send()
+        .await
+        .expect("submit");
+    let r = &server.received()[0];
+    assert_eq!(r.target, "/fal-ai/flux-1/schnell?fal_webhook=http%3A%2F%2F127.0.0.1%3A9%2Fhook");
+    assert_eq!(r.header("x-fal-queue-priority"), Some("low"));
+    assert_eq!(r.header("x-fal-request-timeout"), Some("90"));
+}

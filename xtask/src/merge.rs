@@ -53,6 +53,7 @@ pub fn merge_with_warnings(
     }
     default_outputs(&mut doc);
     submit_responses(&mut doc, authored);
+    submit_parameters(&mut doc, authored);
     let page_schemas: BTreeSet<String> = state.schema_origin.iter().filter(|(_, s)| s.1).map(|(n, _)| n.clone()).collect();
     dedupe_shared_shapes(&mut doc, &page_schemas);
     crate::names::stable_type_names(&mut doc);
@@ -368,6 +369,29 @@ pub fn apply_overlay(doc: &mut Value, overlay: &Document) -> Result<(), Errors> 
 
 /// Adds the error answers every submit can give (`x-falq-submit-responses` of the
 /// authored spec) to each endpoint's submit, where its page leaves them out.
+/// Adds the request options every submit takes (`x-falq-submit-parameters` of the authored
+/// documents) to every endpoint, unless its page declares a parameter of the same name.
+fn submit_parameters(doc: &mut Value, authored: &[Document]) {
+    let standard: Vec<Value> =
+        authored.iter().filter_map(|d| d.value.get("x-falq-submit-parameters").and_then(Value::as_array)).flatten().cloned().collect();
+    if standard.is_empty() {
+        return;
+    }
+    for_each_operation(doc, |_, _, op| {
+        if !op.contains_key("x-falq-endpoint-id") {
+            return;
+        }
+        let params = op.entry("parameters").or_insert_with(|| Value::Array(vec![]));
+        let Some(params) = params.as_array_mut() else { return };
+        let name_of = |p: &Value| p.get("name").and_then(Value::as_str).map(str::to_ascii_lowercase);
+        for p in &standard {
+            if !params.iter().any(|q| name_of(q) == name_of(p)) {
+                params.push(p.clone());
+            }
+        }
+    });
+}
+
 fn submit_responses(doc: &mut Value, authored: &[Document]) {
     let standard: Map<String, Value> = authored
         .iter()

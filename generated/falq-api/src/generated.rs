@@ -4320,8 +4320,20 @@ let response = client.queue_cancel()
 
 Sends a `POST` request to `/fal-ai/flux-1/dev/image-to-image`
 
+Arguments:
+- `fal_webhook`: A URL the relay POSTs the result to when the job ends.
+- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{"expiration_duration_seconds": N}`.
+- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).
+- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).
+- `x_fal_runner_hint`: Which runner should take the job.
+- `body`
 ```ignore
 let response = client.flux_1_dev_image_to_image()
+    .fal_webhook(fal_webhook)
+    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)
+    .x_fal_queue_priority(x_fal_queue_priority)
+    .x_fal_request_timeout(x_fal_request_timeout)
+    .x_fal_runner_hint(x_fal_runner_hint)
     .body(body)
     .send()
     .await;
@@ -4333,8 +4345,20 @@ let response = client.flux_1_dev_image_to_image()
 
 Sends a `POST` request to `/fal-ai/flux-1/dev/redux`
 
+Arguments:
+- `fal_webhook`: A URL the relay POSTs the result to when the job ends.
+- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{"expiration_duration_seconds": N}`.
+- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).
+- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).
+- `x_fal_runner_hint`: Which runner should take the job.
+- `body`
 ```ignore
 let response = client.flux_1_dev_redux()
+    .fal_webhook(fal_webhook)
+    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)
+    .x_fal_queue_priority(x_fal_queue_priority)
+    .x_fal_request_timeout(x_fal_request_timeout)
+    .x_fal_runner_hint(x_fal_runner_hint)
     .body(body)
     .send()
     .await;
@@ -4346,8 +4370,20 @@ let response = client.flux_1_dev_redux()
 
 Sends a `POST` request to `/fal-ai/flux-1/dev`
 
+Arguments:
+- `fal_webhook`: A URL the relay POSTs the result to when the job ends.
+- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{"expiration_duration_seconds": N}`.
+- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).
+- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).
+- `x_fal_runner_hint`: Which runner should take the job.
+- `body`
 ```ignore
 let response = client.flux_1_dev()
+    .fal_webhook(fal_webhook)
+    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)
+    .x_fal_queue_priority(x_fal_queue_priority)
+    .x_fal_request_timeout(x_fal_request_timeout)
+    .x_fal_runner_hint(x_fal_runner_hint)
     .body(body)
     .send()
     .await;
@@ -4359,8 +4395,20 @@ let response = client.flux_1_dev()
 
 Sends a `POST` request to `/fal-ai/flux-1/schnell/redux`
 
+Arguments:
+- `fal_webhook`: A URL the relay POSTs the result to when the job ends.
+- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{"expiration_duration_seconds": N}`.
+- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).
+- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).
+- `x_fal_runner_hint`: Which runner should take the job.
+- `body`
 ```ignore
 let response = client.flux_1_schnell_redux()
+    .fal_webhook(fal_webhook)
+    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)
+    .x_fal_queue_priority(x_fal_queue_priority)
+    .x_fal_request_timeout(x_fal_request_timeout)
+    .x_fal_runner_hint(x_fal_runner_hint)
     .body(body)
     .send()
     .await;
@@ -4372,8 +4420,20 @@ let response = client.flux_1_schnell_redux()
 
 Sends a `POST` request to `/fal-ai/flux-pro/kontext/max/multi`
 
+Arguments:
+- `fal_webhook`: A URL the relay POSTs the result to when the job ends.
+- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{"expiration_duration_seconds": N}`.
+- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).
+- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).
+- `x_fal_runner_hint`: Which runner should take the job.
+- `body`
 ```ignore
 let response = client.flux_pro_kontext_max_multi()
+    .fal_webhook(fal_webhook)
+    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)
+    .x_fal_queue_priority(x_fal_queue_priority)
+    .x_fal_request_timeout(x_fal_request_timeout)
+    .x_fal_runner_hint(x_fal_runner_hint)
     .body(body)
     .send()
     .await;
@@ -4385,8 +4445,20 @@ let response = client.flux_pro_kontext_max_multi()
 
 Sends a `POST` request to `/fal-ai/flux-pro/kontext/max`
 
+Arguments:
+- `fal_webhook`: A URL the relay POSTs the result to when the job ends.
+- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{"expiration_duration_seconds": N}`.
+- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).
+- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).
+- `x_fal_runner_hint`: Which runner should take the job.
+- `body`
 ```ignore
 let response = client.flux_pro_kontext_max()
+    .fal_webhook(fal_webhook)
+    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)
+    .x_fal_queue_priority(x_fal_queue_priority)
+    .x_fal_request_timeout(x_fal_request_timeout)
+    .x_fal_runner_hint(x_fal_runner_hint)
     .body(body)
     .send()
     .await;
@@ -4400,8 +4472,20 @@ let response = client.flux_pro_kontext_max()
 
 Sends a `POST` request to `/fal-ai/flux-pro/kontext/multi`
 
+Arguments:
+- `fal_webhook`: A URL the relay POSTs the result to when the job ends.
+- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{"expiration_duration_seconds": N}`.
+- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).
+- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).
+- `x_fal_runner_hint`: Which runner should take the job.
+- `body`
 ```ignore
 let response = client.flux_pro_kontext_multi()
+    .fal_webhook(fal_webhook)
+    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)
+    .x_fal_queue_priority(x_fal_queue_priority)
+    .x_fal_request_timeout(x_fal_request_timeout)
+    .x_fal_runner_hint(x_fal_runner_hint)
     .body(body)
     .send()
     .await;
@@ -4415,8 +4499,20 @@ FLUX.1 Kontext [max] 是一款高性能文本转图像AI模型，支持高还原
 
 Sends a `POST` request to `/fal-ai/flux-pro/kontext/text-to-image`
 
+Arguments:
+- `fal_webhook`: A URL the relay POSTs the result to when the job ends.
+- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{"expiration_duration_seconds": N}`.
+- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).
+- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).
+- `x_fal_runner_hint`: Which runner should take the job.
+- `body`
 ```ignore
 let response = client.flux_pro_kontext_text_to_image()
+    .fal_webhook(fal_webhook)
+    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)
+    .x_fal_queue_priority(x_fal_queue_priority)
+    .x_fal_request_timeout(x_fal_request_timeout)
+    .x_fal_runner_hint(x_fal_runner_hint)
     .body(body)
     .send()
     .await;
@@ -4430,8 +4526,20 @@ let response = client.flux_pro_kontext_text_to_image()
 
 Sends a `POST` request to `/fal-ai/flux-pro/kontext`
 
+Arguments:
+- `fal_webhook`: A URL the relay POSTs the result to when the job ends.
+- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{"expiration_duration_seconds": N}`.
+- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).
+- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).
+- `x_fal_runner_hint`: Which runner should take the job.
+- `body`
 ```ignore
 let response = client.flux_pro_kontext()
+    .fal_webhook(fal_webhook)
+    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)
+    .x_fal_queue_priority(x_fal_queue_priority)
+    .x_fal_request_timeout(x_fal_request_timeout)
+    .x_fal_runner_hint(x_fal_runner_hint)
     .body(body)
     .send()
     .await;
@@ -4443,8 +4551,20 @@ let response = client.flux_pro_kontext()
 
 Sends a `POST` request to `/fal-ai/flux-1/schnell`
 
+Arguments:
+- `fal_webhook`: A URL the relay POSTs the result to when the job ends.
+- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{"expiration_duration_seconds": N}`.
+- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).
+- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).
+- `x_fal_runner_hint`: Which runner should take the job.
+- `body`
 ```ignore
 let response = client.flux_1_schnell()
+    .fal_webhook(fal_webhook)
+    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)
+    .x_fal_queue_priority(x_fal_queue_priority)
+    .x_fal_request_timeout(x_fal_request_timeout)
+    .x_fal_runner_hint(x_fal_runner_hint)
     .body(body)
     .send()
     .await;
@@ -4456,8 +4576,20 @@ let response = client.flux_1_schnell()
 
 Sends a `POST` request to `/fal-ai/flux-pro/kontext/max/text-to-image`
 
+Arguments:
+- `fal_webhook`: A URL the relay POSTs the result to when the job ends.
+- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{"expiration_duration_seconds": N}`.
+- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).
+- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).
+- `x_fal_runner_hint`: Which runner should take the job.
+- `body`
 ```ignore
 let response = client.flux_pro_kontext_max_text_to_image()
+    .fal_webhook(fal_webhook)
+    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)
+    .x_fal_queue_priority(x_fal_queue_priority)
+    .x_fal_request_timeout(x_fal_request_timeout)
+    .x_fal_runner_hint(x_fal_runner_hint)
     .body(body)
     .send()
     .await;
@@ -5024,14 +5156,88 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct Flux1DevImageToImage<'a> {
         client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
         body: Result<types::builder::Flux1DevImageToImageInput, String>,
     }
     impl<'a> Flux1DevImageToImage<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
                 body: Ok(::std::default::Default::default()),
             }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
@@ -5064,7 +5270,23 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
-            let Self { client, body } = self;
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
             let body = body
                 .and_then(|v| {
                     types::Flux1DevImageToImageInput::try_from(v)
@@ -5072,7 +5294,7 @@ pub mod builder {
                 })
                 .map_err(Error::InvalidRequest)?;
             let url = format!("{}/fal-ai/flux-1/dev/image-to-image", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -5080,6 +5302,23 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
             #[allow(unused_mut)]
             let mut request = client
                 .client
@@ -5089,6 +5328,7 @@ pub mod builder {
                     ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
                 .headers(header_map)
                 .build()?;
             let info = OperationInfo {
@@ -5159,14 +5399,88 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct Flux1DevRedux<'a> {
         client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
         body: Result<types::builder::Flux1DevReduxInput, String>,
     }
     impl<'a> Flux1DevRedux<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
                 body: Ok(::std::default::Default::default()),
             }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
@@ -5196,14 +5510,30 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
-            let Self { client, body } = self;
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
             let body = body
                 .and_then(|v| {
                     types::Flux1DevReduxInput::try_from(v).map_err(|e| e.to_string())
                 })
                 .map_err(Error::InvalidRequest)?;
             let url = format!("{}/fal-ai/flux-1/dev/redux", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -5211,6 +5541,23 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
             #[allow(unused_mut)]
             let mut request = client
                 .client
@@ -5220,6 +5567,7 @@ pub mod builder {
                     ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
                 .headers(header_map)
                 .build()?;
             let info = OperationInfo {
@@ -5290,14 +5638,88 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct Flux1Dev<'a> {
         client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
         body: Result<types::builder::Flux1DevInput, String>,
     }
     impl<'a> Flux1Dev<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
                 body: Ok(::std::default::Default::default()),
             }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
@@ -5325,14 +5747,30 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
-            let Self { client, body } = self;
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
             let body = body
                 .and_then(|v| {
                     types::Flux1DevInput::try_from(v).map_err(|e| e.to_string())
                 })
                 .map_err(Error::InvalidRequest)?;
             let url = format!("{}/fal-ai/flux-1/dev", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -5340,6 +5778,23 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
             #[allow(unused_mut)]
             let mut request = client
                 .client
@@ -5349,6 +5804,7 @@ pub mod builder {
                     ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
                 .headers(header_map)
                 .build()?;
             let info = OperationInfo {
@@ -5419,14 +5875,88 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct Flux1SchnellRedux<'a> {
         client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
         body: Result<types::builder::Flux1SchnellReduxInput, String>,
     }
     impl<'a> Flux1SchnellRedux<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
                 body: Ok(::std::default::Default::default()),
             }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
@@ -5458,14 +5988,30 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
-            let Self { client, body } = self;
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
             let body = body
                 .and_then(|v| {
                     types::Flux1SchnellReduxInput::try_from(v).map_err(|e| e.to_string())
                 })
                 .map_err(Error::InvalidRequest)?;
             let url = format!("{}/fal-ai/flux-1/schnell/redux", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -5473,6 +6019,23 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
             #[allow(unused_mut)]
             let mut request = client
                 .client
@@ -5482,6 +6045,7 @@ pub mod builder {
                     ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
                 .headers(header_map)
                 .build()?;
             let info = OperationInfo {
@@ -5552,14 +6116,88 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct FluxProKontextMaxMulti<'a> {
         client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
         body: Result<types::builder::FluxProKontextMaxMultiInput, String>,
     }
     impl<'a> FluxProKontextMaxMulti<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
                 body: Ok(::std::default::Default::default()),
             }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
@@ -5592,7 +6230,23 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
-            let Self { client, body } = self;
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
             let body = body
                 .and_then(|v| {
                     types::FluxProKontextMaxMultiInput::try_from(v)
@@ -5600,7 +6254,7 @@ pub mod builder {
                 })
                 .map_err(Error::InvalidRequest)?;
             let url = format!("{}/fal-ai/flux-pro/kontext/max/multi", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -5608,6 +6262,23 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
             #[allow(unused_mut)]
             let mut request = client
                 .client
@@ -5617,6 +6288,7 @@ pub mod builder {
                     ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
                 .headers(header_map)
                 .build()?;
             let info = OperationInfo {
@@ -5687,14 +6359,88 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct FluxProKontextMax<'a> {
         client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
         body: Result<types::builder::FluxProKontextMaxInput, String>,
     }
     impl<'a> FluxProKontextMax<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
                 body: Ok(::std::default::Default::default()),
             }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
@@ -5726,14 +6472,30 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
-            let Self { client, body } = self;
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
             let body = body
                 .and_then(|v| {
                     types::FluxProKontextMaxInput::try_from(v).map_err(|e| e.to_string())
                 })
                 .map_err(Error::InvalidRequest)?;
             let url = format!("{}/fal-ai/flux-pro/kontext/max", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -5741,6 +6503,23 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
             #[allow(unused_mut)]
             let mut request = client
                 .client
@@ -5750,6 +6529,7 @@ pub mod builder {
                     ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
                 .headers(header_map)
                 .build()?;
             let info = OperationInfo {
@@ -5820,14 +6600,88 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct FluxProKontextMulti<'a> {
         client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
         body: Result<types::builder::FluxProKontextMultiInput, String>,
     }
     impl<'a> FluxProKontextMulti<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
                 body: Ok(::std::default::Default::default()),
             }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
@@ -5859,7 +6713,23 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
-            let Self { client, body } = self;
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
             let body = body
                 .and_then(|v| {
                     types::FluxProKontextMultiInput::try_from(v)
@@ -5867,7 +6737,7 @@ pub mod builder {
                 })
                 .map_err(Error::InvalidRequest)?;
             let url = format!("{}/fal-ai/flux-pro/kontext/multi", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -5875,6 +6745,23 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
             #[allow(unused_mut)]
             let mut request = client
                 .client
@@ -5884,6 +6771,7 @@ pub mod builder {
                     ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
                 .headers(header_map)
                 .build()?;
             let info = OperationInfo {
@@ -5954,14 +6842,88 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct FluxProKontextTextToImage<'a> {
         client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
         body: Result<types::builder::FluxProKontextTextToImageInput, String>,
     }
     impl<'a> FluxProKontextTextToImage<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
                 body: Ok(::std::default::Default::default()),
             }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
@@ -5994,7 +6956,23 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
-            let Self { client, body } = self;
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
             let body = body
                 .and_then(|v| {
                     types::FluxProKontextTextToImageInput::try_from(v)
@@ -6004,7 +6982,7 @@ pub mod builder {
             let url = format!(
                 "{}/fal-ai/flux-pro/kontext/text-to-image", client.baseurl,
             );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -6012,6 +6990,23 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
             #[allow(unused_mut)]
             let mut request = client
                 .client
@@ -6021,6 +7016,7 @@ pub mod builder {
                     ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
                 .headers(header_map)
                 .build()?;
             let info = OperationInfo {
@@ -6091,14 +7087,88 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct FluxProKontext<'a> {
         client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
         body: Result<types::builder::FluxProKontextInput, String>,
     }
     impl<'a> FluxProKontext<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
                 body: Ok(::std::default::Default::default()),
             }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
@@ -6128,14 +7198,30 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
-            let Self { client, body } = self;
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
             let body = body
                 .and_then(|v| {
                     types::FluxProKontextInput::try_from(v).map_err(|e| e.to_string())
                 })
                 .map_err(Error::InvalidRequest)?;
             let url = format!("{}/fal-ai/flux-pro/kontext", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -6143,6 +7229,23 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
             #[allow(unused_mut)]
             let mut request = client
                 .client
@@ -6152,6 +7255,7 @@ pub mod builder {
                     ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
                 .headers(header_map)
                 .build()?;
             let info = OperationInfo {
@@ -6222,14 +7326,88 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct Flux1Schnell<'a> {
         client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
         body: Result<types::builder::Flux1SchnellInput, String>,
     }
     impl<'a> Flux1Schnell<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
                 body: Ok(::std::default::Default::default()),
             }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
@@ -6259,14 +7437,30 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
-            let Self { client, body } = self;
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
             let body = body
                 .and_then(|v| {
                     types::Flux1SchnellInput::try_from(v).map_err(|e| e.to_string())
                 })
                 .map_err(Error::InvalidRequest)?;
             let url = format!("{}/fal-ai/flux-1/schnell", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -6274,6 +7468,23 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
             #[allow(unused_mut)]
             let mut request = client
                 .client
@@ -6283,6 +7494,7 @@ pub mod builder {
                     ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
                 .headers(header_map)
                 .build()?;
             let info = OperationInfo {
@@ -6353,14 +7565,88 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct FluxProKontextMaxTextToImage<'a> {
         client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
         body: Result<types::builder::FluxProKontextMaxTextToImageInput, String>,
     }
     impl<'a> FluxProKontextMaxTextToImage<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
                 body: Ok(::std::default::Default::default()),
             }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
@@ -6393,7 +7679,23 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
-            let Self { client, body } = self;
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
             let body = body
                 .and_then(|v| {
                     types::FluxProKontextMaxTextToImageInput::try_from(v)
@@ -6403,7 +7705,7 @@ pub mod builder {
             let url = format!(
                 "{}/fal-ai/flux-pro/kontext/max/text-to-image", client.baseurl,
             );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -6411,6 +7713,23 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
             #[allow(unused_mut)]
             let mut request = client
                 .client
@@ -6420,6 +7739,7 @@ pub mod builder {
                     ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
                 .headers(header_map)
                 .build()?;
             let info = OperationInfo {
