@@ -52,8 +52,7 @@ pub fn merge_with_warnings(
         return Err(Errors(errors));
     }
     default_outputs(&mut doc);
-    submit_responses(&mut doc, authored);
-    submit_parameters(&mut doc, authored);
+    submit_defaults(&mut doc, authored);
     let page_schemas: BTreeSet<String> = state.schema_origin.iter().filter(|(_, s)| s.1).map(|(n, _)| n.clone()).collect();
     dedupe_shared_shapes(&mut doc, &page_schemas);
     crate::names::stable_type_names(&mut doc);
@@ -367,44 +366,32 @@ pub fn apply_overlay(doc: &mut Value, overlay: &Document) -> Result<(), Errors> 
     if errors.is_empty() { Ok(()) } else { Err(Errors(errors)) }
 }
 
-/// Adds the error answers every submit can give (`x-falq-submit-responses` of the
-/// authored spec) to each endpoint's submit, where its page leaves them out.
-/// Adds the request options every submit takes (`x-falq-submit-parameters` of the authored
-/// documents) to every endpoint, unless its page declares a parameter of the same name.
-fn submit_parameters(doc: &mut Value, authored: &[Document]) {
-    let standard: Vec<Value> =
-        authored.iter().filter_map(|d| d.value.get("x-falq-submit-parameters").and_then(Value::as_array)).flatten().cloned().collect();
-    if standard.is_empty() {
-        return;
-    }
+/// Adds what every submit has (from the authored documents) to each endpoint's submit,
+/// where its page leaves it out: the error answers every submit can give
+/// (`x-falq-submit-responses`, by status code) and fal's request options
+/// (`x-falq-submit-parameters`, by parameter name, case-insensitively).
+fn submit_defaults(doc: &mut Value, authored: &[Document]) {
+    let extension = |key: &'static str| authored.iter().filter_map(move |d| d.value.get(key));
+    let responses: Map<String, Value> = extension("x-falq-submit-responses").filter_map(Value::as_object).flat_map(|m| m.clone()).collect();
+    let parameters: Vec<Value> = extension("x-falq-submit-parameters").filter_map(Value::as_array).flatten().cloned().collect();
+    let name_of = |p: &Value| p.get("name").and_then(Value::as_str).map(str::to_ascii_lowercase);
     for_each_operation(doc, |_, _, op| {
         if !op.contains_key("x-falq-endpoint-id") {
             return;
         }
-        let params = op.entry("parameters").or_insert_with(|| Value::Array(vec![]));
-        let Some(params) = params.as_array_mut() else { return };
-        let name_of = |p: &Value| p.get("name").and_then(Value::as_str).map(str::to_ascii_lowercase);
-        for p in &standard {
-            if !params.iter().any(|q| name_of(q) == name_of(p)) {
-                params.push(p.clone());
+        if let Some(given) = op.get_mut("responses").and_then(Value::as_object_mut) {
+            for (code, r) in &responses {
+                given.entry(code.clone()).or_insert_with(|| r.clone());
             }
         }
-    });
-}
-
-fn submit_responses(doc: &mut Value, authored: &[Document]) {
-    let standard: Map<String, Value> = authored
-        .iter()
-        .filter_map(|d| d.value.get("x-falq-submit-responses").and_then(Value::as_object))
-        .flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())))
-        .collect();
-    for_each_operation(doc, |_, _, op| {
-        if !op.contains_key("x-falq-endpoint-id") {
+        if parameters.is_empty() {
             return;
         }
-        if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
-            for (code, r) in &standard {
-                responses.entry(code.clone()).or_insert_with(|| r.clone());
+        if let Some(given) = op.entry("parameters").or_insert_with(|| Value::Array(vec![])).as_array_mut() {
+            for p in &parameters {
+                if !given.iter().any(|q| name_of(q) == name_of(p)) {
+                    given.push(p.clone());
+                }
             }
         }
     });

@@ -123,9 +123,16 @@ impl BatchArgs {
 struct Line {
     number: u64,
     /// Its input as it will be sent (files still paths), or why it cannot be.
-    input: Result<Value, String>,
+    input: Result<Input, String>,
     /// Its fields as written, for the sheet.
     shown: Value,
+}
+
+/// A valid line's input and the hash the journal knows it by.
+#[derive(Debug)]
+struct Input {
+    value: Value,
+    hash: String,
 }
 
 /// A stable 64-bit FNV-1a hash, as hex: the same input hashes the same in every version.
@@ -181,7 +188,10 @@ fn read_lines(
     let mut lines = Vec::new();
     let finish = |number: u64, fields: Result<Map<String, Value>, String>| {
         let shown = fields.as_ref().map(|f| shown_input(&Value::Object(f.clone()))).unwrap_or(Value::Null);
-        let input = fields.and_then(|f| inputs::batch_line(e, f, common, base));
+        let input = fields.and_then(|f| inputs::batch_line(e, f, common, base)).map(|value| {
+            let hash = fnv1a(value.to_string().as_bytes());
+            Input { value, hash }
+        });
         Line { number, input, shown }
     };
     match format {
@@ -333,6 +343,8 @@ impl Ctx {
             .map(|(result, files)| Saved::of(&result, files));
         ticket.left();
         let entry = outcome_entry(&handle.request_id, outcome.as_ref());
+        // The line stands where its journal entry says (no entry: still pending).
+        let state = state_of(entry.as_ref());
         let journaled = match entry {
             Some(entry) => self.writer.append(entry).await,
             None => Ok(()),
@@ -346,12 +358,7 @@ impl Ctx {
                 row.error = None;
             }
             Err(e) => {
-                row.state = match e {
-                    FalqError::JobFailed { .. } => State::Failed,
-                    FalqError::Expired { .. } => State::Expired,
-                    FalqError::Timeout { cancelled: true, .. } => State::Cancelled,
-                    _ => State::Pending,
-                };
+                row.state = state;
                 row.error = Some(e.to_string());
             }
         });
@@ -422,14 +429,14 @@ impl Ctx {
     }
 }
 
-/// The state a journaled job puts its line in.
-fn state_of(job: &Job) -> State {
-    match job.state() {
-        "done" => State::Done,
-        "failed" => State::Failed,
-        "cancelled" => State::Cancelled,
-        "expired" => State::Expired,
-        "maybe-submitted" => State::MaybeSubmitted,
+/// The state a job's latest journal entry puts its line in (no entry yet: pending).
+fn state_of(latest: Option<&Entry>) -> State {
+    match latest {
+        Some(Entry::Done { .. }) => State::Done,
+        Some(Entry::Failed { .. }) => State::Failed,
+        Some(Entry::Cancelled { .. }) => State::Cancelled,
+        Some(Entry::Expired { .. }) => State::Expired,
+        Some(Entry::Intent { .. }) => State::MaybeSubmitted,
         _ => State::Pending,
     }
 }
@@ -493,8 +500,7 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
     // A line sent before must be the same line now.
     for l in &lines {
         let (Ok(input), Some(job)) = (&l.input, journaled.get(&l.number)) else { continue };
-        let hash = fnv1a(input.to_string().as_bytes());
-        if job.submitted.batch_line().is_some_and(|b| b.hash != hash) {
+        if job.submitted.batch_line().is_some_and(|b| b.hash != input.hash) {
             return Err(Usage(format!(
                 "line {} of {} changed since this batch sent it (as {}): finish the batch with its original file, or start a new one with another --out; nothing was sent",
                 l.number,
@@ -547,10 +553,9 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
                 continue;
             }
         };
-        let hash = fnv1a(input.to_string().as_bytes());
         let mut submit = true;
         if let Some(job) = journaled.get(&l.number) {
-            let state = state_of(job);
+            let state = state_of(Some(&job.latest));
             let on_dead_sim = matches!(&job.submitted, Entry::Submitted { sim: true, .. } | Entry::Intent { sim: true, .. });
             row.request_id = job.request_id().map(str::to_string);
             match (&job.latest, state) {
@@ -582,7 +587,7 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
         }
         board.set(row);
         if submit {
-            work.push_back(Work::Submit { line: l.number, input: input.clone(), hash });
+            work.push_back(Work::Submit { line: l.number, input: input.value.clone(), hash: input.hash.clone() });
         }
     }
     if resent_sim > 0 {
@@ -793,9 +798,12 @@ mod tests {
         let lines = read_lines(schnell(), Format::Csv, text, &common, Path::new(".")).unwrap_or_else(|_| panic!());
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[0].number, 2);
-        assert_eq!(lines[0].input.as_ref().unwrap(), &json!({"prompt": "a, with comma", "num_images": 2, "output_format": "png"}));
+        assert_eq!(lines[0].input.as_ref().unwrap().value, json!({"prompt": "a, with comma", "num_images": 2, "output_format": "png"}));
         assert_eq!(lines[1].number, 3, "a record is numbered by the line it starts on");
-        assert_eq!(lines[1].input.as_ref().unwrap(), &json!({"prompt": "multi\nline", "seed": 7, "num_images": 3, "output_format": "png"}));
+        assert_eq!(
+            lines[1].input.as_ref().unwrap().value,
+            json!({"prompt": "multi\nline", "seed": 7, "num_images": 3, "output_format": "png"})
+        );
         assert_eq!(lines[2].number, 5);
         assert!(lines[2].input.as_ref().unwrap_err().contains("\"two\" is not an integer"));
     }
@@ -804,7 +812,7 @@ mod tests {
     fn a_spreadsheets_byte_order_mark_and_crlf_lines_are_read() {
         let text = "\u{feff}prompt,seed\r\na,1\r\nb,2\r\n";
         let lines = read_lines(schnell(), Format::Csv, text, &Map::new(), Path::new(".")).unwrap_or_else(|_| panic!());
-        assert_eq!(lines[1].input.as_ref().unwrap(), &json!({"prompt": "b", "seed": 2}));
+        assert_eq!(lines[1].input.as_ref().unwrap().value, json!({"prompt": "b", "seed": 2}));
         let jsonl = "{\"prompt\": \"a\"}\r\n{\"prompt\": \"b\"}\r\n";
         let lines = read_lines(schnell(), Format::Jsonl, jsonl, &Map::new(), Path::new(".")).unwrap_or_else(|_| panic!());
         assert!(lines.iter().all(|l| l.input.is_ok()), "{lines:?}");

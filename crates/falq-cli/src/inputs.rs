@@ -158,10 +158,9 @@ pub fn build_input(e: &'static EndpointInfo, input: Option<&str>, sets: &[String
             }
         }
     };
-    let names: Vec<&str> = e.fields.iter().map(|f| f.name).collect();
-    let unknown = |k: &str| Usage(format!("{}: unknown field {k:?}; valid fields: {}", e.id, names.join(", ")));
+    let unknown = |k: &str| Usage(format!("{}: {}", e.id, unknown_field(e, "field", k)));
     for k in obj.keys() {
-        if !names.contains(&k.as_str()) {
+        if field(e, k).is_none() {
             return Err(unknown(k));
         }
     }
@@ -192,6 +191,12 @@ pub fn build_input(e: &'static EndpointInfo, input: Option<&str>, sets: &[String
     Ok(value)
 }
 
+/// `unknown field "colour"; valid fields: image_url, image_size, ...`.
+fn unknown_field(e: &EndpointInfo, what: &str, name: &str) -> String {
+    let names: Vec<&str> = e.fields.iter().map(|f| f.name).collect();
+    format!("unknown {what} {name:?}; valid fields: {}", names.join(", "))
+}
+
 /// The `--set` values of a batch, typed by the endpoint's schema: fields every line gets
 /// unless it gives its own.
 pub fn typed_sets(e: &'static EndpointInfo, sets: &[String]) -> Result<Map<String, Value>, Usage> {
@@ -202,8 +207,7 @@ pub fn typed_sets(e: &'static EndpointInfo, sets: &[String]) -> Result<Map<Strin
         };
         let k = k.trim();
         let Some(f) = field(e, k) else {
-            let names: Vec<&str> = e.fields.iter().map(|f| f.name).collect();
-            return usage(format!("--set: {}: unknown field {k:?}; valid fields: {}", e.id, names.join(", ")));
+            return usage(format!("--set: {}: {}", e.id, unknown_field(e, "field", k)));
         };
         obj.insert(k.to_string(), typed_value(f, raw)?);
     }
@@ -213,8 +217,7 @@ pub fn typed_sets(e: &'static EndpointInfo, sets: &[String]) -> Result<Map<Strin
 /// A CSV cell typed by its column's field (an empty cell is no value).
 pub fn typed_cell(e: &'static EndpointInfo, column: &str, raw: &str) -> Result<Option<Value>, String> {
     let Some(f) = field(e, column) else {
-        let names: Vec<&str> = e.fields.iter().map(|f| f.name).collect();
-        return Err(format!("unknown column {column:?}; valid fields: {}", names.join(", ")));
+        return Err(unknown_field(e, "column", column));
     };
     if raw.is_empty() {
         return Ok(None);
@@ -232,9 +235,8 @@ pub fn batch_line(
     common: &Map<String, Value>,
     base: &Path,
 ) -> Result<Value, String> {
-    let names: Vec<&str> = e.fields.iter().map(|f| f.name).collect();
-    if let Some(k) = obj.keys().find(|k| !names.contains(&k.as_str())) {
-        return Err(format!("unknown field {k:?}; valid fields: {}", names.join(", ")));
+    if let Some(k) = obj.keys().find(|k| field(e, k).is_none()) {
+        return Err(unknown_field(e, "field", k));
     }
     for (k, v) in common {
         if !obj.contains_key(k) {

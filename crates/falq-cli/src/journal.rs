@@ -263,15 +263,7 @@ impl Journal {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], 0)),
             Err(e) => return Err(e),
         };
-        let mut entries = Vec::new();
-        let mut unreadable = 0;
-        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
-            match std::str::from_utf8(line).ok().and_then(|l| serde_json::from_str::<Entry>(l).ok()) {
-                Some(entry) => entries.push(entry),
-                None => unreadable += 1,
-            }
-        }
-        Ok((entries, unreadable))
+        Ok(parse(&bytes))
     }
 
     /// The entries of the journal's last `max_bytes` (whole lines only): what a run needs
@@ -290,10 +282,7 @@ impl Journal {
         f.take(max_bytes).read_to_end(&mut bytes)?;
         // A tail that starts mid-line skips that line's rest.
         let whole = if start > 0 { bytes.iter().position(|b| *b == b'\n').map_or(&[][..], |i| &bytes[i + 1..]) } else { &bytes[..] };
-        Ok(whole
-            .split(|b| *b == b'\n')
-            .filter_map(|l| std::str::from_utf8(l).ok().and_then(|l| serde_json::from_str::<Entry>(l).ok()))
-            .collect())
+        Ok(parse(whole).0)
     }
 
     /// Every job, in the order they were started, and how many lines could not be read.
@@ -301,6 +290,20 @@ impl Journal {
         let (entries, unreadable) = self.entries()?;
         Ok((jobs_of(entries), unreadable))
     }
+}
+
+/// The entries of journal lines, and how many lines could not be read (blank lines are
+/// neither).
+fn parse(bytes: &[u8]) -> (Vec<Entry>, usize) {
+    let mut entries = Vec::new();
+    let mut unreadable = 0;
+    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
+        match std::str::from_utf8(line).ok().and_then(|l| serde_json::from_str::<Entry>(l).ok()) {
+            Some(entry) => entries.push(entry),
+            None => unreadable += 1,
+        }
+    }
+    (entries, unreadable)
 }
 
 /// The jobs of a journal's entries, in the order they were started.

@@ -220,8 +220,7 @@ impl Transport {
                 // short under its own length) is asked for again like a cut-short body;
                 // after the last attempt it goes to the caller, whose decode says what it is.
                 Ok(body)
-                    if call.idempotent()
-                        && matches!(call, Call::Status | Call::Result)
+                    if matches!(call, Call::Status | Call::Result)
                         && (200..300).contains(&status)
                         && reads < self.config.retry.max_attempts
                         && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() =>
