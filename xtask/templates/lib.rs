@@ -14,6 +14,10 @@
 //!   operation id) before sending, and retry per [`retry::RetryPolicy`] in the one retry
 //!   loop of the project ([`send_retrying`]), which the `falq` queue layer runs too.
 //!
+//! - A queue layer puts its own transport under the typed operations with
+//!   [`Hooks::with_executor`]: the operation builds the request as the spec describes it,
+//!   the [`Executor`] sends it.
+//!
 //! Nothing here polls or rewrites URLs: that is the `falq` crate's job. Every file of
 //! this crate is written by regen; the hand-written support is the `falq-core` crate.
 #![forbid(unsafe_code)]
@@ -54,13 +58,32 @@ pub fn client_for(base_url: &str, http: reqwest::Client, hooks: Hooks) -> Client
 }
 
 /// What every call of the generated [`Client`] carries: the `Authorization` value (sent
-/// only to the base URL's origin) and the retry policy.
+/// only to the base URL's origin), the retry policy, and who sends the requests.
 #[derive(Clone, Debug, Default)]
 pub struct Hooks {
     authorization: Option<reqwest::header::HeaderValue>,
     /// How calls are retried (the submit of a paid job only when it cannot have arrived).
     pub retry: retry::RetryPolicy,
+    executor: Option<std::sync::Arc<dyn Executor>>,
 }
+
+/// Sends the requests the generated operations build, in place of [`send_retrying`]: how
+/// a queue layer (the `falq` crate) runs the typed operations over its own transport
+/// (its cap on calls in flight, its reading of answers, its errors). The request has
+/// passed [`Hooks`]' checks (its origin, an endpoint's input) when it gets here.
+pub trait Executor: Send + Sync + std::fmt::Debug {
+    /// Sends `request`, the operation's `call`, and answers the response, or why none came.
+    fn execute(
+        &self,
+        request: reqwest::Request,
+        call: retry::Call,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<reqwest::Response, NoAnswer>> + Send + '_>>;
+}
+
+/// Why an [`Executor`] has no response: the operation answers
+/// `progenitor_client::Error::Custom` with it.
+#[derive(Clone, Debug)]
+pub struct NoAnswer(pub String);
 
 impl Hooks {
     /// Sends `Authorization: {scheme} {key}` (`Bearer` for relays, `Key` for fal.ai itself)
@@ -76,6 +99,12 @@ impl Hooks {
     /// With this retry policy.
     pub fn with_retry(mut self, retry: retry::RetryPolicy) -> Hooks {
         self.retry = retry;
+        self
+    }
+
+    /// Sends every call through `executor` (the retry policy is then the executor's).
+    pub fn with_executor(mut self, executor: std::sync::Arc<dyn Executor>) -> Hooks {
+        self.executor = Some(executor);
         self
     }
 }
@@ -185,8 +214,33 @@ impl progenitor_client::ClientHooks<Hooks> for Client {
         Ok(())
     }
 
-    /// Sends in the one retry loop, as the operation's call allows.
+    /// An executor's missing answer becomes the operation's error.
+    async fn post<E>(
+        &self,
+        result: &reqwest::Result<reqwest::Response>,
+        _info: &progenitor_client::OperationInfo,
+    ) -> Result<(), progenitor_client::Error<E>> {
+        match result.as_ref().ok().and_then(|r| r.extensions().get::<NoAnswer>()) {
+            Some(NoAnswer(why)) => Err(progenitor_client::Error::Custom(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends in the one retry loop, as the operation's call allows, or through the
+    /// executor of the hooks.
     async fn exec(&self, request: reqwest::Request, info: &progenitor_client::OperationInfo) -> reqwest::Result<reqwest::Response> {
+        if let Some(executor) = &self.inner.executor {
+            return Ok(match executor.execute(request, call_of(info.operation_id)).await {
+                Ok(response) => response,
+                // No response to hand on: an empty one carrying why, which `post` turns
+                // into the operation's error before anything reads it.
+                Err(why) => {
+                    let mut none = reqwest::Response::from(http::Response::new(Vec::<u8>::new()));
+                    none.extensions_mut().insert(why);
+                    none
+                }
+            });
+        }
         // The request was built by the operation: a copy is kept for the retries.
         let spare = request.try_clone();
         let again = || spare.as_ref().and_then(reqwest::Request::try_clone);

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use falq_api::types::{CancelStatus, FalError, QueueStatus, QueueStatusKind};
 use falq_api::{Endpoint, Validate};
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -21,7 +22,7 @@ use crate::knowledge::{Knowledge, Probe};
 use crate::options::SubmitOptions;
 use crate::poll::{PollState, Seen};
 use crate::retry::Call;
-use crate::rewrite::{endpoint_url, onto_base, queue_url, validate_endpoint_id, validate_request_id};
+use crate::rewrite::{endpoint_url, onto_base, queue_path, queue_url, validate_endpoint_id, validate_request_id};
 use crate::sse::SseParser;
 
 /// A client of one relay (or of fal.ai): cheap to clone, shareable across tasks. Its
@@ -216,6 +217,58 @@ impl RequestHandle {
         CallCtx { endpoint: &self.endpoint_id, request_id: Some(&self.request_id) }
     }
 
+    /// Sends a status (with its log lines when `logs`), result or cancel call through its
+    /// generated operation: progenitor builds the request from the spec (path, method,
+    /// query, headers) and runs its hooks' checks, and this client's transport sends it and
+    /// reads the answer whole, which is what comes back (falq tells its answers apart on
+    /// their bytes). `None` when the URL the relay gave is not of the operation's shape
+    /// ([`queue_path`]): the caller sends to it as it is.
+    async fn via_operation(&self, call: Call, url: &Url, logs: bool) -> Option<Result<(Answer, Option<Decoded>), Error>> {
+        let suffix = match call {
+            Call::Status => "/status",
+            Call::Cancel => "/cancel",
+            _ => "",
+        };
+        let path = queue_path(url, suffix)?;
+        let exec = Arc::new(OpCall {
+            transport: self.client.transport.clone(),
+            endpoint: self.endpoint_id.clone(),
+            request_id: self.request_id.clone(),
+            answer: std::sync::Mutex::new(None),
+        });
+        let hooks = falq_api::Hooks::default().with_executor(exec.clone());
+        let api = falq_api::client_for(&path.prefix, self.client.transport.api_http().clone(), hooks);
+        // What the operation decoded, when it could; the transport kept the bytes for the rest.
+        let (owner, app, id) = (&path.owner, &path.app, &path.request_id);
+        let decoded = match call {
+            Call::Status => {
+                let op = api.queue_status().owner(owner).app(app).request_id(id);
+                let op = if logs { op.logs(1) } else { op };
+                op.send().await.ok().map(|v| Decoded::Status(v.into_inner()))
+            }
+            Call::Cancel => match api.queue_cancel().owner(owner).app(app).request_id(id).send().await {
+                Ok(v) => Some(Decoded::Cancel(v.into_inner())),
+                Err(progenitor_client::Error::ErrorResponse(v)) => Some(Decoded::Cancel(v.into_inner())),
+                Err(_) => None,
+            },
+            _ => api
+                .queue_result()
+                .owner(owner)
+                .app(app)
+                .request_id(id)
+                .send()
+                .await
+                .ok()
+                .map(|v| Decoded::Output(Value::Object(v.into_inner().0))),
+        };
+        let answer = exec.answer.lock().ok().and_then(|mut a| a.take());
+        // Nothing reached the transport: the operation refused the request before sending.
+        Some(match answer {
+            Some(answer) => answer.map(|a| (a, decoded)),
+            None => Err(self.err(call, "the generated operation refused the request; nothing was sent")),
+        })
+    }
+
     fn err(&self, call: Call, message: impl Into<String>) -> Error {
         Error::Protocol { endpoint: self.endpoint_id.clone(), request_id: Some(self.request_id.clone()), call, message: message.into() }
     }
@@ -227,17 +280,27 @@ impl RequestHandle {
 
     /// The status and the server's `Retry-After`, if it gave one.
     async fn status_answer(&self, logs: Logs) -> Result<(QueueStatus, Option<Duration>), Error> {
-        let mut url = self.status_url.clone();
-        if logs == Logs::Include {
-            url.query_pairs_mut().append_pair("logs", "1");
-        }
-        let answer = self.client.transport.call(Call::Status, Method::GET, &url, None, &self.ctx()).await?;
+        let include = logs == Logs::Include;
+        let (answer, decoded) = match self.via_operation(Call::Status, &self.status_url, include).await {
+            Some(answer) => answer?,
+            None => {
+                let mut url = self.status_url.clone();
+                if include {
+                    url.query_pairs_mut().append_pair("logs", "1");
+                }
+                (self.client.transport.call(Call::Status, Method::GET, &url, None, &self.ctx()).await?, None)
+            }
+        };
         if !(200..300).contains(&answer.status) {
             return Err(answer_error(&self.endpoint_id, Some(&self.request_id), Call::Status, &answer));
         }
         let retry_after =
             answer.headers.get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(crate::retry::parse_retry_after);
-        Ok((decode(&answer, &self.endpoint_id, Some(&self.request_id), Call::Status)?, retry_after))
+        let status = match decoded {
+            Some(Decoded::Status(status)) => status,
+            _ => decode(&answer, &self.endpoint_id, Some(&self.request_id), Call::Status)?,
+        };
+        Ok((status, retry_after))
     }
 
     /// Waits until the job completes (per the client's wait policy, without its deadline).
@@ -473,7 +536,10 @@ impl RequestHandle {
     /// One result call, told apart: the output, or "not finished yet" (a 202 or 400, or a
     /// status body where the output should be, as some relays answer).
     async fn fetch_result(&self) -> Result<Fetched, Error> {
-        let answer = self.client.transport.call(Call::Result, Method::GET, &self.response_url, None, &self.ctx()).await?;
+        let (answer, decoded) = match self.via_operation(Call::Result, &self.response_url, false).await {
+            Some(answer) => answer?,
+            None => (self.client.transport.call(Call::Result, Method::GET, &self.response_url, None, &self.ctx()).await?, None),
+        };
         if matches!(answer.status, 202 | 400) {
             let status = serde_json::from_slice::<QueueStatus>(&answer.body)
                 .map(|s| s.status.to_string())
@@ -483,7 +549,10 @@ impl RequestHandle {
         if !(200..300).contains(&answer.status) {
             return Err(answer_error(&self.endpoint_id, Some(&self.request_id), Call::Result, &answer));
         }
-        let value: Value = decode(&answer, &self.endpoint_id, Some(&self.request_id), Call::Result)?;
+        let value: Value = match decoded {
+            Some(Decoded::Output(value)) => value,
+            _ => decode(&answer, &self.endpoint_id, Some(&self.request_id), Call::Result)?,
+        };
         let check = falq_api::endpoint(&self.endpoint_id).map(|e| (e.check_output, e.output_schema));
         let verdict = match check {
             Some((check, _)) => check(&value),
@@ -544,8 +613,15 @@ impl RequestHandle {
 
     /// Asks the server to cancel the job.
     pub async fn cancel(&self) -> Result<CancelStatus, Error> {
-        let answer = self.client.transport.call(Call::Cancel, Method::PUT, &self.cancel_url, None, &self.ctx()).await?;
-        if let Ok(v) = serde_json::from_slice::<falq_api::types::CancelResponse>(&answer.body)
+        let (answer, decoded) = match self.via_operation(Call::Cancel, &self.cancel_url, false).await {
+            Some(answer) => answer?,
+            None => (self.client.transport.call(Call::Cancel, Method::PUT, &self.cancel_url, None, &self.ctx()).await?, None),
+        };
+        let cancel = match decoded {
+            Some(Decoded::Cancel(c)) => Some(c),
+            _ => serde_json::from_slice::<falq_api::types::CancelResponse>(&answer.body).ok(),
+        };
+        if let Some(v) = cancel
             && matches!(answer.status, 200..=299 | 400 | 404)
         {
             return Ok(v.status);
@@ -609,6 +685,45 @@ impl RequestHandle {
             }
         }
     }
+}
+
+/// The executor of one generated queue operation: sends the request the operation built
+/// through the client's transport, and keeps the answer (or the error) for the handle.
+#[derive(Debug)]
+struct OpCall {
+    transport: Arc<Transport>,
+    endpoint: String,
+    request_id: String,
+    answer: std::sync::Mutex<Option<Result<Answer, Error>>>,
+}
+
+impl falq_api::Executor for OpCall {
+    fn execute(&self, request: reqwest::Request, call: Call) -> BoxFuture<'_, Result<reqwest::Response, falq_api::NoAnswer>> {
+        Box::pin(async move {
+            let ctx = CallCtx { endpoint: &self.endpoint, request_id: Some(&self.request_id) };
+            let answer = self.transport.exchange(call, &|| request.try_clone(), &ctx).await;
+            let response = match &answer {
+                Ok(a) => {
+                    let mut response = http::Response::new(a.body.clone());
+                    *response.status_mut() = http::StatusCode::from_u16(a.status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+                    *response.headers_mut() = a.headers.clone();
+                    Ok(reqwest::Response::from(response))
+                }
+                Err(e) => Err(falq_api::NoAnswer(e.to_string())),
+            };
+            if let Ok(mut slot) = self.answer.lock() {
+                *slot = Some(answer);
+            }
+            response
+        })
+    }
+}
+
+/// What a generated operation decoded from its answer.
+enum Decoded {
+    Status(QueueStatus),
+    Output(Value),
+    Cancel(falq_api::types::CancelResponse),
 }
 
 /// What one result call found.

@@ -31,7 +31,7 @@ pub struct Transport {
 }
 
 /// An answer, read whole.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Answer {
     /// The HTTP status.
     pub status: u16,
@@ -78,6 +78,11 @@ impl Transport {
         Ok(Self { config, api, media, auth, in_flight })
     }
 
+    /// The HTTP client of API calls (generated operations are built on it).
+    pub(crate) fn api_http(&self) -> &reqwest::Client {
+        &self.api
+    }
+
     /// The base URL.
     pub fn base(&self) -> &Url {
         &self.config.base_url
@@ -90,24 +95,30 @@ impl Transport {
         url: &Url,
         body: Option<&Bytes>,
         headers: &reqwest::header::HeaderMap,
-    ) -> reqwest::RequestBuilder {
-        let media = call == Call::Download;
-        let client = if media { &self.media } else { &self.api };
+    ) -> reqwest::Result<reqwest::Request> {
+        let client = if call == Call::Download { &self.media } else { &self.api };
         let mut rb = client.request(method, url.clone()).headers(headers.clone());
-        // The key goes to the base's origin and nowhere else; media downloads never carry it.
-        if !media
-            && same_origin(url, &self.config.base_url)
-            && let Some(auth) = &self.auth
-        {
-            rb = rb.header(reqwest::header::AUTHORIZATION, auth.clone());
-        }
         if let Some(body) = body {
             rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
         }
-        if call != Call::Stream && !media {
-            rb = rb.timeout(self.config.timeouts.request);
+        rb.build()
+    }
+
+    /// What every request gets however it was built (by a generated operation or from a
+    /// URL): the key, only for the base's origin and never on a media download, and the
+    /// per-call time limit (not on streams and downloads, long by nature).
+    fn prepare(&self, call: Call, mut request: reqwest::Request) -> reqwest::Request {
+        let media = call == Call::Download;
+        if !media
+            && same_origin(request.url(), &self.config.base_url)
+            && let Some(auth) = &self.auth
+        {
+            request.headers_mut().insert(reqwest::header::AUTHORIZATION, auth.clone());
         }
-        rb
+        if call != Call::Stream && !media {
+            *request.timeout_mut() = Some(self.config.timeouts.request);
+        }
+        request
     }
 
     /// Sends a call and returns the response (headers only read), retrying per policy.
@@ -133,24 +144,38 @@ impl Transport {
         headers: &reqwest::header::HeaderMap,
         ctx: &CallCtx<'_>,
     ) -> Result<reqwest::Response, Error> {
-        if call != Call::Download && !same_origin(url, &self.config.base_url) {
-            return Err(Error::Protocol {
-                endpoint: ctx.endpoint.to_string(),
-                request_id: ctx.request_id.map(str::to_string),
-                call,
-                message: format!("refusing to send the key to {url}, which is not on the base URL"),
-            });
-        }
-        let build = || self.request(call, method.clone(), url, body.as_ref(), headers).build();
-        let request = build().map_err(|e| Error::Protocol {
+        let build = || self.request(call, method.clone(), url, body.as_ref(), headers);
+        let first = build().map_err(|e| Error::Protocol {
             endpoint: ctx.endpoint.to_string(),
             request_id: ctx.request_id.map(str::to_string),
             call,
             message: format!("the request cannot be built: {e}"),
         })?;
+        self.send_made(call, first, &|| build().ok(), ctx).await
+    }
+
+    /// Sends a request made elsewhere (`again` makes it anew for each retry, or `None`
+    /// when it cannot), in the one retry loop: the key confined to the base's origin, a
+    /// redirect off it refused.
+    async fn send_made(
+        &self,
+        call: Call,
+        first: reqwest::Request,
+        again: &(dyn Fn() -> Option<reqwest::Request> + Sync),
+        ctx: &CallCtx<'_>,
+    ) -> Result<reqwest::Response, Error> {
+        if call != Call::Download && !same_origin(first.url(), &self.config.base_url) {
+            return Err(Error::Protocol {
+                endpoint: ctx.endpoint.to_string(),
+                request_id: ctx.request_id.map(str::to_string),
+                call,
+                message: format!("refusing to send the key to {}, which is not on the base URL", first.url()),
+            });
+        }
         let client = if call == Call::Download { &self.media } else { &self.api };
-        // Each retry builds its request afresh: nothing is held for it while a call is out.
-        match falq_api::send_retrying(client, &self.config.retry, call, request, || build().ok()).await {
+        // Each retry makes its request afresh: nothing is held for it while a call is out.
+        let again = || again().map(|r| self.prepare(call, r));
+        match falq_api::send_retrying(client, &self.config.retry, call, self.prepare(call, first), again).await {
             Ok(resp) if resp.status().is_redirection() => {
                 let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
                 Err(Error::ForeignRedirect { endpoint: ctx.endpoint.to_string(), call, location })
@@ -189,8 +214,21 @@ impl Transport {
         headers: &reqwest::header::HeaderMap,
         ctx: &CallCtx<'_>,
     ) -> Result<Answer, Error> {
+        let build = || self.request(call, method.clone(), url, body.as_ref(), headers).ok();
+        self.exchange(call, &build, ctx).await
+    }
+
+    /// Sends the request `make` makes (once per attempt and per read) and reads the whole
+    /// answer, in one of the `max_in_flight` slots: the one way every short call of the
+    /// client goes out, whether a generated operation or a URL built the request.
+    pub(crate) async fn exchange(
+        &self,
+        call: Call,
+        make: &(dyn Fn() -> Option<reqwest::Request> + Sync),
+        ctx: &CallCtx<'_>,
+    ) -> Result<Answer, Error> {
         let slot = self.in_flight.acquire().await;
-        let answer = self.call_in_slot(call, method, url, body, headers, ctx).await;
+        let answer = self.read_in_slot(call, make, ctx).await;
         self.in_flight.release(slot, answer.as_ref().map(|a| a.status).ok());
         answer
     }
@@ -200,19 +238,24 @@ impl Transport {
         self.in_flight.limit()
     }
 
-    async fn call_in_slot(
+    async fn read_in_slot(
         &self,
         call: Call,
-        method: Method,
-        url: &Url,
-        body: Option<Bytes>,
-        headers: &reqwest::header::HeaderMap,
+        make: &(dyn Fn() -> Option<reqwest::Request> + Sync),
         ctx: &CallCtx<'_>,
     ) -> Result<Answer, Error> {
         let mut reads = 0u32;
         loop {
             reads += 1;
-            let resp = self.send_with(call, method.clone(), url, body.clone(), headers, ctx).await?;
+            let Some(first) = make() else {
+                return Err(Error::Protocol {
+                    endpoint: ctx.endpoint.to_string(),
+                    request_id: ctx.request_id.map(str::to_string),
+                    call,
+                    message: "the request cannot be built".into(),
+                });
+            };
+            let resp = self.send_made(call, first, make, ctx).await?;
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
             match read_capped(resp, self.config.http.max_body).await {

@@ -44,6 +44,46 @@ pub fn queue_url(base: &Url, app_id: &str, request_id: &str, suffix: &str) -> Ur
     url
 }
 
+/// A queue URL as the spec's operations name it: `{prefix}/{owner}/{app}/requests/{id}`
+/// and a suffix (`/status`, `/cancel`, none for the result).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuePath {
+    /// Scheme, host, port and any path before `{owner}`: the generated client's base URL
+    /// for this call (`workflows` of a three-segment app id stays in it).
+    pub prefix: String,
+    /// The owner segment (`fal-ai`).
+    pub owner: String,
+    /// The app segment (`flux-1`).
+    pub app: String,
+    /// The request id.
+    pub request_id: String,
+}
+
+/// Reads `url` as a queue URL ending in `/requests/{id}{suffix}` after at least two
+/// segments; `None` when the spec's operations cannot say it (no such shape, a query, an
+/// escaped segment the operation would escape again): that call goes to the URL as it is.
+pub fn queue_path(url: &Url, suffix: &str) -> Option<QueuePath> {
+    if url.query().is_some() || url.fragment().is_some() || url.cannot_be_a_base() {
+        return None;
+    }
+    let segments: Vec<&str> = url.path().trim_start_matches('/').split('/').collect();
+    let tail: Vec<&str> = suffix.split('/').filter(|s| !s.is_empty()).collect();
+    let head = segments.len().checked_sub(tail.len() + 4)?;
+    let [owner, app, requests, id] = segments[head..head + 4] else { return None };
+    let named = |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains('%');
+    if requests != "requests" || segments[head + 4..] != tail[..] || ![owner, app, id].into_iter().all(named) {
+        return None;
+    }
+    let mut prefix = url.clone();
+    prefix.set_path(&segments[..head].join("/"));
+    Some(QueuePath {
+        prefix: prefix.as_str().trim_end_matches('/').to_string(),
+        owner: owner.to_string(),
+        app: app.to_string(),
+        request_id: id.to_string(),
+    })
+}
+
 /// `{base}/{endpoint_id}`, the submit URL.
 pub fn endpoint_url(base: &Url, endpoint_id: &str) -> Url {
     let mut url = base.clone();
@@ -143,6 +183,39 @@ mod tests {
         assert!(validate_endpoint_id("fal-ai/flux-1/dev/redux").is_ok());
         for bad in ["flux", "fal-ai//x", "fal-ai/../x", "fal-ai/x?y", "fal-ai/x y"] {
             assert!(validate_endpoint_id(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn queue_urls_map_onto_the_operations_parameters_or_are_left_alone() {
+        // (URL, suffix, expected (prefix, owner, app, request id)).
+        type Case<'a> = (&'a str, &'a str, Option<(&'a str, &'a str, &'a str, &'a str)>);
+        let cases: &[Case] = &[
+            ("https://r.example/fal-ai/flux-1/requests/r1/status", "/status", Some(("https://r.example", "fal-ai", "flux-1", "r1"))),
+            ("https://r.example/api/v1/fal-ai/flux-pro/requests/r-2", "", Some(("https://r.example/api/v1", "fal-ai", "flux-pro", "r-2"))),
+            ("http://127.0.0.1:9/workflows/me/wf/requests/r3/cancel", "/cancel", Some(("http://127.0.0.1:9/workflows", "me", "wf", "r3"))),
+            // Not of the spec's shape: the call goes to the URL as it is.
+            ("https://r.example/fal-ai/flux-1/requests/r1/status", "", None),
+            ("https://r.example/fal-ai/flux-1/requests/r1/status?token=x", "/status", None),
+            ("https://r.example/flux-1/jobs/r1/status", "/status", None),
+            ("https://r.example/requests/r1/status", "/status", None),
+            ("https://r.example/fal-ai/fl%20ux/requests/r1", "", None),
+            ("https://r.example/fal-ai//requests/r1", "", None),
+        ];
+        for (url, suffix, want) in cases {
+            let parsed = Url::parse(url).unwrap();
+            let got = queue_path(&parsed, suffix);
+            let want = want.map(|(prefix, owner, app, id)| QueuePath {
+                prefix: prefix.into(),
+                owner: owner.into(),
+                app: app.into(),
+                request_id: id.into(),
+            });
+            assert_eq!(got, want, "{url} with {suffix:?}");
+            // Whatever is accepted, the operation's URL template gives back the same URL.
+            if let Some(p) = got {
+                assert_eq!(format!("{}/{}/{}/requests/{}{suffix}", p.prefix, p.owner, p.app, p.request_id), *url);
+            }
         }
     }
 }

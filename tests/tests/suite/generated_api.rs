@@ -218,6 +218,58 @@ mod safe_on_its_own {
         }
     }
 
+    /// An executor (what `falq::Client` installs) sends what the operations build, after
+    /// the hooks' checks; when it has no answer, the operation says why.
+    #[tokio::test]
+    async fn an_executor_sends_what_the_operations_build() {
+        #[derive(Debug, Default)]
+        struct Recorder(std::sync::Mutex<Vec<(String, falq_api::retry::Call)>>);
+        impl falq_api::Executor for Recorder {
+            fn execute(
+                &self,
+                request: reqwest::Request,
+                call: falq_api::retry::Call,
+            ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<reqwest::Response, falq_api::NoAnswer>> + Send + '_>>
+            {
+                Box::pin(async move {
+                    let line = format!("{} {} key={}", request.method(), request.url(), request.headers().contains_key("authorization"));
+                    self.0.lock().unwrap().push((line, call));
+                    if call == falq_api::retry::Call::Cancel {
+                        return Err(falq_api::NoAnswer("the relay hung up".into()));
+                    }
+                    let body = COMPLETED.as_bytes().to_vec();
+                    Ok(reqwest::Response::from(http::Response::builder().status(200).body(body).unwrap()))
+                })
+            }
+        }
+        let recorder = std::sync::Arc::new(Recorder::default());
+        let c = falq_api::client_for("http://127.0.0.1:9/api", reqwest::Client::new(), hooks().with_executor(recorder.clone()));
+        let status = c.queue_status().owner("fal-ai").app("flux-1").request_id("r1").logs(1).send().await.expect("the executor's answer");
+        assert_eq!(status.into_inner().status, QueueStatusKind::Completed);
+        match c.queue_cancel().owner("fal-ai").app("flux-1").request_id("r1").send().await {
+            Err(progenitor_client::Error::Custom(why)) => assert_eq!(why, "the relay hung up"),
+            other => panic!("no answer must be the operation's error: {other:?}"),
+        }
+        // An input its schema refuses never reaches the executor.
+        let bad = c
+            .flux_1_dev_redux()
+            .body(
+                serde_json::from_value::<types::Flux1DevReduxInput>(json!({"image_url": "u", "num_images": 99}))
+                    .expect("the type itself has no bounds"),
+            )
+            .send()
+            .await;
+        assert!(matches!(bad, Err(progenitor_client::Error::InvalidRequest(_))), "{bad:?}");
+        let seen = recorder.0.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![
+                ("GET http://127.0.0.1:9/api/fal-ai/flux-1/requests/r1/status?logs=1 key=true".to_string(), falq_api::retry::Call::Status),
+                ("PUT http://127.0.0.1:9/api/fal-ai/flux-1/requests/r1/cancel key=true".to_string(), falq_api::retry::Call::Cancel),
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn queue_calls_are_retried_and_a_paid_submit_is_not() {
         let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));

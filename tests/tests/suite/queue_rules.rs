@@ -350,3 +350,53 @@ async fn a_missing_or_foreign_app_url_is_rebuilt_from_the_app_id() {
     assert_eq!(h.response_url.path(), format!("/fal-ai/flux-pro/requests/{ID}"), "a URL naming another request is not trusted");
     assert_eq!(h.cancel_url.path(), format!("/fal-ai/flux-pro/requests/{ID}/cancel"));
 }
+
+/// Status, result and cancel are sent by the generated operations (progenitor builds them
+/// from the spec; they carry its `api-version` header, which nothing else sends) over the
+/// client's transport (its key); a returned URL the operations cannot express (a query, a
+/// shape other than `{owner}/{app}/requests/{id}`) is followed exactly as the relay gave it.
+#[tokio::test]
+async fn queue_calls_go_through_the_generated_operations_unless_their_url_cannot_be_expressed() {
+    for (label, tail) in [("spec-shaped", ""), ("with a query", "?sig=abc")] {
+        let server = CaptureServer::start_with_base(move |req, base| {
+            let urls = |status: &str| {
+                json!({"status": status, "request_id": ID,
+                    "status_url": format!("{base}/api/fal-ai/flux-pro/requests/{ID}/status{tail}"),
+                    "response_url": format!("{base}/api/fal-ai/flux-pro/requests/{ID}{tail}"),
+                    "cancel_url": format!("{base}/api/fal-ai/flux-pro/requests/{ID}/cancel{tail}")})
+                .to_string()
+            };
+            let path = req.target.split('?').next().unwrap_or_default();
+            match (req.method.as_str(), path.strip_prefix(&format!("/api/fal-ai/flux-pro/requests/{ID}"))) {
+                ("POST", _) => Reply::json(200, urls("IN_QUEUE")),
+                ("GET", Some("/status")) => Reply::json(200, urls("COMPLETED")),
+                ("GET", Some("")) => Reply::json(200, fixture("seeds/result-image.json")),
+                ("PUT", Some("/cancel")) => Reply::json(400, r#"{"status":"ALREADY_COMPLETED"}"#),
+                _ => Reply::json(404, r#"{"detail":"Not Found"}"#),
+            }
+        })
+        .await;
+        let client = Client::new(config(&format!("{}/api", server.base_url), WaitMode::Poll)).unwrap();
+        let h = client
+            .submit::<endpoints::FluxProKontextMax>(&serde_json::from_value(json!({"prompt": "p", "image_url": "u"})).unwrap())
+            .await
+            .unwrap();
+        let before = server.received().len();
+        assert_eq!(h.status(Logs::Include).await.unwrap().status, types::QueueStatusKind::Completed, "{label}");
+        let out: types::FluxImageOutput = h.result().await.unwrap();
+        assert_eq!(out.images.len(), 1, "{label}");
+        assert_eq!(h.cancel().await.unwrap(), types::CancelStatus::AlreadyCompleted, "{label}");
+        let calls = server.received()[before..].to_vec();
+        assert_eq!(calls.len(), 3, "{label}: {calls:?}");
+        for c in &calls {
+            assert!(c.header("authorization").is_some_and(|a| a.ends_with(" sk-relay-secret")), "{label}: the key reaches the base: {c:?}");
+            if tail.is_empty() {
+                assert!(c.header("api-version").is_some(), "{label}: sent by the generated operation: {c:?}");
+            } else {
+                assert!(c.target.ends_with(tail) || c.target.contains(&format!("{tail}&")), "{label}: followed as given: {c:?}");
+            }
+        }
+        let status_call = &calls[0];
+        assert!(status_call.target.contains("logs=1"), "{label}: logs asked for: {}", status_call.target);
+    }
+}
