@@ -98,10 +98,13 @@ async fn one_round(jobs: usize, mode: WaitMode, http: falq::HttpVersion) -> Stri
     if std::env::var_os("FALQ_BENCH_SIZES_OF").is_some() {
         let h = client.handle("fal-ai/flux-pro/kontext/text-to-image", "x").unwrap();
         eprintln!(
-            "finish future: {} B, wait future: {} B, submit future: {} B",
+            "finish future: {} B, wait future: {} B, submit future: {} B, status: {} B, result: {} B, cancel: {} B",
             std::mem::size_of_val(&h.finish::<Value>(|_| {})),
             std::mem::size_of_val(&h.wait(|_| {})),
-            std::mem::size_of_val(&client.submit::<endpoints::FluxProKontextTextToImage>(&input))
+            std::mem::size_of_val(&client.submit::<endpoints::FluxProKontextTextToImage>(&input)),
+            std::mem::size_of_val(&h.status(Logs::Omit)),
+            std::mem::size_of_val(&h.result_json()),
+            std::mem::size_of_val(&h.cancel()),
         );
     }
     let tasks: Vec<_> = (0..jobs)

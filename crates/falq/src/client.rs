@@ -22,7 +22,7 @@ use crate::knowledge::{Knowledge, Probe};
 use crate::options::SubmitOptions;
 use crate::poll::{PollState, Seen};
 use crate::retry::Call;
-use crate::rewrite::{endpoint_url, onto_base, queue_path, queue_url, validate_endpoint_id, validate_request_id};
+use crate::rewrite::{QueuePath, endpoint_url, onto_base, queue_path, queue_url, validate_endpoint_id, validate_request_id};
 use crate::sse::SseParser;
 
 /// A client of one relay (or of fal.ai): cheap to clone, shareable across tasks. Its
@@ -230,6 +230,20 @@ impl RequestHandle {
             _ => "",
         };
         let path = queue_path(url, suffix)?;
+        // The slot first, and the operation boxed: a call waiting for its turn holds a few
+        // words, not the operation's state (10,000 jobs completing together queue 10,000).
+        let transport = &self.client.transport;
+        let slot = transport.slot().await;
+        // Boxed in a statement of its own: a temporary of the awaiting statement would keep
+        // room for the unboxed future in this one's state.
+        let op = Box::pin(self.send_operation(call, path, logs));
+        let sent = op.await;
+        transport.release(slot, sent.as_ref().ok().map(|(a, _)| a.status));
+        Some(sent)
+    }
+
+    /// [`RequestHandle::via_operation`] once its in-flight slot is taken.
+    async fn send_operation(&self, call: Call, path: QueuePath, logs: bool) -> Result<(Answer, Option<Decoded>), Error> {
         let exec = Arc::new(OpCall {
             transport: self.client.transport.clone(),
             endpoint: self.endpoint_id.clone(),
@@ -263,10 +277,10 @@ impl RequestHandle {
         };
         let answer = exec.answer.lock().ok().and_then(|mut a| a.take());
         // Nothing reached the transport: the operation refused the request before sending.
-        Some(match answer {
+        match answer {
             Some(answer) => answer.map(|a| (a, decoded)),
             None => Err(self.err(call, "the generated operation refused the request; nothing was sent")),
-        })
+        }
     }
 
     fn err(&self, call: Call, message: impl Into<String>) -> Error {
@@ -701,7 +715,8 @@ impl falq_api::Executor for OpCall {
     fn execute(&self, request: reqwest::Request, call: Call) -> BoxFuture<'_, Result<reqwest::Response, falq_api::NoAnswer>> {
         Box::pin(async move {
             let ctx = CallCtx { endpoint: &self.endpoint, request_id: Some(&self.request_id) };
-            let answer = self.transport.exchange(call, &|| request.try_clone(), &ctx).await;
+            // In the slot `via_operation` took.
+            let answer = self.transport.read_in_slot(call, &|| request.try_clone(), &ctx).await;
             let response = match &answer {
                 Ok(a) => {
                     let mut response = http::Response::new(a.body.clone());
