@@ -242,8 +242,9 @@ impl RequestHandle {
         Some(sent)
     }
 
-    /// [`RequestHandle::via_operation`] once its in-flight slot is taken.
-    async fn send_operation(&self, call: Call, path: QueuePath, logs: bool) -> Result<(Answer, Option<Decoded>), Error> {
+    /// The generated client for a queue call at `path` (its base: everything before
+    /// `{owner}`), sending through this client's transport by way of the executor.
+    fn operation_client(&self, path: &QueuePath) -> (Arc<OpCall>, falq_api::Client) {
         let exec = Arc::new(OpCall {
             transport: self.client.transport.clone(),
             endpoint: self.endpoint_id.clone(),
@@ -251,7 +252,12 @@ impl RequestHandle {
             answer: std::sync::Mutex::new(None),
         });
         let hooks = falq_api::Hooks::default().with_executor(exec.clone());
-        let api = falq_api::client_for(&path.prefix, self.client.transport.api_http().clone(), hooks);
+        (exec.clone(), falq_api::client_for(&path.prefix, self.client.transport.api_http().clone(), hooks))
+    }
+
+    /// [`RequestHandle::via_operation`] once its in-flight slot is taken.
+    async fn send_operation(&self, call: Call, path: QueuePath, logs: bool) -> Result<(Answer, Option<Decoded>), Error> {
+        let (exec, api) = self.operation_client(&path);
         // What the operation decoded, when it could; the transport kept the bytes for the rest.
         let (owner, app, id) = (&path.owner, &path.app, &path.request_id);
         let decoded = match call {
@@ -442,6 +448,39 @@ impl RequestHandle {
         }
     }
 
+    /// Opens the status stream (its log lines too when the policy asks for them) through
+    /// the generated operation, whose body progenitor leaves unread, or at the returned
+    /// status URL as it is when the operation cannot express it. Answers the status, the
+    /// headers and the body, whatever the status.
+    async fn open_stream(&self) -> Result<(u16, reqwest::header::HeaderMap, ByteStream), Error> {
+        let include = self.client.config().wait.logs == Logs::Include;
+        let Some(path) = queue_path(&self.status_url, "/status") else {
+            let mut url = self.status_url.clone();
+            url.set_path(&format!("{}/stream", url.path().trim_end_matches('/')));
+            if include {
+                url.query_pairs_mut().append_pair("logs", "1");
+            }
+            let resp = self.client.transport.send(Call::Stream, Method::GET, &url, None, &self.ctx()).await?;
+            return Ok((resp.status().as_u16(), resp.headers().clone(), Box::pin(resp.bytes_stream())));
+        };
+        let (exec, api) = self.operation_client(&path);
+        let op = api.queue_status_stream().owner(&path.owner).app(&path.app).request_id(&path.request_id);
+        let op = if include { op.logs(1) } else { op };
+        match op.send().await {
+            Ok(v) => {
+                let (status, headers) = (v.status().as_u16(), v.headers().clone());
+                Ok((status, headers, v.into_inner().into_inner()))
+            }
+            // Any status but 200 (the one the spec declares) comes back as it is.
+            Err(progenitor_client::Error::UnexpectedResponse(resp)) => {
+                Ok((resp.status().as_u16(), resp.headers().clone(), Box::pin(resp.bytes_stream())))
+            }
+            Err(other) => {
+                Err(exec.failure(other, || self.err(Call::Stream, "the generated operation refused the request; nothing was sent")))
+            }
+        }
+    }
+
     /// Follows the status stream. `Ok(None)` when the relay offers none (fall back to
     /// polling); a stream that ends before COMPLETED also falls back.
     /// With `finding_out`, tells the client's knowledge as soon as the answer shows whether
@@ -457,12 +496,7 @@ impl RequestHandle {
                 self.client.knowledge.stream_verdict(v);
             }
         };
-        let mut url = self.status_url.clone();
-        url.set_path(&format!("{}/stream", url.path().trim_end_matches('/')));
-        if self.client.config().wait.logs == Logs::Include {
-            url.query_pairs_mut().append_pair("logs", "1");
-        }
-        let resp = match self.client.transport.send(Call::Stream, Method::GET, &url, None, &self.ctx()).await {
+        let (status, headers, mut body) = match self.open_stream().await {
             Ok(r) => r,
             Err(Error::Network { .. }) => {
                 verdict(None);
@@ -473,29 +507,27 @@ impl RequestHandle {
                 return Err(e);
             }
         };
-        let is_sse = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| t.starts_with("text/event-stream"));
-        if !resp.status().is_success() || !is_sse {
+        let is_sse =
+            headers.get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("text/event-stream"));
+        let success = (200..300).contains(&status);
+        if !success || !is_sse {
             // The relay has no stream (or not as SSE): every later wait of this client polls.
-            verdict((matches!(resp.status().as_u16(), 404 | 405 | 501) || (resp.status().is_success() && !is_sse)).then_some(false));
-            if matches!(resp.status().as_u16(), 401 | 403) {
-                let status = resp.status().as_u16();
-                let body = resp.bytes().await.unwrap_or_default();
-                return Err(answer_error(
-                    &self.endpoint_id,
-                    Some(&self.request_id),
-                    Call::Stream,
-                    &Answer { status, headers: Default::default(), body },
-                ));
+            verdict((matches!(status, 404 | 405 | 501) || (success && !is_sse)).then_some(false));
+            if matches!(status, 401 | 403) {
+                let mut bytes = Vec::new();
+                while let Ok(Some(Ok(chunk))) = tokio::time::timeout(self.client.config().timeouts.stream_idle, body.next()).await {
+                    bytes.extend_from_slice(&chunk);
+                    if bytes.len() > 64 << 10 {
+                        break;
+                    }
+                }
+                let answer = Answer { status, headers, body: Bytes::from(bytes) };
+                return Err(answer_error(&self.endpoint_id, Some(&self.request_id), Call::Stream, &answer));
             }
             return Ok(None);
         }
         verdict(Some(true));
         let mut parser = SseParser::with_limit(self.client.config().http.max_sse_line);
-        let mut body = resp.bytes_stream();
         let idle = self.client.config().timeouts.stream_idle;
         loop {
             // A half-open connection sends nothing, not even keep-alives: poll instead.
@@ -715,8 +747,20 @@ impl falq_api::Executor for OpCall {
     fn execute(&self, request: reqwest::Request, call: Call) -> BoxFuture<'_, Result<reqwest::Response, falq_api::NoAnswer>> {
         Box::pin(async move {
             let ctx = CallCtx { endpoint: &self.endpoint, request_id: Some(&self.request_id) };
+            let again = || request.try_clone();
+            if call == Call::Stream {
+                // A stream is read by the caller, event by event, and takes no slot.
+                return match self.transport.send_made(call, again().ok_or_else(unclonable)?, &again, &ctx).await {
+                    Ok(response) => Ok(response),
+                    Err(e) => {
+                        let why = falq_api::NoAnswer(e.to_string());
+                        self.keep(Err(e));
+                        Err(why)
+                    }
+                };
+            }
             // In the slot `via_operation` took.
-            let answer = self.transport.read_in_slot(call, &|| request.try_clone(), &ctx).await;
+            let answer = self.transport.read_in_slot(call, &again, &ctx).await;
             let response = match &answer {
                 Ok(a) => {
                     let mut response = http::Response::new(a.body.clone());
@@ -726,13 +770,42 @@ impl falq_api::Executor for OpCall {
                 }
                 Err(e) => Err(falq_api::NoAnswer(e.to_string())),
             };
-            if let Ok(mut slot) = self.answer.lock() {
-                *slot = Some(answer);
-            }
+            self.keep(answer);
             response
         })
     }
 }
+
+impl OpCall {
+    fn keep(&self, answer: Result<Answer, Error>) {
+        if let Ok(mut slot) = self.answer.lock() {
+            *slot = Some(answer);
+        }
+    }
+
+    /// The error an operation's failure stands for: the transport's own when it had one
+    /// (progenitor only saw `NoAnswer`), else `refused` (nothing reached the transport), or
+    /// what progenitor said.
+    fn failure(&self, e: progenitor_client::Error<()>, refused: impl FnOnce() -> Error) -> Error {
+        match self.answer.lock().ok().and_then(|mut a| a.take()) {
+            Some(Err(kept)) => kept,
+            _ if matches!(e, progenitor_client::Error::InvalidRequest(_)) => refused(),
+            _ => Error::Protocol {
+                endpoint: self.endpoint.clone(),
+                request_id: Some(self.request_id.clone()),
+                call: Call::Stream,
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
+fn unclonable() -> falq_api::NoAnswer {
+    falq_api::NoAnswer("the request cannot be copied".into())
+}
+
+/// A response body as it arrives.
+type ByteStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send + Sync>>;
 
 /// What a generated operation decoded from its answer.
 enum Decoded {

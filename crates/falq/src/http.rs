@@ -157,7 +157,7 @@ impl Transport {
     /// Sends a request made elsewhere (`again` makes it anew for each retry, or `None`
     /// when it cannot), in the one retry loop: the key confined to the base's origin, a
     /// redirect off it refused.
-    async fn send_made(
+    pub(crate) async fn send_made(
         &self,
         call: Call,
         first: reqwest::Request,

@@ -351,10 +351,11 @@ async fn a_missing_or_foreign_app_url_is_rebuilt_from_the_app_id() {
     assert_eq!(h.cancel_url.path(), format!("/fal-ai/flux-pro/requests/{ID}/cancel"));
 }
 
-/// Status, result and cancel are sent by the generated operations (progenitor builds them
-/// from the spec; they carry its `api-version` header, which nothing else sends) over the
-/// client's transport (its key); a returned URL the operations cannot express (a query, a
-/// shape other than `{owner}/{app}/requests/{id}`) is followed exactly as the relay gave it.
+/// Status, its stream, result and cancel are sent by the generated operations (progenitor
+/// builds them from the spec; they carry its `api-version` header, which nothing else
+/// sends) over the client's transport (its key); a returned URL the operations cannot
+/// express (a query, a shape other than `{owner}/{app}/requests/{id}`) is followed exactly
+/// as the relay gave it.
 #[tokio::test]
 async fn queue_calls_go_through_the_generated_operations_unless_their_url_cannot_be_expressed() {
     for (label, tail) in [("spec-shaped", ""), ("with a query", "?sig=abc")] {
@@ -369,6 +370,7 @@ async fn queue_calls_go_through_the_generated_operations_unless_their_url_cannot
             let path = req.target.split('?').next().unwrap_or_default();
             match (req.method.as_str(), path.strip_prefix(&format!("/api/fal-ai/flux-pro/requests/{ID}"))) {
                 ("POST", _) => Reply::json(200, urls("IN_QUEUE")),
+                ("GET", Some("/status/stream")) => Reply::sse(format!("data: {}\n\n", urls("COMPLETED"))),
                 ("GET", Some("/status")) => Reply::json(200, urls("COMPLETED")),
                 ("GET", Some("")) => Reply::json(200, fixture("seeds/result-image.json")),
                 ("PUT", Some("/cancel")) => Reply::json(400, r#"{"status":"ALREADY_COMPLETED"}"#),
@@ -376,18 +378,20 @@ async fn queue_calls_go_through_the_generated_operations_unless_their_url_cannot
             }
         })
         .await;
-        let client = Client::new(config(&format!("{}/api", server.base_url), WaitMode::Poll)).unwrap();
+        let client = Client::new(config(&format!("{}/api", server.base_url), WaitMode::Stream)).unwrap();
         let h = client
             .submit::<endpoints::FluxProKontextMax>(&serde_json::from_value(json!({"prompt": "p", "image_url": "u"})).unwrap())
             .await
             .unwrap();
         let before = server.received().len();
+        assert_eq!(h.wait(|_| {}).await.unwrap().status, types::QueueStatusKind::Completed, "{label}: streamed");
         assert_eq!(h.status(Logs::Include).await.unwrap().status, types::QueueStatusKind::Completed, "{label}");
         let out: types::FluxImageOutput = h.result().await.unwrap();
         assert_eq!(out.images.len(), 1, "{label}");
         assert_eq!(h.cancel().await.unwrap(), types::CancelStatus::AlreadyCompleted, "{label}");
         let calls = server.received()[before..].to_vec();
-        assert_eq!(calls.len(), 3, "{label}: {calls:?}");
+        assert_eq!(calls.len(), 4, "{label}: {calls:?}");
+        assert!(calls[0].target.contains("/status/stream"), "{label}: {calls:?}");
         for c in &calls {
             assert!(c.header("authorization").is_some_and(|a| a.ends_with(" sk-relay-secret")), "{label}: the key reaches the base: {c:?}");
             if tail.is_empty() {
@@ -396,7 +400,7 @@ async fn queue_calls_go_through_the_generated_operations_unless_their_url_cannot
                 assert!(c.target.ends_with(tail) || c.target.contains(&format!("{tail}&")), "{label}: followed as given: {c:?}");
             }
         }
-        let status_call = &calls[0];
+        let status_call = &calls[1];
         assert!(status_call.target.contains("logs=1"), "{label}: logs asked for: {}", status_call.target);
     }
 }
