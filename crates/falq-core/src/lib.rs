@@ -87,7 +87,7 @@ pub fn check_as<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Re
 /// An endpoint known at compile time: its input and output types.
 pub trait Endpoint {
     /// What the endpoint takes.
-    type Input: serde::Serialize + serde::de::DeserializeOwned + Validate + Send + Sync;
+    type Input: serde::Serialize + serde::de::DeserializeOwned + Validate + Clone + Send + Sync + 'static;
     /// What its result call answers once it completed.
     type Output: serde::Serialize + serde::de::DeserializeOwned + Send;
     /// Its catalogue entry.

@@ -89,8 +89,32 @@ impl Client {
     pub async fn submit_with<E: Endpoint>(&self, input: &E::Input, options: &SubmitOptions) -> Result<RequestHandle, Error> {
         let id = E::info().id;
         input.validate().map_err(|source| Error::InvalidInput { endpoint: id.to_string(), source })?;
-        let body = serde_json::to_vec(input).map_err(|e| Error::Encode { endpoint: id.into(), message: e.to_string() })?;
-        self.submit_bytes(id, Bytes::from(body), options).await
+        let params = options.parameters()?;
+        // The slot first, and the operation boxed once it is taken (see `via_operation`).
+        let slot = self.transport.slot().await;
+        let op = Box::pin(self.submit_operation::<E>(input, &params));
+        let answer = op.await;
+        self.transport.release(slot, answer.as_ref().ok().map(|a| a.status));
+        self.accepted(id, answer?)
+    }
+
+    /// Sends a typed input through `E`'s generated submit operation (progenitor builds
+    /// the request: path, body, `fal_webhook`, the `X-Fal-*` headers) over this client's
+    /// transport, in a slot taken already.
+    async fn submit_operation<E: Endpoint>(&self, input: &E::Input, params: &SubmitParameters) -> Result<Answer, Error> {
+        let id = E::info().id;
+        let (exec, api) = OpCall::client(&self.transport, self.transport.base().as_str().trim_end_matches('/'), id, None);
+        let refused = |why: &str| Error::Protocol {
+            endpoint: id.to_string(),
+            request_id: None,
+            call: Call::Submit,
+            message: format!("the generated submit operation refused the request; nothing was sent: {why}"),
+        };
+        let Some(sending) = send_submit(&api, E::info().operation_id, input, params) else {
+            return Err(refused("the endpoint has no operation in the catalogue"));
+        };
+        sending.await;
+        exec.take(|| refused("see the input's schema"))
     }
 
     /// [`Client::submit_json`] with per-request options (webhook, priority, start timeout, ...).
@@ -113,6 +137,12 @@ impl Client {
         }
         let ctx = CallCtx { endpoint: endpoint_id, request_id: None };
         let answer = Box::pin(self.transport.call_with(Call::Submit, Method::POST, &url, Some(body), &headers, &ctx)).await?;
+        self.accepted(endpoint_id, answer)
+    }
+
+    /// The handle a submit's answer gives, or the error it means (one that says whether the
+    /// job may exist).
+    fn accepted(&self, endpoint_id: &str, answer: Answer) -> Result<RequestHandle, Error> {
         // The job's clock starts when the relay's answer arrives: the nearest known point to
         // when it queued the job (a submit may first wait for a slot of the in-flight cap),
         // so jobs of a burst are ordered as the relay queued them.
@@ -245,14 +275,7 @@ impl RequestHandle {
     /// The generated client for a queue call at `path` (its base: everything before
     /// `{owner}`), sending through this client's transport by way of the executor.
     fn operation_client(&self, path: &QueuePath) -> (Arc<OpCall>, falq_api::Client) {
-        let exec = Arc::new(OpCall {
-            transport: self.client.transport.clone(),
-            endpoint: self.endpoint_id.clone(),
-            request_id: self.request_id.clone(),
-            answer: std::sync::Mutex::new(None),
-        });
-        let hooks = falq_api::Hooks::default().with_executor(exec.clone());
-        (exec.clone(), falq_api::client_for(&path.prefix, self.client.transport.api_http().clone(), hooks))
+        OpCall::client(&self.client.transport, &path.prefix, &self.endpoint_id, Some(&self.request_id))
     }
 
     /// [`RequestHandle::via_operation`] once its in-flight slot is taken.
@@ -281,12 +304,8 @@ impl RequestHandle {
                 .ok()
                 .map(|v| Decoded::Output(Value::Object(v.into_inner().0))),
         };
-        let answer = exec.answer.lock().ok().and_then(|mut a| a.take());
         // Nothing reached the transport: the operation refused the request before sending.
-        match answer {
-            Some(answer) => answer.map(|a| (a, decoded)),
-            None => Err(self.err(call, "the generated operation refused the request; nothing was sent")),
-        }
+        exec.take(|| self.err(call, "the generated operation refused the request; nothing was sent")).map(|a| (a, decoded))
     }
 
     fn err(&self, call: Call, message: impl Into<String>) -> Error {
@@ -329,7 +348,7 @@ impl RequestHandle {
     /// one frees up.
     pub async fn wait(&self, mut on_update: impl FnMut(&Update) + Send) -> Result<QueueStatus, Error> {
         match self.wait_for(&mut on_update, false).await? {
-            Waited::Status(status) => Ok(status),
+            Waited::Status(status) => Ok(*status),
             // Not asked for: a status is always what comes back without `fetch`.
             Waited::Output(_) => self.status(Logs::Omit).await,
         }
@@ -383,7 +402,7 @@ impl RequestHandle {
         loop {
             if want_stream && let Some(streamed) = Box::pin(self.stream_in_slot(seen, on_update)).await {
                 match streamed? {
-                    Some(done) => return Ok(Waited::Status(done)),
+                    Some(done) => return Ok(Waited::Status(Box::new(done))),
                     None => {
                         tracing::debug!(request_id = %self.request_id, "no status stream to the end; polling");
                         want_stream = false;
@@ -432,7 +451,7 @@ impl RequestHandle {
                     if learn {
                         knowledge.completed(&self.endpoint_id, origin, st.last_poll.unwrap_or_default(), origin.elapsed());
                     }
-                    return Ok(Waited::Status(status));
+                    return Ok(Waited::Status(Box::new(status)));
                 }
                 QueueStatusKind::InQueue => {
                     let p = status.queue_position.unwrap_or(0);
@@ -496,7 +515,10 @@ impl RequestHandle {
                 self.client.knowledge.stream_verdict(v);
             }
         };
-        let (status, headers, mut body) = match self.open_stream().await {
+        // Boxed: the opening's state (the operation's) is gone once the stream is open, and
+        // a stream lasts the whole job.
+        let opening = Box::pin(self.open_stream());
+        let (status, headers, mut body) = match opening.await {
             Ok(r) => r,
             Err(Error::Network { .. }) => {
                 verdict(None);
@@ -739,14 +761,15 @@ impl RequestHandle {
 struct OpCall {
     transport: Arc<Transport>,
     endpoint: String,
-    request_id: String,
+    /// None for a submit.
+    request_id: Option<String>,
     answer: std::sync::Mutex<Option<Result<Answer, Error>>>,
 }
 
 impl falq_api::Executor for OpCall {
     fn execute(&self, request: reqwest::Request, call: Call) -> BoxFuture<'_, Result<reqwest::Response, falq_api::NoAnswer>> {
         Box::pin(async move {
-            let ctx = CallCtx { endpoint: &self.endpoint, request_id: Some(&self.request_id) };
+            let ctx = CallCtx { endpoint: &self.endpoint, request_id: self.request_id.as_deref() };
             let again = || request.try_clone();
             if call == Call::Stream {
                 // A stream is read by the caller, event by event, and takes no slot.
@@ -777,6 +800,24 @@ impl falq_api::Executor for OpCall {
 }
 
 impl OpCall {
+    /// The generated client at `base` whose every call goes through `transport`, and the
+    /// executor that keeps each call's answer.
+    fn client(transport: &Arc<Transport>, base: &str, endpoint: &str, request_id: Option<&str>) -> (Arc<OpCall>, falq_api::Client) {
+        let exec = Arc::new(OpCall {
+            transport: transport.clone(),
+            endpoint: endpoint.to_string(),
+            request_id: request_id.map(str::to_string),
+            answer: std::sync::Mutex::new(None),
+        });
+        let hooks = falq_api::Hooks::default().with_executor(exec.clone());
+        (exec.clone(), falq_api::client_for(base, transport.api_http().clone(), hooks))
+    }
+
+    /// The answer the transport kept; `refused` when nothing reached it.
+    fn take(&self, refused: impl FnOnce() -> Error) -> Result<Answer, Error> {
+        self.answer.lock().ok().and_then(|mut a| a.take()).unwrap_or_else(|| Err(refused()))
+    }
+
     fn keep(&self, answer: Result<Answer, Error>) {
         if let Ok(mut slot) = self.answer.lock() {
             *slot = Some(answer);
@@ -792,7 +833,7 @@ impl OpCall {
             _ if matches!(e, progenitor_client::Error::InvalidRequest(_)) => refused(),
             _ => Error::Protocol {
                 endpoint: self.endpoint.clone(),
-                request_id: Some(self.request_id.clone()),
+                request_id: self.request_id.clone(),
                 call: Call::Stream,
                 message: e.to_string(),
             },
@@ -803,6 +844,52 @@ impl OpCall {
 fn unclonable() -> falq_api::NoAnswer {
     falq_api::NoAnswer("the request cannot be copied".into())
 }
+
+/// A submit's options as the values of the operations' `x-falq-submit-parameters`.
+pub(crate) use crate::options::SubmitParameters;
+
+/// Starts sending `input` through the generated submit operation of `operation_id`, with
+/// `params`; `None` when no endpoint of the catalogue has that operation or its input is
+/// not of that endpoint's type. One arm per endpoint, from the catalogue's
+/// `for_each_endpoint!`, so a new page needs no edit here.
+macro_rules! submit_operations {
+    ($($marker:ident => $method:ident),* $(,)?) => {
+        fn send_submit<'a>(
+            api: &'a falq_api::Client,
+            operation_id: &str,
+            input: &dyn std::any::Any,
+            params: &SubmitParameters,
+        ) -> Option<BoxFuture<'a, ()>> {
+            $(
+                if operation_id == stringify!($method) {
+                    let input = input.downcast_ref::<<falq_api::endpoints::$marker as Endpoint>::Input>()?.clone();
+                    let mut op = api.$method().body(input);
+                    if let Some(v) = &params.webhook {
+                        op = op.fal_webhook(v.clone());
+                    }
+                    if let Some(v) = params.priority {
+                        op = op.x_fal_queue_priority(v.to_string());
+                    }
+                    if let Some(v) = params.request_timeout {
+                        op = op.x_fal_request_timeout(v);
+                    }
+                    if let Some(v) = &params.runner_hint {
+                        op = op.x_fal_runner_hint(v.clone());
+                    }
+                    if let Some(v) = &params.lifecycle {
+                        op = op.x_fal_object_lifecycle_preference(v.clone());
+                    }
+                    return Some(Box::pin(async move {
+                        // The answer is the executor's: the transport kept its bytes.
+                        let _ = op.send().await;
+                    }));
+                }
+            )*
+            None
+        }
+    };
+}
+falq_api::for_each_endpoint!(submit_operations);
 
 /// A response body as it arrives.
 type ByteStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send + Sync>>;
@@ -817,8 +904,9 @@ enum Decoded {
 /// What one result call found.
 /// What waiting came to.
 enum Waited {
-    /// The job completed (its status).
-    Status(QueueStatus),
+    /// The job completed (its status; boxed, so a waiting job's state does not keep room
+    /// for one).
+    Status(Box<QueueStatus>),
     /// The job completed and its output was fetched already.
     Output(Value),
 }

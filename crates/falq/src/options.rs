@@ -46,40 +46,68 @@ pub struct SubmitOptions {
 }
 
 impl SubmitOptions {
-    /// Checks the options and answers the headers they add; an option that cannot be
-    /// sent is an error before anything is sent.
-    pub fn headers(&self) -> Result<HeaderMap, Error> {
+    /// Checks the options and answers the values of the spec's submit parameters; an
+    /// option that cannot be sent is an error before anything is sent.
+    pub(crate) fn parameters(&self) -> Result<SubmitParameters, Error> {
         let bad = |what: &str, why: String| Error::Config { message: format!("{what}: {why}") };
-        let mut h = HeaderMap::new();
-        if let Some(p) = self.priority {
-            let v = if p == Priority::Low { "low" } else { "normal" };
-            h.insert(HeaderName::from_static("x-fal-queue-priority"), HeaderValue::from_static(v));
-        }
-        if let Some(t) = self.start_timeout {
-            if t.is_zero() {
-                return Err(bad("start timeout", "must be more than zero".into()));
+        let request_timeout = match self.start_timeout {
+            Some(t) if t.is_zero() => return Err(bad("start timeout", "must be more than zero".into())),
+            // Whole seconds, rounded up: a start timeout is never shortened.
+            Some(t) => Some(i64::try_from(t.as_secs() + u64::from(t.subsec_nanos() > 0)).unwrap_or(i64::MAX)),
+            None => None,
+        };
+        let runner_hint = match &self.runner_hint {
+            Some(hint) => {
+                HeaderValue::from_str(hint.trim()).map_err(|_| bad("runner hint", format!("{hint:?} cannot be sent in a header")))?;
+                Some(hint.trim().to_string())
             }
-            let secs = t.as_secs() + u64::from(t.subsec_nanos() > 0);
-            h.insert(HeaderName::from_static("x-fal-request-timeout"), HeaderValue::from(secs));
-        }
-        if let Some(hint) = &self.runner_hint {
-            let v = HeaderValue::from_str(hint.trim()).map_err(|_| bad("runner hint", format!("{hint:?} cannot be sent in a header")))?;
-            h.insert(HeaderName::from_static("x-fal-runner-hint"), v);
-        }
-        if let Some(life) = self.result_lifetime {
-            let v = format!("{{\"expiration_duration_seconds\":{}}}", life.as_secs().max(1));
-            h.insert(
-                HeaderName::from_static("x-fal-object-lifecycle-preference"),
-                HeaderValue::from_str(&v).map_err(|e| bad("result lifetime", e.to_string()))?,
-            );
-        }
+            None => None,
+        };
         if let Some(w) = &self.webhook
             && !matches!(w.scheme(), "http" | "https")
         {
             return Err(bad("webhook", format!("{w} is not an http(s) URL")));
         }
+        Ok(SubmitParameters {
+            webhook: self.webhook.as_ref().map(|w| w.as_str().to_string()),
+            priority: self.priority.map(|p| if p == Priority::Low { "low" } else { "normal" }),
+            request_timeout,
+            runner_hint,
+            lifecycle: self.result_lifetime.map(|life| format!("{{\"expiration_duration_seconds\":{}}}", life.as_secs().max(1))),
+        })
+    }
+
+    /// Checks the options and answers the headers they add (the `fal_webhook` query is the
+    /// caller's); an option that cannot be sent is an error before anything is sent.
+    pub fn headers(&self) -> Result<HeaderMap, Error> {
+        let p = self.parameters()?;
+        let mut h = HeaderMap::new();
+        let mut put = |name: &'static str, value: Option<String>| {
+            if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                h.insert(HeaderName::from_static(name), v);
+            }
+        };
+        put("x-fal-queue-priority", p.priority.map(str::to_string));
+        put("x-fal-request-timeout", p.request_timeout.map(|t| t.to_string()));
+        put("x-fal-runner-hint", p.runner_hint);
+        put("x-fal-object-lifecycle-preference", p.lifecycle);
         Ok(h)
     }
+}
+
+/// A submit's options as the values of the spec's `x-falq-submit-parameters`, checked.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct SubmitParameters {
+    /// `fal_webhook`.
+    pub webhook: Option<String>,
+    /// `X-Fal-Queue-Priority`.
+    pub priority: Option<&'static str>,
+    /// `X-Fal-Request-Timeout`, whole seconds.
+    pub request_timeout: Option<i64>,
+    /// `X-Fal-Runner-Hint`.
+    pub runner_hint: Option<String>,
+    /// `X-Fal-Object-Lifecycle-Preference`.
+    pub lifecycle: Option<String>,
 }
 
 #[cfg(test)]

@@ -70,6 +70,34 @@ async fn request_options_are_sent_as_the_spec_declares_them() {
     assert_eq!(captured.header("x-fal-request-timeout"), Some("2"), "1.5 s rounds up to whole seconds");
 }
 
+/// A typed submit is the endpoint's generated operation (it carries progenitor's
+/// `api-version` header, which falq's own requests never do), with the options as the
+/// operation's parameters, over falq's transport (its key); the request is the spec's.
+#[tokio::test]
+async fn a_typed_submit_is_the_endpoints_generated_operation() {
+    let server = CaptureServer::start_with(answer).await;
+    let c = client(&server.base_url, WaitMode::Poll);
+    let options = falq::SubmitOptions {
+        webhook: Some("http://127.0.0.1:9/hook?x=1".parse().unwrap()),
+        priority: Some(falq::Priority::Low),
+        start_timeout: Some(std::time::Duration::from_millis(1500)),
+        runner_hint: Some("eu-1".into()),
+        result_lifetime: Some(std::time::Duration::from_secs(3600)),
+    };
+    let input: falq::types::Flux1SchnellInput = serde_json::from_value(serde_json::json!({"prompt": "a kite", "num_images": 2})).unwrap();
+    let handle = c.submit_with::<falq::endpoints::Flux1Schnell>(&input, &options).await.unwrap();
+    assert_eq!(handle.request_id, REQUEST_ID);
+    let captured = only_new(&server, 0);
+    check_captured("flux_1_schnell", &captured, Some(&serde_json::to_value(&input).unwrap()));
+    assert!(captured.header("api-version").is_some(), "sent by the generated operation: {captured:?}");
+    assert_eq!(captured.header("authorization"), Some(format!("Bearer {KEY}").as_str()), "with falq's key");
+    assert_eq!(captured.header("x-fal-queue-priority"), Some("low"));
+    assert_eq!(captured.header("x-fal-request-timeout"), Some("2"), "1.5 s rounds up to whole seconds");
+    assert_eq!(captured.header("x-fal-runner-hint"), Some("eu-1"));
+    assert_eq!(captured.header("x-fal-object-lifecycle-preference"), Some(r#"{"expiration_duration_seconds":3600}"#));
+    assert!(captured.target.contains("fal_webhook=http%3A%2F%2F127.0.0.1%3A9%2Fhook%3Fx%3D1"), "{}", captured.target);
+}
+
 #[tokio::test]
 async fn every_queue_call_of_a_handle_is_sent_by_falq_as_the_spec_says_and_its_answer_accepted() {
     let spec = Spec::current();
