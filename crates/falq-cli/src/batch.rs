@@ -682,8 +682,11 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
     let (done, failed) =
         (board.count(State::Done), board.count(State::Failed) + board.count(State::Expired) + board.count(State::Cancelled));
     let (invalid, maybe) = (board.count(State::Invalid), board.count(State::MaybeSubmitted));
+    // Lines that did not end well, unless the progress bar printed them as they ended.
     for r in board.rows().filter(|r| matches!(r.state, State::Failed | State::Expired | State::Cancelled | State::MaybeSubmitted)) {
-        eprintln!("line {}: {}: {}", r.line, r.state.name(), r.error.as_deref().unwrap_or(""));
+        if !progress.printed(r.line) {
+            eprintln!("line {}: {}: {}", r.line, r.state.name(), r.error.as_deref().unwrap_or(""));
+        }
     }
     eprintln!(
         "batch {}: {done} done, {failed} failed, {invalid} invalid, {maybe} maybe submitted, {pending} pending, {unsent} not sent · {}",
@@ -715,6 +718,8 @@ struct Progress {
     started: Instant,
     last_line: Mutex<Option<Instant>>,
     total: u64,
+    /// Lines the bar printed as they ended (not printed again in the summary).
+    printed: Mutex<std::collections::HashSet<u64>>,
 }
 
 impl Progress {
@@ -726,7 +731,7 @@ impl Progress {
             b.set_style(style);
             b
         });
-        Progress { bar, started: Instant::now(), last_line: Mutex::new(None), total }
+        Progress { bar, started: Instant::now(), last_line: Mutex::new(None), total, printed: Mutex::default() }
     }
 
     fn ended(&self, row: &Row) {
@@ -734,12 +739,19 @@ impl Progress {
             b.inc(1);
             if !matches!(row.state, State::Done) {
                 b.println(format!("line {}: {}: {}", row.line, row.state.name(), row.error.as_deref().unwrap_or("")));
+                self.printed.lock().unwrap_or_else(|p| p.into_inner()).insert(row.line);
             }
         }
     }
 
+    /// Whether the bar printed `line` as it ended.
+    fn printed(&self, line: u64) -> bool {
+        self.printed.lock().unwrap_or_else(|p| p.into_inner()).contains(&line)
+    }
+
     fn show(&self, board: &Board, in_flight: usize, queued: usize, limit: usize) {
-        let (done, failed) = (board.count(State::Done), board.count(State::Failed) + board.count(State::Expired));
+        let (done, failed) =
+            (board.count(State::Done), board.count(State::Failed) + board.count(State::Expired) + board.count(State::Cancelled));
         let summary = format!("done {done} · failed {failed} · in flight {in_flight} (limit {limit}) · queued {queued}");
         match &self.bar {
             Some(b) => b.set_message(summary),
@@ -767,6 +779,23 @@ impl Progress {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A line the bar printed as it ended is not printed again in the summary; without a
+    /// bar (not a terminal) nothing was printed, so the summary lists every such line.
+    #[test]
+    fn a_failed_line_is_reported_once() {
+        let row =
+            |line, state| Row { line, state, request_id: None, files: vec![], seed: None, error: Some("boom".into()), input: json!({}) };
+        let bar = Progress::new(true, 3);
+        bar.ended(&row(1, State::Failed));
+        bar.ended(&row(2, State::Done));
+        assert!(bar.printed(1));
+        assert!(!bar.printed(2), "a line done is not printed");
+        assert!(!bar.printed(3), "a line that did not end in this run is left to the summary");
+        let plain = Progress::new(false, 3);
+        plain.ended(&row(1, State::Failed));
+        assert!(!plain.printed(1));
+    }
 
     fn schnell() -> &'static EndpointInfo {
         inputs::find_endpoint("fal-ai/flux-1/schnell").unwrap()
