@@ -91,11 +91,8 @@ impl Client {
         input.validate().map_err(|source| Error::InvalidInput { endpoint: id.to_string(), source })?;
         let params = options.parameters()?;
         // The slot first, and the operation boxed once it is taken (see `via_operation`).
-        let slot = self.transport.slot().await;
-        let op = Box::pin(self.submit_operation::<E>(input, &params));
-        let answer = op.await;
-        self.transport.release(slot, answer.as_ref().ok().map(|a| a.status));
-        self.accepted(id, answer?)
+        let answer = self.transport.in_slot(|| self.submit_operation::<E>(input, &params), |a| a.status).await?;
+        self.accepted(id, answer)
     }
 
     /// Sends a typed input through `E`'s generated submit operation (progenitor builds
@@ -260,16 +257,7 @@ impl RequestHandle {
             _ => "",
         };
         let path = queue_path(url, suffix)?;
-        // The slot first, and the operation boxed: a call waiting for its turn holds a few
-        // words, not the operation's state (10,000 jobs completing together queue 10,000).
-        let transport = &self.client.transport;
-        let slot = transport.slot().await;
-        // Boxed in a statement of its own: a temporary of the awaiting statement would keep
-        // room for the unboxed future in this one's state.
-        let op = Box::pin(self.send_operation(call, path, logs));
-        let sent = op.await;
-        transport.release(slot, sent.as_ref().ok().map(|(a, _)| a.status));
-        Some(sent)
+        Some(self.client.transport.in_slot(|| self.send_operation(call, path, logs), |(a, _)| a.status).await)
     }
 
     /// The generated client for a queue call at `path` (its base: everything before
@@ -770,10 +758,10 @@ impl falq_api::Executor for OpCall {
     fn execute(&self, request: reqwest::Request, call: Call) -> BoxFuture<'_, Result<reqwest::Response, falq_api::NoAnswer>> {
         Box::pin(async move {
             let ctx = CallCtx { endpoint: &self.endpoint, request_id: self.request_id.as_deref() };
-            let again = || request.try_clone();
+            let again = || request.try_clone().ok_or_else(|| "its body cannot be copied".to_string());
             if call == Call::Stream {
                 // A stream is read by the caller, event by event, and takes no slot.
-                return match self.transport.send_made(call, again().ok_or_else(unclonable)?, &again, &ctx).await {
+                return match self.transport.send_made(call, &again, &ctx).await {
                     Ok(response) => Ok(response),
                     Err(e) => {
                         let why = falq_api::NoAnswer(e.to_string());
@@ -839,10 +827,6 @@ impl OpCall {
             },
         }
     }
-}
-
-fn unclonable() -> falq_api::NoAnswer {
-    falq_api::NoAnswer("the request cannot be copied".into())
 }
 
 /// A submit's options as the values of the operations' `x-falq-submit-parameters`.

@@ -19,6 +19,16 @@ pub struct CallCtx<'a> {
     pub request_id: Option<&'a str>,
 }
 
+impl CallCtx<'_> {
+    /// A protocol error of `call` for this endpoint and request.
+    fn protocol(&self, call: Call, message: String) -> Error {
+        Error::Protocol { endpoint: self.endpoint.to_string(), request_id: self.request_id.map(str::to_string), call, message }
+    }
+}
+
+/// Makes a call's request, once per attempt; an error says why it cannot.
+pub(crate) type MakeRequest<'a> = dyn Fn() -> Result<reqwest::Request, String> + Sync + 'a;
+
 /// The HTTP side of a client: an API client that carries the key to the base's
 /// origin only, and a media client that never carries it.
 #[derive(Clone, Debug)]
@@ -144,37 +154,20 @@ impl Transport {
         headers: &reqwest::header::HeaderMap,
         ctx: &CallCtx<'_>,
     ) -> Result<reqwest::Response, Error> {
-        let build = || self.request(call, method.clone(), url, body.as_ref(), headers);
-        let first = build().map_err(|e| Error::Protocol {
-            endpoint: ctx.endpoint.to_string(),
-            request_id: ctx.request_id.map(str::to_string),
-            call,
-            message: format!("the request cannot be built: {e}"),
-        })?;
-        self.send_made(call, first, &|| build().ok(), ctx).await
+        let build = || self.request(call, method.clone(), url, body.as_ref(), headers).map_err(|e| e.to_string());
+        self.send_made(call, &build, ctx).await
     }
 
-    /// Sends a request made elsewhere (`again` makes it anew for each retry, or `None`
-    /// when it cannot), in the one retry loop: the key confined to the base's origin, a
-    /// redirect off it refused.
-    pub(crate) async fn send_made(
-        &self,
-        call: Call,
-        first: reqwest::Request,
-        again: &(dyn Fn() -> Option<reqwest::Request> + Sync),
-        ctx: &CallCtx<'_>,
-    ) -> Result<reqwest::Response, Error> {
+    /// Sends the request `make` makes (made anew for each retry), in the one retry loop:
+    /// the key confined to the base's origin, a redirect off it refused.
+    pub(crate) async fn send_made(&self, call: Call, make: &MakeRequest<'_>, ctx: &CallCtx<'_>) -> Result<reqwest::Response, Error> {
+        let first = make().map_err(|e| ctx.protocol(call, format!("the request cannot be built: {e}")))?;
         if call != Call::Download && !same_origin(first.url(), &self.config.base_url) {
-            return Err(Error::Protocol {
-                endpoint: ctx.endpoint.to_string(),
-                request_id: ctx.request_id.map(str::to_string),
-                call,
-                message: format!("refusing to send the key to {}, which is not on the base URL", first.url()),
-            });
+            return Err(ctx.protocol(call, format!("refusing to send the key to {}, which is not on the base URL", first.url())));
         }
         let client = if call == Call::Download { &self.media } else { &self.api };
         // Each retry makes its request afresh: nothing is held for it while a call is out.
-        let again = || again().map(|r| self.prepare(call, r));
+        let again = || make().ok().map(|r| self.prepare(call, r));
         match falq_api::send_retrying(client, &self.config.retry, call, self.prepare(call, first), again).await {
             Ok(resp) if resp.status().is_redirection() => {
                 let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
@@ -214,37 +207,23 @@ impl Transport {
         headers: &reqwest::header::HeaderMap,
         ctx: &CallCtx<'_>,
     ) -> Result<Answer, Error> {
-        let build = || self.request(call, method.clone(), url, body.as_ref(), headers).ok();
-        self.exchange(call, &build, ctx).await
+        let build = || self.request(call, method.clone(), url, body.as_ref(), headers).map_err(|e| e.to_string());
+        self.in_slot(|| self.read_in_slot(call, &build, ctx), |a| a.status).await
     }
 
-    /// Sends the request `make` makes (once per attempt and per read) and reads the whole
-    /// answer, in one of the `max_in_flight` slots: the one way every short call of the
-    /// client goes out, whether a generated operation or a URL built the request.
-    pub(crate) async fn exchange(
-        &self,
-        call: Call,
-        make: &(dyn Fn() -> Option<reqwest::Request> + Sync),
-        ctx: &CallCtx<'_>,
-    ) -> Result<Answer, Error> {
+    /// Runs the call `work` starts in one of the `max_in_flight` slots (the cap adapts to
+    /// the status `status_of` reads from its answer). The work is started and boxed once
+    /// the slot is taken: a call waiting for its turn holds a few words, not the state of
+    /// sending and reading (10,000 jobs completing together queue 10,000 calls).
+    pub(crate) async fn in_slot<T, F>(&self, work: impl FnOnce() -> F, status_of: impl FnOnce(&T) -> u16) -> Result<T, Error>
+    where
+        F: std::future::Future<Output = Result<T, Error>>,
+    {
         let slot = self.in_flight.acquire().await;
-        // Boxed once the slot is taken: a call waiting for its turn holds a few words, not
-        // the state of sending and reading (10,000 jobs completing together queue 10,000).
-        let read = Box::pin(self.read_in_slot(call, make, ctx));
-        let answer = read.await;
-        self.in_flight.release(slot, answer.as_ref().map(|a| a.status).ok());
+        let running = Box::pin(work());
+        let answer = running.await;
+        self.in_flight.release(slot, answer.as_ref().ok().map(status_of));
         answer
-    }
-
-    /// Waits for one of the `max_in_flight` slots (for a call sent by other means than
-    /// [`Transport::exchange`], which takes its own).
-    pub(crate) async fn slot(&self) -> Slot<'_> {
-        self.in_flight.acquire().await
-    }
-
-    /// Gives a slot back, with the status the call answered (the cap adapts to it).
-    pub(crate) fn release(&self, slot: Slot<'_>, status: Option<u16>) {
-        self.in_flight.release(slot, status)
     }
 
     /// The calls in flight allowed now (adapted to the relay's answers).
@@ -253,24 +232,11 @@ impl Transport {
     }
 
     /// The sends and reads of one short call, in a slot taken already.
-    pub(crate) async fn read_in_slot(
-        &self,
-        call: Call,
-        make: &(dyn Fn() -> Option<reqwest::Request> + Sync),
-        ctx: &CallCtx<'_>,
-    ) -> Result<Answer, Error> {
+    pub(crate) async fn read_in_slot(&self, call: Call, make: &MakeRequest<'_>, ctx: &CallCtx<'_>) -> Result<Answer, Error> {
         let mut reads = 0u32;
         loop {
             reads += 1;
-            let Some(first) = make() else {
-                return Err(Error::Protocol {
-                    endpoint: ctx.endpoint.to_string(),
-                    request_id: ctx.request_id.map(str::to_string),
-                    call,
-                    message: "the request cannot be built".into(),
-                });
-            };
-            let resp = self.send_made(call, first, make, ctx).await?;
+            let resp = self.send_made(call, make, ctx).await?;
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
             match read_capped(resp, self.config.http.max_body).await {
@@ -287,12 +253,7 @@ impl Transport {
                 }
                 Ok(body) => return Ok(Answer { status, headers, body }),
                 Err(BodyError::TooLarge(n)) => {
-                    return Err(Error::Protocol {
-                        endpoint: ctx.endpoint.to_string(),
-                        request_id: ctx.request_id.map(str::to_string),
-                        call,
-                        message: format!("HTTP {status} with a body over {n} bytes (HttpPolicy::max_body); not read"),
-                    });
+                    return Err(ctx.protocol(call, format!("HTTP {status} with a body over {n} bytes (HttpPolicy::max_body); not read")));
                 }
                 Err(BodyError::Read(e)) if call.idempotent() && reads < self.config.retry.max_attempts => {
                     tracing::debug!(call = call.name(), reads, error = %e, "answer cut short; asking again");
@@ -335,7 +296,7 @@ struct LimiterState {
 }
 
 /// A taken slot: when, and whether every slot was taken with it.
-pub(crate) struct Slot<'a> {
+struct Slot<'a> {
     permit: Option<tokio::sync::SemaphorePermit<'a>>,
     started: std::time::Instant,
     saturated: bool,
