@@ -39,18 +39,23 @@ async fn every_submit_operation_is_sent_by_falq_as_the_spec_says() {
     }
 }
 
-#[tokio::test]
-async fn request_options_are_sent_as_the_spec_declares_them() {
-    let spec = Spec::current();
-    let server = CaptureServer::start_with(answer).await;
-    let c = client(&server.base_url, WaitMode::Poll);
-    let options = falq::SubmitOptions {
+/// Every request option set (a start timeout of 1.5 s, which goes out as 2 whole seconds).
+fn every_option() -> falq::SubmitOptions {
+    falq::SubmitOptions {
         webhook: Some("http://127.0.0.1:9/hook?x=1".parse().unwrap()),
         priority: Some(falq::Priority::Low),
         start_timeout: Some(std::time::Duration::from_millis(1500)),
         runner_hint: Some("eu-1".into()),
         result_lifetime: Some(std::time::Duration::from_secs(3600)),
-    };
+    }
+}
+
+#[tokio::test]
+async fn request_options_are_sent_as_the_spec_declares_them() {
+    let spec = Spec::current();
+    let server = CaptureServer::start_with(answer).await;
+    let c = client(&server.base_url, WaitMode::Poll);
+    let options = every_option();
     let body = serde_json::json!({"prompt": "a kite"});
     c.submit_json_with("fal-ai/flux-1/schnell", &body, &options).await.unwrap();
     let captured = only_new(&server, 0);
@@ -77,13 +82,7 @@ async fn request_options_are_sent_as_the_spec_declares_them() {
 async fn a_typed_submit_is_the_endpoints_generated_operation() {
     let server = CaptureServer::start_with(answer).await;
     let c = client(&server.base_url, WaitMode::Poll);
-    let options = falq::SubmitOptions {
-        webhook: Some("http://127.0.0.1:9/hook?x=1".parse().unwrap()),
-        priority: Some(falq::Priority::Low),
-        start_timeout: Some(std::time::Duration::from_millis(1500)),
-        runner_hint: Some("eu-1".into()),
-        result_lifetime: Some(std::time::Duration::from_secs(3600)),
-    };
+    let options = every_option();
     let input: falq::types::Flux1SchnellInput = serde_json::from_value(serde_json::json!({"prompt": "a kite", "num_images": 2})).unwrap();
     let handle = c.submit_with::<falq::endpoints::Flux1Schnell>(&input, &options).await.unwrap();
     assert_eq!(handle.request_id, REQUEST_ID);
