@@ -41,7 +41,7 @@ pub struct Transport {
 }
 
 /// An answer, read whole.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Answer {
     /// The HTTP status.
     pub status: u16,
