@@ -3,8 +3,10 @@
 //!
 //! `cargo bench -p falq-cli --bench queue`. Knobs: FALQ_BENCH_SIZES=1000 (a quick run),
 //! FALQ_BENCH_IN_FLIGHT=N (the client's `max_in_flight`), FALQ_BENCH_CEILING=N (its
-//! `max_in_flight_ceiling`), FALQ_BENCH_STREAMS=N (its `max_streams`), FALQ_BENCH_DEBUG=1 (the
-//! simulator's route counters and each failure, on stderr).
+//! `max_in_flight_ceiling`), FALQ_BENCH_STREAMS=N (its `max_streams`), FALQ_BENCH_DEBUG=1
+//! (on stderr: the simulator's route counters, each failure, and the peaks of open
+//! descriptors and of RSS and when they came; with FALQ_BENCH_SERIES=1, both every 100 ms),
+//! FALQ_BENCH_SIZES_OF=1 (the sizes of the handle's futures).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -65,6 +67,44 @@ fn status_kb(key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Samples this process's open descriptors (its connections, mostly) and resident size
+/// every 20 ms until told to stop, then prints the peaks and when they came (stderr).
+fn sample_in_background(started: Instant) -> Arc<std::sync::atomic::AtomicBool> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let told = stop.clone();
+    std::thread::spawn(move || {
+        let (mut fds, mut fds_at, mut rss, mut rss_at, mut fds_at_rss) = (0, 0, 0, 0, 0);
+        let series = std::env::var_os("FALQ_BENCH_SERIES").is_some();
+        let mut printed = None;
+        while !told.load(std::sync::atomic::Ordering::Relaxed) {
+            let n = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
+            let r = status_kb("VmRSS:");
+            let at = started.elapsed().as_millis();
+            if n > fds {
+                (fds, fds_at) = (n, at);
+            }
+            if r > rss {
+                (rss, rss_at, fds_at_rss) = (r, at, n);
+            }
+            if series && printed.is_none_or(|p| at >= p + 100) {
+                printed = Some(at);
+                eprintln!(
+                    "{at:>5} ms {:>6.1} MB {n:>4} fds anon {} file {}",
+                    r as f64 / 1024.0,
+                    status_kb("RssAnon:"),
+                    status_kb("RssFile:")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!(
+            "peak descriptors {fds} at {fds_at} ms; peak RSS {:.1} MB at {rss_at} ms with {fds_at_rss} descriptors",
+            rss as f64 / 1024.0
+        );
+    });
+    stop
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -95,6 +135,7 @@ async fn one_round(jobs: usize, mode: WaitMode, http: falq::HttpVersion) -> Stri
     let input = Arc::new(input);
     let cpu0 = cpu_seconds();
     let started = Instant::now();
+    let sampler = std::env::var_os("FALQ_BENCH_DEBUG").map(|_| sample_in_background(started));
     if std::env::var_os("FALQ_BENCH_SIZES_OF").is_some() {
         let h = client.handle("fal-ai/flux-pro/kontext/text-to-image", "x").unwrap();
         eprintln!(
@@ -139,6 +180,9 @@ async fn one_round(jobs: usize, mode: WaitMode, http: falq::HttpVersion) -> Stri
     // The client's peak, before the benchmark's own bookkeeping (the simulator's per-job
     // counters, parsed below) adds to it.
     let peak_kb = status_kb("VmHWM:");
+    if let Some(sampler) = sampler {
+        sampler.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let counters: Value = reqwest::get(format!("{}/_sim/counters", sim.base_url)).await.unwrap().json().await.unwrap();
     let routes = &counters["routes"];
     if std::env::var_os("FALQ_BENCH_DEBUG").is_some() {

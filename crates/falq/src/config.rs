@@ -183,14 +183,15 @@ pub struct HttpPolicy {
     pub max_sse_line: usize,
     /// Output files downloaded at once per result (each one an open file and connection).
     pub max_downloads: usize,
-    /// The most `max_in_flight` may grow to while the relay answers as fast with more
-    /// calls in flight (it halves on 429 or 503, and never falls below a quarter of
-    /// `max_in_flight`).
+    /// The most `max_in_flight` may grow to while the relay answers about as fast with
+    /// more calls in flight as it does unloaded (a relay slow per call); it stops growing
+    /// where answers slow down as calls are added (more would only queue there), halves on
+    /// 429 or 503, and never falls below a quarter of `max_in_flight`.
     pub max_in_flight_ceiling: usize,
     /// Status streams open at once; jobs beyond are polled (woken by their siblings'
     /// completions) and take a stream as one frees up. `None`: unbounded over HTTP/2
     /// prior knowledge, where all streams share a connection, and 256 otherwise, where
-    /// each stream is a connection of its own (about 20 KB each): 10,000 jobs fit in 64 MB.
+    /// each stream is a connection of its own (about 25 KB of client memory each).
     pub max_streams: Option<usize>,
 }
 

@@ -274,25 +274,100 @@ impl Transport {
 }
 
 /// The cap on calls in flight, adapted to the relay (additive increase, multiplicative
-/// decrease): while every slot is taken and answers come as fast as the fastest seen (a
-/// relay that is slow per call but not overloaded), the cap grows by one per answer up to
-/// the ceiling; a 429 or 503 halves it. The cap protects the relay without queueing
-/// status polls behind each other when the relay could take them.
+/// decrease): while every slot is taken and answers come about as fast as the relay
+/// answers when not loaded (a relay slow per call but not overloaded, where more calls
+/// in flight buy throughput), the cap grows by one per answer up to the ceiling; once
+/// answers slow down as calls are added (a relay, or a machine, at its capacity: more
+/// calls would only queue there, and each costs a connection over HTTP/1.1), it stops
+/// growing; a 429 or 503 halves it. The fastest answer is the relay's unloaded speed: it
+/// is forgotten with time while the relay is not saturated (a relay that slowed down for
+/// good re-baselines), never while it is (or the cap's own load would become the norm).
 #[derive(Debug)]
 pub(crate) struct Limiter {
     sem: tokio::sync::Semaphore,
     state: std::sync::Mutex<LimiterState>,
-    floor: usize,
-    ceiling: usize,
 }
 
-#[derive(Debug)]
-struct LimiterState {
+/// The adaptive part of the [`Limiter`]: a pure rule, fed each answer.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LimiterState {
     limit: usize,
+    floor: usize,
+    ceiling: usize,
     /// Permits to retire as they come back, after a decrease.
     debt: usize,
-    /// The fastest answer seen, slowly forgotten.
-    best: std::time::Duration,
+    /// The fastest answer seen (forgotten with time), and when it was last updated.
+    best: Option<(std::time::Duration, std::time::Instant)>,
+}
+
+/// What the limiter does with an answer's permit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Return it.
+    Keep,
+    /// Return it and add one (the cap grew).
+    Grow,
+    /// Retire it (the cap is paying a decrease).
+    Retire,
+}
+
+impl LimiterState {
+    /// An answer slower than this many times the fastest one is a relay at capacity.
+    const TOLERANCE: u32 = 2;
+    /// The fastest answer doubles in this much time (while not saturated).
+    const FORGET: std::time::Duration = std::time::Duration::from_secs(10);
+
+    pub(crate) fn new(start: usize, ceiling: usize) -> Self {
+        let start = start.max(1);
+        Self { limit: start, floor: (start / 4).max(1), ceiling: ceiling.max(start), debt: 0, best: None }
+    }
+
+    /// An answer of `status` (`None`: no answer) came `latency` after its slot was
+    /// taken, at `now`; `saturated` when every slot was taken with it.
+    pub(crate) fn answer(
+        &mut self,
+        latency: std::time::Duration,
+        saturated: bool,
+        status: Option<u16>,
+        now: std::time::Instant,
+    ) -> Verdict {
+        let ok = status.is_some_and(|s| (200..300).contains(&s));
+        let best = match self.best {
+            Some((best, at)) if !saturated => {
+                let age = now.saturating_duration_since(at).as_secs_f64() / Self::FORGET.as_secs_f64();
+                best.mul_f64(1.0 + age)
+            }
+            Some((best, _)) => best,
+            None => std::time::Duration::MAX,
+        };
+        // Only successes tell the relay's speed (a refusal may come sooner).
+        let best = if ok { best.min(latency) } else { best };
+        self.best = (best < std::time::Duration::MAX).then_some((best, now));
+        let mut verdict = Verdict::Keep;
+        match status {
+            Some(429 | 503) => {
+                let new = (self.limit / 2).max(self.floor);
+                self.debt += self.limit - new;
+                self.limit = new;
+            }
+            Some(s)
+                if s < 500
+                    && saturated
+                    && self.debt == 0
+                    && latency <= best.saturating_mul(Self::TOLERANCE)
+                    && self.limit < self.ceiling =>
+            {
+                self.limit += 1;
+                verdict = Verdict::Grow;
+            }
+            _ => {}
+        }
+        if verdict == Verdict::Keep && self.debt > 0 {
+            self.debt -= 1;
+            verdict = Verdict::Retire;
+        }
+        verdict
+    }
 }
 
 /// A taken slot: when, and whether every slot was taken with it.
@@ -304,13 +379,8 @@ struct Slot<'a> {
 
 impl Limiter {
     fn new(start: usize, ceiling: usize) -> Self {
-        let start = start.max(1);
-        Self {
-            sem: tokio::sync::Semaphore::new(start),
-            state: std::sync::Mutex::new(LimiterState { limit: start, debt: 0, best: std::time::Duration::MAX }),
-            floor: (start / 4).max(1),
-            ceiling: ceiling.max(start),
-        }
+        let state = LimiterState::new(start, ceiling);
+        Self { sem: tokio::sync::Semaphore::new(state.limit), state: std::sync::Mutex::new(state) }
     }
 
     fn limit(&self) -> usize {
@@ -323,27 +393,16 @@ impl Limiter {
     }
 
     fn release(&self, mut slot: Slot<'_>, status: Option<u16>) {
-        let latency = slot.started.elapsed();
+        let now = std::time::Instant::now();
         let Ok(mut st) = self.state.lock() else { return };
-        // Forget the fastest answer slowly, so a relay that slowed down for good re-baselines.
-        st.best = st.best.saturating_add(st.best / 64).min(latency);
-        match status {
-            Some(429 | 503) => {
-                let new = (st.limit / 2).max(self.floor);
-                st.debt += st.limit - new;
-                st.limit = new;
+        match st.answer(now.saturating_duration_since(slot.started), slot.saturated, status, now) {
+            Verdict::Keep => {}
+            Verdict::Grow => self.sem.add_permits(1),
+            Verdict::Retire => {
+                if let Some(p) = slot.permit.take() {
+                    p.forget();
+                }
             }
-            Some(s) if s < 500 && slot.saturated && latency <= st.best * 4 && st.limit < self.ceiling => {
-                st.limit += 1;
-                self.sem.add_permits(1);
-            }
-            _ => {}
-        }
-        if st.debt > 0
-            && let Some(p) = slot.permit.take()
-        {
-            st.debt -= 1;
-            p.forget();
         }
     }
 }
@@ -384,4 +443,81 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// Feeds `state` saturated answers for `span` of simulated time from `t0`, each taking
+    /// what `latency` says for the cap of the moment, at the rate `limit / latency` the
+    /// calls in flight come back at. Answers the time reached.
+    fn load(state: &mut LimiterState, t0: Instant, span: Duration, latency: impl Fn(usize) -> Duration) -> Instant {
+        let mut now = t0;
+        while now < t0 + span {
+            let l = latency(state.limit);
+            now += l / state.limit as u32;
+            state.answer(l, true, Some(200), now);
+        }
+        now
+    }
+
+    #[test]
+    fn the_cap_grows_on_a_relay_slow_per_call_and_stops_where_calls_only_queue() {
+        let t0 = Instant::now();
+        // 40 ms a call however many are in flight (±1 ms): more calls buy throughput.
+        let mut slow = LimiterState::new(32, 256);
+        load(&mut slow, t0, Duration::from_secs(10), |n| Duration::from_micros(40_000 + (n as u64 % 3) * 500));
+        assert_eq!(slow.limit, 256, "grows to the ceiling");
+        // A relay (or machine) that answers 10,000 calls a second, 1 ms each when idle:
+        // past 10 in flight, each call added only waits in its queue.
+        let at_capacity = |n: usize| Duration::from_micros(1000).max(Duration::from_micros(100 * n as u64));
+        let mut busy = LimiterState::new(4, 256);
+        load(&mut busy, t0, Duration::from_secs(120), at_capacity);
+        assert!((10..=21).contains(&busy.limit), "grows to the knee and stops near it, even after minutes: {}", busy.limit);
+        // A cap past the knee, once it has seen the relay's unloaded speed, does not grow.
+        let mut busy = LimiterState::new(32, 256);
+        busy.answer(at_capacity(1), false, Some(200), t0);
+        load(&mut busy, t0, Duration::from_secs(120), at_capacity);
+        assert_eq!(busy.limit, 32);
+    }
+
+    #[test]
+    fn a_relay_that_slowed_down_for_good_is_re_baselined_while_not_saturated() {
+        let t0 = Instant::now();
+        let mut s = LimiterState::new(8, 64);
+        s.answer(Duration::from_millis(1), false, Some(200), t0);
+        let slower = Duration::from_millis(50);
+        assert_eq!(s.answer(slower, true, Some(200), t0), Verdict::Keep, "50× the fastest: at capacity");
+        let mut now = t0;
+        for _ in 0..600 {
+            now += Duration::from_millis(100);
+            s.answer(slower, false, Some(200), now);
+        }
+        assert_eq!(s.answer(slower, true, Some(200), now), Verdict::Grow, "a minute later, 50 ms is the relay's speed");
+        // Errors do not set the speed: a quick refusal is no baseline.
+        let mut s = LimiterState::new(8, 64);
+        s.answer(Duration::from_micros(10), false, Some(404), t0);
+        s.answer(slower, false, Some(200), t0);
+        assert_eq!(s.answer(slower, true, Some(200), t0), Verdict::Grow);
+    }
+
+    #[test]
+    fn a_429_or_503_halves_the_cap_down_to_a_quarter_and_its_permits_retire() {
+        let t0 = Instant::now();
+        let mut s = LimiterState::new(32, 256);
+        let ms = Duration::from_millis(5);
+        assert_eq!(s.answer(ms, true, Some(429), t0), Verdict::Retire);
+        assert_eq!(s.limit, 16);
+        for _ in 0..15 {
+            assert_eq!(s.answer(ms, true, Some(200), t0), Verdict::Retire, "the 16 permits over the cap retire as they come back");
+        }
+        assert_eq!(s.answer(ms, true, Some(200), t0), Verdict::Grow, "then it grows again");
+        for _ in 0..10 {
+            s.answer(ms, true, Some(503), t0);
+        }
+        assert_eq!(s.limit, 8, "never below a quarter of the start");
+        assert_eq!(s.answer(ms, false, Some(200), t0), Verdict::Keep, "each answer paid one permit of the debt: it is paid");
+    }
 }
