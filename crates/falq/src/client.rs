@@ -482,9 +482,8 @@ impl RequestHandle {
             Err(progenitor_client::Error::UnexpectedResponse(resp)) => {
                 Ok((resp.status().as_u16(), resp.headers().clone(), Box::pin(resp.bytes_stream())))
             }
-            Err(other) => {
-                Err(exec.failure(other, || self.err(Call::Stream, "the generated operation refused the request; nothing was sent")))
-            }
+            Err(other) => Err(exec
+                .failure(Call::Stream, other, || self.err(Call::Stream, "the generated operation refused the request; nothing was sent"))),
         }
     }
 
@@ -812,19 +811,14 @@ impl OpCall {
         }
     }
 
-    /// The error an operation's failure stands for: the transport's own when it had one
-    /// (progenitor only saw `NoAnswer`), else `refused` (nothing reached the transport), or
-    /// what progenitor said.
-    fn failure(&self, e: progenitor_client::Error<()>, refused: impl FnOnce() -> Error) -> Error {
+    /// The error the failure of an operation of `call` stands for: the transport's own
+    /// when it had one (progenitor only saw `NoAnswer`), else `refused` (nothing reached
+    /// the transport), or what progenitor said.
+    fn failure(&self, call: Call, e: progenitor_client::Error<()>, refused: impl FnOnce() -> Error) -> Error {
         match self.answer.lock().ok().and_then(|mut a| a.take()) {
             Some(Err(kept)) => kept,
             _ if matches!(e, progenitor_client::Error::InvalidRequest(_)) => refused(),
-            _ => Error::Protocol {
-                endpoint: self.endpoint.clone(),
-                request_id: self.request_id.clone(),
-                call: Call::Stream,
-                message: e.to_string(),
-            },
+            _ => Error::Protocol { endpoint: self.endpoint.clone(), request_id: self.request_id.clone(), call, message: e.to_string() },
         }
     }
 }
