@@ -90,7 +90,7 @@ impl Client {
         let id = E::info().id;
         input.validate().map_err(|source| Error::InvalidInput { endpoint: id.to_string(), source })?;
         let params = options.parameters()?;
-        // The slot first, and the operation boxed once it is taken (see `via_operation`).
+        // The slot first, and the operation boxed once it is taken (see `RequestHandle::queue_call`).
         let answer = self.transport.in_slot(|| self.submit_operation::<E>(input, &params), |a| a.status).await?;
         self.accepted(id, answer)
     }
@@ -133,7 +133,7 @@ impl Client {
             url.query_pairs_mut().append_pair("fal_webhook", hook.as_str());
         }
         let ctx = CallCtx { endpoint: endpoint_id, request_id: None };
-        let answer = Box::pin(self.transport.call_with(Call::Submit, Method::POST, &url, Some(body), &headers, &ctx)).await?;
+        let answer = Box::pin(self.transport.call(Call::Submit, Method::POST, &url, Some(body), &headers, &ctx)).await?;
         self.accepted(endpoint_id, answer)
     }
 
@@ -248,16 +248,35 @@ impl RequestHandle {
     /// generated operation: progenitor builds the request from the spec (path, method,
     /// query, headers) and runs its hooks' checks, and this client's transport sends it and
     /// reads the answer whole, which is what comes back (falq tells its answers apart on
-    /// their bytes). `None` when the URL the relay gave is not of the operation's shape
-    /// ([`queue_path`]): the caller sends to it as it is.
-    async fn via_operation(&self, call: Call, url: &Url, logs: bool) -> Option<Result<(Answer, Option<Decoded>), Error>> {
-        let suffix = match call {
-            Call::Status => "/status",
-            Call::Cancel => "/cancel",
-            _ => "",
+    /// their bytes), with what the operation decoded. A URL the relay gave that is not of
+    /// the operation's shape ([`queue_path`]) is called as it is.
+    ///
+    /// The in-flight slot is taken first and the call built and boxed only then: a call
+    /// waiting for its turn (10,000 of them when a crowd completes) holds a few words.
+    async fn queue_call(&self, call: Call, logs: bool) -> Result<(Answer, Option<Decoded>), Error> {
+        let transport = &self.client.transport;
+        let turn = transport.turn().await;
+        transport.in_turn(turn, Box::pin(self.queue_call_in_turn(call, logs)), |(a, _)| a.status).await
+    }
+
+    /// [`RequestHandle::queue_call`] once its in-flight slot is taken.
+    async fn queue_call_in_turn(&self, call: Call, logs: bool) -> Result<(Answer, Option<Decoded>), Error> {
+        let (url, suffix, method) = match call {
+            Call::Status => (&self.status_url, "/status", Method::GET),
+            Call::Cancel => (&self.cancel_url, "/cancel", Method::PUT),
+            _ => (&self.response_url, "", Method::GET),
         };
-        let path = queue_path(url, suffix)?;
-        Some(self.client.transport.in_slot(|| self.send_operation(call, path, logs), |(a, _)| a.status).await)
+        if let Some(path) = queue_path(url, suffix) {
+            return self.send_operation(call, path, logs).await;
+        }
+        let mut url = url.clone();
+        if logs {
+            url.query_pairs_mut().append_pair("logs", "1");
+        }
+        let transport = &self.client.transport;
+        let none = reqwest::header::HeaderMap::new();
+        let build = || transport.request(call, method.clone(), &url, None, &none).map_err(|e| e.to_string());
+        Ok((transport.read_in_slot(call, &build, &self.ctx()).await?, None))
     }
 
     /// The generated client for a queue call at `path` (its base: everything before
@@ -266,7 +285,7 @@ impl RequestHandle {
         OpCall::client(&self.client.transport, &path.prefix, &self.endpoint_id, Some(&self.request_id))
     }
 
-    /// [`RequestHandle::via_operation`] once its in-flight slot is taken.
+    /// A queue call through its generated operation, in the slot taken already.
     async fn send_operation(&self, call: Call, path: QueuePath, logs: bool) -> Result<(Answer, Option<Decoded>), Error> {
         let (exec, api) = self.operation_client(&path);
         // What the operation decoded, when it could; the transport kept the bytes for the rest.
@@ -307,17 +326,7 @@ impl RequestHandle {
 
     /// The status and the server's `Retry-After`, if it gave one.
     async fn status_answer(&self, logs: Logs) -> Result<(QueueStatus, Option<Duration>), Error> {
-        let include = logs == Logs::Include;
-        let (answer, decoded) = match self.via_operation(Call::Status, &self.status_url, include).await {
-            Some(answer) => answer?,
-            None => {
-                let mut url = self.status_url.clone();
-                if include {
-                    url.query_pairs_mut().append_pair("logs", "1");
-                }
-                (self.client.transport.call(Call::Status, Method::GET, &url, None, &self.ctx()).await?, None)
-            }
-        };
+        let (answer, decoded) = self.queue_call(Call::Status, logs == Logs::Include).await?;
         if !(200..300).contains(&answer.status) {
             return Err(answer_error(&self.endpoint_id, Some(&self.request_id), Call::Status, &answer));
         }
@@ -591,10 +600,7 @@ impl RequestHandle {
     /// One result call, told apart: the output, or "not finished yet" (a 202 or 400, or a
     /// status body where the output should be, as some relays answer).
     async fn fetch_result(&self) -> Result<Fetched, Error> {
-        let (answer, decoded) = match self.via_operation(Call::Result, &self.response_url, false).await {
-            Some(answer) => answer?,
-            None => (self.client.transport.call(Call::Result, Method::GET, &self.response_url, None, &self.ctx()).await?, None),
-        };
+        let (answer, decoded) = self.queue_call(Call::Result, false).await?;
         if matches!(answer.status, 202 | 400) {
             let status = serde_json::from_slice::<QueueStatus>(&answer.body)
                 .map(|s| s.status.to_string())
@@ -668,10 +674,7 @@ impl RequestHandle {
 
     /// Asks the server to cancel the job.
     pub async fn cancel(&self) -> Result<CancelStatus, Error> {
-        let (answer, decoded) = match self.via_operation(Call::Cancel, &self.cancel_url, false).await {
-            Some(answer) => answer?,
-            None => (self.client.transport.call(Call::Cancel, Method::PUT, &self.cancel_url, None, &self.ctx()).await?, None),
-        };
+        let (answer, decoded) = self.queue_call(Call::Cancel, false).await?;
         let cancel = match decoded {
             Some(Decoded::Cancel(c)) => Some(c),
             _ => serde_json::from_slice::<falq_api::types::CancelResponse>(&answer.body).ok(),
@@ -769,7 +772,7 @@ impl falq_api::Executor for OpCall {
                     }
                 };
             }
-            // In the slot `via_operation` took.
+            // In the slot `queue_call` took.
             let answer = self.transport.read_in_slot(call, &again, &ctx).await;
             let response = match &answer {
                 Ok(a) => {

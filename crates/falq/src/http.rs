@@ -98,7 +98,7 @@ impl Transport {
         &self.config.base_url
     }
 
-    fn request(
+    pub(crate) fn request(
         &self,
         call: Call,
         method: Method,
@@ -193,12 +193,7 @@ impl Transport {
     /// within the retry policy's attempts: a submit's answer lost that way may mean a
     /// queued job, so it is reported as one that may exist. A status or result success
     /// whose body is not JSON is fetched again the same way.
-    pub async fn call(&self, call: Call, method: Method, url: &Url, body: Option<Bytes>, ctx: &CallCtx<'_>) -> Result<Answer, Error> {
-        self.call_with(call, method, url, body, &reqwest::header::HeaderMap::new(), ctx).await
-    }
-
-    /// [`Transport::call`] with extra request headers (a submit's options).
-    pub async fn call_with(
+    pub async fn call(
         &self,
         call: Call,
         method: Method,
@@ -219,10 +214,26 @@ impl Transport {
     where
         F: std::future::Future<Output = Result<T, Error>>,
     {
-        let slot = self.in_flight.acquire().await;
-        let running = Box::pin(work());
-        let answer = running.await;
-        self.in_flight.release(slot, answer.as_ref().ok().map(status_of));
+        let turn = self.turn().await;
+        self.in_turn(turn, Box::pin(work()), status_of).await
+    }
+
+    /// Waits for one of the `max_in_flight` slots. A caller that builds its call only once
+    /// its turn has come keeps nothing of it while it waits.
+    pub(crate) async fn turn(&self) -> Turn<'_> {
+        Turn(self.in_flight.acquire().await)
+    }
+
+    /// Runs `work` in the slot `turn` took, and gives the slot back with the status
+    /// `status_of` reads from its answer (the cap adapts to it).
+    pub(crate) async fn in_turn<T>(
+        &self,
+        turn: Turn<'_>,
+        work: impl std::future::Future<Output = Result<T, Error>>,
+        status_of: impl FnOnce(&T) -> u16,
+    ) -> Result<T, Error> {
+        let answer = work.await;
+        self.in_flight.release(turn.0, answer.as_ref().ok().map(status_of));
         answer
     }
 
@@ -369,6 +380,10 @@ impl LimiterState {
         verdict
     }
 }
+
+/// A slot of the in-flight cap, taken ([`Transport::turn`]); given back by
+/// [`Transport::in_turn`], or when dropped (a call abandoned).
+pub(crate) struct Turn<'a>(Slot<'a>);
 
 /// A taken slot: when, and whether every slot was taken with it.
 struct Slot<'a> {
