@@ -351,9 +351,10 @@ impl RequestHandle {
         }
     }
 
-    /// Waits for completion; with `fetch`, a poller woken by a sibling's completion asks
-    /// for the result itself rather than the status first (one call instead of two in the
-    /// burst of a crowd completing together), and answers it when it is ready.
+    /// Waits for completion; with `fetch`, a poller that has most likely completed (woken
+    /// by a sibling's completion, or at its endpoint's expected completion) asks for the
+    /// result itself rather than the status first (one call instead of two), and answers
+    /// it when it is ready.
     async fn wait_for(&self, on_update: &mut (impl FnMut(&Update) + Send), fetch: bool) -> Result<Waited, Error> {
         let mut seen = Progress { started: Instant::now(), logs_seen: 0, last: None };
         let want_stream = self.client.config().wait.mode == WaitMode::Stream;
@@ -396,6 +397,7 @@ impl RequestHandle {
         let mut st =
             PollState { elapsed: origin.elapsed(), last_poll: None, polls: 0, seen: Seen::Nothing, queue_rate: None, retry_after: None };
         let mut first_position: Option<(Duration, i64)> = None;
+        let mut missed_aim = false;
         loop {
             if want_stream && let Some(streamed) = Box::pin(self.stream_in_slot(seen, on_update)).await {
                 match streamed? {
@@ -423,8 +425,13 @@ impl RequestHandle {
                 }
             }
             let asked = origin.elapsed();
-            // A sibling submitted after this job completed: this one most likely has too.
-            if fetch && woken {
+            // Ask for the result itself when the job has most likely completed: a sibling
+            // submitted after it completed (it was woken), or this poll is at or after the
+            // endpoint's expected completion (a poll aimed there, unless the job was seen
+            // queued, or such a poll missed once already). One call instead of a status
+            // and then a result.
+            let aimed = !missed_aim && !matches!(st.seen, Seen::Queued(_)) && estimate.as_ref().is_some_and(|e| at >= e.service);
+            if fetch && (woken || aimed) {
                 match Box::pin(self.fetch_result()).await {
                     Ok(Fetched::Ready(output)) => {
                         knowledge.completed(&self.endpoint_id, origin, st.last_poll.unwrap_or_default(), origin.elapsed());
@@ -432,8 +439,16 @@ impl RequestHandle {
                         on_update(&Update { status: QueueStatusKind::Completed, queue_position: None, new_logs: vec![], elapsed });
                         return Ok(Waited::Output(output));
                     }
-                    // Not done yet (a relay may even answer 404 before completion): the
-                    // status says where it stands.
+                    // Not done yet at the aimed time: this job is slower than its endpoint's
+                    // estimate, and is polled by its status from now on (where it stands).
+                    Ok(Fetched::NotReady(_)) if !woken => {
+                        missed_aim = true;
+                        st.polls += 1;
+                        st.last_poll = Some(asked);
+                        continue;
+                    }
+                    // Not done yet when woken (a relay may even answer 404 before
+                    // completion, or one forgot the job): the status says where it stands.
                     Ok(Fetched::NotReady(_)) | Err(Error::Expired { .. }) => {}
                     Err(e) => return Err(e),
                 }

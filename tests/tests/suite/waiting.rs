@@ -90,6 +90,47 @@ async fn known_service_times_make_polling_sooner_and_cheaper_than_a_fixed_interv
     assert!(delays.iter().all(|d| *d < Duration::from_millis(150)), "seen soon after completion: {delays:?} (cold: {cold:?})");
 }
 
+/// Submits and finishes one job (its result fetched): how long after the simulator
+/// completed it the caller held its output.
+async fn finish_one(c: &Client, sim: &Sim) -> Duration {
+    let h = c.submit::<endpoints::FluxProKontextTextToImage>(&input()).await.unwrap();
+    let _: serde_json::Value = h.finish(|_| {}).await.unwrap();
+    let held = Instant::now();
+    held.saturating_duration_since(sim.completed_at(&h.request_id).expect("completed in the simulator"))
+}
+
+#[tokio::test]
+async fn a_poll_at_the_expected_completion_asks_for_the_result_itself() {
+    // Lost otherwise: a status call that says COMPLETED, then the result call, for every
+    // job whose completion the endpoint's known service time predicted.
+    let sim = sim(1300, "stream:404").await;
+    let c = client(&sim, WaitMode::Poll, PollPolicy::default(), |_| {});
+    // The first job's completion is seen within a poll interval; the second's, aimed at
+    // that estimate, within a few milliseconds: the estimate is tight from then on.
+    finish_one(&c, &sim).await;
+    finish_one(&c, &sim).await;
+    let before = sim.counters().routes;
+    let mut delays = Vec::new();
+    for _ in 0..3 {
+        delays.push(finish_one(&c, &sim).await);
+    }
+    let after = sim.counters().routes;
+    let (status, result) = (after.status.requests - before.status.requests, after.result.requests - before.result.requests);
+    assert_eq!(result, 3, "one result call per job");
+    // fal-js: three status polls for 1.3 s, then the result. Here one early poll at most.
+    assert!(status <= 3, "{status} status calls for 3 jobs");
+    assert!(delays.iter().all(|d| *d < Duration::from_millis(150)), "seen soon after completion: {delays:?}");
+
+    // A job slower than its endpoint's estimate: the aimed result call is not ready (400),
+    // and the job is polled by its status from then on, to its output.
+    sim.set_faults("result:400@1".parse().unwrap());
+    let before = sim.counters().routes;
+    finish_one(&c, &sim).await;
+    let after = sim.counters().routes;
+    assert_eq!(after.result.requests - before.result.requests, 2, "the missed aim, then the result once COMPLETED");
+    assert!(after.status.requests - before.status.requests >= 1, "its status said COMPLETED");
+}
+
 #[tokio::test]
 async fn the_in_flight_cap_grows_on_a_slow_relay_and_halves_on_429() {
     // Lost otherwise: a cap that turns a relay's per-call latency into queueing delay.
