@@ -7,7 +7,8 @@
 //!
 //! `cargo bench -p falq-cli --bench side_by_side`. Knobs: FALQ_SBS_JOBS (200),
 //! FALQ_SBS_SERVICE (service times in seconds, "2,4,8"), FALQ_SBS_SLOW_JOBS (1000; 0
-//! skips the slow-relay round), FALQ_SBS_CLIENTS ("falq,fal-js,fal-client").
+//! skips the slow-relay round), FALQ_SBS_CLIENTS ("falq,fal-js,fal-client"), FALQ_SBS_DEBUG
+//! (each round's requests per route, and its first errors, on stderr).
 //!
 //! Fairness: every client runs alone against its own simulator process; the order of the
 //! clients rotates per scenario. fal-client only speaks https: it reaches the simulator
@@ -248,6 +249,13 @@ fn run_client(client: &'static str, s: &Scenario) -> Row {
         .block_on(async { reqwest::get(format!("{base}/_sim/counters")).await.ok()?.json().await.ok() })
         .unwrap_or(Value::Null);
     let routes = &counters["routes"];
+    if std::env::var_os("FALQ_SBS_DEBUG").is_some() {
+        let per_route: Vec<String> = ["submit", "status", "stream", "result", "cancel"]
+            .iter()
+            .map(|r| format!("{r} {}", routes[r]["requests"].as_u64().unwrap_or(0)))
+            .collect();
+        eprintln!("{client}, {}: {}", s.name, per_route.join(", "));
+    }
     let requests: u64 =
         ["submit", "status", "stream", "result", "cancel"].iter().map(|r| routes[r]["requests"].as_u64().unwrap_or(0)).sum();
     let mut delays: Vec<f64> = f
@@ -269,7 +277,8 @@ fn run_client(client: &'static str, s: &Scenario) -> Row {
 }
 
 /// The falq driver: the same jobs through the falq library, waiting as it does by default
-/// (stream, remembering a relay without one), the result fetched as JSON.
+/// (stream, remembering a relay without one), the result fetched as JSON: `finish`, the
+/// one call that does what `fal.subscribe` does (wait, then fetch the result).
 async fn falq_driver(base: &str, jobs: usize) {
     let mut config = Config::new(base).unwrap().with_key(ApiKey::new("bench-key"));
     config.auth_scheme = falq::AuthScheme::Key;
@@ -284,8 +293,7 @@ async fn falq_driver(base: &str, jobs: usize) {
             let input = input.clone();
             tokio::spawn(async move {
                 let handle = client.submit_json(ENDPOINT, &input).await?;
-                handle.wait(|_| {}).await?;
-                let out = handle.result_json().await?;
+                let out: Value = handle.finish(|_| {}).await?;
                 let held = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
                 drop(out);
                 Ok::<_, falq::Error>((handle.request_id.clone(), held))
