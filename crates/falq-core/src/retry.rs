@@ -131,7 +131,7 @@ pub fn decide(policy: &RetryPolicy, call: Call, attempts: u32, outcome: Outcome,
     let exp = policy.base_delay.as_secs_f64() * 2f64.powi(attempts.saturating_sub(1).min(30) as i32);
     let capped = exp.min(policy.max_delay.as_secs_f64());
     let jittered = capped * (1.0 + policy.jitter * jitter.clamp(-1.0, 1.0));
-    Decision::RetryAfter(Duration::from_secs_f64(jittered.max(0.0)))
+    Decision::RetryAfter(Duration::try_from_secs_f64(jittered.max(0.0)).unwrap_or(policy.max_delay))
 }
 
 /// `Retry-After` in seconds (an HTTP date is not honoured: the backoff applies).
@@ -194,6 +194,9 @@ mod tests {
         assert_eq!(d(4, -1.0), Decision::RetryAfter(Duration::from_millis(600)));
         assert_eq!(d(9, 0.0), Decision::RetryAfter(Duration::from_millis(1000)));
         assert_eq!(d(10, 0.0), Decision::Stop, "attempts exhausted");
+        // A cap no duration can exceed, with jitter on top: the cap, not a panic.
+        let p = RetryPolicy { max_delay: Duration::MAX, base_delay: Duration::MAX, jitter: 1.0, ..p };
+        assert_eq!(decide(&p, Call::Status, 3, answered(503), 1.0), Decision::RetryAfter(Duration::MAX));
     }
 
     #[test]

@@ -413,7 +413,7 @@ impl RequestHandle {
             let at = policy.poll.next_poll(estimate.as_ref(), &st);
             let mut woken = false;
             if at > st.elapsed {
-                let sleep = tokio::time::sleep_until((origin + at).into());
+                let sleep = tokio::time::sleep_until(crate::poll::instant_after(origin, at).into());
                 if learn {
                     let waiter = knowledge.sleep_among(&self.endpoint_id, origin);
                     tokio::select! {

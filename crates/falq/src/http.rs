@@ -346,7 +346,8 @@ impl LimiterState {
         let best = match self.best {
             Some((best, at)) if !saturated => {
                 let age = now.saturating_duration_since(at).as_secs_f64() / Self::FORGET.as_secs_f64();
-                best.mul_f64(1.0 + age)
+                // Saturating: after a long idle the old speed is simply forgotten.
+                std::time::Duration::try_from_secs_f64(best.as_secs_f64() * 2f64.powf(age)).unwrap_or(std::time::Duration::MAX)
             }
             Some((best, _)) => best,
             None => std::time::Duration::MAX,
@@ -511,6 +512,12 @@ mod tests {
             s.answer(slower, false, Some(200), now);
         }
         assert_eq!(s.answer(slower, true, Some(200), now), Verdict::Grow, "a minute later, 50 ms is the relay's speed");
+        // A day idle: the old speed is forgotten (and nothing overflows).
+        let mut s = LimiterState::new(8, 64);
+        s.answer(Duration::from_millis(1), false, Some(200), t0);
+        let later = t0 + Duration::from_secs(86_400);
+        s.answer(slower, false, Some(200), later);
+        assert_eq!(s.answer(slower, true, Some(200), later), Verdict::Grow);
         // Errors do not set the speed: a quick refusal is no baseline.
         let mut s = LimiterState::new(8, 64);
         s.answer(Duration::from_micros(10), false, Some(404), t0);

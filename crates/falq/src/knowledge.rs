@@ -117,7 +117,7 @@ impl Knowledge {
     /// thousand jobs do not all ask a relay without streams.
     pub(crate) async fn may_stream(&self, patience: Duration) -> Probe {
         let mut verdicts = self.stream_support.subscribe();
-        let deadline = tokio::time::Instant::now() + patience;
+        let deadline: tokio::time::Instant = crate::poll::instant_after(Instant::now(), patience).into();
         loop {
             match *verdicts.borrow_and_update() {
                 Support::Yes => return Probe::Stream,

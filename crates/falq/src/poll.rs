@@ -71,21 +71,24 @@ impl PollPolicy {
         Self { interval, max: interval, min_spread: Duration::from_millis(10) }
     }
 
-    /// The time (since submit) of the next poll.
+    /// The time (since submit) of the next poll: never before now, never more than `max`
+    /// (or the interval, if larger) from now, whatever the policy's knobs and the estimate
+    /// (saturating arithmetic: a journal's times or a caller's knobs may be anything).
     pub fn next_poll(&self, estimate: Option<&Estimate>, st: &PollState) -> Duration {
         let base = self.interval.max(Duration::from_millis(1));
+        let max = self.max.max(base);
         let t = st.elapsed;
-        let after_last = |gap: Duration| st.last_poll.map_or(gap, |l| l + gap);
+        let after_last = |gap: Duration| st.last_poll.map_or(gap, |l| l.saturating_add(gap));
         let mut next = match (estimate, st.seen) {
             // Queued behind others: it cannot complete before it starts.
             (_, Seen::Queued(p)) if p > 0 => {
                 let wait = st.queue_rate.filter(|r| *r > 0.0).map_or(base, |r| Duration::from_secs_f64((p as f64 / r * 0.8).min(60.0)));
-                after_last(wait.clamp(base, self.max))
+                after_last(wait.clamp(base, max))
             }
             (None, _) => after_last(base),
             (Some(e), _) => {
                 let s = e.spread.max(self.min_spread);
-                let target = e.service + s;
+                let target = e.service.saturating_add(s);
                 // fal-js would poll ceil(service / 500 ms) times: keep two of as many for
                 // the expected completion, and spend the rest (if any) before it, sparsely,
                 // in case this job is quicker than usual.
@@ -93,14 +96,15 @@ impl PollPolicy {
                 let early_left = budget.saturating_sub(2).saturating_sub(st.polls);
                 match st.last_poll {
                     Some(l) if l >= target => {
-                        // Late: widening steps (3s, 5s, ...) up to the base interval.
+                        // Late: widening steps (3s, 5s, ...) up to the base interval (a
+                        // spread wider than it: the base interval).
                         let past = l.saturating_sub(e.service);
-                        l + (past + 2 * s).clamp(s, base)
+                        l.saturating_add(past.saturating_add(s.saturating_mul(2)).clamp(s.min(base), base))
                     }
                     last => {
                         let from = last.unwrap_or(Duration::ZERO);
-                        let early = from + (e.service / 6).clamp(base, self.max);
-                        if early_left > 0 && early + 2 * s < e.service { early } else { target }
+                        let early = from.saturating_add((e.service / 6).clamp(base, max));
+                        if early_left > 0 && early.saturating_add(s.saturating_mul(2)) < e.service { early } else { target }
                     }
                 }
             }
@@ -108,8 +112,7 @@ impl PollPolicy {
         if let Some(after) = st.retry_after {
             next = next.max(after_last(after));
         }
-        // Never in the past, never longer than `max` from now.
-        next.max(t).min(t + self.max)
+        next.max(t).min(t.saturating_add(max))
     }
 }
 
@@ -146,8 +149,15 @@ impl ServiceStats {
         let total: f64 = self.samples.iter().map(|(_, h)| weight(*h)).sum();
         let mean = self.samples.iter().map(|(m, h)| m * weight(*h)).sum::<f64>() / total;
         let var = self.samples.iter().map(|(m, h)| weight(*h) * (m - mean).powi(2)).sum::<f64>() / total;
-        Some(Estimate { service: Duration::from_secs_f64(mean.max(0.0)), spread: Duration::from_secs_f64(var.sqrt()) })
+        // Saturating: times read from a journal are whatever it says.
+        let secs = |v: f64| Duration::try_from_secs_f64(v.max(0.0)).unwrap_or(Duration::MAX);
+        Some(Estimate { service: secs(mean), spread: secs(var.sqrt()) })
     }
+}
+
+/// `from + d`, or a year from now when no clock can say it (a policy of endless sleeps).
+pub(crate) fn instant_after(from: std::time::Instant, d: Duration) -> std::time::Instant {
+    from.checked_add(d).unwrap_or_else(|| std::time::Instant::now() + Duration::from_secs(365 * 86_400))
 }
 
 /// The rate at which a queue position drains, from two sightings.
@@ -240,6 +250,39 @@ mod tests {
     }
 
     #[test]
+    fn any_knobs_and_estimate_give_a_time_between_now_and_the_longest_sleep() {
+        let huge = Duration::MAX;
+        let policies = [
+            PollPolicy::default(),
+            PollPolicy { interval: ms(5000), max: ms(2000), min_spread: ms(10) },
+            PollPolicy { interval: Duration::ZERO, max: Duration::ZERO, min_spread: Duration::ZERO },
+            PollPolicy { interval: huge, max: huge, min_spread: huge },
+        ];
+        let estimates = [
+            None,
+            Some(Estimate { service: ms(2000), spread: ms(1500) }),
+            Some(Estimate { service: huge, spread: huge }),
+            Some(Estimate { service: Duration::ZERO, spread: Duration::ZERO }),
+        ];
+        let states = [
+            st(0, None, Seen::Nothing),
+            st(3000, Some(2900), Seen::Running),
+            PollState { queue_rate: Some(1e-300), ..st(1000, Some(900), Seen::Queued(i64::MAX)) },
+            PollState { retry_after: Some(huge), ..st(1000, Some(900), Seen::Running) },
+            st(u64::MAX, Some(u64::MAX), Seen::Running),
+        ];
+        for p in &policies {
+            for e in &estimates {
+                for s in &states {
+                    let at = p.next_poll(e.as_ref(), s);
+                    let longest = p.max.max(p.interval).max(ms(1));
+                    assert!(at >= s.elapsed && at <= s.elapsed.saturating_add(longest), "{p:?} {e:?} {s:?}: {at:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn stats_trust_tight_sightings_over_wide_ones() {
         let mut s = ServiceStats::default();
         assert_eq!(s.estimate(), None);
@@ -251,5 +294,10 @@ mod tests {
             s.record(ms(4000), ms(4010));
         }
         assert!((s.estimate().unwrap().service.as_millis() as i64 - 4005).abs() < 5, "old samples leave the window");
+        // Times from a journal are whatever it says: the largest gives an estimate, not a panic.
+        let mut s = ServiceStats::default();
+        s.record(Duration::MAX, Duration::MAX);
+        s.record(Duration::ZERO, Duration::MAX);
+        assert!(s.estimate().is_some());
     }
 }

@@ -74,6 +74,26 @@ async fn a_completion_wakes_the_siblings_submitted_before_it() {
 }
 
 #[tokio::test]
+async fn a_policy_of_endless_sleeps_is_taken_at_its_word_without_overflowing_a_clock() {
+    // Lost otherwise: a panic (an instant past what a clock can say) for a caller whose
+    // poll interval is `Duration::MAX`, in the stream's probe and in the poller's sleep.
+    let sim = sim(200, "").await;
+    let endless = PollPolicy { interval: Duration::MAX, max: Duration::MAX, min_spread: Duration::ZERO };
+    let c = client(&sim, WaitMode::Stream, endless, |c| c.http.max_streams = Some(1));
+    // Two jobs submitted first poll (the one stream slot is taken by the last one) and
+    // sleep "forever"; the last one's streamed completion wakes them.
+    let mut handles = Vec::new();
+    for _ in 0..3 {
+        handles.push(c.submit::<endpoints::FluxProKontextTextToImage>(&input()).await.unwrap());
+    }
+    handles.reverse();
+    let all = futures_util::future::join_all(handles.iter().map(|h| h.wait(|_| {})));
+    let done = tokio::time::timeout(Duration::from_secs(20), all).await.expect("woken, not asleep for good");
+    assert!(done.iter().all(|r| r.as_ref().is_ok_and(|s| s.status == falq::types::QueueStatusKind::Completed)), "{done:?}");
+    assert_eq!(sim.counters().routes.stream.requests, 1);
+}
+
+#[tokio::test]
 async fn known_service_times_make_polling_sooner_and_cheaper_than_a_fixed_interval() {
     // Lost otherwise: polling that detects up to 500 ms late and pays for it in requests.
     let sim = sim(1300, "stream:404").await;
