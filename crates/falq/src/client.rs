@@ -447,9 +447,10 @@ impl RequestHandle {
                         st.last_poll = Some(asked);
                         continue;
                     }
-                    // Not done yet when woken (a relay may even answer 404 before
-                    // completion, or one forgot the job): the status says where it stands.
-                    Ok(Fetched::NotReady(_)) | Err(Error::Expired { .. }) => {}
+                    // Not done yet when woken, or a 404 (some relays answer it before
+                    // completion; or the relay forgot the job): the status says where it
+                    // stands, and an aimed job is polled by its status from now on.
+                    Ok(Fetched::NotReady(_)) | Err(Error::Expired { .. }) => missed_aim |= aimed,
                     Err(e) => return Err(e),
                 }
             }

@@ -152,6 +152,28 @@ async fn a_poll_at_the_expected_completion_asks_for_the_result_itself() {
 }
 
 #[tokio::test]
+async fn a_relay_answering_404_before_completion_has_its_late_jobs_polled_by_status() {
+    // Lost otherwise: two calls a poll (a result's 404, then the status) for every job
+    // slower than its endpoint's estimate, on relays that answer 404 before completion.
+    let timing = SimTiming { queue_delay: Duration::ZERO, run_time: Duration::from_millis(1300), workers: 1, ..SimTiming::default() };
+    let sim = Sim::spawn(SimConfig { mode: SimMode::Direct, timing, faults: "stream:404".parse().unwrap(), ..SimConfig::default() })
+        .await
+        .unwrap();
+    let c = client(&sim, WaitMode::Poll, PollPolicy::default(), |_| {});
+    finish_one(&c, &sim).await;
+    finish_one(&c, &sim).await;
+    // One worker: this job waits 1.3 s behind another, twice its endpoint's service time.
+    let blocker = c.submit::<endpoints::FluxProKontextTextToImage>(&input()).await.unwrap();
+    sim.set_faults("result:404@1".parse().unwrap());
+    let before = sim.counters().routes;
+    let h = c.submit::<endpoints::FluxProKontextTextToImage>(&input()).await.unwrap();
+    let _: serde_json::Value = h.finish(|_| {}).await.unwrap();
+    let after = sim.counters().routes;
+    assert_eq!(after.result.requests - before.result.requests, 2, "the aimed call's 404, then the result once COMPLETED");
+    let _: serde_json::Value = blocker.finish(|_| {}).await.unwrap();
+}
+
+#[tokio::test]
 async fn the_in_flight_cap_grows_on_a_slow_relay_and_halves_on_429() {
     // Lost otherwise: a cap that turns a relay's per-call latency into queueing delay.
     let sim = sim(100, "stream:404;status:stall=40ms").await;
