@@ -373,6 +373,7 @@ impl RequestHandle {
             return None;
         }
         let _slot = knowledge.streams.try_acquire().ok()?;
+        let _connection = self.client.transport.hold_connection();
         match knowledge.may_stream(self.client.config().wait.poll.interval).await {
             Probe::Poll => None,
             Probe::Stream => Some(self.stream(seen, on_update, false).await),

@@ -183,11 +183,16 @@ pub struct HttpPolicy {
     pub max_sse_line: usize,
     /// Output files downloaded at once per result (each one an open file and connection).
     pub max_downloads: usize,
-    /// The most `max_in_flight` may grow to while the relay answers about as fast with
-    /// more calls in flight as it does unloaded (a relay slow per call); it stops growing
-    /// where answers slow down as calls are added (more would only queue there), halves on
-    /// 429 or 503, and never falls below a quarter of `max_in_flight`.
+    /// The most `max_in_flight` may grow to while every slot is taken and the relay
+    /// neither pushes back nor suddenly slows down (it halves on 429 or 503, and never
+    /// falls below a quarter of `max_in_flight`).
     pub max_in_flight_ceiling: usize,
+    /// Connections for calls in flight and status streams together: the in-flight cap
+    /// does not grow into what open streams hold. `None`: unbounded over HTTP/2 prior
+    /// knowledge (one connection carries everything), and 288 otherwise (256 streams and
+    /// the 32 calls `max_in_flight` starts at, or 256 calls when nothing streams): about
+    /// 25 KB of client memory a connection, 10,000 jobs fit in 64 MB.
+    pub max_connections: Option<usize>,
     /// Status streams open at once; jobs beyond are polled (woken by their siblings'
     /// completions) and take a stream as one frees up. `None`: unbounded over HTTP/2
     /// prior knowledge, where all streams share a connection, and 256 otherwise, where
@@ -205,11 +210,17 @@ impl Default for HttpPolicy {
             max_downloads: 4,
             max_in_flight_ceiling: 256,
             max_streams: None,
+            max_connections: None,
         }
     }
 }
 
 impl HttpPolicy {
+    /// The connections for calls and streams together (see `max_connections`).
+    pub fn connections(&self) -> usize {
+        self.max_connections.unwrap_or(if self.version == HttpVersion::Http2PriorKnowledge { usize::MAX } else { 288 }).max(1)
+    }
+
     /// The status streams a client opens at once.
     pub fn streams(&self) -> usize {
         self.max_streams.unwrap_or(if self.version == HttpVersion::Http2PriorKnowledge { 1 << 20 } else { 256 }).max(1)

@@ -84,7 +84,8 @@ impl Transport {
             }
             None => None,
         };
-        let in_flight = std::sync::Arc::new(Limiter::new(config.http.max_in_flight, config.http.max_in_flight_ceiling));
+        let in_flight =
+            std::sync::Arc::new(Limiter::new(config.http.max_in_flight, config.http.max_in_flight_ceiling, config.http.connections()));
         Ok(Self { config, api, media, auth, in_flight })
     }
 
@@ -237,6 +238,13 @@ impl Transport {
         answer
     }
 
+    /// Counts a connection held outside the in-flight cap (an open status stream) against
+    /// the connection budget, until the guard is dropped.
+    pub(crate) fn hold_connection(&self) -> Held<'_> {
+        self.in_flight.others.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Held(&self.in_flight.others)
+    }
+
     /// The calls in flight allowed now (adapted to the relay's answers).
     pub fn in_flight_limit(&self) -> usize {
         self.in_flight.limit()
@@ -285,18 +293,19 @@ impl Transport {
 }
 
 /// The cap on calls in flight, adapted to the relay (additive increase, multiplicative
-/// decrease): while every slot is taken and answers come about as fast as the relay
-/// answers when not loaded (a relay slow per call but not overloaded, where more calls
-/// in flight buy throughput), the cap grows by one per answer up to the ceiling; once
-/// answers slow down as calls are added (a relay, or a machine, at its capacity: more
-/// calls would only queue there, and each costs a connection over HTTP/1.1), it stops
-/// growing; a 429 or 503 halves it. The fastest answer is the relay's unloaded speed: it
-/// is forgotten with time while the relay is not saturated (a relay that slowed down for
-/// good re-baselines), never while it is (or the cap's own load would become the norm).
+/// decrease): while every slot is taken, the relay does not push back and its answers do
+/// not suddenly slow down (over 4× the recent fastest), the cap grows by one per answer
+/// up to the ceiling, as more calls in flight may buy throughput (a relay slow per call;
+/// even a busy one, whose server batches its work); a 429 or 503 halves it. Over HTTP/1.1
+/// every call in flight and every open status stream is a connection of its own (about
+/// 25 KB of client memory each): they share a connection budget, and the cap neither
+/// grows into what the streams hold nor keeps what they took since.
 #[derive(Debug)]
 pub(crate) struct Limiter {
     sem: tokio::sync::Semaphore,
     state: std::sync::Mutex<LimiterState>,
+    /// Connections held outside the cap (open status streams), counted by [`Held`].
+    others: std::sync::atomic::AtomicUsize,
 }
 
 /// The adaptive part of the [`Limiter`]: a pure rule, fed each answer.
@@ -305,9 +314,12 @@ pub(crate) struct LimiterState {
     limit: usize,
     floor: usize,
     ceiling: usize,
+    /// Connections for calls in flight and open streams together.
+    budget: usize,
     /// Permits to retire as they come back, after a decrease.
     debt: usize,
-    /// The fastest answer seen (forgotten with time), and when it was last updated.
+    /// The recent fastest success (forgotten a little with each answer, and with time
+    /// while not saturated), and when it was last updated.
     best: Option<(std::time::Duration, std::time::Instant)>,
 }
 
@@ -323,38 +335,46 @@ pub(crate) enum Verdict {
 }
 
 impl LimiterState {
-    /// An answer slower than this many times the fastest one is a relay at capacity.
-    const TOLERANCE: u32 = 2;
-    /// The fastest answer doubles in this much time (while not saturated).
+    /// An answer slower than this many times the recent fastest: the relay slowed down.
+    const TOLERANCE: u32 = 4;
+    /// How much the recent fastest is forgotten with each answer (it doubles in about 45).
+    const DRIFT: f64 = 1.0 / 64.0;
+    /// While not saturated, the recent fastest also doubles in this much time (a relay
+    /// that slowed down for good while little was asked of it re-baselines).
     const FORGET: std::time::Duration = std::time::Duration::from_secs(10);
 
-    pub(crate) fn new(start: usize, ceiling: usize) -> Self {
+    /// Starts at `start` calls; grows to `ceiling`, and to `budget` connections with the
+    /// streams (`usize::MAX`: no budget, as over HTTP/2).
+    pub(crate) fn new(start: usize, ceiling: usize, budget: usize) -> Self {
         let start = start.max(1);
-        Self { limit: start, floor: (start / 4).max(1), ceiling: ceiling.max(start), debt: 0, best: None }
+        Self { limit: start, floor: (start / 4).max(1), ceiling: ceiling.max(start), budget, debt: 0, best: None }
     }
 
     /// An answer of `status` (`None`: no answer) came `latency` after its slot was
-    /// taken, at `now`; `saturated` when every slot was taken with it.
+    /// taken, at `now`; `saturated` when every slot was taken with it; `others` the
+    /// connections held outside the cap (open streams) now.
     pub(crate) fn answer(
         &mut self,
         latency: std::time::Duration,
         saturated: bool,
         status: Option<u16>,
+        others: usize,
         now: std::time::Instant,
     ) -> Verdict {
         let ok = status.is_some_and(|s| (200..300).contains(&s));
         let best = match self.best {
-            Some((best, at)) if !saturated => {
-                let age = now.saturating_duration_since(at).as_secs_f64() / Self::FORGET.as_secs_f64();
+            Some((best, at)) => {
+                let age = if saturated { 0.0 } else { now.saturating_duration_since(at).as_secs_f64() / Self::FORGET.as_secs_f64() };
                 // Saturating: after a long idle the old speed is simply forgotten.
-                std::time::Duration::try_from_secs_f64(best.as_secs_f64() * 2f64.powf(age)).unwrap_or(std::time::Duration::MAX)
+                let forgotten = best.as_secs_f64() * (1.0 + Self::DRIFT) * 2f64.powf(age);
+                std::time::Duration::try_from_secs_f64(forgotten).unwrap_or(std::time::Duration::MAX)
             }
-            Some((best, _)) => best,
             None => std::time::Duration::MAX,
         };
         // Only successes tell the relay's speed (a refusal may come sooner).
         let best = if ok { best.min(latency) } else { best };
         self.best = (best < std::time::Duration::MAX).then_some((best, now));
+        let room = self.budget.saturating_sub(others);
         let mut verdict = Verdict::Keep;
         match status {
             Some(429 | 503) => {
@@ -367,7 +387,7 @@ impl LimiterState {
                     && saturated
                     && self.debt == 0
                     && latency <= best.saturating_mul(Self::TOLERANCE)
-                    && self.limit < self.ceiling =>
+                    && self.limit < self.ceiling.min(room) =>
             {
                 self.limit += 1;
                 verdict = Verdict::Grow;
@@ -377,8 +397,22 @@ impl LimiterState {
         if verdict == Verdict::Keep && self.debt > 0 {
             self.debt -= 1;
             verdict = Verdict::Retire;
+        } else if verdict == Verdict::Keep && self.limit > room.max(self.floor) {
+            // Streams opened since the cap grew: give them back their share, one per answer.
+            self.limit -= 1;
+            verdict = Verdict::Retire;
         }
         verdict
+    }
+}
+
+/// A connection held outside the in-flight cap (an open status stream), counted against
+/// the connection budget while it lives ([`Transport::hold_connection`]).
+pub(crate) struct Held<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -394,9 +428,13 @@ struct Slot<'a> {
 }
 
 impl Limiter {
-    fn new(start: usize, ceiling: usize) -> Self {
-        let state = LimiterState::new(start, ceiling);
-        Self { sem: tokio::sync::Semaphore::new(state.limit), state: std::sync::Mutex::new(state) }
+    fn new(start: usize, ceiling: usize, budget: usize) -> Self {
+        let state = LimiterState::new(start, ceiling, budget);
+        Self {
+            sem: tokio::sync::Semaphore::new(state.limit),
+            state: std::sync::Mutex::new(state),
+            others: std::sync::atomic::AtomicUsize::new(0),
+        }
     }
 
     fn limit(&self) -> usize {
@@ -411,7 +449,8 @@ impl Limiter {
     fn release(&self, mut slot: Slot<'_>, status: Option<u16>) {
         let now = std::time::Instant::now();
         let Ok(mut st) = self.state.lock() else { return };
-        match st.answer(now.saturating_duration_since(slot.started), slot.saturated, status, now) {
+        let others = self.others.load(std::sync::atomic::Ordering::Relaxed);
+        match st.answer(now.saturating_duration_since(slot.started), slot.saturated, status, others, now) {
             Verdict::Keep => {}
             Verdict::Grow => self.sem.add_permits(1),
             Verdict::Retire => {
@@ -466,80 +505,116 @@ mod tests {
     use super::*;
     use std::time::{Duration, Instant};
 
-    /// Feeds `state` saturated answers for `span` of simulated time from `t0`, each taking
-    /// what `latency` says for the cap of the moment, at the rate `limit / latency` the
-    /// calls in flight come back at. Answers the time reached.
-    fn load(state: &mut LimiterState, t0: Instant, span: Duration, latency: impl Fn(usize) -> Duration) -> Instant {
+    const NO_BUDGET: usize = usize::MAX;
+
+    /// Feeds `state` saturated answers for `span` of simulated time from `t0`, with
+    /// `others` connections held outside the cap, each answer taking what `latency` says
+    /// for the cap of the moment, at the rate `limit / latency` the calls in flight come
+    /// back at. Answers the time reached.
+    fn load(state: &mut LimiterState, t0: Instant, span: Duration, others: usize, latency: impl Fn(usize) -> Duration) -> Instant {
         let mut now = t0;
         while now < t0 + span {
             let l = latency(state.limit);
             now += l / state.limit as u32;
-            state.answer(l, true, Some(200), now);
+            state.answer(l, true, Some(200), others, now);
         }
         now
     }
 
     #[test]
-    fn the_cap_grows_on_a_relay_slow_per_call_and_stops_where_calls_only_queue() {
+    fn the_cap_grows_while_the_relay_keeps_answering_up_to_its_ceiling() {
         let t0 = Instant::now();
         // 40 ms a call however many are in flight (±1 ms): more calls buy throughput.
-        let mut slow = LimiterState::new(32, 256);
-        load(&mut slow, t0, Duration::from_secs(10), |n| Duration::from_micros(40_000 + (n as u64 % 3) * 500));
+        let mut slow = LimiterState::new(32, 256, NO_BUDGET);
+        load(&mut slow, t0, Duration::from_secs(10), 0, |n| Duration::from_micros(40_000 + (n as u64 % 3) * 500));
         assert_eq!(slow.limit, 256, "grows to the ceiling");
-        // A relay (or machine) that answers 10,000 calls a second, 1 ms each when idle:
-        // past 10 in flight, each call added only waits in its queue.
-        let at_capacity = |n: usize| Duration::from_micros(1000).max(Duration::from_micros(100 * n as u64));
-        let mut busy = LimiterState::new(4, 256);
-        load(&mut busy, t0, Duration::from_secs(120), at_capacity);
-        assert!((10..=21).contains(&busy.limit), "grows to the knee and stops near it, even after minutes: {}", busy.limit);
-        // A cap past the knee, once it has seen the relay's unloaded speed, does not grow.
-        let mut busy = LimiterState::new(32, 256);
-        busy.answer(at_capacity(1), false, Some(200), t0);
-        load(&mut busy, t0, Duration::from_secs(120), at_capacity);
-        assert_eq!(busy.limit, 32);
+        // A busy relay whose answers slow down gradually as calls are added: no pushback,
+        // so it grows (more in flight may still buy throughput, as batching servers do).
+        let mut busy = LimiterState::new(32, 256, NO_BUDGET);
+        load(&mut busy, t0, Duration::from_secs(10), 0, |n| Duration::from_micros(1000).max(Duration::from_micros(100 * n as u64)));
+        assert_eq!(busy.limit, 256);
     }
 
     #[test]
-    fn a_relay_that_slowed_down_for_good_is_re_baselined_while_not_saturated() {
+    fn a_sudden_slowdown_holds_the_cap_until_it_is_the_norm() {
         let t0 = Instant::now();
-        let mut s = LimiterState::new(8, 64);
-        s.answer(Duration::from_millis(1), false, Some(200), t0);
-        let slower = Duration::from_millis(50);
-        assert_eq!(s.answer(slower, true, Some(200), t0), Verdict::Keep, "50× the fastest: at capacity");
-        let mut now = t0;
-        for _ in 0..600 {
-            now += Duration::from_millis(100);
-            s.answer(slower, false, Some(200), now);
+        let mut s = LimiterState::new(8, 64, NO_BUDGET);
+        let ms = Duration::from_millis;
+        for _ in 0..10 {
+            s.answer(ms(10), true, Some(200), 0, t0);
         }
-        assert_eq!(s.answer(slower, true, Some(200), now), Verdict::Grow, "a minute later, 50 ms is the relay's speed");
+        let before = s.limit;
+        assert_eq!(s.answer(ms(50), true, Some(200), 0, t0), Verdict::Keep, "5× the recent fastest");
+        assert_eq!(s.limit, before);
+        let grew = (0..200).filter(|_| s.answer(ms(50), true, Some(200), 0, t0) == Verdict::Grow).count();
+        assert!(grew > 0, "after a hundred-odd answers at 50 ms, 50 ms is the relay's speed");
+    }
+
+    #[test]
+    fn calls_and_streams_share_the_connection_budget() {
+        let t0 = Instant::now();
+        let latency = |_| Duration::from_millis(5);
+        // 256 streams open, 320 connections: the calls grow to 64, not to the ceiling.
+        let mut s = LimiterState::new(32, 256, 320);
+        load(&mut s, t0, Duration::from_secs(5), 256, latency);
+        assert_eq!(s.limit, 64);
+        // Nothing streams: the calls take the budget, up to the ceiling.
+        let mut s = LimiterState::new(32, 256, 320);
+        let t = load(&mut s, t0, Duration::from_secs(5), 0, latency);
+        assert_eq!(s.limit, 256);
+        // Then 200 streams open: the cap gives back their share, one permit per answer.
+        let retired = (0..300).filter(|_| s.answer(latency(0), true, Some(200), 200, t) == Verdict::Retire).count();
+        assert_eq!((s.limit, retired), (120, 136));
+        // Never below its floor, whatever the streams hold.
+        let mut s = LimiterState::new(32, 256, 320);
+        for _ in 0..100 {
+            s.answer(latency(0), true, Some(200), 10_000, t0);
+        }
+        assert_eq!(s.limit, 8);
+    }
+
+    #[test]
+    fn a_relay_that_slowed_down_for_good_is_re_baselined() {
+        let t0 = Instant::now();
+        let mut s = LimiterState::new(8, 64, NO_BUDGET);
+        s.answer(Duration::from_millis(1), false, Some(200), 0, t0);
+        let slower = Duration::from_millis(50);
+        assert_eq!(s.answer(slower, true, Some(200), 0, t0), Verdict::Keep, "50× the fastest");
+        // Little asked of it for a minute: forgotten with time.
+        let mut now = t0;
+        for _ in 0..6 {
+            now += Duration::from_secs(10);
+            s.answer(slower, false, Some(200), 0, now);
+        }
+        assert_eq!(s.answer(slower, true, Some(200), 0, now), Verdict::Grow, "a minute later, 50 ms is the relay's speed");
         // A day idle: the old speed is forgotten (and nothing overflows).
-        let mut s = LimiterState::new(8, 64);
-        s.answer(Duration::from_millis(1), false, Some(200), t0);
+        let mut s = LimiterState::new(8, 64, NO_BUDGET);
+        s.answer(Duration::from_millis(1), false, Some(200), 0, t0);
         let later = t0 + Duration::from_secs(86_400);
-        s.answer(slower, false, Some(200), later);
-        assert_eq!(s.answer(slower, true, Some(200), later), Verdict::Grow);
+        s.answer(slower, false, Some(200), 0, later);
+        assert_eq!(s.answer(slower, true, Some(200), 0, later), Verdict::Grow);
         // Errors do not set the speed: a quick refusal is no baseline.
-        let mut s = LimiterState::new(8, 64);
-        s.answer(Duration::from_micros(10), false, Some(404), t0);
-        s.answer(slower, false, Some(200), t0);
-        assert_eq!(s.answer(slower, true, Some(200), t0), Verdict::Grow);
+        let mut s = LimiterState::new(8, 64, NO_BUDGET);
+        s.answer(Duration::from_micros(10), false, Some(404), 0, t0);
+        s.answer(slower, false, Some(200), 0, t0);
+        assert_eq!(s.answer(slower, true, Some(200), 0, t0), Verdict::Grow);
     }
 
     #[test]
     fn a_429_or_503_halves_the_cap_down_to_a_quarter_and_its_permits_retire() {
         let t0 = Instant::now();
-        let mut s = LimiterState::new(32, 256);
+        let mut s = LimiterState::new(32, 256, NO_BUDGET);
         let ms = Duration::from_millis(5);
-        assert_eq!(s.answer(ms, true, Some(429), t0), Verdict::Retire);
+        assert_eq!(s.answer(ms, true, Some(429), 0, t0), Verdict::Retire);
         assert_eq!(s.limit, 16);
         for _ in 0..15 {
-            assert_eq!(s.answer(ms, true, Some(200), t0), Verdict::Retire, "the 16 permits over the cap retire as they come back");
+            assert_eq!(s.answer(ms, true, Some(200), 0, t0), Verdict::Retire, "the 16 permits over the cap retire as they come back");
         }
-        assert_eq!(s.answer(ms, true, Some(200), t0), Verdict::Grow, "then it grows again");
+        assert_eq!(s.answer(ms, true, Some(200), 0, t0), Verdict::Grow, "then it grows again");
         for _ in 0..10 {
-            s.answer(ms, true, Some(503), t0);
+            s.answer(ms, true, Some(503), 0, t0);
         }
         assert_eq!(s.limit, 8, "never below a quarter of the start");
-        assert_eq!(s.answer(ms, false, Some(200), t0), Verdict::Keep, "each answer paid one permit of the debt: it is paid");
+        assert_eq!(s.answer(ms, false, Some(200), 0, t0), Verdict::Keep, "each answer paid one permit of the debt: it is paid");
     }
 }

@@ -174,6 +174,45 @@ async fn a_relay_answering_404_before_completion_has_its_late_jobs_polled_by_sta
 }
 
 #[tokio::test]
+async fn open_streams_and_calls_in_flight_share_the_connection_budget() {
+    // Lost otherwise: over HTTP/1.1, a connection per stream plus a grown cap's worth of
+    // calls, past the memory 10,000 jobs are meant to fit in.
+    let sim = sim(1000, "").await;
+    let c = client(&sim, WaitMode::Stream, PollPolicy::fixed(Duration::from_millis(5)), |c| {
+        c.http.max_in_flight = 4;
+        c.http.max_streams = Some(6);
+        c.http.max_connections = Some(8);
+    });
+    let one = input();
+    let handles: Vec<_> = futures_util::future::join_all((0..40).map(|_| c.submit::<endpoints::FluxProKontextTextToImage>(&one))).await;
+    let handles: Vec<_> = handles.into_iter().map(Result::unwrap).collect();
+    // Six jobs stream, the others poll every 5 ms: every call slot is taken, all along.
+    let waits = futures_util::future::join_all(handles.iter().map(|h| h.wait(|_| {})));
+    let watch = async {
+        // From 100 ms on: the cap may have grown during the submits, before any stream
+        // opened, and gives back one permit per answer.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut most = 0;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            most = most.max(c.in_flight_limit());
+        }
+        most
+    };
+    let (done, most) = tokio::join!(waits, watch);
+    assert!(done.iter().all(Result::is_ok));
+    assert!(most <= 2, "8 connections, 6 of them streams: at most 2 calls in flight, saw {most}");
+    // Without streams the calls take the budget.
+    let c = client(&sim, WaitMode::Poll, PollPolicy::fixed(Duration::from_millis(5)), |c| {
+        c.http.max_in_flight = 4;
+        c.http.max_connections = Some(8);
+    });
+    let handles: Vec<_> = futures_util::future::join_all((0..40).map(|_| c.submit::<endpoints::FluxProKontextTextToImage>(&one))).await;
+    futures_util::future::join_all(handles.iter().map(|h| h.as_ref().unwrap().wait(|_| {}))).await;
+    assert_eq!(c.in_flight_limit(), 8, "grown to the budget");
+}
+
+#[tokio::test]
 async fn the_in_flight_cap_grows_on_a_slow_relay_and_halves_on_429() {
     // Lost otherwise: a cap that turns a relay's per-call latency into queueing delay.
     let sim = sim(100, "stream:404;status:stall=40ms").await;
