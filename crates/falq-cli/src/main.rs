@@ -204,6 +204,10 @@ struct SimArgs {
     /// How long results are kept after completion (then 404).
     #[arg(long, value_parser = parse_duration)]
     result_ttl: Option<Duration>,
+    /// The concurrent streams one HTTP/2 connection allows, as a relay's server or CDN
+    /// sets it (100 to 256 is common); no limit when not given.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    h2_max_streams: Option<u32>,
     /// The seed of request ids, default job seeds and fault rates (random when not given),
     /// to replay a session exactly.
     #[arg(long)]
@@ -856,6 +860,7 @@ async fn sim(args: SimArgs) -> Result<u8, Failure> {
     if let Some(w) = args.workers {
         config.timing.workers = w.max(1);
     }
+    config.h2_max_streams = args.h2_max_streams;
     if let Some(d) = args.result_ttl {
         config.timing.result_ttl = d;
     }

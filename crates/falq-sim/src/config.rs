@@ -115,6 +115,9 @@ pub struct SimConfig {
     pub max_image_pixels: u64,
     /// The bytes of encoded media kept in memory for repeated downloads.
     pub media_cache_bytes: usize,
+    /// The concurrent streams one HTTP/2 connection allows (`SETTINGS_MAX_CONCURRENT_STREAMS`),
+    /// as a relay's server or CDN sets it (100 to 256 is common); `None`: no limit.
+    pub h2_max_streams: Option<u32>,
 }
 
 impl Default for SimConfig {
@@ -131,6 +134,7 @@ impl Default for SimConfig {
             max_body_bytes: 64 << 20,
             max_image_pixels: 4096 * 4096,
             media_cache_bytes: 64 << 20,
+            h2_max_streams: None,
         }
     }
 }

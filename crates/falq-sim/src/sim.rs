@@ -174,6 +174,7 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch:
 }
 
 async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let h2_max_streams = shared.config.h2_max_streams;
     let _ = stream.set_nodelay(true);
     let control = Arc::new(ConnControl::default());
     let io = TokioIo::new(ResettableStream { stream, control: control.clone() });
@@ -182,13 +183,14 @@ async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>, mut shut
         let (shared, control) = (shared.clone(), service_control.clone());
         async move { Ok::<_, std::convert::Infallible>(handle(shared, control, request).await) }
     });
-    // HTTP/1.1, or HTTP/2 with prior knowledge (h2c): one connection can then carry
-    // thousands of status streams, as a relay behind TLS with ALPN would.
+    // HTTP/1.1, or HTTP/2 with prior knowledge (h2c): one connection then carries every
+    // call and status stream, as a relay behind TLS with ALPN would, up to
+    // `SimConfig::h2_max_streams` at once (none by default).
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new());
     // A client that stops reading a status stream at COMPLETED resets it; thousands of
     // such streams on one connection are normal here, not an attack to guard against.
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(None).max_local_error_reset_streams(None);
+    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(h2_max_streams).max_local_error_reset_streams(None);
     let conn = builder.serve_connection(io, service);
     tokio::select! {
         _ = conn => {}

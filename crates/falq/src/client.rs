@@ -49,7 +49,7 @@ pub struct Update {
 impl Client {
     /// A client for a configuration.
     pub fn new(config: Config) -> Result<Self, Error> {
-        let knowledge = Arc::new(Knowledge::new(config.http.streams()));
+        let knowledge = Arc::new(Knowledge::new());
         Ok(Self { transport: Arc::new(Transport::new(config)?), knowledge })
     }
 
@@ -372,8 +372,7 @@ impl RequestHandle {
         if knowledge.streams_unsupported() {
             return None;
         }
-        let _slot = knowledge.streams.try_acquire().ok()?;
-        let _connection = self.client.transport.hold_connection();
+        let _stream = self.client.transport.try_hold_stream()?;
         match knowledge.may_stream(self.client.config().wait.poll.interval).await {
             Probe::Poll => None,
             Probe::Stream => Some(self.stream(seen, on_update, false).await),

@@ -187,16 +187,18 @@ pub struct HttpPolicy {
     /// neither pushes back nor suddenly slows down (it halves on 429 or 503, and never
     /// falls below a quarter of `max_in_flight`).
     pub max_in_flight_ceiling: usize,
-    /// Connections for calls in flight and status streams together: the in-flight cap
-    /// does not grow into what open streams hold. `None`: unbounded over HTTP/2 prior
-    /// knowledge (one connection carries everything), and 288 otherwise (256 streams and
-    /// the 32 calls `max_in_flight` starts at, or 256 calls when nothing streams): about
-    /// 25 KB of client memory a connection, 10,000 jobs fit in 64 MB.
+    /// Calls in flight and open status streams together: the in-flight cap does not
+    /// grow into what open streams hold. `None`: 288 over HTTP/1.1, where each is a
+    /// connection (256 streams and the 32 calls `max_in_flight` starts at, or 256 calls
+    /// when nothing streams; 10,000 jobs fit in 64 MB), and 100 over HTTP/2, the concurrent
+    /// streams a relay's one connection is sure to allow (64 streams leave 36 calls).
     pub max_connections: Option<usize>,
     /// Status streams open at once; jobs beyond are polled (woken by their siblings'
-    /// completions) and take a stream as one frees up. `None`: unbounded over HTTP/2
-    /// prior knowledge, where all streams share a connection, and 256 otherwise, where
-    /// each stream is a connection of its own (about 25 KB of client memory each).
+    /// completions) and take a stream as one frees up. `None`: 256 over HTTP/1.1, where
+    /// each stream is a connection of its own (about 25 KB of client memory each), and 64
+    /// over HTTP/2, where streams and calls share the relay's concurrent streams on its
+    /// one connection (servers allow 100 or more, as RFC 9113 recommends; a client may not
+    /// open a second connection to get more, and a call past the allowance waits).
     pub max_streams: Option<usize>,
 }
 
@@ -216,14 +218,14 @@ impl Default for HttpPolicy {
 }
 
 impl HttpPolicy {
-    /// The connections for calls and streams together (see `max_connections`).
-    pub fn connections(&self) -> usize {
-        self.max_connections.unwrap_or(if self.version == HttpVersion::Http2PriorKnowledge { usize::MAX } else { 288 }).max(1)
+    /// Calls and streams together (see `max_connections`), over HTTP/2 (`h2`) or not.
+    pub fn connections(&self, h2: bool) -> usize {
+        self.max_connections.unwrap_or(if h2 { 100 } else { 288 }).max(1)
     }
 
-    /// The status streams a client opens at once.
-    pub fn streams(&self) -> usize {
-        self.max_streams.unwrap_or(if self.version == HttpVersion::Http2PriorKnowledge { 1 << 20 } else { 256 }).max(1)
+    /// The status streams a client opens at once (see `max_streams`), over HTTP/2 or not.
+    pub fn streams(&self, h2: bool) -> usize {
+        self.max_streams.unwrap_or(if h2 { 64 } else { 256 }).max(1)
     }
 }
 

@@ -84,8 +84,7 @@ impl Transport {
             }
             None => None,
         };
-        let in_flight =
-            std::sync::Arc::new(Limiter::new(config.http.max_in_flight, config.http.max_in_flight_ceiling, config.http.connections()));
+        let in_flight = std::sync::Arc::new(Limiter::new(&config.http));
         Ok(Self { config, api, media, auth, in_flight })
     }
 
@@ -174,7 +173,12 @@ impl Transport {
                 let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
                 Err(Error::ForeignRedirect { endpoint: ctx.endpoint.to_string(), call, location })
             }
-            Ok(resp) => Ok(resp),
+            Ok(resp) => {
+                if call != Call::Download && resp.version() == reqwest::Version::HTTP_2 {
+                    self.in_flight.h2.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                Ok(resp)
+            }
             Err(failure) => Err(Error::Network {
                 endpoint: ctx.endpoint.to_string(),
                 request_id: ctx.request_id.map(str::to_string),
@@ -238,11 +242,17 @@ impl Transport {
         answer
     }
 
-    /// Counts a connection held outside the in-flight cap (an open status stream) against
-    /// the connection budget, until the guard is dropped.
-    pub(crate) fn hold_connection(&self) -> Held<'_> {
-        self.in_flight.others.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Held(&self.in_flight.others)
+    /// Takes one of the status streams the relay's protocol allows (`HttpPolicy::max_streams`),
+    /// counted against the budget of calls and streams until the guard is dropped; `None`
+    /// when they are all open (the job polls).
+    pub(crate) fn try_hold_stream(&self) -> Option<Held<'_>> {
+        let limiter = &self.in_flight;
+        let allowed = if limiter.h2() { limiter.streams.1 } else { limiter.streams.0 };
+        limiter
+            .others
+            .fetch_update(std::sync::atomic::Ordering::AcqRel, std::sync::atomic::Ordering::Acquire, |n| (n < allowed).then_some(n + 1))
+            .ok()?;
+        Some(Held(&limiter.others))
     }
 
     /// The calls in flight allowed now (adapted to the relay's answers).
@@ -304,8 +314,14 @@ impl Transport {
 pub(crate) struct Limiter {
     sem: tokio::sync::Semaphore,
     state: std::sync::Mutex<LimiterState>,
-    /// Connections held outside the cap (open status streams), counted by [`Held`].
+    /// Open status streams, counted by [`Held`]: outside the cap, within the budget.
     others: std::sync::atomic::AtomicUsize,
+    /// Whether the relay speaks HTTP/2 (known up front with prior knowledge; otherwise
+    /// seen on its answers, as ALPN decided): the budget and the streams follow.
+    h2: std::sync::atomic::AtomicBool,
+    /// (HTTP/1.1, HTTP/2): calls and streams together, and streams.
+    budgets: (usize, usize),
+    streams: (usize, usize),
 }
 
 /// The adaptive part of the [`Limiter`]: a pure rule, fed each answer.
@@ -406,8 +422,8 @@ impl LimiterState {
     }
 }
 
-/// A connection held outside the in-flight cap (an open status stream), counted against
-/// the connection budget while it lives ([`Transport::hold_connection`]).
+/// An open status stream, counted against the budget of calls and streams while it
+/// lives ([`Transport::try_hold_stream`]).
 pub(crate) struct Held<'a>(&'a std::sync::atomic::AtomicUsize);
 
 impl Drop for Held<'_> {
@@ -428,13 +444,21 @@ struct Slot<'a> {
 }
 
 impl Limiter {
-    fn new(start: usize, ceiling: usize, budget: usize) -> Self {
-        let state = LimiterState::new(start, ceiling, budget);
+    fn new(http: &crate::config::HttpPolicy) -> Self {
+        let h2 = http.version == HttpVersion::Http2PriorKnowledge;
+        let state = LimiterState::new(http.max_in_flight, http.max_in_flight_ceiling, http.connections(h2));
         Self {
             sem: tokio::sync::Semaphore::new(state.limit),
             state: std::sync::Mutex::new(state),
             others: std::sync::atomic::AtomicUsize::new(0),
+            h2: std::sync::atomic::AtomicBool::new(h2),
+            budgets: (http.connections(false), http.connections(true)),
+            streams: (http.streams(false), http.streams(true)),
         }
+    }
+
+    fn h2(&self) -> bool {
+        self.h2.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn limit(&self) -> usize {
@@ -450,6 +474,7 @@ impl Limiter {
         let now = std::time::Instant::now();
         let Ok(mut st) = self.state.lock() else { return };
         let others = self.others.load(std::sync::atomic::Ordering::Relaxed);
+        st.budget = if self.h2() { self.budgets.1 } else { self.budgets.0 };
         match st.answer(now.saturating_duration_since(slot.started), slot.saturated, status, others, now) {
             Verdict::Keep => {}
             Verdict::Grow => self.sem.add_permits(1),

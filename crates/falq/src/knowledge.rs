@@ -1,13 +1,13 @@
 //! What a client learns while it waits, shared by all its jobs: each endpoint's service
 //! times, which polling jobs to wake when a sibling completes, whether the relay offers
-//! status streams, and how many streams may be open.
+//! status streams.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 use crate::poll::{Estimate, ServiceStats};
 
@@ -20,8 +20,6 @@ pub(crate) struct Knowledge {
     /// A job is finding out whether the relay streams.
     probing: AtomicBool,
 
-    /// Status streams that may be open at once.
-    pub(crate) streams: Semaphore,
     next_waiter: AtomicU64,
 }
 
@@ -58,13 +56,11 @@ impl Drop for Waiter<'_> {
 }
 
 impl Knowledge {
-    pub(crate) fn new(max_streams: usize) -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             endpoints: Mutex::new(HashMap::new()),
             stream_support: tokio::sync::watch::Sender::new(Support::Unknown),
             probing: AtomicBool::new(false),
-
-            streams: Semaphore::new(max_streams.min(Semaphore::MAX_PERMITS)),
             next_waiter: AtomicU64::new(0),
         }
     }
@@ -174,7 +170,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_job_finds_out_whether_the_relay_streams_and_the_others_wait_for_it() {
-        let k = Arc::new(Knowledge::new(4));
+        let k = Arc::new(Knowledge::new());
         assert_eq!(k.may_stream(Duration::from_millis(10)).await, Probe::FindOut);
         assert_eq!(k.may_stream(Duration::from_millis(10)).await, Probe::Poll, "while one finds out, the others poll");
         let waiting = tokio::spawn({
@@ -185,7 +181,7 @@ mod tests {
         k.stream_verdict(Some(false));
         assert_eq!(waiting.await.unwrap(), Probe::Poll, "told at once");
         assert!(k.streams_unsupported());
-        let k = Knowledge::new(4);
+        let k = Knowledge::new();
         assert_eq!(k.may_stream(Duration::ZERO).await, Probe::FindOut);
         k.stream_verdict(None);
         assert_eq!(k.may_stream(Duration::ZERO).await, Probe::FindOut, "a network error lets another job try");
@@ -195,7 +191,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_completion_wakes_the_siblings_submitted_before_it_only() {
-        let k = Knowledge::new(4);
+        let k = Knowledge::new();
         let t0 = Instant::now();
         let early = k.sleep_among("e", t0);
         let late = k.sleep_among("e", t0 + Duration::from_secs(5));

@@ -213,6 +213,32 @@ async fn open_streams_and_calls_in_flight_share_the_connection_budget() {
 }
 
 #[tokio::test]
+async fn over_http2_streams_leave_room_for_calls_within_the_relays_concurrent_streams() {
+    // Lost otherwise: a client may not open a second HTTP/2 connection, so status
+    // streams that fill a relay's allowance of concurrent streams (100 here, as many
+    // servers set it) hold every call, a submit included, until jobs complete.
+    let timing = SimTiming { queue_delay: Duration::ZERO, run_time: Duration::from_secs(5), workers: 1000, ..SimTiming::default() };
+    let config = SimConfig { mode: SimMode::Direct, timing, h2_max_streams: Some(100), ..SimConfig::default() };
+    let sim = Sim::spawn(config).await.unwrap();
+    let c = client(&sim, WaitMode::Stream, PollPolicy::default(), |c| c.http.version = falq::HttpVersion::Http2PriorKnowledge);
+    let one = input();
+    let handles: Vec<_> = futures_util::future::join_all((0..150).map(|_| c.submit::<endpoints::FluxProKontextTextToImage>(&one))).await;
+    let handles: Vec<_> = handles.into_iter().map(Result::unwrap).collect();
+    let waits = futures_util::future::join_all(handles.iter().map(|h| h.wait(|_| {})));
+    let meanwhile = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let asked = Instant::now();
+        let h = c.submit::<endpoints::FluxProKontextTextToImage>(&one).await.unwrap();
+        (h, asked.elapsed())
+    };
+    let (done, (late, took)) = tokio::join!(waits, meanwhile);
+    assert!(done.iter().all(Result::is_ok));
+    assert!(took < Duration::from_millis(2500), "a submit waited {took:?} behind status streams (jobs take 5 s)");
+    assert!(sim.counters().routes.stream.requests < 150, "not every job streams over one connection");
+    let _: serde_json::Value = late.finish(|_| {}).await.unwrap();
+}
+
+#[tokio::test]
 async fn the_in_flight_cap_grows_on_a_slow_relay_and_halves_on_429() {
     // Lost otherwise: a cap that turns a relay's per-call latency into queueing delay.
     let sim = sim(100, "stream:404;status:stall=40ms").await;
