@@ -3,10 +3,11 @@
 //!
 //! `cargo bench -p falq-cli --bench queue`. Knobs: FALQ_BENCH_SIZES=1000 (a quick run),
 //! FALQ_BENCH_IN_FLIGHT=N (the client's `max_in_flight`), FALQ_BENCH_CEILING=N (its
-//! `max_in_flight_ceiling`), FALQ_BENCH_STREAMS=N (its `max_streams`), FALQ_BENCH_DEBUG=1
-//! (on stderr: the simulator's route counters, each failure, and the peaks of open
-//! descriptors and of RSS and when they came; with FALQ_BENCH_SERIES=1, both every 100 ms),
-//! FALQ_BENCH_SIZES_OF=1 (the sizes of the handle's futures).
+//! `max_in_flight_ceiling`), FALQ_BENCH_STREAMS=N (its `max_streams`),
+//! FALQ_BENCH_CONNECTIONS=N (its `max_connections`), FALQ_BENCH_DEBUG=1 (on stderr: the
+//! simulator's route counters, each failure, and the peaks of open descriptors and of RSS
+//! and when they came; with FALQ_BENCH_SERIES=1, both every 100 ms), FALQ_BENCH_SIZES_OF=1
+//! (the sizes of the handle's futures).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -128,6 +129,9 @@ async fn one_round(jobs: usize, mode: WaitMode, http: falq::HttpVersion) -> Stri
     }
     if let Some(n) = std::env::var("FALQ_BENCH_STREAMS").ok().and_then(|n| n.parse().ok()) {
         config.http.max_streams = Some(n);
+    }
+    if let Some(n) = std::env::var("FALQ_BENCH_CONNECTIONS").ok().and_then(|n| n.parse().ok()) {
+        config.http.max_connections = Some(n);
     }
     let client = Client::new(config).unwrap();
     let input: types::FluxProKontextTextToImageInput =
