@@ -447,13 +447,18 @@ impl Limiter {
     fn new(http: &crate::config::HttpPolicy) -> Self {
         let h2 = http.version == HttpVersion::Http2PriorKnowledge;
         let state = LimiterState::new(http.max_in_flight, http.max_in_flight_ceiling, http.connections(h2));
+        let floor = state.floor;
         Self {
             sem: tokio::sync::Semaphore::new(state.limit),
             state: std::sync::Mutex::new(state),
             others: std::sync::atomic::AtomicUsize::new(0),
             h2: std::sync::atomic::AtomicBool::new(h2),
             budgets: (http.connections(false), http.connections(true)),
-            streams: (http.streams(false), http.streams(true)),
+            // Streams leave the calls their floor of the budget, whatever is configured.
+            streams: (
+                http.streams(false).min(http.connections(false).saturating_sub(floor).max(1)),
+                http.streams(true).min(http.connections(true).saturating_sub(floor).max(1)),
+            ),
         }
     }
 

@@ -210,6 +210,15 @@ async fn open_streams_and_calls_in_flight_share_the_connection_budget() {
     let handles: Vec<_> = futures_util::future::join_all((0..40).map(|_| c.submit::<endpoints::FluxProKontextTextToImage>(&one))).await;
     futures_util::future::join_all(handles.iter().map(|h| h.as_ref().unwrap().wait(|_| {}))).await;
     assert_eq!(c.in_flight_limit(), 8, "grown to the budget");
+    // A budget smaller than the streams allowed: the streams leave the calls their floor.
+    let c = client(&sim, WaitMode::Stream, PollPolicy::default(), |c| {
+        c.http.max_in_flight = 4;
+        c.http.max_connections = Some(4);
+    });
+    let before = sim.counters().routes.stream.requests;
+    let handles: Vec<_> = futures_util::future::join_all((0..10).map(|_| c.submit::<endpoints::FluxProKontextTextToImage>(&one))).await;
+    futures_util::future::join_all(handles.iter().map(|h| h.as_ref().unwrap().wait(|_| {}))).await;
+    assert_eq!(sim.counters().routes.stream.requests - before, 3, "4 connections, 1 kept for calls");
 }
 
 #[tokio::test]
