@@ -174,7 +174,8 @@ pub struct HttpPolicy {
     pub version: HttpVersion,
     /// Submit, status, result and cancel calls in flight at once, across all jobs of a
     /// client; more wait their turn. Bounds the connections (and memory) of HTTP/1.1 and
-    /// spares the server a connection storm. Status streams are not counted.
+    /// spares the server a connection storm. Status streams are not counted here; they
+    /// share `max_connections` with the calls.
     pub max_in_flight: usize,
     /// The largest JSON answer read (a result with `sync_mode` data URIs is the
     /// largest expected); a larger one is an error, not an out-of-memory.
@@ -191,7 +192,7 @@ pub struct HttpPolicy {
     /// grow into what open streams hold. `None`: 288 over HTTP/1.1, where each is a
     /// connection (256 streams and the 32 calls `max_in_flight` starts at, or 256 calls
     /// when nothing streams; 10,000 jobs fit in 64 MB), and 100 over HTTP/2, the concurrent
-    /// streams a relay's one connection is sure to allow (64 streams leave 36 calls).
+    /// streams RFC 9113 recommends a server allow at the least (64 streams leave 36 calls).
     pub max_connections: Option<usize>,
     /// Status streams open at once; jobs beyond are polled (woken by their siblings'
     /// completions) and take a stream as one frees up. `None`: 256 over HTTP/1.1, where
