@@ -273,10 +273,8 @@ impl RequestHandle {
         if logs {
             url.query_pairs_mut().append_pair("logs", "1");
         }
-        let transport = &self.client.transport;
-        let none = reqwest::header::HeaderMap::new();
-        let build = || transport.request(call, method.clone(), &url, None, &none).map_err(|e| e.to_string());
-        Ok((transport.read_in_slot(call, &build, &self.ctx()).await?, None))
+        let answer = self.client.transport.read_url_in_slot(call, method, &url, None, &Default::default(), &self.ctx()).await?;
+        Ok((answer, None))
     }
 
     /// The generated client for a queue call at `path` (its base: everything before

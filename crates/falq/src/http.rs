@@ -98,7 +98,7 @@ impl Transport {
         &self.config.base_url
     }
 
-    pub(crate) fn request(
+    fn request(
         &self,
         call: Call,
         method: Method,
@@ -207,8 +207,21 @@ impl Transport {
         headers: &reqwest::header::HeaderMap,
         ctx: &CallCtx<'_>,
     ) -> Result<Answer, Error> {
-        let build = || self.request(call, method.clone(), url, body.as_ref(), headers).map_err(|e| e.to_string());
-        self.in_slot(|| self.read_in_slot(call, &build, ctx), |a| a.status).await
+        self.in_slot(|| self.read_url_in_slot(call, method, url, body.as_ref(), headers, ctx), |a| a.status).await
+    }
+
+    /// The sends and reads of a call to `url`, in a slot taken already.
+    pub(crate) async fn read_url_in_slot(
+        &self,
+        call: Call,
+        method: Method,
+        url: &Url,
+        body: Option<&Bytes>,
+        headers: &reqwest::header::HeaderMap,
+        ctx: &CallCtx<'_>,
+    ) -> Result<Answer, Error> {
+        let build = || self.request(call, method.clone(), url, body, headers).map_err(|e| e.to_string());
+        self.read_in_slot(call, &build, ctx).await
     }
 
     /// Runs the call `work` starts in one of the `max_in_flight` slots (the cap adapts to
@@ -247,7 +260,7 @@ impl Transport {
     /// when they are all open (the job polls).
     pub(crate) fn try_hold_stream(&self) -> Option<Held<'_>> {
         let limiter = &self.in_flight;
-        let allowed = if limiter.h2() { limiter.streams.1 } else { limiter.streams.0 };
+        let allowed = limiter.allowance().streams;
         limiter
             .others
             .fetch_update(std::sync::atomic::Ordering::AcqRel, std::sync::atomic::Ordering::Acquire, |n| (n < allowed).then_some(n + 1))
@@ -306,10 +319,11 @@ impl Transport {
 /// decrease): while every slot is taken, the relay does not push back and its answers do
 /// not suddenly slow down (over 4× the recent fastest), the cap grows by one per answer
 /// up to the ceiling, as more calls in flight may buy throughput (a relay slow per call;
-/// even a busy one, whose server batches its work); a 429 or 503 halves it. Over HTTP/1.1
-/// every call in flight and every open status stream is a connection of its own (about
-/// 25 KB of client memory each): they share a connection budget, and the cap neither
-/// grows into what the streams hold nor keeps what they took since.
+/// even a busy one, whose server batches its work); a 429 or 503 halves it. Calls in
+/// flight and open status streams share a budget (over HTTP/1.1 each is a connection of
+/// about 25 KB of client memory; over HTTP/2 a stream of the one connection, within the
+/// relay's allowance of concurrent streams), and the cap neither grows into what the
+/// streams hold nor keeps what they took since.
 #[derive(Debug)]
 pub(crate) struct Limiter {
     sem: tokio::sync::Semaphore,
@@ -317,11 +331,17 @@ pub(crate) struct Limiter {
     /// Open status streams, counted by [`Held`]: outside the cap, within the budget.
     others: std::sync::atomic::AtomicUsize,
     /// Whether the relay speaks HTTP/2 (known up front with prior knowledge; otherwise
-    /// seen on its answers, as ALPN decided): the budget and the streams follow.
+    /// seen on its answers, as ALPN decided): the allowance follows.
     h2: std::sync::atomic::AtomicBool,
-    /// (HTTP/1.1, HTTP/2): calls and streams together, and streams.
-    budgets: (usize, usize),
-    streams: (usize, usize),
+    /// Over HTTP/1.1, and over HTTP/2.
+    allowances: [Allowance; 2],
+}
+
+/// What a protocol allows: calls and streams together, and streams.
+#[derive(Debug)]
+struct Allowance {
+    budget: usize,
+    streams: usize,
 }
 
 /// The adaptive part of the [`Limiter`]: a pure rule, fed each answer.
@@ -330,8 +350,6 @@ pub(crate) struct LimiterState {
     limit: usize,
     floor: usize,
     ceiling: usize,
-    /// Connections for calls in flight and open streams together.
-    budget: usize,
     /// Permits to retire as they come back, after a decrease.
     debt: usize,
     /// The recent fastest success (forgotten a little with each answer, and with time
@@ -359,22 +377,21 @@ impl LimiterState {
     /// that slowed down for good while little was asked of it re-baselines).
     const FORGET: std::time::Duration = std::time::Duration::from_secs(10);
 
-    /// Starts at `start` calls; grows to `ceiling`, and to `budget` connections with the
-    /// streams (`usize::MAX`: no budget, as over HTTP/2).
-    pub(crate) fn new(start: usize, ceiling: usize, budget: usize) -> Self {
+    /// Starts at `start` calls and grows to `ceiling`.
+    pub(crate) fn new(start: usize, ceiling: usize) -> Self {
         let start = start.max(1);
-        Self { limit: start, floor: (start / 4).max(1), ceiling: ceiling.max(start), budget, debt: 0, best: None }
+        Self { limit: start, floor: (start / 4).max(1), ceiling: ceiling.max(start), debt: 0, best: None }
     }
 
     /// An answer of `status` (`None`: no answer) came `latency` after its slot was
-    /// taken, at `now`; `saturated` when every slot was taken with it; `others` the
-    /// connections held outside the cap (open streams) now.
+    /// taken, at `now`; `saturated` when every slot was taken with it; `room` what the
+    /// budget of calls and streams leaves the calls now (`usize::MAX`: no budget).
     pub(crate) fn answer(
         &mut self,
         latency: std::time::Duration,
         saturated: bool,
         status: Option<u16>,
-        others: usize,
+        room: usize,
         now: std::time::Instant,
     ) -> Verdict {
         let ok = status.is_some_and(|s| (200..300).contains(&s));
@@ -390,7 +407,6 @@ impl LimiterState {
         // Only successes tell the relay's speed (a refusal may come sooner).
         let best = if ok { best.min(latency) } else { best };
         self.best = (best < std::time::Duration::MAX).then_some((best, now));
-        let room = self.budget.saturating_sub(others);
         let mut verdict = Verdict::Keep;
         match status {
             Some(429 | 503) => {
@@ -445,25 +461,24 @@ struct Slot<'a> {
 
 impl Limiter {
     fn new(http: &crate::config::HttpPolicy) -> Self {
-        let h2 = http.version == HttpVersion::Http2PriorKnowledge;
-        let state = LimiterState::new(http.max_in_flight, http.max_in_flight_ceiling, http.connections(h2));
-        let floor = state.floor;
+        let state = LimiterState::new(http.max_in_flight, http.max_in_flight_ceiling);
+        // Streams leave the calls their floor of the budget, whatever is configured.
+        let allowance = |h2| {
+            let budget = http.connections(h2);
+            Allowance { budget, streams: http.streams(h2).min(budget.saturating_sub(state.floor).max(1)) }
+        };
         Self {
+            allowances: [allowance(false), allowance(true)],
             sem: tokio::sync::Semaphore::new(state.limit),
             state: std::sync::Mutex::new(state),
             others: std::sync::atomic::AtomicUsize::new(0),
-            h2: std::sync::atomic::AtomicBool::new(h2),
-            budgets: (http.connections(false), http.connections(true)),
-            // Streams leave the calls their floor of the budget, whatever is configured.
-            streams: (
-                http.streams(false).min(http.connections(false).saturating_sub(floor).max(1)),
-                http.streams(true).min(http.connections(true).saturating_sub(floor).max(1)),
-            ),
+            h2: std::sync::atomic::AtomicBool::new(http.version == HttpVersion::Http2PriorKnowledge),
         }
     }
 
-    fn h2(&self) -> bool {
-        self.h2.load(std::sync::atomic::Ordering::Relaxed)
+    /// What the relay's protocol allows.
+    fn allowance(&self) -> &Allowance {
+        &self.allowances[usize::from(self.h2.load(std::sync::atomic::Ordering::Relaxed))]
     }
 
     fn limit(&self) -> usize {
@@ -478,9 +493,8 @@ impl Limiter {
     fn release(&self, mut slot: Slot<'_>, status: Option<u16>) {
         let now = std::time::Instant::now();
         let Ok(mut st) = self.state.lock() else { return };
-        let others = self.others.load(std::sync::atomic::Ordering::Relaxed);
-        st.budget = if self.h2() { self.budgets.1 } else { self.budgets.0 };
-        match st.answer(now.saturating_duration_since(slot.started), slot.saturated, status, others, now) {
+        let room = self.allowance().budget.saturating_sub(self.others.load(std::sync::atomic::Ordering::Relaxed));
+        match st.answer(now.saturating_duration_since(slot.started), slot.saturated, status, room, now) {
             Verdict::Keep => {}
             Verdict::Grow => self.sem.add_permits(1),
             Verdict::Retire => {
@@ -535,18 +549,19 @@ mod tests {
     use super::*;
     use std::time::{Duration, Instant};
 
+    /// The room of calls when nothing bounds calls and streams together.
     const NO_BUDGET: usize = usize::MAX;
 
     /// Feeds `state` saturated answers for `span` of simulated time from `t0`, with
-    /// `others` connections held outside the cap, each answer taking what `latency` says
+    /// `room` left to the calls by the budget, each answer taking what `latency` says
     /// for the cap of the moment, at the rate `limit / latency` the calls in flight come
     /// back at. Answers the time reached.
-    fn load(state: &mut LimiterState, t0: Instant, span: Duration, others: usize, latency: impl Fn(usize) -> Duration) -> Instant {
+    fn load(state: &mut LimiterState, t0: Instant, span: Duration, room: usize, latency: impl Fn(usize) -> Duration) -> Instant {
         let mut now = t0;
         while now < t0 + span {
             let l = latency(state.limit);
             now += l / state.limit as u32;
-            state.answer(l, true, Some(200), others, now);
+            state.answer(l, true, Some(200), room, now);
         }
         now
     }
@@ -555,28 +570,28 @@ mod tests {
     fn the_cap_grows_while_the_relay_keeps_answering_up_to_its_ceiling() {
         let t0 = Instant::now();
         // 40 ms a call however many are in flight (±1 ms): more calls buy throughput.
-        let mut slow = LimiterState::new(32, 256, NO_BUDGET);
-        load(&mut slow, t0, Duration::from_secs(10), 0, |n| Duration::from_micros(40_000 + (n as u64 % 3) * 500));
+        let mut slow = LimiterState::new(32, 256);
+        load(&mut slow, t0, Duration::from_secs(10), NO_BUDGET, |n| Duration::from_micros(40_000 + (n as u64 % 3) * 500));
         assert_eq!(slow.limit, 256, "grows to the ceiling");
         // A busy relay whose answers slow down gradually as calls are added: no pushback,
         // so it grows (more in flight may still buy throughput, as batching servers do).
-        let mut busy = LimiterState::new(32, 256, NO_BUDGET);
-        load(&mut busy, t0, Duration::from_secs(10), 0, |n| Duration::from_micros(1000).max(Duration::from_micros(100 * n as u64)));
+        let mut busy = LimiterState::new(32, 256);
+        load(&mut busy, t0, Duration::from_secs(10), NO_BUDGET, |n| Duration::from_micros(1000).max(Duration::from_micros(100 * n as u64)));
         assert_eq!(busy.limit, 256);
     }
 
     #[test]
     fn a_sudden_slowdown_holds_the_cap_until_it_is_the_norm() {
         let t0 = Instant::now();
-        let mut s = LimiterState::new(8, 64, NO_BUDGET);
+        let mut s = LimiterState::new(8, 64);
         let ms = Duration::from_millis;
         for _ in 0..10 {
-            s.answer(ms(10), true, Some(200), 0, t0);
+            s.answer(ms(10), true, Some(200), NO_BUDGET, t0);
         }
         let before = s.limit;
-        assert_eq!(s.answer(ms(50), true, Some(200), 0, t0), Verdict::Keep, "5× the recent fastest");
+        assert_eq!(s.answer(ms(50), true, Some(200), NO_BUDGET, t0), Verdict::Keep, "5× the recent fastest");
         assert_eq!(s.limit, before);
-        let grew = (0..200).filter(|_| s.answer(ms(50), true, Some(200), 0, t0) == Verdict::Grow).count();
+        let grew = (0..200).filter(|_| s.answer(ms(50), true, Some(200), NO_BUDGET, t0) == Verdict::Grow).count();
         assert!(grew > 0, "after a hundred-odd answers at 50 ms, 50 ms is the relay's speed");
     }
 
@@ -584,21 +599,21 @@ mod tests {
     fn calls_and_streams_share_the_connection_budget() {
         let t0 = Instant::now();
         let latency = |_| Duration::from_millis(5);
-        // 256 streams open, 320 connections: the calls grow to 64, not to the ceiling.
-        let mut s = LimiterState::new(32, 256, 320);
-        load(&mut s, t0, Duration::from_secs(5), 256, latency);
+        // 256 streams open of 320 connections: the calls grow to 64, not to the ceiling.
+        let mut s = LimiterState::new(32, 256);
+        load(&mut s, t0, Duration::from_secs(5), 320 - 256, latency);
         assert_eq!(s.limit, 64);
         // Nothing streams: the calls take the budget, up to the ceiling.
-        let mut s = LimiterState::new(32, 256, 320);
-        let t = load(&mut s, t0, Duration::from_secs(5), 0, latency);
+        let mut s = LimiterState::new(32, 256);
+        let t = load(&mut s, t0, Duration::from_secs(5), 320, latency);
         assert_eq!(s.limit, 256);
         // Then 200 streams open: the cap gives back their share, one permit per answer.
-        let retired = (0..300).filter(|_| s.answer(latency(0), true, Some(200), 200, t) == Verdict::Retire).count();
+        let retired = (0..300).filter(|_| s.answer(latency(0), true, Some(200), 320 - 200, t) == Verdict::Retire).count();
         assert_eq!((s.limit, retired), (120, 136));
         // Never below its floor, whatever the streams hold.
-        let mut s = LimiterState::new(32, 256, 320);
+        let mut s = LimiterState::new(32, 256);
         for _ in 0..100 {
-            s.answer(latency(0), true, Some(200), 10_000, t0);
+            s.answer(latency(0), true, Some(200), 0, t0);
         }
         assert_eq!(s.limit, 8);
     }
@@ -606,45 +621,49 @@ mod tests {
     #[test]
     fn a_relay_that_slowed_down_for_good_is_re_baselined() {
         let t0 = Instant::now();
-        let mut s = LimiterState::new(8, 64, NO_BUDGET);
-        s.answer(Duration::from_millis(1), false, Some(200), 0, t0);
+        let mut s = LimiterState::new(8, 64);
+        s.answer(Duration::from_millis(1), false, Some(200), NO_BUDGET, t0);
         let slower = Duration::from_millis(50);
-        assert_eq!(s.answer(slower, true, Some(200), 0, t0), Verdict::Keep, "50× the fastest");
+        assert_eq!(s.answer(slower, true, Some(200), NO_BUDGET, t0), Verdict::Keep, "50× the fastest");
         // Little asked of it for a minute: forgotten with time.
         let mut now = t0;
         for _ in 0..6 {
             now += Duration::from_secs(10);
-            s.answer(slower, false, Some(200), 0, now);
+            s.answer(slower, false, Some(200), NO_BUDGET, now);
         }
-        assert_eq!(s.answer(slower, true, Some(200), 0, now), Verdict::Grow, "a minute later, 50 ms is the relay's speed");
+        assert_eq!(s.answer(slower, true, Some(200), NO_BUDGET, now), Verdict::Grow, "a minute later, 50 ms is the relay's speed");
         // A day idle: the old speed is forgotten (and nothing overflows).
-        let mut s = LimiterState::new(8, 64, NO_BUDGET);
-        s.answer(Duration::from_millis(1), false, Some(200), 0, t0);
+        let mut s = LimiterState::new(8, 64);
+        s.answer(Duration::from_millis(1), false, Some(200), NO_BUDGET, t0);
         let later = t0 + Duration::from_secs(86_400);
-        s.answer(slower, false, Some(200), 0, later);
-        assert_eq!(s.answer(slower, true, Some(200), 0, later), Verdict::Grow);
+        s.answer(slower, false, Some(200), NO_BUDGET, later);
+        assert_eq!(s.answer(slower, true, Some(200), NO_BUDGET, later), Verdict::Grow);
         // Errors do not set the speed: a quick refusal is no baseline.
-        let mut s = LimiterState::new(8, 64, NO_BUDGET);
-        s.answer(Duration::from_micros(10), false, Some(404), 0, t0);
-        s.answer(slower, false, Some(200), 0, t0);
-        assert_eq!(s.answer(slower, true, Some(200), 0, t0), Verdict::Grow);
+        let mut s = LimiterState::new(8, 64);
+        s.answer(Duration::from_micros(10), false, Some(404), NO_BUDGET, t0);
+        s.answer(slower, false, Some(200), NO_BUDGET, t0);
+        assert_eq!(s.answer(slower, true, Some(200), NO_BUDGET, t0), Verdict::Grow);
     }
 
     #[test]
     fn a_429_or_503_halves_the_cap_down_to_a_quarter_and_its_permits_retire() {
         let t0 = Instant::now();
-        let mut s = LimiterState::new(32, 256, NO_BUDGET);
+        let mut s = LimiterState::new(32, 256);
         let ms = Duration::from_millis(5);
-        assert_eq!(s.answer(ms, true, Some(429), 0, t0), Verdict::Retire);
+        assert_eq!(s.answer(ms, true, Some(429), NO_BUDGET, t0), Verdict::Retire);
         assert_eq!(s.limit, 16);
         for _ in 0..15 {
-            assert_eq!(s.answer(ms, true, Some(200), 0, t0), Verdict::Retire, "the 16 permits over the cap retire as they come back");
+            assert_eq!(
+                s.answer(ms, true, Some(200), NO_BUDGET, t0),
+                Verdict::Retire,
+                "the 16 permits over the cap retire as they come back"
+            );
         }
-        assert_eq!(s.answer(ms, true, Some(200), 0, t0), Verdict::Grow, "then it grows again");
+        assert_eq!(s.answer(ms, true, Some(200), NO_BUDGET, t0), Verdict::Grow, "then it grows again");
         for _ in 0..10 {
-            s.answer(ms, true, Some(503), 0, t0);
+            s.answer(ms, true, Some(503), NO_BUDGET, t0);
         }
         assert_eq!(s.limit, 8, "never below a quarter of the start");
-        assert_eq!(s.answer(ms, false, Some(200), 0, t0), Verdict::Keep, "each answer paid one permit of the debt: it is paid");
+        assert_eq!(s.answer(ms, false, Some(200), NO_BUDGET, t0), Verdict::Keep, "each answer paid one permit of the debt: it is paid");
     }
 }
