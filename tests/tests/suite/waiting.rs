@@ -5,12 +5,17 @@
 
 use std::time::{Duration, Instant};
 
-use falq::{ApiKey, Client, Config, Logs, PollPolicy, WaitMode, endpoints, types};
+use falq::{ApiKey, Client, Config, Logs, PollPolicy, RequestHandle, WaitMode, endpoints, types};
 use falq_sim::{Sim, SimConfig, SimMode, SimTiming};
 
-async fn sim(run_ms: u64, faults: &str) -> Sim {
+/// A direct-mode simulator: jobs run `run_ms` once started, 64 at once, none queued first.
+fn sim_config(run_ms: u64, faults: &str) -> SimConfig {
     let timing = SimTiming { queue_delay: Duration::ZERO, run_time: Duration::from_millis(run_ms), workers: 64, ..SimTiming::default() };
-    Sim::spawn(SimConfig { mode: SimMode::Direct, timing, faults: faults.parse().unwrap(), ..SimConfig::default() }).await.unwrap()
+    SimConfig { mode: SimMode::Direct, timing, faults: faults.parse().unwrap(), ..SimConfig::default() }
+}
+
+async fn sim(run_ms: u64, faults: &str) -> Sim {
+    Sim::spawn(sim_config(run_ms, faults)).await.unwrap()
 }
 
 fn client(sim: &Sim, mode: WaitMode, poll: PollPolicy, adjust: impl FnOnce(&mut Config)) -> Client {
@@ -25,6 +30,20 @@ fn client(sim: &Sim, mode: WaitMode, poll: PollPolicy, adjust: impl FnOnce(&mut 
 
 fn input() -> types::FluxProKontextTextToImageInput {
     serde_json::from_value(serde_json::json!({"prompt": "a lighthouse"})).unwrap()
+}
+
+/// Submits `n` jobs at once.
+async fn submit_at_once(c: &Client, n: usize) -> Vec<RequestHandle> {
+    let one = input();
+    let all = futures_util::future::join_all((0..n).map(|_| c.submit::<endpoints::FluxProKontextTextToImage>(&one))).await;
+    all.into_iter().map(Result::unwrap).collect()
+}
+
+/// Waits for every job, each of which must complete.
+async fn wait_all(handles: &[RequestHandle]) {
+    for r in futures_util::future::join_all(handles.iter().map(|h| h.wait(|_| {}))).await {
+        r.unwrap();
+    }
 }
 
 /// Submits, waits, and answers the request id and how long after the simulator completed
@@ -43,11 +62,7 @@ async fn one_404_on_the_stream_and_the_relay_is_polled_from_then_on() {
     let sim = sim(50, "stream:404").await;
     let c = client(&sim, WaitMode::Stream, PollPolicy::fixed(Duration::from_millis(20)), |_| {});
     // Twenty jobs at once: one finds out, the others wait for its verdict.
-    let one = input();
-    let handles = futures_util::future::join_all((0..20).map(|_| c.submit::<endpoints::FluxProKontextTextToImage>(&one))).await;
-    futures_util::future::join_all(handles.iter().map(|h| h.as_ref().unwrap().wait(|_| {}))).await.into_iter().for_each(|r| {
-        r.unwrap();
-    });
+    wait_all(&submit_at_once(&c, 20).await).await;
     for _ in 0..3 {
         run_one(&c, &sim).await;
     }
@@ -62,13 +77,9 @@ async fn a_completion_wakes_the_siblings_submitted_before_it() {
     let sim = sim(300, "").await;
     // One stream slot: the first job streams, the others poll every 3 s (nothing known).
     let c = client(&sim, WaitMode::Stream, PollPolicy::fixed(Duration::from_secs(3)), |c| c.http.max_streams = Some(1));
-    let one = input();
-    let handles: Vec<_> = futures_util::future::join_all((0..4).map(|_| c.submit::<endpoints::FluxProKontextTextToImage>(&one))).await;
-    let handles: Vec<_> = handles.into_iter().map(Result::unwrap).collect();
+    let handles = submit_at_once(&c, 4).await;
     let started = Instant::now();
-    futures_util::future::join_all(handles.iter().map(|h| h.wait(|_| {}))).await.into_iter().for_each(|r| {
-        r.unwrap();
-    });
+    wait_all(&handles).await;
     assert!(started.elapsed() < Duration::from_secs(2), "the streamed completion woke the pollers: {:?}", started.elapsed());
     assert_eq!(sim.counters().routes.stream.requests, 1, "streams are bounded");
 }
@@ -155,10 +166,9 @@ async fn a_poll_at_the_expected_completion_asks_for_the_result_itself() {
 async fn a_relay_answering_404_before_completion_has_its_late_jobs_polled_by_status() {
     // Lost otherwise: two calls a poll (a result's 404, then the status) for every job
     // slower than its endpoint's estimate, on relays that answer 404 before completion.
-    let timing = SimTiming { queue_delay: Duration::ZERO, run_time: Duration::from_millis(1300), workers: 1, ..SimTiming::default() };
-    let sim = Sim::spawn(SimConfig { mode: SimMode::Direct, timing, faults: "stream:404".parse().unwrap(), ..SimConfig::default() })
-        .await
-        .unwrap();
+    let mut config = sim_config(1300, "stream:404");
+    config.timing.workers = 1;
+    let sim = Sim::spawn(config).await.unwrap();
     let c = client(&sim, WaitMode::Poll, PollPolicy::default(), |_| {});
     finish_one(&c, &sim).await;
     finish_one(&c, &sim).await;
@@ -183,9 +193,7 @@ async fn open_streams_and_calls_in_flight_share_the_connection_budget() {
         c.http.max_streams = Some(6);
         c.http.max_connections = Some(8);
     });
-    let one = input();
-    let handles: Vec<_> = futures_util::future::join_all((0..40).map(|_| c.submit::<endpoints::FluxProKontextTextToImage>(&one))).await;
-    let handles: Vec<_> = handles.into_iter().map(Result::unwrap).collect();
+    let handles = submit_at_once(&c, 40).await;
     // Six jobs stream, the others poll every 5 ms: every call slot is taken, all along.
     let waits = futures_util::future::join_all(handles.iter().map(|h| h.wait(|_| {})));
     let watch = async {
@@ -207,8 +215,7 @@ async fn open_streams_and_calls_in_flight_share_the_connection_budget() {
         c.http.max_in_flight = 4;
         c.http.max_connections = Some(8);
     });
-    let handles: Vec<_> = futures_util::future::join_all((0..40).map(|_| c.submit::<endpoints::FluxProKontextTextToImage>(&one))).await;
-    futures_util::future::join_all(handles.iter().map(|h| h.as_ref().unwrap().wait(|_| {}))).await;
+    wait_all(&submit_at_once(&c, 40).await).await;
     assert_eq!(c.in_flight_limit(), 8, "grown to the budget");
     // A budget smaller than the streams allowed: the streams leave the calls their floor.
     let c = client(&sim, WaitMode::Stream, PollPolicy::default(), |c| {
@@ -216,8 +223,7 @@ async fn open_streams_and_calls_in_flight_share_the_connection_budget() {
         c.http.max_connections = Some(4);
     });
     let before = sim.counters().routes.stream.requests;
-    let handles: Vec<_> = futures_util::future::join_all((0..10).map(|_| c.submit::<endpoints::FluxProKontextTextToImage>(&one))).await;
-    futures_util::future::join_all(handles.iter().map(|h| h.as_ref().unwrap().wait(|_| {}))).await;
+    wait_all(&submit_at_once(&c, 10).await).await;
     assert_eq!(sim.counters().routes.stream.requests - before, 3, "4 connections, 1 kept for calls");
 }
 
@@ -226,18 +232,17 @@ async fn over_http2_streams_leave_room_for_calls_within_the_relays_concurrent_st
     // Lost otherwise: a client may not open a second HTTP/2 connection, so status
     // streams that fill a relay's allowance of concurrent streams (100 here, as many
     // servers set it) hold every call, a submit included, until jobs complete.
-    let timing = SimTiming { queue_delay: Duration::ZERO, run_time: Duration::from_secs(5), workers: 1000, ..SimTiming::default() };
-    let config = SimConfig { mode: SimMode::Direct, timing, h2_max_streams: Some(100), ..SimConfig::default() };
+    let mut config = sim_config(5000, "");
+    config.timing.workers = 1000;
+    config.h2_max_streams = Some(100);
     let sim = Sim::spawn(config).await.unwrap();
     let c = client(&sim, WaitMode::Stream, PollPolicy::default(), |c| c.http.version = falq::HttpVersion::Http2PriorKnowledge);
-    let one = input();
-    let handles: Vec<_> = futures_util::future::join_all((0..150).map(|_| c.submit::<endpoints::FluxProKontextTextToImage>(&one))).await;
-    let handles: Vec<_> = handles.into_iter().map(Result::unwrap).collect();
+    let handles = submit_at_once(&c, 150).await;
     let waits = futures_util::future::join_all(handles.iter().map(|h| h.wait(|_| {})));
     let meanwhile = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let asked = Instant::now();
-        let h = c.submit::<endpoints::FluxProKontextTextToImage>(&one).await.unwrap();
+        let h = c.submit::<endpoints::FluxProKontextTextToImage>(&input()).await.unwrap();
         (h, asked.elapsed())
     };
     let (done, (late, took)) = tokio::join!(waits, meanwhile);
@@ -252,9 +257,7 @@ async fn the_in_flight_cap_grows_on_a_slow_relay_and_halves_on_429() {
     // Lost otherwise: a cap that turns a relay's per-call latency into queueing delay.
     let sim = sim(100, "stream:404;status:stall=40ms").await;
     let c = client(&sim, WaitMode::Poll, PollPolicy::fixed(Duration::from_millis(10)), |c| c.http.max_in_flight = 4);
-    let one = input();
-    let handles: Vec<_> = futures_util::future::join_all((0..40).map(|_| c.submit::<endpoints::FluxProKontextTextToImage>(&one))).await;
-    futures_util::future::join_all(handles.iter().map(|h| h.as_ref().unwrap().wait(|_| {}))).await;
+    wait_all(&submit_at_once(&c, 40).await).await;
     let grown = c.in_flight_limit();
     assert!(grown > 8, "the cap grew while the relay kept up: {grown}");
     sim.set_faults("status:429=0s".parse().unwrap());
