@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use falq_core::FileKind;
 use serde_json::{Map, Value, json};
 
 /// Where OpenAPI keeps named schemas; a `$ref` into it becomes one into `$defs`.
@@ -261,38 +262,159 @@ pub fn fields(doc: &Value, input: &str) -> Vec<Field> {
         .collect()
 }
 
-/// Whether a schema is the shared `File` (a URL and what is known of the file).
+/// Whether a schema is a file of an output: fal's `File` (and `Image`, `VideoFile`, ...):
+/// an object whose `url` property is a string.
 fn is_file(doc: &Value, s: &Value) -> bool {
     let r = resolve(doc, s);
-    r.pointer("/properties/url").is_some() && r.get("required").and_then(Value::as_array).is_some_and(|req| req.iter().any(|x| x == "url"))
+    r.pointer("/properties/url").map(|u| resolve(doc, u)).is_some_and(|u| u.get("type").is_none_or(|t| t == "string"))
 }
 
-/// Where files sit in an output component: JSON pointers, `*` for every item of an
-/// array (`/images/*`, `/video`).
-pub fn output_files(doc: &Value, output: &str) -> Vec<String> {
-    fn walk(doc: &Value, s: &Value, at: String, out: &mut Vec<String>, depth: usize) {
-        if depth > 8 {
+/// One file slot of an output: where it sits (a JSON pointer, `*` for every item of an
+/// array) and what it is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileSlot {
+    /// `/images/*`, `/video`, `/model_mesh`.
+    pub pointer: String,
+    /// What the file is.
+    pub kind: FileKind,
+}
+
+/// The schemas a use site passes through to what it is: itself, each `$ref`'s target and
+/// each single `allOf`, with the names of the components followed.
+fn chain<'a>(doc: &'a Value, mut s: &'a Value) -> (Vec<&'a Value>, Vec<&'a str>) {
+    let mut schemas = vec![s];
+    let mut names = Vec::new();
+    for _ in 0..32 {
+        if let Some(name) = s.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix(COMPONENT_PREFIX)) {
+            match ref_target(doc, s) {
+                Some(t) => {
+                    names.push(name);
+                    s = t;
+                }
+                None => break,
+            }
+        } else if let Some([one]) = s.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
+            s = one;
+        } else {
+            break;
+        }
+        schemas.push(s);
+    }
+    (schemas, names)
+}
+
+/// What a file slot is, from the most to the least telling: the media type or file name
+/// the schema gives (a default, a single enum value, an example), the names of the
+/// components it is (`VideoFile`), the names of the fields it sits under (`audio_file`,
+/// `images`), then the descriptions (`The generated video`); a file nothing tells is `Other`.
+pub fn file_kind(doc: &Value, use_site: &Value, fields: &[&str]) -> FileKind {
+    let (schemas, components) = chain(doc, use_site);
+    let file = resolve(doc, use_site);
+    // Values a property of the file takes: its default, its single enum value, and the
+    // examples of the file (on any schema of the chain) or of the property.
+    let stated = |property: &str| -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(p) = file.pointer(&format!("/properties/{property}")) {
+            let p = resolve(doc, p);
+            out.extend(p.get("default").and_then(Value::as_str).map(str::to_string));
+            if let Some([one]) = p.get("enum").and_then(Value::as_array).map(Vec::as_slice) {
+                out.extend(one.as_str().map(str::to_string));
+            }
+            out.extend(
+                p.get("x-falq-examples").and_then(Value::as_array).into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)),
+            );
+        }
+        for s in &schemas {
+            let examples = s.get("x-falq-examples").and_then(Value::as_array).into_iter().flatten().chain(s.get("default"));
+            out.extend(examples.filter_map(|e| e.get(property)).filter_map(|v| v.as_str().map(str::to_string)));
+        }
+        out
+    };
+    let by_type = stated("content_type").iter().find_map(|t| FileKind::from_content_type(t));
+    let by_name = || stated("file_name").iter().chain(&stated("url")).find_map(|n| FileKind::from_name(n));
+    let by_component = || components.iter().find_map(|n| FileKind::from_words(n));
+    let by_field = || fields.iter().rev().find_map(|n| FileKind::from_words(n));
+    let by_description = || schemas.iter().filter_map(|s| s.get("description").and_then(Value::as_str)).find_map(FileKind::from_words);
+    by_type.or_else(by_name).or_else(by_component).or_else(by_field).or_else(by_description).unwrap_or(FileKind::Other)
+}
+
+/// Where files sit in an output component, with their kinds.
+pub fn output_files(doc: &Value, output: &str) -> Vec<FileSlot> {
+    let mut out = Vec::new();
+    walk_output(doc, output, &mut |at, fields, s| {
+        if is_file(doc, s) {
+            out.push(FileSlot { pointer: at.to_string(), kind: file_kind(doc, s, fields) });
+            return false;
+        }
+        true
+    });
+    out
+}
+
+/// Field names an output echoes from its input or that name no text a user reads.
+const NOT_TEXT: &[&str] = &["prompt", "negative_prompt", "request_id", "content_type", "file_name", "url", "status", "seed"];
+
+/// Where an output's free text sits (a transcript, a description, a caption): every string
+/// field that is no enum, no URL and no echo of the input, outside files.
+pub fn output_text(doc: &Value, output: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    walk_output(doc, output, &mut |at, fields, s| {
+        if is_file(doc, s) {
+            return false;
+        }
+        let r = resolve(doc, s);
+        let name = fields.iter().rev().find(|f| **f != "*").copied().unwrap_or("");
+        let is_text = r.get("type").and_then(Value::as_str) == Some("string")
+            && r.get("enum").is_none()
+            && r.get("format").is_none()
+            && !name.is_empty()
+            && !NOT_TEXT.contains(&name)
+            && !name.ends_with("_url")
+            && !name.ends_with("_id");
+        if is_text {
+            out.push(at.to_string());
+        }
+        true
+    });
+    out
+}
+
+/// Calls `visit(pointer, field names, use site)` on every schema of an output component,
+/// depth first; `visit` answers whether to go inside.
+fn walk_output(doc: &Value, output: &str, visit: &mut dyn FnMut(&str, &[&str], &Value) -> bool) {
+    fn walk<'a>(
+        doc: &'a Value,
+        s: &'a Value,
+        at: String,
+        fields: &mut Vec<&'a str>,
+        visit: &mut dyn FnMut(&str, &[&str], &Value) -> bool,
+        depth: usize,
+    ) {
+        if depth > 12 || !visit(&at, fields, s) {
             return;
         }
         let r = resolve(doc, s);
-        if is_file(doc, r) {
-            out.push(at);
-            return;
-        }
         if let Some(props) = r.get("properties").and_then(Value::as_object) {
             for (name, p) in props {
-                walk(doc, p, format!("{at}/{name}"), out, depth + 1);
+                fields.push(name);
+                walk(doc, p, format!("{at}/{name}"), fields, visit, depth + 1);
+                fields.pop();
             }
         }
         if let Some(items) = r.get("items") {
-            walk(doc, items, format!("{at}/*"), out, depth + 1);
+            fields.push("*");
+            walk(doc, items, format!("{at}/*"), fields, visit, depth + 1);
+            fields.pop();
+        }
+        for key in ["oneOf", "anyOf"] {
+            for branch in r.get(key).and_then(Value::as_array).into_iter().flatten() {
+                walk(doc, branch, at.clone(), fields, visit, depth + 1);
+            }
         }
     }
-    let mut out = Vec::new();
     if let Some(s) = doc.pointer(&format!("/components/schemas/{output}")) {
-        walk(doc, s, String::new(), &mut out, 0);
+        walk(doc, s, String::new(), &mut Vec::new(), visit, 0);
     }
-    out
 }
 
 #[cfg(test)]
@@ -350,6 +472,7 @@ mod tests {
         assert_eq!(f[0].description, "The image.");
         assert!(f[2].nullable);
         assert_eq!(f[4].min, Some(1.0), "an array's bounds are its item counts");
-        assert_eq!(output_files(&doc(), "Out"), ["/images/*", "/video"]);
+        let files: Vec<(String, FileKind)> = output_files(&doc(), "Out").into_iter().map(|f| (f.pointer, f.kind)).collect();
+        assert_eq!(files, [("/images/*".to_string(), FileKind::Image), ("/video".to_string(), FileKind::Video)]);
     }
 }

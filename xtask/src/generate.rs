@@ -335,7 +335,14 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
         });
         let input_json_schema = serde_json::to_string(&crate::export::bundled(doc, &input)).map_err(|e| err(e.to_string()))?;
         let output_json_schema = serde_json::to_string(&crate::export::bundled(doc, &output)).map_err(|e| err(e.to_string()))?;
-        let output_files = crate::export::output_files(doc, &output);
+        let slots = crate::export::output_files(doc, &output);
+        let text = crate::export::output_text(doc, &output);
+        let kind_label = falq_core::output_kind_label(slots.iter().map(|f| (f.kind, f.pointer.contains('*'))), !text.is_empty());
+        let output_files = slots.iter().map(|f| {
+            let pointer = &f.pointer;
+            let kind = format_ident!("{}", format!("{:?}", f.kind));
+            quote!(crate::OutputFile { pointer: #pointer, kind: crate::FileKind::#kind })
+        });
         let field_rows = crate::export::fields(doc, &input).into_iter().map(|f| {
             let (name, kind, required, nullable, description, takes_file) =
                 (f.name, f.kind, f.required, f.nullable, f.description, f.takes_file);
@@ -376,6 +383,8 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
                 input_json_schema: #input_json_schema,
                 output_json_schema: #output_json_schema,
                 output_files: &[#(#output_files),*],
+                output_text: &[#(#text),*],
+                output_kind: #kind_label,
             };
         });
         refs.push(quote!(&#static_name));

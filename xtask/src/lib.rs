@@ -11,6 +11,7 @@ pub mod load;
 pub mod merge;
 pub mod names;
 pub mod normalize;
+pub mod prose;
 pub mod walk;
 pub mod write;
 
@@ -54,7 +55,7 @@ pub fn regen(specs_dir: &Path, root: &Path) -> Result<Regen, Errors> {
         .filter_map(|d| d.value.pointer("/components/schemas").and_then(Value::as_object))
         .flat_map(|m| m.keys().cloned())
         .collect();
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<Diagnostic> = docs.iter().flat_map(|d| d.notes.iter().cloned()).collect();
     let mut errors = Vec::new();
     let mut inferred = Vec::new();
     let mut pages = Vec::new();

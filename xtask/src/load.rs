@@ -105,6 +105,9 @@ pub struct Document {
     /// A page we wrote in the relay's dialect (under `specs/falq/`) for an endpoint the
     /// relay publishes no page for: a vendored page of the same endpoint replaces it.
     pub authored_page: bool,
+    /// What loading had to read as the page meant it (a description that is not valid
+    /// YAML as written), each with its line: warnings.
+    pub notes: Vec<Diagnostic>,
 }
 
 /// The directory below `specs/` that holds what we author; everything else is vendored.
@@ -243,12 +246,8 @@ pub fn fenced_blocks(file: &Path, text: &str) -> Result<Vec<Source>, Diagnostic>
     Ok(blocks)
 }
 
-fn parse_document(source: Source) -> Result<Document, Diagnostic> {
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&source.text).map_err(|e| {
-        let line = e.location().map_or(source.line, |l| source.line + l.line() - 1);
-        Diagnostic::new(&source.file, line, format!("this is not valid YAML: {e}"))
-            .help("fix the YAML, or export the page from Apifox again")
-    })?;
+fn parse_document(mut source: Source) -> Result<Document, Diagnostic> {
+    let (yaml, notes) = parse_yaml_as_meant(&mut source)?;
     let value = yaml_to_json(&yaml).map_err(|m| Diagnostic::new(&source.file, source.line, m))?;
     let Some(map) = value.as_object() else {
         return Err(Diagnostic::new(&source.file, source.line, "the document is not a YAML mapping")
@@ -268,7 +267,107 @@ fn parse_document(source: Source) -> Result<Document, Diagnostic> {
         return Err(Diagnostic::new(&source.file, source.line, "neither an OpenAPI document nor an overlay")
             .help("a spec starts with `openapi: 3.0.1`; an overlay with `falq-overlay: 1`"));
     };
-    Ok(Document { source, kind, value, authored_page: false })
+    Ok(Document { source, kind, value, authored_page: false, notes })
+}
+
+/// Parses a document's YAML. Text that YAML rejects only because a plain scalar holds
+/// what YAML reads as syntax (a machine-translated `description: Number of images.
+/// Range: 1-4` has an unquoted `: `) is read as the text it obviously is: the value is
+/// quoted, in `source.text` too, and a warning names its line. Anything else that is not
+/// YAML is an error with the file's line.
+fn parse_yaml_as_meant(source: &mut Source) -> Result<(serde_yaml::Value, Vec<Diagnostic>), Diagnostic> {
+    let mut notes = Vec::new();
+    // Each repair quotes one more value; a page cannot need more than it has lines.
+    for _ in 0..=source.text.lines().count() {
+        let e = match serde_yaml::from_str::<serde_yaml::Value>(&source.text) {
+            Ok(yaml) => return Ok((yaml, notes)),
+            Err(e) => e,
+        };
+        let at = e.location().map(|l| (l.line(), l.column()));
+        let line = at.map_or(source.line, |(l, _)| source.line + l - 1);
+        let refuse = || {
+            Diagnostic::new(&source.file, line, format!("this is not valid YAML: {e}"))
+                .help("fix the YAML, or export the page from Apifox again")
+        };
+        let Some((text, owner)) = at.and_then(|(l, c)| quote_plain_scalar(&source.text, l, c)) else {
+            return Err(refuse());
+        };
+        let key_line = source.line + owner - 1;
+        let key = source.text.lines().nth(owner - 1).unwrap_or("").trim().split(':').next().unwrap_or("").to_string();
+        notes.push(
+            Diagnostic::new(
+                &source.file,
+                key_line,
+                format!("`{key}` is not valid YAML as written ({}); read as the text it is", yaml_reason(&e.to_string())),
+            )
+            .help("quote the value in the page's YAML to silence this"),
+        );
+        source.text = text;
+    }
+    Err(Diagnostic::new(&source.file, source.line, "this is not valid YAML").help("fix the YAML, or export the page from Apifox again"))
+}
+
+/// What YAML objected to, in a few words.
+fn yaml_reason(message: &str) -> &'static str {
+    if message.contains("mapping values are not allowed") {
+        "an unquoted `: ` inside its text"
+    } else if message.contains("cannot start any token") {
+        "its text starts with a character YAML reserves"
+    } else {
+        "text YAML reads as syntax"
+    }
+}
+
+/// A block mapping entry `key: value` (under a `- ` item too), its key an identifier or quoted.
+static ENTRY: std::sync::LazyLock<regex::Regex> =
+    std::sync::LazyLock::new(|| regex::Regex::new(r#"^(\s*(?:- +)?)([A-Za-z_$][\w$.\-]*|'[^']*'|"[^"]*"):[ \t]+(\S.*)$"#).expect("regex"));
+
+/// The text with the plain scalar YAML choked on (at 1-based `line`, `column`) quoted: the
+/// entry on that line, or the multi-line plain value it continues. Answers the new text and
+/// the 1-based line of the entry, or `None` when the error is not inside a plain value
+/// (then the page is really broken, and says so).
+fn quote_plain_scalar(text: &str, line: usize, column: usize) -> Option<(String, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let index = line.checked_sub(1).filter(|i| *i < lines.len())?;
+    // The entry: the error's line, or the nearest line above that is less indented and
+    // opens a plain value this line continues.
+    let owner = (0..=index).rev().find(|&i| {
+        let Some(c) = ENTRY.captures(lines[i]) else { return false };
+        let value = c.get(3).map_or("", |m| m.as_str());
+        let plain = !value.starts_with(['\'', '"', '|', '>', '{', '[', '&', '*', '!', '#']);
+        // On its own line, the error must sit in the value, not in the key.
+        let in_value = i != index || column > c.get(3).map_or(usize::MAX, |m| m.start());
+        plain && in_value && (i == index || (i + 1..=index).all(|j| lines[j].trim().is_empty() || indent(lines[j]) > indent(lines[i])))
+    })?;
+    let c = ENTRY.captures(lines[owner])?;
+    let entry_indent = indent(lines[owner]);
+    let mut last = owner;
+    while last + 1 < lines.len() && (lines[last + 1].trim().is_empty() || indent(lines[last + 1]) > entry_indent) {
+        last += 1;
+    }
+    while last > owner && lines[last].trim().is_empty() {
+        last -= 1;
+    }
+    // A plain scalar over several lines folds them with single spaces.
+    let value: Vec<&str> = std::iter::once(c.get(3).map_or("", |m| m.as_str()))
+        .chain(lines[owner + 1..=last].iter().map(|l| l.trim()))
+        .filter(|s| !s.is_empty())
+        .collect();
+    let value = value.join(" ");
+    let value = value.trim_end();
+    let quoted = format!("{}{}: '{}'", &c[1], &c[2], value.replace('\'', "''"));
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    out[owner] = quoted;
+    // Lines stay where they were, so every later error and note keeps its line number.
+    for l in &mut out[owner + 1..=last] {
+        l.clear();
+    }
+    let mut joined = out.join("\n");
+    if text.ends_with('\n') {
+        joined.push('\n');
+    }
+    Some((joined, owner + 1))
 }
 
 /// YAML to JSON, with scalar keys (`200:`) turned into strings.

@@ -37,7 +37,7 @@ pub fn merge_with_warnings(
         "paths": {},
         "components": {"schemas": {}},
     });
-    let pages = replace_authored_pages(pages, warnings);
+    let pages = prefer_pages(pages, warnings);
     let mut state = MergeState::default();
     for d in authored.iter().chain(&pages) {
         let d = if d.kind == DocKind::Page { resolve_schema_clashes(&doc, d, warnings) } else { d.clone() };
@@ -51,6 +51,7 @@ pub fn merge_with_warnings(
     if !errors.is_empty() {
         return Err(Errors(errors));
     }
+    app_outputs(&mut doc, &pages);
     default_outputs(&mut doc);
     submit_defaults(&mut doc, authored);
     let page_schemas: BTreeSet<String> = state.schema_origin.iter().filter(|(_, s)| s.1).map(|(n, _)| n.clone()).collect();
@@ -75,32 +76,56 @@ fn endpoint_paths(d: &Document) -> Vec<String> {
     d.value.get("paths").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default()
 }
 
-/// A page we authored (under `specs/falq/`) for an endpoint the relay had no page for
-/// gives way to the relay's own page once that is dropped in: the authored endpoint
-/// and the input schema only it used are left out, with a note.
-fn replace_authored_pages(pages: &[Document], warnings: &mut Vec<Diagnostic>) -> Vec<Document> {
-    let vendored: BTreeMap<String, &Source> =
-        pages.iter().filter(|p| !p.authored_page).flat_map(|p| endpoint_paths(p).into_iter().map(move |k| (k, &p.source))).collect();
+/// How much a page is to be trusted for an endpoint also defined elsewhere: a page we
+/// authored (under `specs/falq/`) gives way to any page of the relay's, and a relay's
+/// page still `developing` (`x-apifox-status`) to a released one.
+fn page_rank(page: &Document, path: &str) -> u8 {
+    let developing = page.value["paths"][path]
+        .as_object()
+        .is_some_and(|item| item.values().any(|op| op.get("x-falq-status").and_then(Value::as_str) == Some("developing")));
+    match (page.authored_page, developing) {
+        (true, _) => 0,
+        (false, true) => 1,
+        (false, false) => 2,
+    }
+}
+
+/// Where several pages define one endpoint, the most trusted one is used ([`page_rank`]):
+/// the others' endpoint, and the input schema only it used, are set aside with a note.
+/// Pages of equal rank are all kept, and merge reports the duplicate.
+fn prefer_pages(pages: &[Document], warnings: &mut Vec<Diagnostic>) -> Vec<Document> {
+    let mut best: BTreeMap<String, (u8, &Source)> = BTreeMap::new();
+    for p in pages {
+        for path in endpoint_paths(p) {
+            let rank = page_rank(p, &path);
+            if best.get(&path).is_none_or(|(r, _)| *r < rank) {
+                best.insert(path, (rank, &p.source));
+            }
+        }
+    }
     let mut out = Vec::new();
     for p in pages {
-        if !p.authored_page {
+        let set_aside: Vec<String> = endpoint_paths(p).into_iter().filter(|path| page_rank(p, path) < best[path].0).collect();
+        if set_aside.is_empty() {
             out.push(p.clone());
             continue;
         }
         let mut p = p.clone();
-        let replaced: Vec<String> = endpoint_paths(&p).into_iter().filter(|k| vendored.contains_key(k)).collect();
-        for path in &replaced {
-            let real = vendored[path];
+        for path in &set_aside {
+            let kept = best[path].1;
+            let why = if p.authored_page { "the relay's page" } else { "the released page" };
+            let help = if p.authored_page {
+                format!("delete {} when the relay's page is the one to keep", p.source.file.display())
+            } else {
+                format!(
+                    "{} is still developing on the relay; remove it from specs/ if the released page is the one to keep",
+                    p.source.file.display()
+                )
+            };
             warnings.push(
                 p.source
-                    .diag_at(
-                        path,
-                        format!(
-                            "note: {path} is now generated from the relay's page {}; this authored page is no longer used",
-                            real.file.display()
-                        ),
-                    )
-                    .help(format!("delete {} when the relay's page is the one to keep", p.source.file.display())),
+                    .diag_at(path, format!("note: {path} is generated from {why} {}; this page is set aside", kept.file.display()))
+                    .help(help),
             );
             let inputs: Vec<String> = p.value["paths"][path]
                 .as_object()
@@ -123,7 +148,7 @@ fn replace_authored_pages(pages: &[Document], warnings: &mut Vec<Diagnostic>) ->
                 }
             }
         }
-        if endpoint_paths(&p).is_empty() && !replaced.is_empty() {
+        if endpoint_paths(&p).is_empty() {
             continue;
         }
         out.push(p);
@@ -397,6 +422,32 @@ fn submit_defaults(doc: &mut Value, authored: &[Document]) {
     });
 }
 
+/// What a relay's result page of one app shows (`x-falq-app-outputs`, from
+/// `queue_call_pages`) types the output of that app's endpoints that no page or overlay
+/// types: a component `{App}ResultOutput`, shared by them.
+fn app_outputs(doc: &mut Value, pages: &[Document]) {
+    let shown: Vec<(String, Value)> = pages
+        .iter()
+        .filter_map(|p| p.value.get("x-falq-app-outputs").and_then(Value::as_object))
+        .flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())))
+        .collect();
+    for (app, schema) in shown {
+        let base = crate::names::type_name(&format!("{}_result_output", crate::normalize::operation_id_for(&app)), "ResultOutput");
+        let mut used = false;
+        let name = crate::walk::unique_name(&base, &|n| doc["components"]["schemas"].get(n).is_some());
+        for_each_operation(doc, |_, _, op| {
+            let of_app = op.get("x-falq-endpoint-id").and_then(Value::as_str).is_some_and(|id| falq_core::app_id_of(id) == app);
+            if of_app && !op.contains_key("x-falq-output") {
+                op.insert("x-falq-output".into(), schema_ref(&name));
+                used = true;
+            }
+        });
+        if used {
+            doc["components"]["schemas"][&name] = schema;
+        }
+    }
+}
+
 fn default_outputs(doc: &mut Value) {
     for_each_operation(doc, |_, _, op| {
         if op.contains_key("x-falq-endpoint-id") && !op.contains_key("x-falq-output") {
@@ -501,6 +552,7 @@ mod tests {
             kind,
             value: crate::load::yaml_to_json(&serde_yaml::from_str(yaml).unwrap()).unwrap(),
             authored_page: file.starts_with("specs/falq/"),
+            notes: vec![],
         }
     }
 

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::diag::Diagnostic;
 use crate::load::Source;
+use crate::prose::{ascii_value, default_in_prose, enum_in_prose, range_in_prose, says_optional};
 use crate::walk::{
     METHODS, describe_path, for_each_operation, for_each_root_schema, for_each_schema, for_each_schema_at, for_each_schema_at_mut, pascal,
     pointer, refs_in, rust_field_name, schema_ref, walk_schema,
@@ -81,8 +82,18 @@ pub const RULES: &[Rule] = &[
         quirk: "property names that become one Rust name (num_images and num-images)",
         apply: untyped_colliding_properties,
     },
+    Rule {
+        name: "apifox_status",
+        quirk: "pages still `developing` beside the released page of the same endpoint (x-apifox-status)",
+        apply: apifox_status,
+    },
     Rule { name: "drop_apifox_noise", quirk: "x-apifox-* extensions, servers: [], security: [], folder tags", apply: drop_apifox_noise },
     Rule { name: "strip_base_url_placeholder", quirk: "paths start with /BASE_URL or {{BASE_URL}}", apply: strip_base_url_placeholder },
+    Rule {
+        name: "queue_call_pages",
+        quirk: "a relay's own page for the queue's calls (\"get request result\": GET /fal-ai/{model_name}/requests/{request_id})",
+        apply: queue_call_pages,
+    },
     Rule { name: "operation_id_from_path", quirk: "no operationId", apply: operation_id_from_path },
     Rule {
         name: "drop_transport_headers",
@@ -104,6 +115,16 @@ pub const RULES: &[Rule] = &[
         quirk: "several media types on a body, or success responses of different kinds (progenitor panics)",
         apply: one_media_type,
     },
+    Rule {
+        name: "schema_from_example",
+        quirk: "a request schema with no properties (`properties: {}`) and only an example",
+        apply: schema_from_example,
+    },
+    Rule {
+        name: "output_from_page",
+        quirk: "the result an endpoint answers shown as the submit's 200 (a schema or an example that is no queue status)",
+        apply: output_from_page,
+    },
     Rule { name: "hoist_nested_definitions", quirk: "definitions: nested inside a schema", apply: hoist_nested_definitions },
     Rule { name: "openapi31_null_type", quirk: "type: 'null' and type lists inside a 3.0.1 document", apply: openapi31_null_type },
     Rule { name: "drop_empty_object_branches", quirk: "oneOf with an empty-object branch", apply: drop_empty_object_branches },
@@ -118,8 +139,14 @@ pub const RULES: &[Rule] = &[
         apply: optional_from_prose,
     },
     Rule { name: "nullable_from_prose", quirk: "nullability only in prose (可为null)", apply: nullable_from_prose },
+    Rule {
+        name: "enums_from_prose",
+        quirk: "allowed values only in prose (枚举值：16：9、9：16、auto; Enumerated values: 'none', 'high')",
+        apply: enums_from_prose,
+    },
     Rule { name: "defaults_from_prose", quirk: "defaults only in prose (默认28, Default: 4)", apply: defaults_from_prose },
     Rule { name: "ranges_from_prose", quirk: "ranges only in prose (范围1-50, Range: 1-12)", apply: ranges_from_prose },
+    Rule { name: "ascii_values", quirk: "full-width punctuation inside enum values and defaults (16：9)", apply: ascii_values },
     Rule { name: "names_from_endpoint", quirk: "free-text (often Chinese) titles on schemas", apply: names_from_endpoint },
     Rule { name: "queue_status_response", quirk: "empty or copied-inline submit response schemas", apply: queue_status_response },
     Rule {
@@ -372,6 +399,153 @@ pub fn drop_apifox_noise(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic>
     Ok(())
 }
 
+/// An operation's `x-apifox-status` (`developing`, `released`, ...) is kept as
+/// `x-falq-status` (the noise rule drops every `x-apifox-*`): merge sets a `developing`
+/// page aside when a released page of the same endpoint is there.
+pub fn apifox_status(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic> {
+    for_each_operation(doc, |_, _, op| {
+        if let Some(status) = op.get("x-apifox-status").and_then(Value::as_str).map(str::to_string) {
+            op.insert("x-falq-status".into(), Value::String(status));
+        }
+    });
+    Ok(())
+}
+
+/// Where a path names one of the queue's own calls: `/{owner}/{app}[/...]/requests/{id}`,
+/// with `/status`, `/status/stream` or `/cancel` after it, or nothing (the result). Answers
+/// the app part (before `/requests`) and the call.
+fn queue_call_of(path: &str) -> Option<(&str, &'static str)> {
+    static QUEUE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^/?(.+?/.+?)/requests/[^/]+(/status/stream|/status|/cancel)?/?$").expect("regex"));
+    let c = QUEUE.captures(path)?;
+    let call = match c.get(2).map(|m| m.as_str()) {
+        None => "result",
+        Some("/status") => "status",
+        Some("/status/stream") => "status stream",
+        _ => "cancel",
+    };
+    Some((c.get(1)?.as_str(), call))
+}
+
+/// A page for one of the queue's own calls (a relay's "get request result" page,
+/// `GET /fal-ai/{model_name}/requests/{request_id}`, or one for a status or a cancel) is
+/// no endpoint: falq makes those calls itself (`queue_result`, ...). The path is set
+/// aside with a note. A result page of one app (`/fal-ai/veo3/requests/{request_id}`) that
+/// shows what the result is (a schema, or an example) types the output of that app's
+/// endpoints that say nothing better (`x-falq-app-outputs`, read by merge).
+pub fn queue_call_pages(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    let source = ctx.source;
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return Ok(()) };
+    let queue_paths: Vec<String> = paths.keys().filter(|p| queue_call_of(p).is_some()).cloned().collect();
+    let mut app_outputs: Vec<(String, Value)> = Vec::new();
+    for path in queue_paths {
+        let Some(item) = paths.shift_remove(&path) else { continue };
+        let (app, call) = queue_call_of(&path).unwrap_or(("", "result"));
+        let app = app.trim_start_matches('/').to_string();
+        let shown =
+            if call == "result" { "the queue's result call (queue_result)".to_string() } else { format!("the queue's {call} call") };
+        let mut note = format!("note: {path} is {shown}, which falq makes itself for every endpoint: no endpoint of its own");
+        let result = (call == "result" && !app.contains('{')).then(|| item.get("get")).flatten().and_then(success_output);
+        if let Some(schema) = result {
+            note.push_str(&format!("; what it shows types the output of {app}'s endpoints that say nothing better"));
+            app_outputs.push((app, schema));
+        }
+        ctx.warnings.push(source.diag_at(&path, note));
+    }
+    if !app_outputs.is_empty() {
+        let outputs: Map<String, Value> = app_outputs.into_iter().collect();
+        if let Some(m) = doc.as_object_mut() {
+            m.insert("x-falq-app-outputs".into(), Value::Object(outputs));
+        }
+    }
+    Ok(())
+}
+
+/// What a result the success answer of an operation shows: its schema when that has
+/// properties, else one read from its example (an object); `None` when it shows nothing.
+fn success_output(op: &Value) -> Option<Value> {
+    let responses = op.get("responses")?.as_object()?;
+    responses.iter().filter(|(code, _)| is_success_code(code)).find_map(|(_, r)| {
+        let media = r.get("content")?.as_object()?.iter().find(|(mt, _)| is_json(mt))?.1;
+        let schema = media.get("schema").filter(|s| s.get("properties").and_then(Value::as_object).is_some_and(|p| !p.is_empty()));
+        match (schema, media.get("example").filter(|e| e.as_object().is_some_and(|m| !m.is_empty()))) {
+            (Some(s), example) => {
+                let mut s = s.clone();
+                if let (Some(m), Some(e)) = (s.as_object_mut(), example) {
+                    m.insert("x-falq-examples".into(), json!([e]));
+                }
+                Some(s)
+            }
+            (None, Some(example)) => Some(output_schema_of_example(example)),
+            (None, None) => None,
+        }
+    })
+}
+
+/// A success status (`200`, `2XX`), or an Apifox alternate of one (`x-200:成功`).
+fn is_success_code(code: &str) -> bool {
+    code.starts_with('2') || code.strip_prefix("x-").is_some_and(|c| c.starts_with('2'))
+}
+
+/// The schema of a JSON value, as a page's example shows it: types from the values, an
+/// array's items from its first item, nothing required. For an input.
+pub fn schema_of_example(v: &Value) -> Value {
+    match v {
+        Value::Null => json!({}),
+        Value::Bool(_) => json!({"type": "boolean"}),
+        Value::Number(n) if n.is_i64() || n.is_u64() => json!({"type": "integer"}),
+        Value::Number(_) => json!({"type": "number"}),
+        Value::String(_) => json!({"type": "string"}),
+        Value::Array(a) => match a.first() {
+            Some(first) => json!({"type": "array", "items": schema_of_example(first)}),
+            None => json!({"type": "array"}),
+        },
+        Value::Object(m) => {
+            let props: Map<String, Value> = m.iter().map(|(k, v)| (k.clone(), schema_of_example(v))).collect();
+            json!({"type": "object", "properties": props})
+        }
+    }
+}
+
+/// The schema of an output, as a page's example of it shows it: [`schema_of_example`], with
+/// every object that has a string `url` a `File` (the example kept beside it, so its
+/// `content_type` or name tells its kind), and required what makes it this output and no
+/// queue status: the top-level fields holding files, or else its text.
+pub fn output_schema_of_example(example: &Value) -> Value {
+    fn typed(v: &Value) -> Value {
+        match v {
+            Value::Object(m) if m.get("url").is_some_and(Value::is_string) => {
+                json!({"allOf": [schema_ref("File")], "x-falq-examples": [v]})
+            }
+            Value::Object(m) => {
+                let props: Map<String, Value> = m.iter().map(|(k, v)| (k.clone(), typed(v))).collect();
+                json!({"type": "object", "properties": props})
+            }
+            Value::Array(a) => match a.first() {
+                Some(first) => json!({"type": "array", "items": typed(first)}),
+                None => json!({"type": "array"}),
+            },
+            other => schema_of_example(other),
+        }
+    }
+    fn holds_file(v: &Value) -> bool {
+        match v {
+            Value::Object(m) => m.get("url").is_some_and(Value::is_string) || m.values().any(holds_file),
+            Value::Array(a) => a.iter().any(holds_file),
+            _ => false,
+        }
+    }
+    let mut schema = typed(example);
+    let Some(m) = example.as_object() else { return schema };
+    let files: Vec<&String> = m.iter().filter(|(_, v)| holds_file(v)).map(|(k, _)| k).collect();
+    let required: Vec<&String> = if files.is_empty() { m.iter().filter(|(_, v)| v.is_string()).map(|(k, _)| k).collect() } else { files };
+    if let Some(s) = schema.as_object_mut() {
+        s.insert("required".into(), json!(required));
+        s.insert("x-falq-examples".into(), json!([example]));
+    }
+    schema
+}
+
 static BASE_URL_PREFIX: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^/?(?:\{\{\s*BASE_URL\s*\}\}|\{\s*BASE_URL\s*\}|BASE_URL)(/|$)").expect("regex"));
 
@@ -591,6 +765,153 @@ pub fn one_media_type(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> 
     Ok(())
 }
 
+/// A request body whose schema lists no properties (`properties: {}`, as Apifox exports a
+/// body described only by its example) takes its fields from the page's example: types
+/// from the values, nothing required, with a warning, each field listed in `inferred.md`.
+/// Without it every field would be refused as unknown and the endpoint could not be called.
+pub fn schema_from_example(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    let source = ctx.source;
+    let mut inferred: Vec<(Vec<String>, String)> = Vec::new();
+    for (path, method, op) in ops_mut(doc) {
+        let Some(content) = op.get_mut("requestBody").and_then(|b| b.get_mut("content")).and_then(Value::as_object_mut) else { continue };
+        for (mt, media) in content.iter_mut() {
+            if !is_json(mt) {
+                continue;
+            }
+            let Some(example) = media.get("example").filter(|e| e.as_object().is_some_and(|m| !m.is_empty())).cloned() else { continue };
+            let Some(schema) = media.get_mut("schema").and_then(Value::as_object_mut) else { continue };
+            let no_fields = schema.get("properties").is_none_or(|p| p.as_object().is_some_and(|p| p.is_empty()))
+                && schema.get("$ref").is_none()
+                && !["allOf", "oneOf", "anyOf", "additionalProperties"].iter().any(|k| schema.contains_key(*k))
+                && schema.get("type").is_none_or(|t| t == "object");
+            if !no_fields {
+                continue;
+            }
+            let typed = schema_of_example(&example);
+            let Some(props) = typed.get("properties").and_then(Value::as_object) else { continue };
+            for (name, p) in props {
+                let keys = vec![
+                    "paths".into(),
+                    path.clone(),
+                    method.clone(),
+                    "requestBody".into(),
+                    "content".into(),
+                    mt.clone(),
+                    "schema".into(),
+                    "properties".into(),
+                    name.clone(),
+                ];
+                let t = p.get("type").and_then(Value::as_str).unwrap_or("any");
+                inferred.push((keys, format!("{t}, from the request example")));
+            }
+            schema.insert("type".into(), json!("object"));
+            schema.insert("properties".into(), Value::Object(props.clone()));
+            ctx.warnings.push(
+                source
+                    .diag_at(
+                        &path,
+                        format!(
+                            "{} {path}: the request schema lists no fields; {} taken from the page's example ({}), none required",
+                            method.to_uppercase(),
+                            props.len(),
+                            props.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    )
+                    .help("describe the fields (required, enums, ranges) in specs/falq/overlays.yaml"),
+            );
+        }
+    }
+    for (keys, what) in inferred {
+        let line = source.line_of(&format!("{}:", keys.last().map_or("", String::as_str)));
+        ctx.inferred.push(Inference {
+            file: source.file.clone(),
+            line,
+            place: describe_path(&keys),
+            what,
+            text: "(the request example)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Where a page shows what an endpoint answers once it completes (its submit's `200` with
+/// a schema, or an example, that is no queue status: some relays document the result
+/// there), that becomes the endpoint's output (`{Operation}Output`, with the example kept
+/// for the tests). The submit itself answers the queue status whatever the page shows
+/// (`queue_status_response`); Apifox's alternate responses (`x-200:成功`) are read, then
+/// dropped.
+pub fn output_from_page(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    let fields = ctx.queue_status_fields.clone();
+    let source = ctx.source;
+    let existing: BTreeSet<String> =
+        doc.pointer("/components/schemas").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let is_status_shape = |m: &Map<String, Value>| m.keys().all(|k| fields.contains(k));
+    let mut outputs: Vec<(String, Value)> = Vec::new();
+    for (path, method, op) in ops_mut(doc) {
+        if method != "post" || !op.contains_key("x-falq-endpoint-id") {
+            continue;
+        }
+        let Some(id) = op.get("operationId").and_then(Value::as_str).map(str::to_string) else { continue };
+        let mut found: Option<Value> = None;
+        if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
+            for (code, r) in responses.iter_mut().filter(|(c, _)| is_success_code(c)) {
+                let Some(content) = r.get_mut("content").and_then(Value::as_object_mut) else { continue };
+                for (_, media) in content.iter_mut().filter(|(mt, _)| is_json(mt)) {
+                    let Some(m) = media.as_object_mut() else { continue };
+                    let props = m.get("schema").and_then(|s| s.get("properties")).and_then(Value::as_object);
+                    let schema_is_output = props.is_some_and(|p| !p.is_empty() && !is_status_shape(p));
+                    let example = m.get("example").and_then(Value::as_object).filter(|e| !e.is_empty() && !is_status_shape(e)).cloned();
+                    let output = if schema_is_output {
+                        let mut s = m.get("schema").cloned().unwrap_or_default();
+                        if let (Some(s), Some(e)) = (s.as_object_mut(), &example) {
+                            s.insert("x-falq-examples".into(), json!([e]));
+                        }
+                        Some(s)
+                    } else {
+                        example.as_ref().map(|e| output_schema_of_example(&Value::Object(e.clone())))
+                    };
+                    if let Some(output) = output {
+                        // The example is the output's, not the queue status's.
+                        if example.is_some() {
+                            m.remove("example");
+                        }
+                        if found.is_none() {
+                            ctx.warnings.push(source.diag_at(
+                                &path,
+                                format!("note: POST {path}: the page shows its result under {code}; it types the endpoint's output, and the submit answers the queue status"),
+                            ));
+                            found = Some(output);
+                        }
+                    }
+                }
+            }
+            responses.retain(|code, _| !code.starts_with("x-"));
+        }
+        if let Some(output) = found {
+            let name = crate::names::type_name(&format!("{id}_output"), "Output");
+            let name = crate::walk::unique_name(&name, &|n| existing.contains(n) || outputs.iter().any(|(o, _)| o == n));
+            op.insert("x-falq-output".into(), schema_ref(&name));
+            outputs.push((name, output));
+        }
+    }
+    add_components(doc, outputs);
+    Ok(())
+}
+
+/// Adds schemas to the page's `components.schemas`.
+fn add_components(doc: &mut Value, schemas: Vec<(String, Value)>) {
+    if schemas.is_empty() {
+        return;
+    }
+    let comps = doc.as_object_mut().map(|m| m.entry("components").or_insert_with(|| json!({})));
+    let Some(comps) = comps.and_then(Value::as_object_mut) else { return };
+    if let Some(all) = comps.entry("schemas").or_insert_with(|| json!({})).as_object_mut() {
+        for (name, schema) in schemas {
+            all.insert(name, schema);
+        }
+    }
+}
+
 /// `definitions:` (or `$defs:`) nested inside a schema are hoisted into
 /// `components.schemas` (prefixed with the operation's name when the name is taken)
 /// and references to them rewritten.
@@ -768,13 +1089,6 @@ pub fn examples_out_of_schemas(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagn
     Ok(())
 }
 
-fn says_optional(desc: &str) -> bool {
-    static OPTIONAL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)可选|选填|非必填|非必须|\boptional\b").expect("regex"));
-    static REQUIRED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)必填|必须|必需|\brequired\b").expect("regex"));
-    let without_negated = desc.replace("非必填", "").replace("非必须", "");
-    OPTIONAL.is_match(desc) && !REQUIRED.is_match(&without_negated)
-}
-
 /// A property listed in `required` whose description says it is optional (`可选`,
 /// `选填`, `optional`) and does not also say required (`必填`) leaves `required`.
 pub fn optional_from_prose(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
@@ -822,39 +1136,6 @@ fn schema_type(m: &Map<String, Value>) -> &str {
     m.get("type").and_then(Value::as_str).unwrap_or("")
 }
 
-/// The default a description states, typed by the schema: `默认28`, `默认值3.5`,
-/// `默认为1`, `默认 jpeg` (an enum value), `Default: 4`, `default: "jpeg"`, `默认true`.
-pub fn default_in_prose(desc: &str, schema: &Map<String, Value>) -> Option<Value> {
-    static DEFAULT: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(
-            r#"(?i)(?:默认值?|缺省值?|\bdefaults?(?:\s+(?:is|to|value))?)\s*[:：]?\s*(?:为|是)?\s*(?:"([^"]*)"|“([^”]*)”|'([^']*)'|「([^」]*)」|([^\s，,。;；()（）"'”]+))"#,
-        )
-        .expect("regex")
-    });
-    let cap = DEFAULT.captures(desc)?;
-    let quoted_text = (1..=4).find_map(|i| cap.get(i)).map(|m| m.as_str());
-    let quoted = quoted_text.is_some();
-    let token = match quoted_text {
-        Some(q) => q,
-        None => cap.get(5).map_or("", |m| m.as_str()).trim_end_matches(['.', '、']),
-    };
-    match schema_type(schema) {
-        "integer" => token.parse::<i64>().ok().map(Value::from),
-        "number" => token.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number),
-        "boolean" => match token.to_ascii_lowercase().as_str() {
-            "true" => Some(Value::Bool(true)),
-            "false" => Some(Value::Bool(false)),
-            _ => None,
-        },
-        "string" => match schema.get("enum").and_then(Value::as_array) {
-            Some(values) => values.iter().find(|v| v.as_str() == Some(token)).cloned(),
-            None if quoted => Some(Value::String(token.to_string())),
-            None => None,
-        },
-        _ => None,
-    }
-}
-
 /// A default stated only in the description becomes `default:` (when the schema has none).
 pub fn defaults_from_prose(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
     for_each_schema_at_mut(doc, &mut |keys, s| {
@@ -869,32 +1150,6 @@ pub fn defaults_from_prose(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnos
         }
     });
     Ok(())
-}
-
-/// The bounds a description states: `范围1-50`, `取值范围[1,20]`, `取值1-4`, `Range: 1-12`,
-/// a bare `1-4` clause, `最多4` / `at most 4` (maximum), `至少1` / `at least 1` (minimum).
-pub fn range_in_prose(desc: &str) -> (Option<f64>, Option<f64>) {
-    const NUM: &str = r"(-?\d+(?:\.\d+)?)";
-    static RANGE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(&format!(r"(?i)(?:取值范围|范围|取值|\brange\b|\bbetween\b)\s*[:：]?\s*(?:为|是)?\s*[\[(（【]?\s*{NUM}\s*(?:-|~|～|–|到|至|,|，|\band\b)\s*{NUM}")).expect("regex")
-    });
-    static BARE: LazyLock<Regex> = LazyLock::new(|| Regex::new(&format!(r"^\s*(?:取值)?\s*{NUM}\s*[-~～–]\s*{NUM}\s*$")).expect("regex"));
-    static MAX: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(&format!(r"(?i)(?:最多|最大|不超过|at most|up to|maximum(?: of)?)\s*[:：]?\s*{NUM}")).expect("regex"));
-    static MIN: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(&format!(r"(?i)(?:至少|最少|最小|at least|minimum(?: of)?)\s*[:：]?\s*{NUM}")).expect("regex"));
-    let num = |s: &str| s.parse::<f64>().ok();
-    if let Some(c) = RANGE.captures(desc) {
-        return (num(&c[1]), num(&c[2]));
-    }
-    for clause in desc.split(['，', ',', '。', ';', '；', '(', ')', '（', '）']) {
-        if let Some(c) = BARE.captures(clause) {
-            return (num(&c[1]), num(&c[2]));
-        }
-    }
-    let max = MAX.captures(desc).and_then(|c| num(&c[1]));
-    let min = MIN.captures(desc).and_then(|c| num(&c[1]));
-    (min, max)
 }
 
 /// Bounds stated only in the description of a number or integer become
@@ -927,6 +1182,61 @@ pub fn ranges_from_prose(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnosti
         if let Some(max) = max.filter(|_| !m.contains_key("maximum")) {
             m.insert("maximum".into(), as_json(max));
             ctx.infer(keys, format!("maximum {}", as_json(max)), &desc);
+        }
+    });
+    Ok(())
+}
+
+/// Whether a field takes a file or URL: such a field's prose lists the file types it
+/// accepts (`接受的文件类型：jpg、png`), never values to send.
+fn takes_url(keys: &[String], m: &Map<String, Value>) -> bool {
+    let name = keys.iter().rev().find(|k| !matches!(k.as_str(), "items" | "properties")).map_or("", String::as_str);
+    name.ends_with("url") || name.ends_with("urls") || m.get("format").and_then(Value::as_str).is_some_and(|f| f == "uri" || f == "binary")
+}
+
+/// Allowed values stated only in the description of a string or number become `enum`
+/// (`枚举值：16：9、9：16、auto`, `Enumerated values: 'none', 'regular'`, `支持：jpeg、png`,
+/// `范围[720p，1080p]`), read as ASCII, each listed in `inferred.md`.
+pub fn enums_from_prose(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    for_each_schema_at_mut(doc, &mut |keys, s| {
+        let Some(m) = s.as_object_mut() else { return };
+        if m.contains_key("enum") || takes_url(keys, m) {
+            return;
+        }
+        let Some(desc) = m.get("description").and_then(Value::as_str).map(str::to_string) else { return };
+        if let Some(values) = enum_in_prose(&desc, m) {
+            let shown: Vec<String> = values.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect();
+            ctx.infer(keys, format!("one of {}", shown.join(", ")), &desc);
+            m.insert("enum".into(), Value::Array(values));
+        }
+    });
+    Ok(())
+}
+
+/// Enum values and defaults written with full-width punctuation (`16：9`) are what falq
+/// sends and checks, so they are read as the ASCII they stand for (`16:9`); text with
+/// ideographs is kept as written. Each change is listed in `inferred.md`.
+pub fn ascii_values(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    for_each_schema_at_mut(doc, &mut |keys, s| {
+        let Some(m) = s.as_object_mut() else { return };
+        let mut changed = Vec::new();
+        if let Some(values) = m.get_mut("enum").and_then(Value::as_array_mut) {
+            for v in values.iter_mut() {
+                if let Some(ascii) = v.as_str().and_then(ascii_value) {
+                    changed.push(format!("{v} as {ascii:?}"));
+                    *v = Value::String(ascii);
+                }
+            }
+        }
+        if let Some(d) = m.get_mut("default")
+            && let Some(ascii) = d.as_str().and_then(ascii_value)
+        {
+            changed.push(format!("default {d} as {ascii:?}"));
+            *d = Value::String(ascii);
+        }
+        if !changed.is_empty() {
+            let text = m.get("description").and_then(Value::as_str).unwrap_or("").to_string();
+            ctx.infer(keys, format!("read {}", changed.join(", ")), &text);
         }
     });
     Ok(())
@@ -982,10 +1292,10 @@ pub fn names_from_endpoint(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnos
 }
 
 /// The success response of a submit (a POST on an endpoint path) is the shared
-/// queue status: whether the page leaves it empty (`properties: {}`) or copies a
-/// subset of its fields inline. The page's example stays on the media type.
-pub fn queue_status_response(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
-    let fields = ctx.queue_status_fields.clone();
+/// queue status, whatever the page shows: empty (`properties: {}`), a subset of its fields
+/// copied inline, or the endpoint's result (which `output_from_page` took already). The
+/// page's example of the status stays on the media type.
+pub fn queue_status_response(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnostic> {
     for (_, method, op) in ops_mut(doc) {
         if method != "post" || !op.contains_key("x-falq-endpoint-id") {
             continue;
@@ -1000,11 +1310,7 @@ pub fn queue_status_response(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagn
                 if !is_json(mt) {
                     continue;
                 }
-                let Some(schema) = media.get_mut("schema") else { continue };
-                let props: Vec<String> =
-                    schema.get("properties").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default();
-                let is_object = schema.get("type").and_then(Value::as_str).is_none_or(|t| t == "object") && schema.get("$ref").is_none();
-                if is_object && props.iter().all(|p| fields.contains(p)) {
+                if let Some(schema) = media.get_mut("schema") {
                     *schema = schema_ref("QueueStatus");
                 }
             }

@@ -19,13 +19,12 @@ use anyhow::Context;
 use clap::{Args, Parser, ValueEnum};
 use falq::many::{JobLimit, QueuedJobs};
 use falq::{ApiKey, Client, Config, Error as FalqError, RequestHandle, WaitMode};
-use falq_api::EndpointInfo;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::inputs::{self, Usage};
+use crate::inputs::{self, Target, Usage};
 use crate::journal::{BatchLine, Entry, Job, Journal, jobs_of, new_local_id, now_ms};
 use crate::sheet::{Board, Row, State, shown_input};
 use crate::{Failure, Globals, RequestArgs, Saved, WaitArg, absolute, exit, outcome_entry, writable_dir, writable_journal};
@@ -176,13 +175,7 @@ fn detect(format: Format, file: &str, text: &str) -> Format {
 }
 
 /// Every line of the file, each checked on its own (a bad line does not hide the next).
-fn read_lines(
-    e: &'static EndpointInfo,
-    format: Format,
-    text: &str,
-    common: &Map<String, Value>,
-    base: &Path,
-) -> Result<Vec<Line>, Failure> {
+fn read_lines(e: Target, format: Format, text: &str, common: &Map<String, Value>, base: &Path) -> Result<Vec<Line>, Failure> {
     // A spreadsheet's export often starts with a byte-order mark: it is not part of the first field.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = Vec::new();
@@ -300,7 +293,7 @@ struct Ended {
 
 /// Everything a line's work needs, shared.
 struct Ctx {
-    endpoint: &'static EndpointInfo,
+    endpoint: Target,
     client: Client,
     options: falq::SubmitOptions,
     writer: Writer,
@@ -448,6 +441,9 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
     let resuming = resumed_on.is_some();
     let endpoint = inputs::find_endpoint(&args.endpoint)?;
     let common = inputs::typed_sets(endpoint, &args.sets)?;
+    if let Some(note) = endpoint.untyped_note() {
+        eprintln!("{note}");
+    }
     let (text, base_dir, stdin) = read_source(&args.file)?;
     let format = detect(args.format, &args.file, &text);
     let lines = read_lines(endpoint, format, &text, &common, &base_dir)?;
@@ -797,7 +793,7 @@ mod tests {
         assert!(!plain.printed(1));
     }
 
-    fn schnell() -> &'static EndpointInfo {
+    fn schnell() -> Target {
         inputs::find_endpoint("fal-ai/flux-1/schnell").unwrap()
     }
 

@@ -22,13 +22,42 @@ fn usage<T>(msg: impl Into<String>) -> Result<T, Usage> {
     Err(Usage(msg.into()))
 }
 
-/// The endpoint for an id, or an error suggesting the closest one.
-pub fn find_endpoint(id: &str) -> Result<&'static EndpointInfo, Usage> {
-    if let Some(e) = falq_api::endpoint(id) {
-        return Ok(e);
+/// The endpoint a command runs: one of the catalogue (typed: its fields typed, checked
+/// and validated before sending), or any other endpoint id (untyped: the input is sent as
+/// given, the output is any JSON object, every file in it saved).
+#[derive(Clone, Copy, Debug)]
+pub struct Target {
+    /// The endpoint id.
+    pub id: &'static str,
+    /// Its catalogue entry, when it has one.
+    pub info: Option<&'static EndpointInfo>,
+}
+
+impl Target {
+    /// The one-line note an untyped endpoint gets, naming the closest catalogued id when
+    /// the id looks like a typo of one.
+    pub fn untyped_note(&self) -> Option<String> {
+        if self.info.is_some() {
+            return None;
+        }
+        let closest = falq_api::ENDPOINTS.iter().map(|e| (distance(e.id, self.id), e.id)).min().filter(|(d, _)| *d <= 2);
+        let hint = closest.map_or_else(String::new, |(_, id)| format!(" (did you mean {id}?)"));
+        Some(format!(
+            "note: {} has no page in specs/{hint}: it runs untyped: its input is sent as given, unchecked, and every file of its output is saved",
+            self.id
+        ))
     }
-    let closest = falq_api::ENDPOINTS.iter().min_by_key(|e| distance(e.id, id)).map(|e| e.id).unwrap_or("");
-    usage(format!("unknown endpoint {id:?}; did you mean {closest}? (`falq endpoints` lists them all)"))
+}
+
+/// The endpoint for an id: the catalogue's, or an untyped one for any other valid endpoint
+/// id (fal's clients call any id); an id that is no endpoint id is refused.
+pub fn find_endpoint(id: &str) -> Result<Target, Usage> {
+    if let Some(e) = falq_api::endpoint(id) {
+        return Ok(Target { id: e.id, info: Some(e) });
+    }
+    let id = id.trim_matches('/');
+    falq::rewrite::validate_endpoint_id(id).map_err(|e| Usage(format!("{e} (`falq endpoints` lists the typed ones)")))?;
+    Ok(Target { id: Box::leak(id.to_string().into_boxed_str()), info: None })
 }
 
 /// Edit distance, for "did you mean".
@@ -36,8 +65,23 @@ pub fn distance(a: &str, b: &str) -> usize {
     strsim::levenshtein(a, b)
 }
 
-fn field<'a>(e: &'a EndpointInfo, name: &str) -> Option<&'a FieldInfo> {
-    e.fields.iter().find(|f| f.name == name)
+fn field(e: Target, name: &str) -> Option<&'static FieldInfo> {
+    e.info?.fields.iter().find(|f| f.name == name)
+}
+
+/// Whether a field takes a file or URL: as its schema says, or for an untyped endpoint as
+/// its name says (`*_url`, `*_urls`).
+fn takes_file(e: Target, name: &str) -> bool {
+    match e.info {
+        Some(_) => field(e, name).is_some_and(|f| f.takes_file),
+        None => name.ends_with("url") || name.ends_with("urls"),
+    }
+}
+
+/// A `--set` value or CSV cell for an untyped endpoint: JSON when it is JSON (`2`, `true`,
+/// `[1,2]`, `{"a":1}`, `"text"`), else the text itself.
+pub fn untyped_value(raw: &str) -> Value {
+    serde_json::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
 }
 
 fn num(v: f64) -> String {
@@ -45,12 +89,24 @@ fn num(v: f64) -> String {
 }
 
 /// The text of `falq run <endpoint> --help`.
-pub fn endpoint_help(e: &EndpointInfo) -> String {
+pub fn endpoint_help(target: Target) -> String {
+    let usage = format!(
+        "usage: falq run {} [--set FIELD=VALUE]... [--input JSON|@FILE] [--out DIR] [--json] [--wait poll|stream] [--no-wait] [--timeout DURATION] [--sim]",
+        target.id
+    );
+    let Some(e) = target.info else {
+        let note = target.untyped_note().unwrap_or_default();
+        return format!(
+            "{} — no page in specs/\n{note}\n\n{usage}\n\nfields: any; `--set FIELD=VALUE` takes JSON values (2, true, [\"a\"], {{...}}) or text\n",
+            target.id
+        );
+    };
     let mut out = format!("{} — {}\n", e.id, e.summary);
     if !e.description.is_empty() {
         out.push_str(&format!("{}\n", e.description));
     }
-    out.push_str(&format!("\nusage: falq run {} [--set FIELD=VALUE]... [--input JSON|@FILE] [--out DIR] [--json] [--wait poll|stream] [--no-wait] [--timeout DURATION] [--sim]\n\nfields:\n", e.id));
+    out.push_str(&format!("answers: {} ({})\n", e.output_kind, e.output_schema));
+    out.push_str(&format!("\n{usage}\n\nfields:\n"));
     for f in e.fields {
         let mut line = format!("  {} ({}){}", f.name, f.label, if f.required { ", required" } else { "" });
         if let Some(d) = f.default {
@@ -142,7 +198,7 @@ pub fn file_to_data_url(field: &str, v: Value) -> Result<Value, Usage> {
 /// Builds the input: `--input` first, then each `--set` (a repeated array field appends),
 /// then local files become data URLs; unknown fields, bad types, missing required
 /// fields and out-of-range values are refused here.
-pub fn build_input(e: &'static EndpointInfo, input: Option<&str>, sets: &[String]) -> Result<Value, Usage> {
+pub fn build_input(e: Target, input: Option<&str>, sets: &[String]) -> Result<Value, Usage> {
     let mut obj: Map<String, Value> = match input {
         None => Map::new(),
         Some(text) => {
@@ -159,18 +215,19 @@ pub fn build_input(e: &'static EndpointInfo, input: Option<&str>, sets: &[String
         }
     };
     let unknown = |k: &str| Usage(format!("{}: {}", e.id, unknown_field(e, "field", k)));
-    for k in obj.keys() {
-        if field(e, k).is_none() {
-            return Err(unknown(k));
-        }
+    if let Some(k) = obj.keys().find(|k| e.info.is_some() && field(e, k).is_none()) {
+        return Err(unknown(k));
     }
     for set in sets {
         let Some((k, raw)) = set.split_once('=') else {
             return usage(format!("--set {set:?}: expected FIELD=VALUE"));
         };
         let k = k.trim();
-        let Some(f) = field(e, k) else { return Err(unknown(k)) };
-        let v = typed_value(f, raw)?;
+        let v = match (e.info, field(e, k)) {
+            (None, _) => untyped_value(raw),
+            (Some(_), Some(f)) => typed_value(f, raw)?,
+            (Some(_), None) => return Err(unknown(k)),
+        };
         match (obj.get_mut(k), v) {
             (Some(Value::Array(existing)), Value::Array(more)) if !raw.trim_start().starts_with('[') => existing.extend(more),
             (_, v) => {
@@ -178,46 +235,56 @@ pub fn build_input(e: &'static EndpointInfo, input: Option<&str>, sets: &[String
             }
         }
     }
-    let missing: Vec<&str> = e.fields.iter().filter(|f| f.required && !obj.contains_key(f.name)).map(|f| f.name).collect();
+    let missing = missing_fields(e, &obj);
     if !missing.is_empty() {
         return usage(format!("{}: missing required field(s) {} (set them with --set {}=...)", e.id, missing.join(", "), missing[0]));
     }
     let mut value = Value::Object(obj);
     attach_files(e, &mut value)?;
-    falq_api::validate_input(e, &value).map_err(|errs| {
+    let Some(info) = e.info else { return Ok(value) };
+    falq_api::validate_input(info, &value).map_err(|errs| {
         let lines: Vec<String> = errs.0.iter().map(|x| format!("  {}: {}", x.field, x.message)).collect();
         Usage(format!("{}: invalid input, nothing was sent:\n{}", e.id, lines.join("\n")))
     })?;
     Ok(value)
 }
 
+/// The required fields an input lacks (none for an untyped endpoint).
+fn missing_fields(e: Target, obj: &Map<String, Value>) -> Vec<&'static str> {
+    e.info.map_or(&[][..], |i| i.fields).iter().filter(|f| f.required && !obj.contains_key(f.name)).map(|f| f.name).collect()
+}
+
 /// `unknown field "colour"; valid fields: image_url, image_size, ...`.
-fn unknown_field(e: &EndpointInfo, what: &str, name: &str) -> String {
-    let names: Vec<&str> = e.fields.iter().map(|f| f.name).collect();
+fn unknown_field(e: Target, what: &str, name: &str) -> String {
+    let names: Vec<&str> = e.info.map_or(&[][..], |i| i.fields).iter().map(|f| f.name).collect();
     format!("unknown {what} {name:?}; valid fields: {}", names.join(", "))
 }
 
 /// The `--set` values of a batch, typed by the endpoint's schema: fields every line gets
 /// unless it gives its own.
-pub fn typed_sets(e: &'static EndpointInfo, sets: &[String]) -> Result<Map<String, Value>, Usage> {
+pub fn typed_sets(e: Target, sets: &[String]) -> Result<Map<String, Value>, Usage> {
     let mut obj = Map::new();
     for set in sets {
         let Some((k, raw)) = set.split_once('=') else {
             return usage(format!("--set {set:?}: expected FIELD=VALUE"));
         };
         let k = k.trim();
-        let Some(f) = field(e, k) else {
-            return usage(format!("--set: {}: {}", e.id, unknown_field(e, "field", k)));
+        let v = match (e.info, field(e, k)) {
+            (None, _) => untyped_value(raw),
+            (Some(_), Some(f)) => typed_value(f, raw)?,
+            (Some(_), None) => return usage(format!("--set: {}: {}", e.id, unknown_field(e, "field", k))),
         };
-        obj.insert(k.to_string(), typed_value(f, raw)?);
+        obj.insert(k.to_string(), v);
     }
     Ok(obj)
 }
 
 /// A CSV cell typed by its column's field (an empty cell is no value).
-pub fn typed_cell(e: &'static EndpointInfo, column: &str, raw: &str) -> Result<Option<Value>, String> {
-    let Some(f) = field(e, column) else {
-        return Err(unknown_field(e, "column", column));
+pub fn typed_cell(e: Target, column: &str, raw: &str) -> Result<Option<Value>, String> {
+    let f = match (e.info, field(e, column)) {
+        (None, _) => return Ok(Some(untyped_value(raw)).filter(|_| !raw.is_empty())),
+        (Some(_), Some(f)) => f,
+        (Some(_), None) => return Err(unknown_field(e, "column", column)),
     };
     if raw.is_empty() {
         return Ok(None);
@@ -229,13 +296,8 @@ pub fn typed_cell(e: &'static EndpointInfo, column: &str, raw: &str) -> Result<O
 /// not give; local files made absolute against `base` (they become data URLs only when
 /// the line is sent, so a batch of photos is not held in memory); unknown, missing and
 /// invalid fields refused with what is wrong. The error is one line of text.
-pub fn batch_line(
-    e: &'static EndpointInfo,
-    mut obj: Map<String, Value>,
-    common: &Map<String, Value>,
-    base: &Path,
-) -> Result<Value, String> {
-    if let Some(k) = obj.keys().find(|k| field(e, k).is_none()) {
+pub fn batch_line(e: Target, mut obj: Map<String, Value>, common: &Map<String, Value>, base: &Path) -> Result<Value, String> {
+    if let Some(k) = obj.keys().find(|k| e.info.is_some() && field(e, k).is_none()) {
         return Err(unknown_field(e, "field", k));
     }
     for (k, v) in common {
@@ -243,12 +305,12 @@ pub fn batch_line(
             obj.insert(k.clone(), v.clone());
         }
     }
-    let missing: Vec<&str> = e.fields.iter().filter(|f| f.required && !obj.contains_key(f.name)).map(|f| f.name).collect();
+    let missing = missing_fields(e, &obj);
     if !missing.is_empty() {
         return Err(format!("missing required field(s) {}", missing.join(", ")));
     }
     for (k, v) in obj.iter_mut() {
-        if !field(e, k).is_some_and(|f| f.takes_file) {
+        if !takes_file(e, k) {
             continue;
         }
         let items: Vec<&mut Value> = match v {
@@ -268,16 +330,18 @@ pub fn batch_line(
         }
     }
     let value = Value::Object(obj);
-    falq_api::validate_input(e, &value)
-        .map_err(|errs| errs.0.iter().map(|x| format!("{}: {}", x.field, x.message)).collect::<Vec<_>>().join("; "))?;
+    if let Some(info) = e.info {
+        falq_api::validate_input(info, &value)
+            .map_err(|errs| errs.0.iter().map(|x| format!("{}: {}", x.field, x.message)).collect::<Vec<_>>().join("; "))?;
+    }
     Ok(value)
 }
 
 /// The line's local files as data URLs, when it is sent.
-pub fn attach_files(e: &'static EndpointInfo, value: &mut Value) -> Result<(), Usage> {
+pub fn attach_files(e: Target, value: &mut Value) -> Result<(), Usage> {
     let Some(obj) = value.as_object_mut() else { return Ok(()) };
     for (k, v) in obj.iter_mut() {
-        if !field(e, k).is_some_and(|f| f.takes_file) {
+        if !takes_file(e, k) {
             continue;
         }
         match v {
@@ -297,7 +361,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn redux() -> &'static EndpointInfo {
+    fn redux() -> Target {
         find_endpoint("fal-ai/flux-1/dev/redux").unwrap()
     }
 
@@ -351,7 +415,37 @@ mod tests {
         check(&["num_images=1"], Err("missing required field(s) image_url"));
         check(&["image_url=/no/such/file.png"], Err("neither a URL nor a readable local file"));
         check(&["image_url"], Err("expected FIELD=VALUE"));
-        assert!(find_endpoint("fal-ai/flux-1/dev/redx").unwrap_err().0.contains("did you mean fal-ai/flux-1/dev/redux"));
+        let typo = find_endpoint("fal-ai/flux-1/dev/redx").unwrap();
+        assert!(typo.info.is_none());
+        assert!(typo.untyped_note().unwrap().contains("did you mean fal-ai/flux-1/dev/redux"), "{:?}", typo.untyped_note());
+        assert!(find_endpoint("not an id").is_err());
+    }
+
+    #[test]
+    fn an_endpoint_without_a_page_takes_json_values_unchecked() {
+        let e = find_endpoint("someone/some-model/v2").unwrap();
+        assert!(e.info.is_none());
+        assert!(e.untyped_note().unwrap().contains("untyped"));
+        assert!(!e.untyped_note().unwrap().contains("did you mean"));
+        let sets: Vec<String> =
+            ["prompt=a cat", "n=2", "ratio=1.5", "fast=true", "tags=[\"a\",\"b\"]", "size={\"w\":1}", "seed=null", "label=\"2\""]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        let input = build_input(e, Some(r#"{"extra": {"deep": [1]}}"#), &sets).unwrap();
+        assert_eq!(
+            input,
+            json!({"extra": {"deep": [1]}, "prompt": "a cat", "n": 2, "ratio": 1.5, "fast": true, "tags": ["a", "b"], "size": {"w": 1}, "seed": null, "label": "2"})
+        );
+        // A local file for a URL field is still sent as a data URL; nothing is required.
+        let dir = std::env::temp_dir().join(format!("falq-untyped-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = dir.join("in.png");
+        std::fs::write(&png, b"\x89PNG\r\n\x1a\nxyz").unwrap();
+        let input = build_input(e, None, &[format!("audio_url={}", png.display())]).unwrap();
+        assert!(input["audio_url"].as_str().unwrap().starts_with("data:image/png;base64,"), "{input}");
+        assert_eq!(build_input(e, None, &[]).unwrap(), json!({}));
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]

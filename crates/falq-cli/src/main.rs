@@ -349,8 +349,9 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let globals = Globals { base_url: cli.base_url.clone(), key_file: cli.key_file.clone() };
     match cli.command {
         Command::Endpoints => {
+            let width = falq_api::ENDPOINTS.iter().map(|e| e.id.len()).max().unwrap_or(0);
             for e in falq_api::ENDPOINTS {
-                println!("{:<42} {}", e.id, e.summary);
+                println!("{:<width$}  {:<8}  {}", e.id, e.output_kind, e.summary);
             }
             Ok(0)
         }
@@ -513,6 +514,9 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
         return Ok(0);
     }
     let input = inputs::build_input(endpoint, args.input.as_deref(), &args.sets)?;
+    if let Some(note) = endpoint.untyped_note() {
+        eprintln!("{note}");
+    }
     let options = submit_options(&args.request)?;
     // Everything local is checked before anything is sent (and paid for).
     let journal = writable_journal()?;
@@ -637,7 +641,7 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
     }
     match outcome {
         Ok((result, saved)) => {
-            print_result(args.json, endpoint.id, &handle.request_id, &result, &saved.files)?;
+            print_result(args.json, endpoint, &handle.request_id, &result, &saved.files)?;
             Ok(0)
         }
         Err(e) => Err(Failure { code: falq_code(&e), error: e.into() }),
@@ -680,18 +684,65 @@ fn submit_options(args: &RequestArgs) -> Result<falq::SubmitOptions, Failure> {
     Ok(options)
 }
 
-fn print_result(as_json: bool, endpoint: &str, request_id: &str, result: &Value, files: &[PathBuf]) -> anyhow::Result<()> {
+/// What a run prints: the saved files, one path a line; for an output without files, its
+/// text (a transcript, a description), else the output as JSON. With `--json`, all of it.
+fn print_result(as_json: bool, endpoint: inputs::Target, request_id: &str, result: &Value, files: &[PathBuf]) -> anyhow::Result<()> {
+    let texts = output_texts(endpoint, result);
     if as_json {
+        let text: serde_json::Map<String, Value> = texts.into_iter().map(|(at, t)| (at, Value::String(t))).collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({"endpoint": endpoint, "request_id": request_id, "output": result, "files": files}))?
+            serde_json::to_string_pretty(
+                &json!({"endpoint": endpoint.id, "request_id": request_id, "output": result, "files": files, "text": text})
+            )?
         );
-    } else {
-        for f in files {
-            println!("{}", f.display());
+        return Ok(());
+    }
+    for f in files {
+        println!("{}", f.display());
+    }
+    if files.is_empty() {
+        match texts.as_slice() {
+            [] => println!("{}", serde_json::to_string_pretty(result)?),
+            [(_, only)] => println!("{only}"),
+            many => {
+                for (at, text) in many {
+                    println!("{}: {text}", at.trim_start_matches('/'));
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// The text of an output, where its endpoint's schema says text is (a transcript, a
+/// description), as (JSON pointer, text) with `*` expanded to each index.
+fn output_texts(endpoint: inputs::Target, result: &Value) -> Vec<(String, String)> {
+    fn at(v: &Value, parts: &[&str], here: String, out: &mut Vec<(String, String)>) {
+        match parts.split_first() {
+            None => {
+                if let Some(t) = v.as_str().filter(|t| !t.trim().is_empty()) {
+                    out.push((here, t.to_string()));
+                }
+            }
+            Some((&"*", rest)) => {
+                for (i, item) in v.as_array().into_iter().flatten().enumerate() {
+                    at(item, rest, format!("{here}/{i}"), out);
+                }
+            }
+            Some((key, rest)) => {
+                if let Some(next) = v.get(*key) {
+                    at(next, rest, format!("{here}/{key}"), out);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for pointer in endpoint.info.map_or(&[][..], |i| i.output_text) {
+        let parts: Vec<&str> = pointer.split('/').skip(1).collect();
+        at(result, &parts, String::new(), &mut out);
+    }
+    out
 }
 
 fn jobs(as_json: bool) -> Result<u8, Failure> {

@@ -7,10 +7,14 @@
 #![deny(missing_docs)]
 
 mod duration;
+mod kind;
 pub mod retry;
+mod sample;
 mod validate;
 
 pub use duration::parse_duration;
+pub use kind::{FileKind, OutputFile, canonical_type, content_type_of_name, extension_of_type, output_kind_label, sniff};
+pub use sample::{SAMPLE_URL, minimal_input};
 
 pub use validate::{
     BoundKind, FieldBound, InputError, InputErrorKind, InputErrors, Segment, Validate, lax_read, validate_input, validate_lax,
@@ -46,8 +50,14 @@ pub struct EndpointInfo {
     /// The JSON Schema (2020-12) of the output, self-contained.
     pub output_json_schema: &'static str,
     /// Where files sit in the output, as JSON pointers with `*` for every item of an
-    /// array (`/images/*`, `/video`).
-    pub output_files: &'static [&'static str],
+    /// array (`/images/*`, `/video`), each with its kind.
+    pub output_files: &'static [OutputFile],
+    /// Where the output's text sits (a transcript, a description): JSON pointers of its
+    /// free-text string fields, files and echoes of the input (`prompt`) left out.
+    pub output_text: &'static [&'static str],
+    /// What the endpoint answers, in a word or two (`images`, `image`, `video`, `audio`,
+    /// `mesh`, `text`, `json`): [`output_kind_label`] of the two above.
+    pub output_kind: &'static str,
 }
 
 /// One field of an endpoint's input.

@@ -43,8 +43,8 @@ pub(crate) struct EndpointModel {
     pub(crate) image_field: Option<ImageField>,
     pub(crate) default_format: Option<String>,
     pub(crate) default_num_images: Option<i64>,
-    /// The endpoint answers a video (its output has a `video` file), not images.
-    pub(crate) video: bool,
+    /// The JSON Schema of its output, which its results are made from (`synth`).
+    pub(crate) output_schema: Value,
 }
 
 /// Every endpoint of the catalogue.
@@ -92,14 +92,8 @@ fn model(info: &'static EndpointInfo) -> EndpointModel {
         image_field,
         default_format: default_of("output_format").and_then(|v| v.as_str().map(str::to_string)),
         default_num_images: default_of("num_images").as_ref().and_then(Value::as_i64),
-        video: answers_video(info),
+        output_schema: serde_json::from_str(info.output_json_schema).unwrap_or(Value::Bool(true)),
     }
-}
-
-/// Whether an endpoint's output is a video: where its output's files sit (from the
-/// catalogue) names a single `video` file.
-pub(crate) fn answers_video(info: &EndpointInfo) -> bool {
-    info.output_files.iter().any(|p| !p.contains('*') && p.rsplit('/').next().is_some_and(|n| n.contains("video")))
 }
 
 impl EndpointModel {
@@ -124,8 +118,6 @@ pub(crate) struct OutputPlan {
     pub(crate) sync_mode: bool,
     pub(crate) prompt: Option<String>,
     pub(crate) source: Option<Arc<Thumb>>,
-    /// One video instead of images.
-    pub(crate) video: bool,
 }
 
 /// The output plan of a valid input, as fal reads it (`validate::validate`: numbers are
@@ -197,7 +189,6 @@ pub(crate) fn plan_output(
         sync_mode: given("sync_mode").and_then(Value::as_bool).unwrap_or(false),
         prompt: given("prompt").and_then(Value::as_str).map(str::to_string),
         source,
-        video: model.video,
     })
 }
 

@@ -18,7 +18,7 @@
 //! | stream | `GET /{app}/requests/{id}/status/stream[?logs=1]` | SSE: `data: <QueueStatus>` now, on each change of state (and each new log line with `logs=1`), `: keep-alive` after each quiet [`SimTiming::keep_alive`]; closed after `COMPLETED` |
 //! | result | `GET /{app}/requests/{id}` | 200 output; 400 `{"detail":"Request is still in progress"}`; 400 `{"detail":"Request was cancelled","error_type":"request_cancelled"}`; 422 `{"detail":[...]}` for a failed job; 404 `{"detail":"Request not found"}` unknown or expired |
 //! | cancel | `PUT /{app}/requests/{id}/cancel` | 202 `CANCELLATION_REQUESTED` (a queued job completes at once, a running one right after the answer; either way its result then answers the cancelled 400); 400 `ALREADY_COMPLETED`; 404 `NOT_FOUND` |
-//! | media | `GET /media/{request_id}-{index}.{jpeg,png}` | 200 the image, no key needed; 404 once the job expired |
+//! | media | `GET /media/{request_id}-{index}.{ext}` | 200 the file, no key needed: an image (`jpeg`, `png`), the sample MP4, a WAV, a binary glTF mesh (`glb`), as the output schema says; 404 once the job expired |
 //! | admin | `GET /_sim/counters[?per_job=0]`, `GET/POST/PUT/DELETE /_sim/faults` | [`Counters`]; the fault plan `{"rules":[...],"spec":"..."}` |
 //!
 //! `{app}` is the app id (`fal-ai/flux-1`; three segments for `workflows/` and `comfy/`),
@@ -84,6 +84,7 @@ mod route;
 mod server;
 mod sim;
 mod source;
+mod synth;
 mod util;
 mod validate;
 

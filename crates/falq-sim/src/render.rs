@@ -1,5 +1,6 @@
-//! The pictures: output sizes from presets and aspect ratios, the seeded synthetic image,
-//! the blend with an input image's thumbnail, and PNG/JPEG encoding.
+//! The media files: output sizes from presets and aspect ratios, the seeded synthetic image,
+//! the blend with an input image's thumbnail, PNG/JPEG encoding; a seeded WAV for audio and
+//! a seeded binary glTF for a 3D mesh.
 
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
@@ -179,6 +180,69 @@ pub(crate) fn render_file(width: u32, height: u32, seed: u64, source: Option<&Th
     encode(&render(width, height, seed, source), width.max(1), height.max(1), format)
 }
 
+/// The sample rate of the simulator's audio.
+const SAMPLE_RATE: u32 = 16_000;
+
+/// Half a second of a seeded tone as a 16-bit mono PCM WAV file: real audio any player opens.
+pub(crate) fn wav(seed: u64) -> Vec<u8> {
+    let samples = SAMPLE_RATE / 2;
+    let hz = 220.0 + (mix64(seed) % 660) as f64;
+    let data_len = samples * 2;
+    let mut out = Vec::with_capacity(44 + data_len as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&SAMPLE_RATE.to_le_bytes());
+    out.extend_from_slice(&(SAMPLE_RATE * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..samples {
+        let t = f64::from(i) / f64::from(SAMPLE_RATE);
+        let v = (t * hz * std::f64::consts::TAU).sin() * 8000.0;
+        out.extend_from_slice(&(v as i16).to_le_bytes());
+    }
+    out
+}
+
+/// A binary glTF 2.0 file holding one seeded triangle: a real mesh any glTF viewer opens.
+pub(crate) fn glb(seed: u64) -> Vec<u8> {
+    let r = mix64(seed);
+    let scale = 1.0 + (r % 1000) as f32 / 1000.0;
+    let positions: [f32; 9] = [0.0, 0.0, 0.0, scale, 0.0, 0.0, 0.0, scale, 0.0];
+    let bin: Vec<u8> = positions.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let json = format!(
+        concat!(
+            r#"{{"asset":{{"version":"2.0","generator":"falq-sim"}},"scene":0,"scenes":[{{"nodes":[0]}}],"nodes":[{{"mesh":0}}],"#,
+            r#""meshes":[{{"primitives":[{{"attributes":{{"POSITION":0}}}}]}}],"buffers":[{{"byteLength":{len}}}],"#,
+            r#""bufferViews":[{{"buffer":0,"byteOffset":0,"byteLength":{len},"target":34962}}],"#,
+            r#""accessors":[{{"bufferView":0,"componentType":5126,"count":3,"type":"VEC3","min":[0,0,0],"max":[{s},{s},0]}}]}}"#
+        ),
+        len = bin.len(),
+        s = scale
+    );
+    let mut json = json.into_bytes();
+    while json.len() % 4 != 0 {
+        json.push(b' ');
+    }
+    let total = 12 + 8 + json.len() + 8 + bin.len();
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(b"glTF");
+    out.extend_from_slice(&2u32.to_le_bytes());
+    out.extend_from_slice(&(total as u32).to_le_bytes());
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"JSON");
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&(bin.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"BIN\0");
+    out.extend_from_slice(&bin);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +304,26 @@ mod tests {
         }
         assert_eq!(ImageFormat::from_name(Some("PNG")), ImageFormat::Png);
         assert_eq!(ImageFormat::from_name(None), ImageFormat::Jpeg);
+    }
+
+    #[test]
+    fn audio_and_meshes_are_real_files() {
+        let a = wav(1);
+        assert_eq!((&a[..4], &a[8..12]), (&b"RIFF"[..], &b"WAVE"[..]));
+        assert_eq!(u32::from_le_bytes([a[4], a[5], a[6], a[7]]) as usize, a.len() - 8, "the RIFF size is the file's");
+        assert_eq!(u32::from_le_bytes([a[40], a[41], a[42], a[43]]) as usize, a.len() - 44, "the data chunk is the rest");
+        assert_ne!(a, wav(2), "seeded");
+        let m = glb(1);
+        assert_eq!(&m[..4], b"glTF");
+        assert_eq!(u32::from_le_bytes([m[8], m[9], m[10], m[11]]) as usize, m.len(), "the header's length is the file's");
+        let json_len = u32::from_le_bytes([m[12], m[13], m[14], m[15]]) as usize;
+        let json: serde_json::Value = serde_json::from_slice(&m[20..20 + json_len]).expect("the JSON chunk parses");
+        assert_eq!(json["asset"]["version"], "2.0");
+        assert_eq!(json_len % 4, 0, "chunks are 4-byte aligned");
+        let bin_len = u32::from_le_bytes(m[20 + json_len..24 + json_len].try_into().unwrap()) as usize;
+        assert_eq!(&m[24 + json_len..28 + json_len], b"BIN\0");
+        assert_eq!(bin_len, json["buffers"][0]["byteLength"].as_u64().unwrap() as usize);
+        assert_eq!(28 + json_len + bin_len, m.len());
     }
 
     #[test]

@@ -12,45 +12,33 @@ use crate::error::Error;
 use crate::http::{CallCtx, Transport};
 use crate::retry::Call;
 
-/// The media type of a file's first bytes (PNG, JPEG, GIF, WebP, AVIF, BMP, MP4), if known.
-pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
-    let starts = |p: &[u8]| bytes.starts_with(p);
-    if starts(b"\x89PNG\r\n\x1a\n") {
-        Some("image/png")
-    } else if starts(b"\xff\xd8\xff") {
-        Some("image/jpeg")
-    } else if starts(b"GIF87a") || starts(b"GIF89a") {
-        Some("image/gif")
-    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
-        Some("image/webp")
-    } else if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" {
-        match &bytes[8..12] {
-            b"avif" | b"avis" => Some("image/avif"),
-            _ => Some("video/mp4"),
-        }
-    } else if starts(b"BM") {
-        Some("image/bmp")
-    } else {
-        None
-    }
+/// The media type a file's first bytes say it is (images, video, audio, meshes, ...).
+pub use falq_api::sniff;
+
+/// The extension a saved file gets: what its bytes are, else the media type the server
+/// sent (unless a bare `application/octet-stream`), else what the output says of it (its
+/// `content_type`, its `file_name`), else its URL's; `bin` when nothing says.
+pub fn extension_for(sniffed: Option<&str>, header: Option<&str>, file: &OutputFile) -> &'static str {
+    let told = |t: &str| falq_api::canonical_type(t) != "application/octet-stream";
+    sniffed
+        .and_then(falq_api::extension_of_type)
+        .or_else(|| header.filter(|t| told(t)).and_then(falq_api::extension_of_type))
+        .or_else(|| file.content_type.as_deref().filter(|t| told(t)).and_then(falq_api::extension_of_type))
+        .or_else(|| file.file_name.as_deref().and_then(falq_api::content_type_of_name).and_then(falq_api::extension_of_type))
+        .or_else(|| falq_api::content_type_of_name(&file.url).and_then(falq_api::extension_of_type))
+        .unwrap_or("bin")
 }
 
-/// The file extension for a media type.
-pub fn extension_for(content_type: &str) -> &'static str {
-    match content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase().as_str() {
-        "image/png" => "png",
-        "image/jpeg" | "image/jpg" => "jpg",
-        "image/webp" => "webp",
-        "image/gif" => "gif",
-        "image/avif" => "avif",
-        "image/bmp" => "bmp",
-        "video/mp4" => "mp4",
-        "video/webm" => "webm",
-        "audio/mpeg" => "mp3",
-        "audio/wav" | "audio/x-wav" => "wav",
-        "application/json" => "json",
-        _ => "bin",
-    }
+/// The media type of a saved file, as [`extension_for`] decides it.
+fn media_type_for(sniffed: Option<&str>, header: Option<&str>, file: &OutputFile) -> String {
+    let told = |t: &&str| falq_api::canonical_type(t) != "application/octet-stream";
+    sniffed
+        .map(str::to_string)
+        .or_else(|| header.filter(told).map(falq_api::canonical_type))
+        .or_else(|| file.content_type.as_deref().filter(told).map(falq_api::canonical_type))
+        .or_else(|| file.file_name.as_deref().and_then(falq_api::content_type_of_name).map(str::to_string))
+        .or_else(|| falq_api::content_type_of_name(&file.url).map(str::to_string))
+        .unwrap_or_else(|| "application/octet-stream".into())
 }
 
 /// A local file as a `data:` URL, its type sniffed from its bytes.
@@ -83,7 +71,8 @@ pub struct OutputFile {
 }
 
 /// Every file object (an object with a string `url`) in a result, in document order:
-/// `images[]`, `video`, `audio`, ...
+/// `images[]`, `video`, `audio`, ... For an endpoint of the catalogue these are the files
+/// its output schema has (`EndpointInfo::output_files`); for any other, every such object.
 pub fn output_files(result: &Value) -> Vec<OutputFile> {
     fn walk(v: &Value, out: &mut Vec<OutputFile>) {
         match v {
@@ -140,8 +129,11 @@ async fn save_one(transport: &Transport, file: &OutputFile, dir: &Path, stem: &s
         move |source| Error::Io { path: shown, source }
     };
     if let Some((mime, bytes)) = decode_data_uri(&file.url) {
-        let mime = sniff(&bytes).map(str::to_string).unwrap_or(mime);
-        let path = dir.join(format!("{stem}-{index}.{}", extension_for(&mime)));
+        let sniffed = sniff(&bytes);
+        let mime_given = Some(mime.as_str()).filter(|m| *m != "text/plain" || sniffed.is_none());
+        let ext = extension_for(sniffed, mime_given, file);
+        let mime = media_type_for(sniffed, mime_given, file);
+        let path = dir.join(format!("{stem}-{index}.{ext}"));
         let tmp = path.with_extension("part");
         tokio::fs::write(&tmp, &bytes).await.map_err(io(&tmp))?;
         tokio::fs::rename(&tmp, &path).await.map_err(io(&path))?;
@@ -176,12 +168,9 @@ async fn save_one(transport: &Transport, file: &OutputFile, dir: &Path, stem: &s
             }
         }
     };
-    let mime = header_type
-        .filter(|t| !t.starts_with("application/octet-stream"))
-        .or_else(|| file.content_type.clone())
-        .or_else(|| sniff(&first).map(str::to_string))
-        .unwrap_or_else(|| "application/octet-stream".into());
-    let path = dir.join(format!("{stem}-{index}.{}", extension_for(&mime)));
+    let sniffed = sniff(&first);
+    let mime = media_type_for(sniffed, header_type.as_deref(), file);
+    let path = dir.join(format!("{stem}-{index}.{}", extension_for(sniffed, header_type.as_deref(), file)));
     tokio::fs::rename(&tmp, &path).await.map_err(io(&path))?;
     Ok(SavedFile { path, content_type: mime, bytes: total, source: file.url.clone() })
 }
@@ -234,9 +223,25 @@ mod tests {
         assert_eq!(sniff(b"\xff\xd8\xff\xe0"), Some("image/jpeg"));
         assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some("image/webp"));
         assert_eq!(sniff(b"hello"), None);
-        assert_eq!(extension_for("image/jpeg"), "jpg");
-        assert_eq!(extension_for("image/png; charset=binary"), "png");
-        assert_eq!(extension_for("application/x-unknown"), "bin");
+        let file = |url: &str, content_type: Option<&str>, file_name: Option<&str>| OutputFile {
+            url: url.into(),
+            content_type: content_type.map(str::to_string),
+            file_name: file_name.map(str::to_string),
+        };
+        let plain = file("https://m/x", None, None);
+        for (sniffed, header, f, ext) in [
+            (Some("image/jpeg"), Some("image/png"), &plain, "jpg"),
+            (None, Some("image/png; charset=binary"), &plain, "png"),
+            (None, Some("application/octet-stream"), &file("https://m/x", Some("video/mp4"), None), "mp4"),
+            (None, None, &file("https://m/x", None, Some("speech.wav")), "wav"),
+            (None, Some("application/octet-stream"), &file("https://m/scene.glb?sig=1", None, None), "glb"),
+            (Some("model/gltf-binary"), Some("application/octet-stream"), &plain, "glb"),
+            (None, Some("text/vtt"), &plain, "vtt"),
+            (None, Some("application/x-unknown"), &plain, "bin"),
+            (None, None, &plain, "bin"),
+        ] {
+            assert_eq!(extension_for(sniffed, header, f), ext, "{sniffed:?} {header:?} {f:?}");
+        }
     }
 
     #[test]

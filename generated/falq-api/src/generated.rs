@@ -6,6 +6,60 @@ use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderE
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
+    ///`BytedanceSeedreamV4EditInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct BytedanceSeedreamV4EditInput {
+        /**启用安全检查，默认值：true
+
+Default: `true`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub enable_safety_checker: ::std::option::Option<bool>,
+        ///图片尺寸，宽高取值范围必须在：1024-4096.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub image_size: ::std::option::Option<BytedanceSeedreamV4EditInputImageSize>,
+        ///图片url
+        pub image_urls: ::std::vec::Vec<::std::string::String>,
+        /**生成图片数量：1-6
+
+Range: 1..=6 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_images: ::std::option::Option<i64>,
+        ///提示词
+        pub prompt: ::std::string::String,
+    }
+    impl BytedanceSeedreamV4EditInput {
+        pub fn builder() -> builder::BytedanceSeedreamV4EditInput {
+            Default::default()
+        }
+    }
+    ///图片尺寸，宽高取值范围必须在：1024-4096.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct BytedanceSeedreamV4EditInputImageSize {
+        pub height: i64,
+        pub width: i64,
+    }
+    impl BytedanceSeedreamV4EditInputImageSize {
+        pub fn builder() -> builder::BytedanceSeedreamV4EditInputImageSize {
+            Default::default()
+        }
+    }
+    ///`BytedanceSeedreamV4TextToImageInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct BytedanceSeedreamV4TextToImageInput {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub enable_safety_checker: ::std::option::Option<bool>,
+        ///预设图片尺寸或自定义分辨率 {width, height}
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub image_size: ::std::option::Option<ImageSize>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_images: ::std::option::Option<i64>,
+        pub prompt: ::std::string::String,
+    }
+    impl BytedanceSeedreamV4TextToImageInput {
+        pub fn builder() -> builder::BytedanceSeedreamV4TextToImageInput {
+            Default::default()
+        }
+    }
     ///The answer of a cancel call.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct CancelResponse {
@@ -30,6 +84,20 @@ Default: `512`. At most 14142 (checked before sending).*/
     }
     impl CustomImageSize {
         pub fn builder() -> builder::CustomImageSize {
+            Default::default()
+        }
+    }
+    ///Images and the model's description of them (fal's `NanoBananaOutput`, also the output of imagen4/preview).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct DescribedImagesOutput {
+        ///The model's text about what it made.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<::std::string::String>,
+        ///The generated images.
+        pub images: ::std::vec::Vec<File>,
+    }
+    impl DescribedImagesOutput {
+        pub fn builder() -> builder::DescribedImagesOutput {
             Default::default()
         }
     }
@@ -397,6 +465,127 @@ Default: `false`.*/
             Default::default()
         }
     }
+    ///`FluxLoraImageToImageInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct FluxLoraImageToImageInput {
+        /**启用安全检查，默认值：true
+
+Default: `true`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub enable_safety_checker: ::std::option::Option<bool>,
+        /**范围值：0-35
+
+Range: 0..=35 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub guidance_scale: ::std::option::Option<f64>,
+        ///图片url，接受的文件类型：jpg、jpeg、png、webp、gif、avif
+        pub image_url: ::std::string::String,
+        /**图片数量，范围值：1-4
+
+Range: 1..=4 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_images: ::std::option::Option<i64>,
+        /**范围值：1-50
+
+Range: 1..=50 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_inference_steps: ::std::option::Option<i64>,
+        ///输出图片格式，支持：jpeg、png
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub output_format: ::std::option::Option<crate::catalog::enums::OutputFormat>,
+        ///提示词
+        pub prompt: ::std::string::String,
+        /**强度，范围值：0.01-1
+
+Range: 0.01..=1 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub strength: ::std::option::Option<f64>,
+    }
+    impl FluxLoraImageToImageInput {
+        pub fn builder() -> builder::FluxLoraImageToImageInput {
+            Default::default()
+        }
+    }
+    ///`FluxLoraInpaintingInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct FluxLoraInpaintingInput {
+        /**启用安全检查，默认值：true
+
+Default: `true`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub enable_safety_checker: ::std::option::Option<bool>,
+        /**范围值：0-35
+
+Range: 0..=35 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub guidance_scale: ::std::option::Option<f64>,
+        ///图片url，接受的文件类型：jpg、jpeg、png、webp、gif、avif
+        pub image_url: ::std::string::String,
+        ///蒙版url，接受的文件类型：jpg、jpeg、png、webp、gif、avif
+        pub mask_url: ::std::string::String,
+        /**图片数量，范围值：1-4
+
+Range: 1..=4 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_images: ::std::option::Option<i64>,
+        /**范围值：1-50
+
+Range: 1..=50 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_inference_steps: ::std::option::Option<i64>,
+        ///输出图片格式，支持：jpeg、png
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub output_format: ::std::option::Option<crate::catalog::enums::OutputFormat>,
+        ///提示词
+        pub prompt: ::std::string::String,
+        /**强度，范围值：0.01-1
+
+Range: 0.01..=1 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub strength: ::std::option::Option<f64>,
+    }
+    impl FluxLoraInpaintingInput {
+        pub fn builder() -> builder::FluxLoraInpaintingInput {
+            Default::default()
+        }
+    }
+    ///`FluxLoraInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct FluxLoraInput {
+        /**启用安全检查，默认值：true
+
+Default: `true`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub enable_safety_checker: ::std::option::Option<bool>,
+        /**范围值：0-35
+
+Range: 0..=35 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub guidance_scale: ::std::option::Option<f64>,
+        ///图片尺寸：预设名或 {width, height}
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub image_size: ::std::option::Option<ImageSize>,
+        /**图片数量，范围值：1-4
+
+Range: 1..=4 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_images: ::std::option::Option<i64>,
+        /**范围值：1-50
+
+Range: 1..=50 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_inference_steps: ::std::option::Option<i64>,
+        ///输出图片格式，支持：jpeg、png
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub output_format: ::std::option::Option<crate::catalog::enums::OutputFormat>,
+        ///提示词
+        pub prompt: ::std::string::String,
+    }
+    impl FluxLoraInput {
+        pub fn builder() -> builder::FluxLoraInput {
+            Default::default()
+        }
+    }
     ///`FluxProKontextInput`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct FluxProKontextInput {
@@ -694,6 +883,85 @@ Default: `false`.*/
             Self::CustomImageSize(value)
         }
     }
+    ///`Imagen4PreviewInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct Imagen4PreviewInput {
+        ///Image aspect ratio, enumerated values: 1:1, 16:9, 9:16, 3:4, 4:3
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub aspect_ratio: ::std::option::Option<
+            crate::catalog::enums::Imagen4PreviewInputAspectRatio,
+        >,
+        /**Number of images generated, range: 1-4
+
+Range: 1..=4 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_images: ::std::option::Option<i64>,
+        ///Prompt words
+        pub prompt: ::std::string::String,
+        ///Resolution: Enumerated values: "1K", "2K"
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub resolution: ::std::option::Option<
+            crate::catalog::enums::Imagen4PreviewInputResolution,
+        >,
+    }
+    impl Imagen4PreviewInput {
+        pub fn builder() -> builder::Imagen4PreviewInput {
+            Default::default()
+        }
+    }
+    ///`KlingVideoV25TurboProImageToVideoInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct KlingVideoV25TurboProImageToVideoInput {
+        /**范围值：0-1
+
+Range: 0..=1 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub cfg_scale: ::std::option::Option<f64>,
+        ///生成视频时长，枚举值：5、10
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub duration: ::std::option::Option<
+            crate::catalog::enums::KlingVideoV25TurboProImageToVideoInputDuration,
+        >,
+        ///图片url，接受的文件类型：jpg、jpeg、png、webp、gif、avif
+        pub image_url: ::std::string::String,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub negative_prompt: ::std::option::Option<::std::string::String>,
+        ///提示词
+        pub prompt: ::std::string::String,
+    }
+    impl KlingVideoV25TurboProImageToVideoInput {
+        pub fn builder() -> builder::KlingVideoV25TurboProImageToVideoInput {
+            Default::default()
+        }
+    }
+    ///`KlingVideoV25TurboProTextToVideoInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct KlingVideoV25TurboProTextToVideoInput {
+        ///视频比例，枚举值：16：9，9：16，1：1
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub aspect_ratio: ::std::option::Option<
+            crate::catalog::enums::KlingVideoV25TurboProTextToVideoInputAspectRatio,
+        >,
+        /**范围值：0-1
+
+Range: 0..=1 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub cfg_scale: ::std::option::Option<f64>,
+        ///生成视频时长，枚举值：5、10
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub duration: ::std::option::Option<
+            crate::catalog::enums::KlingVideoV25TurboProTextToVideoInputDuration,
+        >,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub negative_prompt: ::std::option::Option<::std::string::String>,
+        ///视频生成提示词。
+        pub prompt: ::std::string::String,
+    }
+    impl KlingVideoV25TurboProTextToVideoInput {
+        pub fn builder() -> builder::KlingVideoV25TurboProTextToVideoInput {
+            Default::default()
+        }
+    }
     ///A field name or an array index.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     #[serde(untagged)]
@@ -742,6 +1010,40 @@ Default: `false`.*/
     }
     impl Metrics {
         pub fn builder() -> builder::Metrics {
+            Default::default()
+        }
+    }
+    ///`NanoBananaEditInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct NanoBananaEditInput {
+        ///The URL of the image that needs to be edited.
+        pub image_urls: ::std::vec::Vec<::std::string::String>,
+        /**Number of images to generate. Range: 1-4. Default: 1
+
+Default: `1`. Range: 1..=4 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_images: ::std::option::Option<i64>,
+        ///Image editing prompts.
+        pub prompt: ::std::string::String,
+    }
+    impl NanoBananaEditInput {
+        pub fn builder() -> builder::NanoBananaEditInput {
+            Default::default()
+        }
+    }
+    ///`NanoBananaInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct NanoBananaInput {
+        /**Number of images to generate. Range: 1-4. Default: 1
+
+Default: `1`. Range: 1..=4 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_images: ::std::option::Option<i64>,
+        ///Prompt text for generating the image.
+        pub prompt: ::std::string::String,
+    }
+    impl NanoBananaInput {
+        pub fn builder() -> builder::NanoBananaInput {
             Default::default()
         }
     }
@@ -854,6 +1156,119 @@ Default: `false`.*/
                 .map_err(|e| { <D::Error as ::serde::de::Error>::custom(e.to_string()) })
         }
     }
+    ///`QwenImageEditLoraInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct QwenImageEditLoraInput {
+        ///The acceleration level for image generation. Enumerated values: 'none', 'regular', 'high'
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub acceleration: ::std::option::Option<crate::catalog::enums::Acceleration>,
+        /**Enable security checks. Default value: true
+
+Default: `true`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub enable_safety_checker: ::std::option::Option<bool>,
+        /**Range value: 2-100
+
+Range: 2..=100 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub guidance_scale: ::std::option::Option<i64>,
+        ///Image URL
+        pub image_url: ::std::string::String,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub negative_prompt: ::std::option::Option<::std::string::String>,
+        /**Number of images generated, range: 1-4
+
+Range: 1..=4 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_images: ::std::option::Option<i64>,
+        /**Range value: 2-100
+
+Range: 2..=100 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_inference_steps: ::std::option::Option<i64>,
+        ///Supported output image formats: jpeg, png
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub output_format: ::std::option::Option<crate::catalog::enums::OutputFormat>,
+        ///Prompt words
+        pub prompt: ::std::string::String,
+    }
+    impl QwenImageEditLoraInput {
+        pub fn builder() -> builder::QwenImageEditLoraInput {
+            Default::default()
+        }
+    }
+    ///`QwenImageEditPlusInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct QwenImageEditPlusInput {
+        /**Enable security checks. Default value: true
+
+Default: `true`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub enable_safety_checker: ::std::option::Option<bool>,
+        /**Range value: 0-20
+
+Range: 0..=20 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub guidance_scale: ::std::option::Option<i64>,
+        ///Image dimensions, a preset or {width, height}
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub image_size: ::std::option::Option<ImageSize>,
+        ///Image URL
+        pub image_urls: ::std::vec::Vec<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub negative_prompt: ::std::option::Option<::std::string::String>,
+        /**Number of images generated, range: 1-4
+
+Range: 1..=4 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_images: ::std::option::Option<i64>,
+        /**Range value: 2-100
+
+Range: 2..=100 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_inference_steps: ::std::option::Option<i64>,
+        ///Supported output image formats: jpeg, png
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub output_format: ::std::option::Option<crate::catalog::enums::OutputFormat>,
+        ///Prompt words.
+        pub prompt: ::std::string::String,
+    }
+    impl QwenImageEditPlusInput {
+        pub fn builder() -> builder::QwenImageEditPlusInput {
+            Default::default()
+        }
+    }
+    ///Images and the seed (fal's `pulidOutput`, bytedance/seedream/v4).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct SeededImagesOutput {
+        ///The generated images.
+        pub images: ::std::vec::Vec<File>,
+        ///The seed used.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub seed: ::std::option::Option<i64>,
+    }
+    impl SeededImagesOutput {
+        pub fn builder() -> builder::SeededImagesOutput {
+            Default::default()
+        }
+    }
+    ///One image (fal's `HEDOutput` of vidu/reference-to-image, and the output of wan/v2.2-a14b/image-to-image, which adds the prompt and the seed).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct SingleImageOutput {
+        ///The generated image.
+        pub image: File,
+        ///The prompt used (expanded, where the model expands it).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub prompt: ::std::option::Option<::std::string::String>,
+        ///The seed used.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub seed: ::std::option::Option<i64>,
+    }
+    impl SingleImageOutput {
+        pub fn builder() -> builder::SingleImageOutput {
+            Default::default()
+        }
+    }
     ///One field error of a 422 answer.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct ValidationErrorItem {
@@ -875,7 +1290,166 @@ Default: `false`.*/
             Default::default()
         }
     }
-    ///What a video endpoint answers once it completes (kling-video, veo3, wan, ...): type one with `output: VideoOutput` in specs/falq/overlays.yaml.
+    ///`Veo3FastImageToVideoInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct Veo3FastImageToVideoInput {
+        /**生成视频的宽高比默认值："auto"
+
+Default: `auto`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub aspect_ratio: ::std::option::Option<::std::string::String>,
+        /**生成视频的时长（以秒为单位）默认值："8s"
+
+Default: `8s`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub duration: ::std::option::Option<::std::string::String>,
+        /**是否为视频生成音频。如果为 false，则将减少 %33 的积分。默认值：true
+
+Default: `true`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub generate_audio: ::std::option::Option<bool>,
+        ///要制作动画的输入图像的 URL。宽高比应为 720p 或更高分辨率，宽高比为 16：9。如果图像的纵横比不是 16：9，则会裁剪以适合。
+        pub image_url: ::std::string::String,
+        ///描述图像应如何制作动画的文本提示
+        pub prompt: ::std::string::String,
+        /**生成视频的分辨率默认值："720p"  范围值[720p，1080p]
+
+Default: `720p`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub resolution: ::std::option::Option<
+            crate::catalog::enums::Veo3FastImageToVideoInputResolution,
+        >,
+    }
+    impl Veo3FastImageToVideoInput {
+        pub fn builder() -> builder::Veo3FastImageToVideoInput {
+            Default::default()
+        }
+    }
+    ///`Veo3FastInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct Veo3FastInput {
+        /**生成视频的宽高比。如果设置为 1：1，视频将被外绘。默认值："16:9"，范围[16:9,9:16,1:1]
+
+Default: `16:9`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub aspect_ratio: ::std::option::Option<
+            crate::catalog::enums::Veo3FastInputAspectRatio,
+        >,
+        /**是否通过重写来自动尝试修复未通过内容策略或其他验证检查的提示默认值：true
+
+Default: `true`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub auto_fix: ::std::option::Option<bool>,
+        /**生成视频的时长（以秒为单位）默认值："8s"
+
+Default: `8s`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub duration: ::std::option::Option<::std::string::String>,
+        /**是否增强视频生成默认值：true
+
+Default: `true`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub enhance_prompt: ::std::option::Option<bool>,
+        /**是否为视频生成音频。如果为 false，则将减少 %33 的积分。默认值：true
+
+Default: `true`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub generate_audio: ::std::option::Option<bool>,
+        ///描述要生成的视频的文本提示
+        pub prompt: ::std::string::String,
+        /**生成视频的分辨率默认值："720p"  范围值[720p，1080p]
+
+Default: `720p`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub resolution: ::std::option::Option<
+            crate::catalog::enums::Veo3FastInputResolution,
+        >,
+    }
+    impl Veo3FastInput {
+        pub fn builder() -> builder::Veo3FastInput {
+            Default::default()
+        }
+    }
+    ///`Veo3ImageToVideoInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct Veo3ImageToVideoInput {
+        /**尺寸，枚举值：16：9、9：16、auto，默认值： "auto"
+
+Default: `auto`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub aspect_ratio: ::std::option::Option<
+            crate::catalog::enums::Veo3ImageToVideoInputAspectRatio,
+        >,
+        /**视频时长，默认值："8s"
+
+Default: `8s`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub duration: ::std::option::Option<::std::string::String>,
+        /**生成音频，默认值：true
+
+Default: `true`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub generate_audio: ::std::option::Option<bool>,
+        ///参考图片URL
+        pub image_url: ::std::string::String,
+        ///提示词
+        pub prompt: ::std::string::String,
+        ///分辨率，枚举值："720p"、"1080p"
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub resolution: ::std::option::Option<
+            crate::catalog::enums::Veo3ImageToVideoInputResolution,
+        >,
+    }
+    impl Veo3ImageToVideoInput {
+        pub fn builder() -> builder::Veo3ImageToVideoInput {
+            Default::default()
+        }
+    }
+    ///`Veo3Input`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct Veo3Input {
+        /**生成视频的宽高比。如果设置为 1：1，视频将被外绘。默认值："16:9"，范围[16:9,9:16,1:1]
+
+Default: `16:9`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub aspect_ratio: ::std::option::Option<
+            crate::catalog::enums::Veo3InputAspectRatio,
+        >,
+        /**是否通过重写来自动尝试修复未通过内容策略或其他验证检查的提示默认值：true
+
+Default: `true`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub auto_fix: ::std::option::Option<bool>,
+        /**生成视频的时长（以秒为单位）默认值："8s"
+
+Default: `8s`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub duration: ::std::option::Option<::std::string::String>,
+        /**是否增强视频生成默认值：true
+
+Default: `true`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub enhance_prompt: ::std::option::Option<bool>,
+        /**是否为视频生成音频。如果为 false，则将减少 %33 的积分。默认值：true
+
+Default: `true`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub generate_audio: ::std::option::Option<bool>,
+        pub prompt: ::std::string::String,
+        /**生成视频的分辨率默认值："720p"  范围值[720p，1080p]
+
+Default: `720p`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub resolution: ::std::option::Option<
+            crate::catalog::enums::Veo3InputResolution,
+        >,
+    }
+    impl Veo3Input {
+        pub fn builder() -> builder::Veo3Input {
+            Default::default()
+        }
+    }
+    ///What a video endpoint answers (fal's `I2VOutput`: veo3, kling-video, vidu, ...).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct VideoOutput {
         ///The seed used, where the model reports one.
@@ -889,8 +1463,370 @@ Default: `false`.*/
             Default::default()
         }
     }
+    ///`ViduReferenceToImageInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ViduReferenceToImageInput {
+        ///Image aspect ratio, enumerated values: 1:1, 16:9, 9:16
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub aspect_ratio: ::std::option::Option<
+            crate::catalog::enums::ViduReferenceToImageInputAspectRatio,
+        >,
+        ///Prompt words
+        pub prompt: ::std::string::String,
+        ///Reference image URL
+        pub reference_image_urls: ::std::vec::Vec<::std::string::String>,
+    }
+    impl ViduReferenceToImageInput {
+        pub fn builder() -> builder::ViduReferenceToImageInput {
+            Default::default()
+        }
+    }
+    ///`WanV22a14bImageToImageInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct WanV22a14bImageToImageInput {
+        ///图片生成速度，枚举值："regular"，"none"
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub acceleration: ::std::option::Option<
+            crate::catalog::enums::WanV22a14bImageToImageInputAcceleration,
+        >,
+        ///图片尺寸
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub aspect_ratio: ::std::option::Option<::std::string::String>,
+        ///启用提示扩展
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub enable_prompt_expansion: ::std::option::Option<bool>,
+        /**启用安全检查，默认值：true
+
+Default: `true`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub enable_safety_checker: ::std::option::Option<bool>,
+        /**范围值：1-10
+
+Range: 1..=10 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub guidance_scale: ::std::option::Option<f64>,
+        /**范围值：1-10
+
+Range: 1..=10 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub guidance_scale_2: ::std::option::Option<i64>,
+        ///图片输出格式："jpeg"，"png"
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub image_format: ::std::option::Option<crate::catalog::enums::OutputFormat>,
+        ///图片URL
+        pub image_url: ::std::string::String,
+        /**范围值：2-40
+
+Range: 2..=40 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub num_inference_steps: ::std::option::Option<i64>,
+        ///提示词
+        pub prompt: ::std::string::String,
+        /**范围值：1-10
+
+Range: 1..=10 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub shift: ::std::option::Option<i64>,
+        /**强度，范围值：0-1
+
+Range: 0..=1 (checked before sending).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub strength: ::std::option::Option<f64>,
+    }
+    impl WanV22a14bImageToImageInput {
+        pub fn builder() -> builder::WanV22a14bImageToImageInput {
+            Default::default()
+        }
+    }
     /// Types for composing complex structures.
     pub mod builder {
+        #[derive(Clone, Debug)]
+        pub struct BytedanceSeedreamV4EditInput {
+            enable_safety_checker: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            image_size: ::std::result::Result<
+                ::std::option::Option<super::BytedanceSeedreamV4EditInputImageSize>,
+                ::std::string::String,
+            >,
+            image_urls: ::std::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                ::std::string::String,
+            >,
+            num_images: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for BytedanceSeedreamV4EditInput {
+            fn default() -> Self {
+                Self {
+                    enable_safety_checker: Ok(Default::default()),
+                    image_size: Ok(Default::default()),
+                    image_urls: Err("no value supplied for image_urls".to_string()),
+                    num_images: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                }
+            }
+        }
+        impl BytedanceSeedreamV4EditInput {
+            pub fn enable_safety_checker<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.enable_safety_checker = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for enable_safety_checker: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn image_size<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::BytedanceSeedreamV4EditInputImageSize>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image_size = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for image_size: {e}")
+                    });
+                self
+            }
+            pub fn image_urls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image_urls = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for image_urls: {e}")
+                    });
+                self
+            }
+            pub fn num_images<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_images = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for num_images: {e}")
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<BytedanceSeedreamV4EditInput>
+        for super::BytedanceSeedreamV4EditInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: BytedanceSeedreamV4EditInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    enable_safety_checker: value.enable_safety_checker?,
+                    image_size: value.image_size?,
+                    image_urls: value.image_urls?,
+                    num_images: value.num_images?,
+                    prompt: value.prompt?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::BytedanceSeedreamV4EditInput>
+        for BytedanceSeedreamV4EditInput {
+            fn from(value: super::BytedanceSeedreamV4EditInput) -> Self {
+                Self {
+                    enable_safety_checker: Ok(value.enable_safety_checker),
+                    image_size: Ok(value.image_size),
+                    image_urls: Ok(value.image_urls),
+                    num_images: Ok(value.num_images),
+                    prompt: Ok(value.prompt),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct BytedanceSeedreamV4EditInputImageSize {
+            height: ::std::result::Result<i64, ::std::string::String>,
+            width: ::std::result::Result<i64, ::std::string::String>,
+        }
+        impl ::std::default::Default for BytedanceSeedreamV4EditInputImageSize {
+            fn default() -> Self {
+                Self {
+                    height: Err("no value supplied for height".to_string()),
+                    width: Err("no value supplied for width".to_string()),
+                }
+            }
+        }
+        impl BytedanceSeedreamV4EditInputImageSize {
+            pub fn height<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.height = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for height: {e}")
+                    });
+                self
+            }
+            pub fn width<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.width = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for width: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<BytedanceSeedreamV4EditInputImageSize>
+        for super::BytedanceSeedreamV4EditInputImageSize {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: BytedanceSeedreamV4EditInputImageSize,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    height: value.height?,
+                    width: value.width?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::BytedanceSeedreamV4EditInputImageSize>
+        for BytedanceSeedreamV4EditInputImageSize {
+            fn from(value: super::BytedanceSeedreamV4EditInputImageSize) -> Self {
+                Self {
+                    height: Ok(value.height),
+                    width: Ok(value.width),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct BytedanceSeedreamV4TextToImageInput {
+            enable_safety_checker: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            image_size: ::std::result::Result<
+                ::std::option::Option<super::ImageSize>,
+                ::std::string::String,
+            >,
+            num_images: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for BytedanceSeedreamV4TextToImageInput {
+            fn default() -> Self {
+                Self {
+                    enable_safety_checker: Ok(Default::default()),
+                    image_size: Ok(Default::default()),
+                    num_images: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                }
+            }
+        }
+        impl BytedanceSeedreamV4TextToImageInput {
+            pub fn enable_safety_checker<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.enable_safety_checker = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for enable_safety_checker: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn image_size<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ImageSize>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image_size = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for image_size: {e}")
+                    });
+                self
+            }
+            pub fn num_images<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_images = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for num_images: {e}")
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<BytedanceSeedreamV4TextToImageInput>
+        for super::BytedanceSeedreamV4TextToImageInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: BytedanceSeedreamV4TextToImageInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    enable_safety_checker: value.enable_safety_checker?,
+                    image_size: value.image_size?,
+                    num_images: value.num_images?,
+                    prompt: value.prompt?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::BytedanceSeedreamV4TextToImageInput>
+        for BytedanceSeedreamV4TextToImageInput {
+            fn from(value: super::BytedanceSeedreamV4TextToImageInput) -> Self {
+                Self {
+                    enable_safety_checker: Ok(value.enable_safety_checker),
+                    image_size: Ok(value.image_size),
+                    num_images: Ok(value.num_images),
+                    prompt: Ok(value.prompt),
+                }
+            }
+        }
         #[derive(Clone, Debug)]
         pub struct CancelResponse {
             status: ::std::result::Result<
@@ -987,6 +1923,72 @@ Default: `false`.*/
                 Self {
                     height: Ok(value.height),
                     width: Ok(value.width),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct DescribedImagesOutput {
+            description: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            images: ::std::result::Result<
+                ::std::vec::Vec<super::File>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for DescribedImagesOutput {
+            fn default() -> Self {
+                Self {
+                    description: Ok(Default::default()),
+                    images: Err("no value supplied for images".to_string()),
+                }
+            }
+        }
+        impl DescribedImagesOutput {
+            pub fn description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.description = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for description: {e}")
+                    });
+                self
+            }
+            pub fn images<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::File>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.images = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for images: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<DescribedImagesOutput>
+        for super::DescribedImagesOutput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: DescribedImagesOutput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    description: value.description?,
+                    images: value.images?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::DescribedImagesOutput>
+        for DescribedImagesOutput {
+            fn from(value: super::DescribedImagesOutput) -> Self {
+                Self {
+                    description: Ok(value.description),
+                    images: Ok(value.images),
                 }
             }
         }
@@ -2399,6 +3401,559 @@ Default: `false`.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct FluxLoraImageToImageInput {
+            enable_safety_checker: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            guidance_scale: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+            image_url: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            num_images: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            num_inference_steps: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            output_format: ::std::result::Result<
+                ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+            strength: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for FluxLoraImageToImageInput {
+            fn default() -> Self {
+                Self {
+                    enable_safety_checker: Ok(Default::default()),
+                    guidance_scale: Ok(Default::default()),
+                    image_url: Err("no value supplied for image_url".to_string()),
+                    num_images: Ok(Default::default()),
+                    num_inference_steps: Ok(Default::default()),
+                    output_format: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                    strength: Ok(Default::default()),
+                }
+            }
+        }
+        impl FluxLoraImageToImageInput {
+            pub fn enable_safety_checker<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.enable_safety_checker = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for enable_safety_checker: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn guidance_scale<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.guidance_scale = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for guidance_scale: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn image_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image_url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for image_url: {e}")
+                    });
+                self
+            }
+            pub fn num_images<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_images = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for num_images: {e}")
+                    });
+                self
+            }
+            pub fn num_inference_steps<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_inference_steps = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for num_inference_steps: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn output_format<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.output_format = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for output_format: {e}")
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+            pub fn strength<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.strength = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for strength: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<FluxLoraImageToImageInput>
+        for super::FluxLoraImageToImageInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: FluxLoraImageToImageInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    enable_safety_checker: value.enable_safety_checker?,
+                    guidance_scale: value.guidance_scale?,
+                    image_url: value.image_url?,
+                    num_images: value.num_images?,
+                    num_inference_steps: value.num_inference_steps?,
+                    output_format: value.output_format?,
+                    prompt: value.prompt?,
+                    strength: value.strength?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::FluxLoraImageToImageInput>
+        for FluxLoraImageToImageInput {
+            fn from(value: super::FluxLoraImageToImageInput) -> Self {
+                Self {
+                    enable_safety_checker: Ok(value.enable_safety_checker),
+                    guidance_scale: Ok(value.guidance_scale),
+                    image_url: Ok(value.image_url),
+                    num_images: Ok(value.num_images),
+                    num_inference_steps: Ok(value.num_inference_steps),
+                    output_format: Ok(value.output_format),
+                    prompt: Ok(value.prompt),
+                    strength: Ok(value.strength),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct FluxLoraInpaintingInput {
+            enable_safety_checker: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            guidance_scale: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+            image_url: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            mask_url: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            num_images: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            num_inference_steps: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            output_format: ::std::result::Result<
+                ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+            strength: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for FluxLoraInpaintingInput {
+            fn default() -> Self {
+                Self {
+                    enable_safety_checker: Ok(Default::default()),
+                    guidance_scale: Ok(Default::default()),
+                    image_url: Err("no value supplied for image_url".to_string()),
+                    mask_url: Err("no value supplied for mask_url".to_string()),
+                    num_images: Ok(Default::default()),
+                    num_inference_steps: Ok(Default::default()),
+                    output_format: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                    strength: Ok(Default::default()),
+                }
+            }
+        }
+        impl FluxLoraInpaintingInput {
+            pub fn enable_safety_checker<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.enable_safety_checker = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for enable_safety_checker: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn guidance_scale<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.guidance_scale = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for guidance_scale: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn image_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image_url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for image_url: {e}")
+                    });
+                self
+            }
+            pub fn mask_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.mask_url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for mask_url: {e}")
+                    });
+                self
+            }
+            pub fn num_images<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_images = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for num_images: {e}")
+                    });
+                self
+            }
+            pub fn num_inference_steps<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_inference_steps = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for num_inference_steps: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn output_format<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.output_format = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for output_format: {e}")
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+            pub fn strength<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.strength = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for strength: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<FluxLoraInpaintingInput>
+        for super::FluxLoraInpaintingInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: FluxLoraInpaintingInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    enable_safety_checker: value.enable_safety_checker?,
+                    guidance_scale: value.guidance_scale?,
+                    image_url: value.image_url?,
+                    mask_url: value.mask_url?,
+                    num_images: value.num_images?,
+                    num_inference_steps: value.num_inference_steps?,
+                    output_format: value.output_format?,
+                    prompt: value.prompt?,
+                    strength: value.strength?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::FluxLoraInpaintingInput>
+        for FluxLoraInpaintingInput {
+            fn from(value: super::FluxLoraInpaintingInput) -> Self {
+                Self {
+                    enable_safety_checker: Ok(value.enable_safety_checker),
+                    guidance_scale: Ok(value.guidance_scale),
+                    image_url: Ok(value.image_url),
+                    mask_url: Ok(value.mask_url),
+                    num_images: Ok(value.num_images),
+                    num_inference_steps: Ok(value.num_inference_steps),
+                    output_format: Ok(value.output_format),
+                    prompt: Ok(value.prompt),
+                    strength: Ok(value.strength),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct FluxLoraInput {
+            enable_safety_checker: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            guidance_scale: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+            image_size: ::std::result::Result<
+                ::std::option::Option<super::ImageSize>,
+                ::std::string::String,
+            >,
+            num_images: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            num_inference_steps: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            output_format: ::std::result::Result<
+                ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for FluxLoraInput {
+            fn default() -> Self {
+                Self {
+                    enable_safety_checker: Ok(Default::default()),
+                    guidance_scale: Ok(Default::default()),
+                    image_size: Ok(Default::default()),
+                    num_images: Ok(Default::default()),
+                    num_inference_steps: Ok(Default::default()),
+                    output_format: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                }
+            }
+        }
+        impl FluxLoraInput {
+            pub fn enable_safety_checker<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.enable_safety_checker = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for enable_safety_checker: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn guidance_scale<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.guidance_scale = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for guidance_scale: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn image_size<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ImageSize>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image_size = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for image_size: {e}")
+                    });
+                self
+            }
+            pub fn num_images<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_images = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for num_images: {e}")
+                    });
+                self
+            }
+            pub fn num_inference_steps<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_inference_steps = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for num_inference_steps: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn output_format<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.output_format = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for output_format: {e}")
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<FluxLoraInput> for super::FluxLoraInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: FluxLoraInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    enable_safety_checker: value.enable_safety_checker?,
+                    guidance_scale: value.guidance_scale?,
+                    image_size: value.image_size?,
+                    num_images: value.num_images?,
+                    num_inference_steps: value.num_inference_steps?,
+                    output_format: value.output_format?,
+                    prompt: value.prompt?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::FluxLoraInput> for FluxLoraInput {
+            fn from(value: super::FluxLoraInput) -> Self {
+                Self {
+                    enable_safety_checker: Ok(value.enable_safety_checker),
+                    guidance_scale: Ok(value.guidance_scale),
+                    image_size: Ok(value.image_size),
+                    num_images: Ok(value.num_images),
+                    num_inference_steps: Ok(value.num_inference_steps),
+                    output_format: Ok(value.output_format),
+                    prompt: Ok(value.prompt),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct FluxProKontextInput {
             aspect_ratio: ::std::result::Result<
                 ::std::option::Option<crate::catalog::enums::AspectRatio>,
@@ -3596,6 +5151,380 @@ Default: `false`.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct Imagen4PreviewInput {
+            aspect_ratio: ::std::result::Result<
+                ::std::option::Option<
+                    crate::catalog::enums::Imagen4PreviewInputAspectRatio,
+                >,
+                ::std::string::String,
+            >,
+            num_images: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+            resolution: ::std::result::Result<
+                ::std::option::Option<
+                    crate::catalog::enums::Imagen4PreviewInputResolution,
+                >,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Imagen4PreviewInput {
+            fn default() -> Self {
+                Self {
+                    aspect_ratio: Ok(Default::default()),
+                    num_images: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                    resolution: Ok(Default::default()),
+                }
+            }
+        }
+        impl Imagen4PreviewInput {
+            pub fn aspect_ratio<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        crate::catalog::enums::Imagen4PreviewInputAspectRatio,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.aspect_ratio = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for aspect_ratio: {e}")
+                    });
+                self
+            }
+            pub fn num_images<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_images = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for num_images: {e}")
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+            pub fn resolution<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        crate::catalog::enums::Imagen4PreviewInputResolution,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.resolution = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for resolution: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Imagen4PreviewInput>
+        for super::Imagen4PreviewInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Imagen4PreviewInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    aspect_ratio: value.aspect_ratio?,
+                    num_images: value.num_images?,
+                    prompt: value.prompt?,
+                    resolution: value.resolution?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Imagen4PreviewInput> for Imagen4PreviewInput {
+            fn from(value: super::Imagen4PreviewInput) -> Self {
+                Self {
+                    aspect_ratio: Ok(value.aspect_ratio),
+                    num_images: Ok(value.num_images),
+                    prompt: Ok(value.prompt),
+                    resolution: Ok(value.resolution),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct KlingVideoV25TurboProImageToVideoInput {
+            cfg_scale: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+            duration: ::std::result::Result<
+                ::std::option::Option<
+                    crate::catalog::enums::KlingVideoV25TurboProImageToVideoInputDuration,
+                >,
+                ::std::string::String,
+            >,
+            image_url: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            negative_prompt: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for KlingVideoV25TurboProImageToVideoInput {
+            fn default() -> Self {
+                Self {
+                    cfg_scale: Ok(Default::default()),
+                    duration: Ok(Default::default()),
+                    image_url: Err("no value supplied for image_url".to_string()),
+                    negative_prompt: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                }
+            }
+        }
+        impl KlingVideoV25TurboProImageToVideoInput {
+            pub fn cfg_scale<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.cfg_scale = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for cfg_scale: {e}")
+                    });
+                self
+            }
+            pub fn duration<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        crate::catalog::enums::KlingVideoV25TurboProImageToVideoInputDuration,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.duration = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for duration: {e}")
+                    });
+                self
+            }
+            pub fn image_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image_url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for image_url: {e}")
+                    });
+                self
+            }
+            pub fn negative_prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.negative_prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for negative_prompt: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<KlingVideoV25TurboProImageToVideoInput>
+        for super::KlingVideoV25TurboProImageToVideoInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: KlingVideoV25TurboProImageToVideoInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    cfg_scale: value.cfg_scale?,
+                    duration: value.duration?,
+                    image_url: value.image_url?,
+                    negative_prompt: value.negative_prompt?,
+                    prompt: value.prompt?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::KlingVideoV25TurboProImageToVideoInput>
+        for KlingVideoV25TurboProImageToVideoInput {
+            fn from(value: super::KlingVideoV25TurboProImageToVideoInput) -> Self {
+                Self {
+                    cfg_scale: Ok(value.cfg_scale),
+                    duration: Ok(value.duration),
+                    image_url: Ok(value.image_url),
+                    negative_prompt: Ok(value.negative_prompt),
+                    prompt: Ok(value.prompt),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct KlingVideoV25TurboProTextToVideoInput {
+            aspect_ratio: ::std::result::Result<
+                ::std::option::Option<
+                    crate::catalog::enums::KlingVideoV25TurboProTextToVideoInputAspectRatio,
+                >,
+                ::std::string::String,
+            >,
+            cfg_scale: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+            duration: ::std::result::Result<
+                ::std::option::Option<
+                    crate::catalog::enums::KlingVideoV25TurboProTextToVideoInputDuration,
+                >,
+                ::std::string::String,
+            >,
+            negative_prompt: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for KlingVideoV25TurboProTextToVideoInput {
+            fn default() -> Self {
+                Self {
+                    aspect_ratio: Ok(Default::default()),
+                    cfg_scale: Ok(Default::default()),
+                    duration: Ok(Default::default()),
+                    negative_prompt: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                }
+            }
+        }
+        impl KlingVideoV25TurboProTextToVideoInput {
+            pub fn aspect_ratio<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        crate::catalog::enums::KlingVideoV25TurboProTextToVideoInputAspectRatio,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.aspect_ratio = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for aspect_ratio: {e}")
+                    });
+                self
+            }
+            pub fn cfg_scale<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.cfg_scale = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for cfg_scale: {e}")
+                    });
+                self
+            }
+            pub fn duration<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        crate::catalog::enums::KlingVideoV25TurboProTextToVideoInputDuration,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.duration = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for duration: {e}")
+                    });
+                self
+            }
+            pub fn negative_prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.negative_prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for negative_prompt: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<KlingVideoV25TurboProTextToVideoInput>
+        for super::KlingVideoV25TurboProTextToVideoInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: KlingVideoV25TurboProTextToVideoInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    aspect_ratio: value.aspect_ratio?,
+                    cfg_scale: value.cfg_scale?,
+                    duration: value.duration?,
+                    negative_prompt: value.negative_prompt?,
+                    prompt: value.prompt?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::KlingVideoV25TurboProTextToVideoInput>
+        for KlingVideoV25TurboProTextToVideoInput {
+            fn from(value: super::KlingVideoV25TurboProTextToVideoInput) -> Self {
+                Self {
+                    aspect_ratio: Ok(value.aspect_ratio),
+                    cfg_scale: Ok(value.cfg_scale),
+                    duration: Ok(value.duration),
+                    negative_prompt: Ok(value.negative_prompt),
+                    prompt: Ok(value.prompt),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct LogEntry {
             level: ::std::result::Result<
                 ::std::option::Option<crate::catalog::enums::LogLevel>,
@@ -3740,6 +5669,148 @@ Default: `false`.*/
             fn from(value: super::Metrics) -> Self {
                 Self {
                     inference_time: Ok(value.inference_time),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct NanoBananaEditInput {
+            image_urls: ::std::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                ::std::string::String,
+            >,
+            num_images: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for NanoBananaEditInput {
+            fn default() -> Self {
+                Self {
+                    image_urls: Err("no value supplied for image_urls".to_string()),
+                    num_images: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                }
+            }
+        }
+        impl NanoBananaEditInput {
+            pub fn image_urls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image_urls = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for image_urls: {e}")
+                    });
+                self
+            }
+            pub fn num_images<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_images = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for num_images: {e}")
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<NanoBananaEditInput>
+        for super::NanoBananaEditInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: NanoBananaEditInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    image_urls: value.image_urls?,
+                    num_images: value.num_images?,
+                    prompt: value.prompt?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::NanoBananaEditInput> for NanoBananaEditInput {
+            fn from(value: super::NanoBananaEditInput) -> Self {
+                Self {
+                    image_urls: Ok(value.image_urls),
+                    num_images: Ok(value.num_images),
+                    prompt: Ok(value.prompt),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct NanoBananaInput {
+            num_images: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for NanoBananaInput {
+            fn default() -> Self {
+                Self {
+                    num_images: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                }
+            }
+        }
+        impl NanoBananaInput {
+            pub fn num_images<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_images = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for num_images: {e}")
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<NanoBananaInput> for super::NanoBananaInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: NanoBananaInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    num_images: value.num_images?,
+                    prompt: value.prompt?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::NanoBananaInput> for NanoBananaInput {
+            fn from(value: super::NanoBananaInput) -> Self {
+                Self {
+                    num_images: Ok(value.num_images),
+                    prompt: Ok(value.prompt),
                 }
             }
         }
@@ -3964,6 +6035,564 @@ Default: `false`.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct QwenImageEditLoraInput {
+            acceleration: ::std::result::Result<
+                ::std::option::Option<crate::catalog::enums::Acceleration>,
+                ::std::string::String,
+            >,
+            enable_safety_checker: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            guidance_scale: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            image_url: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            negative_prompt: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            num_images: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            num_inference_steps: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            output_format: ::std::result::Result<
+                ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for QwenImageEditLoraInput {
+            fn default() -> Self {
+                Self {
+                    acceleration: Ok(Default::default()),
+                    enable_safety_checker: Ok(Default::default()),
+                    guidance_scale: Ok(Default::default()),
+                    image_url: Err("no value supplied for image_url".to_string()),
+                    negative_prompt: Ok(Default::default()),
+                    num_images: Ok(Default::default()),
+                    num_inference_steps: Ok(Default::default()),
+                    output_format: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                }
+            }
+        }
+        impl QwenImageEditLoraInput {
+            pub fn acceleration<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::Acceleration>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.acceleration = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for acceleration: {e}")
+                    });
+                self
+            }
+            pub fn enable_safety_checker<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.enable_safety_checker = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for enable_safety_checker: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn guidance_scale<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.guidance_scale = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for guidance_scale: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn image_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image_url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for image_url: {e}")
+                    });
+                self
+            }
+            pub fn negative_prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.negative_prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for negative_prompt: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn num_images<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_images = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for num_images: {e}")
+                    });
+                self
+            }
+            pub fn num_inference_steps<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_inference_steps = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for num_inference_steps: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn output_format<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.output_format = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for output_format: {e}")
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<QwenImageEditLoraInput>
+        for super::QwenImageEditLoraInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: QwenImageEditLoraInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    acceleration: value.acceleration?,
+                    enable_safety_checker: value.enable_safety_checker?,
+                    guidance_scale: value.guidance_scale?,
+                    image_url: value.image_url?,
+                    negative_prompt: value.negative_prompt?,
+                    num_images: value.num_images?,
+                    num_inference_steps: value.num_inference_steps?,
+                    output_format: value.output_format?,
+                    prompt: value.prompt?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::QwenImageEditLoraInput>
+        for QwenImageEditLoraInput {
+            fn from(value: super::QwenImageEditLoraInput) -> Self {
+                Self {
+                    acceleration: Ok(value.acceleration),
+                    enable_safety_checker: Ok(value.enable_safety_checker),
+                    guidance_scale: Ok(value.guidance_scale),
+                    image_url: Ok(value.image_url),
+                    negative_prompt: Ok(value.negative_prompt),
+                    num_images: Ok(value.num_images),
+                    num_inference_steps: Ok(value.num_inference_steps),
+                    output_format: Ok(value.output_format),
+                    prompt: Ok(value.prompt),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct QwenImageEditPlusInput {
+            enable_safety_checker: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            guidance_scale: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            image_size: ::std::result::Result<
+                ::std::option::Option<super::ImageSize>,
+                ::std::string::String,
+            >,
+            image_urls: ::std::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                ::std::string::String,
+            >,
+            negative_prompt: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            num_images: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            num_inference_steps: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            output_format: ::std::result::Result<
+                ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for QwenImageEditPlusInput {
+            fn default() -> Self {
+                Self {
+                    enable_safety_checker: Ok(Default::default()),
+                    guidance_scale: Ok(Default::default()),
+                    image_size: Ok(Default::default()),
+                    image_urls: Err("no value supplied for image_urls".to_string()),
+                    negative_prompt: Ok(Default::default()),
+                    num_images: Ok(Default::default()),
+                    num_inference_steps: Ok(Default::default()),
+                    output_format: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                }
+            }
+        }
+        impl QwenImageEditPlusInput {
+            pub fn enable_safety_checker<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.enable_safety_checker = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for enable_safety_checker: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn guidance_scale<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.guidance_scale = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for guidance_scale: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn image_size<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ImageSize>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image_size = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for image_size: {e}")
+                    });
+                self
+            }
+            pub fn image_urls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image_urls = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for image_urls: {e}")
+                    });
+                self
+            }
+            pub fn negative_prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.negative_prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for negative_prompt: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn num_images<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_images = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for num_images: {e}")
+                    });
+                self
+            }
+            pub fn num_inference_steps<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_inference_steps = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for num_inference_steps: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn output_format<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.output_format = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for output_format: {e}")
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<QwenImageEditPlusInput>
+        for super::QwenImageEditPlusInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: QwenImageEditPlusInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    enable_safety_checker: value.enable_safety_checker?,
+                    guidance_scale: value.guidance_scale?,
+                    image_size: value.image_size?,
+                    image_urls: value.image_urls?,
+                    negative_prompt: value.negative_prompt?,
+                    num_images: value.num_images?,
+                    num_inference_steps: value.num_inference_steps?,
+                    output_format: value.output_format?,
+                    prompt: value.prompt?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::QwenImageEditPlusInput>
+        for QwenImageEditPlusInput {
+            fn from(value: super::QwenImageEditPlusInput) -> Self {
+                Self {
+                    enable_safety_checker: Ok(value.enable_safety_checker),
+                    guidance_scale: Ok(value.guidance_scale),
+                    image_size: Ok(value.image_size),
+                    image_urls: Ok(value.image_urls),
+                    negative_prompt: Ok(value.negative_prompt),
+                    num_images: Ok(value.num_images),
+                    num_inference_steps: Ok(value.num_inference_steps),
+                    output_format: Ok(value.output_format),
+                    prompt: Ok(value.prompt),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct SeededImagesOutput {
+            images: ::std::result::Result<
+                ::std::vec::Vec<super::File>,
+                ::std::string::String,
+            >,
+            seed: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for SeededImagesOutput {
+            fn default() -> Self {
+                Self {
+                    images: Err("no value supplied for images".to_string()),
+                    seed: Ok(Default::default()),
+                }
+            }
+        }
+        impl SeededImagesOutput {
+            pub fn images<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::File>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.images = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for images: {e}")
+                    });
+                self
+            }
+            pub fn seed<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.seed = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for seed: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<SeededImagesOutput> for super::SeededImagesOutput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: SeededImagesOutput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    images: value.images?,
+                    seed: value.seed?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::SeededImagesOutput> for SeededImagesOutput {
+            fn from(value: super::SeededImagesOutput) -> Self {
+                Self {
+                    images: Ok(value.images),
+                    seed: Ok(value.seed),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct SingleImageOutput {
+            image: ::std::result::Result<super::File, ::std::string::String>,
+            prompt: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            seed: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for SingleImageOutput {
+            fn default() -> Self {
+                Self {
+                    image: Err("no value supplied for image".to_string()),
+                    prompt: Ok(Default::default()),
+                    seed: Ok(Default::default()),
+                }
+            }
+        }
+        impl SingleImageOutput {
+            pub fn image<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::File>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for image: {e}")
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+            pub fn seed<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.seed = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for seed: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<SingleImageOutput> for super::SingleImageOutput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: SingleImageOutput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    image: value.image?,
+                    prompt: value.prompt?,
+                    seed: value.seed?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::SingleImageOutput> for SingleImageOutput {
+            fn from(value: super::SingleImageOutput) -> Self {
+                Self {
+                    image: Ok(value.image),
+                    prompt: Ok(value.prompt),
+                    seed: Ok(value.seed),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct ValidationErrorItem {
             ctx: ::std::result::Result<
                 ::std::option::Option<
@@ -4067,6 +6696,636 @@ Default: `false`.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct Veo3FastImageToVideoInput {
+            aspect_ratio: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            duration: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            generate_audio: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            image_url: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+            resolution: ::std::result::Result<
+                ::std::option::Option<
+                    crate::catalog::enums::Veo3FastImageToVideoInputResolution,
+                >,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Veo3FastImageToVideoInput {
+            fn default() -> Self {
+                Self {
+                    aspect_ratio: Ok(Default::default()),
+                    duration: Ok(Default::default()),
+                    generate_audio: Ok(Default::default()),
+                    image_url: Err("no value supplied for image_url".to_string()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                    resolution: Ok(Default::default()),
+                }
+            }
+        }
+        impl Veo3FastImageToVideoInput {
+            pub fn aspect_ratio<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.aspect_ratio = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for aspect_ratio: {e}")
+                    });
+                self
+            }
+            pub fn duration<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.duration = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for duration: {e}")
+                    });
+                self
+            }
+            pub fn generate_audio<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.generate_audio = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for generate_audio: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn image_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image_url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for image_url: {e}")
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+            pub fn resolution<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        crate::catalog::enums::Veo3FastImageToVideoInputResolution,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.resolution = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for resolution: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Veo3FastImageToVideoInput>
+        for super::Veo3FastImageToVideoInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Veo3FastImageToVideoInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    aspect_ratio: value.aspect_ratio?,
+                    duration: value.duration?,
+                    generate_audio: value.generate_audio?,
+                    image_url: value.image_url?,
+                    prompt: value.prompt?,
+                    resolution: value.resolution?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Veo3FastImageToVideoInput>
+        for Veo3FastImageToVideoInput {
+            fn from(value: super::Veo3FastImageToVideoInput) -> Self {
+                Self {
+                    aspect_ratio: Ok(value.aspect_ratio),
+                    duration: Ok(value.duration),
+                    generate_audio: Ok(value.generate_audio),
+                    image_url: Ok(value.image_url),
+                    prompt: Ok(value.prompt),
+                    resolution: Ok(value.resolution),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Veo3FastInput {
+            aspect_ratio: ::std::result::Result<
+                ::std::option::Option<crate::catalog::enums::Veo3FastInputAspectRatio>,
+                ::std::string::String,
+            >,
+            auto_fix: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            duration: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            enhance_prompt: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            generate_audio: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+            resolution: ::std::result::Result<
+                ::std::option::Option<crate::catalog::enums::Veo3FastInputResolution>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Veo3FastInput {
+            fn default() -> Self {
+                Self {
+                    aspect_ratio: Ok(Default::default()),
+                    auto_fix: Ok(Default::default()),
+                    duration: Ok(Default::default()),
+                    enhance_prompt: Ok(Default::default()),
+                    generate_audio: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                    resolution: Ok(Default::default()),
+                }
+            }
+        }
+        impl Veo3FastInput {
+            pub fn aspect_ratio<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        crate::catalog::enums::Veo3FastInputAspectRatio,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.aspect_ratio = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for aspect_ratio: {e}")
+                    });
+                self
+            }
+            pub fn auto_fix<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.auto_fix = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for auto_fix: {e}")
+                    });
+                self
+            }
+            pub fn duration<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.duration = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for duration: {e}")
+                    });
+                self
+            }
+            pub fn enhance_prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.enhance_prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for enhance_prompt: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn generate_audio<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.generate_audio = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for generate_audio: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+            pub fn resolution<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::Veo3FastInputResolution>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.resolution = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for resolution: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Veo3FastInput> for super::Veo3FastInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Veo3FastInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    aspect_ratio: value.aspect_ratio?,
+                    auto_fix: value.auto_fix?,
+                    duration: value.duration?,
+                    enhance_prompt: value.enhance_prompt?,
+                    generate_audio: value.generate_audio?,
+                    prompt: value.prompt?,
+                    resolution: value.resolution?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Veo3FastInput> for Veo3FastInput {
+            fn from(value: super::Veo3FastInput) -> Self {
+                Self {
+                    aspect_ratio: Ok(value.aspect_ratio),
+                    auto_fix: Ok(value.auto_fix),
+                    duration: Ok(value.duration),
+                    enhance_prompt: Ok(value.enhance_prompt),
+                    generate_audio: Ok(value.generate_audio),
+                    prompt: Ok(value.prompt),
+                    resolution: Ok(value.resolution),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Veo3ImageToVideoInput {
+            aspect_ratio: ::std::result::Result<
+                ::std::option::Option<
+                    crate::catalog::enums::Veo3ImageToVideoInputAspectRatio,
+                >,
+                ::std::string::String,
+            >,
+            duration: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            generate_audio: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            image_url: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+            resolution: ::std::result::Result<
+                ::std::option::Option<
+                    crate::catalog::enums::Veo3ImageToVideoInputResolution,
+                >,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Veo3ImageToVideoInput {
+            fn default() -> Self {
+                Self {
+                    aspect_ratio: Ok(Default::default()),
+                    duration: Ok(Default::default()),
+                    generate_audio: Ok(Default::default()),
+                    image_url: Err("no value supplied for image_url".to_string()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                    resolution: Ok(Default::default()),
+                }
+            }
+        }
+        impl Veo3ImageToVideoInput {
+            pub fn aspect_ratio<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        crate::catalog::enums::Veo3ImageToVideoInputAspectRatio,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.aspect_ratio = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for aspect_ratio: {e}")
+                    });
+                self
+            }
+            pub fn duration<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.duration = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for duration: {e}")
+                    });
+                self
+            }
+            pub fn generate_audio<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.generate_audio = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for generate_audio: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn image_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image_url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for image_url: {e}")
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+            pub fn resolution<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        crate::catalog::enums::Veo3ImageToVideoInputResolution,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.resolution = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for resolution: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Veo3ImageToVideoInput>
+        for super::Veo3ImageToVideoInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Veo3ImageToVideoInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    aspect_ratio: value.aspect_ratio?,
+                    duration: value.duration?,
+                    generate_audio: value.generate_audio?,
+                    image_url: value.image_url?,
+                    prompt: value.prompt?,
+                    resolution: value.resolution?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Veo3ImageToVideoInput>
+        for Veo3ImageToVideoInput {
+            fn from(value: super::Veo3ImageToVideoInput) -> Self {
+                Self {
+                    aspect_ratio: Ok(value.aspect_ratio),
+                    duration: Ok(value.duration),
+                    generate_audio: Ok(value.generate_audio),
+                    image_url: Ok(value.image_url),
+                    prompt: Ok(value.prompt),
+                    resolution: Ok(value.resolution),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Veo3Input {
+            aspect_ratio: ::std::result::Result<
+                ::std::option::Option<crate::catalog::enums::Veo3InputAspectRatio>,
+                ::std::string::String,
+            >,
+            auto_fix: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            duration: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            enhance_prompt: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            generate_audio: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+            resolution: ::std::result::Result<
+                ::std::option::Option<crate::catalog::enums::Veo3InputResolution>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Veo3Input {
+            fn default() -> Self {
+                Self {
+                    aspect_ratio: Ok(Default::default()),
+                    auto_fix: Ok(Default::default()),
+                    duration: Ok(Default::default()),
+                    enhance_prompt: Ok(Default::default()),
+                    generate_audio: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                    resolution: Ok(Default::default()),
+                }
+            }
+        }
+        impl Veo3Input {
+            pub fn aspect_ratio<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::Veo3InputAspectRatio>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.aspect_ratio = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for aspect_ratio: {e}")
+                    });
+                self
+            }
+            pub fn auto_fix<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.auto_fix = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for auto_fix: {e}")
+                    });
+                self
+            }
+            pub fn duration<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.duration = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for duration: {e}")
+                    });
+                self
+            }
+            pub fn enhance_prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.enhance_prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for enhance_prompt: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn generate_audio<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.generate_audio = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for generate_audio: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+            pub fn resolution<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::Veo3InputResolution>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.resolution = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for resolution: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Veo3Input> for super::Veo3Input {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Veo3Input,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    aspect_ratio: value.aspect_ratio?,
+                    auto_fix: value.auto_fix?,
+                    duration: value.duration?,
+                    enhance_prompt: value.enhance_prompt?,
+                    generate_audio: value.generate_audio?,
+                    prompt: value.prompt?,
+                    resolution: value.resolution?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Veo3Input> for Veo3Input {
+            fn from(value: super::Veo3Input) -> Self {
+                Self {
+                    aspect_ratio: Ok(value.aspect_ratio),
+                    auto_fix: Ok(value.auto_fix),
+                    duration: Ok(value.duration),
+                    enhance_prompt: Ok(value.enhance_prompt),
+                    generate_audio: Ok(value.generate_audio),
+                    prompt: Ok(value.prompt),
+                    resolution: Ok(value.resolution),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct VideoOutput {
             seed: ::std::result::Result<
                 ::std::option::Option<i64>,
@@ -4124,6 +7383,369 @@ Default: `false`.*/
                 Self {
                     seed: Ok(value.seed),
                     video: Ok(value.video),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ViduReferenceToImageInput {
+            aspect_ratio: ::std::result::Result<
+                ::std::option::Option<
+                    crate::catalog::enums::ViduReferenceToImageInputAspectRatio,
+                >,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+            reference_image_urls: ::std::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ViduReferenceToImageInput {
+            fn default() -> Self {
+                Self {
+                    aspect_ratio: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                    reference_image_urls: Err(
+                        "no value supplied for reference_image_urls".to_string(),
+                    ),
+                }
+            }
+        }
+        impl ViduReferenceToImageInput {
+            pub fn aspect_ratio<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        crate::catalog::enums::ViduReferenceToImageInputAspectRatio,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.aspect_ratio = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for aspect_ratio: {e}")
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+            pub fn reference_image_urls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.reference_image_urls = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for reference_image_urls: {e}"
+                        )
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ViduReferenceToImageInput>
+        for super::ViduReferenceToImageInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ViduReferenceToImageInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    aspect_ratio: value.aspect_ratio?,
+                    prompt: value.prompt?,
+                    reference_image_urls: value.reference_image_urls?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ViduReferenceToImageInput>
+        for ViduReferenceToImageInput {
+            fn from(value: super::ViduReferenceToImageInput) -> Self {
+                Self {
+                    aspect_ratio: Ok(value.aspect_ratio),
+                    prompt: Ok(value.prompt),
+                    reference_image_urls: Ok(value.reference_image_urls),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct WanV22a14bImageToImageInput {
+            acceleration: ::std::result::Result<
+                ::std::option::Option<
+                    crate::catalog::enums::WanV22a14bImageToImageInputAcceleration,
+                >,
+                ::std::string::String,
+            >,
+            aspect_ratio: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            enable_prompt_expansion: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            enable_safety_checker: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            guidance_scale: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+            guidance_scale_2: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            image_format: ::std::result::Result<
+                ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                ::std::string::String,
+            >,
+            image_url: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            num_inference_steps: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            prompt: ::std::result::Result<::std::string::String, ::std::string::String>,
+            shift: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            strength: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for WanV22a14bImageToImageInput {
+            fn default() -> Self {
+                Self {
+                    acceleration: Ok(Default::default()),
+                    aspect_ratio: Ok(Default::default()),
+                    enable_prompt_expansion: Ok(Default::default()),
+                    enable_safety_checker: Ok(Default::default()),
+                    guidance_scale: Ok(Default::default()),
+                    guidance_scale_2: Ok(Default::default()),
+                    image_format: Ok(Default::default()),
+                    image_url: Err("no value supplied for image_url".to_string()),
+                    num_inference_steps: Ok(Default::default()),
+                    prompt: Err("no value supplied for prompt".to_string()),
+                    shift: Ok(Default::default()),
+                    strength: Ok(Default::default()),
+                }
+            }
+        }
+        impl WanV22a14bImageToImageInput {
+            pub fn acceleration<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        crate::catalog::enums::WanV22a14bImageToImageInputAcceleration,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.acceleration = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for acceleration: {e}")
+                    });
+                self
+            }
+            pub fn aspect_ratio<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.aspect_ratio = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for aspect_ratio: {e}")
+                    });
+                self
+            }
+            pub fn enable_prompt_expansion<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.enable_prompt_expansion = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for enable_prompt_expansion: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn enable_safety_checker<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.enable_safety_checker = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for enable_safety_checker: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn guidance_scale<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.guidance_scale = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for guidance_scale: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn guidance_scale_2<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.guidance_scale_2 = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for guidance_scale_2: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn image_format<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::catalog::enums::OutputFormat>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image_format = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for image_format: {e}")
+                    });
+                self
+            }
+            pub fn image_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image_url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for image_url: {e}")
+                    });
+                self
+            }
+            pub fn num_inference_steps<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.num_inference_steps = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for num_inference_steps: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn prompt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt: {e}")
+                    });
+                self
+            }
+            pub fn shift<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.shift = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for shift: {e}")
+                    });
+                self
+            }
+            pub fn strength<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.strength = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for strength: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<WanV22a14bImageToImageInput>
+        for super::WanV22a14bImageToImageInput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: WanV22a14bImageToImageInput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    acceleration: value.acceleration?,
+                    aspect_ratio: value.aspect_ratio?,
+                    enable_prompt_expansion: value.enable_prompt_expansion?,
+                    enable_safety_checker: value.enable_safety_checker?,
+                    guidance_scale: value.guidance_scale?,
+                    guidance_scale_2: value.guidance_scale_2?,
+                    image_format: value.image_format?,
+                    image_url: value.image_url?,
+                    num_inference_steps: value.num_inference_steps?,
+                    prompt: value.prompt?,
+                    shift: value.shift?,
+                    strength: value.strength?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::WanV22a14bImageToImageInput>
+        for WanV22a14bImageToImageInput {
+            fn from(value: super::WanV22a14bImageToImageInput) -> Self {
+                Self {
+                    acceleration: Ok(value.acceleration),
+                    aspect_ratio: Ok(value.aspect_ratio),
+                    enable_prompt_expansion: Ok(value.enable_prompt_expansion),
+                    enable_safety_checker: Ok(value.enable_safety_checker),
+                    guidance_scale: Ok(value.guidance_scale),
+                    guidance_scale_2: Ok(value.guidance_scale_2),
+                    image_format: Ok(value.image_format),
+                    image_url: Ok(value.image_url),
+                    num_inference_steps: Ok(value.num_inference_steps),
+                    prompt: Ok(value.prompt),
+                    shift: Ok(value.shift),
+                    strength: Ok(value.strength),
                 }
             }
         }
@@ -4315,6 +7937,84 @@ let response = client.queue_cancel()
 ```*/
     pub fn queue_cancel(&self) -> builder::QueueCancel<'_> {
         builder::QueueCancel::new(self)
+    }
+    #[doc = "/fal-ai/bytedance/seedream/v4/edit\n\n官方文档: https://fal.ai/models/fal-ai/bytedance/seedream/v4/edit\n\nSends a `POST` request to `/fal-ai/bytedance/seedream/v4/edit`\n\nArguments:\n- `fal_webhook`: A URL the relay POSTs the result to when the job ends.\n- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{\"expiration_duration_seconds\": N}`.\n- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).\n- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).\n- `x_fal_runner_hint`: Which runner should take the job.\n- `body`\n```ignore\nlet response = client.bytedance_seedream_v4_edit()\n    .fal_webhook(fal_webhook)\n    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)\n    .x_fal_queue_priority(x_fal_queue_priority)\n    .x_fal_request_timeout(x_fal_request_timeout)\n    .x_fal_runner_hint(x_fal_runner_hint)\n    .body(body)\n    .send()\n    .await;\n```"]
+    pub fn bytedance_seedream_v4_edit(&self) -> builder::BytedanceSeedreamV4Edit<'_> {
+        builder::BytedanceSeedreamV4Edit::new(self)
+    }
+    #[doc = "/fal-ai/bytedance/seedream/v4/text-to-image\n\n官方文档: https://fal.ai/models/fal-ai/bytedance/seedream/v4/text-to-image\n\nSends a `POST` request to `/fal-ai/bytedance/seedream/v4/text-to-image`\n\nArguments:\n- `fal_webhook`: A URL the relay POSTs the result to when the job ends.\n- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{\"expiration_duration_seconds\": N}`.\n- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).\n- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).\n- `x_fal_runner_hint`: Which runner should take the job.\n- `body`\n```ignore\nlet response = client.bytedance_seedream_v4_text_to_image()\n    .fal_webhook(fal_webhook)\n    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)\n    .x_fal_queue_priority(x_fal_queue_priority)\n    .x_fal_request_timeout(x_fal_request_timeout)\n    .x_fal_runner_hint(x_fal_runner_hint)\n    .body(body)\n    .send()\n    .await;\n```"]
+    pub fn bytedance_seedream_v4_text_to_image(
+        &self,
+    ) -> builder::BytedanceSeedreamV4TextToImage<'_> {
+        builder::BytedanceSeedreamV4TextToImage::new(self)
+    }
+    #[doc = "/fal-ai/flux-lora/image-to-image\n\n官方文档: https://fal.ai/models/fal-ai/flux-lora/image-to-image\n\nSends a `POST` request to `/fal-ai/flux-lora/image-to-image`\n\nArguments:\n- `fal_webhook`: A URL the relay POSTs the result to when the job ends.\n- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{\"expiration_duration_seconds\": N}`.\n- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).\n- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).\n- `x_fal_runner_hint`: Which runner should take the job.\n- `body`\n```ignore\nlet response = client.flux_lora_image_to_image()\n    .fal_webhook(fal_webhook)\n    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)\n    .x_fal_queue_priority(x_fal_queue_priority)\n    .x_fal_request_timeout(x_fal_request_timeout)\n    .x_fal_runner_hint(x_fal_runner_hint)\n    .body(body)\n    .send()\n    .await;\n```"]
+    pub fn flux_lora_image_to_image(&self) -> builder::FluxLoraImageToImage<'_> {
+        builder::FluxLoraImageToImage::new(self)
+    }
+    #[doc = "/fal-ai/flux-lora/inpainting\n\n官方文档: https://fal.ai/models/fal-ai/flux-lora/inpainting\n\nSends a `POST` request to `/fal-ai/flux-lora/inpainting`\n\nArguments:\n- `fal_webhook`: A URL the relay POSTs the result to when the job ends.\n- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{\"expiration_duration_seconds\": N}`.\n- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).\n- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).\n- `x_fal_runner_hint`: Which runner should take the job.\n- `body`\n```ignore\nlet response = client.flux_lora_inpainting()\n    .fal_webhook(fal_webhook)\n    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)\n    .x_fal_queue_priority(x_fal_queue_priority)\n    .x_fal_request_timeout(x_fal_request_timeout)\n    .x_fal_runner_hint(x_fal_runner_hint)\n    .body(body)\n    .send()\n    .await;\n```"]
+    pub fn flux_lora_inpainting(&self) -> builder::FluxLoraInpainting<'_> {
+        builder::FluxLoraInpainting::new(self)
+    }
+    #[doc = "/fal-ai/flux-lora\n\n官方文档: https://fal.ai/models/fal-ai/flux-lora\n\nSends a `POST` request to `/fal-ai/flux-lora`\n\nArguments:\n- `fal_webhook`: A URL the relay POSTs the result to when the job ends.\n- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{\"expiration_duration_seconds\": N}`.\n- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).\n- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).\n- `x_fal_runner_hint`: Which runner should take the job.\n- `body`\n```ignore\nlet response = client.flux_lora()\n    .fal_webhook(fal_webhook)\n    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)\n    .x_fal_queue_priority(x_fal_queue_priority)\n    .x_fal_request_timeout(x_fal_request_timeout)\n    .x_fal_runner_hint(x_fal_runner_hint)\n    .body(body)\n    .send()\n    .await;\n```"]
+    pub fn flux_lora(&self) -> builder::FluxLora<'_> {
+        builder::FluxLora::new(self)
+    }
+    #[doc = "/fal-ai/kling-video/v2.5-turbo/pro/image-to-video\n\n官方文档: https://fal.ai/models/fal-ai/kling-video/v2.5-turbo/pro/image-to-video\n\nSends a `POST` request to `/fal-ai/kling-video/v2.5-turbo/pro/image-to-video`\n\nArguments:\n- `fal_webhook`: A URL the relay POSTs the result to when the job ends.\n- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{\"expiration_duration_seconds\": N}`.\n- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).\n- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).\n- `x_fal_runner_hint`: Which runner should take the job.\n- `body`\n```ignore\nlet response = client.kling_video_v2_5_turbo_pro_image_to_video()\n    .fal_webhook(fal_webhook)\n    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)\n    .x_fal_queue_priority(x_fal_queue_priority)\n    .x_fal_request_timeout(x_fal_request_timeout)\n    .x_fal_runner_hint(x_fal_runner_hint)\n    .body(body)\n    .send()\n    .await;\n```"]
+    pub fn kling_video_v2_5_turbo_pro_image_to_video(
+        &self,
+    ) -> builder::KlingVideoV25TurboProImageToVideo<'_> {
+        builder::KlingVideoV25TurboProImageToVideo::new(self)
+    }
+    #[doc = "/fal-ai/kling-video/v2.5-turbo/pro/text-to-video\n\n官方文档: https://fal.ai/models//fal-ai/kling-video/v2.5-turbo/pro/text-to-video\n\nSends a `POST` request to `/fal-ai/kling-video/v2.5-turbo/pro/text-to-video`\n\nArguments:\n- `fal_webhook`: A URL the relay POSTs the result to when the job ends.\n- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{\"expiration_duration_seconds\": N}`.\n- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).\n- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).\n- `x_fal_runner_hint`: Which runner should take the job.\n- `body`\n```ignore\nlet response = client.kling_video_v2_5_turbo_pro_text_to_video()\n    .fal_webhook(fal_webhook)\n    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)\n    .x_fal_queue_priority(x_fal_queue_priority)\n    .x_fal_request_timeout(x_fal_request_timeout)\n    .x_fal_runner_hint(x_fal_runner_hint)\n    .body(body)\n    .send()\n    .await;\n```"]
+    pub fn kling_video_v2_5_turbo_pro_text_to_video(
+        &self,
+    ) -> builder::KlingVideoV25TurboProTextToVideo<'_> {
+        builder::KlingVideoV25TurboProTextToVideo::new(self)
+    }
+    #[doc = "/fal-ai/veo3/fast/image-to-video\n\n官方文档地址：https://fal.ai/models/fal-ai/veo3/fast/image-to-video\n\nSends a `POST` request to `/fal-ai/veo3/fast/image-to-video`\n\nArguments:\n- `fal_webhook`: A URL the relay POSTs the result to when the job ends.\n- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{\"expiration_duration_seconds\": N}`.\n- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).\n- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).\n- `x_fal_runner_hint`: Which runner should take the job.\n- `body`\n```ignore\nlet response = client.veo3_fast_image_to_video()\n    .fal_webhook(fal_webhook)\n    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)\n    .x_fal_queue_priority(x_fal_queue_priority)\n    .x_fal_request_timeout(x_fal_request_timeout)\n    .x_fal_runner_hint(x_fal_runner_hint)\n    .body(body)\n    .send()\n    .await;\n```"]
+    pub fn veo3_fast_image_to_video(&self) -> builder::Veo3FastImageToVideo<'_> {
+        builder::Veo3FastImageToVideo::new(self)
+    }
+    #[doc = "/fal-ai/veo3/fast\n\n官方文档地址：https://fal.ai/models/fal-ai/veo3/fast\n\nSends a `POST` request to `/fal-ai/veo3/fast`\n\nArguments:\n- `fal_webhook`: A URL the relay POSTs the result to when the job ends.\n- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{\"expiration_duration_seconds\": N}`.\n- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).\n- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).\n- `x_fal_runner_hint`: Which runner should take the job.\n- `body`\n```ignore\nlet response = client.veo3_fast()\n    .fal_webhook(fal_webhook)\n    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)\n    .x_fal_queue_priority(x_fal_queue_priority)\n    .x_fal_request_timeout(x_fal_request_timeout)\n    .x_fal_runner_hint(x_fal_runner_hint)\n    .body(body)\n    .send()\n    .await;\n```"]
+    pub fn veo3_fast(&self) -> builder::Veo3Fast<'_> {
+        builder::Veo3Fast::new(self)
+    }
+    #[doc = "/fal-ai/veo3/image-to-video\n\n官方文档：https://fal.ai/models/fal-ai/veo3/image-to-video\n\nSends a `POST` request to `/fal-ai/veo3/image-to-video`\n\nArguments:\n- `fal_webhook`: A URL the relay POSTs the result to when the job ends.\n- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{\"expiration_duration_seconds\": N}`.\n- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).\n- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).\n- `x_fal_runner_hint`: Which runner should take the job.\n- `body`\n```ignore\nlet response = client.veo3_image_to_video()\n    .fal_webhook(fal_webhook)\n    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)\n    .x_fal_queue_priority(x_fal_queue_priority)\n    .x_fal_request_timeout(x_fal_request_timeout)\n    .x_fal_runner_hint(x_fal_runner_hint)\n    .body(body)\n    .send()\n    .await;\n```"]
+    pub fn veo3_image_to_video(&self) -> builder::Veo3ImageToVideo<'_> {
+        builder::Veo3ImageToVideo::new(self)
+    }
+    #[doc = "/fal-ai/veo3\n\n官方文档地址：https://fal.ai/models/fal-ai/veo3\n\nSends a `POST` request to `/fal-ai/veo3`\n\nArguments:\n- `fal_webhook`: A URL the relay POSTs the result to when the job ends.\n- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{\"expiration_duration_seconds\": N}`.\n- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).\n- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).\n- `x_fal_runner_hint`: Which runner should take the job.\n- `body`\n```ignore\nlet response = client.veo3()\n    .fal_webhook(fal_webhook)\n    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)\n    .x_fal_queue_priority(x_fal_queue_priority)\n    .x_fal_request_timeout(x_fal_request_timeout)\n    .x_fal_runner_hint(x_fal_runner_hint)\n    .body(body)\n    .send()\n    .await;\n```"]
+    pub fn veo3(&self) -> builder::Veo3<'_> {
+        builder::Veo3::new(self)
+    }
+    #[doc = "/fal-ai/wan/v2.2-a14b/image-to-image\n\n官方文档: https://fal.ai/models/fal-ai/wan/v2.2-a14b/image-to-image\n\nSends a `POST` request to `/fal-ai/wan/v2.2-a14b/image-to-image`\n\nArguments:\n- `fal_webhook`: A URL the relay POSTs the result to when the job ends.\n- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{\"expiration_duration_seconds\": N}`.\n- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).\n- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).\n- `x_fal_runner_hint`: Which runner should take the job.\n- `body`\n```ignore\nlet response = client.wan_v2_2_a14b_image_to_image()\n    .fal_webhook(fal_webhook)\n    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)\n    .x_fal_queue_priority(x_fal_queue_priority)\n    .x_fal_request_timeout(x_fal_request_timeout)\n    .x_fal_runner_hint(x_fal_runner_hint)\n    .body(body)\n    .send()\n    .await;\n```"]
+    pub fn wan_v2_2_a14b_image_to_image(&self) -> builder::WanV22A14bImageToImage<'_> {
+        builder::WanV22A14bImageToImage::new(self)
+    }
+    #[doc = "/fal-ai/imagen4/preview\n\nOfficial documentation: https://fal.ai/models/fal-ai/imagen4/preview\n\nSends a `POST` request to `/fal-ai/imagen4/preview`\n\nArguments:\n- `fal_webhook`: A URL the relay POSTs the result to when the job ends.\n- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{\"expiration_duration_seconds\": N}`.\n- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).\n- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).\n- `x_fal_runner_hint`: Which runner should take the job.\n- `body`\n```ignore\nlet response = client.imagen4_preview()\n    .fal_webhook(fal_webhook)\n    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)\n    .x_fal_queue_priority(x_fal_queue_priority)\n    .x_fal_request_timeout(x_fal_request_timeout)\n    .x_fal_runner_hint(x_fal_runner_hint)\n    .body(body)\n    .send()\n    .await;\n```"]
+    pub fn imagen4_preview(&self) -> builder::Imagen4Preview<'_> {
+        builder::Imagen4Preview::new(self)
+    }
+    #[doc = "/fal-ai/nano-banana/edit Image editing\n\nOfficial documentation: https://fal.ai/models/fal-ai/nano-banana/edit\n\nSends a `POST` request to `/fal-ai/nano-banana/edit`\n\nArguments:\n- `fal_webhook`: A URL the relay POSTs the result to when the job ends.\n- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{\"expiration_duration_seconds\": N}`.\n- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).\n- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).\n- `x_fal_runner_hint`: Which runner should take the job.\n- `body`\n```ignore\nlet response = client.nano_banana_edit()\n    .fal_webhook(fal_webhook)\n    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)\n    .x_fal_queue_priority(x_fal_queue_priority)\n    .x_fal_request_timeout(x_fal_request_timeout)\n    .x_fal_runner_hint(x_fal_runner_hint)\n    .body(body)\n    .send()\n    .await;\n```"]
+    pub fn nano_banana_edit(&self) -> builder::NanoBananaEdit<'_> {
+        builder::NanoBananaEdit::new(self)
+    }
+    #[doc = "/fal-ai/nano-banana (Text by Wen Sheng Tu)\n\nOfficial documentation: https://fal.ai/models/fal-ai/nano-banana\n\nSends a `POST` request to `/fal-ai/nano-banana`\n\nArguments:\n- `fal_webhook`: A URL the relay POSTs the result to when the job ends.\n- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{\"expiration_duration_seconds\": N}`.\n- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).\n- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).\n- `x_fal_runner_hint`: Which runner should take the job.\n- `body`\n```ignore\nlet response = client.nano_banana()\n    .fal_webhook(fal_webhook)\n    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)\n    .x_fal_queue_priority(x_fal_queue_priority)\n    .x_fal_request_timeout(x_fal_request_timeout)\n    .x_fal_runner_hint(x_fal_runner_hint)\n    .body(body)\n    .send()\n    .await;\n```"]
+    pub fn nano_banana(&self) -> builder::NanoBanana<'_> {
+        builder::NanoBanana::new(self)
+    }
+    #[doc = "/fal-ai/qwen-image-edit-lora\n\nOfficial documentation: https://fal.ai/models/fal-ai/qwen-image-edit-lora\n\nSends a `POST` request to `/fal-ai/qwen-image-edit-lora`\n\nArguments:\n- `fal_webhook`: A URL the relay POSTs the result to when the job ends.\n- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{\"expiration_duration_seconds\": N}`.\n- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).\n- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).\n- `x_fal_runner_hint`: Which runner should take the job.\n- `body`\n```ignore\nlet response = client.qwen_image_edit_lora()\n    .fal_webhook(fal_webhook)\n    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)\n    .x_fal_queue_priority(x_fal_queue_priority)\n    .x_fal_request_timeout(x_fal_request_timeout)\n    .x_fal_runner_hint(x_fal_runner_hint)\n    .body(body)\n    .send()\n    .await;\n```"]
+    pub fn qwen_image_edit_lora(&self) -> builder::QwenImageEditLora<'_> {
+        builder::QwenImageEditLora::new(self)
+    }
+    #[doc = "/fal-ai/qwen-image-edit-plus\n\nOfficial documentation: https://fal.ai/models/fal-ai/qwen-image-edit-plus\n\nSends a `POST` request to `/fal-ai/qwen-image-edit-plus`\n\nArguments:\n- `fal_webhook`: A URL the relay POSTs the result to when the job ends.\n- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{\"expiration_duration_seconds\": N}`.\n- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).\n- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).\n- `x_fal_runner_hint`: Which runner should take the job.\n- `body`\n```ignore\nlet response = client.qwen_image_edit_plus()\n    .fal_webhook(fal_webhook)\n    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)\n    .x_fal_queue_priority(x_fal_queue_priority)\n    .x_fal_request_timeout(x_fal_request_timeout)\n    .x_fal_runner_hint(x_fal_runner_hint)\n    .body(body)\n    .send()\n    .await;\n```"]
+    pub fn qwen_image_edit_plus(&self) -> builder::QwenImageEditPlus<'_> {
+        builder::QwenImageEditPlus::new(self)
+    }
+    #[doc = "/fal-ai/vidu/reference-to-image\n\nOfficial documentation: https://fal.ai/models/fal-ai/vidu/reference-to-image\n\nSends a `POST` request to `/fal-ai/vidu/reference-to-image`\n\nArguments:\n- `fal_webhook`: A URL the relay POSTs the result to when the job ends.\n- `x_fal_object_lifecycle_preference`: How long the result and its files are kept: JSON `{\"expiration_duration_seconds\": N}`.\n- `x_fal_queue_priority`: `low` queues the job behind every `normal` one (the default).\n- `x_fal_request_timeout`: Seconds the job may wait in the queue; past them it completes without running (504).\n- `x_fal_runner_hint`: Which runner should take the job.\n- `body`\n```ignore\nlet response = client.vidu_reference_to_image()\n    .fal_webhook(fal_webhook)\n    .x_fal_object_lifecycle_preference(x_fal_object_lifecycle_preference)\n    .x_fal_queue_priority(x_fal_queue_priority)\n    .x_fal_request_timeout(x_fal_request_timeout)\n    .x_fal_runner_hint(x_fal_runner_hint)\n    .body(body)\n    .send()\n    .await;\n```"]
+    pub fn vidu_reference_to_image(&self) -> builder::ViduReferenceToImage<'_> {
+        builder::ViduReferenceToImage::new(self)
     }
     /** FLUX.1 [Dev] 图片生成图片
 
@@ -5140,6 +8840,4345 @@ pub mod builder {
                     )
                 }
                 404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::bytedance_seedream_v4_edit`]
+
+[`Client::bytedance_seedream_v4_edit`]: super::Client::bytedance_seedream_v4_edit*/
+    #[derive(Debug, Clone)]
+    pub struct BytedanceSeedreamV4Edit<'a> {
+        client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
+        body: Result<types::builder::BytedanceSeedreamV4EditInput, String>,
+    }
+    impl<'a> BytedanceSeedreamV4Edit<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::BytedanceSeedreamV4EditInput>,
+            <V as std::convert::TryInto<
+                types::BytedanceSeedreamV4EditInput,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `BytedanceSeedreamV4EditInput` for body failed: {}",
+                        s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::BytedanceSeedreamV4EditInput,
+            ) -> types::builder::BytedanceSeedreamV4EditInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/bytedance/seedream/v4/edit`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::BytedanceSeedreamV4EditInput::try_from(v)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/fal-ai/bytedance/seedream/v4/edit", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "bytedance_seedream_v4_edit",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::bytedance_seedream_v4_text_to_image`]
+
+[`Client::bytedance_seedream_v4_text_to_image`]: super::Client::bytedance_seedream_v4_text_to_image*/
+    #[derive(Debug, Clone)]
+    pub struct BytedanceSeedreamV4TextToImage<'a> {
+        client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
+        body: Result<types::builder::BytedanceSeedreamV4TextToImageInput, String>,
+    }
+    impl<'a> BytedanceSeedreamV4TextToImage<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::BytedanceSeedreamV4TextToImageInput>,
+            <V as std::convert::TryInto<
+                types::BytedanceSeedreamV4TextToImageInput,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `BytedanceSeedreamV4TextToImageInput` for body failed: {}",
+                        s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::BytedanceSeedreamV4TextToImageInput,
+            ) -> types::builder::BytedanceSeedreamV4TextToImageInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/bytedance/seedream/v4/text-to-image`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::BytedanceSeedreamV4TextToImageInput::try_from(v)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/fal-ai/bytedance/seedream/v4/text-to-image", client.baseurl,
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "bytedance_seedream_v4_text_to_image",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::flux_lora_image_to_image`]
+
+[`Client::flux_lora_image_to_image`]: super::Client::flux_lora_image_to_image*/
+    #[derive(Debug, Clone)]
+    pub struct FluxLoraImageToImage<'a> {
+        client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
+        body: Result<types::builder::FluxLoraImageToImageInput, String>,
+    }
+    impl<'a> FluxLoraImageToImage<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::FluxLoraImageToImageInput>,
+            <V as std::convert::TryInto<
+                types::FluxLoraImageToImageInput,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `FluxLoraImageToImageInput` for body failed: {}",
+                        s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::FluxLoraImageToImageInput,
+            ) -> types::builder::FluxLoraImageToImageInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/flux-lora/image-to-image`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::FluxLoraImageToImageInput::try_from(v)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/fal-ai/flux-lora/image-to-image", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "flux_lora_image_to_image",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::flux_lora_inpainting`]
+
+[`Client::flux_lora_inpainting`]: super::Client::flux_lora_inpainting*/
+    #[derive(Debug, Clone)]
+    pub struct FluxLoraInpainting<'a> {
+        client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
+        body: Result<types::builder::FluxLoraInpaintingInput, String>,
+    }
+    impl<'a> FluxLoraInpainting<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::FluxLoraInpaintingInput>,
+            <V as std::convert::TryInto<
+                types::FluxLoraInpaintingInput,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `FluxLoraInpaintingInput` for body failed: {}", s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::FluxLoraInpaintingInput,
+            ) -> types::builder::FluxLoraInpaintingInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/flux-lora/inpainting`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::FluxLoraInpaintingInput::try_from(v)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/fal-ai/flux-lora/inpainting", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "flux_lora_inpainting",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::flux_lora`]
+
+[`Client::flux_lora`]: super::Client::flux_lora*/
+    #[derive(Debug, Clone)]
+    pub struct FluxLora<'a> {
+        client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
+        body: Result<types::builder::FluxLoraInput, String>,
+    }
+    impl<'a> FluxLora<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::FluxLoraInput>,
+            <V as std::convert::TryInto<types::FluxLoraInput>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `FluxLoraInput` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::FluxLoraInput,
+            ) -> types::builder::FluxLoraInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/flux-lora`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::FluxLoraInput::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/fal-ai/flux-lora", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "flux_lora",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::kling_video_v2_5_turbo_pro_image_to_video`]
+
+[`Client::kling_video_v2_5_turbo_pro_image_to_video`]: super::Client::kling_video_v2_5_turbo_pro_image_to_video*/
+    #[derive(Debug, Clone)]
+    pub struct KlingVideoV25TurboProImageToVideo<'a> {
+        client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
+        body: Result<types::builder::KlingVideoV25TurboProImageToVideoInput, String>,
+    }
+    impl<'a> KlingVideoV25TurboProImageToVideo<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::KlingVideoV25TurboProImageToVideoInput>,
+            <V as std::convert::TryInto<
+                types::KlingVideoV25TurboProImageToVideoInput,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `KlingVideoV25TurboProImageToVideoInput` for body failed: {}",
+                        s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::KlingVideoV25TurboProImageToVideoInput,
+            ) -> types::builder::KlingVideoV25TurboProImageToVideoInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/kling-video/v2.5-turbo/pro/image-to-video`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::KlingVideoV25TurboProImageToVideoInput::try_from(v)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/fal-ai/kling-video/v2.5-turbo/pro/image-to-video", client.baseurl,
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "kling_video_v2_5_turbo_pro_image_to_video",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::kling_video_v2_5_turbo_pro_text_to_video`]
+
+[`Client::kling_video_v2_5_turbo_pro_text_to_video`]: super::Client::kling_video_v2_5_turbo_pro_text_to_video*/
+    #[derive(Debug, Clone)]
+    pub struct KlingVideoV25TurboProTextToVideo<'a> {
+        client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
+        body: Result<types::builder::KlingVideoV25TurboProTextToVideoInput, String>,
+    }
+    impl<'a> KlingVideoV25TurboProTextToVideo<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::KlingVideoV25TurboProTextToVideoInput>,
+            <V as std::convert::TryInto<
+                types::KlingVideoV25TurboProTextToVideoInput,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `KlingVideoV25TurboProTextToVideoInput` for body failed: {}",
+                        s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::KlingVideoV25TurboProTextToVideoInput,
+            ) -> types::builder::KlingVideoV25TurboProTextToVideoInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/kling-video/v2.5-turbo/pro/text-to-video`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::KlingVideoV25TurboProTextToVideoInput::try_from(v)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/fal-ai/kling-video/v2.5-turbo/pro/text-to-video", client.baseurl,
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "kling_video_v2_5_turbo_pro_text_to_video",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::veo3_fast_image_to_video`]
+
+[`Client::veo3_fast_image_to_video`]: super::Client::veo3_fast_image_to_video*/
+    #[derive(Debug, Clone)]
+    pub struct Veo3FastImageToVideo<'a> {
+        client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
+        body: Result<types::builder::Veo3FastImageToVideoInput, String>,
+    }
+    impl<'a> Veo3FastImageToVideo<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::Veo3FastImageToVideoInput>,
+            <V as std::convert::TryInto<
+                types::Veo3FastImageToVideoInput,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `Veo3FastImageToVideoInput` for body failed: {}",
+                        s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::Veo3FastImageToVideoInput,
+            ) -> types::builder::Veo3FastImageToVideoInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/veo3/fast/image-to-video`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::Veo3FastImageToVideoInput::try_from(v)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/fal-ai/veo3/fast/image-to-video", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "veo3_fast_image_to_video",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::veo3_fast`]
+
+[`Client::veo3_fast`]: super::Client::veo3_fast*/
+    #[derive(Debug, Clone)]
+    pub struct Veo3Fast<'a> {
+        client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
+        body: Result<types::builder::Veo3FastInput, String>,
+    }
+    impl<'a> Veo3Fast<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::Veo3FastInput>,
+            <V as std::convert::TryInto<types::Veo3FastInput>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `Veo3FastInput` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::Veo3FastInput,
+            ) -> types::builder::Veo3FastInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/veo3/fast`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::Veo3FastInput::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/fal-ai/veo3/fast", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "veo3_fast",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::veo3_image_to_video`]
+
+[`Client::veo3_image_to_video`]: super::Client::veo3_image_to_video*/
+    #[derive(Debug, Clone)]
+    pub struct Veo3ImageToVideo<'a> {
+        client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
+        body: Result<types::builder::Veo3ImageToVideoInput, String>,
+    }
+    impl<'a> Veo3ImageToVideo<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::Veo3ImageToVideoInput>,
+            <V as std::convert::TryInto<
+                types::Veo3ImageToVideoInput,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `Veo3ImageToVideoInput` for body failed: {}", s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::Veo3ImageToVideoInput,
+            ) -> types::builder::Veo3ImageToVideoInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/veo3/image-to-video`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::Veo3ImageToVideoInput::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/fal-ai/veo3/image-to-video", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "veo3_image_to_video",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::veo3`]
+
+[`Client::veo3`]: super::Client::veo3*/
+    #[derive(Debug, Clone)]
+    pub struct Veo3<'a> {
+        client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
+        body: Result<types::builder::Veo3Input, String>,
+    }
+    impl<'a> Veo3<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::Veo3Input>,
+            <V as std::convert::TryInto<types::Veo3Input>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `Veo3Input` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(types::builder::Veo3Input) -> types::builder::Veo3Input,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/veo3`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| types::Veo3Input::try_from(v).map_err(|e| e.to_string()))
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/fal-ai/veo3", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "veo3",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::wan_v2_2_a14b_image_to_image`]
+
+[`Client::wan_v2_2_a14b_image_to_image`]: super::Client::wan_v2_2_a14b_image_to_image*/
+    #[derive(Debug, Clone)]
+    pub struct WanV22A14bImageToImage<'a> {
+        client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
+        body: Result<types::builder::WanV22a14bImageToImageInput, String>,
+    }
+    impl<'a> WanV22A14bImageToImage<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::WanV22a14bImageToImageInput>,
+            <V as std::convert::TryInto<
+                types::WanV22a14bImageToImageInput,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `WanV22a14bImageToImageInput` for body failed: {}",
+                        s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::WanV22a14bImageToImageInput,
+            ) -> types::builder::WanV22a14bImageToImageInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/wan/v2.2-a14b/image-to-image`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::WanV22a14bImageToImageInput::try_from(v)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/fal-ai/wan/v2.2-a14b/image-to-image", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "wan_v2_2_a14b_image_to_image",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::imagen4_preview`]
+
+[`Client::imagen4_preview`]: super::Client::imagen4_preview*/
+    #[derive(Debug, Clone)]
+    pub struct Imagen4Preview<'a> {
+        client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
+        body: Result<types::builder::Imagen4PreviewInput, String>,
+    }
+    impl<'a> Imagen4Preview<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::Imagen4PreviewInput>,
+            <V as std::convert::TryInto<
+                types::Imagen4PreviewInput,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `Imagen4PreviewInput` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::Imagen4PreviewInput,
+            ) -> types::builder::Imagen4PreviewInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/imagen4/preview`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::Imagen4PreviewInput::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/fal-ai/imagen4/preview", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "imagen4_preview",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::nano_banana_edit`]
+
+[`Client::nano_banana_edit`]: super::Client::nano_banana_edit*/
+    #[derive(Debug, Clone)]
+    pub struct NanoBananaEdit<'a> {
+        client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
+        body: Result<types::builder::NanoBananaEditInput, String>,
+    }
+    impl<'a> NanoBananaEdit<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::NanoBananaEditInput>,
+            <V as std::convert::TryInto<
+                types::NanoBananaEditInput,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `NanoBananaEditInput` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::NanoBananaEditInput,
+            ) -> types::builder::NanoBananaEditInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/nano-banana/edit`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::NanoBananaEditInput::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/fal-ai/nano-banana/edit", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "nano_banana_edit",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::nano_banana`]
+
+[`Client::nano_banana`]: super::Client::nano_banana*/
+    #[derive(Debug, Clone)]
+    pub struct NanoBanana<'a> {
+        client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
+        body: Result<types::builder::NanoBananaInput, String>,
+    }
+    impl<'a> NanoBanana<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::NanoBananaInput>,
+            <V as std::convert::TryInto<
+                types::NanoBananaInput,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `NanoBananaInput` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::NanoBananaInput,
+            ) -> types::builder::NanoBananaInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/nano-banana`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::NanoBananaInput::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/fal-ai/nano-banana", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "nano_banana",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::qwen_image_edit_lora`]
+
+[`Client::qwen_image_edit_lora`]: super::Client::qwen_image_edit_lora*/
+    #[derive(Debug, Clone)]
+    pub struct QwenImageEditLora<'a> {
+        client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
+        body: Result<types::builder::QwenImageEditLoraInput, String>,
+    }
+    impl<'a> QwenImageEditLora<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::QwenImageEditLoraInput>,
+            <V as std::convert::TryInto<
+                types::QwenImageEditLoraInput,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `QwenImageEditLoraInput` for body failed: {}", s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::QwenImageEditLoraInput,
+            ) -> types::builder::QwenImageEditLoraInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/qwen-image-edit-lora`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::QwenImageEditLoraInput::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/fal-ai/qwen-image-edit-lora", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "qwen_image_edit_lora",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::qwen_image_edit_plus`]
+
+[`Client::qwen_image_edit_plus`]: super::Client::qwen_image_edit_plus*/
+    #[derive(Debug, Clone)]
+    pub struct QwenImageEditPlus<'a> {
+        client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
+        body: Result<types::builder::QwenImageEditPlusInput, String>,
+    }
+    impl<'a> QwenImageEditPlus<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::QwenImageEditPlusInput>,
+            <V as std::convert::TryInto<
+                types::QwenImageEditPlusInput,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `QwenImageEditPlusInput` for body failed: {}", s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::QwenImageEditPlusInput,
+            ) -> types::builder::QwenImageEditPlusInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/qwen-image-edit-plus`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::QwenImageEditPlusInput::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/fal-ai/qwen-image-edit-plus", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "qwen_image_edit_plus",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::vidu_reference_to_image`]
+
+[`Client::vidu_reference_to_image`]: super::Client::vidu_reference_to_image*/
+    #[derive(Debug, Clone)]
+    pub struct ViduReferenceToImage<'a> {
+        client: &'a super::Client,
+        fal_webhook: Result<Option<::std::string::String>, String>,
+        x_fal_object_lifecycle_preference: Result<Option<::std::string::String>, String>,
+        x_fal_queue_priority: Result<Option<::std::string::String>, String>,
+        x_fal_request_timeout: Result<Option<i64>, String>,
+        x_fal_runner_hint: Result<Option<::std::string::String>, String>,
+        body: Result<types::builder::ViduReferenceToImageInput, String>,
+    }
+    impl<'a> ViduReferenceToImage<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fal_webhook: Ok(None),
+                x_fal_object_lifecycle_preference: Ok(None),
+                x_fal_queue_priority: Ok(None),
+                x_fal_request_timeout: Ok(None),
+                x_fal_runner_hint: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn fal_webhook<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fal_webhook = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fal_webhook failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_object_lifecycle_preference<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_object_lifecycle_preference = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_object_lifecycle_preference failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_queue_priority<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_queue_priority = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_queue_priority failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn x_fal_request_timeout<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.x_fal_request_timeout = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `i64` for x_fal_request_timeout failed".to_string()
+                });
+            self
+        }
+        pub fn x_fal_runner_hint<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.x_fal_runner_hint = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for x_fal_runner_hint failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ViduReferenceToImageInput>,
+            <V as std::convert::TryInto<
+                types::ViduReferenceToImageInput,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `ViduReferenceToImageInput` for body failed: {}",
+                        s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::ViduReferenceToImageInput,
+            ) -> types::builder::ViduReferenceToImageInput,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/fal-ai/vidu/reference-to-image`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::QueueStatus>, Error<types::FalError>> {
+            let Self {
+                client,
+                fal_webhook,
+                x_fal_object_lifecycle_preference,
+                x_fal_queue_priority,
+                x_fal_request_timeout,
+                x_fal_runner_hint,
+                body,
+            } = self;
+            let fal_webhook = fal_webhook.map_err(Error::InvalidRequest)?;
+            let x_fal_object_lifecycle_preference = x_fal_object_lifecycle_preference
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_queue_priority = x_fal_queue_priority
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_request_timeout = x_fal_request_timeout
+                .map_err(Error::InvalidRequest)?;
+            let x_fal_runner_hint = x_fal_runner_hint.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::ViduReferenceToImageInput::try_from(v)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/fal-ai/vidu/reference-to-image", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = x_fal_object_lifecycle_preference {
+                header_map
+                    .append(
+                        "X-Fal-Object-Lifecycle-Preference",
+                        value.to_string().try_into()?,
+                    );
+            }
+            if let Some(value) = x_fal_queue_priority {
+                header_map.append("X-Fal-Queue-Priority", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_request_timeout {
+                header_map
+                    .append("X-Fal-Request-Timeout", value.to_string().try_into()?);
+            }
+            if let Some(value) = x_fal_runner_hint {
+                header_map.append("X-Fal-Runner-Hint", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .query(&progenitor_client::QueryParam::new("fal_webhook", &fal_webhook))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "vidu_reference_to_image",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                502u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,

@@ -38,12 +38,14 @@ use crate::catalog::{Catalog, OutputPlan, plan_output};
 use crate::counters::CounterRoute;
 use crate::fault::{FaultKind, FaultPlan, FaultRoute, default_error_type};
 use crate::queue::{CancelResult, Core, Job, Outcome, Phase, SubmitExtras};
-use crate::render::{ImageFormat, render_file};
+use crate::render::render_file;
 use crate::route::{QueueCall, Route, app_path_matches, route};
 use crate::source;
+use crate::synth::{self, JobValues, MediaFile, Placed};
 use crate::util::mix64;
 use crate::validate::{self, detail_item};
 use crate::{SimConfig, SimError, SimMode};
+use falq_api::FileKind;
 
 /// The body of every answer.
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -412,55 +414,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_video_endpoint_answers_a_video_file() {
-        // What the catalogue says of an output decides: `/video` is a video endpoint's.
-        let mut info = falq_api::ENDPOINTS[0];
-        assert!(!crate::catalog::answers_video(info), "FLUX answers images");
-        let video = falq_api::EndpointInfo { output_files: &["/video"], ..clone_info(info) };
-        info = Box::leak(Box::new(video));
-        assert!(crate::catalog::answers_video(info));
-        let plan = OutputPlan {
-            width: 64,
-            height: 64,
-            format: ImageFormat::Jpeg,
-            num_images: 1,
-            seed: None,
-            sync_mode: false,
-            prompt: None,
-            source: None,
-            video: true,
-        };
-        let job = JobOutput { id: "r1".into(), base: "http://sim".into(), plan, seed: 7.into(), image_seed: 1 };
-        let out = video_output_json(&job);
-        assert_eq!(out["video"]["url"], "http://sim/media/r1-0.mp4");
-        assert_eq!(out["video"]["content_type"], "video/mp4");
-        let typed: falq_api::types::VideoOutput = serde_json::from_value(out).expect("a VideoOutput");
-        assert_eq!(typed.seed, Some(7));
-        assert_eq!(&SAMPLE_VIDEO[4..8], b"ftyp", "a real MP4");
-    }
-
-    fn clone_info(i: &falq_api::EndpointInfo) -> falq_api::EndpointInfo {
-        falq_api::EndpointInfo {
-            id: i.id,
-            app_id: i.app_id,
-            operation_id: i.operation_id,
-            summary: i.summary,
-            description: i.description,
-            input_schema: i.input_schema,
-            output_schema: "VideoOutput",
-            bounds: i.bounds,
-            check_output: i.check_output,
-            fields: i.fields,
-            input_json_schema: i.input_json_schema,
-            output_json_schema: i.output_json_schema,
-            output_files: i.output_files,
-        }
-    }
-
-    #[test]
     fn media_names_table() {
         assert_eq!(parse_media_name("ab-cd-1.png"), Some(("ab-cd", 1, "png")));
-        assert_eq!(media_name("ab-cd", 3, ImageFormat::Jpeg), "ab-cd-3.jpeg");
+        assert_eq!(media_name("ab-cd", 3, "jpeg"), "ab-cd-3.jpeg");
         assert_eq!(parse_media_name("abcd.png"), None);
         assert_eq!(parse_media_name("ab-x.png"), None);
         assert_eq!(parse_media_name("ab-1"), None);

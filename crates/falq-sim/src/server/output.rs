@@ -1,5 +1,6 @@
-//! What a completed job answers: its result (images, or a video for a video endpoint) and
-//! the media files behind its URLs, encoded once and cached.
+//! What a completed job answers: its result (made from its endpoint's output schema by
+//! `synth`: images, a video, audio, a mesh, text) and the media files behind its URLs,
+//! images encoded once and cached.
 
 use super::*;
 
@@ -52,6 +53,7 @@ pub(super) enum ResultState {
 #[derive(Clone)]
 pub(super) struct JobOutput {
     pub(super) id: String,
+    pub(super) endpoint: &'static falq_api::EndpointInfo,
     pub(super) base: Arc<str>,
     pub(super) plan: OutputPlan,
     pub(super) seed: serde_json::Number,
@@ -67,6 +69,7 @@ fn result_state(job: &Job) -> ResultState {
         (Phase::Completed { outcome: Outcome::Success, inference_time, .. }, Ok(plan)) => ResultState::Done {
             job: JobOutput {
                 id: job.id.clone(),
+                endpoint: job.endpoint,
                 base: job.base.clone(),
                 plan: plan.clone(),
                 seed: job.seed.clone(),
@@ -173,60 +176,63 @@ async fn post_loopback(url: &str, body: &Value) -> Result<(), String> {
     if response.status().is_success() { Ok(()) } else { Err(format!("the webhook answered HTTP {}", response.status())) }
 }
 
-/// The output a completed job answers, FluxImageOutput-shaped; in sync mode the images are
-/// drawn now and inlined as data URIs.
 /// The video every video job produces (see `assets/README.md`).
 pub(super) const SAMPLE_VIDEO: &[u8] = include_bytes!("../../assets/sample.mp4");
 
-/// The output of a video endpoint: `{video: File, seed}` (relay doc 002).
-pub(super) fn video_output_json(job: &JobOutput) -> Value {
-    let name = format!("{}-0.mp4", job.id);
-    let url = if job.plan.sync_mode {
-        format!("data:video/mp4;base64,{}", base64::engine::general_purpose::STANDARD.encode(SAMPLE_VIDEO))
-    } else {
-        format!("{}/media/{name}", job.base)
-    };
-    json!({
-        "video": { "url": url, "content_type": "video/mp4", "file_name": name, "file_size": SAMPLE_VIDEO.len() },
-        "seed": job.seed,
-    })
-}
-
+/// The output a completed job answers: its endpoint's output schema filled in with the job's
+/// files and values (`synth`). Each file is served under `/media/{request_id}-{index}.{ext}`;
+/// in sync mode the files are made now and inlined as data URIs.
 pub(super) async fn output_json(shared: &Shared, job: &JobOutput, inference_time: f64) -> Result<Value, SimError> {
-    if job.plan.video {
-        return Ok(video_output_json(job));
-    }
-    let plan = &job.plan;
-    let format = plan.format;
-    let mut images = Vec::with_capacity(plan.num_images as usize);
-    for index in 0..plan.num_images {
-        let name = media_name(&job.id, index, format);
-        let mut image = Map::new();
-        if plan.sync_mode {
-            let file = media_bytes(shared, &name, job, index).await?;
-            let encoded = base64::engine::general_purpose::STANDARD.encode(&file);
-            image.insert("url".into(), json!(format!("data:{};base64,{encoded}", format.content_type())));
-            image.insert("file_size".into(), json!(file.len()));
+    let Some(model) = shared.catalog.endpoint(job.endpoint.id) else {
+        return Err(SimError::Image(format!("no catalogue entry for {}", job.endpoint.id)));
+    };
+    let values = JobValues { plan: &job.plan, seed: &job.seed, inference_time };
+    let files = synth::media_files(job.endpoint, &model.output_schema, &values);
+    let names: Vec<String> = files.iter().enumerate().map(|(i, f)| media_name(&job.id, i as u32, f.extension())).collect();
+    let mut urls = Vec::with_capacity(files.len());
+    let mut sizes = Vec::with_capacity(files.len());
+    for (index, (file, name)) in files.iter().zip(&names).enumerate() {
+        if job.plan.sync_mode {
+            let bytes = media_bytes(shared, name, job, index as u32, file).await?;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            urls.push(format!("data:{};base64,{encoded}", file.content_type()));
+            sizes.push(Some(bytes.len() as u64));
         } else {
-            image.insert("url".into(), json!(format!("{}/media/{name}", job.base)));
+            urls.push(format!("{}/media/{name}", job.base));
+            sizes.push(fixed_size(file, job, index as u32));
         }
-        image.insert("width".into(), json!(plan.width));
-        image.insert("height".into(), json!(plan.height));
-        image.insert("content_type".into(), json!(format.content_type()));
-        image.insert("file_name".into(), json!(name));
-        images.push(Value::Object(image));
     }
-    Ok(json!({
-        "images": images,
-        "timings": { "inference": inference_time },
-        "seed": job.seed,
-        "has_nsfw_concepts": vec![false; plan.num_images as usize],
-        "prompt": plan.prompt.clone().unwrap_or_default(),
-    }))
+    Ok(synth::output(job.endpoint, &model.output_schema, &values, &Placed { urls: &urls, names: &names, sizes: &sizes }))
 }
 
-pub(super) fn media_name(request_id: &str, index: u32, format: ImageFormat) -> String {
-    format!("{request_id}-{index}.{}", format.extension())
+/// The size of a file known without drawing it: every kind but images.
+fn fixed_size(file: &MediaFile, job: &JobOutput, index: u32) -> Option<u64> {
+    match file.kind {
+        FileKind::Image => None,
+        _ => Some(generated_bytes(file, job, index).len() as u64),
+    }
+}
+
+/// The seed of a job's file at `index`.
+fn file_seed(job: &JobOutput, index: u32) -> u64 {
+    mix64(job.image_seed ^ u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// The bytes of a file that is not an image: the sample video, a seeded WAV or glTF mesh, a
+/// short text for any other file.
+fn generated_bytes(file: &MediaFile, job: &JobOutput, index: u32) -> Bytes {
+    match file.kind {
+        FileKind::Video => Bytes::from_static(SAMPLE_VIDEO),
+        FileKind::Audio => Bytes::from(crate::render::wav(file_seed(job, index))),
+        FileKind::Mesh => Bytes::from(crate::render::glb(file_seed(job, index))),
+        FileKind::Image | FileKind::Other => {
+            Bytes::from(format!("A file simulated by falq-sim for request {}, file {index}.\n", job.id).into_bytes())
+        }
+    }
+}
+
+pub(super) fn media_name(request_id: &str, index: u32, extension: &str) -> String {
+    format!("{request_id}-{index}.{extension}")
 }
 
 /// `{request_id}-{index}.{ext}` split into its parts.
@@ -236,22 +242,24 @@ pub(super) fn parse_media_name(name: &str) -> Option<(&str, u32, &str)> {
     Some((id, index.parse().ok()?, ext))
 }
 
-/// The encoded bytes of one image, from the cache or drawn now (off the async threads).
-pub(super) async fn media_bytes(shared: &Shared, name: &str, job: &JobOutput, index: u32) -> Result<Bytes, SimError> {
-    if job.plan.video {
-        return Ok(Bytes::from_static(SAMPLE_VIDEO));
+/// The bytes of one file: an image from the cache or drawn now (off the async threads),
+/// anything else made at once.
+pub(super) async fn media_bytes(shared: &Shared, name: &str, job: &JobOutput, index: u32, file: &MediaFile) -> Result<Bytes, SimError> {
+    if file.kind != FileKind::Image {
+        return Ok(generated_bytes(file, job, index));
     }
-    if let Some(file) = shared.media().get(name) {
-        return Ok(file);
+    if let Some(bytes) = shared.media().get(name) {
+        return Ok(bytes);
     }
     let plan = job.plan.clone();
-    let seed = mix64(job.image_seed ^ u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let file = tokio::task::spawn_blocking(move || render_file(plan.width, plan.height, seed, plan.source.as_deref(), plan.format))
+    let seed = file_seed(job, index);
+    let format = file.format;
+    let bytes = tokio::task::spawn_blocking(move || render_file(plan.width, plan.height, seed, plan.source.as_deref(), format))
         .await
         .map_err(|e| SimError::Image(e.to_string()))??;
-    let file = Bytes::from(file);
-    shared.media().insert(name.to_string(), file.clone());
-    Ok(file)
+    let bytes = Bytes::from(bytes);
+    shared.media().insert(name.to_string(), bytes.clone());
+    Ok(bytes)
 }
 
 pub(super) async fn media(shared: &Arc<Shared>, name: &str) -> Reply {
@@ -264,36 +272,41 @@ pub(super) async fn media(shared: &Arc<Shared>, name: &str) -> Reply {
         core.find(id).and_then(|seq| {
             let job = core.job(seq)?;
             match (&job.phase, &job.plan) {
-                (Phase::Completed { outcome: Outcome::Success, .. }, Ok(plan))
-                    if (plan.video && index == 0 && ext == "mp4")
-                        || (!plan.video && index < plan.num_images && plan.format.extension() == ext) =>
-                {
-                    Some((
-                        seq,
-                        JobOutput {
-                            id: job.id.clone(),
-                            base: job.base.clone(),
-                            plan: plan.clone(),
-                            seed: job.seed.clone(),
-                            image_seed: job.image_seed,
-                        },
-                    ))
-                }
+                (Phase::Completed { outcome: Outcome::Success, inference_time, .. }, Ok(plan)) => Some((
+                    seq,
+                    *inference_time,
+                    JobOutput {
+                        id: job.id.clone(),
+                        endpoint: job.endpoint,
+                        base: job.base.clone(),
+                        plan: plan.clone(),
+                        seed: job.seed.clone(),
+                        image_seed: job.image_seed,
+                    },
+                )),
                 _ => None,
             }
         })
     };
-    let Some((seq, job)) = found else {
+    let Some((seq, inference_time, job)) = found else {
         return not_found();
     };
-    match media_bytes(shared, name, &job, index).await {
-        Ok(file) => Reply {
+    let Some(model) = shared.catalog.endpoint(job.endpoint.id) else {
+        return not_found();
+    };
+    let values = JobValues { plan: &job.plan, seed: &job.seed, inference_time };
+    let files = synth::media_files(job.endpoint, &model.output_schema, &values);
+    let Some(file) = files.get(index as usize).filter(|f| f.extension() == ext) else {
+        return not_found();
+    };
+    match media_bytes(shared, name, &job, index, file).await {
+        Ok(bytes) => Reply {
             status: StatusCode::OK,
             headers: vec![
-                (header::CONTENT_TYPE, HeaderValue::from_static(if job.plan.video { "video/mp4" } else { job.plan.format.content_type() })),
+                (header::CONTENT_TYPE, HeaderValue::from_static(file.content_type())),
                 (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
             ],
-            body: ReplyBody::Full(file),
+            body: ReplyBody::Full(bytes),
             job: Some(seq),
         },
         Err(e) => Reply::json(StatusCode::INTERNAL_SERVER_ERROR, &json!({ "detail": e.to_string() })),

@@ -362,19 +362,53 @@ async fn unknown_paths_methods_and_oversized_bodies_answer_json_errors() {
 #[tokio::test]
 async fn every_endpoint_of_the_spec_is_served() {
     let (_sim, api) = start(fast()).await;
-    for endpoint in falq_api::ENDPOINTS {
-        let input = json!({
-            "prompt": "p",
-            "image_url": "https://fal.media/a.png",
-            "image_urls": ["https://fal.media/a.png"],
-            "image_size": { "width": 32, "height": 32 },
-            "aspect_ratio": "1:1",
-        });
+    let api = &api;
+    futures_util::future::join_all(falq_api::ENDPOINTS.iter().map(|endpoint| async move {
+        // Each endpoint from its required fields alone, as its schema says them.
+        let input = falq_api::minimal_input(endpoint);
         let response = api.post(endpoint.id, &input).await;
         assert_eq!(response.status(), 200, "{}", endpoint.id);
         let body: Value = response.json().await.unwrap();
         assert!(body["status_url"].as_str().unwrap().contains(&format!("/{}/requests/", endpoint.app_id)));
         api.wait_for(&body, "COMPLETED").await;
-        assert_eq!(api.get(body["response_url"].as_str().unwrap()).await.status(), 200, "{}", endpoint.id);
+        let result = api.get(body["response_url"].as_str().unwrap()).await;
+        assert_eq!(result.status(), 200, "{}", endpoint.id);
+        let output: Value = result.json().await.unwrap();
+        (endpoint.check_output)(&output).unwrap_or_else(|e| panic!("{}: the result is not its output type: {e}: {output}", endpoint.id));
+        // Every file the catalogue says the output holds is there, and is what it says.
+        for slot in endpoint.output_files {
+            let files = at_pointer(&output, slot.pointer);
+            assert!(!files.is_empty(), "{}: no file at {}: {output}", endpoint.id, slot.pointer);
+            for file in files {
+                let url = file["url"].as_str().unwrap();
+                let media = api.download(url).await;
+                assert_eq!(media.status(), 200, "{url}");
+                let declared = media.headers()["content-type"].to_str().unwrap().to_string();
+                let bytes = media.bytes().await.unwrap();
+                let sniffed = falq_api::sniff(&bytes);
+                let kind = sniffed.and_then(falq_api::FileKind::from_content_type).unwrap_or(falq_api::FileKind::Other);
+                assert_eq!(kind, slot.kind, "{}: {} holds {sniffed:?}", endpoint.id, slot.pointer);
+                if let Some(sniffed) = sniffed {
+                    assert_eq!(declared, sniffed, "{url}: served as what it is");
+                }
+                assert_eq!(file["content_type"].as_str().unwrap_or(&declared), declared, "{url}: the output says what it is");
+            }
+        }
+    }))
+    .await;
+}
+
+/// The values at a JSON pointer with `*` for every item of an array.
+fn at_pointer<'a>(v: &'a Value, pointer: &str) -> Vec<&'a Value> {
+    let mut here = vec![v];
+    for part in pointer.split('/').skip(1) {
+        here = here
+            .into_iter()
+            .flat_map(|v| match part {
+                "*" => v.as_array().map(|a| a.iter().collect::<Vec<_>>()).unwrap_or_default(),
+                key => v.get(key).into_iter().collect(),
+            })
+            .collect();
     }
+    here
 }
