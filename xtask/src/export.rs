@@ -453,6 +453,45 @@ mod tests {
     }
 
     #[test]
+    fn every_file_slot_of_an_output_has_its_kind_and_text_is_found() {
+        let doc = json!({"components": {"schemas": {
+            "File": {"type": "object", "required": ["url"], "properties": {"url": {"type": "string"}, "content_type": {"type": "string"}, "file_name": {"type": "string"}}},
+            "VideoFile": {"type": "object", "properties": {"url": {"type": "string"}}},
+            "Out": {"type": "object", "properties": {
+                "images": {"type": "array", "items": {"$ref": "#/components/schemas/File"}},
+                "audio_file": {"allOf": [{"$ref": "#/components/schemas/File"}]},
+                "model_mesh": {"$ref": "#/components/schemas/File"},
+                "clip": {"$ref": "#/components/schemas/VideoFile"},
+                "typed": {"allOf": [{"$ref": "#/components/schemas/File"}], "x-falq-examples": [{"url": "https://x/a", "content_type": "audio/mpeg"}]},
+                "named": {"allOf": [{"$ref": "#/components/schemas/File"}], "x-falq-examples": [{"url": "https://x/scene.glb"}]},
+                "described": {"allOf": [{"$ref": "#/components/schemas/File"}], "description": "The generated video."},
+                "archive": {"$ref": "#/components/schemas/File"},
+                "result": {"type": "object", "properties": {"frames": {"type": "array", "items": {"type": "object", "properties": {
+                    "image": {"type": "object", "properties": {"url": {"type": "string"}}},
+                    "caption": {"type": "string"}}}}}},
+                "text": {"type": "string"},
+                "prompt": {"type": "string"},
+                "mode": {"type": "string", "enum": ["a", "b"]},
+                "seed": {"type": "integer"}
+            }}
+        }}});
+        let files: Vec<(String, FileKind)> = output_files(&doc, "Out").into_iter().map(|f| (f.pointer, f.kind)).collect();
+        let expected = [
+            ("/images/*", FileKind::Image),
+            ("/audio_file", FileKind::Audio),
+            ("/model_mesh", FileKind::Mesh),
+            ("/clip", FileKind::Video),
+            ("/typed", FileKind::Audio),
+            ("/named", FileKind::Mesh),
+            ("/described", FileKind::Video),
+            ("/archive", FileKind::Other),
+            ("/result/frames/*/image", FileKind::Image),
+        ];
+        assert_eq!(files, expected.map(|(p, k)| (p.to_string(), k)));
+        assert_eq!(output_text(&doc, "Out"), ["/result/frames/*/caption", "/text"]);
+    }
+
+    #[test]
     fn field_tables_and_output_files() {
         let f = fields(&doc(), "In");
         let got: Vec<(&str, &str, bool, bool)> = f.iter().map(|f| (f.name.as_str(), f.kind.as_str(), f.required, f.takes_file)).collect();

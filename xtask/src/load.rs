@@ -332,16 +332,24 @@ fn quote_plain_scalar(text: &str, line: usize, column: usize) -> Option<(String,
     let index = line.checked_sub(1).filter(|i| *i < lines.len())?;
     // The entry: the error's line, or the nearest line above that is less indented and
     // opens a plain value this line continues.
+    // Where a key starts (after a list item's `- `): what continues its value is indented more.
+    let key_column = |c: &regex::Captures| c.get(1).map_or(0, |m| m.len());
     let owner = (0..=index).rev().find(|&i| {
         let Some(c) = ENTRY.captures(lines[i]) else { return false };
         let value = c.get(3).map_or("", |m| m.as_str());
         let plain = !value.starts_with(['\'', '"', '|', '>', '{', '[', '&', '*', '!', '#']);
-        // On its own line, the error must sit in the value, not in the key.
-        let in_value = i != index || column > c.get(3).map_or(usize::MAX, |m| m.start());
-        plain && in_value && (i == index || (i + 1..=index).all(|j| lines[j].trim().is_empty() || indent(lines[j]) > indent(lines[i])))
+        if i == index {
+            // On its own line, the error must sit in the value, not in the key: YAML has no
+            // structure after a key's value on one line, so this is text.
+            return plain && column > c.get(3).map_or(usize::MAX, |m| m.start());
+        }
+        // A value YAML read on over several lines is taken for text only where a page keeps
+        // prose: anything else may be structure indented wrongly, which is an error.
+        let prose = matches!(c[2].trim_matches(['\'', '"']), "description" | "summary" | "title");
+        plain && prose && (i + 1..=index).all(|j| lines[j].trim().is_empty() || indent(lines[j]) > key_column(&c))
     })?;
     let c = ENTRY.captures(lines[owner])?;
-    let entry_indent = indent(lines[owner]);
+    let entry_indent = key_column(&c);
     let mut last = owner;
     while last + 1 < lines.len() && (lines[last + 1].trim().is_empty() || indent(lines[last + 1]) > entry_indent) {
         last += 1;
@@ -441,6 +449,38 @@ mod tests {
         assert_eq!(errs.len(), 1);
         assert!(errs[0].message.contains("not valid YAML"), "{}", errs[0]);
         assert!(errs[0].line >= 6, "line {} should point into the block", errs[0].line);
+    }
+
+    #[test]
+    fn text_yaml_rejects_as_written_is_read_as_the_text_it_is_with_a_warning() {
+        let page = "# t\n\n```yaml\nopenapi: 3.0.1\npaths:\n  /a/b:\n    post:\n      description: Number of images. Range: 1-4. Default: 1\n      summary: `quoted` text\n      parameters:\n        - description: Voice: one of a, b\n          name: v\n      title: a plain value\n        that goes on: here\n      tags: [ok]\n```\n";
+        let docs = load_file(Path::new("specs/p.md"), page).unwrap();
+        let post = &docs[0].value["paths"]["/a/b"]["post"];
+        assert_eq!(post["description"], "Number of images. Range: 1-4. Default: 1");
+        assert_eq!(post["summary"], "`quoted` text");
+        assert_eq!(post["parameters"][0]["description"], "Voice: one of a, b");
+        assert_eq!(post["parameters"][0]["name"], "v");
+        assert_eq!(post["title"], "a plain value that goes on: here");
+        assert_eq!(post["tags"][0], "ok");
+        let lines: Vec<usize> = docs[0].notes.iter().map(|n| n.line).collect();
+        assert_eq!(lines, [8, 9, 11, 13], "each note names its line: {:?}", docs[0].notes);
+        assert!(docs[0].notes[0].message.contains("`description` is not valid YAML as written"), "{}", docs[0].notes[0]);
+        // Lines keep their numbers in the text later stages read.
+        assert_eq!(docs[0].source.text.lines().count(), page.lines().count() - 4);
+        assert!(docs[0].source.text.lines().nth(4).unwrap().contains("Number of images"));
+    }
+
+    #[test]
+    fn yaml_broken_beyond_a_plain_value_stays_an_error_with_its_line() {
+        for (page, line) in [
+            ("# t\n\n```yaml\nopenapi: 3.0.1\npaths:\n  /a: [\n```\n", 6),
+            ("# t\n\n```yaml\nopenapi: 3.0.1\npaths:\n  /a:\n    post: {a: 1\n    b: 2\n```\n", 7),
+            ("# t\n\n```yaml\nopenapi: 3.0.1\n  indented: wrong\n```\n", 5),
+        ] {
+            let Errors(errs) = load_file(Path::new("specs/p.md"), page).unwrap_err();
+            assert!(errs[0].message.contains("not valid YAML"), "{}", errs[0]);
+            assert!(errs[0].line >= line - 1 && errs[0].line <= line + 1, "{page:?}: line {} (about {line})", errs[0].line);
+        }
     }
 
     #[test]

@@ -602,6 +602,58 @@ mod tests {
     }
 
     #[test]
+    fn a_developing_page_gives_way_to_the_released_one_and_an_authored_page_to_either() {
+        let page = |file: &str, status: &str, field: &str| {
+            doc(
+                DocKind::Page,
+                file,
+                &format!(
+                    "paths:\n  /o/a:\n    post: {{operationId: a_{field}, x-falq-endpoint-id: o/a, x-falq-status: {status}, requestBody: {{content: {{application/json: {{schema: {{$ref: '#/components/schemas/In{field}'}}}}}}}}}}\ncomponents: {{schemas: {{In{field}: {{type: object, properties: {{{field}: {{type: string}}}}}}}}}}\n"
+                ),
+            )
+        };
+        let mut warnings = Vec::new();
+        let pages = [
+            page("specs/falq/pages/a.md", "released", "ours"),
+            page("specs/b.md", "developing", "dev"),
+            page("specs/c.md", "released", "real"),
+        ];
+        let m = merge_with_warnings(&[], &pages, &[], "1", &mut warnings).unwrap();
+        assert_eq!(m["paths"]["/o/a"]["post"]["operationId"], json!("a_real"));
+        assert!(
+            m["components"]["schemas"].get("Indev").is_none() && m["components"]["schemas"].get("Inours").is_none(),
+            "set-aside inputs go"
+        );
+        let notes: Vec<(String, bool)> = warnings.iter().map(|w| (w.file.display().to_string(), w.message.contains("set aside"))).collect();
+        assert_eq!(notes, [("specs/falq/pages/a.md".to_string(), true), ("specs/b.md".to_string(), true)]);
+        // Without a released page, the developing one is used; two released pages are a duplicate.
+        let m = merge(&[], &[page("specs/b.md", "developing", "dev")], &[], "1").unwrap();
+        assert_eq!(m["paths"]["/o/a"]["post"]["operationId"], json!("a_dev"));
+        let Errors(e) = merge(&[], &[page("specs/c.md", "released", "real"), page("specs/d.md", "released", "two")], &[], "1").unwrap_err();
+        assert!(e[0].message.contains("duplicate endpoint /o/a"), "{}", e[0]);
+    }
+
+    #[test]
+    fn an_apps_result_page_types_its_endpoints_that_nothing_else_types() {
+        let authored = doc(DocKind::Authored, "specs/q.yaml", "components: {schemas: {Out: {type: object}, FalResult: {type: object}}}");
+        let page = doc(
+            DocKind::Page,
+            "specs/a.md",
+            "paths: {/fal-ai/m/one: {post: {operationId: one, x-falq-endpoint-id: fal-ai/m/one}}, /fal-ai/m/two: {post: {operationId: two, x-falq-endpoint-id: fal-ai/m/two}}, /fal-ai/other: {post: {operationId: other, x-falq-endpoint-id: fal-ai/other}}}\nx-falq-app-outputs: {fal-ai/m: {type: object, properties: {video: {type: object}}}}",
+        );
+        let o = doc(DocKind::Overlay, "specs/o.yaml", "falq-overlay: 1\nendpoints:\n  fal-ai/m/two:\n    output: Out\n");
+        let m = merge(&[authored], &[page], &[o], "1").unwrap();
+        assert_eq!(m["paths"]["/fal-ai/m/one"]["post"]["x-falq-output"], json!({"$ref": "#/components/schemas/MResultOutput"}));
+        assert_eq!(
+            m["paths"]["/fal-ai/m/two"]["post"]["x-falq-output"],
+            json!({"$ref": "#/components/schemas/Out"}),
+            "an overlay says better"
+        );
+        assert_eq!(m["paths"]["/fal-ai/other"]["post"]["x-falq-output"], json!({"$ref": "#/components/schemas/FalResult"}), "another app");
+        assert!(m["components"]["schemas"]["MResultOutput"]["properties"]["video"].is_object());
+    }
+
+    #[test]
     fn identical_shapes_become_the_shared_component() {
         let authored = doc(
             DocKind::Authored,

@@ -549,13 +549,19 @@ pub fn output_schema_of_example(example: &Value) -> Value {
 static BASE_URL_PREFIX: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^/?(?:\{\{\s*BASE_URL\s*\}\}|\{\s*BASE_URL\s*\}|BASE_URL)(/|$)").expect("regex"));
 
+/// A page's path as the normalized spec writes it: the base URL placeholder removed
+/// (`/BASE_URL/fal-ai/x`, `{{BASE_URL}}/fal-ai/x` → `/fal-ai/x`), one leading slash.
+pub fn without_base_url_placeholder(path: &str) -> String {
+    let stripped = BASE_URL_PREFIX.replace(path, "/").into_owned();
+    if stripped.starts_with('/') { stripped } else { format!("/{stripped}") }
+}
+
 /// `/BASE_URL/fal-ai/x`, `{{BASE_URL}}/fal-ai/x` and `/{{BASE_URL}}/fal-ai/x` become `/fal-ai/x`.
 pub fn strip_base_url_placeholder(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return Ok(()) };
     let old = std::mem::take(paths);
     for (path, item) in old {
-        let stripped = BASE_URL_PREFIX.replace(&path, "/").into_owned();
-        let stripped = if stripped.starts_with('/') { stripped } else { format!("/{stripped}") };
+        let stripped = without_base_url_placeholder(&path);
         if paths.contains_key(&stripped) {
             return Err(ctx
                 .source
@@ -1735,10 +1741,103 @@ mod tests {
 
     #[test]
     fn queue_status_response_case() {
+        // Whatever a page shows under a submit's 2xx (empty, a subset of the status, the
+        // endpoint's result), the submit answers the queue status; its example stays.
         check(
             "queue_status_response",
-            "paths: {/a/b: {post: {x-falq-endpoint-id: a/b, responses: {'200': {content: {application/json: {schema: {type: object, properties: {}}}}}}}}, /a/c: {post: {x-falq-endpoint-id: a/c, responses: {'200': {content: {application/json: {schema: {type: object, properties: {status: {type: string}, request_id: {type: string}}}, example: {status: IN_QUEUE}}}}}}}, /a/d: {post: {x-falq-endpoint-id: a/d, responses: {'200': {content: {application/json: {schema: {type: object, properties: {images: {type: array}}}}}}}}}}",
-            "paths: {/a/b: {post: {x-falq-endpoint-id: a/b, responses: {'200': {content: {application/json: {schema: {$ref: '#/components/schemas/QueueStatus'}}}}}}}, /a/c: {post: {x-falq-endpoint-id: a/c, responses: {'200': {content: {application/json: {schema: {$ref: '#/components/schemas/QueueStatus'}, example: {status: IN_QUEUE}}}}}}}, /a/d: {post: {x-falq-endpoint-id: a/d, responses: {'200': {content: {application/json: {schema: {type: object, properties: {images: {type: array}}}}}}}}}}",
+            "paths: {/a/b: {post: {x-falq-endpoint-id: a/b, responses: {'200': {content: {application/json: {schema: {type: object, properties: {}}}}}}}}, /a/c: {post: {x-falq-endpoint-id: a/c, responses: {'200': {content: {application/json: {schema: {type: object, properties: {status: {type: string}, request_id: {type: string}}}, example: {status: IN_QUEUE}}}}}}}, /a/d: {post: {x-falq-endpoint-id: a/d, responses: {'200': {content: {application/json: {schema: {type: object, properties: {images: {type: array}}}}}}}}}, /a/e: {get: {responses: {'200': {content: {application/json: {schema: {type: object}}}}}}}}",
+            "paths: {/a/b: {post: {x-falq-endpoint-id: a/b, responses: {'200': {content: {application/json: {schema: {$ref: '#/components/schemas/QueueStatus'}}}}}}}, /a/c: {post: {x-falq-endpoint-id: a/c, responses: {'200': {content: {application/json: {schema: {$ref: '#/components/schemas/QueueStatus'}, example: {status: IN_QUEUE}}}}}}}, /a/d: {post: {x-falq-endpoint-id: a/d, responses: {'200': {content: {application/json: {schema: {$ref: '#/components/schemas/QueueStatus'}}}}}}}, /a/e: {get: {responses: {'200': {content: {application/json: {schema: {type: object}}}}}}}}",
+        );
+    }
+
+    #[test]
+    fn apifox_status_case() {
+        check(
+            "apifox_status",
+            "paths: {/a/b: {post: {x-apifox-status: developing}}, /a/c: {post: {x-apifox-status: released}}, /a/d: {post: {}}}",
+            "paths: {/a/b: {post: {x-apifox-status: developing, x-falq-status: developing}}, /a/c: {post: {x-apifox-status: released, x-falq-status: released}}, /a/d: {post: {}}}",
+        );
+    }
+
+    #[test]
+    fn queue_call_pages_case() {
+        // The relay's generic "get request result" page, and one app's: no endpoint; the
+        // app's page types that app's outputs with what its example shows. Status and
+        // cancel pages are recognised too; an endpoint is left alone.
+        let w = check(
+            "queue_call_pages",
+            "paths: {'/fal-ai/{model_name}/requests/{request_id}': {get: {responses: {'200': {content: {application/json: {schema: {type: object, properties: {}}, example: {images: [{url: 'https://x/a.jpg'}]}}}}}}}, '/fal-ai/trellis/requests/{request_id}': {get: {responses: {'200': {content: {application/json: {schema: {type: object, properties: {}}, example: {model_mesh: {url: 'https://x/m.glb'}}}}}}}}, '/fal-ai/veo3/requests/{request_id}': {get: {responses: {'200': {content: {application/json: {schema: {type: object, properties: {}}}}}}}}, '/fal-ai/x/requests/{id}/status': {get: {}}, '/fal-ai/x/requests/{id}/cancel': {put: {}}, /fal-ai/x: {post: {}}}",
+            "paths: {/fal-ai/x: {post: {}}}\nx-falq-app-outputs: {fal-ai/trellis: {type: object, required: [model_mesh], x-falq-examples: [{model_mesh: {url: 'https://x/m.glb'}}], properties: {model_mesh: {allOf: [{$ref: '#/components/schemas/File'}], x-falq-examples: [{url: 'https://x/m.glb'}]}}}}",
+        );
+        assert_eq!(w.len(), 5, "{w:?}");
+        assert!(w[0].message.contains("is the queue's result call (queue_result)"), "{}", w[0]);
+        assert!(w[1].message.contains("types the output of fal-ai/trellis's endpoints"), "{}", w[1]);
+        assert!(!w[2].message.contains("types the output"), "a page that shows nothing types nothing: {}", w[2]);
+        assert!(w[3].message.contains("status call") && w[4].message.contains("cancel call"), "{w:?}");
+    }
+
+    #[test]
+    fn schema_from_example_case() {
+        let w = check(
+            "schema_from_example",
+            "paths: {/a/b: {post: {requestBody: {content: {application/json: {schema: {type: object, properties: {}}, example: {prompt: a cat, image_size: {width: 1280, height: 720}, num_images: 1, strength: 0.5, sync: true, urls: [u1, u2], extra: null}}}}}}, /a/c: {post: {requestBody: {content: {application/json: {schema: {type: object, properties: {prompt: {type: string}}}, example: {prompt: x, other: 1}}}}}}}",
+            "paths: {/a/b: {post: {requestBody: {content: {application/json: {schema: {type: object, properties: {prompt: {type: string}, image_size: {type: object, properties: {width: {type: integer}, height: {type: integer}}}, num_images: {type: integer}, strength: {type: number}, sync: {type: boolean}, urls: {type: array, items: {type: string}}, extra: {}}}, example: {prompt: a cat, image_size: {width: 1280, height: 720}, num_images: 1, strength: 0.5, sync: true, urls: [u1, u2], extra: null}}}}}}, /a/c: {post: {requestBody: {content: {application/json: {schema: {type: object, properties: {prompt: {type: string}}}, example: {prompt: x, other: 1}}}}}}}",
+        );
+        assert_eq!(w.len(), 1, "a schema that lists fields is the page's word: {w:?}");
+        assert!(w[0].message.contains("none required"), "{}", w[0]);
+    }
+
+    #[test]
+    fn output_from_page_case() {
+        let w = check(
+            "output_from_page",
+            "paths: {
+              /a/schema: {post: {operationId: a_schema, x-falq-endpoint-id: a/schema, responses: {'200': {content: {application/json: {schema: {type: object, properties: {text: {type: string}}, required: [text]}}}}}}},
+              /a/example: {post: {operationId: a_example, x-falq-endpoint-id: a/example, responses: {'200': {content: {application/json: {schema: {type: object, properties: {}}, example: {audio: {url: 'https://x/s.wav', content_type: audio/wav}, duration: 2.5}}}}}}},
+              /a/alternate: {post: {operationId: a_alternate, x-falq-endpoint-id: a/alternate, responses: {'200': {content: {application/json: {schema: {type: object, properties: {}}}}}, 'x-200:result': {content: {application/json: {example: {image: {url: 'https://x/i.png'}}}}}}}},
+              /a/status: {post: {operationId: a_status, x-falq-endpoint-id: a/status, responses: {'200': {content: {application/json: {schema: {type: object, properties: {status: {type: string}}}, example: {status: IN_QUEUE, request_id: r}}}}}}}}",
+            "paths: {
+              /a/schema: {post: {operationId: a_schema, x-falq-endpoint-id: a/schema, x-falq-output: {$ref: '#/components/schemas/ASchemaOutput'}, responses: {'200': {content: {application/json: {schema: {type: object, properties: {text: {type: string}}, required: [text]}}}}}}},
+              /a/example: {post: {operationId: a_example, x-falq-endpoint-id: a/example, x-falq-output: {$ref: '#/components/schemas/AExampleOutput'}, responses: {'200': {content: {application/json: {schema: {type: object, properties: {}}}}}}}},
+              /a/alternate: {post: {operationId: a_alternate, x-falq-endpoint-id: a/alternate, x-falq-output: {$ref: '#/components/schemas/AAlternateOutput'}, responses: {'200': {content: {application/json: {schema: {type: object, properties: {}}}}}}}},
+              /a/status: {post: {operationId: a_status, x-falq-endpoint-id: a/status, responses: {'200': {content: {application/json: {schema: {type: object, properties: {status: {type: string}}}, example: {status: IN_QUEUE, request_id: r}}}}}}}}\ncomponents: {schemas: {
+              ASchemaOutput: {type: object, properties: {text: {type: string}}, required: [text]},
+              AExampleOutput: {type: object, required: [audio], x-falq-examples: [{audio: {url: 'https://x/s.wav', content_type: audio/wav}, duration: 2.5}], properties: {audio: {allOf: [{$ref: '#/components/schemas/File'}], x-falq-examples: [{url: 'https://x/s.wav', content_type: audio/wav}]}, duration: {type: number}}},
+              AAlternateOutput: {type: object, required: [image], x-falq-examples: [{image: {url: 'https://x/i.png'}}], properties: {image: {allOf: [{$ref: '#/components/schemas/File'}], x-falq-examples: [{url: 'https://x/i.png'}]}}}}}",
+        );
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w[2].message.contains("under x-200:result"), "{}", w[2]);
+    }
+
+    #[test]
+    fn enums_from_prose_case() {
+        check(
+            "enums_from_prose",
+            r#"components: {schemas: {A: {properties: {
+                ratio: {type: string, description: '尺寸，枚举值：16：9、9：16、auto，默认值： "auto"'},
+                duration: {type: string, description: '生成视频时长，枚举值：5、10'},
+                steps: {type: integer, description: 'Steps, one of: 4, 8'},
+                format: {type: string, description: 'Supported output image formats: jpeg, png'},
+                given: {type: string, enum: [a], description: '枚举值：b、c'},
+                image_url: {type: string, description: '图片url，支持：jpg、png'},
+                free: {type: string, description: 'A prompt: describe it'}}}}}"#,
+            r#"components: {schemas: {A: {properties: {
+                ratio: {type: string, description: '尺寸，枚举值：16：9、9：16、auto，默认值： "auto"', enum: ['16:9', '9:16', auto]},
+                duration: {type: string, description: '生成视频时长，枚举值：5、10', enum: ['5', '10']},
+                steps: {type: integer, description: 'Steps, one of: 4, 8', enum: [4, 8]},
+                format: {type: string, description: 'Supported output image formats: jpeg, png', enum: [jpeg, png]},
+                given: {type: string, enum: [a], description: '枚举值：b、c'},
+                image_url: {type: string, description: '图片url，支持：jpg、png'},
+                free: {type: string, description: 'A prompt: describe it'}}}}}"#,
+        );
+    }
+
+    #[test]
+    fn ascii_values_case() {
+        check(
+            "ascii_values",
+            "components: {schemas: {A: {properties: {r: {type: string, enum: ['16：9', '1:1'], default: '16：9'}, p: {type: string, default: '写实，高清'}}}}}",
+            "components: {schemas: {A: {properties: {r: {type: string, enum: ['16:9', '1:1'], default: '16:9'}, p: {type: string, default: '写实，高清'}}}}}",
         );
     }
 

@@ -36,32 +36,53 @@ fn generated_crate_is_fresh() {
     assert!(report.changed.is_empty(), "the generated crate is stale: run `cargo xtask regen`\n{}", report.diff);
 }
 
-/// The relay's FLUX catalogue (its docs, seeds 002 and 004): eleven models, each with
-/// the operation name derived from its path.
-const PAGES: [(&str, &str); 11] = [
-    ("fal-ai/flux-1/dev", "flux_1_dev"),
-    ("fal-ai/flux-1/dev/image-to-image", "flux_1_dev_image_to_image"),
-    ("fal-ai/flux-1/dev/redux", "flux_1_dev_redux"),
-    ("fal-ai/flux-1/schnell", "flux_1_schnell"),
-    ("fal-ai/flux-1/schnell/redux", "flux_1_schnell_redux"),
-    ("fal-ai/flux-pro/kontext", "flux_pro_kontext"),
-    ("fal-ai/flux-pro/kontext/max", "flux_pro_kontext_max"),
-    ("fal-ai/flux-pro/kontext/max/multi", "flux_pro_kontext_max_multi"),
-    ("fal-ai/flux-pro/kontext/max/text-to-image", "flux_pro_kontext_max_text_to_image"),
-    ("fal-ai/flux-pro/kontext/multi", "flux_pro_kontext_multi"),
-    ("fal-ai/flux-pro/kontext/text-to-image", "flux_pro_kontext_text_to_image"),
+/// The relay's fal catalogue (its docs' "Fal-ai Aggregation Platform" menu, seed 000):
+/// twenty-nine endpoints, each with the operation name derived from its path and the
+/// output its page or fal's schema gives it. The catalogue holds these at least: pages
+/// dropped into `specs/` add to it.
+const RELAY: [(&str, &str, &str); 29] = [
+    ("fal-ai/flux-1/dev", "flux_1_dev", "FluxImageOutput"),
+    ("fal-ai/flux-1/dev/image-to-image", "flux_1_dev_image_to_image", "FluxImageOutput"),
+    ("fal-ai/flux-1/dev/redux", "flux_1_dev_redux", "FluxImageOutput"),
+    ("fal-ai/flux-1/schnell", "flux_1_schnell", "FluxImageOutput"),
+    ("fal-ai/flux-1/schnell/redux", "flux_1_schnell_redux", "FluxImageOutput"),
+    ("fal-ai/flux-pro/kontext", "flux_pro_kontext", "FluxImageOutput"),
+    ("fal-ai/flux-pro/kontext/max", "flux_pro_kontext_max", "FluxImageOutput"),
+    ("fal-ai/flux-pro/kontext/max/multi", "flux_pro_kontext_max_multi", "FluxImageOutput"),
+    ("fal-ai/flux-pro/kontext/max/text-to-image", "flux_pro_kontext_max_text_to_image", "FluxImageOutput"),
+    ("fal-ai/flux-pro/kontext/multi", "flux_pro_kontext_multi", "FluxImageOutput"),
+    ("fal-ai/flux-pro/kontext/text-to-image", "flux_pro_kontext_text_to_image", "FluxImageOutput"),
+    ("fal-ai/veo3", "veo3", "VideoOutput"),
+    ("fal-ai/veo3/fast", "veo3_fast", "VideoOutput"),
+    ("fal-ai/veo3/image-to-video", "veo3_image_to_video", "VideoOutput"),
+    ("fal-ai/veo3/fast/image-to-video", "veo3_fast_image_to_video", "VideoOutput"),
+    ("fal-ai/kling-video/v2.5-turbo/pro/text-to-video", "kling_video_v2_5_turbo_pro_text_to_video", "VideoOutput"),
+    ("fal-ai/kling-video/v2.5-turbo/pro/image-to-video", "kling_video_v2_5_turbo_pro_image_to_video", "VideoOutput"),
+    ("fal-ai/nano-banana", "nano_banana", "DescribedImagesOutput"),
+    ("fal-ai/nano-banana/edit", "nano_banana_edit", "DescribedImagesOutput"),
+    ("fal-ai/bytedance/seedream/v4/text-to-image", "bytedance_seedream_v4_text_to_image", "SeededImagesOutput"),
+    ("fal-ai/bytedance/seedream/v4/edit", "bytedance_seedream_v4_edit", "SeededImagesOutput"),
+    ("fal-ai/wan/v2.2-a14b/image-to-image", "wan_v2_2_a14b_image_to_image", "SingleImageOutput"),
+    ("fal-ai/vidu/reference-to-image", "vidu_reference_to_image", "SingleImageOutput"),
+    ("fal-ai/imagen4/preview", "imagen4_preview", "DescribedImagesOutput"),
+    ("fal-ai/qwen-image-edit-lora", "qwen_image_edit_lora", "FluxImageOutput"),
+    ("fal-ai/qwen-image-edit-plus", "qwen_image_edit_plus", "FluxImageOutput"),
+    ("fal-ai/flux-lora", "flux_lora", "FluxImageOutput"),
+    ("fal-ai/flux-lora/image-to-image", "flux_lora_image_to_image", "FluxImageOutput"),
+    ("fal-ai/flux-lora/inpainting", "flux_lora_inpainting", "FluxImageOutput"),
 ];
 
 #[test]
-fn the_catalogue_is_the_relays_eleven_flux_models() {
+fn the_catalogue_holds_the_relays_twenty_nine_endpoints() {
     let r = xtask::regen(&root().join("specs"), &root()).expect("regen");
     let ids: Vec<&str> =
         r.spec["paths"].as_object().unwrap().values().filter_map(|item| item["post"]["x-falq-endpoint-id"].as_str()).collect();
-    let mut want: Vec<&str> = PAGES.iter().map(|(id, _)| *id).collect();
-    let mut got = ids.clone();
-    want.sort();
-    got.sort();
-    assert_eq!(got, want);
+    for (id, _, _) in RELAY {
+        assert!(ids.contains(&id), "{id} is missing from {ids:?}");
+    }
+    // The relay's "get request result" pages are the queue's result call, no endpoint.
+    let queue_pages = |p: &&String| p.contains("{model_name}") || p.starts_with("/fal-ai/veo3/requests/");
+    assert!(!r.spec["paths"].as_object().unwrap().keys().any(|p| queue_pages(&p)), "{:?}", r.spec["paths"].as_object().unwrap().keys());
     // The real dev page's nested `definitions: ImageSize` clashes with ours: scoped, with a note.
     assert!(r.spec["components"]["schemas"].get("Flux1DevImageSize").is_some());
     assert!(
@@ -72,9 +93,17 @@ fn the_catalogue_is_the_relays_eleven_flux_models() {
         r.warnings
     );
     // Every vendored page is byte for byte the relay's: its first line is the page title.
-    for entry in std::fs::read_dir(root().join("specs/apifox")).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        assert!(text.starts_with("# ") && text.contains("## OpenAPI Specification"));
+    fn pages(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() { pages(&path, out) } else { out.push(path) }
+        }
+    }
+    let mut vendored = Vec::new();
+    pages(&root().join("specs/apifox"), &mut vendored);
+    for path in vendored {
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("# ") && text.contains("## OpenAPI Specification"), "{}", path.display());
     }
 }
 
@@ -103,27 +132,39 @@ fn parameter_names(op: &serde_json::Value) -> Vec<&str> {
 fn every_page_is_a_clean_typed_operation() {
     let r = xtask::regen(&root().join("specs"), &root()).expect("regen");
     let spec = &r.spec;
-    for (id, op_id) in PAGES {
+    for (id, op_id, output) in RELAY {
         let op = &spec["paths"][format!("/{id}")]["post"];
         assert_eq!(op["operationId"], json!(op_id), "{id}");
-        assert_eq!(op["x-falq-endpoint-id"], json!(id));
-        assert_eq!(parameter_names(op), REQUEST_OPTIONS, "{id}: the page's header parameters are gone, fal's request options added");
-        let pascal: String = op_id.split('_').map(|p| p[..1].to_uppercase() + &p[1..]).collect();
-        assert_eq!(
-            op["requestBody"]["content"]["application/json"]["schema"]["$ref"],
-            json!(format!("#/components/schemas/{pascal}Input"))
-        );
-        assert_eq!(
-            op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
-            json!("#/components/schemas/QueueStatus"),
-            "{id}"
-        );
-        assert_eq!(op["x-falq-output"]["$ref"], json!("#/components/schemas/FluxImageOutput"), "{id}");
-        let input = &spec["components"]["schemas"][format!("{pascal}Input")];
-        if let Some(n) = input["properties"].get("num_images") {
-            assert_eq!(n["maximum"], json!(4), "{id}: num_images 1-4");
+        assert_eq!(op["x-falq-output"]["$ref"], json!(format!("#/components/schemas/{output}")), "{id}");
+        // The input is named after the endpoint (as typify spells it), never after a title.
+        let input_ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str().unwrap();
+        let input_name = input_ref.strip_prefix("#/components/schemas/").unwrap();
+        let words: String = op_id.split('_').collect();
+        assert_eq!(input_name.to_lowercase(), format!("{words}input"), "{id}");
+        // The FLUX family's facts, from the relay's pages and fal's schema.
+        if id.starts_with("fal-ai/flux-1") || id.starts_with("fal-ai/flux-pro") {
+            let input = &spec["components"]["schemas"][input_name];
+            if let Some(n) = input["properties"].get("num_images") {
+                assert_eq!(n["maximum"], json!(4), "{id}: num_images 1-4");
+            }
+            assert!(input["properties"]["seed"]["type"] == json!("integer"), "{id}: seed is an integer");
         }
-        assert!(input["properties"]["seed"]["type"] == json!("integer"), "{id}: seed is an integer");
+    }
+    // Whatever the pages: every endpoint is a POST whose header parameters are gone and
+    // fal's request options added, whose submit answers the queue status, and that has
+    // an input component and an output.
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        let Some(id) = item["post"]["x-falq-endpoint-id"].as_str() else { continue };
+        let op = &item["post"];
+        assert_eq!(op["x-falq-endpoint-id"], json!(path.trim_start_matches('/')));
+        assert_eq!(parameter_names(op), REQUEST_OPTIONS, "{id}: the page's header parameters are gone, fal's request options added");
+        for (code, r) in op["responses"].as_object().unwrap().iter().filter(|(c, _)| c.starts_with('2')) {
+            assert_eq!(r["content"]["application/json"]["schema"]["$ref"], json!("#/components/schemas/QueueStatus"), "{id} {code}");
+        }
+        let input = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str().unwrap_or_default();
+        assert!(spec.pointer(&input.replace("#/", "/")).is_some(), "{id}: input {input}");
+        let output = op["x-falq-output"]["$ref"].as_str().unwrap_or_default();
+        assert!(spec.pointer(&output.replace("#/", "/")).is_some(), "{id}: output {output}");
     }
     for op in ["queue_status", "queue_status_stream", "queue_result", "queue_cancel"] {
         assert!(

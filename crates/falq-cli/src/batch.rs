@@ -73,6 +73,9 @@ pub struct BatchArgs {
     /// Run against a simulator started in this process (no relay, no key needed).
     #[arg(long)]
     pub sim: bool,
+    /// Call an endpoint id that is close to one of the catalogue's as given, untyped.
+    #[arg(long)]
+    pub untyped: bool,
     #[command(flatten)]
     pub request: RequestArgs,
 }
@@ -99,6 +102,9 @@ impl BatchArgs {
         a.extend(["--wait".to_string(), if self.wait == WaitArg::Poll { "poll" } else { "stream" }.to_string()]);
         if self.sim {
             a.push("--sim".into());
+        }
+        if self.untyped {
+            a.push("--untyped".into());
         }
         a.extend(self.request.to_args());
         a
@@ -333,7 +339,7 @@ impl Ctx {
                 ticket.update(u);
             })
             .await
-            .map(|(result, files)| Saved::of(&result, files));
+            .map(|(result, files)| Saved::of(self.endpoint, &result, files));
         ticket.left();
         let entry = outcome_entry(&handle.request_id, outcome.as_ref());
         // The line stands where its journal entry says (no entry: still pending).
@@ -348,6 +354,7 @@ impl Ctx {
                 row.state = State::Done;
                 row.files = saved.files.clone();
                 row.seed = saved.seed.clone();
+                row.text = saved.text.clone();
                 row.error = None;
             }
             Err(e) => {
@@ -439,7 +446,7 @@ fn state_of(latest: Option<&Entry>) -> State {
 /// unless one is configured now.
 pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>) -> Result<u8, Failure> {
     let resuming = resumed_on.is_some();
-    let endpoint = inputs::find_endpoint(&args.endpoint)?;
+    let endpoint = inputs::find_endpoint(&args.endpoint, args.untyped)?;
     let common = inputs::typed_sets(endpoint, &args.sets)?;
     if let Some(note) = endpoint.untyped_note() {
         eprintln!("{note}");
@@ -538,8 +545,16 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
     let mut waits = Vec::new();
     let mut resent_sim = 0;
     for l in &lines {
-        let mut row =
-            Row { line: l.number, state: State::Queued, request_id: None, files: vec![], seed: None, error: None, input: l.shown.clone() };
+        let mut row = Row {
+            line: l.number,
+            state: State::Queued,
+            request_id: None,
+            files: vec![],
+            seed: None,
+            text: vec![],
+            error: None,
+            input: l.shown.clone(),
+        };
         let input = match &l.input {
             Ok(input) => input,
             Err(why) => {
@@ -557,8 +572,8 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
             match (&job.latest, state) {
                 // A job of an in-process simulator that is gone: nothing was paid, send again.
                 (_, State::Pending | State::MaybeSubmitted) if on_dead_sim => resent_sim += 1,
-                (Entry::Done { files, seed, .. }, _) => {
-                    (row.state, row.files, row.seed, submit) = (State::Done, files.clone(), seed.clone(), false);
+                (Entry::Done { files, seed, text, .. }, _) => {
+                    (row.state, row.files, row.seed, row.text, submit) = (State::Done, files.clone(), seed.clone(), text.clone(), false);
                 }
                 (Entry::Failed { error, .. }, _) => (row.state, row.error, submit) = (State::Failed, Some(error.clone()), false),
                 (_, State::Pending) => {
@@ -780,8 +795,16 @@ mod tests {
     /// bar (not a terminal) nothing was printed, so the summary lists every such line.
     #[test]
     fn a_failed_line_is_reported_once() {
-        let row =
-            |line, state| Row { line, state, request_id: None, files: vec![], seed: None, error: Some("boom".into()), input: json!({}) };
+        let row = |line, state| Row {
+            line,
+            state,
+            request_id: None,
+            files: vec![],
+            seed: None,
+            text: vec![],
+            error: Some("boom".into()),
+            input: json!({}),
+        };
         let bar = Progress::new(true, 3);
         bar.ended(&row(1, State::Failed));
         bar.ended(&row(2, State::Done));
@@ -794,7 +817,7 @@ mod tests {
     }
 
     fn schnell() -> Target {
-        inputs::find_endpoint("fal-ai/flux-1/schnell").unwrap()
+        inputs::find_endpoint("fal-ai/flux-1/schnell", false).unwrap()
     }
 
     fn numbers_and_errors(lines: &[Line]) -> Vec<(u64, Option<String>)> {

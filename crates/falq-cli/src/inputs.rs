@@ -34,29 +34,45 @@ pub struct Target {
 }
 
 impl Target {
-    /// The one-line note an untyped endpoint gets, naming the closest catalogued id when
-    /// the id looks like a typo of one.
-    pub fn untyped_note(&self) -> Option<String> {
-        if self.info.is_some() {
-            return None;
+    /// The target of a journaled endpoint id: typed when it is in the catalogue.
+    pub fn of_id(id: &str) -> Target {
+        match falq_api::endpoint(id) {
+            Some(e) => Target { id: e.id, info: Some(e) },
+            None => Target { id: Box::leak(id.to_string().into_boxed_str()), info: None },
         }
-        let closest = falq_api::ENDPOINTS.iter().map(|e| (distance(e.id, self.id), e.id)).min().filter(|(d, _)| *d <= 2);
-        let hint = closest.map_or_else(String::new, |(_, id)| format!(" (did you mean {id}?)"));
-        Some(format!(
-            "note: {} has no page in specs/{hint}: it runs untyped: its input is sent as given, unchecked, and every file of its output is saved",
-            self.id
-        ))
+    }
+
+    /// The one-line note an untyped endpoint gets.
+    pub fn untyped_note(&self) -> Option<String> {
+        self.info.is_none().then(|| {
+            format!(
+                "note: {} has no page in specs/: it runs untyped: its input is sent as given, unchecked, and every file of its output is saved",
+                self.id
+            )
+        })
     }
 }
 
+/// The catalogue's endpoint an unknown id is most likely a typo of (within two edits).
+fn closest(id: &str) -> Option<&'static str> {
+    falq_api::ENDPOINTS.iter().map(|e| (distance(e.id, id), e.id)).min().filter(|(d, _)| *d <= 2).map(|(_, id)| id)
+}
+
 /// The endpoint for an id: the catalogue's, or an untyped one for any other valid endpoint
-/// id (fal's clients call any id); an id that is no endpoint id is refused.
-pub fn find_endpoint(id: &str) -> Result<Target, Usage> {
+/// id (fal's clients call any id). An id within two edits of a catalogued one is taken for
+/// a typo and refused, naming that one, unless `untyped` says it is meant: a paid call to
+/// a mistyped id is worth a question. An id that is no endpoint id is refused.
+pub fn find_endpoint(id: &str, untyped: bool) -> Result<Target, Usage> {
     if let Some(e) = falq_api::endpoint(id) {
         return Ok(Target { id: e.id, info: Some(e) });
     }
     let id = id.trim_matches('/');
     falq::rewrite::validate_endpoint_id(id).map_err(|e| Usage(format!("{e} (`falq endpoints` lists the typed ones)")))?;
+    if let Some(near) = closest(id).filter(|_| !untyped) {
+        return usage(format!(
+            "unknown endpoint {id:?}; did you mean {near}? (`falq endpoints` lists them all; pass --untyped to call {id} as given)"
+        ));
+    }
     Ok(Target { id: Box::leak(id.to_string().into_boxed_str()), info: None })
 }
 
@@ -362,7 +378,7 @@ mod tests {
     use serde_json::json;
 
     fn redux() -> Target {
-        find_endpoint("fal-ai/flux-1/dev/redux").unwrap()
+        find_endpoint("fal-ai/flux-1/dev/redux", false).unwrap()
     }
 
     fn check(sets: &[&str], expected: Result<Value, &str>) {
@@ -415,18 +431,17 @@ mod tests {
         check(&["num_images=1"], Err("missing required field(s) image_url"));
         check(&["image_url=/no/such/file.png"], Err("neither a URL nor a readable local file"));
         check(&["image_url"], Err("expected FIELD=VALUE"));
-        let typo = find_endpoint("fal-ai/flux-1/dev/redx").unwrap();
-        assert!(typo.info.is_none());
-        assert!(typo.untyped_note().unwrap().contains("did you mean fal-ai/flux-1/dev/redux"), "{:?}", typo.untyped_note());
-        assert!(find_endpoint("not an id").is_err());
+        let typo = find_endpoint("fal-ai/flux-1/dev/redx", false).unwrap_err().0;
+        assert!(typo.contains("did you mean fal-ai/flux-1/dev/redux") && typo.contains("--untyped"), "{typo}");
+        assert!(find_endpoint("fal-ai/flux-1/dev/redx", true).unwrap().info.is_none(), "meant: untyped");
+        assert!(find_endpoint("not an id", true).is_err());
     }
 
     #[test]
     fn an_endpoint_without_a_page_takes_json_values_unchecked() {
-        let e = find_endpoint("someone/some-model/v2").unwrap();
+        let e = find_endpoint("someone/some-model/v2", false).unwrap();
         assert!(e.info.is_none());
         assert!(e.untyped_note().unwrap().contains("untyped"));
-        assert!(!e.untyped_note().unwrap().contains("did you mean"));
         let sets: Vec<String> =
             ["prompt=a cat", "n=2", "ratio=1.5", "fast=true", "tags=[\"a\",\"b\"]", "size={\"w\":1}", "seed=null", "label=\"2\""]
                 .iter()

@@ -88,6 +88,9 @@ pub enum Entry {
         /// The output's seed, when it has one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         seed: Option<serde_json::Value>,
+        /// The output's text (a transcript, a description), by where it sits in the output.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        text: Vec<(String, String)>,
         /// Unix time in milliseconds.
         at: u64,
     },
@@ -383,7 +386,7 @@ mod tests {
         assert_eq!(j.jobs().unwrap().0.len(), 0, "no journal yet is no jobs");
         j.append(&submitted("a")).unwrap();
         j.append(&submitted("b")).unwrap();
-        j.append(&Entry::Done { request_id: "a".into(), files: vec!["out/a-0.png".into()], seed: None, at: 2 }).unwrap();
+        j.append(&Entry::Done { request_id: "a".into(), files: vec!["out/a-0.png".into()], seed: None, text: vec![], at: 2 }).unwrap();
         // A crash in the middle of a write leaves half a line.
         let mut f = OpenOptions::new().append(true).open(j.path()).unwrap();
         f.write_all(br#"{"event":"done","request_id":"b","fi"#).unwrap();

@@ -119,6 +119,10 @@ struct RunArgs {
     /// On Ctrl-C, cancel the remote job too.
     #[arg(long)]
     cancel_on_interrupt: bool,
+    /// Call an endpoint id that is close to one of the catalogue's as given, untyped
+    /// (any other id without a page runs untyped anyway).
+    #[arg(long)]
+    untyped: bool,
     #[command(flatten)]
     request: RequestArgs,
     /// Show this help, or the endpoint's fields when an endpoint is given.
@@ -288,11 +292,17 @@ fn falq_code(e: &FalqError) -> u8 {
 struct Saved {
     files: Vec<PathBuf>,
     seed: Option<Value>,
+    /// The output's text (a transcript, a description), by where it sits.
+    text: Vec<(String, String)>,
 }
 
 impl Saved {
-    fn of(result: &Value, files: Vec<falq::SavedFile>) -> Saved {
-        Saved { files: files.into_iter().map(|f| f.path).collect(), seed: result.get("seed").filter(|s| !s.is_null()).cloned() }
+    fn of(endpoint: inputs::Target, result: &Value, files: Vec<falq::SavedFile>) -> Saved {
+        Saved {
+            files: files.into_iter().map(|f| f.path).collect(),
+            seed: result.get("seed").filter(|s| !s.is_null()).cloned(),
+            text: output_texts(endpoint, result),
+        }
     }
 }
 
@@ -303,7 +313,7 @@ fn outcome_entry(request_id: &str, outcome: Result<&Saved, &FalqError>) -> Optio
     let request_id = request_id.to_string();
     let at = now_ms();
     match outcome {
-        Ok(saved) => Some(Entry::Done { request_id, files: saved.files.clone(), seed: saved.seed.clone(), at }),
+        Ok(saved) => Some(Entry::Done { request_id, files: saved.files.clone(), seed: saved.seed.clone(), text: saved.text.clone(), at }),
         Err(e @ FalqError::JobFailed { .. }) => Some(Entry::Failed { request_id, error: e.to_string(), at }),
         Err(FalqError::Expired { .. }) => Some(Entry::Expired { request_id, at }),
         Err(FalqError::Timeout { cancelled: true, .. }) => Some(Entry::Cancelled { request_id, at }),
@@ -508,7 +518,7 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
         }
         return Err(Usage(format!("which endpoint? `falq endpoints` lists them\n\n{run}")).into());
     };
-    let endpoint = inputs::find_endpoint(endpoint_id)?;
+    let endpoint = inputs::find_endpoint(endpoint_id, args.untyped)?;
     if args.help {
         print!("{}", inputs::endpoint_help(endpoint));
         return Ok(0);
@@ -627,7 +637,7 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
         return Ok(exit::INTERRUPTED);
     };
     let outcome = outcome.map(|(result, files)| {
-        let saved = Saved::of(&result, files);
+        let saved = Saved::of(endpoint, &result, files);
         (result, saved)
     });
     let files_outcome = outcome.as_ref().map(|(_, saved)| saved);
@@ -861,7 +871,8 @@ async fn resume(globals: &Globals) -> Result<u8, Failure> {
         progress.line(&format!("resuming {} ({})", handle.request_id, handle.endpoint_id));
         let progress = &progress;
         async move {
-            let outcome = handle.finish_to_dir(out, stem, |u| progress.update(u)).await.map(|(result, f)| Saved::of(&result, f));
+            let endpoint = inputs::Target::of_id(&handle.endpoint_id);
+            let outcome = handle.finish_to_dir(out, stem, |u| progress.update(u)).await.map(|(result, f)| Saved::of(endpoint, &result, f));
             (handle, outcome)
         }
     }))

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use falq_api::FileKind;
 use serde_json::{Value, json};
 
 /// How often the files are rewritten while the batch runs.
@@ -75,6 +76,8 @@ pub struct Row {
     pub files: Vec<PathBuf>,
     /// Its output's seed.
     pub seed: Option<Value>,
+    /// Its output's text (a transcript, a description), by where it sits in the output.
+    pub text: Vec<(String, String)>,
     /// What went wrong.
     pub error: Option<String>,
     /// Its input, as shown (long strings shortened).
@@ -159,7 +162,7 @@ impl Board {
         let mut out = String::new();
         for r in self.rows.values() {
             let files: Vec<String> = r.files.iter().map(|f| self.shown_path(f)).collect();
-            let row = json!({
+            let mut row = json!({
                 "line": r.line,
                 "state": r.state.name(),
                 "request_id": r.request_id,
@@ -167,6 +170,9 @@ impl Board {
                 "seed": r.seed,
                 "error": r.error,
             });
+            if !r.text.is_empty() {
+                row["text"] = Value::Object(r.text.iter().map(|(at, t)| (at.clone(), Value::String(t.clone()))).collect());
+            }
             out.push_str(&row.to_string());
             out.push('\n');
         }
@@ -199,15 +205,30 @@ impl Board {
         );
         for r in self.rows.values() {
             let _ = write!(h, "<figure class=\"card {}\" id=\"line-{}\">", r.state.name(), r.line);
+            // Each file as what it is: a picture, a playable video or sound, else a link.
             for f in &r.files {
-                let src = escape(&url_path(&self.shown_path(f)));
-                if is_video(f) {
-                    let _ = write!(h, "<video src=\"{src}\" controls muted loop></video>");
-                } else {
-                    let _ = write!(h, "<a href=\"{src}\"><img src=\"{src}\" loading=\"lazy\" alt=\"line {}\"></a>", r.line);
+                let shown = self.shown_path(f);
+                let src = escape(&url_path(&shown));
+                match kind_of(f) {
+                    Some(FileKind::Image) => {
+                        let _ = write!(h, "<a href=\"{src}\"><img src=\"{src}\" loading=\"lazy\" alt=\"line {}\"></a>", r.line);
+                    }
+                    Some(FileKind::Video) => {
+                        let _ = write!(h, "<video src=\"{src}\" controls muted loop></video>");
+                    }
+                    Some(FileKind::Audio) => {
+                        let _ = write!(h, "<audio src=\"{src}\" controls></audio>");
+                    }
+                    _ => {
+                        let _ = write!(h, "<a class=\"file\" href=\"{src}\">{}</a>", escape(&shown));
+                    }
                 }
             }
-            if r.files.is_empty() {
+            for (at, text) in &r.text {
+                let label = if r.text.len() > 1 { format!("<b>{}</b> ", escape(at.trim_start_matches('/'))) } else { String::new() };
+                let _ = write!(h, "<p class=\"text\">{label}{}</p>", escape(text));
+            }
+            if r.files.is_empty() && r.text.is_empty() {
                 let _ = write!(h, "<div class=\"empty\">{}</div>", r.state.name());
             }
             h.push_str("<figcaption>");
@@ -244,7 +265,8 @@ body{font:14px/1.4 system-ui,sans-serif;margin:0;background:#f4f4f2;color:#222}
 header{padding:12px 20px;background:#222;color:#eee}header h1{font-size:18px;margin:0}header p{margin:4px 0 0}
 main{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:14px;padding:16px;align-items:start}
 .card{margin:0;background:#fff;border-radius:6px;overflow:hidden;box-shadow:0 1px 3px #0002}
-.card img,.card video{display:block;width:100%;height:auto;background:#ddd}
+.card img,.card video{display:block;width:100%;height:auto;background:#ddd}.card audio{display:block;width:100%}
+.file{display:block;padding:10px;background:#e6e6e3;word-break:break-all}.text{margin:0;padding:10px;white-space:pre-wrap;background:#fafaf8}
 .empty{height:160px;display:flex;align-items:center;justify-content:center;background:#e6e6e3;color:#777;text-transform:uppercase}
 figcaption{padding:8px 10px}.prompt{margin:6px 0}.error{color:#b00020;margin:6px 0}.id{color:#999;font-size:11px;margin:4px 0 0}
 .failed,.invalid,.expired{outline:2px solid #b00020}pre{white-space:pre-wrap;word-break:break-all;font-size:11px}
@@ -280,8 +302,9 @@ fn url_path(path: &str) -> String {
     out
 }
 
-fn is_video(f: &Path) -> bool {
-    f.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "mp4" | "webm" | "mov"))
+/// What a saved file is, by its name (falq names saved files by what they are).
+fn kind_of(f: &Path) -> Option<FileKind> {
+    f.to_str().and_then(FileKind::from_name)
 }
 
 /// A line's input as the sheet shows it: strings past [`SHOWN_CHARS`] shortened (a data
@@ -309,7 +332,7 @@ mod tests {
     use super::*;
 
     fn row(line: u64, state: State) -> Row {
-        Row { line, state, request_id: None, files: vec![], seed: None, error: None, input: json!({}) }
+        Row { line, state, request_id: None, files: vec![], seed: None, text: vec![], error: None, input: json!({}) }
     }
 
     #[test]
@@ -339,8 +362,11 @@ mod tests {
         let mut b = Board::new(out, "<batch>".into());
         let mut r = row(1, State::Done);
         r.input = json!({"prompt": "a <script>alert(1)</script> & \"quotes\""});
-        r.files = vec![out.join("line 1.png"), out.join("clip.mp4")];
+        r.files = vec![out.join("line 1.png"), out.join("clip.mp4"), out.join("speech.wav"), out.join("scene.glb")];
         b.set(r);
+        let mut t = row(3, State::Done);
+        t.text = vec![("/text".into(), "said <that>".into())];
+        b.set(t);
         let mut f = row(2, State::Failed);
         f.error = Some("<b>bad</b>".into());
         b.set(f);
@@ -349,6 +375,10 @@ mod tests {
         assert!(h.contains("a &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;"));
         assert!(h.contains("<img src=\"line%201.png\""), "{h}");
         assert!(h.contains("<video src=\"clip.mp4\""));
+        assert!(h.contains("<audio src=\"speech.wav\" controls>"), "{h}");
+        assert!(h.contains("<a class=\"file\" href=\"scene.glb\">scene.glb</a>"), "{h}");
+        assert!(h.contains("<p class=\"text\">said &lt;that&gt;</p>"), "{h}");
+        assert!(b.manifest().lines().any(|l| l.contains(r#""text":{"/text":"said <that>"}"#)), "{}", b.manifest());
         assert!(h.contains("&lt;b&gt;bad&lt;/b&gt;"));
         assert!(h.contains("http-equiv=\"refresh\""));
         assert!(h.contains("<title>&lt;batch&gt;</title>"));

@@ -62,26 +62,59 @@ fn the_quickstart_produces_real_images_offline() {
 
 #[test]
 fn every_endpoint_runs_end_to_end_from_its_required_fields_alone() {
+    // Whatever the catalogue holds: each endpoint, given only its required fields on the
+    // command line, completes against the simulator and saves files of its output's kinds
+    // (or prints its text), journaled done.
     let home = Scratch::new("every");
-    let spec: Value = serde_json::from_str(falq_api::OPENAPI_JSON).unwrap();
-    assert_eq!(falq_api::ENDPOINTS.len(), 11, "the relay's FLUX catalogue");
-    for e in falq_api::ENDPOINTS {
-        let required = spec["components"]["schemas"][e.input_schema]["required"].as_array().cloned().unwrap_or_default();
+    let run_one = |e: &falq_api::EndpointInfo| {
+        let minimal = falq_api::minimal_input(e);
         let mut cmd = falq(&home);
         cmd.args(["run", e.id, "--sim", "--json", "--out", "every"]);
-        for field in required.iter().filter_map(Value::as_str) {
-            // A local file for a URL (sent as a data URL), text for anything else.
-            let value = if field.ends_with("url") || field.ends_with("urls") { fixture_png() } else { "a cat".to_string() };
-            cmd.args(["--set", &format!("{field}={value}")]);
+        for field in e.fields.iter().filter(|f| f.required) {
+            // A local file for a field that takes one (sent as a data URL), else the
+            // smallest value its schema takes, as a user would type it.
+            let value = match &minimal[field.name] {
+                _ if field.takes_file => fixture_png(),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            cmd.args(["--set", &format!("{}={value}", field.name)]);
         }
         let (code, out, err) = run(&mut cmd);
         assert_eq!(code, 0, "{}: {err}", e.id);
         let v: Value = serde_json::from_str(&out).unwrap_or_else(|x| panic!("{}: {x}: {out}", e.id));
-        let files = v["files"].as_array().unwrap_or_else(|| panic!("{}: {out}", e.id));
-        assert!(!files.is_empty() && files.iter().all(|f| is_image(Path::new(f.as_str().unwrap()))), "{}: {out}", e.id);
-        assert!(v["output"]["images"].is_array(), "{}: a FluxImageOutput: {out}", e.id);
-    }
-    assert!(jobs(&home).iter().all(|j| j["state"] == "done"));
+        (e.check_output)(&v["output"]).unwrap_or_else(|x| panic!("{}: not its output type: {x}: {out}", e.id));
+        let files: Vec<PathBuf> =
+            v["files"].as_array().unwrap_or_else(|| panic!("{}: {out}", e.id)).iter().map(|f| PathBuf::from(f.as_str().unwrap())).collect();
+        let saved: Vec<falq_api::FileKind> = files.iter().map(|f| kind_of(f)).collect();
+        // Every kind the output has is saved, and nothing else.
+        for slot in e.output_files {
+            assert!(saved.contains(&slot.kind), "{}: no {} saved for {}: {files:?}", e.id, slot.kind, slot.pointer);
+        }
+        assert!(saved.iter().all(|k| e.output_files.iter().any(|s| s.kind == *k)), "{}: {saved:?} for {:?}", e.id, e.output_files);
+        for f in &files {
+            let ext = f.extension().and_then(|x| x.to_str()).unwrap_or("");
+            let named = falq_api::content_type_of_name(&format!("x.{ext}")).and_then(falq_api::FileKind::from_content_type);
+            assert_eq!(named, Some(kind_of(f)), "{}: {f:?} is named as what it is", e.id);
+        }
+        if e.output_files.is_empty() && !e.output_text.is_empty() {
+            assert!(v["text"].as_object().is_some_and(|t| !t.is_empty()), "{}: a text output prints its text: {out}", e.id);
+        }
+    };
+    std::thread::scope(|scope| {
+        for chunk in falq_api::ENDPOINTS.chunks(falq_api::ENDPOINTS.len().div_ceil(4).max(1)) {
+            scope.spawn(move || chunk.iter().for_each(|e| run_one(e)));
+        }
+    });
+    let all = jobs(&home);
+    assert_eq!(all.len(), falq_api::ENDPOINTS.len());
+    assert!(all.iter().all(|j| j["state"] == "done"), "{all:?}");
+}
+
+/// What a saved file is, by its first bytes.
+fn kind_of(path: &Path) -> falq_api::FileKind {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    falq_api::sniff(&bytes).and_then(falq_api::FileKind::from_content_type).unwrap_or(falq_api::FileKind::Other)
 }
 
 #[test]
@@ -273,4 +306,63 @@ fn no_wait_then_status_and_result_by_id() {
         .env("FAL_KEY", "k")
         .env("FAL_AUTH_SCHEME", "Key"));
     assert_eq!((code, out.trim()), (0, "\"ALREADY_COMPLETED\""));
+}
+
+#[test]
+fn an_endpoint_without_a_page_runs_untyped_against_a_relay() {
+    // A relay sells more than the pages say: falq calls any endpoint id, as fal's clients
+    // do, sends the input as given and saves every file of the output as what it is.
+    let home = Scratch::new("untyped");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let file = serde_json::json!({"type": "object", "required": ["url"], "properties": {"url": {"type": "string"}}});
+    let speech = falq_sim::extra_endpoint(
+        "acme/speech/v2",
+        serde_json::json!({"type": "object", "required": ["audio"], "properties": {"audio": file, "transcript": {"type": "string"}}}),
+    );
+    let config = falq_sim::SimConfig {
+        api_key: Some("relay-key".into()),
+        extra_endpoints: vec![speech],
+        timing: falq_sim::SimTiming { queue_delay: Duration::from_millis(20), run_time: Duration::from_millis(60), ..Default::default() },
+        ..Default::default()
+    };
+    let sim = runtime.block_on(falq_sim::Sim::spawn(config)).unwrap();
+    let relay = |cmd: &mut Command| {
+        cmd.env("FAL_BASE_URL", sim.base_url()).env("FAL_KEY", "relay-key");
+    };
+    let mut cmd = falq(&home);
+    relay(&mut cmd);
+    cmd.args(["run", "acme/speech/v2", "--set", "prompt=hello there", "--set", "voice=7", "--set", "style={\"calm\":true}", "--json"]);
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("acme/speech/v2 has no page in specs/: it runs untyped"), "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let files: Vec<PathBuf> = v["files"].as_array().unwrap().iter().map(|f| PathBuf::from(f.as_str().unwrap())).collect();
+    assert_eq!(files.len(), 1, "{out}");
+    assert_eq!(files[0].extension().unwrap(), "wav");
+    assert_eq!(kind_of(&files[0]), falq_api::FileKind::Audio, "a real WAV");
+    assert_eq!(v["output"]["transcript"].as_str().map(|t| t.contains("hello there")), Some(true), "{out}");
+    let j = jobs(&home);
+    assert_eq!((j.len(), j[0]["state"].as_str(), j[0]["endpoint"].as_str()), (1, Some("done"), Some("acme/speech/v2")));
+    // A batch of it: every line journaled, saved and shown like any other.
+    std::fs::write(home.path("lines.jsonl"), "{\"prompt\": \"one\"}\n{\"prompt\": \"two\", \"speed\": 1.5}\n").unwrap();
+    let mut cmd = falq(&home);
+    relay(&mut cmd);
+    cmd.args(["batch", "acme/speech/v2", "lines.jsonl", "--out", "speech"]);
+    let (code, _, err) = run(&mut cmd);
+    assert_eq!(code, 0, "{err}");
+    let manifest = std::fs::read_to_string(home.path("speech").join("manifest.jsonl")).unwrap();
+    let lines: Vec<Value> = manifest.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    for l in &lines {
+        assert_eq!(l["state"], "done", "{l}");
+        let file = home.path("speech").join(l["files"][0].as_str().unwrap());
+        assert_eq!(kind_of(&file), falq_api::FileKind::Audio, "{l}");
+    }
+    let sheet = std::fs::read_to_string(home.path("speech").join("index.html")).unwrap();
+    assert!(sheet.contains("<audio src=\"line-0001-0.wav\""), "{sheet}");
+    // An id a typo away from the catalogue's is asked about before anything is paid for.
+    let (code, _, err) = run(falq(&home).args(["run", "fal-ai/flux-1/dev/redx", "--sim"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("did you mean fal-ai/flux-1/dev/redux") && err.contains("--untyped"), "{err}");
+    drop(sim);
 }

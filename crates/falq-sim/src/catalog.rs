@@ -54,13 +54,10 @@ pub(crate) struct Catalog {
 }
 
 impl Catalog {
-    /// Every endpoint of `falq_api::ENDPOINTS`.
-    pub(crate) fn load() -> Catalog {
-        Catalog::from_parts(falq_api::ENDPOINTS)
-    }
-
-    pub(crate) fn from_parts(endpoints: &[&'static EndpointInfo]) -> Catalog {
-        Catalog { endpoints: endpoints.iter().map(|&info| (info.id, model(info))).collect() }
+    /// Every endpoint of `falq_api::ENDPOINTS`, and `extra` (which win over a catalogue
+    /// entry of the same id).
+    pub(crate) fn load(extra: &[&'static EndpointInfo]) -> Catalog {
+        Catalog { endpoints: falq_api::ENDPOINTS.iter().chain(extra).map(|&info| (info.id, model(info))).collect() }
     }
 
     /// The endpoint with this id (`fal-ai/flux-1/dev/redux`).
@@ -198,7 +195,7 @@ mod tests {
     use serde_json::json;
 
     fn catalog() -> Catalog {
-        Catalog::load()
+        Catalog::load(&[])
     }
 
     fn size(endpoint: &str, input: Value, source: Option<Thumb>) -> Result<(u32, u32), String> {

@@ -118,6 +118,9 @@ pub struct SimConfig {
     /// The concurrent streams one HTTP/2 connection allows (`SETTINGS_MAX_CONCURRENT_STREAMS`),
     /// as a relay's server or CDN sets it (100 to 256 is common); `None`: no limit.
     pub h2_max_streams: Option<u32>,
+    /// Endpoints served besides the catalogue's (`falq_api::ENDPOINTS`), as a relay that
+    /// sells more than the pages in `specs/` say: each answered from its own schemas.
+    pub extra_endpoints: Vec<&'static falq_api::EndpointInfo>,
 }
 
 impl Default for SimConfig {
@@ -135,6 +138,7 @@ impl Default for SimConfig {
             max_image_pixels: 4096 * 4096,
             media_cache_bytes: 64 << 20,
             h2_max_streams: None,
+            extra_endpoints: Vec::new(),
         }
     }
 }

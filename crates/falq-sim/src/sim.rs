@@ -48,7 +48,7 @@ impl Sim {
         }
         let config = config.normalized()?;
         let local_addr = listener.local_addr()?;
-        let catalog = Catalog::load();
+        let catalog = Catalog::load(&config.extra_endpoints);
         let base_url = match &config.public_url {
             Some(url) => url.clone(),
             None => {

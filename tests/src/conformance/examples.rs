@@ -146,33 +146,34 @@ pub fn page_blocks(text: &str) -> Result<Vec<Value>, String> {
 }
 
 /// The path of a page's operation as the normalized spec writes it: Apifox's placeholder
-/// prefix (`/BASE_URL`, `/{{BASE_URL}}`) removed.
-pub fn page_path(path: &str) -> &str {
-    for prefix in ["/BASE_URL", "/{{BASE_URL}}"] {
-        if let Some(rest) = path.strip_prefix(prefix) {
-            return rest;
-        }
-    }
-    path
+/// prefix (`/BASE_URL`, `{{BASE_URL}}`) removed, by regen's own rule.
+pub fn page_path(path: &str) -> String {
+    xtask::normalize::without_base_url_placeholder(path)
 }
 
-/// Every `example` / `examples` value in the YAML blocks of the pages in `dir`, mapped to
-/// what it illustrates in the normalized spec.
+/// Every `example` / `examples` value in the YAML blocks of the pages below `dir` (at any
+/// depth), mapped to what it illustrates in the normalized spec. Sources are shown as
+/// `specs/...` paths.
 pub fn page_examples(spec: &Spec, dir: &Path) -> Result<Vec<Example>, String> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "md"))
-        .collect();
+    fn pages(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<(), String> {
+        for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            if path.is_dir() {
+                pages(&path, out)?;
+            } else if path.extension().is_some_and(|x| x == "md") {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    pages(dir, &mut files)?;
     files.sort();
+    let specs_root = dir.ancestors().find(|a| a.file_name().is_some_and(|n| n == "specs")).and_then(Path::parent);
     let mut out = vec![];
     for file in files {
         let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let shown = format!(
-            "specs/{}/{}",
-            dir.file_name().and_then(|n| n.to_str()).unwrap_or(""),
-            file.file_name().and_then(|n| n.to_str()).unwrap_or("")
-        );
+        let shown = specs_root.and_then(|r| file.strip_prefix(r).ok()).unwrap_or(&file).display().to_string();
         for block in page_blocks(&text).map_err(|e| format!("{shown}: {e}"))? {
             let mut found = vec![];
             collect_examples(&block, &mut vec![], &mut found);

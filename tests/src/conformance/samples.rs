@@ -279,7 +279,8 @@ fn field_constraints(spec: &Spec, field: &str, schema: &Value, base: &Value, emi
         Some("number") => Some((json!("1.5"), "number")),
         Some("boolean") => Some((json!("true"), "boolean")),
         Some("array") => Some((json!("not a list"), "array")),
-        Some("object") => Some((json!(["not", "an", "object"]), "object")),
+        // Not a list: serde reads a struct from a sequence, so a list would fail at its first item.
+        Some("object") => Some((json!("not an object"), "object")),
         _ if resolved.get("oneOf").is_some() || resolved.get("anyOf").is_some() => Some((json!(true), "oneOf")),
         _ => None,
     };

@@ -34,13 +34,31 @@ fn the_seed_results_conform_to_the_outputs_of_their_endpoints() {
     let image = fixture_json("seeds/result-image.json");
     let video = fixture_json("seeds/result-video.json");
     assert_eq!(submit_operations().len(), falq_api::ENDPOINTS.len());
+    let files_are = |info: &falq_api::EndpointInfo, pointer: &str, kind: falq_api::FileKind| matches!(info.output_files, [only] if only.pointer == pointer && only.kind == kind);
+    let (mut images, mut videos) = (0, 0);
     for op in submit_operations() {
-        validate_result(&op.id, 200, &image).unwrap_or_else(|e| panic!("{e}"));
-        // Known: the video seed is the output of a video endpoint the spec does not
-        // describe; against any FLUX output it lacks `images`.
-        let err = validate_result(&op.id, 200, &video).unwrap_err();
-        assert_eq!(err, format!("operation {}, result (x-falq-output): /: \"images\" is a required property", op.id));
+        let info = falq_api::ENDPOINTS.iter().find(|e| e.operation_id == op.id).expect("in the catalogue");
+        for (seed, value) in [("result-image", &image), ("result-video", &video)] {
+            // The JSON Schema and the generated type agree on what is this endpoint's output.
+            let by_schema = validate_result(&op.id, 200, value);
+            let by_type = (info.check_output)(value);
+            assert_eq!(by_schema.is_ok(), by_type.is_ok(), "{}: {seed}: schema {by_schema:?}, type {by_type:?}", op.id);
+        }
+        // What the catalogue says each endpoint answers decides which seed is its output:
+        // a list of images takes the relay's image result, one video the video result.
+        if files_are(info, "/images/*", falq_api::FileKind::Image) {
+            validate_result(&op.id, 200, &image).unwrap_or_else(|e| panic!("{e}"));
+            let err = validate_result(&op.id, 200, &video).unwrap_err();
+            assert_eq!(err, format!("operation {}, result (x-falq-output): /: \"images\" is a required property", op.id));
+            images += 1;
+        }
+        if files_are(info, "/video", falq_api::FileKind::Video) {
+            validate_result(&op.id, 200, &video).unwrap_or_else(|e| panic!("{e}"));
+            assert!(validate_result(&op.id, 200, &image).is_err(), "{}: images are no video", op.id);
+            videos += 1;
+        }
     }
+    assert!(images > 0 && videos > 0, "the relay's FLUX and video endpoints are in the catalogue: {images} image, {videos} video");
     // To the result call itself, any output is a JSON object.
     validate_response("queue_result", 200, &image).unwrap_or_else(|e| panic!("{e}"));
     validate_response("queue_result", 200, &video).unwrap_or_else(|e| panic!("{e}"));

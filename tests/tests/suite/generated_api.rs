@@ -142,7 +142,20 @@ fn each_endpoint_links_its_input_and_output() {
     assert_eq!((info.id, info.app_id, info.operation_id), ("fal-ai/flux-1/dev/redux", "fal-ai/flux-1", "flux_1_dev_redux"));
     takes_flux_output(None::<<endpoints::FluxProKontextMulti as Endpoint>::Output>);
     let ids: Vec<&str> = falq_api::ENDPOINTS.iter().map(|e| e.id).collect();
-    assert_eq!(ids.len(), 11, "the relay's eleven FLUX models: {ids:?}");
+    // The catalogue holds the relay's endpoints (the FLUX models, the video ones, ...) at
+    // least; every id once.
+    for id in ["fal-ai/flux-1/dev/redux", "fal-ai/flux-pro/kontext/max/multi", "fal-ai/veo3", "fal-ai/nano-banana/edit"] {
+        assert!(ids.contains(&id), "{id} is missing from {ids:?}");
+    }
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "every endpoint once: {ids:?}");
+    // Its output type, and what the catalogue says of its files, agree: a video endpoint
+    // answers a video, typed.
+    let veo3 = falq_api::endpoint("fal-ai/veo3").unwrap();
+    assert_eq!((veo3.output_schema, veo3.output_kind), ("VideoOutput", "video"));
+    let _: Option<<endpoints::Veo3 as Endpoint>::Output> = None::<types::VideoOutput>;
     assert_eq!(falq_api::endpoint("/fal-ai/flux-pro/kontext/max/").map(|e| e.input_schema), Some("FluxProKontextMaxInput"));
     assert!(falq_api::endpoint("fal-ai/nope").is_none());
     let spec: serde_json::Value = serde_json::from_str(falq_api::OPENAPI_JSON).unwrap();

@@ -161,3 +161,18 @@ pub fn png_data_url(rgb: [u8; 3]) -> String {
     image.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
     format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(bytes.into_inner()))
 }
+
+/// The values at a JSON pointer with `*` for every item of an array.
+pub fn at_pointer<'a>(v: &'a Value, pointer: &str) -> Vec<&'a Value> {
+    let mut here = vec![v];
+    for part in pointer.split('/').skip(1) {
+        here = here
+            .into_iter()
+            .flat_map(|v| match part {
+                "*" => v.as_array().map(|a| a.iter().collect::<Vec<_>>()).unwrap_or_default(),
+                key => v.get(key).into_iter().collect(),
+            })
+            .collect();
+    }
+    here
+}

@@ -2,6 +2,7 @@
 
 mod common;
 mod counters;
+mod families;
 mod faults;
 mod media;
 mod protocol;

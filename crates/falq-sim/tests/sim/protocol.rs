@@ -397,18 +397,3 @@ async fn every_endpoint_of_the_spec_is_served() {
     }))
     .await;
 }
-
-/// The values at a JSON pointer with `*` for every item of an array.
-fn at_pointer<'a>(v: &'a Value, pointer: &str) -> Vec<&'a Value> {
-    let mut here = vec![v];
-    for part in pointer.split('/').skip(1) {
-        here = here
-            .into_iter()
-            .flat_map(|v| match part {
-                "*" => v.as_array().map(|a| a.iter().collect::<Vec<_>>()).unwrap_or_default(),
-                key => v.get(key).into_iter().collect(),
-            })
-            .collect();
-    }
-    here
-}
