@@ -49,6 +49,13 @@ pub struct RouteCounters {
     pub resets: u64,
     /// Answers by HTTP status.
     pub responses: BTreeMap<u16, u64>,
+    /// Answers open now (status streams: from their opening to their end or the client's
+    /// leaving; other routes are answered at once and count none).
+    #[serde(default)]
+    pub open: u64,
+    /// The most answers that were open at once.
+    #[serde(default)]
+    pub peak_open: u64,
 }
 
 /// Jobs by state and outcome.

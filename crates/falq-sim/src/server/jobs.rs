@@ -173,6 +173,24 @@ pub(super) fn status_stream(shared: &Arc<Shared>, app_path: &str, request_id: &s
         };
         (seq, job.watch.subscribe())
     };
+    /// Counts the stream open from here until it is dropped (ended, or the client left).
+    struct Open(Arc<Shared>);
+    impl Open {
+        fn new(shared: &Arc<Shared>) -> Open {
+            let mut core = shared.core();
+            let route = &mut core.routes.stream;
+            route.open += 1;
+            route.peak_open = route.peak_open.max(route.open);
+            drop(core);
+            Open(shared.clone())
+        }
+    }
+    impl Drop for Open {
+        fn drop(&mut self) {
+            let mut core = self.0.core();
+            core.routes.stream.open = core.routes.stream.open.saturating_sub(1);
+        }
+    }
     struct State {
         shared: Arc<Shared>,
         seq: u64,
@@ -181,8 +199,9 @@ pub(super) fn status_stream(shared: &Arc<Shared>, app_path: &str, request_id: &s
         malformed: bool,
         last: Option<(QueueStatusKind, u32)>,
         done: bool,
+        _open: Open,
     }
-    let state = State { shared: shared.clone(), seq, rx, logs, malformed, last: None, done: false };
+    let state = State { shared: shared.clone(), seq, rx, logs, malformed, last: None, done: false, _open: Open::new(shared) };
     let events = stream::unfold(state, |mut st| async move {
         if st.done {
             return None;

@@ -55,3 +55,42 @@ async fn streams_count_their_bytes_as_they_send_them() {
     assert_eq!(counters.routes.stream.bytes_sent, text.len() as u64);
     assert_eq!(counters.per_job[submitted["request_id"].as_str().unwrap()].stream_requests, 1);
 }
+
+#[tokio::test]
+async fn open_status_streams_are_counted_while_open_with_their_peak() {
+    // Jobs that run until cancelled: the streams stay open as long as the test says.
+    let (sim, api) = start(stuck_in_progress()).await;
+    let mut jobs = Vec::new();
+    for n in 0..3 {
+        jobs.push(api.submit(TEXT, &small_text_input(n)).await);
+    }
+    let readers: Vec<_> = jobs
+        .iter()
+        .map(|job| {
+            let request =
+                api.http.get(api.local(&format!("{}/stream", job["status_url"].as_str().unwrap()))).header("authorization", &api.auth);
+            tokio::spawn(async move { request.send().await.unwrap().text().await.unwrap() })
+        })
+        .collect();
+    let until = async |what: &str, cond: &dyn Fn(&Counters) -> bool| {
+        for _ in 0..3000 {
+            if cond(&sim.counters()) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("never {what}: {:?}", sim.counters().routes.stream);
+    };
+    until("three streams open", &|c| c.routes.stream.open == 3).await;
+    assert_eq!(sim.counters().routes.stream.peak_open, 3);
+    for job in &jobs {
+        api.put(job["cancel_url"].as_str().unwrap()).await;
+    }
+    for r in readers {
+        assert!(r.await.unwrap().contains("COMPLETED"), "a cancelled job's stream ends COMPLETED");
+    }
+    until("every stream closed", &|c| c.routes.stream.open == 0).await;
+    let counters = sim.counters();
+    assert_eq!(counters.routes.stream.peak_open, 3, "the peak stays");
+    assert_eq!(counters.routes.status.peak_open, 0, "a status call is answered at once");
+}
