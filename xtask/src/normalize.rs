@@ -1548,6 +1548,21 @@ mod tests {
             "paths: {'/{{ BASE_URL }}/fal-ai/x': {}, /other/app: {}}",
             "paths: {/fal-ai/x: {}, /other/app: {}}",
         );
+        // A bare path beside a `servers:` URL (anyapi, chainhub) is the same endpoint path.
+        check(
+            "strip_base_url_placeholder",
+            "servers: [{url: 'https://www.anyapi.vip'}]\npaths: {/fal-ai/veo3: {}}",
+            "servers: [{url: 'https://www.anyapi.vip'}]\npaths: {/fal-ai/veo3: {}}",
+        );
+        for (page, normalized) in [
+            ("/BASE_URL/fal-ai/x", "/fal-ai/x"),
+            ("{{BASE_URL}}/fal-ai/x", "/fal-ai/x"),
+            ("/{BASE_URL}/fal-ai/x", "/fal-ai/x"),
+            ("/fal-ai/x", "/fal-ai/x"),
+            ("fal-ai/x", "/fal-ai/x"),
+        ] {
+            assert_eq!(without_base_url_placeholder(page), normalized, "{page}");
+        }
     }
 
     #[test]

@@ -26,9 +26,10 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// The project's `specs/` plus the family pages under `specs/apifox/families/`.
-fn regen_with_families() -> (xtask::Regen, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("falq-families-{}", std::process::id()));
+/// The project's `specs/` plus the family pages under `specs/apifox/families/`, in a
+/// scratch directory of the test's own (tests run at once).
+fn regen_with_families(test: &str) -> (xtask::Regen, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("falq-families-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     copy_dir(&root().join("specs"), &dir.join("specs"));
     copy_dir(&root().join("xtask/tests/families"), &dir.join("specs/apifox/families"));
@@ -48,7 +49,7 @@ type Family = (&'static str, &'static [(&'static str, FileKind)], &'static [&'st
 
 #[test]
 fn every_family_regenerates_typed_with_its_output_kind() {
-    let (r, dir) = regen_with_families();
+    let (r, dir) = regen_with_families("kinds");
     let spec = &r.spec;
     let cases: [Family; 6] = [
         ("fal-ai/kokoro/american-english", &[("/audio", FileKind::Audio)], &[], "audio"),
@@ -85,7 +86,7 @@ fn every_family_regenerates_typed_with_its_output_kind() {
 
 #[test]
 fn the_quirks_of_the_families_are_read_by_the_general_rules() {
-    let (r, dir) = regen_with_families();
+    let (r, dir) = regen_with_families("quirks");
     let schemas = &r.spec["components"]["schemas"];
     let input = |id: &str| {
         let op = &r.spec["paths"][format!("/{id}")]["post"];
