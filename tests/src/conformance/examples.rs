@@ -179,7 +179,7 @@ pub fn page_examples(spec: &Spec, dir: &Path) -> Result<Vec<Example>, String> {
             collect_examples(&block, &mut vec![], &mut found);
             for (path, value) in found {
                 let source = format!("{shown}#/{}", path.iter().map(|s| escape_pointer(s)).collect::<Vec<_>>().join("/"));
-                let target = page_target(spec, &block, &path);
+                let target = page_target(spec, &block, &path, &value);
                 out.push(Example { source, target, value });
             }
         }
@@ -229,7 +229,7 @@ fn collect_examples(v: &Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String
     }
 }
 
-fn page_target(spec: &Spec, block: &Value, path: &[String]) -> ExampleTarget {
+fn page_target(spec: &Spec, block: &Value, path: &[String], value: &Value) -> ExampleTarget {
     let p: Vec<&str> = path.iter().map(String::as_str).collect();
     let ["paths", page, method, rest @ ..] = p.as_slice() else { return ExampleTarget::Unmapped };
     let Some(op) = spec.operations().into_iter().find(|o| o.path == page_path(page) && o.method.eq_ignore_ascii_case(method)) else {
@@ -255,7 +255,18 @@ fn page_target(spec: &Spec, block: &Value, path: &[String]) -> ExampleTarget {
         },
         ["requestBody", "content", "application/json", "example" | "examples", ..] => ExampleTarget::RequestBody { operation: op.id },
         ["responses", status, "content", "application/json", "example" | "examples", ..] => {
-            ExampleTarget::Response { operation: op.id, status: status.to_string() }
+            // Where regen kept it: on the response, or (a submit's page showing the
+            // endpoint's result there) on the endpoint's output.
+            let kept_on_response =
+                op.responses.get(*status).and_then(|r| r.pointer("/content/application~1json/example")).is_some_and(|e| e == value);
+            let output = op.output_component().filter(|c| {
+                spec.component(c).and_then(|s| s.get("x-falq-examples")).and_then(Value::as_array).is_some_and(|l| l.contains(value))
+            });
+            match (kept_on_response, output) {
+                (true, _) => ExampleTarget::Response { operation: op.id, status: status.to_string() },
+                (false, Some(c)) => ExampleTarget::Schema { pointer: format!("/components/schemas/{}", escape_pointer(c)) },
+                (false, None) => ExampleTarget::Unmapped,
+            }
         }
         _ => ExampleTarget::Unmapped,
     }
