@@ -68,6 +68,10 @@ impl Captured {
     }
 }
 
+/// What a mock media host serves as an image: a PNG's first bytes, so a download's check
+/// of what a file claims to be passes (the rest is not a whole picture).
+pub const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR mock image bytes";
+
 /// How the capture server answers one request.
 #[derive(Clone, Debug)]
 pub struct Reply {
@@ -76,7 +80,7 @@ pub struct Reply {
     /// Extra headers.
     pub headers: Vec<(String, String)>,
     /// The body.
-    pub body: String,
+    pub body: Vec<u8>,
     /// The content type (JSON unless set).
     pub content_type: String,
     /// Close the connection without answering (a reset).
@@ -91,6 +95,9 @@ pub struct Reply {
     /// Send only this many bytes of the body (with the full `content-length`), then
     /// close: an answer cut short by a reset.
     pub cut_at: Option<usize>,
+    /// While holding, send this text at this interval (a stream's keep-alive comments, a
+    /// trickled body).
+    pub repeat: Option<(std::time::Duration, String)>,
 }
 
 impl Reply {
@@ -99,13 +106,14 @@ impl Reply {
         Self {
             status,
             headers: vec![],
-            body: body.into(),
+            body: body.into().into_bytes(),
             content_type: "application/json".into(),
             reset: false,
             delay: std::time::Duration::ZERO,
             hold: std::time::Duration::ZERO,
             no_length: false,
             cut_at: None,
+            repeat: None,
         }
     }
 
@@ -114,10 +122,21 @@ impl Reply {
         Self { content_type: content_type.into(), ..Self::json(status, body) }
     }
 
+    /// Any bytes with their content type (an image, a video).
+    pub fn bytes(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        Self { content_type: content_type.into(), body: body.into(), ..Self::json(status, "") }
+    }
+
     /// Sends the body as a stream (no length), then keeps the connection open for `hold`.
     pub fn then_hold(mut self, hold: std::time::Duration) -> Self {
         self.no_length = true;
         self.hold = hold;
+        self
+    }
+
+    /// While holding, sends `text` every `every` (keep-alive comments, a trickle).
+    pub fn repeating(mut self, every: std::time::Duration, text: &str) -> Self {
+        self.repeat = Some((every, text.into()));
         self
     }
 
@@ -226,7 +245,7 @@ impl CaptureServer {
                         reply.status, reply.content_type
                     );
                     let _ = stream.write_all(head.as_bytes()).await;
-                    let body = reply.body.as_bytes();
+                    let body = reply.body.as_slice();
                     let _ = stream.write_all(&body[..reply.cut_at.unwrap_or(body.len()).min(body.len())]).await;
                     let _ = stream.flush().await;
                     if reply.cut_at.is_some() {
@@ -235,7 +254,18 @@ impl CaptureServer {
                         return;
                     }
                     if !reply.hold.is_zero() {
-                        tokio::time::sleep(reply.hold).await;
+                        match &reply.repeat {
+                            Some((every, text)) => {
+                                let until = tokio::time::Instant::now() + reply.hold;
+                                while tokio::time::Instant::now() < until {
+                                    tokio::time::sleep(*every).await;
+                                    if stream.write_all(text.as_bytes()).await.is_err() || stream.flush().await.is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                            None => tokio::time::sleep(reply.hold).await,
+                        }
                     }
                     let _ = stream.shutdown().await;
                 });

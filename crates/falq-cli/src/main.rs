@@ -377,7 +377,9 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             let (client, handle) = globals.handle(&job)?;
             let result = handle.result_json().await?;
             let files = match out {
-                Some(dir) => client.download(&result, &absolute(&dir), &job.request_id).await?.into_iter().map(|f| f.path).collect(),
+                Some(dir) => {
+                    client.download(&job.endpoint, &result, &absolute(&dir), &job.request_id).await?.into_iter().map(|f| f.path).collect()
+                }
                 None => vec![],
             };
             println!("{}", serde_json::to_string_pretty(&json!({"request_id": job.request_id, "output": result, "files": files}))?);
@@ -420,7 +422,7 @@ struct Globals {
 impl Globals {
     fn key(&self) -> Result<Option<ApiKey>, Failure> {
         if let Some(path) = &self.key_file {
-            let text = std::fs::read_to_string(path).with_context(|| format!("--key-file {}", path.display()))?;
+            let text = std::fs::read_to_string(path).map_err(|e| Usage(format!("--key-file {}: {e}; nothing was sent", path.display())))?;
             if text.trim().is_empty() {
                 return Err(Usage(format!("--key-file {} is empty", path.display())).into());
             }

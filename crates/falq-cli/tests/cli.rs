@@ -160,6 +160,7 @@ fn bad_input_is_refused_before_anything_is_sent() {
         (vec!["run", REDUX, "--sim", "--input", "{not json"], "--input is not valid JSON"),
         (vec!["status", REDUX, "../../etc", "--base-url", "http://127.0.0.1:9"], "invalid request id"),
         (vec!["sim", "--fault", "nonsense"], "--fault"),
+        (vec!["run", REDUX, "--set", &img, "--base-url", "http://127.0.0.1:9", "--key-file", "no/such/key"], "--key-file no/such/key"),
     ];
     for (args, expected) in cases {
         let (code, out, err) = run(falq(&home).args(&args));

@@ -75,7 +75,7 @@ async fn relay(
         } else if t.contains("/status") {
             Reply::json(200, status(base, "COMPLETED", &id))
         } else if t.starts_with("/files/") {
-            Reply::typed(200, "image/png", "PNG bytes")
+            Reply::bytes(200, "image/png", tests::PNG)
         } else {
             result(base, &id)
         }
@@ -117,6 +117,41 @@ async fn local_problems_are_found_before_the_paid_submit() {
         assert!(err.contains(says), "{says}: {err}");
     }
     assert!(server.received().is_empty(), "nothing was sent");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_output_that_is_not_what_it_claims_is_never_kept_and_the_job_stays_pending() {
+    // Lost otherwise: megabytes of zero bytes saved as an "image" no viewer opens, the job
+    // journaled done and never fetched again.
+    let zeros = vec![0u8; 8 << 20];
+    let server = CaptureServer::start_with_base(move |req: &Captured, base: &str| {
+        let t = req.target.as_str();
+        if req.method == "POST" {
+            queued(base)
+        } else if t.contains("/status/stream") {
+            Reply::json(404, r#"{"detail":"Not Found"}"#)
+        } else if t.contains("/status") {
+            Reply::json(200, status(base, "COMPLETED", ID))
+        } else if t.starts_with("/files/") {
+            Reply::bytes(200, "image/png", zeros.clone())
+        } else {
+            good_output(base)
+        }
+    })
+    .await;
+    let home = Scratch::new("paid-garbage");
+    let (code, _, err) = run(redux(&home, &server.base_url)).await;
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("/files/out.png") && err.contains("refused: announced as image/png"), "names the URL and what is wrong: {err}");
+    assert!(err.contains("still pending"), "{err}");
+    let (j, _) = jobs(&home, &server.base_url).await;
+    assert_eq!(j[0]["state"], "pending");
+    let saved: Vec<_> =
+        std::fs::read_dir(home.path("imgs")).map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(saved.is_empty(), "nothing kept under any name: {saved:?}");
+    // Retried like any failed download, within the retry policy.
+    let downloads = server.count("GET", "/files/");
+    assert!((2..=5).contains(&downloads), "{downloads} downloads");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -128,6 +128,16 @@ pub fn decide(policy: &RetryPolicy, call: Call, attempts: u32, outcome: Outcome,
     if let Outcome::Answered { retry_after: Some(after), .. } = outcome {
         return if after <= policy.max_retry_after { Decision::RetryAfter(after) } else { Decision::Stop };
     }
+    backoff(policy, attempts, jitter)
+}
+
+/// The policy's backoff after `attempts` attempts, whatever the outcome: the delay before
+/// the next, or stop once the attempts are spent. Also what bounds asking again for a
+/// result the relay said is COMPLETED but still answers "not ready".
+pub fn backoff(policy: &RetryPolicy, attempts: u32, jitter: f64) -> Decision {
+    if attempts >= policy.max_attempts {
+        return Decision::Stop;
+    }
     let exp = policy.base_delay.as_secs_f64() * 2f64.powi(attempts.saturating_sub(1).min(30) as i32);
     let capped = exp.min(policy.max_delay.as_secs_f64());
     let jittered = capped * (1.0 + policy.jitter * jitter.clamp(-1.0, 1.0));

@@ -207,9 +207,10 @@ impl Client {
         handle.finish(on_update).await
     }
 
-    /// Downloads every output file of a result into `dir`, named after the request id.
-    pub async fn download(&self, result: &Value, dir: &Path, stem: &str) -> Result<Vec<SavedFile>, Error> {
-        download_outputs(&self.transport, result, dir, stem).await
+    /// Downloads every output file of `endpoint_id`'s result into `dir`, named `{stem}-{n}`,
+    /// each checked to be what it claims as it arrives.
+    pub async fn download(&self, endpoint_id: &str, result: &Value, dir: &Path, stem: &str) -> Result<Vec<SavedFile>, Error> {
+        download_outputs(&self.transport, endpoint_id, result, dir, stem).await
     }
 }
 
@@ -561,9 +562,37 @@ impl RequestHandle {
         verdict(Some(true));
         let mut parser = SseParser::with_limit(self.client.config().http.max_sse_line);
         let idle = self.client.config().timeouts.stream_idle;
+        let quiet = self.client.config().timeouts.stream_quiet;
+        let mut last_event = Instant::now();
+        let mut last_kind: Option<QueueStatusKind> = None;
         loop {
+            // Keep-alives only for too long (a relay whose stream stopped telling the
+            // status): the status itself says whether the job moved on.
+            let until_quiet = quiet.saturating_sub(last_event.elapsed());
+            if until_quiet.is_zero() {
+                let (status, _) = Box::pin(self.status_answer(self.client.config().wait.logs)).await?;
+                seen.report(&status, on_update);
+                if status.status == QueueStatusKind::Completed {
+                    if let Some(origin) = self.submitted_at {
+                        let t = origin.elapsed();
+                        self.client.knowledge.completed(&self.endpoint_id, origin, t.saturating_sub(quiet), t);
+                    }
+                    tokio::spawn(drain(body));
+                    return Ok(Some(status));
+                }
+                if last_kind.is_some_and(|k| k != status.status) {
+                    tracing::debug!(request_id = %self.request_id, "the status stream fell behind the status; polling");
+                    tokio::spawn(drain(body));
+                    return Ok(None);
+                }
+                last_kind = Some(status.status);
+                last_event = Instant::now();
+                continue;
+            }
             // A half-open connection sends nothing, not even keep-alives: poll instead.
-            let chunk = match tokio::time::timeout(idle, body.next()).await {
+            let wait = idle.min(until_quiet);
+            let chunk = match tokio::time::timeout(wait, body.next()).await {
+                Err(_) if wait < idle => continue,
                 Err(_) => {
                     tracing::debug!(request_id = %self.request_id, ?idle, "the status stream went silent; polling");
                     return Ok(None);
@@ -581,17 +610,14 @@ impl RequestHandle {
                     return Ok(None);
                 };
                 seen.report(&status, on_update);
+                last_event = Instant::now();
+                last_kind = Some(status.status);
                 if status.status == QueueStatusKind::Completed {
                     if let Some(origin) = self.submitted_at {
                         let t = origin.elapsed();
                         self.client.knowledge.completed(&self.endpoint_id, origin, t.saturating_sub(Duration::from_millis(5)), t);
                     }
-                    // The server closes the stream after COMPLETED: let it, in the background,
-                    // rather than reset the stream (HTTP/2 servers and clients count resets).
-                    tokio::spawn(async move {
-                        let drain = async { while body.next().await.is_some() {} };
-                        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
-                    });
+                    tokio::spawn(drain(body));
                     return Ok(Some(status));
                 }
             }
@@ -666,21 +692,40 @@ impl RequestHandle {
 
     /// Waits, then fetches the result; a result not ready yet (the relay's status ran
     /// ahead of it) is asked for again after the poll interval.
+    /// Once the relay has said COMPLETED the job is done there (`completed` is set: a
+    /// deadline never cancels it); a result still "not ready" is asked for again on the
+    /// retry policy's backoff, at most its attempts, then [`Error::ResultWithheld`] (the job
+    /// stays pending): nothing waits without a bound.
     async fn wait_and_fetch(&self, on_update: &mut (impl FnMut(&Update) + Send), completed: &AtomicBool) -> Result<Value, Error> {
         let interval = self.client.config().wait.poll.interval;
+        let retry = &self.client.config().retry;
+        if let Waited::Output(v) = Box::pin(self.wait_for(&mut *on_update, true)).await? {
+            completed.store(true, Ordering::SeqCst);
+            return Ok(v);
+        }
+        completed.store(true, Ordering::SeqCst);
+        let mut withheld = 0u32;
         loop {
-            if let Waited::Output(v) = Box::pin(self.wait_for(&mut *on_update, true)).await? {
-                completed.store(true, Ordering::SeqCst);
-                return Ok(v);
-            }
             match Box::pin(self.fetch_result()).await? {
-                Fetched::Ready(v) => {
-                    completed.store(true, Ordering::SeqCst);
-                    return Ok(v);
-                }
+                Fetched::Ready(v) => return Ok(v),
                 Fetched::NotReady(status) => {
-                    tracing::debug!(request_id = %self.request_id, %status, "the result is not ready yet");
-                    tokio::time::sleep(interval).await;
+                    withheld += 1;
+                    tracing::debug!(request_id = %self.request_id, %status, withheld, "COMPLETED, but the result is not ready");
+                    let jitter = {
+                        use rand::{Rng, SeedableRng};
+                        rand::rngs::SmallRng::from_os_rng().random_range(-1.0..=1.0)
+                    };
+                    match crate::retry::backoff(retry, withheld, jitter) {
+                        crate::retry::Decision::RetryAfter(d) => tokio::time::sleep(d.max(interval)).await,
+                        crate::retry::Decision::Stop => {
+                            return Err(Error::ResultWithheld {
+                                endpoint: self.endpoint_id.clone(),
+                                request_id: self.request_id.clone(),
+                                answer: status,
+                                attempts: withheld,
+                            });
+                        }
+                    }
                 }
             }
         }
@@ -722,7 +767,7 @@ impl RequestHandle {
         let done = AtomicBool::new(false);
         let work = async {
             let value = self.wait_and_fetch(&mut on_update, &done).await?;
-            let files = Box::pin(download_outputs(&self.client.transport, &value, dir, stem)).await?;
+            let files = Box::pin(download_outputs(&self.client.transport, &self.endpoint_id, &value, dir, stem)).await?;
             Ok((value, files))
         };
         self.within_deadline(&done, Box::pin(work)).await
@@ -931,6 +976,14 @@ impl Progress {
         self.last = Some(key);
         on_update(&Update { status: status.status, queue_position: status.queue_position, new_logs, elapsed: self.started.elapsed() });
     }
+}
+
+/// Reads what is left of a status stream in the background, for two seconds at most: the
+/// server closes it after COMPLETED, which is better than resetting it (HTTP/2 servers and
+/// clients count resets).
+async fn drain(mut body: ByteStream) {
+    let rest = async { while body.next().await.is_some() {} };
+    let _ = tokio::time::timeout(Duration::from_secs(2), rest).await;
 }
 
 fn snippet(body: &[u8]) -> String {

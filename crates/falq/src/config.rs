@@ -84,6 +84,10 @@ pub struct Timeouts {
     /// Longest silence on a status stream (servers send a keep-alive comment every
     /// ~15 s): past it the stream is dropped and the job polled (a half-open connection).
     pub stream_idle: Duration,
+    /// Longest a status stream may go without a status event (keep-alives only) before
+    /// the job's status is asked for: COMPLETED ends the wait, another state than the
+    /// stream's last leaves the stream for polling, the same keeps it.
+    pub stream_quiet: Duration,
     /// Longest wait for the next bytes of a download (a stalled media server).
     pub read: Duration,
 }
@@ -94,6 +98,7 @@ impl Default for Timeouts {
             connect: Duration::from_secs(10),
             request: Duration::from_secs(60),
             stream_idle: Duration::from_secs(45),
+            stream_quiet: Duration::from_secs(60),
             read: Duration::from_secs(60),
         }
     }
@@ -184,6 +189,9 @@ pub struct HttpPolicy {
     pub max_sse_line: usize,
     /// Output files downloaded at once per result (each one an open file and connection).
     pub max_downloads: usize,
+    /// The largest output file saved (a video of a few minutes fits); a longer body is
+    /// stopped and refused, as is one longer than its announced size.
+    pub max_download_bytes: u64,
     /// The most `max_in_flight` may grow to while every slot is taken and the relay
     /// neither pushes back nor suddenly slows down (it halves on 429 or 503, and never
     /// falls below a quarter of `max_in_flight`).
@@ -211,6 +219,7 @@ impl Default for HttpPolicy {
             max_body: 32 << 20,
             max_sse_line: 1 << 20,
             max_downloads: 4,
+            max_download_bytes: 4 << 30,
             max_in_flight_ceiling: 256,
             max_streams: None,
             max_connections: None,

@@ -190,6 +190,22 @@ pub enum Error {
         /// Which call answered 404.
         call: Call,
     },
+    /// The relay said the job COMPLETED, but its result still answered "not ready" after
+    /// the retry policy's attempts (a relay proxying a stale status, a result not
+    /// replicated yet). The job was not cancelled; it stays pending.
+    #[error(
+        "{endpoint}: the relay says request {request_id} COMPLETED, but its result answered {answer} {attempts} times: the job stays pending (not cancelled); `falq resume` fetches it later"
+    )]
+    ResultWithheld {
+        /// The endpoint id.
+        endpoint: String,
+        /// The request id.
+        request_id: String,
+        /// What the result call answered last (`HTTP 202 IN_PROGRESS`).
+        answer: String,
+        /// How many times it was asked.
+        attempts: u32,
+    },
     /// The result was asked for before the job completed.
     #[error("{endpoint}: request {request_id} has no result yet ({status}): wait for it, or `falq resume`")]
     NotReady {
@@ -227,7 +243,10 @@ impl Error {
             | Self::Http { request_id, .. }
             | Self::Network { request_id, .. }
             | Self::Protocol { request_id, .. } => request_id.as_deref(),
-            Self::Timeout { request_id, .. } | Self::Expired { request_id, .. } | Self::NotReady { request_id, .. } => Some(request_id),
+            Self::Timeout { request_id, .. }
+            | Self::Expired { request_id, .. }
+            | Self::NotReady { request_id, .. }
+            | Self::ResultWithheld { request_id, .. } => Some(request_id),
             _ => None,
         }
     }

@@ -8,6 +8,8 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
+use falq_api::FileKind;
+
 use crate::error::Error;
 use crate::http::{CallCtx, Transport};
 use crate::retry::Call;
@@ -60,7 +62,7 @@ pub fn decode_data_uri(uri: &str) -> Option<(String, Vec<u8>)> {
 }
 
 /// An output file found in a result: its URL and what the result says of it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct OutputFile {
     /// The URL (`https://...` or `data:`).
     pub url: String,
@@ -68,29 +70,134 @@ pub struct OutputFile {
     pub content_type: Option<String>,
     /// The result's `file_name`, if any.
     pub file_name: Option<String>,
+    /// The result's `file_size`, if any: a longer download is refused.
+    pub file_size: Option<u64>,
+    /// What the endpoint's catalogue says the file at this place is, if it says.
+    pub kind: Option<FileKind>,
+}
+
+impl OutputFile {
+    /// The media type the file is announced as: its `content_type`, else its name's or its
+    /// URL's extension.
+    fn announced(&self) -> Option<String> {
+        self.content_type
+            .as_deref()
+            .map(falq_api::canonical_type)
+            .filter(|t| t != "application/octet-stream")
+            .or_else(|| self.file_name.as_deref().and_then(falq_api::content_type_of_name).map(str::to_string))
+            .or_else(|| falq_api::content_type_of_name(&self.url).map(str::to_string))
+    }
 }
 
 /// Every file object (an object with a string `url`) in a result, in document order:
-/// `images[]`, `video`, `audio`, ... For an endpoint of the catalogue these are the files
-/// its output schema has (`EndpointInfo::output_files`); for any other, every such object.
-pub fn output_files(result: &Value) -> Vec<OutputFile> {
-    fn walk(v: &Value, out: &mut Vec<OutputFile>) {
+/// `images[]`, `video`, `audio`, ...; for an endpoint of the catalogue, each with the kind
+/// its output schema gives the place it sits in (`EndpointInfo::output_files`).
+pub fn output_files(endpoint_id: &str, result: &Value) -> Vec<OutputFile> {
+    let slots = falq_api::endpoint(endpoint_id).map_or(&[][..], |e| e.output_files);
+    fn walk(v: &Value, at: &mut Vec<String>, slots: &[falq_api::OutputFile], out: &mut Vec<OutputFile>) {
         match v {
             Value::Object(m) => {
                 if let Some(url) = m.get("url").and_then(Value::as_str) {
                     let s = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_string);
-                    out.push(OutputFile { url: url.to_string(), content_type: s("content_type"), file_name: s("file_name") });
+                    let kind = slots.iter().find(|slot| matches_pointer(slot.pointer, at)).map(|slot| slot.kind);
+                    out.push(OutputFile {
+                        url: url.to_string(),
+                        content_type: s("content_type"),
+                        file_name: s("file_name"),
+                        file_size: m.get("file_size").and_then(Value::as_u64),
+                        kind,
+                    });
                 } else {
-                    m.values().for_each(|v| walk(v, out));
+                    for (k, v) in m {
+                        at.push(k.clone());
+                        walk(v, at, slots, out);
+                        at.pop();
+                    }
                 }
             }
-            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            Value::Array(a) => {
+                for v in a {
+                    at.push("*".into());
+                    walk(v, at, slots, out);
+                    at.pop();
+                }
+            }
             _ => {}
         }
     }
     let mut out = Vec::new();
-    walk(result, &mut out);
+    walk(result, &mut Vec::new(), slots, &mut out);
     out
+}
+
+/// Whether a catalogue pointer (`/images/*`) names the place `at` (`images`, `*`).
+fn matches_pointer(pointer: &str, at: &[String]) -> bool {
+    let parts: Vec<&str> = pointer.split('/').skip(1).collect();
+    parts.len() == at.len() && parts.iter().zip(at).all(|(p, a)| p == a)
+}
+
+/// Media types whose first bytes [`sniff`] knows: a file announced as one of them must
+/// start as one.
+fn sniffable(content_type: &str) -> bool {
+    const KNOWN: &[&str] = &[
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "image/avif",
+        "image/bmp",
+        "image/tiff",
+        "video/mp4",
+        "video/quicktime",
+        "video/webm",
+        "audio/wav",
+        "audio/mpeg",
+        "audio/ogg",
+        "audio/flac",
+        "audio/mp4",
+        "model/gltf-binary",
+        "application/pdf",
+        "application/zip",
+    ];
+    KNOWN.contains(&falq_api::canonical_type(content_type).as_str())
+}
+
+/// Whether a file's first bytes are what it is announced as (the relay's `Content-Type`,
+/// the output's `content_type` or name, its URL) and what the endpoint's output says it is
+/// (an image, a video, ...): `Err` says what is wrong. A kind the bytes do not say is
+/// accepted unless the announced type is one whose bytes are known.
+pub fn check_first_bytes(first: &[u8], header: Option<&str>, file: &OutputFile) -> Result<(), String> {
+    let sniffed = sniff(first);
+    let announced = header.map(falq_api::canonical_type).filter(|t| t != "application/octet-stream").or_else(|| file.announced());
+    let expected = announced.as_deref().and_then(FileKind::from_content_type).or(file.kind);
+    match (sniffed, expected) {
+        (Some(got), Some(want)) => {
+            let got_kind = FileKind::from_content_type(got).unwrap_or(FileKind::Other);
+            if got_kind == want || want == FileKind::Other {
+                Ok(())
+            } else {
+                Err(format!("announced as {} ({}) but its first bytes are {got}", want, announced.as_deref().unwrap_or("by the output")))
+            }
+        }
+        (None, _) => match announced.as_deref().filter(|t| sniffable(t)) {
+            Some(t) => Err(format!("announced as {t} but its first bytes are not ({})", hex_start(first))),
+            None if matches!(file.kind, Some(k) if k != FileKind::Other) && announced.is_none() => Err(format!(
+                "the output's {} is not one by its first bytes ({})",
+                file.kind.map_or("file", FileKind::as_str),
+                hex_start(first)
+            )),
+            None => Ok(()),
+        },
+        (Some(_), None) => Ok(()),
+    }
+}
+
+fn hex_start(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "no bytes at all".into();
+    }
+    let shown: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    shown.join(" ")
 }
 
 /// A file saved by [`download_outputs`].
@@ -110,9 +217,15 @@ pub struct SavedFile {
 /// `HttpPolicy::max_downloads` at once (a result of thousands of files opens that many
 /// files and connections, not thousands); media URLs are fetched without credentials,
 /// data URIs decoded. A partial file is never left under the final name.
-pub async fn download_outputs(transport: &Transport, result: &Value, dir: &Path, stem: &str) -> Result<Vec<SavedFile>, Error> {
+pub async fn download_outputs(
+    transport: &Transport,
+    endpoint_id: &str,
+    result: &Value,
+    dir: &Path,
+    stem: &str,
+) -> Result<Vec<SavedFile>, Error> {
     tokio::fs::create_dir_all(dir).await.map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
-    let files = output_files(result);
+    let files = output_files(endpoint_id, result);
     let parallel = transport.config.http.max_downloads.max(1);
     let jobs = files.iter().enumerate().map(|(i, f)| save_one(transport, f, dir, stem, i));
     let mut saved = futures_util::stream::iter(jobs).buffered(parallel);
@@ -129,6 +242,9 @@ async fn save_one(transport: &Transport, file: &OutputFile, dir: &Path, stem: &s
         move |source| Error::Io { path: shown, source }
     };
     if let Some((mime, bytes)) = decode_data_uri(&file.url) {
+        let declared = Some(mime.as_str()).filter(|m| *m != "text/plain");
+        check_first_bytes(&bytes[..bytes.len().min(16)], declared, file)
+            .map_err(|why| Error::Download { url: "data:".into(), message: format!("refused: {why}") })?;
         let sniffed = sniff(&bytes);
         let mime_given = Some(mime.as_str()).filter(|m| *m != "text/plain" || sniffed.is_none());
         let ext = extension_for(sniffed, mime_given, file);
@@ -149,10 +265,10 @@ async fn save_one(transport: &Transport, file: &OutputFile, dir: &Path, stem: &s
     let mut attempts = 0u32;
     let (header_type, first, total) = loop {
         attempts += 1;
-        match fetch_into(transport, &url, &tmp).await {
+        match fetch_into(transport, &url, &tmp, file).await {
             Ok(got) => break got,
             Err(Fetch::CutShort(message)) if attempts < transport.config.retry.max_attempts => {
-                tracing::debug!(url = %url, attempts, %message, "download cut short; starting again");
+                tracing::debug!(url = %url, attempts, %message, "download cut short or refused; starting again");
                 let delay = crate::retry::decide(&transport.config.retry, Call::Download, attempts, crate::retry::Outcome::Lost, 0.0);
                 if let crate::retry::Decision::RetryAfter(d) = delay {
                     tokio::time::sleep(d).await;
@@ -177,15 +293,23 @@ async fn save_one(transport: &Transport, file: &OutputFile, dir: &Path, stem: &s
 
 /// Why a download attempt failed.
 enum Fetch {
-    /// The answer broke off mid-body: worth asking again.
+    /// The answer broke off mid-body, or was refused as it arrived (not what it claims,
+    /// longer than announced): worth asking again.
     CutShort(String),
     /// Anything else: the caller's error.
     Failed(Error),
 }
 
-/// One attempt at a media URL into `tmp`: its `Content-Type`, its first bytes (to sniff)
-/// and its length.
-async fn fetch_into(transport: &Transport, url: &reqwest::Url, tmp: &Path) -> Result<(Option<String>, Vec<u8>, u64), Fetch> {
+/// One attempt at a media URL into `tmp`, checked as it arrives: its first bytes must be
+/// what it is announced as ([`check_first_bytes`]), and it may not run past its announced
+/// `file_size`, its `Content-Length` or `HttpPolicy::max_download_bytes`. Answers its
+/// `Content-Type`, its first bytes (to name it) and its length.
+async fn fetch_into(
+    transport: &Transport,
+    url: &reqwest::Url,
+    tmp: &Path,
+    file: &OutputFile,
+) -> Result<(Option<String>, Vec<u8>, u64), Fetch> {
     let io = |source| Fetch::Failed(Error::Io { path: tmp.display().to_string(), source });
     let ctx = CallCtx { endpoint: "media", request_id: None };
     let resp = transport.send(Call::Download, reqwest::Method::GET, url, None, &ctx).await.map_err(Fetch::Failed)?;
@@ -196,17 +320,39 @@ async fn fetch_into(transport: &Transport, url: &reqwest::Url, tmp: &Path) -> Re
         }));
     }
     let header_type = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let cap = transport.config.http.max_download_bytes;
+    let (limit, limit_says) = [
+        (resp.content_length(), "its Content-Length"),
+        (file.file_size, "the output's file_size"),
+        (Some(cap), "the download cap (HttpPolicy::max_download_bytes)"),
+    ]
+    .into_iter()
+    .filter_map(|(n, what)| n.map(|n| (n, what)))
+    .min_by_key(|(n, _)| *n)
+    .unwrap_or((cap, "the download cap"));
+    let refuse = |why: String| Fetch::CutShort(format!("refused: {why}"));
     let mut out = tokio::fs::File::create(tmp).await.map_err(io)?;
     let mut stream = resp.bytes_stream();
     let mut first: Vec<u8> = Vec::new();
+    let mut checked = false;
     let mut total = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| Fetch::CutShort(crate::http::error_chain(&e)))?;
         if first.len() < 16 {
             first.extend_from_slice(&chunk[..chunk.len().min(16 - first.len())]);
         }
+        if !checked && first.len() >= 16 {
+            check_first_bytes(&first, header_type.as_deref(), file).map_err(refuse)?;
+            checked = true;
+        }
         total += chunk.len() as u64;
+        if total > limit {
+            return Err(refuse(format!("longer than {limit} bytes, {limit_says}")));
+        }
         out.write_all(&chunk).await.map_err(io)?;
+    }
+    if !checked {
+        check_first_bytes(&first, header_type.as_deref(), file).map_err(refuse)?;
     }
     out.flush().await.map_err(io)?;
     Ok((header_type, first, total))
@@ -227,6 +373,7 @@ mod tests {
             url: url.into(),
             content_type: content_type.map(str::to_string),
             file_name: file_name.map(str::to_string),
+            ..OutputFile::default()
         };
         let plain = file("https://m/x", None, None);
         for (sniffed, header, f, ext) in [
@@ -242,6 +389,38 @@ mod tests {
         ] {
             assert_eq!(extension_for(sniffed, header, f), ext, "{sniffed:?} {header:?} {f:?}");
         }
+    }
+
+    #[test]
+    fn a_file_is_kept_only_when_its_first_bytes_are_what_it_claims() {
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        let mp4 = b"\0\0\0\x18ftypisom\0\0\0\0";
+        let zeros = [0u8; 16];
+        let file = |url: &str, content_type: Option<&str>, kind: Option<FileKind>| OutputFile {
+            url: url.into(),
+            content_type: content_type.map(str::to_string),
+            kind,
+            ..OutputFile::default()
+        };
+        let plain = file("https://m/x", None, None);
+        for (first, header, f, ok) in [
+            (&png[..], Some("image/png"), &plain, true),
+            (&zeros[..], Some("image/png"), &plain, false),
+            (&[][..], Some("image/png"), &plain, false),
+            (&mp4[..], Some("image/png"), &plain, false),
+            (&png[..], Some("application/octet-stream"), &file("https://m/v.mp4", None, None), false),
+            (&mp4[..], None, &file("https://m/x", Some("video/mp4"), None), true),
+            (&zeros[..], None, &file("https://m/x", None, Some(FileKind::Video)), false),
+            (&png[..], None, &file("https://m/x", None, Some(FileKind::Video)), false),
+            (&mp4[..], None, &file("https://m/x", None, Some(FileKind::Video)), true),
+            (&zeros[..], Some("application/octet-stream"), &file("https://m/a.bin", None, Some(FileKind::Other)), true),
+            (&zeros[..], Some("image/x-unknown-format"), &plain, true),
+            (b"hello", Some("text/plain"), &plain, true),
+        ] {
+            assert_eq!(check_first_bytes(first, header, f).is_ok(), ok, "{first:?} as {header:?}, {f:?}");
+        }
+        let why = check_first_bytes(&zeros, Some("image/png"), &plain).unwrap_err();
+        assert!(why.contains("announced as image/png") && why.contains("00 00"), "{why}");
     }
 
     #[test]
@@ -261,8 +440,12 @@ mod tests {
 
     #[test]
     fn finds_every_output_file() {
-        let r = json!({"images": [{"url": "https://m/a.png", "content_type": "image/png"}, {"url": "data:image/jpeg;base64,AA=="}], "video": {"url": "https://m/v.mp4", "file_name": "v.mp4"}, "seed": 1});
-        let urls: Vec<String> = output_files(&r).into_iter().map(|f| f.url).collect();
+        let r = json!({"images": [{"url": "https://m/a.png", "content_type": "image/png"}, {"url": "data:image/jpeg;base64,AA=="}], "video": {"url": "https://m/v.mp4", "file_name": "v.mp4", "file_size": 9}, "seed": 1});
+        let urls: Vec<String> = output_files("someone/untyped", &r).into_iter().map(|f| f.url).collect();
         assert_eq!(urls, vec!["https://m/a.png", "data:image/jpeg;base64,AA==", "https://m/v.mp4"]);
+        // An endpoint of the catalogue: each file with the kind its place has.
+        let files = output_files("fal-ai/veo3", &r);
+        assert_eq!(files.iter().map(|f| f.kind).collect::<Vec<_>>(), [None, None, Some(FileKind::Video)]);
+        assert_eq!(files[2].file_size, Some(9));
     }
 }

@@ -34,8 +34,7 @@ fn output(image_url: &str) -> String {
     r.to_string()
 }
 
-/// The bytes the mock media host serves (text: the mock answers with strings).
-const PNG: &[u8] = b"PNG image bytes";
+use tests::PNG;
 
 /// A relay: submit queues, status completes at once, the stream 404s, and `result`
 /// answers the n-th result call (0-based) as the closure says.
@@ -51,7 +50,7 @@ async fn relay(result: impl Fn(usize, &str) -> Reply + Send + Sync + 'static) ->
         } else if t.contains("/status") {
             Reply::json(200, status(base, "COMPLETED"))
         } else if t.starts_with("/files/") {
-            Reply::typed(200, "image/png", String::from_utf8_lossy(PNG).into_owned())
+            Reply::bytes(200, "image/png", PNG)
         } else if t == format!("/fal-ai/flux-1/requests/{ID}") {
             result(n.fetch_add(1, Ordering::SeqCst), base)
         } else {
@@ -163,7 +162,7 @@ async fn a_silent_status_stream_falls_back_to_polling() {
         } else if req.target.contains("/status") {
             Reply::json(200, status(base, "COMPLETED"))
         } else if req.target.starts_with("/files/") {
-            Reply::typed(200, "image/png", String::from_utf8_lossy(PNG).into_owned())
+            Reply::bytes(200, "image/png", PNG)
         } else {
             Reply::json(200, output(&format!("{base}/files/a.png")))
         }
@@ -175,6 +174,103 @@ async fn a_silent_status_stream_falls_back_to_polling() {
     assert!(started.elapsed() < Duration::from_secs(10), "fell back after the idle limit, not the hold");
     assert_eq!(server.count("GET", &format!("/fal-ai/flux-1/requests/{ID}/status?")), 1, "one poll after the stream went silent");
     std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn a_result_withheld_after_completed_ends_pending_within_the_retry_policy_and_is_never_cancelled() {
+    // Lost otherwise: a run that waits for ever on a relay proxying a stale status (its
+    // status says COMPLETED, its result 202 IN_PROGRESS), then cancels a completed job.
+    let (server, calls) = relay(|_, base| Reply::json(202, status(base, "IN_PROGRESS"))).await;
+    let mut c = config(&server.base_url, WaitMode::Poll);
+    c.retry.max_attempts = 4;
+    c.wait.deadline = None;
+    let client = Client::new(c).unwrap();
+    let handle = client.submit_json(REDUX, &json!({"image_url": "https://example.test/in.png"})).await.unwrap();
+    let err = handle.finish_to_dir(&scratch("withheld"), ID, |_| {}).await.expect_err("withheld");
+    assert!(matches!(&err, Error::ResultWithheld { request_id, attempts: 4, .. } if request_id == ID), "{err}");
+    assert!(err.to_string().contains("stays pending (not cancelled)"), "{err}");
+    assert_eq!(calls.load(Ordering::SeqCst), 4, "the retry policy's attempts, then no more");
+    assert_eq!(server.count("PUT", "/"), 0, "never a cancel");
+    // With a deadline that passes first: a timeout, and still no cancel of a completed job.
+    let mut c = config(&server.base_url, WaitMode::Poll);
+    c.retry.max_attempts = 1000;
+    c.wait.deadline = Some(Duration::from_millis(300));
+    c.wait.cancel_on_timeout = falq::CancelOnTimeout::Cancel;
+    let client = Client::new(c).unwrap();
+    let handle = client.submit_json(REDUX, &json!({"image_url": "https://example.test/in.png"})).await.unwrap();
+    let err = handle.finish_to_dir(&scratch("withheld2"), ID, |_| {}).await.expect_err("timeout");
+    assert!(matches!(&err, Error::Timeout { cancelled: false, completed: true, .. }), "{err}");
+    assert_eq!(server.count("PUT", "/"), 0, "a job the relay called completed is never cancelled");
+}
+
+#[tokio::test]
+async fn a_download_longer_than_announced_or_not_what_it_claims_is_refused_and_never_kept() {
+    // Lost otherwise: a body without end written to disk, or garbage kept under an image's name.
+    for (name, served, announced_size, says) in [
+        ("long", [PNG, &[7u8; 4096][..]].concat(), Some(64), "longer than 64 bytes, the output's file_size"),
+        ("zeros", vec![0u8; 1 << 20], None, "announced as image/png but its first bytes are not (00 00"),
+        ("video", b"\0\0\0\x18ftypisom\0\0\0\0 a video".to_vec(), None, "announced as image (image/png) but its first bytes are video/mp4"),
+    ] {
+        let server = CaptureServer::start_with_base(move |req: &Captured, base: &str| {
+            let t = req.target.as_str();
+            if req.method == "POST" {
+                Reply::json(200, status(base, "IN_QUEUE"))
+            } else if t.contains("/status/stream") {
+                Reply::json(404, r#"{"detail":"Not Found"}"#)
+            } else if t.contains("/status") {
+                Reply::json(200, status(base, "COMPLETED"))
+            } else if t.starts_with("/files/") {
+                Reply::bytes(200, "image/png", served.clone())
+            } else {
+                let mut out: Value = serde_json::from_str(&output(&format!("{base}/files/a.png"))).unwrap();
+                out["images"][0]["file_size"] = announced_size.map_or(Value::Null, |n: u64| json!(n));
+                Reply::json(200, out.to_string())
+            }
+        })
+        .await;
+        let dir = scratch(&format!("refused-{name}"));
+        let mut c = config(&server.base_url, WaitMode::Poll);
+        c.retry.max_attempts = 2;
+        let client = Client::new(c).unwrap();
+        let handle = client.submit_json(REDUX, &json!({"image_url": "https://example.test/in.png"})).await.unwrap();
+        let err = handle.finish_to_dir(&dir, ID, |_| {}).await.expect_err(name);
+        assert!(
+            matches!(&err, Error::Download { url, message } if url.ends_with("/files/a.png") && message.contains(says)),
+            "{name}: {err}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&dir).map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect()).unwrap_or_default();
+        assert!(left.is_empty(), "{name}: nothing kept: {left:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_status_stream_of_keep_alives_alone_is_checked_with_a_status_poll() {
+    // Lost otherwise: a run that waits for ever on a stream that keeps the connection
+    // alive but stopped telling the status, while the job completed long ago.
+    let server = CaptureServer::start_with_base(move |req: &Captured, base: &str| {
+        if req.method == "POST" {
+            Reply::json(200, status(base, "IN_QUEUE"))
+        } else if req.target.contains("/status/stream") {
+            let first = format!("data: {}\n\n", status(base, "IN_PROGRESS"));
+            Reply::sse(first).then_hold(Duration::from_secs(60)).repeating(Duration::from_millis(20), ": keep-alive\n\n")
+        } else if req.target.contains("/status") {
+            Reply::json(200, status(base, "COMPLETED"))
+        } else if req.target.starts_with("/files/") {
+            Reply::bytes(200, "image/png", PNG)
+        } else {
+            Reply::json(200, output(&format!("{base}/files/a.png")))
+        }
+    })
+    .await;
+    let mut c = config(&server.base_url, WaitMode::Stream);
+    c.timeouts.stream_idle = Duration::from_secs(30);
+    c.timeouts.stream_quiet = Duration::from_millis(200);
+    let client = Client::new(c).unwrap();
+    let handle = client.submit_json(REDUX, &json!({"image_url": "https://example.test/in.png"})).await.unwrap();
+    let (_, files) = handle.finish_to_dir(&scratch("keepalive"), ID, |_| {}).await.expect("completed");
+    assert_eq!(files.len(), 1);
+    assert_eq!(server.count("GET", &format!("/fal-ai/flux-1/requests/{ID}/status/stream")), 1);
+    assert!(server.count("GET", &format!("/fal-ai/flux-1/requests/{ID}/status?")) >= 1, "the status was asked");
 }
 
 #[tokio::test]
@@ -208,7 +304,7 @@ async fn thousands_of_output_files_are_downloaded_a_few_at_a_time() {
     // Lost otherwise: a result with 3,000 images opens 3,000 files and connections at once.
     let server = CaptureServer::start_with_base(move |req: &Captured, base: &str| {
         if req.target.starts_with("/files/") {
-            Reply::typed(200, "image/png", String::from_utf8_lossy(PNG).into_owned()).after(Duration::from_millis(20))
+            Reply::bytes(200, "image/png", PNG).after(Duration::from_millis(20))
         } else {
             let images: Vec<Value> = (0..60).map(|i| json!({"url": format!("{base}/files/{i}.png")})).collect();
             Reply::json(200, json!({"images": images, "seed": 1}).to_string())
@@ -219,6 +315,7 @@ async fn thousands_of_output_files_are_downloaded_a_few_at_a_time() {
     let dir = scratch("many");
     let files = client
         .download(
+            REDUX,
             &serde_json::from_str(&{
                 let images: Vec<Value> = (0..60).map(|i| json!({"url": format!("{}/files/{i}.png", server.base_url)})).collect();
                 json!({"images": images}).to_string()

@@ -53,7 +53,7 @@ fn relay(foreign: String, prefix: &'static str) -> impl Fn(&tests::Captured) -> 
 async fn foreign_host() -> CaptureServer {
     CaptureServer::start_with(|req| {
         if req.target.starts_with("/files/") {
-            Reply { content_type: "image/png".into(), ..Reply::json(200, "\u{89}PNG fake image bytes") }
+            Reply::bytes(200, "image/png", tests::PNG)
         } else {
             Reply::json(200, r#"{"status":"COMPLETED"}"#)
         }
@@ -75,7 +75,7 @@ async fn returned_urls_are_rewritten_and_the_key_stays_on_the_base() {
         );
         let out: types::FluxImageOutput = handle.finish(|_| {}).await.expect("completes through the base");
         let dir = std::env::temp_dir().join(format!("falq-rewrite-{}-{}", std::process::id(), prefix.len()));
-        let saved = client.download(&serde_json::to_value(&out).unwrap(), &dir, ID).await.unwrap();
+        let saved = client.download("fal-ai/flux-1/dev/redux", &serde_json::to_value(&out).unwrap(), &dir, ID).await.unwrap();
         assert_eq!(saved.len(), 1);
         assert_eq!(saved[0].path.extension().unwrap(), "png", "extension from the content type");
         std::fs::remove_dir_all(&dir).ok();
