@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::inputs::{self, Target, Usage};
-use crate::journal::{BatchLine, Entry, Job, Journal, jobs_of, new_local_id, now_ms};
+use crate::journal::{BatchLine, Entry, Job, Journal, Settlement, jobs_of, new_local_id, now_ms};
 use crate::sheet::{Board, Row, State, shown_input};
 use crate::{Failure, Globals, RequestArgs, Saved, WaitArg, absolute, exit, outcome_entry, writable_dir, writable_journal};
 
@@ -416,17 +416,23 @@ impl Ctx {
             }
             Err(e) => {
                 let maybe = e.maybe_submitted();
+                let error = if maybe { format!("{}; {}", e, settle_hint(&local_id)) } else { e.to_string() };
                 if !maybe {
                     let _ = self.writer.append(Entry::NotSubmitted { local_id, error: e.to_string(), at: now_ms() }).await;
                 }
                 self.board().update(line, |row| {
                     row.state = if maybe { State::MaybeSubmitted } else { State::NotSubmitted };
-                    row.error = Some(e.to_string());
+                    row.error = Some(error);
                 });
                 Err(Ended { line, submit_refused: true, journal_failed: false })
             }
         }
     }
+}
+
+/// What to do about a line of unknown fate, by its local id.
+pub fn settle_hint(local_id: &str) -> String {
+    format!("find it in the relay's request history, then `falq settle {local_id} --request-id ID` (or --resend, or --forget)")
 }
 
 /// The state a job's latest journal entry puts its line in (no entry yet: pending).
@@ -437,6 +443,8 @@ fn state_of(latest: Option<&Entry>) -> State {
         Some(Entry::Cancelled { .. }) => State::Cancelled,
         Some(Entry::Expired { .. }) => State::Expired,
         Some(Entry::Intent { .. }) => State::MaybeSubmitted,
+        Some(Entry::Settled { settlement: Settlement::Resend, .. }) => State::NotSubmitted,
+        Some(Entry::Settled { settlement: Settlement::Forget, .. }) => State::Forgotten,
         _ => State::Pending,
     }
 }
@@ -587,12 +595,15 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
                 }
                 (_, State::MaybeSubmitted) => {
                     row.state = State::MaybeSubmitted;
-                    row.error = Some(
-                        "falq stopped between sending this line and hearing back: check the relay's request history before sending it again"
-                            .into(),
-                    );
+                    let local = match &job.submitted {
+                        Entry::Intent { local_id, .. } => local_id.as_str(),
+                        _ => "?",
+                    };
+                    row.error = Some(format!("falq stopped between sending this line and hearing back; {}", settle_hint(local)));
                     submit = false;
                 }
+                // Settled to be sent again: sent once more, now.
+                (_, State::NotSubmitted) => {}
                 (_, other) => (row.state, submit) = (other, false),
             }
         }

@@ -24,6 +24,17 @@ pub struct BatchLine {
     pub stem: String,
 }
 
+/// How a job of unknown fate was settled.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Settlement {
+    /// It was not found at the relay: send it once more (a batch line is sent by the next
+    /// run of its batch, or `falq resume`).
+    Resend,
+    /// Drop it: falq does nothing more for it.
+    Forget,
+}
+
 /// What happened to a job.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -117,6 +128,16 @@ pub enum Entry {
         /// Unix time in milliseconds.
         at: u64,
     },
+    /// The user settled a job of unknown fate (`falq settle`): send it again, or forget
+    /// it. (Attaching the request id found at the relay is a `Submitted` entry.)
+    Settled {
+        /// The intent's local id.
+        local_id: String,
+        /// What becomes of it.
+        settlement: Settlement,
+        /// Unix time in milliseconds.
+        at: u64,
+    },
     /// A batch started (written before its first line is sent): what `falq resume` needs
     /// to finish it.
     BatchStarted {
@@ -147,7 +168,11 @@ impl Entry {
             | Entry::Failed { request_id, .. }
             | Entry::Cancelled { request_id, .. }
             | Entry::Expired { request_id, .. } => Some(request_id),
-            Entry::Intent { .. } | Entry::NotSubmitted { .. } | Entry::BatchStarted { .. } | Entry::BatchEnded { .. } => None,
+            Entry::Intent { .. }
+            | Entry::NotSubmitted { .. }
+            | Entry::Settled { .. }
+            | Entry::BatchStarted { .. }
+            | Entry::BatchEnded { .. } => None,
         }
     }
 
@@ -180,6 +205,8 @@ impl Job {
             Entry::Cancelled { .. } => "cancelled",
             Entry::Expired { .. } => "expired",
             Entry::Intent { .. } => "maybe-submitted",
+            Entry::Settled { settlement: Settlement::Resend, .. } => "to-resend",
+            Entry::Settled { settlement: Settlement::Forget, .. } => "forgotten",
             Entry::NotSubmitted { .. } | Entry::BatchStarted { .. } | Entry::BatchEnded { .. } => "not-submitted",
         }
     }
@@ -324,7 +351,7 @@ pub fn jobs_of(entries: Vec<Entry>) -> Vec<Job> {
                     jobs.insert(local_id.clone(), Job { submitted: entry.clone(), latest: entry });
                 }
             }
-            Entry::NotSubmitted { local_id, .. } => {
+            Entry::NotSubmitted { local_id, .. } | Entry::Settled { local_id, .. } => {
                 if let Some(job) = key_of.get(local_id).and_then(|k| jobs.get_mut(k)) {
                     job.latest = entry;
                 }

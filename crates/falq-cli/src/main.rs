@@ -83,6 +83,9 @@ enum Command {
     /// Finish every unfinished batch and wait for every pending job of the journal, saving outputs where they
     /// were started to; never submits a job again.
     Resume,
+    /// Settle a job of unknown fate (`maybe-submitted` in `falq jobs`): attach the request id found in the
+    /// relay's history, send it once more, or forget it.
+    Settle(SettleArgs),
     /// Serve the local simulator of the fal queue.
     Sim(SimArgs),
 }
@@ -172,6 +175,22 @@ impl RequestArgs {
         }
         out
     }
+}
+
+#[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("how").required(true).args(["request_id", "resend", "forget"]))]
+struct SettleArgs {
+    /// The job's local id, as `falq jobs` shows it (`local-...`).
+    local_id: String,
+    /// The request id the relay's history shows for it: `falq resume` then waits for it and saves its outputs.
+    #[arg(long)]
+    request_id: Option<String>,
+    /// The relay has no such job: send it once more (a batch line: the next run of its batch, or `falq resume`).
+    #[arg(long)]
+    resend: bool,
+    /// Drop it: falq does nothing more for it.
+    #[arg(long)]
+    forget: bool,
 }
 
 #[derive(Args, Debug)]
@@ -410,6 +429,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Jobs { json } => jobs(json),
         Command::Resume => resume(&globals).await,
+        Command::Settle(args) => settle(args),
         Command::Sim(args) => sim(args).await,
     }
 }
@@ -575,7 +595,8 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
         Err(e) => {
             if e.maybe_submitted() {
                 eprintln!(
-                    "note: the submit may have reached the relay; `falq jobs` lists it as maybe-submitted ({local_id}): check the relay before running again"
+                    "note: the submit may have reached the relay; `falq jobs` lists it as maybe-submitted: {}",
+                    batch::settle_hint(&local_id)
                 );
             } else {
                 journal.append(&Entry::NotSubmitted { local_id, error: e.to_string(), at: now_ms() }).ok();
@@ -786,9 +807,80 @@ fn jobs(as_json: bool) -> Result<u8, Failure> {
     if maybe > 0 {
         eprintln!(
             "note: {maybe} job(s) may have been submitted: falq stopped (a crash, or a lost answer) between sending and hearing back. \
-             Check the relay's request history before running them again; nothing is resubmitted by falq."
+             Find each in the relay's request history, then `falq settle ID --request-id REQUEST_ID` (or --resend, or \
+             --forget); nothing is resubmitted by falq on its own."
         );
     }
+    Ok(0)
+}
+
+/// `falq settle`: what became of a job of unknown fate, journaled like any entry. A batch
+/// line's batch is opened again, so its next run (or `falq resume`) takes the line up and
+/// its manifest follows.
+fn settle(args: SettleArgs) -> Result<u8, Failure> {
+    let journal = writable_journal()?;
+    let (entries, _) = journal.entries().with_context(|| format!("reading {}", journal.path().display()))?;
+    let last_batch_start = |batch: &Path| {
+        entries.iter().rev().find_map(|e| match e {
+            Entry::BatchStarted { batch: b, base_url, args, .. } if b == batch => {
+                Some(Entry::BatchStarted { batch: b.clone(), base_url: base_url.clone(), args: args.clone(), at: now_ms() })
+            }
+            _ => None,
+        })
+    };
+    let jobs = journal::jobs_of(entries.clone());
+    let local_of = |e: &Entry| match e {
+        Entry::Intent { local_id, .. } | Entry::Submitted { local_id: Some(local_id), .. } => Some(local_id.clone()),
+        _ => None,
+    };
+    let Some(job) = jobs.iter().find(|j| local_of(&j.submitted).as_deref() == Some(args.local_id.as_str())) else {
+        return Err(Usage(format!("no job {:?} in the journal {}: `falq jobs` lists them", args.local_id, journal.path().display())).into());
+    };
+    if job.state() != "maybe-submitted" {
+        return Err(Usage(format!("{} is {}, not of unknown fate: nothing to settle", args.local_id, job.state())).into());
+    }
+    let Entry::Intent { local_id, endpoint, base_url, out, sim, batch, .. } = job.submitted.clone() else {
+        return Err(Usage(format!("{} is no intent", args.local_id)).into());
+    };
+    let entry = match (&args.request_id, args.resend) {
+        (Some(request_id), _) => {
+            falq::rewrite::validate_request_id(request_id).map_err(|e| Usage(format!("--request-id: {e}")))?;
+            Entry::Submitted {
+                local_id: Some(local_id.clone()),
+                endpoint: endpoint.clone(),
+                request_id: request_id.clone(),
+                base_url,
+                out,
+                sim,
+                batch: batch.clone(),
+                at: now_ms(),
+            }
+        }
+        (None, true) => Entry::Settled { local_id: local_id.clone(), settlement: journal::Settlement::Resend, at: now_ms() },
+        (None, false) => Entry::Settled { local_id: local_id.clone(), settlement: journal::Settlement::Forget, at: now_ms() },
+    };
+    let mut entries_out = vec![entry];
+    // A batch that ended with this line of unknown fate is opened again.
+    if let Some(b) = &batch
+        && !args.forget
+        && let Some(started) = last_batch_start(&b.batch)
+    {
+        entries_out.push(started);
+    }
+    journal
+        .append_all(&entries_out)
+        .with_context(|| format!("the journal {} could not record the settlement of {local_id}", journal.path().display()))?;
+    let what = match (&args.request_id, args.resend, &batch) {
+        (Some(id), _, _) => format!("{local_id} is request {id} of {endpoint}: `falq resume` waits for it and saves its outputs"),
+        (None, true, Some(b)) => format!(
+            "{local_id} (line {} of the batch {}) will be sent once more by the next run of its batch or `falq resume`",
+            b.line,
+            b.batch.display()
+        ),
+        (None, true, None) => format!("{local_id} is marked to send again: run the same `falq run` command to send it"),
+        (None, false, _) => format!("{local_id} is forgotten: falq does nothing more for it"),
+    };
+    eprintln!("{what}");
     Ok(0)
 }
 
@@ -833,6 +925,12 @@ async fn resume(globals: &Globals) -> Result<u8, Failure> {
     let (jobs, unreadable) = journal.jobs().with_context(|| format!("reading {}", journal.path().display()))?;
     if unreadable > 0 {
         eprintln!("note: skipped {unreadable} unreadable journal line(s)");
+    }
+    // Jobs of unknown fate are never resubmitted by falq: each is reported until settled.
+    for job in jobs.iter().filter(|j| j.state() == "maybe-submitted") {
+        let Entry::Intent { local_id, endpoint, out, .. } = &job.submitted else { continue };
+        eprintln!("maybe-submitted {local_id} ({endpoint}, outputs to {}): {}", out.display(), batch::settle_hint(local_id));
+        worst = worst.max(exit::JOB_FAILED);
     }
     let pending: Vec<_> = jobs.into_iter().filter(|j| j.state() == "pending").collect();
     if pending.is_empty() {

@@ -39,6 +39,8 @@ pub enum State {
     NotSubmitted,
     /// Its input is invalid: never sent.
     Invalid,
+    /// Of unknown fate, and the user said to drop it (`falq settle --forget`).
+    Forgotten,
 }
 
 impl State {
@@ -54,12 +56,16 @@ impl State {
             State::MaybeSubmitted => "maybe-submitted",
             State::NotSubmitted => "not-submitted",
             State::Invalid => "invalid",
+            State::Forgotten => "forgotten",
         }
     }
 
     /// Whether falq will do nothing more for the line.
     pub fn is_final(self) -> bool {
-        matches!(self, State::Done | State::Failed | State::Expired | State::Cancelled | State::MaybeSubmitted | State::Invalid)
+        matches!(
+            self,
+            State::Done | State::Failed | State::Expired | State::Cancelled | State::MaybeSubmitted | State::Invalid | State::Forgotten
+        )
     }
 }
 
@@ -93,7 +99,7 @@ pub struct Board {
     rows: BTreeMap<u64, Row>,
     /// How many rows are in each state (by `State as usize`), kept as rows change: a
     /// batch of 10,000 lines asks after every job.
-    counts: [usize; 9],
+    counts: [usize; 10],
     dirty: bool,
     last_flush: Option<Instant>,
 }
@@ -101,7 +107,7 @@ pub struct Board {
 impl Board {
     /// An empty board for `out`.
     pub fn new(out: &Path, title: String) -> Board {
-        Board { out: out.to_path_buf(), title, rows: BTreeMap::new(), counts: [0; 9], dirty: true, last_flush: None }
+        Board { out: out.to_path_buf(), title, rows: BTreeMap::new(), counts: [0; 10], dirty: true, last_flush: None }
     }
 
     /// Adds or replaces a line.

@@ -283,7 +283,7 @@ async fn a_submit_whose_answer_never_came_is_listed_as_maybe_submitted() {
     let (j, err) = jobs(&home, &server.base_url).await;
     assert_eq!(j.len(), 1);
     assert_eq!(j[0]["state"], "maybe-submitted");
-    assert!(err.contains("may have been submitted") && err.contains("Check the relay"), "{err}");
+    assert!(err.contains("may have been submitted") && err.contains("falq settle ID --request-id"), "{err}");
     // A gateway error after sending: the same; a refusal: no job at all.
     let server = relay(|_| Reply::json(502, r#"{"detail":"bad gateway"}"#), |b, _| good_output(b), |_| Reply::json(404, "{}")).await;
     let (code, _, err) = run(redux(&home, &server.base_url)).await;
@@ -342,4 +342,117 @@ async fn request_options_reach_the_relay_and_bad_ones_are_refused_before_sending
     assert_eq!(submit.header("x-fal-request-timeout"), Some("120"));
     assert_eq!(submit.header("x-fal-runner-hint"), Some("eu-2"));
     assert_eq!(submit.header("x-fal-object-lifecycle-preference"), Some(r#"{"expiration_duration_seconds":1800}"#));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_of_unknown_fate_is_reported_until_settled_and_then_saved_by_resume() {
+    // Lost otherwise: a paid job whose submit answer was lost stays "maybe submitted" for
+    // good, resume says "no pending jobs" and exits 0, and only editing the journal helps.
+    let server = relay(|_| Reply::json(502, r#"{"detail":"bad gateway"}"#), |b, _| good_output(b), |_| Reply::json(404, "{}")).await;
+    let home = Scratch::new("paid-settle");
+    let (code, _, _) = run(redux(&home, &server.base_url)).await;
+    assert_eq!(code, 4);
+    let (j, _) = jobs(&home, &server.base_url).await;
+    let local = j[0]["id"].as_str().unwrap().to_string();
+    assert!(local.starts_with("local-") && j[0]["state"] == "maybe-submitted", "{j:?}");
+    // resume reports it, by its local id, and exits 3 while it is left.
+    let mut resume = falq(&home, &server.base_url);
+    resume.arg("resume");
+    let (code, _, err) = run(resume).await;
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains(&format!("maybe-submitted {local}")) && err.contains(&format!("falq settle {local} --request-id")), "{err}");
+    // Usage: an unknown id, no way given, a bad request id.
+    for (args, says) in [
+        (vec!["settle", "local-nope", "--forget"], "no job \"local-nope\""),
+        (vec!["settle", &local], "required"),
+        (vec!["settle", &local, "--request-id", "../x"], "--request-id"),
+    ] {
+        let mut c = falq(&home, &server.base_url);
+        c.args(&args);
+        let (code, _, err) = run(c).await;
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // Found in the relay's history: attached, then resume waits for it and saves its outputs.
+    let mut settle = falq(&home, &server.base_url);
+    settle.args(["settle", &local, "--request-id", ID]);
+    let (code, _, err) = run(settle).await;
+    assert_eq!(code, 0, "{err}");
+    let (j, _) = jobs(&home, &server.base_url).await;
+    assert_eq!((j[0]["state"].as_str(), j[0]["request_id"].as_str()), (Some("pending"), Some(ID)));
+    let mut resume = falq(&home, &server.base_url);
+    resume.arg("resume");
+    let (code, out, err) = run(resume).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("imgs") && out.trim().ends_with(".png"), "saved where it was started to: {out}");
+    assert_eq!(jobs(&home, &server.base_url).await.0[0]["state"], "done");
+    assert_eq!(server.count("POST", "/"), 1, "settling never submits");
+    // Not of unknown fate any more: nothing to settle.
+    let mut again = falq(&home, &server.base_url);
+    again.args(["settle", &local, "--forget"]);
+    let (code, _, err) = run(again).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("is done, not of unknown fate"), "{err}");
+    // Another lost submit, forgotten: resume has nothing left to report.
+    let (code, _, _) = run(redux(&home, &server.base_url)).await;
+    assert_eq!(code, 4);
+    let (j, _) = jobs(&home, &server.base_url).await;
+    let second = j.iter().find(|j| j["state"] == "maybe-submitted").unwrap()["id"].as_str().unwrap().to_string();
+    let mut forget = falq(&home, &server.base_url);
+    forget.args(["settle", &second, "--forget"]);
+    assert_eq!(run(forget).await.0, 0);
+    let mut resume = falq(&home, &server.base_url);
+    resume.arg("resume");
+    let (code, _, err) = run(resume).await;
+    assert_eq!(code, 0, "{err}");
+    let states: Vec<String> = jobs(&home, &server.base_url).await.0.iter().map(|j| j["state"].as_str().unwrap().to_string()).collect();
+    assert_eq!(states, ["done", "forgotten"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_line_of_unknown_fate_is_settled_by_its_id_and_its_manifest_follows() {
+    // Lost otherwise: a batch that can never finish, one line stuck "maybe submitted".
+    let server = CaptureServer::start_with_base(move |req: &Captured, base: &str| {
+        let t = req.target.as_str();
+        let id = t.split("/requests/").nth(1).and_then(|r| r.split(['/', '?']).next()).unwrap_or(ID).to_string();
+        if req.method == "POST" && String::from_utf8_lossy(&req.body).contains("lost") {
+            Reply::json(502, r#"{"detail":"bad gateway"}"#)
+        } else if req.method == "POST" {
+            Reply::json(200, status(base, "IN_QUEUE", &format!("{}-{}", &ID[..30], req.body.len() % 10)))
+        } else if t.contains("/status/stream") {
+            Reply::json(404, r#"{"detail":"Not Found"}"#)
+        } else if t.contains("/status") {
+            Reply::json(200, status(base, "COMPLETED", &id))
+        } else if t.starts_with("/files/") {
+            Reply::bytes(200, "image/png", tests::PNG)
+        } else {
+            good_output(base)
+        }
+    })
+    .await;
+    let home = Scratch::new("paid-settle-batch");
+    std::fs::write(
+        home.path("in.jsonl"),
+        "{\"image_url\": \"https://example.test/a.png\"}\n{\"image_url\": \"https://example.test/lost.png\"}\n",
+    )
+    .unwrap();
+    let mut batch = falq(&home, &server.base_url);
+    batch.args(["batch", REDUX, "in.jsonl", "--out", "b", "--wait", "poll"]);
+    let (code, _, err) = run(batch).await;
+    assert_eq!(code, 3, "{err}");
+    let (j, _) = jobs(&home, &server.base_url).await;
+    let lost = j.iter().find(|j| j["state"] == "maybe-submitted").unwrap()["id"].as_str().unwrap().to_string();
+    assert!(err.contains(&format!("falq settle {lost} --request-id")), "the batch names the line's id: {err}");
+    let mut settle = falq(&home, &server.base_url);
+    settle.args(["settle", &lost, "--request-id", ID]);
+    assert_eq!(run(settle).await.0, 0);
+    let mut resume = falq(&home, &server.base_url);
+    resume.arg("resume");
+    let (code, _, err) = run(resume).await;
+    assert_eq!(code, 0, "{err}");
+    let manifest = std::fs::read_to_string(home.path("b").join("manifest.jsonl")).unwrap();
+    let lines: Vec<Value> = manifest.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.iter().all(|l| l["state"] == "done"), "{manifest}");
+    assert_eq!(lines[1]["request_id"], ID);
+    assert_eq!(server.count("POST", "/"), 2, "no line sent twice");
 }
