@@ -388,9 +388,9 @@ impl Ctx {
             return Err(Ended { line, submit_refused: false, journal_failed: true });
         }
         self.board().update(line, |row| row.state = State::Pending);
-        let sent = match inputs::attach_files(self.endpoint, &mut input) {
-            Ok(()) => self.client.submit_json_with(self.endpoint.id, &input, &self.options).await,
-            Err(Usage(message)) => Err(FalqError::Encode { endpoint: self.endpoint.id.into(), message }),
+        let (sent, files) = match inputs::attach_files(self.endpoint, &mut input) {
+            Ok(files) => (self.client.submit_json_with_files(self.endpoint.id, &input, &files, &self.options).await, files),
+            Err(Usage(message)) => (Err(FalqError::Encode { endpoint: self.endpoint.id.into(), message }), vec![]),
         };
         match sent {
             Ok(handle) => {
@@ -416,7 +416,11 @@ impl Ctx {
             }
             Err(e) => {
                 let maybe = e.maybe_submitted();
-                let error = if maybe { format!("{}; {}", e, settle_hint(&local_id)) } else { e.to_string() };
+                let error = match (&e, inputs::too_large(&files)) {
+                    (FalqError::Http { status: 413, .. }, Some(why)) => why.0,
+                    _ if maybe => format!("{}; {}", e, settle_hint(&local_id)),
+                    _ => e.to_string(),
+                };
                 if !maybe {
                     let _ = self.writer.append(Entry::NotSubmitted { local_id, error: e.to_string(), at: now_ms() }).await;
                 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use falq::files::LocalFile;
 use falq_api::{EndpointInfo, FieldInfo};
 use serde_json::{Map, Value};
 
@@ -198,23 +199,28 @@ pub fn typed_value(f: &FieldInfo, raw: &str) -> Result<Value, Usage> {
     }
 }
 
-/// A local file given for a URL field becomes a data URL; URLs pass through.
-pub fn file_to_data_url(field: &str, v: Value) -> Result<Value, Usage> {
+/// A local file given for a URL field is sent as a data URL: here it stands as a
+/// placeholder, the file encoded only into the request body when it is sent; URLs and
+/// data URLs pass through.
+fn local_file(field: &str, v: Value, files: &mut Vec<LocalFile>) -> Result<Value, Usage> {
     let Value::String(s) = &v else { return Ok(v) };
     if s.contains("://") || s.starts_with("data:") {
         return Ok(v);
     }
     let path = Path::new(s);
     if path.is_file() {
-        return falq::files::data_url_from_path(path).map(Value::String).map_err(|e| Usage(format!("{field}: {e}")));
+        let file = LocalFile::new(files.len(), path).map_err(|e| Usage(format!("{field}: {e}")))?;
+        let placeholder = Value::String(file.placeholder.clone());
+        files.push(file);
+        return Ok(placeholder);
     }
     usage(format!("{field}: {s:?} is neither a URL nor a readable local file"))
 }
 
 /// Builds the input: `--input` first, then each `--set` (a repeated array field appends),
-/// then local files become data URLs; unknown fields, bad types, missing required
-/// fields and out-of-range values are refused here.
-pub fn build_input(e: Target, input: Option<&str>, sets: &[String]) -> Result<Value, Usage> {
+/// then local files are set aside to be sent as data URLs (see [`attach_files`]); unknown
+/// fields, bad types, missing required fields and out-of-range values are refused here.
+pub fn build_input(e: Target, input: Option<&str>, sets: &[String]) -> Result<(Value, Vec<LocalFile>), Usage> {
     let mut obj: Map<String, Value> = match input {
         None => Map::new(),
         Some(text) => {
@@ -256,13 +262,13 @@ pub fn build_input(e: Target, input: Option<&str>, sets: &[String]) -> Result<Va
         return usage(format!("{}: missing required field(s) {} (set them with --set {}=...)", e.id, missing.join(", "), missing[0]));
     }
     let mut value = Value::Object(obj);
-    attach_files(e, &mut value)?;
-    let Some(info) = e.info else { return Ok(value) };
+    let files = attach_files(e, &mut value)?;
+    let Some(info) = e.info else { return Ok((value, files)) };
     falq_api::validate_input(info, &value).map_err(|errs| {
         let lines: Vec<String> = errs.0.iter().map(|x| format!("  {}: {}", x.field, x.message)).collect();
         Usage(format!("{}: invalid input, nothing was sent:\n{}", e.id, lines.join("\n")))
     })?;
-    Ok(value)
+    Ok((value, files))
 }
 
 /// The required fields an input lacks (none for an untyped endpoint).
@@ -353,9 +359,11 @@ pub fn batch_line(e: Target, mut obj: Map<String, Value>, common: &Map<String, V
     Ok(value)
 }
 
-/// The line's local files as data URLs, when it is sent.
-pub fn attach_files(e: Target, value: &mut Value) -> Result<(), Usage> {
-    let Some(obj) = value.as_object_mut() else { return Ok(()) };
+/// The input's local files (a path in a field that takes a file), each replaced by its
+/// placeholder: the client encodes them into the request body as it sends it.
+pub fn attach_files(e: Target, value: &mut Value) -> Result<Vec<LocalFile>, Usage> {
+    let mut files = Vec::new();
+    let Some(obj) = value.as_object_mut() else { return Ok(files) };
     for (k, v) in obj.iter_mut() {
         if !takes_file(e, k) {
             continue;
@@ -363,13 +371,27 @@ pub fn attach_files(e: Target, value: &mut Value) -> Result<(), Usage> {
         match v {
             Value::Array(items) => {
                 for item in items.iter_mut() {
-                    *item = file_to_data_url(k, item.take())?;
+                    *item = local_file(k, item.take(), &mut files)?;
                 }
             }
-            other => *other = file_to_data_url(k, other.take())?,
+            other => *other = local_file(k, other.take(), &mut files)?,
         }
     }
-    Ok(())
+    Ok(files)
+}
+
+/// What the relay's `413` means for an input with local files: which files made it too
+/// large, and what to do (nothing was queued).
+pub fn too_large(files: &[LocalFile]) -> Option<Usage> {
+    if files.is_empty() {
+        return None;
+    }
+    let shown = |n: u64| if n >= 1_000_000 { format!("{:.1} MB", n as f64 / 1e6) } else { format!("{:.1} KB", n as f64 / 1e3) };
+    let listed: Vec<String> = files.iter().map(|f| format!("{} ({})", f.path.display(), shown(f.size))).collect();
+    Some(Usage(format!(
+        "the relay refuses a request this large (HTTP 413): the local file(s) {} are sent inside it as data URLs (a third larger); nothing was queued. Give a URL for them instead (upload them anywhere the relay can fetch)",
+        listed.join(", ")
+    )))
 }
 
 #[cfg(test)]
@@ -383,7 +405,7 @@ mod tests {
 
     fn check(sets: &[&str], expected: Result<Value, &str>) {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-        let got = build_input(redux(), None, &sets).map_err(|e| e.0);
+        let got = build_input(redux(), None, &sets).map(|(v, _)| v).map_err(|e| e.0);
         match expected {
             Ok(v) => assert_eq!(got.unwrap(), v),
             Err(fragment) => {
@@ -447,7 +469,7 @@ mod tests {
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
-        let input = build_input(e, Some(r#"{"extra": {"deep": [1]}}"#), &sets).unwrap();
+        let (input, _) = build_input(e, Some(r#"{"extra": {"deep": [1]}}"#), &sets).unwrap();
         assert_eq!(
             input,
             json!({"extra": {"deep": [1]}, "prompt": "a cat", "n": 2, "ratio": 1.5, "fast": true, "tags": ["a", "b"], "size": {"w": 1}, "seed": null, "label": "2"})
@@ -457,9 +479,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let png = dir.join("in.png");
         std::fs::write(&png, b"\x89PNG\r\n\x1a\nxyz").unwrap();
-        let input = build_input(e, None, &[format!("audio_url={}", png.display())]).unwrap();
-        assert!(input["audio_url"].as_str().unwrap().starts_with("data:image/png;base64,"), "{input}");
-        assert_eq!(build_input(e, None, &[]).unwrap(), json!({}));
+        let (input, files) = build_input(e, None, &[format!("audio_url={}", png.display())]).unwrap();
+        assert_eq!((files.len(), input["audio_url"].as_str()), (1, Some(files[0].placeholder.as_str())));
+        let body: Value = serde_json::from_slice(&falq::files::body_with_files(&input, &files).unwrap()).unwrap();
+        assert!(body["audio_url"].as_str().unwrap().starts_with("data:image/png;base64,"), "{body}");
+        assert_eq!(build_input(e, None, &[]).unwrap().0, json!({}));
         std::fs::remove_dir_all(dir).ok();
     }
 

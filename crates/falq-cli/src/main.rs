@@ -239,6 +239,9 @@ struct SimArgs {
     /// a proxy): the URLs in its answers start with it.
     #[arg(long)]
     public_url: Option<String>,
+    /// The largest request body accepted, in bytes (413 beyond, as a relay behind a proxy answers).
+    #[arg(long, value_name = "BYTES")]
+    max_body_bytes: Option<usize>,
 }
 
 /// A fresh simulator seed, so two sessions never hand out the same request ids.
@@ -545,7 +548,7 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
         print!("{}", inputs::endpoint_help(endpoint));
         return Ok(0);
     }
-    let input = inputs::build_input(endpoint, args.input.as_deref(), &args.sets)?;
+    let (input, files) = inputs::build_input(endpoint, args.input.as_deref(), &args.sets)?;
     if let Some(note) = endpoint.untyped_note() {
         eprintln!("{note}");
     }
@@ -590,8 +593,12 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
             at: now_ms(),
         })
         .with_context(|| format!("the journal {} could not be written; nothing was sent", journal.path().display()))?;
-    let handle = match client.submit_json_with(endpoint.id, &input, &options).await {
+    let handle = match client.submit_json_with_files(endpoint.id, &input, &files, &options).await {
         Ok(h) => h,
+        Err(FalqError::Http { status: 413, .. }) if !files.is_empty() => {
+            journal.append(&Entry::NotSubmitted { local_id, error: "HTTP 413: the request is too large".into(), at: now_ms() }).ok();
+            return Err(inputs::too_large(&files).map_or_else(|| Failure::from(anyhow!("HTTP 413")), Failure::from));
+        }
         Err(e) => {
             if e.maybe_submitted() {
                 eprintln!(
@@ -1023,6 +1030,9 @@ async fn sim(args: SimArgs) -> Result<u8, Failure> {
         config.timing.workers = w.max(1);
     }
     config.h2_max_streams = args.h2_max_streams;
+    if let Some(n) = args.max_body_bytes {
+        config.max_body_bytes = n;
+    }
     if let Some(d) = args.result_ttl {
         config.timing.result_ttl = d;
     }

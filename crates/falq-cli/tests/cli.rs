@@ -193,6 +193,13 @@ fn failures_have_distinct_exit_codes() {
     let (code, _, err) = run(falq(&home).args(["run", REDUX, "--base-url", &dead, "--set", &img]).env("FAL_KEY", "k"));
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("submit failed after"), "{err}");
+    // A relay that refuses bodies as large as a local image makes: a usage error naming
+    // the file and its size, and what to do; nothing was queued.
+    let small = SimProcess::start(&home, &["--max-body-bytes", "4000"]);
+    let (code, _, err) = run(falq(&home).args(["run", REDUX, "--base-url", &small.base_url, "--set", &img]).env("FAL_KEY", "k"));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("HTTP 413") && err.contains("input.png (16.6 KB)") && err.contains("Give a URL"), "{err}");
+    assert!(err.contains("nothing was queued"), "{err}");
 }
 
 #[test]

@@ -116,13 +116,26 @@ impl Client {
 
     /// [`Client::submit_json`] with per-request options (webhook, priority, start timeout, ...).
     pub async fn submit_json_with(&self, endpoint_id: &str, input: &Value, options: &SubmitOptions) -> Result<RequestHandle, Error> {
+        self.submit_json_with_files(endpoint_id, input, &[], options).await
+    }
+
+    /// [`Client::submit_json_with`] for an input that sends local files as data URLs: each
+    /// [`LocalFile`]'s placeholder in `input` becomes the file, encoded once straight into
+    /// the request body (a large image costs its encoded size once).
+    pub async fn submit_json_with_files(
+        &self,
+        endpoint_id: &str,
+        input: &Value,
+        files: &[crate::files::LocalFile],
+        options: &SubmitOptions,
+    ) -> Result<RequestHandle, Error> {
         let endpoint_id = endpoint_id.trim_matches('/');
         validate_endpoint_id(endpoint_id)?;
         if let Some(info) = falq_api::endpoint(endpoint_id) {
             falq_api::validate_input(info, input).map_err(|source| Error::InvalidInput { endpoint: endpoint_id.to_string(), source })?;
         }
-        let body = serde_json::to_vec(input).map_err(|e| Error::Encode { endpoint: endpoint_id.into(), message: e.to_string() })?;
-        self.submit_bytes(endpoint_id, Bytes::from(body), options).await
+        let body = crate::files::body_with_files(input, files)?;
+        self.submit_bytes(endpoint_id, body, options).await
     }
 
     async fn submit_bytes(&self, endpoint_id: &str, body: Bytes, options: &SubmitOptions) -> Result<RequestHandle, Error> {

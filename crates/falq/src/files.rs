@@ -50,6 +50,95 @@ pub fn data_url_from_path(path: &Path) -> Result<String, Error> {
     Ok(format!("data:{mime};base64,{}", base64::engine::general_purpose::STANDARD.encode(&bytes)))
 }
 
+/// A local file an input sends as a data URL, in place of a placeholder string in the
+/// input: it is read and base64-encoded once, straight into the request body (a 200 MB
+/// image costs its encoded size once, not the file, a string and a body besides).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalFile {
+    /// The string standing for it in the input (see [`LocalFile::new`]).
+    pub placeholder: String,
+    /// The file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+impl LocalFile {
+    /// The `n`-th local file of an input, checked to be a readable file now.
+    pub fn new(n: usize, path: &Path) -> Result<LocalFile, Error> {
+        let io = |source| Error::Io { path: path.display().to_string(), source };
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.is_file() {
+            return Err(Error::Io { path: path.display().to_string(), source: std::io::Error::other("not a file") });
+        }
+        // Control characters keep it from being any value a user sends.
+        Ok(LocalFile { placeholder: format!("\u{1}falq-local-file:{n}\u{1}"), path: path.to_path_buf(), size: meta.len() })
+    }
+}
+
+/// The JSON body of `input` with each local file's placeholder replaced by the file as a
+/// `data:` URL (its type sniffed from its first bytes), encoded in chunks into one buffer
+/// of the body's exact size.
+pub fn body_with_files(input: &Value, files: &[LocalFile]) -> Result<bytes::Bytes, Error> {
+    use std::io::Read;
+    let text = serde_json::to_string(input).map_err(|e| Error::Io { path: "the input".into(), source: std::io::Error::other(e) })?;
+    if files.is_empty() {
+        return Ok(bytes::Bytes::from(text.into_bytes()));
+    }
+    // Each placeholder as it appears in the JSON text, quotes included.
+    let mut spots: Vec<(usize, usize, &LocalFile)> = Vec::new();
+    for f in files {
+        let quoted = serde_json::to_string(&f.placeholder).unwrap_or_default();
+        let mut from = 0;
+        while let Some(i) = text[from..].find(&quoted) {
+            spots.push((from + i, quoted.len(), f));
+            from += i + quoted.len();
+        }
+    }
+    spots.sort_by_key(|(at, _, _)| *at);
+    let encoded = |n: u64| n.div_ceil(3) * 4;
+    let size = text.len() as u64 + spots.iter().map(|(_, len, f)| encoded(f.size) + 48 - *len as u64).sum::<u64>();
+    let mut body: Vec<u8> = Vec::with_capacity(usize::try_from(size).unwrap_or(usize::MAX));
+    let mut at = 0;
+    for (start, len, f) in spots {
+        body.extend_from_slice(&text.as_bytes()[at..start]);
+        let io = |source| Error::Io { path: f.path.display().to_string(), source };
+        let mut file = std::fs::File::open(&f.path).map_err(io)?;
+        let mut head = [0u8; 16];
+        let n = file.read(&mut head).map_err(io)?;
+        let mime = sniff(&head[..n]).unwrap_or("application/octet-stream");
+        body.extend_from_slice(format!("\"data:{mime};base64,").as_bytes());
+        // Chunks of a multiple of 3 bytes encode without padding between them.
+        let mut chunk = vec![0u8; 3 << 20];
+        chunk[..n].copy_from_slice(&head[..n]);
+        let mut filled = n;
+        let mut out = String::new();
+        loop {
+            while filled < chunk.len() {
+                let got = file.read(&mut chunk[filled..]).map_err(io)?;
+                if got == 0 {
+                    break;
+                }
+                filled += got;
+            }
+            if filled == 0 {
+                break;
+            }
+            out.clear();
+            base64::engine::general_purpose::STANDARD.encode_string(&chunk[..filled], &mut out);
+            body.extend_from_slice(out.as_bytes());
+            if filled < chunk.len() {
+                break;
+            }
+            filled = 0;
+        }
+        body.push(b'"');
+        at = start + len;
+    }
+    body.extend_from_slice(&text.as_bytes()[at..]);
+    Ok(bytes::Bytes::from(body))
+}
+
 /// Decodes a `data:[type][;base64],payload` URI into its media type and bytes.
 pub fn decode_data_uri(uri: &str) -> Option<(String, Vec<u8>)> {
     let rest = uri.strip_prefix("data:")?;
@@ -421,6 +510,31 @@ mod tests {
         }
         let why = check_first_bytes(&zeros, Some("image/png"), &plain).unwrap_err();
         assert!(why.contains("announced as image/png") && why.contains("00 00"), "{why}");
+    }
+
+    #[test]
+    fn local_files_are_encoded_once_into_the_body_as_data_urls() {
+        let dir = std::env::temp_dir().join(format!("falq-local-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Sizes around the chunk and around multiples of 3 (padding only at the end).
+        for size in [0usize, 1, 2, 3, 4, (3 << 20) - 1, 3 << 20, (3 << 20) + 1, (6 << 20) + 2] {
+            let bytes: Vec<u8> = b"\x89PNG\r\n\x1a\n".iter().copied().chain((0..size).map(|i| (i * 7 % 251) as u8)).take(size).collect();
+            let p = dir.join(format!("in-{size}.png"));
+            std::fs::write(&p, &bytes).unwrap();
+            let a = LocalFile::new(0, &p).unwrap();
+            let b = LocalFile::new(1, &p).unwrap();
+            let input = json!({"image_url": a.placeholder, "more": [b.placeholder, "kept"], "prompt": "a \"cat\""});
+            let body = body_with_files(&input, &[a, b]).unwrap();
+            let v: Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{size}: {e}"));
+            for url in [&v["image_url"], &v["more"][0]] {
+                let (_, decoded) = decode_data_uri(url.as_str().unwrap()).unwrap();
+                assert_eq!(decoded, bytes, "{size}");
+            }
+            assert_eq!((v["more"][1].as_str(), v["prompt"].as_str()), (Some("kept"), Some("a \"cat\"")));
+        }
+        assert!(matches!(LocalFile::new(0, &dir.join("missing.png")), Err(Error::Io { .. })));
+        assert!(matches!(LocalFile::new(0, &dir), Err(Error::Io { .. })), "a directory is no file");
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]
