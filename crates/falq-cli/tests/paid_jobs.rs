@@ -456,3 +456,18 @@ async fn a_batch_line_of_unknown_fate_is_settled_by_its_id_and_its_manifest_foll
     assert_eq!(lines[1]["request_id"], ID);
     assert_eq!(server.count("POST", "/"), 2, "no line sent twice");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_completed_job_whose_result_never_comes_exits_pending_and_is_never_cancelled() {
+    // Lost otherwise: `falq run` (no --timeout) waits for ever on a relay whose status
+    // says COMPLETED while its result answers 202 IN_PROGRESS.
+    let server = relay(queued, |b, id| Reply::json(202, status(b, "IN_PROGRESS", id)), |_| Reply::json(202, "{}")).await;
+    let home = Scratch::new("paid-withheld");
+    let started = std::time::Instant::now();
+    let (code, _, err) = run(redux(&home, &server.base_url)).await;
+    assert_eq!(code, 4, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(120), "bounded by the retry policy: {:?}", started.elapsed());
+    assert!(err.contains("COMPLETED, but its result answered IN_PROGRESS 5 times") && err.contains("not cancelled"), "{err}");
+    assert_eq!(jobs(&home, &server.base_url).await.0[0]["state"], "pending");
+    assert_eq!(server.count("PUT", "/"), 0, "never a cancel");
+}
