@@ -12,6 +12,7 @@ pub mod merge;
 pub mod names;
 pub mod normalize;
 pub mod prose;
+pub mod rendered;
 pub mod walk;
 pub mod write;
 

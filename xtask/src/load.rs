@@ -105,6 +105,9 @@ pub struct Document {
     /// A page we wrote in the relay's dialect (under `specs/falq/`) for an endpoint the
     /// relay publishes no page for: a vendored page of the same endpoint replaces it.
     pub authored_page: bool,
+    /// A rendered page (a parameter table, no YAML): an Apifox page of the same endpoint,
+    /// which says more, is preferred to it.
+    pub rendered: bool,
     /// What loading had to read as the page meant it (a description that is not valid
     /// YAML as written), each with its line: warnings.
     pub notes: Vec<Diagnostic>,
@@ -115,6 +118,8 @@ pub const AUTHORED_DIR: &str = "falq";
 
 /// Loads every spec below `specs_dir`, in path order. `root` is the directory file
 /// names are shown relative to. Files named `README.md` or starting with `_` are skipped.
+/// A page (`.md`, or `.txt` as copied from a browser) is an Apifox export (fenced YAML) or
+/// a rendered page (a parameter table), told apart by its content.
 pub fn load_dir(specs_dir: &Path, root: &Path) -> Result<Vec<Document>, Errors> {
     let mut files = Vec::new();
     collect_files(specs_dir, &mut files).map_err(|e| Diagnostic::new(specs_dir, 0, format!("cannot read the specs directory: {e}")))?;
@@ -165,7 +170,7 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         }
         if path.is_dir() {
             collect_files(&path, out)?;
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("md" | "yaml" | "yml" | "json")) {
+        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("md" | "txt" | "yaml" | "yml" | "json")) {
             out.push(path);
         }
     }
@@ -174,7 +179,11 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// Loads one file's documents: the fenced blocks of a markdown page, or a whole YAML/JSON file.
 pub fn load_file(file: &Path, text: &str) -> Result<Vec<Document>, Errors> {
-    let is_markdown = file.extension().and_then(|e| e.to_str()) == Some("md");
+    let is_markdown = matches!(file.extension().and_then(|e| e.to_str()), Some("md" | "txt"));
+    // A page copied from a relay's rendered docs (a parameter table, no YAML).
+    if is_markdown && crate::rendered::is_rendered(text) && !text.contains("```yaml") && !text.contains("```yml") {
+        return Ok(vec![crate::rendered::parse(file, text)?]);
+    }
     if is_markdown {
         let blocks = fenced_blocks(file, text)?;
         let mut docs = Vec::new();
@@ -267,7 +276,7 @@ fn parse_document(mut source: Source) -> Result<Document, Diagnostic> {
         return Err(Diagnostic::new(&source.file, source.line, "neither an OpenAPI document nor an overlay")
             .help("a spec starts with `openapi: 3.0.1`; an overlay with `falq-overlay: 1`"));
     };
-    Ok(Document { source, kind, value, authored_page: false, notes })
+    Ok(Document { source, kind, value, authored_page: false, rendered: false, notes })
 }
 
 /// Parses a document's YAML. Text that YAML rejects only because a plain scalar holds

@@ -77,16 +77,18 @@ fn endpoint_paths(d: &Document) -> Vec<String> {
 }
 
 /// How much a page is to be trusted for an endpoint also defined elsewhere: a page we
-/// authored (under `specs/falq/`) gives way to any page of the relay's, and a relay's
-/// page still `developing` (`x-apifox-status`) to a released one.
+/// authored (under `specs/falq/`) gives way to any page of a relay's, a relay's page
+/// still `developing` (`x-apifox-status`) to a rendered one, and a rendered page (a table
+/// copied from a browser) to a released Apifox export, which says more.
 fn page_rank(page: &Document, path: &str) -> u8 {
     let developing = page.value["paths"][path]
         .as_object()
         .is_some_and(|item| item.values().any(|op| op.get("x-falq-status").and_then(Value::as_str) == Some("developing")));
-    match (page.authored_page, developing) {
-        (true, _) => 0,
-        (false, true) => 1,
-        (false, false) => 2,
+    match (page.authored_page, developing, page.rendered) {
+        (true, _, _) => 0,
+        (false, true, _) => 1,
+        (false, false, true) => 2,
+        (false, false, false) => 3,
     }
 }
 
@@ -113,9 +115,17 @@ fn prefer_pages(pages: &[Document], warnings: &mut Vec<Diagnostic>) -> Vec<Docum
         let mut p = p.clone();
         for path in &set_aside {
             let kept = best[path].1;
-            let why = if p.authored_page { "the relay's page" } else { "the released page" };
+            let why = if p.authored_page {
+                "the relay's page"
+            } else if p.rendered {
+                "the Apifox page"
+            } else {
+                "the released page"
+            };
             let help = if p.authored_page {
                 format!("delete {} when the relay's page is the one to keep", p.source.file.display())
+            } else if p.rendered {
+                format!("{} is a rendered page; remove the other page if this one is to be used", p.source.file.display())
             } else {
                 format!(
                     "{} is still developing on the relay; remove it from specs/ if the released page is the one to keep",
@@ -552,6 +562,7 @@ mod tests {
             kind,
             value: crate::load::yaml_to_json(&serde_yaml::from_str(yaml).unwrap()).unwrap(),
             authored_page: file.starts_with("specs/falq/"),
+            rendered: false,
             notes: vec![],
         }
     }

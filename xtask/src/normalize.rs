@@ -1159,12 +1159,16 @@ pub fn defaults_from_prose(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnos
 }
 
 /// Bounds stated only in the description of a number or integer become
-/// `minimum`/`maximum` (each only where the schema states none).
+/// `minimum`/`maximum`; of a list (of anything but numbers, whose bounds may be the
+/// items'), whole counts become `minItems`/`maxItems` (each only where the schema
+/// states none).
 pub fn ranges_from_prose(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
     for_each_schema_at_mut(doc, &mut |keys, s| {
         let Some(m) = s.as_object_mut() else { return };
         let t = schema_type(m).to_string();
-        if t != "integer" && t != "number" {
+        let list =
+            t == "array" && !m.get("items").and_then(Value::as_object).is_some_and(|i| matches!(schema_type(i), "integer" | "number"));
+        if t != "integer" && t != "number" && !list {
             return;
         }
         let Some(desc) = m.get("description").and_then(Value::as_str).map(str::to_string) else { return };
@@ -1172,6 +1176,19 @@ pub fn ranges_from_prose(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnosti
         if let (Some(a), Some(b)) = (min, max)
             && a > b
         {
+            return;
+        }
+        if list {
+            let count = |v: Option<f64>| v.filter(|v| *v >= 0.0 && v.fract() == 0.0).map(|v| v as u64);
+            if min.is_some_and(|v| count(Some(v)).is_none()) || max.is_some_and(|v| count(Some(v)).is_none()) {
+                return;
+            }
+            for (key, bound) in [("minItems", count(min)), ("maxItems", count(max))] {
+                if let Some(n) = bound.filter(|_| !m.contains_key(key)) {
+                    m.insert(key.into(), Value::from(n));
+                    ctx.infer(keys, format!("{key} {n}"), &desc);
+                }
+            }
             return;
         }
         let as_json = |v: f64| {
@@ -1731,7 +1748,12 @@ mod tests {
                 e: {type: integer, description: 'Default: 4 Range: 1-12'},
                 tol: {type: string, description: '1最严格，6最宽松'},
                 seed: {type: integer, description: '1最严格，6最宽松'},
-                kept: {type: integer, maximum: 9, description: '范围1-50'}}}}}"#,
+                kept: {type: integer, maximum: 9, description: '范围1-50'},
+                urls: {type: array, items: {type: string}, description: '图片列表，最多10张'},
+                refs: {type: array, items: {type: string}, description: 'Reference images. Range: 1-4'},
+                weights: {type: array, items: {type: number}, description: 'Weights. Range: 0-1'},
+                odd: {type: array, items: {type: string}, description: 'Range: 0.5-2'},
+                kept_items: {type: array, minItems: 2, items: {type: string}, description: 'at least 1'}}}}}"#,
             r#"components: {schemas: {A: {properties: {
                 steps: {type: integer, description: '可选。推理步数，默认28，范围1-50', minimum: 1, maximum: 50},
                 g: {type: number, description: '默认3.5，取值范围[1,20]。', minimum: 1.0, maximum: 20.0},
@@ -1741,7 +1763,12 @@ mod tests {
                 e: {type: integer, description: 'Default: 4 Range: 1-12', minimum: 1, maximum: 12},
                 tol: {type: string, description: '1最严格，6最宽松'},
                 seed: {type: integer, description: '1最严格，6最宽松'},
-                kept: {type: integer, maximum: 9, description: '范围1-50', minimum: 1}}}}}"#,
+                kept: {type: integer, maximum: 9, description: '范围1-50', minimum: 1},
+                urls: {type: array, items: {type: string}, description: '图片列表，最多10张', maxItems: 10},
+                refs: {type: array, items: {type: string}, description: 'Reference images. Range: 1-4', minItems: 1, maxItems: 4},
+                weights: {type: array, items: {type: number}, description: 'Weights. Range: 0-1'},
+                odd: {type: array, items: {type: string}, description: 'Range: 0.5-2'},
+                kept_items: {type: array, minItems: 2, items: {type: string}, description: 'at least 1'}}}}}"#,
         );
     }
 

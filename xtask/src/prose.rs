@@ -51,20 +51,8 @@ pub fn says_optional(desc: &str) -> bool {
 /// `默认为1`, `默认 jpeg` (an enum value), `Default: 4`, `default: "jpeg"`, `默认true`,
 /// `默认值："16：9"` (read as `16:9`).
 pub fn default_in_prose(desc: &str, schema: &Map<String, Value>) -> Option<Value> {
-    static DEFAULT: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(
-            r#"(?i)(?:默认值?|缺省值?|\bdefaults?(?:\s+(?:is|to|value))?)\s*[:：]?\s*(?:为|是)?\s*(?:"([^"]*)"|“([^”]*)”|'([^']*)'|「([^」]*)」|([^\s，,。;；()（）"'”]+))"#,
-        )
-        .expect("regex")
-    });
-    let desc = ascii_punctuation(desc);
-    let cap = DEFAULT.captures(&desc)?;
-    let quoted_text = (1..=4).find_map(|i| cap.get(i)).map(|m| m.as_str());
-    let quoted = quoted_text.is_some();
-    let token = match quoted_text {
-        Some(q) => q,
-        None => cap.get(5).map_or("", |m| m.as_str()).trim_end_matches(['.', '、']),
-    };
+    let (token, quoted) = stated_default(desc)?;
+    let token = token.as_str();
     match schema_type(schema) {
         "integer" => token.parse::<i64>().ok().map(Value::from),
         "number" => token.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number),
@@ -79,6 +67,23 @@ pub fn default_in_prose(desc: &str, schema: &Map<String, Value>) -> Option<Value
             None => None,
         },
         _ => None,
+    }
+}
+
+/// The default a description states, as written (read as ASCII), and whether it was quoted.
+fn stated_default(desc: &str) -> Option<(String, bool)> {
+    static DEFAULT: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r#"(?i)(?:默认值?|缺省值?|\bdefaults?(?:\s+(?:is|to|value))?)\s*[:：]?\s*(?:为|是)?\s*(?:"([^"]*)"|“([^”]*)”|'([^']*)'|「([^」]*)」|([^\s，,。;；()（）"'”]+))"#,
+        )
+        .expect("regex")
+    });
+    let desc = ascii_punctuation(desc);
+    let cap = DEFAULT.captures(&desc)?;
+    let quoted_text = (1..=4).find_map(|i| cap.get(i)).map(|m| m.as_str().to_string());
+    match quoted_text {
+        Some(q) => Some((q, true)),
+        None => Some((cap.get(5).map_or("", |m| m.as_str()).trim_end_matches(['.', '、']).to_string(), false)),
     }
 }
 
@@ -160,6 +165,16 @@ pub fn enum_in_prose(desc: &str, schema: &Map<String, Value>) -> Option<Vec<Valu
     } else {
         return None;
     }?;
+    // "Default: "jpeg" Supported: default, JPEG, png": `default` names no value but the
+    // stated default, and a value the default spells in another case is the default's.
+    let list: Vec<String> = match stated_default(desc) {
+        Some((stated, _)) => list
+            .into_iter()
+            .filter(|item| !item.eq_ignore_ascii_case("default"))
+            .map(|item| if item.eq_ignore_ascii_case(&stated) { stated.clone() } else { item })
+            .collect(),
+        None => list,
+    };
     if list.len() < 2 || (1..list.len()).any(|i| list[..i].contains(&list[i])) {
         return None;
     }
@@ -192,7 +207,14 @@ fn list_items(text: &str, close: Option<char>) -> Option<Vec<String>> {
         let item = match quoted {
             Some(q) if !q.is_empty() && !has_cjk(q) => q.to_string(),
             Some(_) => break,
-            None if raw.is_empty() || has_cjk(raw) || LIST_END.is_match(raw) || raw.contains(char::is_whitespace) => break,
+            // A lone `default` is an item (the stated default, dropped by the caller).
+            None if raw.is_empty()
+                || has_cjk(raw)
+                || (LIST_END.is_match(raw) && !raw.eq_ignore_ascii_case("default"))
+                || raw.contains(char::is_whitespace) =>
+            {
+                break;
+            }
             None => raw.to_string(),
         };
         if !item.chars().all(|c| c.is_ascii_graphic() || c == ' ') || item.len() > 48 {
@@ -236,6 +258,9 @@ mod tests {
             ("宽高比。默认值：\"16:9\"，范围[16:9,9:16,1:1]", "string", Some(json!(["16:9", "9:16", "1:1"]))),
             ("分辨率默认值：\"720p\"  范围值[720p，1080p]", "string", Some(json!(["720p", "1080p"]))),
             ("Format: one of: png, jpeg. Default: png", "string", Some(json!(["png", "jpeg"]))),
+            ("Format. Default value: \"jpeg\" Supported formats: default, JPEG, png", "string", Some(json!(["jpeg", "png"]))),
+            ("Speed. Default: \"regular\" Supported: default, none, regular, high", "string", Some(json!(["none", "regular", "high"]))),
+            ("Scheduler, one of: default, karras", "string", Some(json!(["default", "karras"]))),
             ("Size, enumerated values: square, square pro, landscape_4_3", "string", None),
             ("图片url，接受的文件类型：jpg、jpeg、png", "string", None),
             ("范围[1,20]", "number", None),

@@ -135,6 +135,19 @@ fn the_quirks_of_the_families_are_read_by_the_general_rules() {
     assert_eq!(clarity["properties"]["upscale_factor"]["type"], json!("integer"));
     assert_eq!(clarity["properties"]["creativity"]["type"], json!("number"));
     assert!(clarity.get("required").is_none());
+    // kkiai's rendered page (a table, no YAML), cut inside its example: nested rows two
+    // levels deep, empty description cells, kkiai's prose.
+    let sdxl = input("fal-ai/fast-sdxl");
+    assert_eq!(sdxl["required"], json!(["prompt"]));
+    assert_eq!(resolve(&sdxl["properties"]["image_size"])["enum"], json!(["square_hd", "square", "portrait_4_3", "landscape_16_9"]));
+    assert_eq!(sdxl["properties"]["image_size"]["default"], json!("square_hd"));
+    assert_eq!(sdxl["properties"]["loras"]["maxItems"], json!(5));
+    assert_eq!(resolve(&sdxl["properties"]["format"])["enum"], json!(["jpeg", "png"]), "`default` names the stated default");
+    let lora = resolve(&sdxl["properties"]["loras"]["items"]);
+    assert_eq!(lora["required"], json!(["path"]));
+    assert_eq!((lora["properties"]["scale"]["minimum"].clone(), lora["properties"]["scale"]["maximum"].clone()), (json!(0.0), json!(4.0)));
+    assert_eq!(resolve(&lora["properties"]["blocks"])["properties"]["unet"]["maximum"], json!(1.0));
+    assert_eq!(resolve(&sdxl["properties"]["embeddings"]["items"])["properties"]["tokens"]["type"], json!("array"));
     // The developing duplicate is set aside for the released page, with a note.
     assert!(r.warnings.iter().any(|w| w.file.ends_with("fal-ai-storyboard-developing.md") && w.message.contains("is set aside")));
     assert!(board["properties"].get("shots").is_some(), "the released page's fields");

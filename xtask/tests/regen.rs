@@ -304,7 +304,15 @@ fn a_new_page_regenerates_without_code_change() {
 #[test]
 fn errors_name_file_line_and_what_to_do() {
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
+        (
+            "rendered",
+            &[(
+                "k.txt",
+                "/fal-ai/x\nPOST\n| Parameter | Type | Required | Description |\n|---|---|---|---|\nprompt | string | Required | |\nsize | tuple | Optional | |\n",
+            )],
+            "specs/k.txt:6: size: the type \"tuple\" is not one falq reads",
+        ),
         ("badyaml", &[("p.md", "# P\n\n```yaml\nopenapi: 3.0.1\npaths:\n  /a/b: {post: [\n```\n")], "specs/p.md:"),
         ("nofence", &[("p.md", "# just prose\n")], "no fenced ```yaml block"),
         (
