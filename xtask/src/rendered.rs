@@ -15,15 +15,74 @@ use serde_json::{Map, Value, json};
 use crate::diag::Diagnostic;
 use crate::load::{DocKind, Document, Source};
 
-/// The header row of a rendered page's parameter table.
-static TABLE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\|?\s*(parameter|name|参数名?)\s*\|\s*(type|类型)\s*\|\s*(required|必填|是否必填|必选)\s*\|\s*(description|说明|描述)\s*\|?\s*$")
-        .expect("regex")
-});
+/// A header cell of a parameter table and what its column holds.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Column {
+    Name,
+    Type,
+    Required,
+    Default,
+    Description,
+    Other,
+}
+
+fn column(cell: &str) -> Column {
+    match cell.trim().to_lowercase().as_str() {
+        "parameter" | "parameters" | "name" | "field" | "参数" | "参数名" | "字段" | "名称" => Column::Name,
+        "type" | "类型" | "数据类型" => Column::Type,
+        "required" | "必填" | "是否必填" | "必选" | "是否必须" => Column::Required,
+        "default" | "默认值" => Column::Default,
+        "description" | "说明" | "描述" | "备注" => Column::Description,
+        _ => Column::Other,
+    }
+}
+
+/// The columns of a table's header row, when it is a parameter table's (a name and a
+/// type column at least).
+fn header_columns(line: &str) -> Option<Vec<Column>> {
+    let line = line.trim();
+    if !line.contains('|') {
+        return None;
+    }
+    let body = line.strip_prefix('|').unwrap_or(line);
+    let body = body.strip_suffix('|').unwrap_or(body);
+    let columns: Vec<Column> = body.split('|').map(column).collect();
+    let has = |c: Column| columns.contains(&c);
+    (columns.len() >= 3 && columns[0] == Column::Name && has(Column::Type)).then_some(columns)
+}
 
 /// Whether a page is a rendered page (no YAML, a parameter table) rather than an Apifox export.
 pub fn is_rendered(text: &str) -> bool {
-    text.lines().any(|l| TABLE_HEADER.is_match(l.trim()))
+    !text.lines().any(|l| l.trim_start().starts_with("openapi:")) && text.lines().any(|l| header_columns(l).is_some())
+}
+
+/// What a table describes, from the heading above it (`Body Parameters
+/// (application/json)`, `Path Parameters`, `Response Parameters`).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Section {
+    Body,
+    Path,
+    Query,
+    Header,
+    Response,
+}
+
+fn section(heading: &str) -> Section {
+    static RESPONSE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\bresponses?\b|返回|响应").expect("regex"));
+    static HEADER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\bheaders?\b|请求头").expect("regex"));
+    static PATH: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\bpath\b|路径").expect("regex"));
+    static QUERY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\bquery\b|查询").expect("regex"));
+    if RESPONSE.is_match(heading) {
+        Section::Response
+    } else if HEADER.is_match(heading) {
+        Section::Header
+    } else if PATH.is_match(heading) {
+        Section::Path
+    } else if QUERY.is_match(heading) {
+        Section::Query
+    } else {
+        Section::Body
+    }
 }
 
 /// One row of the parameter table.
@@ -35,16 +94,89 @@ struct Row {
     required: bool,
 }
 
-/// Reads a rendered page into an OpenAPI document of one operation. A row the reader
-/// cannot understand is an error naming the page's line, never a field silently dropped.
+/// Reads a rendered page into an OpenAPI document of one operation: its body table the
+/// request's schema, path, query and header tables its parameters, a response table the
+/// schema of its answer. A row the reader cannot understand is an error naming the page's
+/// line, never a field silently dropped.
 pub fn parse(file: &Path, text: &str) -> Result<Document, Diagnostic> {
     let lines: Vec<&str> = text.lines().collect();
-    let at = |i: usize, message: String| Diagnostic::new(file, i + 1, message);
     let (path, method) = endpoint(file, &lines)?;
-    let header = lines.iter().position(|l| TABLE_HEADER.is_match(l.trim())).ok_or_else(|| {
-        Diagnostic::new(file, 0, "no parameter table (| Parameter | Type | Required | Description |) in this rendered page")
-    })?;
-    let mut rows: Vec<Row> = Vec::new();
+    let mut body: Option<Value> = None;
+    let mut response: Option<Value> = None;
+    let mut parameters: Vec<Value> = Vec::new();
+    let mut tables = 0;
+    for (header, line) in lines.iter().enumerate() {
+        let Some(columns) = header_columns(line) else { continue };
+        tables += 1;
+        let heading = lines[..header].iter().rev().map(|l| l.trim()).find(|l| !l.is_empty()).unwrap_or("");
+        let rows = table_rows(file, &lines, header, &columns)?;
+        let schema = object_of_rows(file, &rows)?;
+        let twice = |what: &str| Diagnostic::new(file, header + 1, format!("a second {what} table in this rendered page"));
+        match section(heading) {
+            Section::Body if body.is_some() => return Err(twice("body parameter")),
+            Section::Body => body = Some(schema),
+            Section::Response if response.is_some() => return Err(twice("response")),
+            Section::Response => response = Some(schema),
+            place => {
+                let place = match place {
+                    Section::Path => "path",
+                    Section::Query => "query",
+                    _ => "header",
+                };
+                for r in rows.iter().filter(|r| r.depth == 0) {
+                    let mut schema = r.schema.clone();
+                    let description = schema.as_object_mut().and_then(|m| m.remove("description"));
+                    let mut p = json!({"name": r.name, "in": place, "required": r.required || place == "path", "schema": schema});
+                    if let Some(d) = description {
+                        p["description"] = d;
+                    }
+                    parameters.push(p);
+                }
+            }
+        }
+    }
+    if tables == 0 {
+        return Err(Diagnostic::new(file, 0, "no parameter table (| Parameter | Type | Required | Description |) in this rendered page"));
+    }
+    let mut op = json!({
+        "summary": path.trim_start_matches('/'),
+        "responses": {"200": {"description": "", "content": {"application/json": {"schema": response.unwrap_or_else(|| json!({"type": "object", "properties": {}}))}}}},
+    });
+    if let Some(top) = body.filter(|_| method != "get") {
+        let mut media = Map::new();
+        media.insert("schema".into(), top);
+        if let Some(example) = example_after(&lines, &["request example", "请求示例"]) {
+            media.insert("example".into(), example);
+        }
+        op["requestBody"] = json!({"content": {"application/json": Value::Object(media)}});
+    }
+    if !parameters.is_empty() {
+        op["parameters"] = Value::Array(parameters);
+    }
+    if let Some(doc) = lines.iter().find_map(|l| l.trim().strip_prefix("Official documentation:")) {
+        op["description"] = json!(format!("Official documentation: {}", doc.trim()));
+    }
+    if let Some(example) = example_after(&lines, &["response example", "返回示例", "响应示例"]) {
+        op["responses"]["200"]["content"]["application/json"]["example"] = example;
+    }
+    let value = json!({
+        "openapi": "3.0.1",
+        "info": {"title": "", "version": "1.0.0"},
+        "paths": {path.as_str(): {method.as_str(): op}},
+    });
+    Ok(Document {
+        source: Source { file: file.to_path_buf(), line: 1, text: text.to_string() },
+        kind: DocKind::Page,
+        value,
+        authored_page: false,
+        rendered: true,
+        notes: vec![],
+    })
+}
+
+/// The rows of the table whose header is at line `header`, to the first line that is no row.
+fn table_rows(file: &Path, lines: &[&str], header: usize, columns: &[Column]) -> Result<Vec<Row>, Diagnostic> {
+    let mut rows = Vec::new();
     for (i, raw) in lines.iter().enumerate().skip(header + 1) {
         let line = raw.trim();
         if line.chars().all(|c| matches!(c, '|' | '-' | ':' | ' ')) && !line.is_empty() {
@@ -53,23 +185,30 @@ pub fn parse(file: &Path, text: &str) -> Result<Document, Diagnostic> {
         if line.is_empty() || !line.contains('|') {
             break;
         }
-        rows.push(row(line, i).map_err(|why| {
-            at(i, why).help(
+        rows.push(row(line, i, columns).map_err(|why| {
+            Diagnostic::new(file, i + 1, why).help(
                 "each row is `name | type | Required or Optional | description |`, the type one of string, integer, number, boolean, object, array[...]; correct the row as the relay's page shows it",
             )
         })?);
     }
+    Ok(rows)
+}
+
+/// The object schema a table's rows make: a row marked `└` is a field of the nearest
+/// `object` or `array[object]` row one level up.
+fn object_of_rows(file: &Path, rows: &[Row]) -> Result<Value, Diagnostic> {
     let mut top = json!({"type": "object", "properties": {}});
     // Where each nested row goes: the schema of the nearest object row one level up.
     let mut parents: Vec<(usize, Vec<String>)> = Vec::new();
-    for r in &rows {
+    for r in rows {
+        let at = |message: String| Diagnostic::new(file, r.line + 1, message);
         let into: Vec<String> = if r.depth == 0 {
             vec![]
         } else {
             match parents.iter().rev().find(|(d, _)| *d + 1 == r.depth) {
                 Some((_, p)) => p.clone(),
                 None => {
-                    return Err(at(r.line, format!("the nested row {:?} has no object row above it", r.name))
+                    return Err(at(format!("the nested row {:?} has no object row above it", r.name))
                         .help("a row marked └ belongs to the object or array[object] row above it"));
                 }
             }
@@ -79,7 +218,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Document, Diagnostic> {
             holder = &mut holder[key.as_str()];
         }
         if holder["properties"].get(&r.name).is_some() {
-            return Err(at(r.line, format!("the field {:?} is listed twice", r.name)));
+            return Err(at(format!("the field {:?} is listed twice", r.name)));
         }
         holder["properties"][r.name.as_str()] = r.schema.clone();
         if r.required {
@@ -101,38 +240,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Document, Diagnostic> {
             _ => {}
         }
     }
-    let mut media = Map::new();
-    media.insert("schema".into(), top);
-    if let Some(example) = example_after(&lines, &["request example", "请求示例"]) {
-        media.insert("example".into(), example);
-    }
-    let mut op = json!({
-        "summary": path.trim_start_matches('/'),
-        "requestBody": {"content": {"application/json": Value::Object(media)}},
-        "responses": {"200": {"description": "", "content": {"application/json": {"schema": {"type": "object", "properties": {}}}}}},
-    });
-    if let Some(doc) = lines.iter().find_map(|l| l.trim().strip_prefix("Official documentation:")) {
-        op["description"] = json!(format!("Official documentation: {}", doc.trim()));
-    }
-    if let Some(example) = example_after(&lines, &["response example", "返回示例", "响应示例"]) {
-        op["responses"]["200"]["content"]["application/json"]["example"] = example;
-    }
-    if method != "post" {
-        op.as_object_mut().map(|m| m.remove("requestBody"));
-    }
-    let value = json!({
-        "openapi": "3.0.1",
-        "info": {"title": "", "version": "1.0.0"},
-        "paths": {path.as_str(): {method.as_str(): op}},
-    });
-    Ok(Document {
-        source: Source { file: file.to_path_buf(), line: 1, text: text.to_string() },
-        kind: DocKind::Page,
-        value,
-        authored_page: false,
-        rendered: true,
-        notes: vec![],
-    })
+    Ok(top)
 }
 
 /// The endpoint's path (`/fal-ai/veo3`), from its own line or its URL, and its method.
@@ -142,7 +250,7 @@ fn endpoint(file: &Path, lines: &[&str]) -> Result<(String, String), Diagnostic>
     let mut path = None;
     let mut method = None;
     for line in lines.iter().map(|l| l.trim()) {
-        if TABLE_HEADER.is_match(line) {
+        if header_columns(line).is_some() {
             break;
         }
         if path.is_none() && PATH.is_match(line) {
@@ -162,12 +270,16 @@ fn endpoint(file: &Path, lines: &[&str]) -> Result<(String, String), Diagnostic>
     Ok((path, method.unwrap_or_else(|| "post".into())))
 }
 
-/// One table row: `name | type | Required | description |`, its leading pipe optional, a
-/// nested row's name marked `└` (one mark per level).
-fn row(line: &str, index: usize) -> Result<Row, String> {
+/// One table row, its cells in the header's columns (the last one takes any `|` its text
+/// holds), its leading pipe optional, a nested row's name marked `└` (one mark per level).
+/// A `Default` column is read as the description's `Default:`.
+fn row(line: &str, index: usize, columns: &[Column]) -> Result<Row, String> {
     let body = line.strip_prefix('|').unwrap_or(line);
-    let cells: Vec<&str> = body.splitn(4, '|').collect();
-    if cells.len() < 3 {
+    let cells: Vec<&str> = body.splitn(columns.len(), '|').collect();
+    let cell = |c: Column| columns.iter().position(|x| *x == c).and_then(|i| cells.get(i)).map(|t| t.trim().trim_end_matches('|').trim());
+    // Every cell up to the last column that states something a field needs.
+    let needed = columns.iter().rposition(|c| matches!(c, Column::Type | Column::Required)).unwrap_or(1);
+    if cells.len() <= needed {
         return Err(format!("a table row the reader cannot understand: {line:?} (expected name | type | required | description)"));
     }
     let raw_name = cells[0];
@@ -178,15 +290,19 @@ fn row(line: &str, index: usize) -> Result<Row, String> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.$".contains(c)) {
         return Err(format!("{raw_name:?} is no field name"));
     }
-    let schema = schema_of_type(cells[1].trim()).ok_or_else(|| {
-        format!("{name}: the type {:?} is not one falq reads (string, integer, number, boolean, object, array[...])", cells[1].trim())
+    let type_cell = cell(Column::Type).unwrap_or("");
+    let schema = schema_of_type(type_cell).ok_or_else(|| {
+        format!("{name}: the type {type_cell:?} is not one falq reads (string, integer, number, boolean, object, array[...])")
     })?;
-    let required = match cells[2].trim().to_ascii_lowercase().as_str() {
-        "required" | "yes" | "true" | "是" | "必填" | "必选" | "必须" => true,
-        "optional" | "no" | "false" | "否" | "可选" | "选填" | "" => false,
+    let required = match cell(Column::Required).unwrap_or("").to_ascii_lowercase().as_str() {
+        "required" | "yes" | "true" | "y" | "是" | "必填" | "必选" | "必须" => true,
+        "optional" | "no" | "false" | "n" | "否" | "可选" | "选填" | "" | "-" => false,
         other => return Err(format!("{name}: {other:?} says neither required nor optional")),
     };
-    let description = cells.get(3).map_or("", |d| d.trim().trim_end_matches('|').trim());
+    let mut description = cell(Column::Description).unwrap_or("").to_string();
+    if let Some(default) = cell(Column::Default).filter(|d| !d.is_empty() && *d != "-") {
+        description = format!("{description} Default: {default}").trim().to_string();
+    }
     let mut schema = schema;
     if !description.is_empty() {
         schema["description"] = json!(description);
@@ -257,6 +373,35 @@ mod tests {
         assert_eq!(s["properties"]["size"]["required"], json!(["width", "height"]));
         assert_eq!(s["properties"]["tags"], json!({"type": "array", "items": {"type": "string"}, "description": "a | b"}));
         assert!(d.rendered);
+    }
+
+    #[test]
+    fn tables_are_read_by_their_columns_and_their_headings() {
+        // A result page: its path parameter table, its response table (nested), a copy
+        // with fenced examples and a Default column; a table inside an Apifox page is no
+        // rendered page.
+        let page = "GET\nhttps://relay.example/fal-ai/acme/requests/{request_id}\nPath Parameters\n| Name | Type | Required | Default | Description |\n|---|---|---|---|---|\nrequest_id | string | Yes | - | The request |\nQuery Parameters\n| Name | Type | Required | Default | Description |\n|---|---|---|---|---|\nlogs | integer | No | 0 | Include logs: 0 or 1 |\nResponse Parameters\n| Name | Type | Required | Default | Description |\n|---|---|---|---|---|\nvideo | object | Yes | | |\n└ url | string | Yes | | |\nseed | integer | No | | |\nResponse Example\n```json\n{\"video\": {\"url\": \"https://x/v.mp4\"}, \"seed\": 1}\n```\n";
+        assert!(is_rendered(page));
+        let d = parse(Path::new("r.md"), page).unwrap();
+        let op = &d.value["paths"]["/fal-ai/acme/requests/{request_id}"]["get"];
+        assert_eq!(
+            op["parameters"][0],
+            json!({"name": "request_id", "in": "path", "required": true, "schema": {"type": "string"}, "description": "The request"})
+        );
+        assert_eq!(
+            op["parameters"][1],
+            json!({"name": "logs", "in": "query", "required": false, "schema": {"type": "integer"}, "description": "Include logs: 0 or 1 Default: 0"})
+        );
+        let answer = &op["responses"]["200"]["content"]["application/json"];
+        assert_eq!(answer["schema"]["required"], json!(["video"]));
+        assert_eq!(answer["schema"]["properties"]["video"]["required"], json!(["url"]));
+        assert_eq!(answer["example"]["seed"], json!(1));
+        assert!(op.get("requestBody").is_none());
+        assert!(!is_rendered("# T\n| Parameter | Type | Required | Description |\n```yaml\nopenapi: 3.0.1\n```\n"));
+        // Two body tables: which one is meant is not guessed.
+        let twice = format!("{PAGE}\nBody Parameters\n| Parameter | Type | Required | Description |\nx | string | Required | |\n");
+        let e = parse(Path::new("p.md"), &twice).map(drop).unwrap_err();
+        assert!(e.message.contains("a second body parameter table"), "{e}");
     }
 
     #[test]

@@ -51,7 +51,7 @@ type Family = (&'static str, &'static [(&'static str, FileKind)], &'static [&'st
 fn every_family_regenerates_typed_with_its_output_kind() {
     let (r, dir) = regen_with_families("kinds");
     let spec = &r.spec;
-    let cases: [Family; 6] = [
+    let cases: [Family; 7] = [
         ("fal-ai/kokoro/american-english", &[("/audio", FileKind::Audio)], &[], "audio"),
         ("fal-ai/whisper", &[], &["/text", "/chunks/*/text", "/inferred_languages/*"], "text"),
         ("fal-ai/trellis", &[("/model_mesh", FileKind::Mesh)], &[], "mesh"),
@@ -63,6 +63,8 @@ fn every_family_regenerates_typed_with_its_output_kind() {
             "images and video and audio",
         ),
         ("fal-ai/veo3", &[("/video", FileKind::Video)], &[], "video"),
+        // kkiai's rendered result page of the app (a response table) types it.
+        ("fal-ai/fast-sdxl", &[("/images/*", FileKind::Image)], &[], "images"),
     ];
     for (id, files, text, label) in cases {
         let output = output_of(spec, id);
