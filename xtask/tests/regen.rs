@@ -92,7 +92,8 @@ fn the_catalogue_holds_the_relays_twenty_nine_endpoints() {
         "{:?}",
         r.warnings
     );
-    // Every vendored page is byte for byte the relay's: its first line is the page title.
+    // Every vendored Apifox page is byte for byte the relay's: its first line is the page
+    // title (a rendered page is as the browser shows it).
     fn pages(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -103,6 +104,9 @@ fn the_catalogue_holds_the_relays_twenty_nine_endpoints() {
     pages(&root().join("specs/apifox"), &mut vendored);
     for path in vendored {
         let text = std::fs::read_to_string(&path).unwrap();
+        if xtask::rendered::is_rendered(&text) {
+            continue;
+        }
         assert!(text.starts_with("# ") && text.contains("## OpenAPI Specification"), "{}", path.display());
     }
 }
@@ -147,7 +151,9 @@ fn every_page_is_a_clean_typed_operation() {
             if let Some(n) = input["properties"].get("num_images") {
                 assert_eq!(n["maximum"], json!(4), "{id}: num_images 1-4");
             }
-            assert!(input["properties"]["seed"]["type"] == json!("integer"), "{id}: seed is an integer");
+            if let Some(seed) = input["properties"].get("seed") {
+                assert_eq!(seed["type"], json!("integer"), "{id}: seed is an integer");
+            }
         }
     }
     // Whatever the pages: every endpoint is a POST whose header parameters are gone and

@@ -1,7 +1,8 @@
 //! Rendered pages (kkiai's: a parameter table, no YAML), as a user copies them from the
-//! browser, some cut mid-way: each replaces the Apifox page of its endpoint with no code
-//! change, into the same fields. The pages are in `xtask/tests/rendered/` (seed 001 and
-//! kkiai's pages of three more endpoints).
+//! browser, some cut mid-way: each replaces the page of its endpoint with no code change,
+//! into the same fields. The pages are in `xtask/tests/rendered/` (seed 001 and kkiai's
+//! pages of three more endpoints); every endpoint of the catalogue is also rendered as
+//! kkiai renders pages. Which page each endpoint has is read from `specs/`, whatever it holds.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,24 +33,84 @@ fn fields(r: &xtask::Regen, id: &str) -> BTreeMap<String, (String, bool)> {
     xtask::export::fields(&r.spec, name).into_iter().map(|f| (f.name, (f.kind, f.required))).collect()
 }
 
-/// (the rendered page, its endpoint, the Apifox page of that endpoint under specs/)
-const PAGES: [(&str, &str, &str); 4] = [
-    ("fal-ai-flux-1-schnell-redux.txt", "fal-ai/flux-1/schnell/redux", "apifox/flux-1-schnell-redux.md"),
-    ("fal-ai-flux-1-dev.md", "fal-ai/flux-1/dev", "apifox/flux-1-dev.md"),
-    ("fal-ai-veo3.md", "fal-ai/veo3", "apifox/anyapi/fal-ai-veo3.md"),
-    ("fal-ai-veo3-fast.md", "fal-ai/veo3/fast", "apifox/anyapi/fal-ai-veo3-fast.md"),
-];
+/// A page under `specs/` (not ours) of one POST endpoint: (the file, the endpoint's path,
+/// whether it is a rendered page). Developing duplicates are left out: the released page
+/// outranks them, whatever its dialect.
+fn vendored_pages(specs: &Path) -> Vec<(PathBuf, String, bool)> {
+    let mut pages = Vec::new();
+    let mut stack = vec![specs.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                if p != specs.join("falq") {
+                    stack.push(p);
+                }
+                continue;
+            }
+            if !p.extension().is_some_and(|x| x == "md" || x == "txt") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            if text.contains("x-apifox-status: developing") {
+                continue;
+            }
+            if let Some(path) = post_path(&p, &text) {
+                pages.push((p, path, xtask::rendered::is_rendered(&text)));
+            }
+        }
+    }
+    pages.sort();
+    pages
+}
+
+/// The one POST endpoint a page describes (a result page, or a page of several, has none).
+fn post_path(file: &Path, text: &str) -> Option<String> {
+    let docs = xtask::load::load_file(file, text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let posts: Vec<String> = docs
+        .iter()
+        .flat_map(|d| d.value["paths"].as_object().into_iter().flatten())
+        .filter(|(_, item)| item.get("post").is_some())
+        .map(|(path, _)| xtask::normalize::without_base_url_placeholder(path))
+        .filter(|path| !path.contains('{'))
+        .collect();
+    match posts.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
+}
+
+/// The rendered pages of `xtask/tests/rendered/`, each with its endpoint's path.
+fn fixtures() -> Vec<(PathBuf, String)> {
+    let mut out: Vec<(PathBuf, String)> = std::fs::read_dir(root().join("xtask/tests/rendered"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            let path = post_path(&p, &std::fs::read_to_string(&p).unwrap()).unwrap_or_else(|| panic!("{}: no endpoint", p.display()));
+            (p, path)
+        })
+        .collect();
+    out.sort();
+    assert!(out.len() >= 4, "seed 001 and kkiai's pages: {out:?}");
+    out
+}
 
 #[test]
-fn a_rendered_page_replaces_the_apifox_page_of_its_endpoint_into_the_same_fields() {
+fn a_rendered_page_replaces_the_page_of_its_endpoint_into_the_same_fields() {
     let original = xtask::regen(&root().join("specs"), &root()).expect("regen");
-    for (page, id, apifox) in PAGES {
+    let pages = vendored_pages(&root().join("specs"));
+    for (fixture, path) in fixtures() {
+        let page = fixture.file_name().unwrap().to_string_lossy().into_owned();
+        // The catalogue's page of the endpoint, in whatever dialect; an endpoint the
+        // catalogue does not hold has nothing to compare with.
+        let Some((current, _, _)) = pages.iter().find(|(_, p, _)| *p == path) else { continue };
+        let id = path.trim_start_matches('/');
         let dir = std::env::temp_dir().join(format!("falq-rendered-{}-{}", id.replace('/', "-"), std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         copy_dir(&root().join("specs"), &dir.join("specs"));
-        std::fs::remove_file(dir.join("specs").join(apifox)).unwrap();
-        std::fs::create_dir_all(dir.join("specs/kkiai")).unwrap();
-        std::fs::copy(root().join("xtask/tests/rendered").join(page), dir.join("specs/kkiai").join(page)).unwrap();
+        std::fs::remove_file(dir.join("specs").join(current.strip_prefix(root().join("specs")).unwrap())).unwrap();
+        std::fs::create_dir_all(dir.join("specs/kkiai-copy")).unwrap();
+        std::fs::copy(&fixture, dir.join("specs/kkiai-copy").join(&page)).unwrap();
         let r = xtask::regen(&dir.join("specs"), &dir).unwrap_or_else(|e| panic!("{page}: regen refused:\n{e}"));
         let (yaml, rendered) = (fields(&original, id), fields(&r, id));
         // The same required fields; every field both pages describe has one type.
@@ -61,11 +122,11 @@ fn a_rendered_page_replaces_the_apifox_page_of_its_endpoint_into_the_same_fields
             }
         }
         let shared = rendered.keys().filter(|n| yaml.contains_key(*n)).count();
-        assert!(shared * 2 > rendered.len(), "{page}: most fields are the Apifox page's: {rendered:?} / {yaml:?}");
+        assert!(shared * 2 > rendered.len(), "{page}: most fields are the other page's: {rendered:?} / {yaml:?}");
         // What the prose says is read as in Apifox pages, and listed for review.
-        assert!(r.inferred.iter().any(|i| i.file.ends_with(page)), "{page}: nothing inferred from its prose");
+        assert!(r.inferred.iter().any(|i| i.file.ends_with(&page)), "{page}: nothing inferred from its prose");
         // The output is the endpoint's, whichever page describes its input.
-        let output = |r: &xtask::Regen| r.spec["paths"][format!("/{id}")]["post"]["x-falq-output"].clone();
+        let output = |r: &xtask::Regen| r.spec["paths"][path.as_str()]["post"]["x-falq-output"].clone();
         assert_eq!(output(&r), output(&original), "{page}");
         std::fs::remove_dir_all(dir).ok();
     }
@@ -73,16 +134,27 @@ fn a_rendered_page_replaces_the_apifox_page_of_its_endpoint_into_the_same_fields
 
 #[test]
 fn beside_the_apifox_page_of_its_endpoint_a_rendered_page_is_set_aside_with_a_note() {
+    let pages = vendored_pages(&root().join("specs"));
     let dir = std::env::temp_dir().join(format!("falq-rendered-both-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     copy_dir(&root().join("specs"), &dir.join("specs"));
-    copy_dir(&root().join("xtask/tests/rendered"), &dir.join("specs/kkiai"));
+    std::fs::create_dir_all(dir.join("specs/kkiai-copy")).unwrap();
+    // Each fixture whose endpoint has an Apifox page (two rendered pages of one endpoint
+    // are of equal rank: an error, as for two Apifox pages).
+    let mut beside = Vec::new();
+    for (fixture, path) in fixtures() {
+        if pages.iter().any(|(_, p, rendered)| *p == path && !rendered) {
+            let name = fixture.file_name().unwrap().to_string_lossy().into_owned();
+            std::fs::copy(&fixture, dir.join("specs/kkiai-copy").join(&name)).unwrap();
+            beside.push(name);
+        }
+    }
     let r = xtask::regen(&dir.join("specs"), &dir).unwrap_or_else(|e| panic!("regen refused:\n{e}"));
-    for (page, _, _) in PAGES {
+    for page in beside {
         assert!(
-            r.warnings.iter().any(|w| w.file.ends_with(page) && w.message.contains("is generated from the Apifox page")),
+            r.warnings.iter().any(|w| w.file.ends_with(&page) && w.message.contains("is generated from the Apifox page")),
             "{page}: {:?}",
-            r.warnings.iter().filter(|w| w.file.ends_with(page)).collect::<Vec<_>>()
+            r.warnings.iter().filter(|w| w.file.ends_with(&page)).collect::<Vec<_>>()
         );
     }
     std::fs::remove_dir_all(dir).ok();
@@ -194,33 +266,12 @@ fn rendered_rows(doc: &Value, s: &Value, depth: usize, prose: bool, out: &mut St
 #[test]
 fn every_endpoint_of_the_catalogue_rendered_as_kkiai_renders_it_regenerates_into_the_same_fields() {
     let original = xtask::regen(&root().join("specs"), &root()).expect("regen");
-    // Each vendored page of one POST endpoint, with that endpoint's path.
-    let mut pages: Vec<(PathBuf, String)> = Vec::new();
-    let mut stack = vec![root().join("specs/apifox")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let text = std::fs::read_to_string(&p).unwrap();
-            let docs = xtask::load::load_file(&p, &text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            let posts: Vec<String> = docs
-                .iter()
-                .flat_map(|d| d.value["paths"].as_object().into_iter().flatten())
-                .filter(|(path, item)| item.get("post").is_some() && !path.contains('{'))
-                .map(|(path, _)| xtask::normalize::without_base_url_placeholder(path))
-                .collect();
-            // A developing duplicate stays: the released page's rendering outranks it.
-            if let [path] = posts.as_slice()
-                && original.spec["paths"][path].get("post").is_some()
-                && !text.contains("x-apifox-status: developing")
-            {
-                pages.push((p, path.clone()));
-            }
-        }
-    }
+    // Each page of one POST endpoint, with that endpoint's path.
+    let pages: Vec<(PathBuf, String)> = vendored_pages(&root().join("specs"))
+        .into_iter()
+        .filter(|(_, path, _)| original.spec["paths"][path].get("post").is_some())
+        .map(|(p, path, _)| (p, path))
+        .collect();
     // Every endpoint but those only an authored page describes.
     let endpoints = original.spec["paths"].as_object().unwrap().values().filter(|i| i.get("post").is_some()).count();
     let authored = std::fs::read_dir(root().join("specs/falq/pages"))
