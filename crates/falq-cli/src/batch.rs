@@ -24,10 +24,11 @@ use futures_util::stream::FuturesUnordered;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::cost::{Estimate, Money, Prices, Spend};
 use crate::inputs::{self, Target, Usage};
 use crate::journal::{BatchLine, Entry, Job, Journal, Settlement, jobs_of, new_local_id, now_ms};
 use crate::sheet::{Board, Row, State, shown_input};
-use crate::{Failure, Globals, RequestArgs, Saved, WaitArg, absolute, exit, outcome_entry, writable_dir, writable_journal};
+use crate::{CostArgs, Failure, Globals, RequestArgs, Saved, WaitArg, absolute, exit, outcome_entry, writable_dir, writable_journal};
 
 /// Consecutive submits refused (beyond the retry policy) after which no new line is
 /// sent: the relay is down or refuses the key, and hammering it helps nobody.
@@ -78,6 +79,8 @@ pub struct BatchArgs {
     pub untyped: bool,
     #[command(flatten)]
     pub request: RequestArgs,
+    #[command(flatten)]
+    pub cost: CostArgs,
 }
 
 impl BatchArgs {
@@ -107,6 +110,7 @@ impl BatchArgs {
             a.push("--untyped".into());
         }
         a.extend(self.request.to_args());
+        a.extend(self.cost.to_args());
         a
     }
 
@@ -133,11 +137,12 @@ struct Line {
     shown: Value,
 }
 
-/// A valid line's input and the hash the journal knows it by.
+/// A valid line's input, the hash the journal knows it by, and what it is estimated to cost.
 #[derive(Debug)]
 struct Input {
     value: Value,
     hash: String,
+    estimate: Option<Estimate>,
 }
 
 /// A stable 64-bit FNV-1a hash, as hex: the same input hashes the same in every version.
@@ -189,7 +194,7 @@ fn read_lines(e: Target, format: Format, text: &str, common: &Map<String, Value>
         let shown = fields.as_ref().map(|f| shown_input(&Value::Object(f.clone()))).unwrap_or(Value::Null);
         let input = fields.and_then(|f| inputs::batch_line(e, f, common, base)).map(|value| {
             let hash = fnv1a(value.to_string().as_bytes());
-            Input { value, hash }
+            Input { value, hash, estimate: None }
         });
         Line { number, input, shown }
     };
@@ -283,7 +288,7 @@ impl Writer {
 /// What one line needs done.
 enum Work {
     /// Send it.
-    Submit { line: u64, input: Value, hash: String },
+    Submit { line: u64, input: Value, hash: String, estimate: Option<Estimate> },
     /// Wait for its job, sent earlier.
     Wait { line: u64, handle: Box<RequestHandle> },
 }
@@ -295,6 +300,8 @@ struct Ended {
     submit_refused: bool,
     /// The journal could not be written: stop sending.
     journal_failed: bool,
+    /// Its submit certainly queued nothing (what it was to cost is not spent).
+    not_sent: bool,
 }
 
 /// Everything a line's work needs, shared.
@@ -327,7 +334,7 @@ impl Ctx {
     async fn run(&self, work: Work) -> Ended {
         let (line, handle) = match work {
             Work::Wait { line, handle } => (line, *handle),
-            Work::Submit { line, input, hash } => match self.submit(line, input, &hash).await {
+            Work::Submit { line, input, hash, estimate } => match self.submit(line, input, &hash, estimate).await {
                 Ok(handle) => (line, handle),
                 Err(ended) => return ended,
             },
@@ -339,7 +346,7 @@ impl Ctx {
                 ticket.update(u);
             })
             .await
-            .map(|(result, files)| Saved::of(self.endpoint, &result, files));
+            .map(|(result, files)| Saved::of(self.endpoint, &handle, &result, files));
         ticket.left();
         let entry = outcome_entry(&handle.request_id, outcome.as_ref());
         // The line stands where its journal entry says (no entry: still pending).
@@ -355,6 +362,7 @@ impl Ctx {
                 row.files = saved.files.clone();
                 row.seed = saved.seed.clone();
                 row.text = saved.text.clone();
+                row.billed_units = saved.billed_units;
                 row.error = None;
             }
             Err(e) => {
@@ -365,11 +373,11 @@ impl Ctx {
         if let Err(e) = &journaled {
             board.update(line, |row| row.error = Some(format!("the journal could not record its outcome: {e}")));
         }
-        Ended { line, submit_refused: false, journal_failed: journaled.is_err() }
+        Ended { line, submit_refused: false, journal_failed: journaled.is_err(), not_sent: false }
     }
 
     /// Journals the intent, sends the line, journals its request id.
-    async fn submit(&self, line: u64, mut input: Value, hash: &str) -> Result<RequestHandle, Ended> {
+    async fn submit(&self, line: u64, mut input: Value, hash: &str, estimate: Option<Estimate>) -> Result<RequestHandle, Ended> {
         let local_id = new_local_id();
         let intent = Entry::Intent {
             local_id: local_id.clone(),
@@ -378,6 +386,7 @@ impl Ctx {
             out: self.out.clone(),
             sim: self.sim,
             batch: Some(self.batch_line(line, hash)),
+            cost: estimate.clone(),
             at: now_ms(),
         };
         if let Err(e) = self.writer.append(intent).await {
@@ -385,9 +394,12 @@ impl Ctx {
                 row.state = State::NotSubmitted;
                 row.error = Some(format!("not sent: the journal cannot be written ({e})"));
             });
-            return Err(Ended { line, submit_refused: false, journal_failed: true });
+            return Err(Ended { line, submit_refused: false, journal_failed: true, not_sent: true });
         }
-        self.board().update(line, |row| row.state = State::Pending);
+        self.board().update(line, |row| {
+            row.state = State::Pending;
+            row.cost = estimate.clone();
+        });
         let (sent, files) = match inputs::attach_files(self.endpoint, &mut input) {
             Ok(files) => (self.client.submit_json_with_files(self.endpoint.id, &input, &files, &self.options).await, files),
             Err(Usage(message)) => (Err(FalqError::Encode { endpoint: self.endpoint.id.into(), message }), vec![]),
@@ -402,6 +414,7 @@ impl Ctx {
                     out: self.out.clone(),
                     sim: self.sim,
                     batch: Some(self.batch_line(line, hash)),
+                    cost: estimate,
                     at: now_ms(),
                 };
                 let journaled = self.writer.append(submitted).await;
@@ -410,7 +423,7 @@ impl Ctx {
                     self.board().update(line, |row| {
                         row.error = Some(format!("sent as {}, but the journal could not record it ({e})", handle.request_id));
                     });
-                    return Err(Ended { line, submit_refused: false, journal_failed: true });
+                    return Err(Ended { line, submit_refused: false, journal_failed: true, not_sent: false });
                 }
                 Ok(handle)
             }
@@ -426,9 +439,12 @@ impl Ctx {
                 }
                 self.board().update(line, |row| {
                     row.state = if maybe { State::MaybeSubmitted } else { State::NotSubmitted };
+                    if !maybe {
+                        row.cost = None;
+                    }
                     row.error = Some(error);
                 });
-                Err(Ended { line, submit_refused: true, journal_failed: false })
+                Err(Ended { line, submit_refused: true, journal_failed: false, not_sent: !maybe })
             }
         }
     }
@@ -453,6 +469,193 @@ fn state_of(latest: Option<&Entry>) -> State {
     }
 }
 
+/// What this run does with a line.
+enum Todo {
+    /// Send it (never sent, refused, or settled to be sent again).
+    Send,
+    /// Wait for its job, sent earlier.
+    Wait(String),
+}
+
+/// Where each line stands before this run (from the journal), and what this run does
+/// with it: a row for every line, and (line, what to do) in file order; plus how many
+/// lines ran on an in-process simulator that is gone (sent again: it cost nothing).
+fn plan_lines(lines: &[Line], journaled: &BTreeMap<u64, Job>) -> (Vec<Row>, Vec<(u64, Todo)>, usize) {
+    let (mut rows, mut todo, mut resent_sim) = (Vec::new(), Vec::new(), 0);
+    for l in lines {
+        let mut row = Row {
+            line: l.number,
+            state: State::Queued,
+            request_id: None,
+            files: vec![],
+            seed: None,
+            text: vec![],
+            error: None,
+            input: l.shown.clone(),
+            cost: None,
+            billed_units: None,
+        };
+        let input = match &l.input {
+            Ok(input) => input,
+            Err(why) => {
+                row.state = State::Invalid;
+                row.error = Some(why.clone());
+                rows.push(row);
+                continue;
+            }
+        };
+        let mut next = Some(Todo::Send);
+        if let Some(job) = journaled.get(&l.number) {
+            let state = state_of(Some(&job.latest));
+            let on_dead_sim = matches!(&job.submitted, Entry::Submitted { sim: true, .. } | Entry::Intent { sim: true, .. });
+            row.request_id = job.request_id().map(str::to_string);
+            // What it was estimated at when it was sent (else what it is now).
+            row.cost = job.submitted.cost().cloned().or_else(|| input.estimate.clone());
+            row.billed_units = job.billed_units();
+            match (&job.latest, state) {
+                // A job of an in-process simulator that is gone: nothing was paid, send again.
+                (_, State::Pending | State::MaybeSubmitted) if on_dead_sim => {
+                    resent_sim += 1;
+                    row.cost = None;
+                }
+                (Entry::Done { files, seed, text, .. }, _) => {
+                    (row.state, row.files, row.seed, row.text, next) = (State::Done, files.clone(), seed.clone(), text.clone(), None);
+                }
+                (Entry::Failed { error, .. }, _) => (row.state, row.error, next) = (State::Failed, Some(error.clone()), None),
+                (_, State::Pending) => {
+                    row.state = State::Pending;
+                    next = job.request_id().map(|id| Todo::Wait(id.to_string()));
+                }
+                (_, State::MaybeSubmitted) => {
+                    row.state = State::MaybeSubmitted;
+                    let local = match &job.submitted {
+                        Entry::Intent { local_id, .. } => local_id.as_str(),
+                        _ => "?",
+                    };
+                    row.error = Some(format!("falq stopped between sending this line and hearing back; {}", settle_hint(local)));
+                    next = None;
+                }
+                // Settled to be sent again: it never reached the relay; sent once more, now.
+                (_, State::NotSubmitted) => row.cost = None,
+                (_, other) => (row.state, next) = (other, None),
+            }
+        }
+        rows.push(row);
+        if let Some(next) = next {
+            todo.push((l.number, next));
+        }
+    }
+    (rows, todo, resent_sim)
+}
+
+/// Each valid line's estimate; a line whose units cannot be counted is an error under
+/// `--max-cost` (the cap could not be kept), else unpriced with a note.
+fn price_lines(lines: &mut [Line], endpoint: Target, prices: &Prices, cost: &CostArgs) -> Result<(), Failure> {
+    if let Some(refused) = cost.cannot_cap(prices, endpoint.id) {
+        return Err(refused.into());
+    }
+    let mut uncounted = Vec::new();
+    for l in lines.iter_mut() {
+        let Ok(input) = &mut l.input else { continue };
+        match prices.estimate(endpoint, &input.value) {
+            Ok(e) => input.estimate = e,
+            Err(why) => uncounted.push(format!("line {}: {why}", l.number)),
+        }
+    }
+    if uncounted.is_empty() {
+        return Ok(());
+    }
+    let shown = uncounted.iter().take(10).cloned().collect::<Vec<_>>().join("\n");
+    if cost.max_cost.is_some() {
+        return Err(Usage(format!(
+            "{shown}\n{} line(s) cannot be priced, so --max-cost cannot be kept; nothing was sent",
+            uncounted.len()
+        ))
+        .into());
+    }
+    eprintln!("{shown}\nnote: {} line(s) cannot be priced: they run unpriced", uncounted.len());
+    Ok(())
+}
+
+/// What the journal says this batch spent already: every job that may have reached the
+/// relay, at its estimate (lines sent again now are not counted twice).
+fn spent_before(rows: &[Row]) -> Money {
+    rows.iter().filter(|r| r.state.was_sent()).filter_map(|r| r.cost.as_ref()).map(|e| e.cost).sum()
+}
+
+/// The estimated spend of the rows whose jobs may have been paid for.
+fn spend_of(endpoint: &str, rows: &[&Row]) -> Spend {
+    let mut spend = Spend::default();
+    for r in rows.iter().filter(|r| r.state.was_sent()) {
+        spend.add(endpoint, r.cost.as_ref(), r.billed_units);
+    }
+    spend
+}
+
+/// How many of the lines to send `cap` lets through, in order, after `spent`: sending stops
+/// at the first line that would take the spend past the cap. Answers (lines sent, spend).
+fn within_cap(costs: impl Iterator<Item = Money>, spent: Money, cap: Option<Money>) -> (usize, Money) {
+    let mut total = spent;
+    let mut sent = 0;
+    for c in costs {
+        if cap.is_some_and(|cap| total + c > cap) {
+            break;
+        }
+        total += c;
+        sent += 1;
+    }
+    (sent, total)
+}
+
+/// `falq batch --dry-run`: the lines read and checked, the journal read; nothing sent or
+/// written. Prints what would be sent and what it would cost.
+fn dry_run(endpoint: Target, out: &Path, lines: &[Line], rows: &[Row], todo: &[(u64, Todo)], prices: &Prices, cap: Option<Money>) -> u8 {
+    let input_of = |line: u64| lines.iter().find(|l| l.number == line).and_then(|l| l.input.as_ref().ok());
+    let to_send: Vec<&Input> = todo.iter().filter(|(_, t)| matches!(t, Todo::Send)).filter_map(|(line, _)| input_of(*line)).collect();
+    let waits = todo.iter().filter(|(_, t)| matches!(t, Todo::Wait(_))).count();
+    let count = |s: State| rows.iter().filter(|r| r.state == s).count();
+    println!("dry run of the batch {}: nothing was sent", out.display());
+    println!(
+        "{} line(s): {} invalid, {} done before, {waits} pending (waited for, never sent again), {} of unknown fate",
+        rows.len(),
+        count(State::Invalid),
+        count(State::Done),
+        count(State::MaybeSubmitted)
+    );
+    let mut spend = Spend::default();
+    for input in &to_send {
+        spend.add(endpoint.id, input.estimate.as_ref(), None);
+    }
+    println!("to send: {} job(s)", to_send.len());
+    if !to_send.is_empty() {
+        for line in spend.lines(prices.currency.as_deref()) {
+            println!("  {line}");
+        }
+    }
+    let before = spent_before(rows);
+    if before.0 > 0 {
+        println!("spent before (estimated): {}", prices.show(before));
+        println!("in all (estimated): {}", prices.show(before + spend.total()));
+    }
+    let costs = || to_send.iter().map(|i| i.estimate.as_ref().map_or(Money(0), |e| e.cost));
+    if let Some(cap) = cap {
+        let (sent, total) = within_cap(costs(), before, Some(cap));
+        if sent < to_send.len() {
+            let all = before + costs().sum::<Money>();
+            println!(
+                "--max-cost {}: {sent} of the {} job(s) would be sent ({} in all); --max-cost {} would send them all",
+                prices.show(cap),
+                to_send.len(),
+                prices.show(total),
+                all
+            );
+            return exit::BUDGET;
+        }
+        println!("--max-cost {}: every job would be sent ({} in all)", prices.show(cap), prices.show(total));
+    }
+    0
+}
+
 /// Runs a batch (or finishes one: the same arguments again). `falq resume`, which found
 /// the batch in the journal, gives the base URL it was started on (`resumed_on`), used
 /// unless one is configured now.
@@ -465,7 +668,7 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
     }
     let (text, base_dir, stdin) = read_source(&args.file)?;
     let format = detect(args.format, &args.file, &text);
-    let lines = read_lines(endpoint, format, &text, &common, &base_dir)?;
+    let mut lines = read_lines(endpoint, format, &text, &common, &base_dir)?;
     let invalid: Vec<&Line> = lines.iter().filter(|l| l.input.is_err()).collect();
     for l in invalid.iter().take(50) {
         if let Err(why) = &l.input {
@@ -481,6 +684,8 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
     if lines.iter().all(|l| l.input.is_err()) {
         return Err(Usage(format!("{}: no valid line to run; nothing was sent", args.file)).into());
     }
+    let prices = args.cost.prices()?;
+    price_lines(&mut lines, endpoint, &prices, &args.cost)?;
     // Everything local is checked before anything is sent.
     let out = absolute(&args.out.clone().unwrap_or_else(|| {
         let name = if stdin {
@@ -490,21 +695,15 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
         };
         PathBuf::from("out").join(name)
     }));
-    writable_dir(&out)?;
-    let journal = writable_journal()?;
-    // Standard input is kept, so `falq resume` can read the lines again.
-    let file = if stdin {
-        let copy = out.join(if format == Format::Csv { "input.csv" } else { "input.jsonl" });
-        std::fs::write(&copy, &text).with_context(|| format!("keeping standard input in {}", copy.display()))?;
-        copy
-    } else {
-        absolute(Path::new(&args.file))
-    };
+    let journal = if args.cost.dry_run { crate::journal()? } else { writable_journal()? };
     let (entries, unreadable) = journal.entries().with_context(|| format!("reading {}", journal.path().display()))?;
     if unreadable > 0 {
         eprintln!("note: skipped {unreadable} unreadable journal line(s)");
     }
-    let started = entries.iter().any(|e| matches!(e, Entry::BatchStarted { batch, .. } if *batch == out));
+    let recorded = entries.iter().rev().find_map(|e| match e {
+        Entry::BatchStarted { batch, args, .. } if *batch == out => Some(args.clone()),
+        _ => None,
+    });
     // The batch's jobs, by line: the latest job of each line decides.
     let mut journaled: BTreeMap<u64, Job> = BTreeMap::new();
     for job in jobs_of(entries) {
@@ -525,6 +724,19 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
             .into());
         }
     }
+    let (rows, todo, resent_sim) = plan_lines(&lines, &journaled);
+    if args.cost.dry_run {
+        return Ok(dry_run(endpoint, &out, &lines, &rows, &todo, &prices, args.cost.max_cost));
+    }
+    writable_dir(&out)?;
+    // Standard input is kept, so `falq resume` can read the lines again.
+    let file = if stdin {
+        let copy = out.join(if format == Format::Csv { "input.csv" } else { "input.jsonl" });
+        std::fs::write(&copy, &text).with_context(|| format!("keeping standard input in {}", copy.display()))?;
+        copy
+    } else {
+        absolute(Path::new(&args.file))
+    };
     // The relay, or a simulator of this process.
     let mut sim_guard = None;
     let mut config = if args.sim {
@@ -545,84 +757,46 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
     let base_url = config.base_url.to_string();
     let client = Client::new(config)?;
     let options = crate::submit_options(&args.request)?;
-    if !started {
+    // Recorded for `falq resume`, again whenever this run's options differ (a new cap).
+    let recorded_args = args.to_args(&file, &out);
+    if recorded.as_ref() != Some(&recorded_args) {
         journal
-            .append(&Entry::BatchStarted { batch: out.clone(), base_url: base_url.clone(), args: args.to_args(&file, &out), at: now_ms() })
+            .append(&Entry::BatchStarted { batch: out.clone(), base_url: base_url.clone(), args: recorded_args, at: now_ms() })
             .with_context(|| format!("the journal {} could not be written; nothing was sent", journal.path().display()))?;
     }
     let width = lines.iter().map(|l| l.number).max().unwrap_or(1).to_string().len().max(4);
     let title = format!("{} · {}", endpoint.id, file.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()));
     let mut board = Board::new(&out, title);
-    let mut work: VecDeque<Work> = VecDeque::new();
-    let mut waits = Vec::new();
-    let mut resent_sim = 0;
-    for l in &lines {
-        let mut row = Row {
-            line: l.number,
-            state: State::Queued,
-            request_id: None,
-            files: vec![],
-            seed: None,
-            text: vec![],
-            error: None,
-            input: l.shown.clone(),
-        };
-        let input = match &l.input {
-            Ok(input) => input,
-            Err(why) => {
-                row.state = State::Invalid;
-                row.error = Some(why.clone());
-                board.set(row);
-                continue;
-            }
-        };
-        let mut submit = true;
-        if let Some(job) = journaled.get(&l.number) {
-            let state = state_of(Some(&job.latest));
-            let on_dead_sim = matches!(&job.submitted, Entry::Submitted { sim: true, .. } | Entry::Intent { sim: true, .. });
-            row.request_id = job.request_id().map(str::to_string);
-            match (&job.latest, state) {
-                // A job of an in-process simulator that is gone: nothing was paid, send again.
-                (_, State::Pending | State::MaybeSubmitted) if on_dead_sim => resent_sim += 1,
-                (Entry::Done { files, seed, text, .. }, _) => {
-                    (row.state, row.files, row.seed, row.text, submit) = (State::Done, files.clone(), seed.clone(), text.clone(), false);
-                }
-                (Entry::Failed { error, .. }, _) => (row.state, row.error, submit) = (State::Failed, Some(error.clone()), false),
-                (_, State::Pending) => {
-                    row.state = State::Pending;
-                    submit = false;
-                    let Some(request_id) = job.request_id() else { continue };
-                    match client.handle(endpoint.id, request_id) {
-                        Ok(h) => waits.push(Work::Wait { line: l.number, handle: Box::new(h) }),
-                        Err(e) => row.error = Some(format!("cannot be resumed: {e}")),
-                    }
-                }
-                (_, State::MaybeSubmitted) => {
-                    row.state = State::MaybeSubmitted;
-                    let local = match &job.submitted {
-                        Entry::Intent { local_id, .. } => local_id.as_str(),
-                        _ => "?",
-                    };
-                    row.error = Some(format!("falq stopped between sending this line and hearing back; {}", settle_hint(local)));
-                    submit = false;
-                }
-                // Settled to be sent again: sent once more, now.
-                (_, State::NotSubmitted) => {}
-                (_, other) => (row.state, submit) = (other, false),
-            }
-        }
+    let spent = spent_before(&rows);
+    for row in rows {
         board.set(row);
-        if submit {
-            work.push_back(Work::Submit { line: l.number, input: input.value.clone(), hash: input.hash.clone() });
+    }
+    // Waits first (their jobs are paid for already), then the lines to send, in file order.
+    let mut work: VecDeque<Work> = VecDeque::new();
+    let mut sends = Vec::new();
+    for (line, what) in todo {
+        match what {
+            Todo::Wait(request_id) => match client.handle(endpoint.id, &request_id) {
+                Ok(h) => work.push_back(Work::Wait { line, handle: Box::new(h) }),
+                Err(e) => board.update(line, |row| row.error = Some(format!("cannot be resumed: {e}"))),
+            },
+            Todo::Send => {
+                if let Some(Ok(input)) = lines.iter().find(|l| l.number == line).map(|l| &l.input) {
+                    sends.push(Work::Submit {
+                        line,
+                        input: input.value.clone(),
+                        hash: input.hash.clone(),
+                        estimate: input.estimate.clone(),
+                    });
+                }
+            }
         }
     }
+    work.extend(sends);
     if resent_sim > 0 {
         eprintln!(
             "note: {resent_sim} line(s) ran on an earlier in-process simulator that is gone; they are sent again (a simulator costs nothing)"
         );
-    }
-    for w in waits.into_iter().rev() {
-        work.push_front(w);
     }
     let todo = work.len();
     let already = board.count(State::Done);
@@ -642,14 +816,100 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
         width,
         queued: QueuedJobs::default(),
     };
+    let sent = Box::pin(send_all(&ctx, work, &args, spent)).await;
+    drop(sim_guard);
+    let mut board = ctx.board();
+    // Lines never sent are queued still; a batch interrupted leaves its jobs pending.
+    let pending = board.count(State::Pending);
+    let unsent = board.count(State::Queued) + board.count(State::NotSubmitted);
+    let ended = board.rows().all(|r| r.state.is_final());
+    board.flush(!ended).with_context(|| format!("writing the manifest into {}", out.display()))?;
+    if ended {
+        journal.append(&Entry::BatchEnded { batch: out.clone(), at: now_ms() }).ok();
+    }
+    let (done, failed) =
+        (board.count(State::Done), board.count(State::Failed) + board.count(State::Expired) + board.count(State::Cancelled));
+    let (invalid, maybe) = (board.count(State::Invalid), board.count(State::MaybeSubmitted));
+    // Lines that did not end well, unless the progress bar printed them as they ended.
+    for r in board.rows().filter(|r| matches!(r.state, State::Failed | State::Expired | State::Cancelled | State::MaybeSubmitted)) {
+        if !sent.progress.printed(r.line) {
+            eprintln!("line {}: {}: {}", r.line, r.state.name(), r.error.as_deref().unwrap_or(""));
+        }
+    }
+    eprintln!(
+        "batch {}: {done} done, {failed} failed, {invalid} invalid, {maybe} maybe submitted, {pending} pending, {unsent} not sent · {}",
+        out.display(),
+        out.join("index.html").display()
+    );
+    let rows: Vec<&Row> = board.rows().collect();
+    let spend = spend_of(endpoint.id, &rows);
+    if !spend.is_empty() {
+        eprintln!("spend of this batch (estimated, every run):");
+        for line in spend.lines(prices.currency.as_deref()) {
+            eprintln!("  {line}");
+        }
+    }
+    if let Some(why) = &sent.stopped {
+        eprintln!("stopped sending new lines: {why}");
+    }
+    let capped = sent.capped.map(|cap| {
+        let left: Money = rows
+            .iter()
+            .filter(|r| matches!(r.state, State::Queued | State::NotSubmitted))
+            .filter_map(|r| lines.iter().find(|l| l.number == r.line))
+            .filter_map(|l| l.input.as_ref().ok().and_then(|i| i.estimate.as_ref()))
+            .map(|e| e.cost)
+            .sum();
+        eprintln!(
+            "the cost cap stopped it: {unsent} line(s) not sent; estimated spend {} of --max-cost {}; --max-cost {} would finish them (the same command again sends only the rest)",
+            prices.show(spend.total()),
+            prices.show(cap),
+            spend.total() + left
+        );
+    });
+    if sent.interrupted || pending > 0 || unsent > 0 {
+        eprintln!("the batch is not finished: run the same command again (or `falq resume`); no line is ever sent twice");
+    }
+    let code = if sent.interrupted {
+        exit::INTERRUPTED
+    } else if capped.is_some() && pending == 0 {
+        exit::BUDGET
+    } else if pending > 0 || unsent > 0 {
+        exit::NETWORK
+    } else if failed + invalid + maybe > 0 {
+        exit::JOB_FAILED
+    } else {
+        0
+    };
+    Ok(code)
+}
+
+/// How sending went.
+struct Sent {
+    progress: Progress,
+    /// Why no more lines were sent, if sending stopped early.
+    stopped: Option<String>,
+    /// The cap that stopped it, if the cap did.
+    capped: Option<Money>,
+    interrupted: bool,
+}
+
+/// Runs the work: waits and sends within the job limit, and never sends a line that
+/// would take the estimated spend (`spent` before this run, then each line sent, less
+/// those certainly not queued) past `--max-cost`. The spend is reserved before a line
+/// is started, one line at a time, so no number of jobs in flight can overshoot it.
+async fn send_all(ctx: &Ctx, mut work: VecDeque<Work>, args: &BatchArgs, spent: Money) -> Sent {
+    let cap = args.cost.max_cost;
+    let mut committed = spent;
+    let mut reserved: BTreeMap<u64, Money> = BTreeMap::new();
     let mut limit = match args.concurrency {
         Some(n) => JobLimit::fixed(n as usize),
         None => JobLimit::adaptive(JobLimit::MAX),
     };
-    let progress = Progress::new(std::io::stderr().is_terminal(), todo as u64);
+    let progress = Progress::new(std::io::stderr().is_terminal(), work.len() as u64);
     let mut running = FuturesUnordered::new();
     let mut refused_in_a_row = 0usize;
-    let mut stop_sending: Option<String> = None;
+    let (mut stopped, mut capped): (Option<String>, Option<Money>) = (None, None);
     let mut interrupted = false;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let ctrl_c = tokio::signal::ctrl_c();
@@ -657,8 +917,18 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
     loop {
         while running.len() < limit.limit() {
             let Some(next) = work.front() else { break };
-            if stop_sending.is_some() && matches!(next, Work::Submit { .. }) {
-                break;
+            if let Work::Submit { line, estimate, .. } = next {
+                if stopped.is_some() {
+                    break;
+                }
+                let cost = estimate.as_ref().map_or(Money(0), |e| e.cost);
+                if let Some(cap) = cap.filter(|cap| committed + cost > *cap) {
+                    stopped = Some(format!("the next line ({line}) would take the estimated spend past --max-cost {cap}"));
+                    capped = Some(cap);
+                    break;
+                }
+                committed += cost;
+                reserved.insert(*line, cost);
             }
             let Some(next) = work.pop_front() else { break };
             running.push(ctx.run(next));
@@ -668,13 +938,18 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
         }
         tokio::select! {
             Some(ended) = running.next() => {
+                if ended.not_sent
+                    && let Some(cost) = reserved.remove(&ended.line)
+                {
+                    committed = Money(committed.0.saturating_sub(cost.0));
+                }
                 limit.on_job_end(ctx.queued.get());
                 limit.observe_call_limit(ctx.client.in_flight_limit());
                 refused_in_a_row = if ended.submit_refused { refused_in_a_row + 1 } else { 0 };
                 if ended.journal_failed {
-                    stop_sending = Some("the journal cannot be written".into());
-                } else if refused_in_a_row >= MAX_SUBMIT_FAILURES && stop_sending.is_none() {
-                    stop_sending = Some(format!("{refused_in_a_row} submits in a row were refused"));
+                    stopped = Some("the journal cannot be written".into());
+                } else if refused_in_a_row >= MAX_SUBMIT_FAILURES && stopped.is_none() {
+                    stopped = Some(format!("{refused_in_a_row} submits in a row were refused"));
                 }
                 let board = ctx.board();
                 if let Some(row) = board.row(ended.line) {
@@ -694,47 +969,8 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
         }
     }
     drop(running);
-    drop(sim_guard);
     progress.finish();
-    let mut board = ctx.board();
-    // Lines never sent are queued still; a batch interrupted leaves its jobs pending.
-    let pending = board.count(State::Pending);
-    let unsent = board.count(State::Queued) + board.count(State::NotSubmitted);
-    let ended = board.rows().all(|r| r.state.is_final());
-    board.flush(!ended).with_context(|| format!("writing the manifest into {}", out.display()))?;
-    if ended {
-        journal.append(&Entry::BatchEnded { batch: out.clone(), at: now_ms() }).ok();
-    }
-    let (done, failed) =
-        (board.count(State::Done), board.count(State::Failed) + board.count(State::Expired) + board.count(State::Cancelled));
-    let (invalid, maybe) = (board.count(State::Invalid), board.count(State::MaybeSubmitted));
-    // Lines that did not end well, unless the progress bar printed them as they ended.
-    for r in board.rows().filter(|r| matches!(r.state, State::Failed | State::Expired | State::Cancelled | State::MaybeSubmitted)) {
-        if !progress.printed(r.line) {
-            eprintln!("line {}: {}: {}", r.line, r.state.name(), r.error.as_deref().unwrap_or(""));
-        }
-    }
-    eprintln!(
-        "batch {}: {done} done, {failed} failed, {invalid} invalid, {maybe} maybe submitted, {pending} pending, {unsent} not sent · {}",
-        out.display(),
-        out.join("index.html").display()
-    );
-    if let Some(why) = &stop_sending {
-        eprintln!("stopped sending new lines: {why}");
-    }
-    if interrupted || pending > 0 || unsent > 0 {
-        eprintln!("the batch is not finished: run the same command again (or `falq resume`); no line is ever sent twice");
-    }
-    let code = if interrupted {
-        exit::INTERRUPTED
-    } else if pending > 0 || unsent > 0 {
-        exit::NETWORK
-    } else if failed + invalid + maybe > 0 {
-        exit::JOB_FAILED
-    } else {
-        0
-    };
-    Ok(code)
+    Sent { progress, stopped, capped, interrupted }
 }
 
 /// The batch's progress on stderr: a bar on a terminal (done, failed, in flight, queued,
@@ -819,6 +1055,8 @@ mod tests {
             text: vec![],
             error: Some("boom".into()),
             input: json!({}),
+            cost: None,
+            billed_units: None,
         };
         let bar = Progress::new(true, 3);
         bar.ended(&row(1, State::Failed));
@@ -917,6 +1155,10 @@ mod tests {
             "low".into(),
             "--start-timeout".into(),
             "30s".into(),
+            "--max-cost".into(),
+            "2.5".into(),
+            "--prices".into(),
+            "/abs/prices.toml".into(),
         ])
         .unwrap();
         let again = BatchArgs::from_recorded(&args.to_args(Path::new("/abs/in.csv"), Path::new("/abs/out"))).unwrap();
@@ -925,6 +1167,8 @@ mod tests {
         assert_eq!((again.sets, again.concurrency), (vec!["num_images=2".to_string()], Some(3)));
         assert_eq!(again.request.start_timeout, Some(Duration::from_secs(30)));
         assert_eq!(again.request.priority, args.request.priority);
+        assert_eq!(again.cost.max_cost, Some(Money(2_500_000)), "a batch resumed keeps its cap");
+        assert_eq!(again.cost.prices.as_deref(), Some(Path::new("/abs/prices.toml")));
         assert!(BatchArgs::from_recorded(&["x".into()]).is_err());
     }
 }

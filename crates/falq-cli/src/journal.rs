@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cost::Estimate;
+
 /// Which line of which batch a job runs.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BatchLine {
@@ -56,6 +58,9 @@ pub enum Entry {
         /// The batch line it runs, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         batch: Option<BatchLine>,
+        /// What it was estimated to cost when it was sent (unpriced: none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost: Option<Estimate>,
         /// Unix time in milliseconds.
         at: u64,
     },
@@ -87,6 +92,9 @@ pub enum Entry {
         /// The batch line it runs, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         batch: Option<BatchLine>,
+        /// What it was estimated to cost when it was sent (unpriced: none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost: Option<Estimate>,
         /// Unix time in milliseconds.
         at: u64,
     },
@@ -102,6 +110,9 @@ pub enum Entry {
         /// The output's text (a transcript, a description), by where it sits in the output.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         text: Vec<(String, String)>,
+        /// The units the relay billed (`x-fal-billable-units`), when it said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        billed_units: Option<f64>,
         /// Unix time in milliseconds.
         at: u64,
     },
@@ -183,6 +194,22 @@ impl Entry {
             _ => None,
         }
     }
+
+    /// What a submission was estimated to cost, if it was priced.
+    pub fn cost(&self) -> Option<&Estimate> {
+        match self {
+            Entry::Intent { cost, .. } | Entry::Submitted { cost, .. } => cost.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The endpoint a submission runs.
+    pub fn endpoint(&self) -> Option<&str> {
+        match self {
+            Entry::Intent { endpoint, .. } | Entry::Submitted { endpoint, .. } => Some(endpoint),
+            _ => None,
+        }
+    }
 }
 
 /// A job as the journal knows it: how it was submitted and its latest state.
@@ -214,6 +241,20 @@ impl Job {
     /// The request id, once the relay gave one.
     pub fn request_id(&self) -> Option<&str> {
         self.submitted.request_id()
+    }
+
+    /// Whether it may have been paid for: it reached the relay, or may have. A job
+    /// settled to be sent again never did.
+    pub fn may_be_paid(&self) -> bool {
+        !matches!(self.state(), "to-resend" | "not-submitted")
+    }
+
+    /// The units the relay billed for it, once its outputs were saved.
+    pub fn billed_units(&self) -> Option<f64> {
+        match &self.latest {
+            Entry::Done { billed_units, .. } => *billed_units,
+            _ => None,
+        }
     }
 }
 
@@ -401,6 +442,7 @@ mod tests {
             out: "out".into(),
             sim: false,
             batch: None,
+            cost: None,
             at: 1,
         }
     }
@@ -413,7 +455,15 @@ mod tests {
         assert_eq!(j.jobs().unwrap().0.len(), 0, "no journal yet is no jobs");
         j.append(&submitted("a")).unwrap();
         j.append(&submitted("b")).unwrap();
-        j.append(&Entry::Done { request_id: "a".into(), files: vec!["out/a-0.png".into()], seed: None, text: vec![], at: 2 }).unwrap();
+        j.append(&Entry::Done {
+            request_id: "a".into(),
+            files: vec!["out/a-0.png".into()],
+            seed: None,
+            text: vec![],
+            billed_units: None,
+            at: 2,
+        })
+        .unwrap();
         // A crash in the middle of a write leaves half a line.
         let mut f = OpenOptions::new().append(true).open(j.path()).unwrap();
         f.write_all(br#"{"event":"done","request_id":"b","fi"#).unwrap();
@@ -462,6 +512,7 @@ mod tests {
             out: "o".into(),
             sim: false,
             batch: None,
+            cost: None,
             at: 1,
         };
         j.append(&intent("l1")).unwrap();

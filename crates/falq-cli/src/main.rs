@@ -2,6 +2,7 @@
 //! and a crash-safe journal; `falq sim` serves the local simulator.
 
 mod batch;
+mod cost;
 mod inputs;
 mod journal;
 mod progress;
@@ -32,6 +33,8 @@ mod exit {
     pub const NETWORK: u8 = 4;
     /// The deadline passed.
     pub const TIMEOUT: u8 = 5;
+    /// The cost cap (`--max-cost`) kept a job or lines from being sent.
+    pub const BUDGET: u8 = 6;
     /// Interrupted by Ctrl-C; the job stays pending in the journal.
     pub const INTERRUPTED: u8 = 130;
 }
@@ -128,6 +131,8 @@ struct RunArgs {
     untyped: bool,
     #[command(flatten)]
     request: RequestArgs,
+    #[command(flatten)]
+    cost: CostArgs,
     /// Show this help, or the endpoint's fields when an endpoint is given.
     #[arg(short = 'h', long = "help")]
     help: bool,
@@ -174,6 +179,63 @@ impl RequestArgs {
             out.extend(["--result-lifetime".to_string(), secs(d)]);
         }
         out
+    }
+}
+
+/// What `run` and `batch` may spend, and what a price is.
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct CostArgs {
+    /// Your relay's price list (TOML; default: $FALQ_HOME/prices.toml when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) prices: Option<PathBuf>,
+    /// Never send a job that would take the estimated spend past AMOUNT (in the price list's
+    /// currency); a batch counts every job it sent, in any run.
+    #[arg(long, value_name = "AMOUNT", value_parser = cost::Money::parse)]
+    pub(crate) max_cost: Option<cost::Money>,
+    /// Check everything and send nothing: print what would be sent and what it would cost.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+impl CostArgs {
+    /// The price list: `--prices`, else `$FALQ_HOME/prices.toml`, else none.
+    fn prices(&self) -> Result<cost::Prices, Failure> {
+        let prices = self.prices.as_deref().map(absolute);
+        Ok(cost::Prices::load(prices.as_deref(), &falq_home()?)?)
+    }
+
+    /// Why `--max-cost` cannot be kept for `endpoint` (no price for it), if so.
+    fn cannot_cap(&self, prices: &cost::Prices, endpoint: &str) -> Option<Usage> {
+        self.max_cost.filter(|_| prices.of(endpoint).is_none()).map(|cap| {
+            let table = prices.source.as_ref().map_or_else(
+                || "no price table was given (--prices FILE, or $FALQ_HOME/prices.toml)".to_string(),
+                |p| format!("{} has no price for it", p.display()),
+            );
+            Usage(format!("--max-cost {cap}: {endpoint} is unpriced ({table}), so falq cannot keep to a cap; nothing was sent"))
+        })
+    }
+
+    /// The options again, for a batch's record (`--prices` absolute; never `--dry-run`).
+    pub(crate) fn to_args(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(p) = &self.prices {
+            out.extend(["--prices".to_string(), absolute(p).display().to_string()]);
+        }
+        if let Some(m) = self.max_cost {
+            out.extend(["--max-cost".to_string(), m.to_string()]);
+        }
+        out
+    }
+}
+
+/// `2 num_images × 0.025 = 0.05 USD`, or `0.04 USD per request`.
+fn describe_estimate(prices: &cost::Prices, endpoint: &str, e: &cost::Estimate) -> String {
+    match (&e.unit, prices.of(endpoint)) {
+        (Some(unit), Some(p)) if p.per_request.0 > 0 => {
+            format!("{} + {} {unit} × {} = {}", p.per_request, cost::trim_units(e.units), p.per_unit, prices.show(e.cost))
+        }
+        (Some(unit), Some(p)) => format!("{} {unit} × {} = {}", cost::trim_units(e.units), p.per_unit, prices.show(e.cost)),
+        _ => format!("{} per request", prices.show(e.cost)),
     }
 }
 
@@ -316,14 +378,17 @@ struct Saved {
     seed: Option<Value>,
     /// The output's text (a transcript, a description), by where it sits.
     text: Vec<(String, String)>,
+    /// The units the relay billed, when it said (`x-fal-billable-units`).
+    billed_units: Option<f64>,
 }
 
 impl Saved {
-    fn of(endpoint: inputs::Target, result: &Value, files: Vec<falq::SavedFile>) -> Saved {
+    fn of(endpoint: inputs::Target, handle: &RequestHandle, result: &Value, files: Vec<falq::SavedFile>) -> Saved {
         Saved {
             files: files.into_iter().map(|f| f.path).collect(),
             seed: result.get("seed").filter(|s| !s.is_null()).cloned(),
             text: output_texts(endpoint, result),
+            billed_units: handle.billable_units(),
         }
     }
 }
@@ -335,7 +400,14 @@ fn outcome_entry(request_id: &str, outcome: Result<&Saved, &FalqError>) -> Optio
     let request_id = request_id.to_string();
     let at = now_ms();
     match outcome {
-        Ok(saved) => Some(Entry::Done { request_id, files: saved.files.clone(), seed: saved.seed.clone(), text: saved.text.clone(), at }),
+        Ok(saved) => Some(Entry::Done {
+            request_id,
+            files: saved.files.clone(),
+            seed: saved.seed.clone(),
+            text: saved.text.clone(),
+            billed_units: saved.billed_units,
+            at,
+        }),
         Err(e @ FalqError::JobFailed { .. }) => Some(Entry::Failed { request_id, error: e.to_string(), at }),
         Err(FalqError::Expired { .. }) => Some(Entry::Expired { request_id, at }),
         Err(FalqError::Timeout { cancelled: true, .. }) => Some(Entry::Cancelled { request_id, at }),
@@ -553,6 +625,36 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
         eprintln!("{note}");
     }
     let options = submit_options(&args.request)?;
+    // What it costs, and whether the cap allows it.
+    let prices = args.cost.prices()?;
+    if let Some(refused) = args.cost.cannot_cap(&prices, endpoint.id) {
+        return Err(refused.into());
+    }
+    let estimate = match prices.estimate(endpoint, &input) {
+        Ok(e) => e,
+        Err(why) if args.cost.max_cost.is_some() => {
+            return Err(Usage(format!("{}: {why}, so --max-cost cannot be kept; nothing was sent", endpoint.id)).into());
+        }
+        Err(why) => {
+            eprintln!("note: {}: {why}: the job is unpriced", endpoint.id);
+            None
+        }
+    };
+    let over_cap = match (args.cost.max_cost, &estimate) {
+        (Some(cap), Some(e)) if e.cost > cap => Some(format!(
+            "{} is estimated at {}, above --max-cost {}",
+            endpoint.id,
+            describe_estimate(&prices, endpoint.id, e),
+            prices.show(cap)
+        )),
+        _ => None,
+    };
+    if args.cost.dry_run {
+        return dry_run(globals, &args, endpoint, &input, &files, &prices, estimate.as_ref(), over_cap);
+    }
+    if let Some(why) = over_cap {
+        return Err(Failure { code: exit::BUDGET, error: anyhow!("{why}; nothing was sent") });
+    }
     // Everything local is checked before anything is sent (and paid for).
     let journal = writable_journal()?;
     let out = absolute(&args.out);
@@ -590,6 +692,7 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
             out: out.clone(),
             sim: args.sim,
             batch: None,
+            cost: estimate.clone(),
             at: now_ms(),
         })
         .with_context(|| format!("the journal {} could not be written; nothing was sent", journal.path().display()))?;
@@ -620,6 +723,7 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
             out: out.clone(),
             sim: args.sim,
             batch: None,
+            cost: estimate.clone(),
             at: now_ms(),
         })
         .with_context(|| {
@@ -667,7 +771,7 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
         return Ok(exit::INTERRUPTED);
     };
     let outcome = outcome.map(|(result, files)| {
-        let saved = Saved::of(endpoint, &result, files);
+        let saved = Saved::of(endpoint, &handle, &result, files);
         (result, saved)
     });
     let files_outcome = outcome.as_ref().map(|(_, saved)| saved);
@@ -681,7 +785,8 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
     }
     match outcome {
         Ok((result, saved)) => {
-            print_result(args.json, endpoint, &handle.request_id, &result, &saved.files)?;
+            let spent = Spent { estimate: estimate.as_ref(), billed_units: saved.billed_units, prices: &prices, endpoint: endpoint.id };
+            print_result(args.json, endpoint, &handle.request_id, &result, &saved.files, &spent)?;
             Ok(0)
         }
         Err(e) => Err(Failure { code: falq_code(&e), error: e.into() }),
@@ -726,17 +831,26 @@ fn submit_options(args: &RequestArgs) -> Result<falq::SubmitOptions, Failure> {
 
 /// What a run prints: the saved files, one path a line; for an output without files, its
 /// text (a transcript, a description), else the output as JSON. With `--json`, all of it.
-fn print_result(as_json: bool, endpoint: inputs::Target, request_id: &str, result: &Value, files: &[PathBuf]) -> anyhow::Result<()> {
+fn print_result(
+    as_json: bool,
+    endpoint: inputs::Target,
+    request_id: &str,
+    result: &Value,
+    files: &[PathBuf],
+    spent: &Spent,
+) -> anyhow::Result<()> {
     let texts = output_texts(endpoint, result);
     if as_json {
         let text: serde_json::Map<String, Value> = texts.into_iter().map(|(at, t)| (at, Value::String(t))).collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &json!({"endpoint": endpoint.id, "request_id": request_id, "output": result, "files": files, "text": text})
-            )?
+            serde_json::to_string_pretty(&json!({"endpoint": endpoint.id, "request_id": request_id, "output": result, "files": files,
+                "text": text, "cost": spent.json()}))?
         );
         return Ok(());
+    }
+    if let Some(line) = spent.line() {
+        eprintln!("{line}");
     }
     for f in files {
         println!("{}", f.display());
@@ -785,6 +899,88 @@ fn output_texts(endpoint: inputs::Target, result: &Value) -> Vec<(String, String
     out
 }
 
+/// What a run spent: its estimate and what the relay billed.
+struct Spent<'a> {
+    estimate: Option<&'a cost::Estimate>,
+    billed_units: Option<f64>,
+    prices: &'a cost::Prices,
+    endpoint: &'a str,
+}
+
+impl Spent<'_> {
+    /// `cost: 2 num_images × 0.025 = 0.05 USD (estimated); billed: 2 units`, when priced or billed.
+    fn line(&self) -> Option<String> {
+        let billed = self.billed_units.map(|b| format!("billed: {} units", cost::trim_units(b)));
+        match (self.estimate, billed) {
+            (Some(e), b) => Some(format!(
+                "cost: {} (estimated){}",
+                describe_estimate(self.prices, self.endpoint, e),
+                b.map(|b| format!("; {b}")).unwrap_or_default()
+            )),
+            (None, Some(b)) => Some(format!("cost: unpriced; {b}")),
+            (None, None) => None,
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "estimated": self.estimate.map(|e| e.cost.as_f64()),
+            "units": self.estimate.map(|e| e.units),
+            "unit": self.estimate.and_then(|e| e.unit.clone()),
+            "currency": self.prices.currency,
+            "billed_units": self.billed_units,
+        })
+    }
+}
+
+/// `falq run --dry-run`: everything checked, nothing sent or written; what would be sent
+/// and what it would cost. Exits as the run would be refused: over the cap, 6.
+#[allow(clippy::too_many_arguments)]
+fn dry_run(
+    globals: &Globals,
+    args: &RunArgs,
+    endpoint: inputs::Target,
+    input: &Value,
+    files: &[falq::files::LocalFile],
+    prices: &cost::Prices,
+    estimate: Option<&cost::Estimate>,
+    over_cap: Option<String>,
+) -> Result<u8, Failure> {
+    let target = if args.sim {
+        Ok("the in-process simulator".to_string())
+    } else {
+        globals.config(None).map(|c| c.base_url.to_string()).map_err(|f| f.error.to_string())
+    };
+    let price = match estimate {
+        Some(e) => describe_estimate(prices, endpoint.id, e),
+        None => "unpriced (no price for it in the price table)".to_string(),
+    };
+    if args.json {
+        let json = json!({"dry_run": true, "endpoint": endpoint.id, "to": target.as_ref().ok(), "input": input,
+            "local_files": files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>(),
+            "cost": Spent { estimate, billed_units: None, prices, endpoint: endpoint.id }.json(), "over_cap": over_cap});
+        println!("{}", serde_json::to_string_pretty(&json).map_err(anyhow::Error::from)?);
+    } else {
+        println!("dry run: nothing was sent");
+        println!("POST {} to {}", endpoint.id, target.as_deref().unwrap_or("(no relay configured)"));
+        println!("{}", serde_json::to_string_pretty(input).map_err(anyhow::Error::from)?);
+        for f in files {
+            println!("local file {} is sent inside the input", f.path.display());
+        }
+        println!("cost: {price}");
+    }
+    if let Err(why) = &target {
+        eprintln!("note: a real run would stop here: {why}");
+    }
+    match over_cap {
+        Some(why) => {
+            eprintln!("{why}: it would not be sent");
+            Ok(exit::BUDGET)
+        }
+        None => Ok(0),
+    }
+}
+
 fn jobs(as_json: bool) -> Result<u8, Failure> {
     let journal = journal()?;
     let (jobs, unreadable) = journal.jobs().with_context(|| format!("reading {}", journal.path().display()))?;
@@ -792,6 +988,12 @@ fn jobs(as_json: bool) -> Result<u8, Failure> {
         eprintln!("note: skipped {unreadable} unreadable journal line(s) (a write cut short by a crash, or damage)");
     }
     let mut maybe = 0;
+    let mut spend = cost::Spend::default();
+    for job in jobs.iter().filter(|j| j.may_be_paid()) {
+        if let Some(endpoint) = job.submitted.endpoint() {
+            spend.add(endpoint, job.submitted.cost(), job.billed_units());
+        }
+    }
     for job in &jobs {
         let (Entry::Submitted { endpoint, out, at, sim, .. } | Entry::Intent { endpoint, out, at, sim, .. }) = &job.submitted else {
             continue;
@@ -802,13 +1004,26 @@ fn jobs(as_json: bool) -> Result<u8, Failure> {
             _ => String::new(),
         };
         maybe += usize::from(job.state() == "maybe-submitted");
+        let estimate = job.submitted.cost();
         if as_json {
             println!(
                 "{}",
-                json!({"request_id": job.request_id(), "id": id, "endpoint": endpoint, "state": job.state(), "out": out, "submitted_at_ms": at, "sim": sim})
+                json!({"request_id": job.request_id(), "id": id, "endpoint": endpoint, "state": job.state(), "out": out, "submitted_at_ms": at, "sim": sim,
+                    "cost": estimate.map(|e| e.cost.as_f64()), "units": estimate.map(|e| e.units), "billed_units": job.billed_units()})
             );
         } else {
-            println!("{id:<40} {:<16} {endpoint:<40} {}", job.state(), out.display());
+            let cost = estimate.map_or_else(|| "-".to_string(), |e| e.cost.to_string());
+            println!("{id:<40} {:<16} {endpoint:<40} {cost:>9} {}", job.state(), out.display());
+        }
+    }
+    if !spend.is_empty() {
+        // The currency, if the price table names one (a table that cannot be read only loses the label).
+        let currency = falq_home().ok().and_then(|h| cost::Prices::load(None, &h).ok()).and_then(|p| p.currency);
+        let lines = spend.lines(currency.as_deref());
+        if as_json {
+            eprintln!("spend (estimated, jobs that reached the relay or may have):\n  {}", lines.join("\n  "));
+        } else {
+            println!("spend (estimated, jobs that reached the relay or may have):\n  {}", lines.join("\n  "));
         }
     }
     if maybe > 0 {
@@ -846,7 +1061,7 @@ fn settle(args: SettleArgs) -> Result<u8, Failure> {
     if job.state() != "maybe-submitted" {
         return Err(Usage(format!("{} is {}, not of unknown fate: nothing to settle", args.local_id, job.state())).into());
     }
-    let Entry::Intent { local_id, endpoint, base_url, out, sim, batch, .. } = job.submitted.clone() else {
+    let Entry::Intent { local_id, endpoint, base_url, out, sim, batch, cost, .. } = job.submitted.clone() else {
         return Err(Usage(format!("{} is no intent", args.local_id)).into());
     };
     let entry = match (&args.request_id, args.resend) {
@@ -860,6 +1075,7 @@ fn settle(args: SettleArgs) -> Result<u8, Failure> {
                 out,
                 sim,
                 batch: batch.clone(),
+                cost,
                 at: now_ms(),
             }
         }
@@ -979,7 +1195,8 @@ async fn resume(globals: &Globals) -> Result<u8, Failure> {
         let progress = &progress;
         async move {
             let endpoint = inputs::Target::of_id(&handle.endpoint_id);
-            let outcome = handle.finish_to_dir(out, stem, |u| progress.update(u)).await.map(|(result, f)| Saved::of(endpoint, &result, f));
+            let outcome =
+                handle.finish_to_dir(out, stem, |u| progress.update(u)).await.map(|(result, f)| Saved::of(endpoint, handle, &result, f));
             (handle, outcome)
         }
     }))

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use falq_api::FileKind;
 use serde_json::{Value, json};
 
+use crate::cost::Estimate;
+
 /// How often the files are rewritten while the batch runs.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
@@ -60,6 +62,14 @@ impl State {
         }
     }
 
+    /// Whether its job reached the relay, or may have: what it costs is spent.
+    pub fn was_sent(self) -> bool {
+        matches!(
+            self,
+            State::Pending | State::Done | State::Failed | State::Expired | State::Cancelled | State::MaybeSubmitted | State::Forgotten
+        )
+    }
+
     /// Whether falq will do nothing more for the line.
     pub fn is_final(self) -> bool {
         matches!(
@@ -88,6 +98,10 @@ pub struct Row {
     pub error: Option<String>,
     /// Its input, as shown (long strings shortened).
     pub input: Value,
+    /// What its job is estimated to cost (none: unpriced).
+    pub cost: Option<Estimate>,
+    /// The units the relay billed for it, when it said.
+    pub billed_units: Option<f64>,
 }
 
 /// Every line of a batch, and its output directory.
@@ -178,6 +192,16 @@ impl Board {
             });
             if !r.text.is_empty() {
                 row["text"] = Value::Object(r.text.iter().map(|(at, t)| (at.clone(), Value::String(t.clone()))).collect());
+            }
+            if let Some(e) = r.cost.as_ref().filter(|_| r.state.was_sent()) {
+                row["cost"] = json!(e.cost.as_f64());
+                row["units"] = json!(e.units);
+                if let Some(unit) = &e.unit {
+                    row["unit"] = json!(unit);
+                }
+            }
+            if let Some(b) = r.billed_units {
+                row["billed_units"] = json!(b);
             }
             out.push_str(&row.to_string());
             out.push('\n');
@@ -338,7 +362,18 @@ mod tests {
     use super::*;
 
     fn row(line: u64, state: State) -> Row {
-        Row { line, state, request_id: None, files: vec![], seed: None, text: vec![], error: None, input: json!({}) }
+        Row {
+            line,
+            state,
+            request_id: None,
+            files: vec![],
+            seed: None,
+            text: vec![],
+            error: None,
+            input: json!({}),
+            cost: None,
+            billed_units: None,
+        }
     }
 
     #[test]

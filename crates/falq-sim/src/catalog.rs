@@ -115,6 +115,9 @@ pub(crate) struct OutputPlan {
     pub(crate) sync_mode: bool,
     pub(crate) prompt: Option<String>,
     pub(crate) source: Option<Arc<Thumb>>,
+    /// The seconds of video asked for (`duration`: `8`, `"8s"`, or its default), which
+    /// the job is billed by.
+    pub(crate) seconds: Option<f64>,
 }
 
 /// The output plan of a valid input, as fal reads it (`validate::validate`: numbers are
@@ -186,7 +189,27 @@ pub(crate) fn plan_output(
         sync_mode: given("sync_mode").and_then(Value::as_bool).unwrap_or(false),
         prompt: given("prompt").and_then(Value::as_str).map(str::to_string),
         source,
+        seconds: given("duration").cloned().or_else(|| field_default(model, "duration")).as_ref().and_then(leading_number),
     })
+}
+
+/// A field's default, as the catalogue gives it.
+fn field_default(model: &EndpointModel, name: &str) -> Option<Value> {
+    let field = model.info.fields.iter().find(|f| f.name == name)?;
+    serde_json::from_str(field.default?).ok()
+}
+
+/// A number, or the number text starts with (`"8s"`).
+fn leading_number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => {
+            let end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+            s[..end].parse().ok()
+        }
+        _ => None,
+    }
+    .filter(|n: &f64| n.is_finite() && *n >= 0.0)
 }
 
 #[cfg(test)]

@@ -210,6 +210,7 @@ impl Client {
             response_url,
             cancel_url,
             submitted_at: None,
+            billed: std::sync::OnceLock::new(),
         }
     }
 
@@ -251,6 +252,8 @@ pub struct RequestHandle {
     pub cancel_url: Url,
     /// When this client submitted it (unknown for a job submitted elsewhere).
     submitted_at: Option<Instant>,
+    /// What the relay billed for it (`x-fal-billable-units` on its result), once known.
+    billed: std::sync::OnceLock<f64>,
 }
 
 impl RequestHandle {
@@ -673,7 +676,12 @@ impl RequestHandle {
             None if value.is_object() => Ok(()),
             None => Err("the result is not a JSON object".to_string()),
         };
-        let Err(why) = verdict else { return Ok(Fetched::Ready(value)) };
+        let Err(why) = verdict else {
+            if let Some(units) = billable_units(&answer.headers) {
+                let _ = self.billed.set(units);
+            }
+            return Ok(Fetched::Ready(value));
+        };
         // Not the output: a failure told in fal's `detail` shape, or a status.
         if value.get("detail").is_some() {
             let as_failure = Answer { status: 422, headers: answer.headers.clone(), body: answer.body.clone() };
@@ -690,6 +698,13 @@ impl RequestHandle {
         }
         let wanted = check.map_or("a JSON object", |(_, name)| name);
         Err(self.err(Call::Result, format!("HTTP {} with a body that is not {wanted}: {why}: {}", answer.status, snippet(&answer.body))))
+    }
+
+    /// The units the relay billed for the job, as its result said in fal's
+    /// `x-fal-billable-units` header; `None` until the result was fetched, or when the
+    /// relay does not say.
+    pub fn billable_units(&self) -> Option<f64> {
+        self.billed.get().copied()
     }
 
     /// The job's result as `T` (the endpoint's output type).
@@ -815,6 +830,12 @@ impl RequestHandle {
             }
         }
     }
+}
+
+/// fal's `x-fal-billable-units`: a number of units, 0 or more.
+fn billable_units(headers: &reqwest::header::HeaderMap) -> Option<f64> {
+    let units: f64 = headers.get("x-fal-billable-units")?.to_str().ok()?.trim().parse().ok()?;
+    (units.is_finite() && units >= 0.0).then_some(units)
 }
 
 /// The executor of one generated queue operation: sends the request the operation built

@@ -49,7 +49,12 @@ fn the_seed_results_conform_to_the_outputs_of_their_endpoints() {
         if files_are(info, "/images/*", falq_api::FileKind::Image) {
             validate_result(&op.id, 200, &image).unwrap_or_else(|e| panic!("{e}"));
             let err = validate_result(&op.id, 200, &video).unwrap_err();
-            assert_eq!(err, format!("operation {}, result (x-falq-output): /: \"images\" is a required property", op.id));
+            // Whatever else the output requires, the video result lacks its images.
+            assert!(
+                err.starts_with(&format!("operation {}, result (x-falq-output): ", op.id))
+                    && err.contains("/: \"images\" is a required property"),
+                "{err}"
+            );
             images += 1;
         }
         if files_are(info, "/video", falq_api::FileKind::Video) {

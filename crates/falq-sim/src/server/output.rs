@@ -82,7 +82,19 @@ fn result_state(job: &Job) -> ResultState {
 }
 
 /// A result's status and body, as the result call answers them.
-async fn result_answer(shared: &Shared, state: ResultState) -> (StatusCode, Value, Option<String>) {
+/// What fal bills a job for (`x-fal-billable-units`): one unit per image, one per second
+/// of video (the seconds asked for, else one), one per other file, one for a job with no file.
+fn billable_units(shared: &Shared, job: &JobOutput) -> f64 {
+    let Some(model) = shared.catalog.endpoint(job.endpoint.id) else { return 1.0 };
+    let values = JobValues { plan: &job.plan, seed: &job.seed, inference_time: 0.0 };
+    let files = synth::media_files(job.endpoint, &model.output_schema, &values);
+    if files.is_empty() {
+        return 1.0;
+    }
+    files.iter().map(|f| if f.kind == FileKind::Video { job.plan.seconds.unwrap_or(1.0) } else { 1.0 }).sum()
+}
+
+async fn result_answer(shared: &Shared, state: ResultState) -> (StatusCode, Value, Option<(String, f64)>) {
     match state {
         ResultState::Pending => (StatusCode::BAD_REQUEST, json!({ "detail": "Request is still in progress" }), None),
         ResultState::Cancelled => {
@@ -93,7 +105,10 @@ async fn result_answer(shared: &Shared, state: ResultState) -> (StatusCode, Valu
         }
         ResultState::Failed(body) => (StatusCode::UNPROCESSABLE_ENTITY, body, None),
         ResultState::Done { job, inference_time } => match output_json(shared, &job, inference_time).await {
-            Ok(output) => (StatusCode::OK, output, Some(job.id)),
+            Ok(output) => {
+                let units = billable_units(shared, &job);
+                (StatusCode::OK, output, Some((job.id, units)))
+            }
             Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, json!({ "detail": e.to_string(), "error_type": "internal_error" }), None),
         },
     }
@@ -114,8 +129,11 @@ pub(super) async fn result(shared: &Arc<Shared>, app_path: &str, request_id: &st
     let (status, body, id) = result_answer(shared, state).await;
     let mut reply = Reply::json(status, &body);
     // Like fal, a result names its request in `x-fal-request-id` (fal-js reads it).
-    if let Some(id) = id {
-        reply = reply.header(HeaderName::from_static("x-fal-request-id"), &id);
+    // and what it bills in `x-fal-billable-units`.
+    if let Some((id, units)) = id {
+        reply = reply
+            .header(HeaderName::from_static("x-fal-request-id"), &id)
+            .header(HeaderName::from_static("x-fal-billable-units"), &units.to_string());
     }
     // A job that missed its own start deadline: the caller's timeout, not to be retried.
     if timed_out {

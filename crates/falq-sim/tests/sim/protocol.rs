@@ -397,3 +397,47 @@ async fn every_endpoint_of_the_spec_is_served() {
     }))
     .await;
 }
+
+/// A result says what fal bills for it in `x-fal-billable-units`: one unit per image, one
+/// per second of video asked for (`duration`, or its default), for every endpoint of the
+/// catalogue that outputs images or a video with a duration.
+#[tokio::test]
+async fn a_result_bills_its_images_and_seconds_of_video() {
+    use falq_api::FileKind;
+    let (_sim, api) = start(fast()).await;
+    let units = |r: &reqwest::Response| r.headers().get("x-fal-billable-units").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let mut checked = (0, 0);
+    for info in falq_api::ENDPOINTS {
+        let kinds: Vec<FileKind> = info.output_files.iter().map(|f| f.kind).collect();
+        let input = falq_api::minimal_input(info);
+        let field = |name: &str| info.fields.iter().find(|f| f.name == name);
+        if kinds == [FileKind::Image] && info.output_files[0].pointer.ends_with('*') && field("num_images").is_some() && checked.0 < 3 {
+            let mut input = input.clone();
+            input["num_images"] = json!(2);
+            if field("image_size").is_some_and(|f| f.kind == "one of") {
+                input["image_size"] = json!({"width": 64, "height": 48});
+            }
+            let (_, result) = api.run(info.id, &input).await;
+            assert_eq!(result.status(), 200, "{}", info.id);
+            assert_eq!(units(&result).as_deref(), Some("2"), "{}: two images", info.id);
+            checked.0 += 1;
+        }
+        if kinds == [FileKind::Video]
+            && let Some(default) = field("duration").and_then(|f| f.default)
+        {
+            let seconds: String =
+                serde_json::from_str::<Value>(default).unwrap().to_string().chars().filter(char::is_ascii_digit).collect();
+            let (_, result) = api.run(info.id, &input).await;
+            assert_eq!(result.status(), 200, "{}", info.id);
+            assert_eq!(units(&result), Some(seconds), "{}: the default duration's seconds", info.id);
+            checked.1 += 1;
+        }
+    }
+    assert!(checked.0 > 0, "an endpoint of images was checked");
+    // A job that is not complete bills nothing.
+    let submitted = api.submit(TEXT, &small_text_input(1)).await;
+    let early = api.get(submitted["response_url"].as_str().unwrap()).await;
+    if early.status() != 200 {
+        assert_eq!(units(&early), None);
+    }
+}
