@@ -5,26 +5,13 @@
 //! duplicate): each regenerates, typed with its output kind, from the page alone. The
 //! pages are in `xtask/tests/families/`; `hostile.rs` compiles the crate they make.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use falq_core::FileKind;
 use serde_json::{Value, json};
 
-fn root() -> PathBuf {
-    xtask::project_root().expect("the checkout")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
+mod common;
+use common::*;
 
 /// The project's `specs/` plus the family pages under `specs/apifox/families/`, in a
 /// scratch directory of the test's own (tests run at once).

@@ -7,9 +7,8 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-fn root() -> PathBuf {
-    xtask::project_root().expect("the checkout")
-}
+mod common;
+use common::*;
 
 /// A scratch project: the real `specs/` (pages, authored spec, overlays) plus `files`.
 fn scratch(name: &str, files: &[(&str, &str)]) -> PathBuf {
@@ -22,18 +21,6 @@ fn scratch(name: &str, files: &[(&str, &str)]) -> PathBuf {
         std::fs::write(p, text).unwrap();
     }
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 /// A page in the relay's dialect for `path` with `props` (YAML lines under `properties:`,

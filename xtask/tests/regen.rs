@@ -5,9 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-fn root() -> PathBuf {
-    xtask::project_root().expect("the checkout")
-}
+mod common;
+use common::*;
 
 /// A scratch `specs/` holding the authored queue spec plus `files`.
 fn scratch(name: &str, files: &[(&str, &str)]) -> PathBuf {

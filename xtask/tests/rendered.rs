@@ -9,21 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-fn root() -> PathBuf {
-    xtask::project_root().expect("the checkout")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
+mod common;
+use common::*;
 
 /// The fields of an endpoint's input: name → (kind, required).
 fn fields(r: &xtask::Regen, id: &str) -> BTreeMap<String, (String, bool)> {

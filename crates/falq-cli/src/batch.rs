@@ -483,18 +483,7 @@ enum Todo {
 fn plan_lines(lines: &[Line], journaled: &BTreeMap<u64, Job>) -> (Vec<Row>, Vec<(u64, Todo)>, usize) {
     let (mut rows, mut todo, mut resent_sim) = (Vec::new(), Vec::new(), 0);
     for l in lines {
-        let mut row = Row {
-            line: l.number,
-            state: State::Queued,
-            request_id: None,
-            files: vec![],
-            seed: None,
-            text: vec![],
-            error: None,
-            input: l.shown.clone(),
-            cost: None,
-            billed_units: None,
-        };
+        let mut row = Row::new(l.number, State::Queued, l.shown.clone());
         let input = match &l.input {
             Ok(input) => input,
             Err(why) => {
@@ -1046,18 +1035,7 @@ mod tests {
     /// bar (not a terminal) nothing was printed, so the summary lists every such line.
     #[test]
     fn a_failed_line_is_reported_once() {
-        let row = |line, state| Row {
-            line,
-            state,
-            request_id: None,
-            files: vec![],
-            seed: None,
-            text: vec![],
-            error: Some("boom".into()),
-            input: json!({}),
-            cost: None,
-            billed_units: None,
-        };
+        let row = |line, state| Row { error: Some("boom".into()), ..Row::new(line, state, json!({})) };
         let bar = Progress::new(true, 3);
         bar.ended(&row(1, State::Failed));
         bar.ended(&row(2, State::Done));

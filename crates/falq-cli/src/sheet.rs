@@ -104,6 +104,13 @@ pub struct Row {
     pub billed_units: Option<f64>,
 }
 
+impl Row {
+    /// A line in `state` with nothing else known yet.
+    pub fn new(line: u64, state: State, input: Value) -> Row {
+        Row { line, state, request_id: None, files: vec![], seed: None, text: vec![], error: None, input, cost: None, billed_units: None }
+    }
+}
+
 /// Every line of a batch, and its output directory.
 #[derive(Debug)]
 pub struct Board {
@@ -362,18 +369,7 @@ mod tests {
     use super::*;
 
     fn row(line: u64, state: State) -> Row {
-        Row {
-            line,
-            state,
-            request_id: None,
-            files: vec![],
-            seed: None,
-            text: vec![],
-            error: None,
-            input: json!({}),
-            cost: None,
-            billed_units: None,
-        }
+        Row::new(line, state, json!({}))
     }
 
     #[test]
