@@ -9,17 +9,19 @@
 //!   ([`Endpoint`]), its field table, its JSON Schemas and where files sit in its output.
 //! - Every input is checked against its endpoint's schema before it is sent
 //!   ([`validate_input`], [`Validate`]), by the generated client too.
-//! - The generated [`Client`] is safe on its own: its hooks ([`Hooks`]) send the key to
-//!   the base URL's origin and nowhere else, validate each endpoint's input (found by
-//!   operation id) before sending, and retry per [`retry::RetryPolicy`] in the one retry
-//!   loop of the project ([`send_retrying`]), which the `falq` queue layer runs too.
+//! - The generated [`Client`] is safe on its own: its hooks ([`Hooks`], from the
+//!   hand-written `falq-runtime` crate) send the key to the base URL's origin and nowhere
+//!   else, validate each endpoint's input (found by operation id) before sending, and retry
+//!   per [`retry::RetryPolicy`] ([`send_retrying`]).
 //!
 //! - A queue layer puts its own transport under the typed operations with
 //!   [`Hooks::with_executor`]: the operation builds the request as the spec describes it,
 //!   the [`Executor`] sends it.
 //!
 //! Nothing here polls or rewrites URLs: that is the `falq` crate's job. Every file of
-//! this crate is written by regen; the hand-written support is the `falq-core` crate.
+//! this crate is written by regen and holds no logic of its own; the hand-written support
+//! is the `falq-core` crate (endpoint info, validation, the retry policy) and the
+//! `falq-runtime` crate (the hooks, the executor, the retry loop).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -32,6 +34,7 @@ mod catalog;
 
 pub use catalog::*;
 pub use falq_core::*;
+pub use falq_runtime::{Executor, Hooks, NoAnswer, SendFailure, call_of, same_origin, send_retrying};
 pub use generated::*;
 
 /// Every type of the API: progenitor's structs (inputs, outputs, the queue status)
@@ -57,193 +60,30 @@ pub fn client_for(base_url: &str, http: reqwest::Client, hooks: Hooks) -> Client
     Client::new_with_client(base_url.trim_end_matches('/'), http, hooks)
 }
 
-/// What every call of the generated [`Client`] carries: the `Authorization` value (sent
-/// only to the base URL's origin), the retry policy, and who sends the requests.
-#[derive(Clone, Debug, Default)]
-pub struct Hooks {
-    authorization: Option<reqwest::header::HeaderValue>,
-    /// How calls are retried (the submit of a paid job only when it cannot have arrived).
-    pub retry: retry::RetryPolicy,
-    executor: Option<std::sync::Arc<dyn Executor>>,
-}
-
-/// Sends the requests the generated operations build, in place of [`send_retrying`]: how
-/// a queue layer (the `falq` crate) runs the typed operations over its own transport
-/// (its cap on calls in flight, its reading of answers, its errors). The request has
-/// passed [`Hooks`]' checks (its origin, an endpoint's input) when it gets here.
-pub trait Executor: Send + Sync + std::fmt::Debug {
-    /// Sends `request`, the operation's `call`, and answers the response, or why none came.
-    fn execute(
-        &self,
-        request: reqwest::Request,
-        call: retry::Call,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<reqwest::Response, NoAnswer>> + Send + '_>>;
-}
-
-/// Why an [`Executor`] has no response: the operation answers
-/// `progenitor_client::Error::Custom` with it.
-#[derive(Clone, Debug)]
-pub struct NoAnswer(pub String);
-
-impl Hooks {
-    /// Sends `Authorization: {scheme} {key}` (`Bearer` for relays, `Key` for fal.ai itself)
-    /// with every call; the value is marked sensitive (never logged).
-    pub fn with_key(mut self, scheme: &str, key: &str) -> Result<Hooks, String> {
-        let mut value = reqwest::header::HeaderValue::from_str(&format!("{scheme} {}", key.trim()))
-            .map_err(|_| "the key cannot be sent in a header".to_string())?;
-        value.set_sensitive(true);
-        self.authorization = Some(value);
-        Ok(self)
-    }
-
-    /// With this retry policy.
-    pub fn with_retry(mut self, retry: retry::RetryPolicy) -> Hooks {
-        self.retry = retry;
-        self
-    }
-
-    /// Sends every call through `executor` (the retry policy is then the executor's).
-    pub fn with_executor(mut self, executor: std::sync::Arc<dyn Executor>) -> Hooks {
-        self.executor = Some(executor);
-        self
-    }
-}
-
-/// Whether two URLs share scheme, host and port (default ports filled in): where the key
-/// may go.
-pub fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
-    a.scheme() == b.scheme()
-        && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase)
-        && a.port_or_known_default() == b.port_or_known_default()
-}
-
-/// The call an operation is, for the retry policy: an endpoint's submit unless it is one of
-/// the queue's calls (so an unknown operation is never retried blindly).
-pub fn call_of(operation_id: &str) -> retry::Call {
-    match operation_id {
-        "queue_status" => retry::Call::Status,
-        "queue_status_stream" => retry::Call::Stream,
-        "queue_result" => retry::Call::Result,
-        "queue_cancel" => retry::Call::Cancel,
-        _ => retry::Call::Submit,
-    }
-}
-
-/// Why [`send_retrying`] gave up without an answer.
-#[derive(Debug)]
-pub struct SendFailure {
-    /// The last attempt's error.
-    pub error: reqwest::Error,
-    /// Attempts made, the first included.
-    pub attempts: u32,
-    /// What the last attempt came to (`NotSent`: the request cannot have arrived).
-    pub outcome: retry::Outcome,
-}
-
-/// The one retry loop of the project: sends the request `attempt` makes (called once per
-/// attempt, so nothing is kept for a retry while a call is in flight) and retries as
-/// [`retry::decide`] says, sleeping between attempts. Answers the last response (one still
-/// retryable after the last attempt included) or why no answer came. When `attempt` cannot
-/// make the request again (`None`: a body that cannot be copied), the last outcome stands.
-pub async fn send_retrying(
-    http: &reqwest::Client,
-    policy: &retry::RetryPolicy,
-    call: retry::Call,
-    first: reqwest::Request,
-    mut again: impl FnMut() -> Option<reqwest::Request>,
-) -> Result<reqwest::Response, SendFailure> {
-    use rand::{Rng, SeedableRng};
-    let mut attempts = 0u32;
-    let mut request = first;
-    loop {
-        attempts += 1;
-        let sent = http.execute(request).await;
-        let outcome = match &sent {
-            Ok(resp) => retry::Outcome::Answered {
-                status: resp.status().as_u16(),
-                retry_after: resp
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(retry::parse_retry_after),
-                user_timeout: resp.headers().get("x-fal-request-timeout-type").and_then(|v| v.to_str().ok()) == Some("user"),
-            },
-            Err(e) if e.is_connect() => retry::Outcome::NotSent,
-            Err(_) => retry::Outcome::Lost,
-        };
-        let jitter = rand::rngs::SmallRng::from_os_rng().random_range(-1.0..=1.0);
-        let next = match retry::decide(policy, call, attempts, outcome, jitter) {
-            retry::Decision::RetryAfter(delay) => again().map(|r| (delay, r)),
-            retry::Decision::Stop => None,
-        };
-        match (next, sent) {
-            (Some((delay, next)), _) => {
-                tokio::time::sleep(delay).await;
-                request = next;
-            }
-            (None, Ok(resp)) => return Ok(resp),
-            (None, Err(error)) => return Err(SendFailure { error, attempts, outcome }),
-        }
-    }
-}
-
+// The hooks of every operation, forwarded to the runtime (`falq-runtime`): this crate
+// holds no logic of its own.
 impl progenitor_client::ClientHooks<Hooks> for Client {
-    /// Before sending: the call must go to the base URL's origin (the key goes nowhere
-    /// else), an endpoint's input (the operation's, by id) must pass its schema, and then
-    /// the key is added.
-    async fn pre<E>(
+    fn pre<E>(
         &self,
         request: &mut reqwest::Request,
         info: &progenitor_client::OperationInfo,
-    ) -> Result<(), progenitor_client::Error<E>> {
-        let refuse = |why: String| progenitor_client::Error::InvalidRequest(why);
-        let base = reqwest::Url::parse(&self.baseurl).map_err(|e| refuse(format!("the base URL {:?} is not a URL: {e}", self.baseurl)))?;
-        if !same_origin(request.url(), &base) {
-            return Err(refuse(format!("refusing to send {} to {}: not on the base URL {base}", info.operation_id, request.url())));
-        }
-        if let Some(endpoint) = ENDPOINTS.iter().copied().find(|e| e.operation_id == info.operation_id)
-            && let Some(bytes) = request.body().and_then(reqwest::Body::as_bytes)
-        {
-            let json: serde_json::Value =
-                serde_json::from_slice(bytes).map_err(|e| refuse(format!("{}: the input is not JSON: {e}", endpoint.id)))?;
-            validate_input(endpoint, &json).map_err(|e| refuse(format!("{}: invalid input, nothing was sent: {e}", endpoint.id)))?;
-        }
-        if let Some(auth) = &self.inner.authorization {
-            request.headers_mut().insert(reqwest::header::AUTHORIZATION, auth.clone());
-        }
-        Ok(())
+    ) -> impl std::future::Future<Output = Result<(), progenitor_client::Error<E>>> {
+        falq_runtime::pre(&self.inner, &self.baseurl, ENDPOINTS, request, info)
     }
 
-    /// An executor's missing answer becomes the operation's error.
-    async fn post<E>(
+    fn post<E>(
         &self,
         result: &reqwest::Result<reqwest::Response>,
         _info: &progenitor_client::OperationInfo,
-    ) -> Result<(), progenitor_client::Error<E>> {
-        match result.as_ref().ok().and_then(|r| r.extensions().get::<NoAnswer>()) {
-            Some(NoAnswer(why)) => Err(progenitor_client::Error::Custom(why.clone())),
-            None => Ok(()),
-        }
+    ) -> impl std::future::Future<Output = Result<(), progenitor_client::Error<E>>> {
+        falq_runtime::post(result)
     }
 
-    /// Sends in the one retry loop, as the operation's call allows, or through the
-    /// executor of the hooks.
-    async fn exec(&self, request: reqwest::Request, info: &progenitor_client::OperationInfo) -> reqwest::Result<reqwest::Response> {
-        if let Some(executor) = &self.inner.executor {
-            return Ok(match executor.execute(request, call_of(info.operation_id)).await {
-                Ok(response) => response,
-                // No response to hand on: an empty one carrying why, which `post` turns
-                // into the operation's error before anything reads it.
-                Err(why) => {
-                    let mut none = reqwest::Response::from(http::Response::new(Vec::<u8>::new()));
-                    none.extensions_mut().insert(why);
-                    none
-                }
-            });
-        }
-        // The request was built by the operation: a copy is kept for the retries.
-        let spare = request.try_clone();
-        let again = || spare.as_ref().and_then(reqwest::Request::try_clone);
-        send_retrying(&self.client, &self.inner.retry, call_of(info.operation_id), request, again).await.map_err(|f| f.error)
+    fn exec(
+        &self,
+        request: reqwest::Request,
+        info: &progenitor_client::OperationInfo,
+    ) -> impl std::future::Future<Output = reqwest::Result<reqwest::Response>> {
+        falq_runtime::exec(&self.inner, &self.client, request, info)
     }
 }

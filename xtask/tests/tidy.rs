@@ -38,3 +38,82 @@ fn every_rust_file_opens_with_a_module_doc_line() {
     }
     assert!(bad.is_empty(), "these files do not open with a `//!` line saying what lives there:\n{}", bad.join("\n"));
 }
+
+/// What a file holds that the house rules count: functions longer than the limit, and
+/// logic (a loop, a branch, an async function).
+#[derive(Default)]
+struct Shape {
+    /// `name (lines)` of each function whose body runs over the limit.
+    long: Vec<String>,
+    /// `what at line N` of each loop, branch or async function.
+    logic: Vec<String>,
+}
+
+/// A function's body over this many lines is one a reader cannot hold at once.
+const MAX_FN_LINES: usize = 80;
+
+impl<'ast> syn::visit::Visit<'ast> for Shape {
+    fn visit_item_fn(&mut self, f: &'ast syn::ItemFn) {
+        self.body(&f.sig, &f.block);
+        syn::visit::visit_item_fn(self, f);
+    }
+    fn visit_impl_item_fn(&mut self, f: &'ast syn::ImplItemFn) {
+        self.body(&f.sig, &f.block);
+        syn::visit::visit_impl_item_fn(self, f);
+    }
+    fn visit_trait_item_fn(&mut self, f: &'ast syn::TraitItemFn) {
+        if let Some(block) = &f.default {
+            self.body(&f.sig, block);
+        }
+        syn::visit::visit_trait_item_fn(self, f);
+    }
+    fn visit_expr(&mut self, e: &'ast syn::Expr) {
+        let what = match e {
+            syn::Expr::Loop(_) | syn::Expr::While(_) | syn::Expr::ForLoop(_) => Some("a loop"),
+            syn::Expr::Match(_) | syn::Expr::If(_) => Some("a branch"),
+            syn::Expr::Async(_) => Some("an async block"),
+            _ => None,
+        };
+        if let Some(what) = what {
+            let line = syn::spanned::Spanned::span(e).start().line;
+            self.logic.push(format!("{what} at line {line}"));
+        }
+        syn::visit::visit_expr(self, e);
+    }
+}
+
+impl Shape {
+    fn body(&mut self, sig: &syn::Signature, block: &syn::Block) {
+        let span = block.brace_token.span;
+        let lines = span.close().start().line.saturating_sub(span.open().start().line) + 1;
+        if lines > MAX_FN_LINES {
+            self.long.push(format!("{} ({lines} lines, line {})", sig.ident, span.open().start().line));
+        }
+        if sig.asyncness.is_some() {
+            self.logic.push(format!("async fn {} at line {}", sig.ident, sig.ident.span().start().line));
+        }
+    }
+
+    fn of(path: &Path) -> Shape {
+        let text = std::fs::read_to_string(path).unwrap();
+        let file = syn::parse_file(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut shape = Shape::default();
+        syn::visit::Visit::visit_file(&mut shape, &file);
+        shape
+    }
+}
+
+#[test]
+fn the_generated_crate_s_lib_rs_holds_no_logic() {
+    let root = xtask::project_root().expect("the checkout");
+    let lib = root.join("generated/falq-api/src/lib.rs");
+    let shape = Shape::of(&lib);
+    assert!(
+        shape.logic.is_empty(),
+        "generated/falq-api/src/lib.rs is regen's glue, written from xtask/templates/lib.rs: its logic belongs in a compiled crate of crates/ (falq-runtime), not in a template:\n{}",
+        shape.logic.join("\n")
+    );
+    // The check itself sees logic where there is some.
+    let probe = root.join("crates/falq-runtime/src/lib.rs");
+    assert!(!Shape::of(&probe).logic.is_empty(), "the runtime's retry loop is seen");
+}
