@@ -126,18 +126,27 @@ fn compile(r: &xtask::Regen, name: &str) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&ws);
     let krate = ws.join("generated/falq-api");
     std::fs::create_dir_all(krate.join("src")).unwrap();
-    // Every file of the crate is generated; the hand-written support is falq-core.
+    // Every file of the crate is generated; the hand-written support is falq-core and
+    // falq-runtime.
     copy_dir(&root().join("crates/falq-core"), &ws.join("crates/falq-core"));
+    copy_dir(&root().join("crates/falq-runtime"), &ws.join("crates/falq-runtime"));
     for out in &r.outputs {
         std::fs::write(ws.join(&out.path), &out.content).unwrap();
     }
     let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
-    let manifest: String = manifest
-        .lines()
-        .filter(|l| !l.contains("path = \"crates/") || l.starts_with("falq-core"))
-        .map(|l| if l.starts_with("members") { "members = [\"crates/falq-core\", \"generated/falq-api\"]" } else { l })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let manifest: String =
+        manifest
+            .lines()
+            .filter(|l| !l.contains("path = \"crates/") || l.starts_with("falq-core") || l.starts_with("falq-runtime"))
+            .map(|l| {
+                if l.starts_with("members") {
+                    "members = [\"crates/falq-core\", \"crates/falq-runtime\", \"generated/falq-api\"]"
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
     std::fs::write(ws.join("Cargo.toml"), manifest).unwrap();
     std::fs::copy(root().join("Cargo.lock"), ws.join("Cargo.lock")).unwrap();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

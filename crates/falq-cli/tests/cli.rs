@@ -374,3 +374,48 @@ fn an_endpoint_without_a_page_runs_untyped_against_a_relay() {
     assert!(err.contains("did you mean fal-ai/flux-1/dev/redux") && err.contains("--untyped"), "{err}");
     drop(sim);
 }
+
+#[test]
+fn every_api_call_of_run_batch_and_cancel_is_a_generated_operation() {
+    // One road: each request `falq run` (a local file in its input), `falq batch` and
+    // `falq cancel` make to the relay's API is built by a generated operation of falq-api
+    // (which marks it with its `api-version` header) and sent by the client's transport.
+    let home = Scratch::new("one-road");
+    let sim = SimProcess::start(&home, &["--mode", "direct", "--queue-delay", "0s", "--run-time", "20ms"]);
+    let base = ["--base-url", sim.base_url.as_str()];
+    let with_file = falq_api::ENDPOINTS.iter().find(|e| e.fields.iter().any(|f| f.takes_file && f.required));
+    let endpoint = with_file.copied().unwrap_or(falq_api::ENDPOINTS[0]);
+    let mut input = falq_api::minimal_input(endpoint);
+    let files: Vec<&str> =
+        endpoint.fields.iter().filter(|f| f.takes_file && input.get(f.name).is_some_and(Value::is_string)).map(|f| f.name).collect();
+    for name in files {
+        input[name] = Value::String(fixture_png());
+    }
+    let (code, _, err) = run(falq(&home)
+        .args(["run", endpoint.id, "--input", &input.to_string(), "--out", "run"])
+        .args(base)
+        .env("FAL_KEY", "k")
+        .env("FAL_AUTH_SCHEME", "Key"));
+    assert_eq!(code, 0, "{err}");
+    let lines: String = (0..3).map(|_| format!("{}\n", falq_api::minimal_input(endpoint))).collect();
+    std::fs::write(home.path("in.jsonl"), lines).unwrap();
+    let (code, _, err) =
+        run(falq(&home).args(["batch", endpoint.id, "in.jsonl"]).args(base).env("FAL_KEY", "k").env("FAL_AUTH_SCHEME", "Key"));
+    assert_eq!(code, 0, "{err}");
+    let minimal = falq_api::minimal_input(endpoint).to_string();
+    let (code, id, err) = run(falq(&home)
+        .args(["run", endpoint.id, "--no-wait", "--input", &minimal])
+        .args(base)
+        .env("FAL_KEY", "k")
+        .env("FAL_AUTH_SCHEME", "Key"));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) =
+        run(falq(&home).args(["cancel", endpoint.id, id.trim()]).args(base).env("FAL_KEY", "k").env("FAL_AUTH_SCHEME", "Key"));
+    assert_eq!(code, 0, "{err}");
+    let routes = &sim.counters()["routes"];
+    assert_eq!(routes["submit"]["requests"], 5, "{routes}");
+    assert!(routes["result"]["requests"].as_u64() >= Some(4) && routes["cancel"]["requests"] == 1, "{routes}");
+    for route in ["submit", "status", "stream", "result", "cancel"] {
+        assert_eq!(routes[route]["marked"], routes[route]["requests"], "{route}: every call a generated operation: {routes}");
+    }
+}

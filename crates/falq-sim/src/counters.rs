@@ -56,6 +56,11 @@ pub struct RouteCounters {
     /// The most answers that were open at once.
     #[serde(default)]
     pub peak_open: u64,
+    /// Requests carrying the `api-version` header every operation of the generated
+    /// `falq-api` client sends (and nothing built by hand does): how a test tells that a
+    /// client's calls went through the generated operations.
+    #[serde(default)]
+    pub marked: u64,
 }
 
 /// Jobs by state and outcome.

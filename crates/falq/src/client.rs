@@ -9,7 +9,6 @@ use bytes::Bytes;
 use falq_api::types::{CancelStatus, FalError, QueueStatus, QueueStatusKind};
 use falq_api::{Endpoint, Validate};
 use futures_util::StreamExt;
-use futures_util::future::BoxFuture;
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -23,6 +22,7 @@ use crate::options::SubmitOptions;
 use crate::poll::{PollState, Seen};
 use crate::retry::Call;
 use crate::rewrite::{QueuePath, endpoint_url, onto_base, queue_path, queue_url, validate_endpoint_id, validate_request_id};
+use crate::road::{self, Road};
 use crate::sse::SseParser;
 
 /// A client of one relay (or of fal.ai): cheap to clone, shareable across tasks. Its
@@ -31,6 +31,8 @@ use crate::sse::SseParser;
 pub struct Client {
     transport: Arc<Transport>,
     knowledge: Arc<Knowledge>,
+    /// The generated client at the base URL, sending through `transport` (built once).
+    api: Arc<falq_api::Client>,
 }
 
 /// What changed while waiting: the state, the queue position, new log lines.
@@ -50,7 +52,9 @@ impl Client {
     /// A client for a configuration.
     pub fn new(config: Config) -> Result<Self, Error> {
         let knowledge = Arc::new(Knowledge::new());
-        Ok(Self { transport: Arc::new(Transport::new(config)?), knowledge })
+        let transport = Arc::new(Transport::new(config)?);
+        let api = Arc::new(Road::client(&transport, transport.base().as_str().trim_end_matches('/')));
+        Ok(Self { transport, knowledge, api })
     }
 
     /// Teaches the client a past service time of an endpoint (submit to completion, at
@@ -87,31 +91,10 @@ impl Client {
 
     /// [`Client::submit`] with per-request options (webhook, priority, start timeout, ...).
     pub async fn submit_with<E: Endpoint>(&self, input: &E::Input, options: &SubmitOptions) -> Result<RequestHandle, Error> {
-        let id = E::info().id;
-        input.validate().map_err(|source| Error::InvalidInput { endpoint: id.to_string(), source })?;
-        let params = options.parameters()?;
-        // The slot first, and the operation boxed once it is taken (see `RequestHandle::queue_call`).
-        let answer = self.transport.in_slot(|| self.submit_operation::<E>(input, &params), |a| a.status).await?;
-        self.accepted(id, answer)
-    }
-
-    /// Sends a typed input through `E`'s generated submit operation (progenitor builds
-    /// the request: path, body, `fal_webhook`, the `X-Fal-*` headers) over this client's
-    /// transport, in a slot taken already.
-    async fn submit_operation<E: Endpoint>(&self, input: &E::Input, params: &SubmitParameters) -> Result<Answer, Error> {
-        let id = E::info().id;
-        let (exec, api) = OpCall::client(&self.transport, self.transport.base().as_str().trim_end_matches('/'), id, None);
-        let refused = |why: &str| Error::Protocol {
-            endpoint: id.to_string(),
-            request_id: None,
-            call: Call::Submit,
-            message: format!("the generated submit operation refused the request; nothing was sent: {why}"),
-        };
-        let Some(sending) = send_submit(&api, E::info().operation_id, input, params) else {
-            return Err(refused("the endpoint has no operation in the catalogue"));
-        };
-        sending.await;
-        exec.take(|| refused("see the input's schema"))
+        let info = E::info();
+        input.validate().map_err(|source| Error::InvalidInput { endpoint: info.id.to_string(), source })?;
+        let submitted = self.submit_operation(info, road::Input::Typed(input), &[], options).await;
+        submitted.unwrap_or_else(|| Err(self.refused(info.id, "the endpoint has no submit operation for this input type")))
     }
 
     /// [`Client::submit_json`] with per-request options (webhook, priority, start timeout, ...).
@@ -122,6 +105,10 @@ impl Client {
     /// [`Client::submit_json_with`] for an input that sends local files as data URLs: each
     /// [`LocalFile`]'s placeholder in `input` becomes the file, encoded once straight into
     /// the request body (a large image costs its encoded size once).
+    ///
+    /// An endpoint of the catalogue is called through its generated submit operation when
+    /// its input type holds `input` as it is (otherwise, as for an endpoint without a page,
+    /// `input` is sent as it is, through the same transport).
     pub async fn submit_json_with_files(
         &self,
         endpoint_id: &str,
@@ -133,11 +120,53 @@ impl Client {
         validate_endpoint_id(endpoint_id)?;
         if let Some(info) = falq_api::endpoint(endpoint_id) {
             falq_api::validate_input(info, input).map_err(|source| Error::InvalidInput { endpoint: endpoint_id.to_string(), source })?;
+            if let Some(submitted) = self.submit_operation(info, road::Input::Json(input), files, options).await {
+                return submitted;
+            }
         }
         let body = crate::files::body_with_files(input, files)?;
         self.submit_bytes(endpoint_id, body, options).await
     }
 
+    /// Sends an input, checked already, through its endpoint's generated submit operation,
+    /// in one of the in-flight slots (taken first; the operation is built and boxed only
+    /// then); `None` when the operation cannot carry it (see [`road::submit`]).
+    async fn submit_operation(
+        &self,
+        info: &'static falq_api::EndpointInfo,
+        input: road::Input<'_>,
+        files: &[crate::files::LocalFile],
+        options: &SubmitOptions,
+    ) -> Option<Result<RequestHandle, Error>> {
+        let params = match options.parameters() {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        let sending = road::submit(&self.api, info.operation_id, input, &params)?;
+        let mut scope = road::Scope::new(info.id, None);
+        scope.files = files.to_vec();
+        let call = || async {
+            let (sent, kept) = road::run(scope, sending).await;
+            match kept {
+                Some(Ok(answer)) => Ok((answer, sent.ok().map(|v| v.into_inner()))),
+                Some(Err(e)) => Err(e),
+                None => Err(self.refused(info.id, &sent.err().map(|e| e.to_string()).unwrap_or_default())),
+            }
+        };
+        let answer = self.transport.in_slot(call, |(a, _)| a.status).await;
+        Some(answer.and_then(|(answer, status)| self.accepted(info.id, answer, status)))
+    }
+
+    fn refused(&self, endpoint: &str, why: &str) -> Error {
+        Error::Protocol {
+            endpoint: endpoint.to_string(),
+            request_id: None,
+            call: Call::Submit,
+            message: format!("the generated submit operation refused the request; nothing was sent: {why}"),
+        }
+    }
+
+    /// An input sent as it is, by the transport (no operation exists for it).
     async fn submit_bytes(&self, endpoint_id: &str, body: Bytes, options: &SubmitOptions) -> Result<RequestHandle, Error> {
         validate_endpoint_id(endpoint_id)?;
         let headers = options.headers()?;
@@ -147,12 +176,12 @@ impl Client {
         }
         let ctx = CallCtx { endpoint: endpoint_id, request_id: None };
         let answer = Box::pin(self.transport.call(Call::Submit, Method::POST, &url, Some(body), &headers, &ctx)).await?;
-        self.accepted(endpoint_id, answer)
+        self.accepted(endpoint_id, answer, None)
     }
 
     /// The handle a submit's answer gives, or the error it means (one that says whether the
     /// job may exist).
-    fn accepted(&self, endpoint_id: &str, answer: Answer) -> Result<RequestHandle, Error> {
+    fn accepted(&self, endpoint_id: &str, answer: Answer, decoded: Option<QueueStatus>) -> Result<RequestHandle, Error> {
         // The job's clock starts when the relay's answer arrives: the nearest known point to
         // when it queued the job (a submit may first wait for a slot of the in-flight cap),
         // so jobs of a burst are ordered as the relay queued them.
@@ -160,7 +189,10 @@ impl Client {
         if !(200..300).contains(&answer.status) {
             return Err(answer_error(endpoint_id, None, Call::Submit, &answer));
         }
-        let status: QueueStatus = decode(&answer, endpoint_id, None, Call::Submit)?;
+        let status: QueueStatus = match decoded {
+            Some(status) => status,
+            None => decode(&answer, endpoint_id, None, Call::Submit)?,
+        };
         let request_id = status.request_id.clone().ok_or_else(|| Error::Protocol {
             endpoint: endpoint_id.into(),
             request_id: None,
@@ -294,40 +326,52 @@ impl RequestHandle {
         Ok((answer, None))
     }
 
-    /// The generated client for a queue call at `path` (its base: everything before
-    /// `{owner}`), sending through this client's transport by way of the executor.
-    fn operation_client(&self, path: &QueuePath) -> (Arc<OpCall>, falq_api::Client) {
-        OpCall::client(&self.client.transport, &path.prefix, &self.endpoint_id, Some(&self.request_id))
+    /// The generated client for a queue call at `path`: the client's own when the path's
+    /// prefix (everything before `{owner}`) is the base URL, as it is unless a relay
+    /// answers URLs under another prefix of its origin.
+    fn operation_client(&self, path: &QueuePath) -> std::borrow::Cow<'_, falq_api::Client> {
+        let client = &self.client;
+        if path.prefix == client.transport.base().as_str().trim_end_matches('/') {
+            std::borrow::Cow::Borrowed(&*client.api)
+        } else {
+            std::borrow::Cow::Owned(Road::client(&client.transport, &path.prefix))
+        }
+    }
+
+    fn scope(&self) -> road::Scope {
+        road::Scope::new(&self.endpoint_id, Some(&self.request_id))
     }
 
     /// A queue call through its generated operation, in the slot taken already.
     async fn send_operation(&self, call: Call, path: QueuePath, logs: bool) -> Result<(Answer, Option<Decoded>), Error> {
-        let (exec, api) = self.operation_client(&path);
+        let api = self.operation_client(&path);
         // What the operation decoded, when it could; the transport kept the bytes for the rest.
         let (owner, app, id) = (&path.owner, &path.app, &path.request_id);
-        let decoded = match call {
+        let (decoded, kept) = match call {
             Call::Status => {
                 let op = api.queue_status().owner(owner).app(app).request_id(id);
                 let op = if logs { op.logs(1) } else { op };
-                op.send().await.ok().map(|v| Decoded::Status(v.into_inner()))
+                road::run(self.scope(), async { op.send().await.ok().map(|v| Decoded::Status(v.into_inner())) }).await
             }
-            Call::Cancel => match api.queue_cancel().owner(owner).app(app).request_id(id).send().await {
-                Ok(v) => Some(Decoded::Cancel(v.into_inner())),
-                Err(progenitor_client::Error::ErrorResponse(v)) => Some(Decoded::Cancel(v.into_inner())),
-                Err(_) => None,
-            },
-            _ => api
-                .queue_result()
-                .owner(owner)
-                .app(app)
-                .request_id(id)
-                .send()
-                .await
-                .ok()
-                .map(|v| Decoded::Output(Value::Object(v.into_inner().0))),
+            Call::Cancel => {
+                let op = api.queue_cancel().owner(owner).app(app).request_id(id);
+                let sending = async {
+                    match op.send().await {
+                        Ok(v) => Some(Decoded::Cancel(v.into_inner())),
+                        Err(progenitor_client::Error::ErrorResponse(v)) => Some(Decoded::Cancel(v.into_inner())),
+                        Err(_) => None,
+                    }
+                };
+                road::run(self.scope(), sending).await
+            }
+            _ => {
+                let op = api.queue_result().owner(owner).app(app).request_id(id);
+                road::run(self.scope(), async { op.send().await.ok().map(|v| Decoded::Output(Value::Object(v.into_inner().0))) }).await
+            }
         };
         // Nothing reached the transport: the operation refused the request before sending.
-        exec.take(|| self.err(call, "the generated operation refused the request; nothing was sent")).map(|a| (a, decoded))
+        let refused = || self.err(call, "the generated operation refused the request; nothing was sent");
+        kept.unwrap_or_else(|| Err(refused())).map(|a| (a, decoded))
     }
 
     fn err(&self, call: Call, message: impl Into<String>) -> Error {
@@ -510,10 +554,11 @@ impl RequestHandle {
             let resp = self.client.transport.send(Call::Stream, Method::GET, &url, None, &self.ctx()).await?;
             return Ok((resp.status().as_u16(), resp.headers().clone(), Box::pin(resp.bytes_stream())));
         };
-        let (exec, api) = self.operation_client(&path);
+        let api = self.operation_client(&path);
         let op = api.queue_status_stream().owner(&path.owner).app(&path.app).request_id(&path.request_id);
         let op = if include { op.logs(1) } else { op };
-        match op.send().await {
+        let (sent, kept) = road::run(self.scope(), op.send()).await;
+        match sent {
             Ok(v) => {
                 let (status, headers) = (v.status().as_u16(), v.headers().clone());
                 Ok((status, headers, v.into_inner().into_inner()))
@@ -522,8 +567,13 @@ impl RequestHandle {
             Err(progenitor_client::Error::UnexpectedResponse(resp)) => {
                 Ok((resp.status().as_u16(), resp.headers().clone(), Box::pin(resp.bytes_stream())))
             }
-            Err(other) => Err(exec
-                .failure(Call::Stream, other, || self.err(Call::Stream, "the generated operation refused the request; nothing was sent"))),
+            Err(other) => Err(match kept {
+                Some(Err(kept)) => kept,
+                _ if matches!(other, progenitor_client::Error::InvalidRequest(_)) => {
+                    self.err(Call::Stream, "the generated operation refused the request; nothing was sent")
+                }
+                _ => self.err(Call::Stream, other.to_string()),
+            }),
         }
     }
 
@@ -837,133 +887,6 @@ fn billable_units(headers: &reqwest::header::HeaderMap) -> Option<f64> {
     let units: f64 = headers.get("x-fal-billable-units")?.to_str().ok()?.trim().parse().ok()?;
     (units.is_finite() && units >= 0.0).then_some(units)
 }
-
-/// The executor of one generated queue operation: sends the request the operation built
-/// through the client's transport, and keeps the answer (or the error) for the handle.
-#[derive(Debug)]
-struct OpCall {
-    transport: Arc<Transport>,
-    endpoint: String,
-    /// None for a submit.
-    request_id: Option<String>,
-    answer: std::sync::Mutex<Option<Result<Answer, Error>>>,
-}
-
-impl falq_api::Executor for OpCall {
-    fn execute(&self, request: reqwest::Request, call: Call) -> BoxFuture<'_, Result<reqwest::Response, falq_api::NoAnswer>> {
-        Box::pin(async move {
-            let ctx = CallCtx { endpoint: &self.endpoint, request_id: self.request_id.as_deref() };
-            let again = || request.try_clone().ok_or_else(|| "its body cannot be copied".to_string());
-            if call == Call::Stream {
-                // A stream is read by the caller, event by event, and takes no slot.
-                return match self.transport.send_made(call, &again, &ctx).await {
-                    Ok(response) => Ok(response),
-                    Err(e) => {
-                        let why = falq_api::NoAnswer(e.to_string());
-                        self.keep(Err(e));
-                        Err(why)
-                    }
-                };
-            }
-            // In the slot `queue_call` took.
-            let answer = self.transport.read_in_slot(call, &again, &ctx).await;
-            let response = match &answer {
-                Ok(a) => {
-                    let mut response = http::Response::new(a.body.clone());
-                    *response.status_mut() = http::StatusCode::from_u16(a.status).unwrap_or(http::StatusCode::BAD_GATEWAY);
-                    *response.headers_mut() = a.headers.clone();
-                    Ok(reqwest::Response::from(response))
-                }
-                Err(e) => Err(falq_api::NoAnswer(e.to_string())),
-            };
-            self.keep(answer);
-            response
-        })
-    }
-}
-
-impl OpCall {
-    /// The generated client at `base` whose every call goes through `transport`, and the
-    /// executor that keeps each call's answer.
-    fn client(transport: &Arc<Transport>, base: &str, endpoint: &str, request_id: Option<&str>) -> (Arc<OpCall>, falq_api::Client) {
-        let exec = Arc::new(OpCall {
-            transport: transport.clone(),
-            endpoint: endpoint.to_string(),
-            request_id: request_id.map(str::to_string),
-            answer: std::sync::Mutex::new(None),
-        });
-        let hooks = falq_api::Hooks::default().with_executor(exec.clone());
-        (exec.clone(), falq_api::client_for(base, transport.api_http().clone(), hooks))
-    }
-
-    /// The answer the transport kept; `refused` when nothing reached it.
-    fn take(&self, refused: impl FnOnce() -> Error) -> Result<Answer, Error> {
-        self.answer.lock().ok().and_then(|mut a| a.take()).unwrap_or_else(|| Err(refused()))
-    }
-
-    fn keep(&self, answer: Result<Answer, Error>) {
-        if let Ok(mut slot) = self.answer.lock() {
-            *slot = Some(answer);
-        }
-    }
-
-    /// The error the failure of an operation of `call` stands for: the transport's own
-    /// when it had one (progenitor only saw `NoAnswer`), else `refused` (nothing reached
-    /// the transport), or what progenitor said.
-    fn failure(&self, call: Call, e: progenitor_client::Error<()>, refused: impl FnOnce() -> Error) -> Error {
-        match self.answer.lock().ok().and_then(|mut a| a.take()) {
-            Some(Err(kept)) => kept,
-            _ if matches!(e, progenitor_client::Error::InvalidRequest(_)) => refused(),
-            _ => Error::Protocol { endpoint: self.endpoint.clone(), request_id: self.request_id.clone(), call, message: e.to_string() },
-        }
-    }
-}
-
-/// A submit's options as the values of the operations' `x-falq-submit-parameters`.
-pub(crate) use crate::options::SubmitParameters;
-
-/// Starts sending `input` through the generated submit operation of `operation_id`, with
-/// `params`; `None` when no endpoint of the catalogue has that operation or its input is
-/// not of that endpoint's type. One arm per endpoint, from the catalogue's
-/// `for_each_endpoint!`, so a new page needs no edit here.
-macro_rules! submit_operations {
-    ($($marker:ident => $method:ident),* $(,)?) => {
-        fn send_submit<'a>(
-            api: &'a falq_api::Client,
-            operation_id: &str,
-            input: &dyn std::any::Any,
-            params: &SubmitParameters,
-        ) -> Option<BoxFuture<'a, ()>> {
-            $(
-                if operation_id == stringify!($method) {
-                    let input = input.downcast_ref::<<falq_api::endpoints::$marker as Endpoint>::Input>()?.clone();
-                    let mut op = api.$method().body(input);
-                    if let Some(v) = &params.webhook {
-                        op = op.fal_webhook(v.clone());
-                    }
-                    if let Some(v) = params.priority {
-                        op = op.x_fal_queue_priority(v.to_string());
-                    }
-                    if let Some(v) = params.request_timeout {
-                        op = op.x_fal_request_timeout(v);
-                    }
-                    if let Some(v) = &params.runner_hint {
-                        op = op.x_fal_runner_hint(v.clone());
-                    }
-                    if let Some(v) = &params.lifecycle {
-                        op = op.x_fal_object_lifecycle_preference(v.clone());
-                    }
-                    return Some(Box::pin(async move {
-                        // The answer is the executor's: the transport kept its bytes.
-                        let _ = op.send().await;
-                    }));
-                }
-            )*
-            None
-        }
-    };
-}
-falq_api::for_each_endpoint!(submit_operations);
 
 /// A response body as it arrives.
 type ByteStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send + Sync>>;

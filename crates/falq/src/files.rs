@@ -80,17 +80,25 @@ impl LocalFile {
 /// `data:` URL (its type sniffed from its first bytes), encoded in chunks into one buffer
 /// of the body's exact size.
 pub fn body_with_files(input: &Value, files: &[LocalFile]) -> Result<bytes::Bytes, Error> {
-    use std::io::Read;
-    let text = serde_json::to_string(input).map_err(|e| Error::Io { path: "the input".into(), source: std::io::Error::other(e) })?;
+    let text = serde_json::to_vec(input).map_err(|e| Error::Io { path: "the input".into(), source: std::io::Error::other(e) })?;
     if files.is_empty() {
-        return Ok(bytes::Bytes::from(text.into_bytes()));
+        return Ok(bytes::Bytes::from(text));
     }
+    splice_files(&text, files)
+}
+
+/// A JSON body (`text`, as a generated operation serialized it) with each local file's
+/// placeholder replaced by the file as a `data:` URL, encoded in chunks into one buffer of
+/// the body's exact size.
+pub fn splice_files(text: &[u8], files: &[LocalFile]) -> Result<bytes::Bytes, Error> {
+    use std::io::Read;
     // Each placeholder as it appears in the JSON text, quotes included.
     let mut spots: Vec<(usize, usize, &LocalFile)> = Vec::new();
     for f in files {
         let quoted = serde_json::to_string(&f.placeholder).unwrap_or_default();
+        let quoted = quoted.as_bytes();
         let mut from = 0;
-        while let Some(i) = text[from..].find(&quoted) {
+        while let Some(i) = text[from..].windows(quoted.len()).position(|w| w == quoted) {
             spots.push((from + i, quoted.len(), f));
             from += i + quoted.len();
         }
@@ -101,7 +109,7 @@ pub fn body_with_files(input: &Value, files: &[LocalFile]) -> Result<bytes::Byte
     let mut body: Vec<u8> = Vec::with_capacity(usize::try_from(size).unwrap_or(usize::MAX));
     let mut at = 0;
     for (start, len, f) in spots {
-        body.extend_from_slice(&text.as_bytes()[at..start]);
+        body.extend_from_slice(&text[at..start]);
         let io = |source| Error::Io { path: f.path.display().to_string(), source };
         let mut file = std::fs::File::open(&f.path).map_err(io)?;
         let mut head = [0u8; 16];
@@ -135,7 +143,7 @@ pub fn body_with_files(input: &Value, files: &[LocalFile]) -> Result<bytes::Byte
         body.push(b'"');
         at = start + len;
     }
-    body.extend_from_slice(&text.as_bytes()[at..]);
+    body.extend_from_slice(&text[at..]);
     Ok(bytes::Bytes::from(body))
 }
 

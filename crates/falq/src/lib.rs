@@ -26,6 +26,7 @@ pub mod many;
 pub mod options;
 pub mod poll;
 pub mod rewrite;
+mod road;
 mod sse;
 
 pub use client::{Client, RequestHandle, Update};

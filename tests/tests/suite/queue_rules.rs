@@ -404,3 +404,45 @@ async fn queue_calls_go_through_the_generated_operations_unless_their_url_cannot
         assert!(status_call.target.contains("logs=1"), "{label}: logs asked for: {}", status_call.target);
     }
 }
+
+/// One road: a JSON input (the CLI's, `run_many`'s), local files included, is submitted
+/// through its endpoint's generated operation (its `api-version` mark) as the caller gave
+/// it; only an input its type cannot hold as it is goes by hand, whole, through the same
+/// transport and key.
+#[tokio::test]
+async fn json_submits_go_through_the_generated_operation_and_lose_nothing() {
+    let server = CaptureServer::start_with(|req| match req.method.as_str() {
+        "POST" => Reply::json(200, format!(r#"{{"status":"IN_QUEUE","request_id":"{ID}"}}"#)),
+        _ if req.target.contains("/status") => Reply::json(200, format!(r#"{{"status":"COMPLETED","request_id":"{ID}"}}"#)),
+        _ => Reply::json(200, fixture("seeds/result-image.json")),
+    })
+    .await;
+    let client = Client::new(config(&server.base_url, WaitMode::Poll)).unwrap();
+    let redux = "fal-ai/flux-1/dev/redux";
+    let given = json!({"image_url": "https://example.test/in.png", "num_images": 2, "seed": null});
+    client.submit_json(redux, &given).await.unwrap();
+    let png = std::env::temp_dir().join(format!("falq-road-{}.png", std::process::id()));
+    std::fs::write(&png, tests::PNG).unwrap();
+    let file = falq::files::LocalFile::new(0, &png).unwrap();
+    let with_file = json!({"image_url": file.placeholder});
+    client.submit_json_with_files(redux, &with_file, std::slice::from_ref(&file), &Default::default()).await.unwrap();
+    let many: Vec<_> = futures_util::StreamExt::collect(client.run_many_json(
+        redux,
+        (0..3).map(|n| json!({"image_url": format!("https://example.test/{n}.png")})),
+        falq::JobLimit::fixed(2),
+        Default::default(),
+    ))
+    .await;
+    assert!(many.iter().all(|f| f.result.is_ok()), "{:?}", many.iter().map(|f| f.result.as_ref().err()).collect::<Vec<_>>());
+    let calls = server.received();
+    let submits: Vec<_> = calls.iter().filter(|c| c.method == "POST").collect();
+    assert_eq!(submits.len(), 5);
+    for c in &calls {
+        assert!(c.header("api-version").is_some(), "a generated operation: {} {}", c.method, c.target);
+        assert!(c.header("authorization").is_some(), "{c:?}");
+    }
+    assert_eq!(submits[0].json(), json!({"image_url": "https://example.test/in.png", "num_images": 2}), "as given; null is unset");
+    let sent = submits[1].json();
+    assert!(sent["image_url"].as_str().is_some_and(|u| u.starts_with("data:image/png;base64,")), "the file, spliced in: {sent}");
+    std::fs::remove_file(&png).ok();
+}

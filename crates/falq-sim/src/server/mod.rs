@@ -176,6 +176,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, control: Arc<ConnControl>, reque
             j.counters.count_request(counter);
         }
         core.routes.get_mut(counter).requests += 1;
+        if request.headers().contains_key("api-version") {
+            core.routes.get_mut(counter).marked += 1;
+        }
         let fault = fault_route(&routed).and_then(|r| core.faults.on_request(r));
         if fault.is_some() {
             core.routes.get_mut(counter).faults_injected += 1;
