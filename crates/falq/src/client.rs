@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::config::{CancelOnTimeout, Config, Logs, WaitMode};
 use crate::error::{Error, FieldError};
 use crate::files::{SavedFile, download_outputs};
-use crate::http::{Answer, CallCtx, Transport};
+use crate::http::{Answer, CallCtx, Outgoing, Transport};
 use crate::knowledge::{Knowledge, Probe};
 use crate::options::SubmitOptions;
 use crate::poll::{PollState, Seen};
@@ -175,7 +175,8 @@ impl Client {
             url.query_pairs_mut().append_pair("fal_webhook", hook.as_str());
         }
         let ctx = CallCtx { endpoint: endpoint_id, request_id: None };
-        let answer = Box::pin(self.transport.call(Call::Submit, Method::POST, &url, Some(body), &headers, &ctx)).await?;
+        let outgoing = Outgoing::Url { method: Method::POST, url: &url, body: Some(body), headers: Some(&headers) };
+        let answer = self.transport.in_slot(|| self.transport.exchange(Call::Submit, outgoing, &ctx), |a| a.status).await?;
         self.accepted(endpoint_id, answer, None)
     }
 
@@ -303,9 +304,7 @@ impl RequestHandle {
     /// The in-flight slot is taken first and the call built and boxed only then: a call
     /// waiting for its turn (10,000 of them when a crowd completes) holds a few words.
     async fn queue_call(&self, call: Call, logs: bool) -> Result<(Answer, Option<Decoded>), Error> {
-        let transport = &self.client.transport;
-        let turn = transport.turn().await;
-        transport.in_turn(turn, Box::pin(self.queue_call_in_turn(call, logs)), |(a, _)| a.status).await
+        self.client.transport.in_slot(|| self.queue_call_in_turn(call, logs), |(a, _)| a.status).await
     }
 
     /// [`RequestHandle::queue_call`] once its in-flight slot is taken.
@@ -322,7 +321,8 @@ impl RequestHandle {
         if logs {
             url.query_pairs_mut().append_pair("logs", "1");
         }
-        let answer = self.client.transport.read_url_in_slot(call, method, &url, None, &Default::default(), &self.ctx()).await?;
+        let outgoing = Outgoing::Url { method, url: &url, body: None, headers: None };
+        let answer = self.client.transport.exchange(call, outgoing, &self.ctx()).await?;
         Ok((answer, None))
     }
 
@@ -551,7 +551,8 @@ impl RequestHandle {
             if include {
                 url.query_pairs_mut().append_pair("logs", "1");
             }
-            let resp = self.client.transport.send(Call::Stream, Method::GET, &url, None, &self.ctx()).await?;
+            let outgoing = Outgoing::Url { method: Method::GET, url: &url, body: None, headers: None };
+            let resp = self.client.transport.open(Call::Stream, outgoing, &self.ctx()).await?;
             return Ok((resp.status().as_u16(), resp.headers().clone(), Box::pin(resp.bytes_stream())));
         };
         let api = self.operation_client(&path);

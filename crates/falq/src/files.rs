@@ -11,8 +11,7 @@ use tokio::io::AsyncWriteExt;
 use falq_api::FileKind;
 
 use crate::error::Error;
-use crate::http::{CallCtx, Transport};
-use crate::retry::Call;
+use crate::http::{Saved, Transport};
 
 /// The media type a file's first bytes say it is (images, video, audio, meshes, ...).
 pub use falq_api::sniff;
@@ -358,27 +357,13 @@ async fn save_one(transport: &Transport, file: &OutputFile, dir: &Path, stem: &s
     }
     let tmp = dir.join(format!("{stem}-{index}.part"));
     // A download cut mid-body (a reset, a proxy's hiccup) starts again from the first byte,
-    // within the retry policy's attempts; the part file is rewritten each time.
-    let mut attempts = 0u32;
-    let (header_type, first, total) = loop {
-        attempts += 1;
-        match fetch_into(transport, &url, &tmp, file).await {
-            Ok(got) => break got,
-            Err(Fetch::CutShort(message)) if attempts < transport.config.retry.max_attempts => {
-                tracing::debug!(url = %url, attempts, %message, "download cut short or refused; starting again");
-                let delay = crate::retry::decide(&transport.config.retry, Call::Download, attempts, crate::retry::Outcome::Lost, 0.0);
-                if let crate::retry::Decision::RetryAfter(d) = delay {
-                    tokio::time::sleep(d).await;
-                }
-            }
-            Err(Fetch::CutShort(message)) => {
-                tokio::fs::remove_file(&tmp).await.ok();
-                return Err(Error::Download { url: file.url.clone(), message: format!("{message} (after {attempts} attempts)") });
-            }
-            Err(Fetch::Failed(e)) => {
-                tokio::fs::remove_file(&tmp).await.ok();
-                return Err(e);
-            }
+    // within the call's one budget of attempts; the part file is rewritten each time.
+    let got = transport.download(&url, |resp, _| fetch_into(resp, &tmp, file, transport.config.http.max_download_bytes)).await;
+    let (header_type, first, total) = match got {
+        Ok(got) => got,
+        Err(e) => {
+            tokio::fs::remove_file(&tmp).await.ok();
+            return Err(e);
         }
     };
     let sniffed = sniff(&first);
@@ -388,36 +373,29 @@ async fn save_one(transport: &Transport, file: &OutputFile, dir: &Path, stem: &s
     Ok(SavedFile { path, content_type: mime, bytes: total, source: file.url.clone() })
 }
 
+/// One attempt at a media URL into `tmp`, checked as it arrives: its first bytes must be
+/// what it is announced as ([`check_first_bytes`]), and it may not run past its announced
+/// `file_size`, its `Content-Length` or `HttpPolicy::max_download_bytes`. Answers its
+/// `Content-Type`, its first bytes (to name it) and its length.
+async fn fetch_into(resp: reqwest::Response, tmp: &Path, file: &OutputFile, cap: u64) -> Saved<(Option<String>, Vec<u8>, u64)> {
+    match fetch_checked(resp, tmp, file, cap).await {
+        Ok(got) => Saved::Done(Ok(got)),
+        Err(Fetch::CutShort(why)) => Saved::CutShort(why),
+        Err(Fetch::Failed(e)) => Saved::Done(Err(e)),
+    }
+}
+
 /// Why a download attempt failed.
 enum Fetch {
-    /// The answer broke off mid-body, or was refused as it arrived (not what it claims,
-    /// longer than announced): worth asking again.
+    /// Broke off mid-body, or refused as it arrived: worth asking again.
     CutShort(String),
     /// Anything else: the caller's error.
     Failed(Error),
 }
 
-/// One attempt at a media URL into `tmp`, checked as it arrives: its first bytes must be
-/// what it is announced as ([`check_first_bytes`]), and it may not run past its announced
-/// `file_size`, its `Content-Length` or `HttpPolicy::max_download_bytes`. Answers its
-/// `Content-Type`, its first bytes (to name it) and its length.
-async fn fetch_into(
-    transport: &Transport,
-    url: &reqwest::Url,
-    tmp: &Path,
-    file: &OutputFile,
-) -> Result<(Option<String>, Vec<u8>, u64), Fetch> {
+async fn fetch_checked(resp: reqwest::Response, tmp: &Path, file: &OutputFile, cap: u64) -> Result<(Option<String>, Vec<u8>, u64), Fetch> {
     let io = |source| Fetch::Failed(Error::Io { path: tmp.display().to_string(), source });
-    let ctx = CallCtx { endpoint: "media", request_id: None };
-    let resp = transport.send(Call::Download, reqwest::Method::GET, url, None, &ctx).await.map_err(Fetch::Failed)?;
-    if !resp.status().is_success() {
-        return Err(Fetch::Failed(Error::Download {
-            url: url.to_string(),
-            message: format!("HTTP {} (media links expire: download promptly)", resp.status()),
-        }));
-    }
     let header_type = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let cap = transport.config.http.max_download_bytes;
     let (limit, limit_says) = [
         (resp.content_length(), "its Content-Length"),
         (file.file_size, "the output's file_size"),

@@ -1,6 +1,6 @@
-//! The transport: sends a call in the project's one retry loop (`falq_api::send_retrying`,
-//! the generated client's loop too), confines the key to the base's origin, caps calls in
-//! flight and the bodies read.
+//! The transport: sends every call under one budget of attempts (the retry policy's; an
+//! attempt is a send and the reading of its answer, a download's restart included), confines
+//! the key to the base's origin, caps calls in flight and the bodies read.
 
 use bytes::Bytes;
 use reqwest::{Method, Url};
@@ -98,130 +98,201 @@ impl Transport {
         &self.config.base_url
     }
 
-    fn request(
-        &self,
-        call: Call,
-        method: Method,
-        url: &Url,
-        body: Option<&Bytes>,
-        headers: &reqwest::header::HeaderMap,
-    ) -> reqwest::Result<reqwest::Request> {
-        let client = if call == Call::Download { &self.media } else { &self.api };
-        let mut rb = client.request(method, url.clone()).headers(headers.clone());
-        if let Some(body) = body {
-            rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
-        }
-        rb.build()
+    /// The calls in flight allowed now (adapted to the relay's answers).
+    pub fn in_flight_limit(&self) -> usize {
+        self.in_flight.limit()
     }
 
-    /// What every request gets however it was built (by a generated operation or from a
-    /// URL): the key, only for the base's origin and never on a media download, and the
-    /// per-call time limit (not on streams and downloads, long by nature).
-    fn prepare(&self, call: Call, mut request: reqwest::Request) -> reqwest::Request {
-        let media = call == Call::Download;
-        if !media
-            && same_origin(request.url(), &self.config.base_url)
-            && let Some(auth) = &self.auth
-        {
-            request.headers_mut().insert(reqwest::header::AUTHORIZATION, auth.clone());
-        }
-        if call != Call::Stream && !media {
-            *request.timeout_mut() = Some(self.config.timeouts.request);
-        }
-        request
+    /// Sends a short call and reads its whole answer, at most `HttpPolicy::max_body` bytes,
+    /// under one budget of attempts (the retry policy's): an attempt is a send and a read.
+    /// An answer the policy would retry is asked again; after the last attempt it is
+    /// answered as it is. A body cut short (a reset mid-answer) is asked again for every
+    /// call but submit: a submit's answer lost that way may mean a queued job, so it is
+    /// reported as one that may exist. A status or result success whose body is not JSON
+    /// is asked again the same way. Runs in the caller's in-flight slot ([`Transport::in_slot`]).
+    pub(crate) async fn exchange(&self, call: Call, outgoing: Outgoing<'_>, ctx: &CallCtx<'_>) -> Result<Answer, Error> {
+        let outgoing = &outgoing;
+        attempts(|n| self.exchange_once(call, outgoing, ctx, n)).await
     }
 
-    /// Sends a call and returns the response (headers only read), retrying per policy.
-    /// A response that is still retryable after the last attempt is returned as it is.
-    pub async fn send(
-        &self,
-        call: Call,
-        method: Method,
-        url: &Url,
-        body: Option<Bytes>,
-        ctx: &CallCtx<'_>,
-    ) -> Result<reqwest::Response, Error> {
-        self.send_with(call, method, url, body, &reqwest::header::HeaderMap::new(), ctx).await
-    }
-
-    /// [`Transport::send`] with extra request headers (a submit's options).
-    pub async fn send_with(
-        &self,
-        call: Call,
-        method: Method,
-        url: &Url,
-        body: Option<Bytes>,
-        headers: &reqwest::header::HeaderMap,
-        ctx: &CallCtx<'_>,
-    ) -> Result<reqwest::Response, Error> {
-        let build = || self.request(call, method.clone(), url, body.as_ref(), headers).map_err(|e| e.to_string());
-        self.send_made(call, &build, ctx).await
-    }
-
-    /// Sends the request `make` makes (made anew for each retry), in the one retry loop:
-    /// the key confined to the base's origin, a redirect off it refused.
-    pub(crate) async fn send_made(&self, call: Call, make: &MakeRequest<'_>, ctx: &CallCtx<'_>) -> Result<reqwest::Response, Error> {
-        let first = make().map_err(|e| ctx.protocol(call, format!("the request cannot be built: {e}")))?;
-        if call != Call::Download && !same_origin(first.url(), &self.config.base_url) {
-            return Err(ctx.protocol(call, format!("refusing to send the key to {}, which is not on the base URL", first.url())));
-        }
-        let client = if call == Call::Download { &self.media } else { &self.api };
-        // Each retry makes its request afresh: nothing is held for it while a call is out.
-        let again = || make().ok().map(|r| self.prepare(call, r));
-        match falq_api::send_retrying(client, &self.config.retry, call, self.prepare(call, first), again).await {
-            Ok(resp) if resp.status().is_redirection() => {
-                let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
-                Err(Error::ForeignRedirect { endpoint: ctx.endpoint.to_string(), call, location })
+    /// Sends a call whose answer the caller reads as it arrives (a status stream), under
+    /// the retry policy; answers the response, headers read, whatever its status.
+    pub(crate) async fn open(&self, call: Call, outgoing: Outgoing<'_>, ctx: &CallCtx<'_>) -> Result<reqwest::Response, Error> {
+        let outgoing = &outgoing;
+        attempts(|n| async move {
+            let sent = match self.send_once(call, outgoing, ctx).await {
+                Ok(sent) => sent,
+                Err(e) => return Attempt::Done(Err(e)),
+            };
+            let outcome = falq_api::outcome_of(&sent);
+            if let Some(delay) = self.next_try(call, n, outcome) {
+                return Attempt::Again(delay);
             }
-            Ok(resp) => {
-                if call != Call::Download && resp.version() == reqwest::Version::HTTP_2 {
-                    self.in_flight.h2.store(true, std::sync::atomic::Ordering::Relaxed);
+            Attempt::Done(sent.map_err(|e| self.network(ctx, call, n, &e, outcome)).and_then(|r| self.not_redirected(ctx, call, r)))
+        })
+        .await
+    }
+
+    /// Downloads a media URL (without the key) under one budget of attempts: `save`
+    /// reads each attempt's answer (a success) and may ask for another ([`Saved::CutShort`],
+    /// the download starts again from its first byte) until the budget is spent.
+    pub(crate) async fn download<T, F>(&self, url: &Url, save: impl Fn(reqwest::Response, u32) -> F) -> Result<T, Error>
+    where
+        F: std::future::Future<Output = Saved<T>>,
+    {
+        let ctx = CallCtx { endpoint: "media", request_id: None };
+        let outgoing = Outgoing::Url { method: Method::GET, url, body: None, headers: None };
+        let (ctx, outgoing, save) = (&ctx, &outgoing, &save);
+        attempts(|n| async move {
+            let sent = match self.send_once(Call::Download, outgoing, ctx).await {
+                Ok(sent) => sent,
+                Err(e) => return Attempt::Done(Err(e)),
+            };
+            let outcome = falq_api::outcome_of(&sent);
+            if let Some(delay) = self.next_try(Call::Download, n, outcome) {
+                return Attempt::Again(delay);
+            }
+            let resp = match sent {
+                Ok(resp) => resp,
+                Err(e) => return Attempt::Done(Err(self.network(ctx, Call::Download, n, &e, outcome))),
+            };
+            if !resp.status().is_success() {
+                let message = format!("HTTP {} (media links expire: download promptly)", resp.status());
+                return Attempt::Done(Err(Error::Download { url: url.to_string(), message }));
+            }
+            match save(resp, n).await {
+                Saved::Done(r) => Attempt::Done(r),
+                Saved::CutShort(message) => match self.next_try(Call::Download, n, Outcome::Lost) {
+                    Some(delay) => {
+                        tracing::debug!(url = %url, attempts = n, %message, "download cut short or refused; starting again");
+                        Attempt::Again(delay)
+                    }
+                    None => {
+                        Attempt::Done(Err(Error::Download { url: url.to_string(), message: format!("{message} (after {n} attempts)") }))
+                    }
+                },
+            }
+        })
+        .await
+    }
+
+    /// When the retry policy allows attempt `n + 1` of `call` after `outcome`: the delay.
+    fn next_try(&self, call: Call, n: u32, outcome: Outcome) -> Option<std::time::Duration> {
+        match crate::retry::decide(&self.config.retry, call, n, outcome, falq_api::jitter()) {
+            crate::retry::Decision::RetryAfter(delay) => Some(delay),
+            crate::retry::Decision::Stop => None,
+        }
+    }
+
+    /// One attempt of a short call: a send and, unless the policy retries its answer, a read.
+    async fn exchange_once(&self, call: Call, outgoing: &Outgoing<'_>, ctx: &CallCtx<'_>, n: u32) -> Attempt<Answer> {
+        let sent = match self.send_once(call, outgoing, ctx).await {
+            Ok(sent) => sent,
+            Err(e) => return Attempt::Done(Err(e)),
+        };
+        let outcome = falq_api::outcome_of(&sent);
+        if let Some(delay) = self.next_try(call, n, outcome) {
+            return Attempt::Again(delay);
+        }
+        let resp = match sent.map_err(|e| self.network(ctx, call, n, &e, outcome)).and_then(|r| self.not_redirected(ctx, call, r)) {
+            Ok(resp) => resp,
+            Err(e) => return Attempt::Done(Err(e)),
+        };
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        match read_capped(resp, self.config.http.max_body).await {
+            // A success that must be JSON and is not (a proxy's glitch, a body cut short
+            // under its own length) is asked for again like a cut-short body; after the last
+            // attempt it goes to the caller, whose decode says what it is.
+            Ok(body)
+                if matches!(call, Call::Status | Call::Result)
+                    && (200..300).contains(&status)
+                    && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() =>
+            {
+                match self.next_try(call, n, Outcome::Lost) {
+                    Some(delay) => {
+                        tracing::debug!(call = call.name(), attempts = n, "answer is not JSON; asking again");
+                        Attempt::Again(delay)
+                    }
+                    None => Attempt::Done(Ok(Answer { status, headers, body })),
                 }
-                Ok(resp)
             }
-            Err(failure) => Err(Error::Network {
-                endpoint: ctx.endpoint.to_string(),
-                request_id: ctx.request_id.map(str::to_string),
-                call,
-                attempts: failure.attempts,
-                message: error_chain(&failure.error),
-                maybe_submitted: call == Call::Submit && failure.outcome == Outcome::Lost,
-            }),
+            Ok(body) => Attempt::Done(Ok(Answer { status, headers, body })),
+            Err(BodyError::TooLarge(max)) => Attempt::Done(Err(
+                ctx.protocol(call, format!("HTTP {status} with a body over {max} bytes (HttpPolicy::max_body); not read"))
+            )),
+            Err(BodyError::Read(e)) => match self.next_try(call, n, Outcome::Lost) {
+                Some(delay) => {
+                    tracing::debug!(call = call.name(), attempts = n, error = %e, "answer cut short; asking again");
+                    Attempt::Again(delay)
+                }
+                None => Attempt::Done(Err(Error::Network {
+                    endpoint: ctx.endpoint.to_string(),
+                    request_id: ctx.request_id.map(str::to_string),
+                    call,
+                    attempts: n,
+                    message: format!("reading the answer: {e}"),
+                    maybe_submitted: call == Call::Submit,
+                })),
+            },
         }
     }
 
-    /// Sends a call and reads the whole answer, at most `HttpPolicy::max_body` bytes.
-    ///
-    /// Short calls take one of `max_in_flight` slots for their attempts and their body;
-    /// streams and downloads, long by nature, go through [`Transport::send`] without one.
-    /// A body cut short (a reset mid-answer) is fetched again for every call but submit,
-    /// within the retry policy's attempts: a submit's answer lost that way may mean a
-    /// queued job, so it is reported as one that may exist. A status or result success
-    /// whose body is not JSON is fetched again the same way.
-    pub async fn call(
-        &self,
-        call: Call,
-        method: Method,
-        url: &Url,
-        body: Option<Bytes>,
-        headers: &reqwest::header::HeaderMap,
-        ctx: &CallCtx<'_>,
-    ) -> Result<Answer, Error> {
-        self.in_slot(|| self.read_url_in_slot(call, method, url, body.as_ref(), headers, ctx), |a| a.status).await
+    /// One send: the request made afresh (nothing is held for a retry while a call is out),
+    /// the key confined to the base's origin, a call off it refused.
+    async fn send_once(&self, call: Call, outgoing: &Outgoing<'_>, ctx: &CallCtx<'_>) -> Result<reqwest::Result<reqwest::Response>, Error> {
+        let media = call == Call::Download;
+        let client = if media { &self.media } else { &self.api };
+        let request = match outgoing {
+            Outgoing::Built(make) => make(),
+            Outgoing::Url { method, url, body, headers } => {
+                let mut rb = client.request(method.clone(), (*url).clone());
+                if let Some(headers) = headers {
+                    rb = rb.headers((*headers).clone());
+                }
+                if let Some(body) = body {
+                    rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
+                }
+                rb.build().map_err(|e| e.to_string())
+            }
+        };
+        let mut request = request.map_err(|e| ctx.protocol(call, format!("the request cannot be built: {e}")))?;
+        if !media {
+            if !same_origin(request.url(), &self.config.base_url) {
+                return Err(ctx.protocol(call, format!("refusing to send the key to {}, which is not on the base URL", request.url())));
+            }
+            if let Some(auth) = &self.auth {
+                request.headers_mut().insert(reqwest::header::AUTHORIZATION, auth.clone());
+            }
+            // The per-call time limit (not on streams, long by nature).
+            if call != Call::Stream {
+                *request.timeout_mut() = Some(self.config.timeouts.request);
+            }
+        }
+        Ok(client.execute(request).await)
     }
 
-    /// The sends and reads of a call to `url`, in a slot taken already.
-    pub(crate) async fn read_url_in_slot(
-        &self,
-        call: Call,
-        method: Method,
-        url: &Url,
-        body: Option<&Bytes>,
-        headers: &reqwest::header::HeaderMap,
-        ctx: &CallCtx<'_>,
-    ) -> Result<Answer, Error> {
-        let build = || self.request(call, method.clone(), url, body, headers).map_err(|e| e.to_string());
-        self.read_in_slot(call, &build, ctx).await
+    fn network(&self, ctx: &CallCtx<'_>, call: Call, attempts: u32, e: &reqwest::Error, outcome: Outcome) -> Error {
+        Error::Network {
+            endpoint: ctx.endpoint.to_string(),
+            request_id: ctx.request_id.map(str::to_string),
+            call,
+            attempts,
+            message: error_chain(e),
+            maybe_submitted: call == Call::Submit && outcome == Outcome::Lost,
+        }
+    }
+
+    /// The response, unless it redirects off the base (the API client follows none there).
+    fn not_redirected(&self, ctx: &CallCtx<'_>, call: Call, resp: reqwest::Response) -> Result<reqwest::Response, Error> {
+        if resp.status().is_redirection() {
+            let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
+            return Err(Error::ForeignRedirect { endpoint: ctx.endpoint.to_string(), call, location });
+        }
+        if call != Call::Download && resp.version() == reqwest::Version::HTTP_2 {
+            self.in_flight.h2.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(resp)
     }
 
     /// Runs the call `work` starts in one of the `max_in_flight` slots (the cap adapts to
@@ -232,26 +303,9 @@ impl Transport {
     where
         F: std::future::Future<Output = Result<T, Error>>,
     {
-        let turn = self.turn().await;
-        self.in_turn(turn, Box::pin(work()), status_of).await
-    }
-
-    /// Waits for one of the `max_in_flight` slots. A caller that builds its call only once
-    /// its turn has come keeps nothing of it while it waits.
-    pub(crate) async fn turn(&self) -> Turn<'_> {
-        Turn(self.in_flight.acquire().await)
-    }
-
-    /// Runs `work` in the slot `turn` took, and gives the slot back with the status
-    /// `status_of` reads from its answer (the cap adapts to it).
-    pub(crate) async fn in_turn<T>(
-        &self,
-        turn: Turn<'_>,
-        work: impl std::future::Future<Output = Result<T, Error>>,
-        status_of: impl FnOnce(&T) -> u16,
-    ) -> Result<T, Error> {
-        let answer = work.await;
-        self.in_flight.release(turn.0, answer.as_ref().ok().map(status_of));
+        let slot = self.in_flight.acquire().await;
+        let answer = Box::pin(work()).await;
+        self.in_flight.release(slot, answer.as_ref().ok().map(status_of));
         answer
     }
 
@@ -267,50 +321,47 @@ impl Transport {
             .ok()?;
         Some(Held(&limiter.others))
     }
+}
 
-    /// The calls in flight allowed now (adapted to the relay's answers).
-    pub fn in_flight_limit(&self) -> usize {
-        self.in_flight.limit()
-    }
+/// What a call sends: a request a generated operation built (made again for each attempt),
+/// or one built here from a URL (a URL the relay gave that no operation can express, an
+/// endpoint without a page, a media download).
+pub(crate) enum Outgoing<'a> {
+    /// Made by the caller, once per attempt.
+    Built(&'a MakeRequest<'a>),
+    /// `method` to `url`, with a JSON body and headers.
+    Url { method: Method, url: &'a Url, body: Option<Bytes>, headers: Option<&'a reqwest::header::HeaderMap> },
+}
 
-    /// The sends and reads of one short call, in a slot taken already.
-    pub(crate) async fn read_in_slot(&self, call: Call, make: &MakeRequest<'_>, ctx: &CallCtx<'_>) -> Result<Answer, Error> {
-        let mut reads = 0u32;
-        loop {
-            reads += 1;
-            let resp = self.send_made(call, make, ctx).await?;
-            let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
-            match read_capped(resp, self.config.http.max_body).await {
-                // A success that must be JSON and is not (a proxy's glitch, a body cut
-                // short under its own length) is asked for again like a cut-short body;
-                // after the last attempt it goes to the caller, whose decode says what it is.
-                Ok(body)
-                    if matches!(call, Call::Status | Call::Result)
-                        && (200..300).contains(&status)
-                        && reads < self.config.retry.max_attempts
-                        && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() =>
-                {
-                    tracing::debug!(call = call.name(), reads, "answer is not JSON; asking again");
-                }
-                Ok(body) => return Ok(Answer { status, headers, body }),
-                Err(BodyError::TooLarge(n)) => {
-                    return Err(ctx.protocol(call, format!("HTTP {status} with a body over {n} bytes (HttpPolicy::max_body); not read")));
-                }
-                Err(BodyError::Read(e)) if call.idempotent() && reads < self.config.retry.max_attempts => {
-                    tracing::debug!(call = call.name(), reads, error = %e, "answer cut short; asking again");
-                }
-                Err(BodyError::Read(e)) => {
-                    return Err(Error::Network {
-                        endpoint: ctx.endpoint.to_string(),
-                        request_id: ctx.request_id.map(str::to_string),
-                        call,
-                        attempts: reads,
-                        message: format!("reading the answer: {e}"),
-                        maybe_submitted: call == Call::Submit,
-                    });
-                }
-            }
+/// What one attempt of a call came to.
+enum Attempt<T> {
+    /// The call's answer, or why it has none.
+    Done(Result<T, Error>),
+    /// Another attempt, after this delay (the retry policy allows it).
+    Again(std::time::Duration),
+}
+
+/// What saving one download attempt came to.
+pub(crate) enum Saved<T> {
+    /// Saved, or failed for good.
+    Done(Result<T, Error>),
+    /// Broke off mid-body, or refused as it arrived (not what it claims, longer than
+    /// announced): worth starting again while the budget lasts.
+    CutShort(String),
+}
+
+/// The one budget of a call's attempts: runs `attempt` with its number (1, 2, ...) until it
+/// is done, sleeping between attempts as it says.
+async fn attempts<T, F>(mut attempt: impl FnMut(u32) -> F) -> Result<T, Error>
+where
+    F: std::future::Future<Output = Attempt<T>>,
+{
+    let mut n = 0u32;
+    loop {
+        n += 1;
+        match attempt(n).await {
+            Attempt::Done(answer) => return answer,
+            Attempt::Again(delay) => tokio::time::sleep(delay).await,
         }
     }
 }
@@ -447,10 +498,6 @@ impl Drop for Held<'_> {
         self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
-
-/// A slot of the in-flight cap, taken ([`Transport::turn`]); given back by
-/// [`Transport::in_turn`], or when dropped (a call abandoned).
-pub(crate) struct Turn<'a>(Slot<'a>);
 
 /// A taken slot: when, and whether every slot was taken with it.
 struct Slot<'a> {

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::error::Error;
 use crate::files::LocalFile;
-use crate::http::{Answer, CallCtx, Transport};
+use crate::http::{Answer, CallCtx, Outgoing, Transport};
 use crate::options::SubmitParameters;
 use crate::retry::Call;
 
@@ -100,7 +100,7 @@ impl falq_api::Executor for Road {
             let again = || request.try_clone().ok_or_else(|| "its body cannot be copied".to_string());
             if call == Call::Stream {
                 // A stream is read by the caller, event by event, and takes no slot.
-                return match self.transport.send_made(call, &again, &ctx).await {
+                return match self.transport.open(call, Outgoing::Built(&again), &ctx).await {
                     Ok(response) => Ok(response),
                     Err(e) => {
                         let why = falq_api::NoAnswer(e.to_string());
@@ -110,7 +110,7 @@ impl falq_api::Executor for Road {
                 };
             }
             // In the slot the caller took.
-            let answer = self.transport.read_in_slot(call, &again, &ctx).await;
+            let answer = self.transport.exchange(call, Outgoing::Built(&again), &ctx).await;
             let response = match &answer {
                 Ok(a) => {
                     let mut response = http::Response::new(a.body.clone());

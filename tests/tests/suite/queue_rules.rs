@@ -446,3 +446,35 @@ async fn json_submits_go_through_the_generated_operation_and_lose_nothing() {
     assert!(sent["image_url"].as_str().is_some_and(|u| u.starts_with("data:image/png;base64,")), "the file, spliced in: {sent}");
     std::fs::remove_file(&png).ok();
 }
+
+/// One budget of attempts per call: a relay that answers 503 and a body cut short by
+/// turns gets the retry policy's attempts in all for a status call and for a download (a
+/// retry of the send, a read asked again and a download started again all count), never
+/// attempts × reads.
+#[tokio::test]
+async fn every_retry_of_a_call_counts_against_one_budget() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let server = CaptureServer::start_with(move |_| {
+        if counter.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+            Reply::json(503, r#"{"detail":"busy"}"#)
+        } else {
+            Reply::bytes(200, "image/png", tests::PNG).cut_at(12)
+        }
+    })
+    .await;
+    let config = config(&server.base_url, WaitMode::Poll);
+    let budget = config.retry.max_attempts as usize;
+    let client = Client::new(config).unwrap();
+    let handle = client.handle("fal-ai/flux-1/dev/redux", ID).unwrap();
+    let status = handle.status(Logs::Omit).await;
+    assert!(matches!(status, Err(Error::Network { attempts, .. }) if attempts as usize == budget), "{status:?}");
+    assert_eq!(server.count("GET", "/fal-ai/flux-1/requests/"), budget, "the status call's attempts, all told");
+    let dir = std::env::temp_dir().join(format!("falq-budget-{}", std::process::id()));
+    let result = json!({"images": [{"url": format!("{}/files/a.png", server.base_url)}]});
+    let saved = client.download("fal-ai/flux-1/dev/redux", &result, &dir, "a").await;
+    assert!(matches!(&saved, Err(Error::Download { message, .. }) if message.contains(&format!("after {budget} attempts"))), "{saved:?}");
+    assert_eq!(server.count("GET", "/files/"), budget, "the download's attempts, all told");
+    assert!(std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0) == 0, "nothing left behind");
+    std::fs::remove_dir_all(&dir).ok();
+}
