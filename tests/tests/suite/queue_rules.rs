@@ -456,7 +456,7 @@ async fn every_retry_of_a_call_counts_against_one_budget() {
     let seen = Arc::new(AtomicUsize::new(0));
     let counter = seen.clone();
     let server = CaptureServer::start_with(move |_| {
-        if counter.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+        if counter.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
             Reply::json(503, r#"{"detail":"busy"}"#)
         } else {
             Reply::bytes(200, "image/png", tests::PNG).cut_at(12)
