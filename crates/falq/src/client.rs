@@ -239,9 +239,7 @@ impl Client {
             client: self.clone(),
             endpoint_id: endpoint_id.to_string(),
             request_id: request_id.to_string(),
-            status_url,
-            response_url,
-            cancel_url,
+            routes: Routes::of(status_url, response_url, cancel_url),
             submitted_at: None,
             billed: std::sync::OnceLock::new(),
         }
@@ -277,19 +275,102 @@ pub struct RequestHandle {
     pub endpoint_id: String,
     /// The request id.
     pub request_id: String,
-    /// The status URL, on the base.
-    pub status_url: Url,
-    /// The result URL, on the base.
-    pub response_url: Url,
-    /// The cancel URL, on the base.
-    pub cancel_url: Url,
+    /// Where its status, result and cancel calls go, parsed once.
+    routes: Routes,
     /// When this client submitted it (unknown for a job submitted elsewhere).
     submitted_at: Option<Instant>,
     /// What the relay billed for it (`x-fal-billable-units` on its result), once known.
     billed: std::sync::OnceLock<f64>,
 }
 
+/// Where a job's queue calls go: the spec's operations at one queue path, as a relay's
+/// URLs (mapped onto the base) almost always say, or each call's own way.
+#[derive(Clone, Debug)]
+enum Routes {
+    /// Status, result and cancel are the operations at this path.
+    Ops(QueuePath),
+    /// Status, result and cancel, each its own way.
+    Each(Box<[Route; 3]>),
+}
+
+/// How one queue call goes.
+#[derive(Clone, Debug)]
+enum Route {
+    /// The generated operation at this path.
+    Op(QueuePath),
+    /// This URL as the relay gave it (mapped onto the base): the operations cannot express
+    /// it (a query, another shape).
+    Url(Url),
+}
+
+/// The suffix of a queue call's URL after `/requests/{id}`.
+fn suffix_of(call: Call) -> &'static str {
+    match call {
+        Call::Status => "/status",
+        Call::Cancel => "/cancel",
+        _ => "",
+    }
+}
+
+impl Routes {
+    /// The routes of the status, result and cancel URLs, parsed once.
+    fn of(status: Url, result: Url, cancel: Url) -> Routes {
+        let route = |url: Url, call: Call| queue_path(&url, suffix_of(call)).map_or(Route::Url(url), Route::Op);
+        match [route(status, Call::Status), route(result, Call::Result), route(cancel, Call::Cancel)] {
+            [Route::Op(a), Route::Op(b), Route::Op(c)] if a == b && b == c => Routes::Ops(a),
+            each => Routes::Each(Box::new(each)),
+        }
+    }
+
+    fn route(&self, call: Call) -> RouteRef<'_> {
+        let each = match self {
+            Routes::Ops(path) => return RouteRef::Op(path),
+            Routes::Each(each) => each,
+        };
+        match &each[match call {
+            Call::Status | Call::Stream => 0,
+            Call::Cancel => 2,
+            _ => 1,
+        }] {
+            Route::Op(path) => RouteRef::Op(path),
+            Route::Url(url) => RouteRef::Url(url),
+        }
+    }
+
+    fn url(&self, call: Call) -> Url {
+        match self.route(call) {
+            RouteRef::Url(url) => url.clone(),
+            RouteRef::Op(p) => {
+                let text = format!("{}/{}/{}/requests/{}{}", p.prefix, p.owner, p.app, p.request_id, suffix_of(call));
+                // Parsed from a URL already: it parses again.
+                Url::parse(&text).unwrap_or_else(|_| Url::parse("http://invalid.invalid/").expect("a URL"))
+            }
+        }
+    }
+}
+
+/// A call's route, borrowed.
+enum RouteRef<'a> {
+    Op(&'a QueuePath),
+    Url(&'a Url),
+}
+
 impl RequestHandle {
+    /// The status URL, on the base.
+    pub fn status_url(&self) -> Url {
+        self.routes.url(Call::Status)
+    }
+
+    /// The result URL, on the base.
+    pub fn response_url(&self) -> Url {
+        self.routes.url(Call::Result)
+    }
+
+    /// The cancel URL, on the base.
+    pub fn cancel_url(&self) -> Url {
+        self.routes.url(Call::Cancel)
+    }
+
     fn ctx(&self) -> CallCtx<'_> {
         CallCtx { endpoint: &self.endpoint_id, request_id: Some(&self.request_id) }
     }
@@ -309,14 +390,11 @@ impl RequestHandle {
 
     /// [`RequestHandle::queue_call`] once its in-flight slot is taken.
     async fn queue_call_in_turn(&self, call: Call, logs: bool) -> Result<(Answer, Option<Decoded>), Error> {
-        let (url, suffix, method) = match call {
-            Call::Status => (&self.status_url, "/status", Method::GET),
-            Call::Cancel => (&self.cancel_url, "/cancel", Method::PUT),
-            _ => (&self.response_url, "", Method::GET),
+        let url = match self.routes.route(call) {
+            RouteRef::Op(path) => return self.send_operation(call, path, logs).await,
+            RouteRef::Url(url) => url,
         };
-        if let Some(path) = queue_path(url, suffix) {
-            return self.send_operation(call, path, logs).await;
-        }
+        let method = if call == Call::Cancel { Method::PUT } else { Method::GET };
         let mut url = url.clone();
         if logs {
             url.query_pairs_mut().append_pair("logs", "1");
@@ -343,8 +421,8 @@ impl RequestHandle {
     }
 
     /// A queue call through its generated operation, in the slot taken already.
-    async fn send_operation(&self, call: Call, path: QueuePath, logs: bool) -> Result<(Answer, Option<Decoded>), Error> {
-        let api = self.operation_client(&path);
+    async fn send_operation(&self, call: Call, path: &QueuePath, logs: bool) -> Result<(Answer, Option<Decoded>), Error> {
+        let api = self.operation_client(path);
         // What the operation decoded, when it could; the transport kept the bytes for the rest.
         let (owner, app, id) = (&path.owner, &path.app, &path.request_id);
         let (decoded, kept) = match call {
@@ -545,17 +623,20 @@ impl RequestHandle {
     /// headers and the body, whatever the status.
     async fn open_stream(&self) -> Result<(u16, reqwest::header::HeaderMap, ByteStream), Error> {
         let include = self.client.config().wait.logs == Logs::Include;
-        let Some(path) = queue_path(&self.status_url, "/status") else {
-            let mut url = self.status_url.clone();
-            url.set_path(&format!("{}/stream", url.path().trim_end_matches('/')));
-            if include {
-                url.query_pairs_mut().append_pair("logs", "1");
+        let path = match self.routes.route(Call::Stream) {
+            RouteRef::Op(path) => path,
+            RouteRef::Url(url) => {
+                let mut url = url.clone();
+                url.set_path(&format!("{}/stream", url.path().trim_end_matches('/')));
+                if include {
+                    url.query_pairs_mut().append_pair("logs", "1");
+                }
+                let outgoing = Outgoing::Url { method: Method::GET, url: &url, body: None, headers: None };
+                let resp = self.client.transport.open(Call::Stream, outgoing, &self.ctx()).await?;
+                return Ok((resp.status().as_u16(), resp.headers().clone(), Box::pin(resp.bytes_stream())));
             }
-            let outgoing = Outgoing::Url { method: Method::GET, url: &url, body: None, headers: None };
-            let resp = self.client.transport.open(Call::Stream, outgoing, &self.ctx()).await?;
-            return Ok((resp.status().as_u16(), resp.headers().clone(), Box::pin(resp.bytes_stream())));
         };
-        let api = self.operation_client(&path);
+        let api = self.operation_client(path);
         let op = api.queue_status_stream().owner(&path.owner).app(&path.app).request_id(&path.request_id);
         let op = if include { op.logs(1) } else { op };
         let (sent, kept) = road::run(self.scope(), op.send()).await;

@@ -69,7 +69,7 @@ async fn returned_urls_are_rewritten_and_the_key_stays_on_the_base() {
         let client = Client::new(config(&format!("{}{prefix}/", base.base_url), WaitMode::Stream)).unwrap();
         let handle = client.submit::<endpoints::Flux1DevRedux>(&input()).await.unwrap();
         assert_eq!(
-            handle.status_url.as_str(),
+            handle.status_url().as_str(),
             format!("{}{prefix}/fal-ai/flux-pro/requests/{ID}/status", base.base_url),
             "the returned app is kept, the origin is the base"
         );
@@ -346,9 +346,9 @@ async fn a_missing_or_foreign_app_url_is_rebuilt_from_the_app_id() {
         .submit::<endpoints::FluxProKontextMax>(&serde_json::from_value(json!({"prompt": "p", "image_url": "u"})).unwrap())
         .await
         .unwrap();
-    assert_eq!(h.status_url.path(), format!("/fal-ai/flux-pro/requests/{ID}/status"));
-    assert_eq!(h.response_url.path(), format!("/fal-ai/flux-pro/requests/{ID}"), "a URL naming another request is not trusted");
-    assert_eq!(h.cancel_url.path(), format!("/fal-ai/flux-pro/requests/{ID}/cancel"));
+    assert_eq!(h.status_url().path(), format!("/fal-ai/flux-pro/requests/{ID}/status"));
+    assert_eq!(h.response_url().path(), format!("/fal-ai/flux-pro/requests/{ID}"), "a URL naming another request is not trusted");
+    assert_eq!(h.cancel_url().path(), format!("/fal-ai/flux-pro/requests/{ID}/cancel"));
 }
 
 /// Status, its stream, result and cancel are sent by the generated operations (progenitor
