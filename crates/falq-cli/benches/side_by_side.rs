@@ -285,6 +285,9 @@ async fn falq_driver(base: &str, jobs: usize) {
     config.wait.mode = WaitMode::Stream;
     config.wait.logs = Logs::Omit;
     config.wait.deadline = Some(Duration::from_secs(600));
+    if std::env::var("FALQ_SBS_H2").is_ok_and(|v| v == "1") {
+        config.http.version = falq::HttpVersion::Http2PriorKnowledge;
+    }
     let client = Client::new(config).unwrap();
     let input = serde_json::json!({"prompt": "a lighthouse at dusk"});
     let tasks: Vec<_> = (0..jobs)

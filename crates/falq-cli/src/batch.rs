@@ -22,13 +22,13 @@ use falq::{ApiKey, Client, Config, Error as FalqError, RequestHandle, WaitMode};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Map, Value};
-use tokio::sync::{mpsc, oneshot};
 
 use crate::cost::{Estimate, Money, Prices, Spend};
 use crate::inputs::{self, Target, Usage};
-use crate::journal::{BatchLine, Entry, Job, Journal, Settlement, jobs_of, new_local_id, now_ms};
+use crate::journal::{BatchLine, Entry, Job, Journal, Settlement, jobs_of, now_ms};
+use crate::paid::{self, Writer};
 use crate::sheet::{Board, Row, State, shown_input};
-use crate::{CostArgs, Failure, Globals, RequestArgs, Saved, WaitArg, absolute, exit, outcome_entry, writable_dir, writable_journal};
+use crate::{CostArgs, Failure, Globals, RequestArgs, Saved, WaitArg, absolute, exit, writable_dir, writable_journal};
 
 /// Consecutive submits refused (beyond the retry policy) after which no new line is
 /// sent: the relay is down or refuses the key, and hammering it helps nobody.
@@ -248,43 +248,6 @@ fn read_lines(e: Target, format: Format, text: &str, common: &Map<String, Value>
     Ok(lines)
 }
 
-/// Journal appends, group-committed: every entry waiting when the writer is free goes in
-/// one write and one sync, and each sender hears back once its entry is on disk.
-#[derive(Clone)]
-struct Writer {
-    tx: mpsc::UnboundedSender<(Entry, oneshot::Sender<Result<(), String>>)>,
-}
-
-impl Writer {
-    fn start(journal: Journal) -> Writer {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(Entry, oneshot::Sender<Result<(), String>>)>();
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut group = vec![first];
-                while let Ok(more) = rx.try_recv() {
-                    group.push(more);
-                }
-                let (entries, acks): (Vec<Entry>, Vec<_>) = group.into_iter().unzip();
-                let journal = journal.clone();
-                let written = tokio::task::spawn_blocking(move || journal.append_all(&entries))
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r.map_err(|e| e.to_string()));
-                for ack in acks {
-                    let _ = ack.send(written.clone());
-                }
-            }
-        });
-        Writer { tx }
-    }
-
-    async fn append(&self, entry: Entry) -> Result<(), String> {
-        let (ack, done) = oneshot::channel();
-        self.tx.send((entry, ack)).map_err(|_| "the journal writer stopped".to_string())?;
-        done.await.map_err(|_| "the journal writer stopped".to_string())?
-    }
-}
-
 /// What one line needs done.
 enum Work {
     /// Send it.
@@ -348,13 +311,9 @@ impl Ctx {
             .await
             .map(|(result, files)| Saved::of(self.endpoint, &handle, &result, files));
         ticket.left();
-        let entry = outcome_entry(&handle.request_id, outcome.as_ref());
+        let (entry, journaled) = paid::record_outcome(&self.writer, &handle.request_id, outcome.as_ref()).await;
         // The line stands where its journal entry says (no entry: still pending).
         let state = state_of(entry.as_ref());
-        let journaled = match entry {
-            Some(entry) => self.writer.append(entry).await,
-            None => Ok(()),
-        };
         let mut board = self.board();
         board.update(line, |row| match &outcome {
             Ok(saved) => {
@@ -376,50 +335,37 @@ impl Ctx {
         Ended { line, submit_refused: false, journal_failed: journaled.is_err(), not_sent: false }
     }
 
-    /// Journals the intent, sends the line, journals its request id.
+    /// Sends the line under the journal's protocol ([`paid::submit`]), its state on the board.
     async fn submit(&self, line: u64, mut input: Value, hash: &str, estimate: Option<Estimate>) -> Result<RequestHandle, Ended> {
-        let local_id = new_local_id();
-        let intent = Entry::Intent {
-            local_id: local_id.clone(),
+        let job = paid::JobRecord {
             endpoint: self.endpoint.id.into(),
             base_url: self.base_url.clone(),
             out: self.out.clone(),
             sim: self.sim,
             batch: Some(self.batch_line(line, hash)),
             cost: estimate.clone(),
-            at: now_ms(),
         };
-        if let Err(e) = self.writer.append(intent).await {
-            self.board().update(line, |row| {
-                row.state = State::NotSubmitted;
-                row.error = Some(format!("not sent: the journal cannot be written ({e})"));
-            });
-            return Err(Ended { line, submit_refused: false, journal_failed: true, not_sent: true });
-        }
         self.board().update(line, |row| {
             row.state = State::Pending;
             row.cost = estimate.clone();
         });
-        let (sent, files) = match inputs::attach_files(self.endpoint, &mut input) {
-            Ok(files) => (self.client.submit_json_with_files(self.endpoint.id, &input, &files, &self.options).await, files),
-            Err(Usage(message)) => (Err(FalqError::Encode { endpoint: self.endpoint.id.into(), message }), vec![]),
+        // Its local files, checked before anything is journaled or sent.
+        let files = match inputs::attach_files(self.endpoint, &mut input) {
+            Ok(files) => files,
+            Err(Usage(message)) => {
+                self.board().update(line, |row| {
+                    row.state = State::NotSubmitted;
+                    row.cost = None;
+                    row.error = Some(format!("not sent: {message}"));
+                });
+                return Err(Ended { line, submit_refused: true, journal_failed: false, not_sent: true });
+            }
         };
-        match sent {
-            Ok(handle) => {
-                let submitted = Entry::Submitted {
-                    local_id: Some(local_id),
-                    endpoint: self.endpoint.id.into(),
-                    request_id: handle.request_id.clone(),
-                    base_url: self.base_url.clone(),
-                    out: self.out.clone(),
-                    sim: self.sim,
-                    batch: Some(self.batch_line(line, hash)),
-                    cost: estimate,
-                    at: now_ms(),
-                };
-                let journaled = self.writer.append(submitted).await;
+        let send = || self.client.submit_json_with_files(self.endpoint.id, &input, &files, &self.options);
+        match paid::submit(&self.writer, &job, send).await {
+            paid::Submitted::Sent { handle, unrecorded, .. } => {
                 self.board().update(line, |row| row.request_id = Some(handle.request_id.clone()));
-                if let Err(e) = journaled {
+                if let Some(e) = unrecorded {
                     self.board().update(line, |row| {
                         row.error = Some(format!("sent as {}, but the journal could not record it ({e})", handle.request_id));
                     });
@@ -427,16 +373,21 @@ impl Ctx {
                 }
                 Ok(handle)
             }
-            Err(e) => {
+            paid::Submitted::NotJournaled(e) => {
+                self.board().update(line, |row| {
+                    row.state = State::NotSubmitted;
+                    row.cost = None;
+                    row.error = Some(format!("not sent: the journal cannot be written ({e})"));
+                });
+                Err(Ended { line, submit_refused: false, journal_failed: true, not_sent: true })
+            }
+            paid::Submitted::Failed { error: e, local_id } => {
                 let maybe = e.maybe_submitted();
                 let error = match (&e, inputs::too_large(&files)) {
                     (FalqError::Http { status: 413, .. }, Some(why)) => why.0,
                     _ if maybe => format!("{}; {}", e, settle_hint(&local_id)),
                     _ => e.to_string(),
                 };
-                if !maybe {
-                    let _ = self.writer.append(Entry::NotSubmitted { local_id, error: e.to_string(), at: now_ms() }).await;
-                }
                 self.board().update(line, |row| {
                     row.state = if maybe { State::MaybeSubmitted } else { State::NotSubmitted };
                     if !maybe {
@@ -450,10 +401,7 @@ impl Ctx {
     }
 }
 
-/// What to do about a line of unknown fate, by its local id.
-pub fn settle_hint(local_id: &str) -> String {
-    format!("find it in the relay's request history, then `falq settle {local_id} --request-id ID` (or --resend, or --forget)")
-}
+pub use crate::paid::settle_hint;
 
 /// The state a job's latest journal entry puts its line in (no entry yet: pending).
 fn state_of(latest: Option<&Entry>) -> State {

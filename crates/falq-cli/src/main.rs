@@ -5,6 +5,7 @@ mod batch;
 mod cost;
 mod inputs;
 mod journal;
+mod paid;
 mod progress;
 mod sheet;
 
@@ -393,37 +394,6 @@ impl Saved {
     }
 }
 
-/// The journal entry a run's outcome earns: `done` only with its outputs saved, `failed`
-/// only for a failed job, `expired` when the relay no longer has it, `cancelled` only when
-/// the relay took the cancellation. Anything else leaves the job pending, to resume.
-fn outcome_entry(request_id: &str, outcome: Result<&Saved, &FalqError>) -> Option<Entry> {
-    let request_id = request_id.to_string();
-    let at = now_ms();
-    match outcome {
-        Ok(saved) => Some(Entry::Done {
-            request_id,
-            files: saved.files.clone(),
-            seed: saved.seed.clone(),
-            text: saved.text.clone(),
-            billed_units: saved.billed_units,
-            at,
-        }),
-        Err(e @ FalqError::JobFailed { .. }) => Some(Entry::Failed { request_id, error: e.to_string(), at }),
-        Err(FalqError::Expired { .. }) => Some(Entry::Expired { request_id, at }),
-        Err(FalqError::Timeout { cancelled: true, .. }) => Some(Entry::Cancelled { request_id, at }),
-        Err(_) => None,
-    }
-}
-
-/// What the user should know of a paid job after an error: where it stands and what to do.
-fn job_note(request_id: &str, outcome: Result<&Saved, &FalqError>) -> Option<String> {
-    match outcome {
-        Ok(_) | Err(FalqError::JobFailed { .. } | FalqError::Expired { .. }) => None,
-        Err(FalqError::Timeout { cancelled: true, .. }) => Some(format!("note: {request_id} was cancelled on the relay")),
-        Err(_) => Some(format!("note: {request_id} is still pending in the journal: `falq resume` waits for it and saves its outputs")),
-    }
-}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -683,56 +653,33 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
         learn_from_journal(&client, &journal, endpoint.id, &base_url);
     }
     // Write-ahead: a crash from here on leaves a trace of the job, whatever happens.
-    let local_id = journal::new_local_id();
-    journal
-        .append(&Entry::Intent {
-            local_id: local_id.clone(),
-            endpoint: endpoint.id.into(),
-            base_url: base_url.clone(),
-            out: out.clone(),
-            sim: args.sim,
-            batch: None,
-            cost: estimate.clone(),
-            at: now_ms(),
-        })
-        .with_context(|| format!("the journal {} could not be written; nothing was sent", journal.path().display()))?;
-    let handle = match client.submit_json_with_files(endpoint.id, &input, &files, &options).await {
-        Ok(h) => h,
-        Err(FalqError::Http { status: 413, .. }) if !files.is_empty() => {
-            journal.append(&Entry::NotSubmitted { local_id, error: "HTTP 413: the request is too large".into(), at: now_ms() }).ok();
-            return Err(inputs::too_large(&files).map_or_else(|| Failure::from(anyhow!("HTTP 413")), Failure::from));
+    let job =
+        paid::JobRecord { endpoint: endpoint.id.into(), base_url, out: out.clone(), sim: args.sim, batch: None, cost: estimate.clone() };
+    let handle = match paid::submit(&journal, &job, || client.submit_json_with_files(endpoint.id, &input, &files, &options)).await {
+        paid::Submitted::Sent { handle, unrecorded: None, .. } => handle,
+        paid::Submitted::Sent { handle, local_id, unrecorded: Some(e) } => {
+            let (id, path) = (&handle.request_id, journal.path().display());
+            return Err(anyhow!(
+                "the job {id} was submitted but the journal {path} could not record its request id (its intent {local_id} is there): {e}"
+            )
+            .into());
         }
-        Err(e) => {
-            if e.maybe_submitted() {
+        paid::Submitted::NotJournaled(e) => {
+            return Err(anyhow!("the journal {} could not be written; nothing was sent: {e}", journal.path().display()).into());
+        }
+        paid::Submitted::Failed { error, local_id } => {
+            if let (FalqError::Http { status: 413, .. }, Some(why)) = (&error, inputs::too_large(&files)) {
+                return Err(why.into());
+            }
+            if error.maybe_submitted() {
                 eprintln!(
                     "note: the submit may have reached the relay; `falq jobs` lists it as maybe-submitted: {}",
-                    batch::settle_hint(&local_id)
+                    paid::settle_hint(&local_id)
                 );
-            } else {
-                journal.append(&Entry::NotSubmitted { local_id, error: e.to_string(), at: now_ms() }).ok();
             }
-            return Err(Failure { code: falq_code(&e), error: e.into() });
+            return Err(Failure { code: falq_code(&error), error: error.into() });
         }
     };
-    journal
-        .append(&Entry::Submitted {
-            local_id: Some(local_id.clone()),
-            endpoint: endpoint.id.into(),
-            request_id: handle.request_id.clone(),
-            base_url,
-            out: out.clone(),
-            sim: args.sim,
-            batch: None,
-            cost: estimate.clone(),
-            at: now_ms(),
-        })
-        .with_context(|| {
-            format!(
-                "the job {} was submitted but the journal {} could not record its request id (its intent {local_id} is there)",
-                handle.request_id,
-                journal.path().display()
-            )
-        })?;
     let progress = progress::Progress::new(std::io::stderr().is_terminal());
     progress.line(&format!("submitted {} ({})", handle.request_id, endpoint.id));
     if args.no_wait {
@@ -775,12 +722,9 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
         (result, saved)
     });
     let files_outcome = outcome.as_ref().map(|(_, saved)| saved);
-    if let Some(entry) = outcome_entry(&handle.request_id, files_outcome) {
-        journal
-            .append(&entry)
-            .with_context(|| format!("the journal {} could not record the outcome of {}", journal.path().display(), handle.request_id))?;
-    }
-    if let Some(note) = job_note(&handle.request_id, files_outcome) {
+    let (_, written) = paid::record_outcome(&journal, &handle.request_id, files_outcome).await;
+    written.map_err(|e| anyhow!("the journal {} could not record the outcome of {}: {e}", journal.path().display(), handle.request_id))?;
+    if let Some(note) = paid::job_note(&handle.request_id, files_outcome) {
         eprintln!("{note}");
     }
     match outcome {
@@ -1202,9 +1146,8 @@ async fn resume(globals: &Globals) -> Result<u8, Failure> {
     }))
     .buffer_unordered(RESUME_CONCURRENCY);
     while let Some((handle, outcome)) = running.next().await {
-        if let Some(entry) = outcome_entry(&handle.request_id, outcome.as_ref()) {
-            journal.append(&entry).ok();
-        }
+        // A journal that cannot be written leaves the job pending: resume finds it again.
+        let _ = paid::record_outcome(&journal, &handle.request_id, outcome.as_ref()).await;
         match &outcome {
             Ok(saved) => {
                 for f in &saved.files {
@@ -1213,7 +1156,7 @@ async fn resume(globals: &Globals) -> Result<u8, Failure> {
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                if let Some(note) = job_note(&handle.request_id, outcome.as_ref()) {
+                if let Some(note) = paid::job_note(&handle.request_id, outcome.as_ref()) {
                     eprintln!("{note}");
                 }
                 worst = worst.max(falq_code(e));

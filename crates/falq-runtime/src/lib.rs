@@ -31,6 +31,8 @@ pub struct Hooks {
     executor: Option<Arc<dyn Executor>>,
     /// The caller checked every input against its endpoint's schema (one check per submit).
     inputs_checked: bool,
+    /// The base URL as last parsed (its text and the URL): parsed once, not per call.
+    base: Arc<std::sync::OnceLock<(String, reqwest::Url)>>,
 }
 
 /// Sends the requests the generated operations build, in place of [`send_retrying`]: how
@@ -178,7 +180,14 @@ pub async fn pre<E>(
     info: &OperationInfo,
 ) -> Result<(), Error<E>> {
     let refuse = |why: String| Error::InvalidRequest(why);
-    let base = reqwest::Url::parse(baseurl).map_err(|e| refuse(format!("the base URL {baseurl:?} is not a URL: {e}")))?;
+    let base = match hooks.base.get() {
+        Some((text, url)) if text == baseurl => std::borrow::Cow::Borrowed(url),
+        _ => {
+            let url = reqwest::Url::parse(baseurl).map_err(|e| refuse(format!("the base URL {baseurl:?} is not a URL: {e}")))?;
+            let _ = hooks.base.set((baseurl.to_string(), url.clone()));
+            std::borrow::Cow::Owned(url)
+        }
+    };
     if !same_origin(request.url(), &base) {
         return Err(refuse(format!("refusing to send {} to {}: not on the base URL {base}", info.operation_id, request.url())));
     }

@@ -113,7 +113,9 @@ impl falq_api::Executor for Road {
             let answer = self.transport.exchange(call, Outgoing::Built(&again), &ctx).await;
             let response = match &answer {
                 Ok(a) => {
-                    let mut response = http::Response::new(a.body.clone());
+                    use reqwest::ResponseBuilderExt;
+                    // The request's URL, so that reqwest does not parse a stand-in one.
+                    let mut response = http::Response::builder().url(request.url().clone()).body(a.body.clone()).unwrap_or_default();
                     *response.status_mut() = http::StatusCode::from_u16(a.status).unwrap_or(http::StatusCode::BAD_GATEWAY);
                     *response.headers_mut() = a.headers.clone();
                     Ok(reqwest::Response::from(response))
