@@ -117,3 +117,19 @@ fn the_generated_crate_s_lib_rs_holds_no_logic() {
     let probe = root.join("crates/falq-runtime/src/lib.rs");
     assert!(!Shape::of(&probe).logic.is_empty(), "the runtime's retry loop is seen");
 }
+#[test]
+fn no_function_of_the_product_crates_runs_over_eighty_lines() {
+    let root = xtask::project_root().expect("the checkout");
+    let mut files = Vec::new();
+    for krate in ["falq", "falq-cli", "falq-sim", "falq-core", "falq-runtime"] {
+        rust_files(&root.join("crates").join(krate).join("src"), &mut files);
+    }
+    assert!(files.len() > 20, "found {} files", files.len());
+    let mut long = Vec::new();
+    for f in &files {
+        for l in Shape::of(f).long {
+            long.push(format!("{}: {l}", f.strip_prefix(&root).unwrap_or(f).display()));
+        }
+    }
+    assert!(long.is_empty(), "functions over {MAX_FN_LINES} lines (split them where they change subject):\n{}", long.join("\n"));
+}

@@ -597,32 +597,7 @@ fn dry_run(endpoint: Target, out: &Path, lines: &[Line], rows: &[Row], todo: &[(
 /// the batch in the journal, gives the base URL it was started on (`resumed_on`), used
 /// unless one is configured now.
 pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>) -> Result<u8, Failure> {
-    let resuming = resumed_on.is_some();
-    let endpoint = inputs::find_endpoint(&args.endpoint, args.untyped)?;
-    let common = inputs::typed_sets(endpoint, &args.sets)?;
-    if let Some(note) = endpoint.untyped_note() {
-        eprintln!("{note}");
-    }
-    let (text, base_dir, stdin) = read_source(&args.file)?;
-    let format = detect(args.format, &args.file, &text);
-    let mut lines = read_lines(endpoint, format, &text, &common, &base_dir)?;
-    let invalid: Vec<&Line> = lines.iter().filter(|l| l.input.is_err()).collect();
-    for l in invalid.iter().take(50) {
-        if let Err(why) = &l.input {
-            eprintln!("line {}: {why}", l.number);
-        }
-    }
-    if invalid.len() > 50 {
-        eprintln!("... and {} more invalid lines (all of them are in manifest.jsonl)", invalid.len() - 50);
-    }
-    if args.strict && !invalid.is_empty() {
-        return Err(Usage(format!("{} invalid line(s) and --strict: nothing was sent", invalid.len())).into());
-    }
-    if lines.iter().all(|l| l.input.is_err()) {
-        return Err(Usage(format!("{}: no valid line to run; nothing was sent", args.file)).into());
-    }
-    let prices = args.cost.prices()?;
-    price_lines(&mut lines, endpoint, &prices, &args.cost)?;
+    let Lines { endpoint, lines, text, stdin, format, prices } = Lines::read(&args)?;
     // Everything local is checked before anything is sent.
     let out = absolute(&args.out.clone().unwrap_or_else(|| {
         let name = if stdin {
@@ -633,34 +608,7 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
         PathBuf::from("out").join(name)
     }));
     let journal = if args.cost.dry_run { crate::journal()? } else { writable_journal()? };
-    let (entries, unreadable) = journal.entries().with_context(|| format!("reading {}", journal.path().display()))?;
-    if unreadable > 0 {
-        eprintln!("note: skipped {unreadable} unreadable journal line(s)");
-    }
-    let recorded = entries.iter().rev().find_map(|e| match e {
-        Entry::BatchStarted { batch, args, .. } if *batch == out => Some(args.clone()),
-        _ => None,
-    });
-    // The batch's jobs, by line: the latest job of each line decides.
-    let mut journaled: BTreeMap<u64, Job> = BTreeMap::new();
-    for job in jobs_of(entries) {
-        if let Some(b) = job.submitted.batch_line().filter(|b| b.batch == out) {
-            journaled.insert(b.line, job);
-        }
-    }
-    // A line sent before must be the same line now.
-    for l in &lines {
-        let (Ok(input), Some(job)) = (&l.input, journaled.get(&l.number)) else { continue };
-        if job.submitted.batch_line().is_some_and(|b| b.hash != input.hash) {
-            return Err(Usage(format!(
-                "line {} of {} changed since this batch sent it (as {}): finish the batch with its original file, or start a new one with another --out; nothing was sent",
-                l.number,
-                args.file,
-                job.request_id().unwrap_or("a job that may exist")
-            ))
-            .into());
-        }
-    }
+    let (recorded, journaled) = history(&journal, &out, &lines, &args.file)?;
     let (rows, todo, resent_sim) = plan_lines(&lines, &journaled);
     if args.cost.dry_run {
         return Ok(dry_run(endpoint, &out, &lines, &rows, &todo, &prices, args.cost.max_cost));
@@ -674,7 +622,134 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
     } else {
         absolute(Path::new(&args.file))
     };
-    // The relay, or a simulator of this process.
+    let (client, base_url, sim_guard) = connect(globals, &args, resumed_on).await?;
+    let options = crate::submit_options(&args.request)?;
+    // Recorded for `falq resume`, again whenever this run's options differ (a new cap).
+    let recorded_args = args.to_args(&file, &out);
+    if recorded.as_ref() != Some(&recorded_args) {
+        journal
+            .append(&Entry::BatchStarted { batch: out.clone(), base_url: base_url.clone(), args: recorded_args, at: now_ms() })
+            .with_context(|| format!("the journal {} could not be written; nothing was sent", journal.path().display()))?;
+    }
+    let title = format!("{} · {}", endpoint.id, file.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()));
+    let mut board = Board::new(&out, title);
+    let spent = spent_before(&rows);
+    for row in rows {
+        board.set(row);
+    }
+    let work = queue_work(&client, endpoint, &lines, todo, &mut board);
+    if resent_sim > 0 {
+        eprintln!(
+            "note: {resent_sim} line(s) ran on an earlier in-process simulator that is gone; they are sent again (a simulator costs nothing)"
+        );
+    }
+    if resumed_on.is_some() || !journaled.is_empty() {
+        eprintln!("batch {}: {} line(s) done before, {} to finish", out.display(), board.count(State::Done), work.len());
+    }
+    board.flush(!work.is_empty()).with_context(|| format!("writing the manifest into {}", out.display()))?;
+    let ctx = Ctx {
+        endpoint,
+        client,
+        options,
+        writer: Writer::start(Journal::at(journal.path().parent().unwrap_or(Path::new(".")))),
+        board: Mutex::new(board),
+        out,
+        base_url,
+        sim: args.sim,
+        width: lines.iter().map(|l| l.number).max().unwrap_or(1).to_string().len().max(4),
+        queued: QueuedJobs::default(),
+    };
+    let sent = Box::pin(send_all(&ctx, work, &args, spent)).await;
+    drop(sim_guard);
+    report(&ctx, &journal, &sent, &lines, &prices)
+}
+
+/// A batch's lines, read, checked and priced, and what they are for.
+struct Lines {
+    endpoint: Target,
+    lines: Vec<Line>,
+    /// The file's text, and whether it came from standard input.
+    text: String,
+    stdin: bool,
+    format: Format,
+    prices: Prices,
+}
+
+impl Lines {
+    /// Reads the lines of `args.file` for the endpoint; reports the invalid ones (and stops
+    /// under `--strict`, or when none is valid); prices every line.
+    fn read(args: &BatchArgs) -> Result<Lines, Failure> {
+        let endpoint = inputs::find_endpoint(&args.endpoint, args.untyped)?;
+        let common = inputs::typed_sets(endpoint, &args.sets)?;
+        if let Some(note) = endpoint.untyped_note() {
+            eprintln!("{note}");
+        }
+        let (text, base_dir, stdin) = read_source(&args.file)?;
+        let format = detect(args.format, &args.file, &text);
+        let mut lines = read_lines(endpoint, format, &text, &common, &base_dir)?;
+        let invalid: Vec<&Line> = lines.iter().filter(|l| l.input.is_err()).collect();
+        for l in invalid.iter().take(50) {
+            if let Err(why) = &l.input {
+                eprintln!("line {}: {why}", l.number);
+            }
+        }
+        if invalid.len() > 50 {
+            eprintln!("... and {} more invalid lines (all of them are in manifest.jsonl)", invalid.len() - 50);
+        }
+        if args.strict && !invalid.is_empty() {
+            return Err(Usage(format!("{} invalid line(s) and --strict: nothing was sent", invalid.len())).into());
+        }
+        if lines.iter().all(|l| l.input.is_err()) {
+            return Err(Usage(format!("{}: no valid line to run; nothing was sent", args.file)).into());
+        }
+        let prices = args.cost.prices()?;
+        price_lines(&mut lines, endpoint, &prices, &args.cost)?;
+        Ok(Lines { endpoint, lines, text, stdin, format, prices })
+    }
+}
+
+/// The arguments a batch was last started with, and its jobs by line.
+type History = (Option<Vec<String>>, BTreeMap<u64, Job>);
+
+/// What the journal holds of the batch at `out`: the arguments it was last started with,
+/// and its jobs by line (the latest of each line decides). A line sent before must be the
+/// same line now.
+fn history(journal: &Journal, out: &Path, lines: &[Line], file: &str) -> Result<History, Failure> {
+    let (entries, unreadable) = journal.entries().with_context(|| format!("reading {}", journal.path().display()))?;
+    if unreadable > 0 {
+        eprintln!("note: skipped {unreadable} unreadable journal line(s)");
+    }
+    let recorded = entries.iter().rev().find_map(|e| match e {
+        Entry::BatchStarted { batch, args, .. } if batch == out => Some(args.clone()),
+        _ => None,
+    });
+    let mut journaled: BTreeMap<u64, Job> = BTreeMap::new();
+    for job in jobs_of(entries) {
+        if let Some(b) = job.submitted.batch_line().filter(|b| b.batch == out) {
+            journaled.insert(b.line, job);
+        }
+    }
+    for l in lines {
+        let (Ok(input), Some(job)) = (&l.input, journaled.get(&l.number)) else { continue };
+        if job.submitted.batch_line().is_some_and(|b| b.hash != input.hash) {
+            return Err(Usage(format!(
+                "line {} of {file} changed since this batch sent it (as {}): finish the batch with its original file, or start a new one with another --out; nothing was sent",
+                l.number,
+                job.request_id().unwrap_or("a job that may exist")
+            ))
+            .into());
+        }
+    }
+    Ok((recorded, journaled))
+}
+
+/// The relay (or a simulator of this process, which lives as long as the guard) and its
+/// client: a batch waits as long as its jobs take and never cancels them (they are paid for).
+async fn connect(
+    globals: &Globals,
+    args: &BatchArgs,
+    resumed_on: Option<&str>,
+) -> Result<(Client, String, Option<falq_sim::Sim>), Failure> {
     let mut sim_guard = None;
     let mut config = if args.sim {
         let sim = falq_sim::Sim::spawn(falq_sim::SimConfig { seed: crate::fresh_seed(), ..falq_sim::SimConfig::default() })
@@ -688,27 +763,15 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
         globals.config(globals.base_url.as_deref().or(resumed_on))?
     };
     config.wait.mode = if args.wait == WaitArg::Poll { WaitMode::Poll } else { WaitMode::Stream };
-    // A batch waits as long as its jobs take and never cancels them: they are paid for.
     config.wait.deadline = None;
     config.wait.cancel_on_timeout = falq::CancelOnTimeout::Leave;
     let base_url = config.base_url.to_string();
-    let client = Client::new(config)?;
-    let options = crate::submit_options(&args.request)?;
-    // Recorded for `falq resume`, again whenever this run's options differ (a new cap).
-    let recorded_args = args.to_args(&file, &out);
-    if recorded.as_ref() != Some(&recorded_args) {
-        journal
-            .append(&Entry::BatchStarted { batch: out.clone(), base_url: base_url.clone(), args: recorded_args, at: now_ms() })
-            .with_context(|| format!("the journal {} could not be written; nothing was sent", journal.path().display()))?;
-    }
-    let width = lines.iter().map(|l| l.number).max().unwrap_or(1).to_string().len().max(4);
-    let title = format!("{} · {}", endpoint.id, file.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()));
-    let mut board = Board::new(&out, title);
-    let spent = spent_before(&rows);
-    for row in rows {
-        board.set(row);
-    }
-    // Waits first (their jobs are paid for already), then the lines to send, in file order.
+    Ok((Client::new(config)?, base_url, sim_guard))
+}
+
+/// The work of this run: waits first (their jobs are paid for already), then the lines to
+/// send, in file order. A job that cannot be followed says so on its row.
+fn queue_work(client: &Client, endpoint: Target, lines: &[Line], todo: Vec<(u64, Todo)>, board: &mut Board) -> VecDeque<Work> {
     let mut work: VecDeque<Work> = VecDeque::new();
     let mut sends = Vec::new();
     for (line, what) in todo {
@@ -730,31 +793,13 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
         }
     }
     work.extend(sends);
-    if resent_sim > 0 {
-        eprintln!(
-            "note: {resent_sim} line(s) ran on an earlier in-process simulator that is gone; they are sent again (a simulator costs nothing)"
-        );
-    }
-    let todo = work.len();
-    let already = board.count(State::Done);
-    if resuming || !journaled.is_empty() {
-        eprintln!("batch {}: {already} line(s) done before, {todo} to finish", out.display());
-    }
-    board.flush(todo > 0).with_context(|| format!("writing the manifest into {}", out.display()))?;
-    let ctx = Ctx {
-        endpoint,
-        client,
-        options,
-        writer: Writer::start(Journal::at(journal.path().parent().unwrap_or(Path::new(".")))),
-        board: Mutex::new(board),
-        out: out.clone(),
-        base_url,
-        sim: args.sim,
-        width,
-        queued: QueuedJobs::default(),
-    };
-    let sent = Box::pin(send_all(&ctx, work, &args, spent)).await;
-    drop(sim_guard);
+    work
+}
+
+/// The end of a run: the manifest written, the batch ended in the journal when every line
+/// is final, the summary (lines, spend, what stopped it) and the exit code.
+fn report(ctx: &Ctx, journal: &Journal, sent: &Sent, lines: &[Line], prices: &Prices) -> Result<u8, Failure> {
+    let out = &ctx.out;
     let mut board = ctx.board();
     // Lines never sent are queued still; a batch interrupted leaves its jobs pending.
     let pending = board.count(State::Pending);
@@ -779,7 +824,27 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
         out.join("index.html").display()
     );
     let rows: Vec<&Row> = board.rows().collect();
-    let spend = spend_of(endpoint.id, &rows);
+    let capped = report_spend(ctx.endpoint, sent, &rows, lines, prices, unsent);
+    if sent.interrupted || pending > 0 || unsent > 0 {
+        eprintln!("the batch is not finished: run the same command again (or `falq resume`); no line is ever sent twice");
+    }
+    Ok(if sent.interrupted {
+        exit::INTERRUPTED
+    } else if capped && pending == 0 {
+        exit::BUDGET
+    } else if pending > 0 || unsent > 0 {
+        exit::NETWORK
+    } else if failed + invalid + maybe > 0 {
+        exit::JOB_FAILED
+    } else {
+        0
+    })
+}
+
+/// The spend of the batch (every run) and why sending stopped; answers whether the cost
+/// cap stopped it (and then says what cap would finish it).
+fn report_spend(endpoint: Target, sent: &Sent, rows: &[&Row], lines: &[Line], prices: &Prices, unsent: usize) -> bool {
+    let spend = spend_of(endpoint.id, rows);
     if !spend.is_empty() {
         eprintln!("spend of this batch (estimated, every run):");
         for line in spend.lines(prices.currency.as_deref()) {
@@ -789,36 +854,21 @@ pub async fn batch(globals: &Globals, args: BatchArgs, resumed_on: Option<&str>)
     if let Some(why) = &sent.stopped {
         eprintln!("stopped sending new lines: {why}");
     }
-    let capped = sent.capped.map(|cap| {
-        let left: Money = rows
-            .iter()
-            .filter(|r| matches!(r.state, State::Queued | State::NotSubmitted))
-            .filter_map(|r| lines.iter().find(|l| l.number == r.line))
-            .filter_map(|l| l.input.as_ref().ok().and_then(|i| i.estimate.as_ref()))
-            .map(|e| e.cost)
-            .sum();
-        eprintln!(
-            "the cost cap stopped it: {unsent} line(s) not sent; estimated spend {} of --max-cost {}; --max-cost {} would finish them (the same command again sends only the rest)",
-            prices.show(spend.total()),
-            prices.show(cap),
-            spend.total() + left
-        );
-    });
-    if sent.interrupted || pending > 0 || unsent > 0 {
-        eprintln!("the batch is not finished: run the same command again (or `falq resume`); no line is ever sent twice");
-    }
-    let code = if sent.interrupted {
-        exit::INTERRUPTED
-    } else if capped.is_some() && pending == 0 {
-        exit::BUDGET
-    } else if pending > 0 || unsent > 0 {
-        exit::NETWORK
-    } else if failed + invalid + maybe > 0 {
-        exit::JOB_FAILED
-    } else {
-        0
-    };
-    Ok(code)
+    let Some(cap) = sent.capped else { return false };
+    let left: Money = rows
+        .iter()
+        .filter(|r| matches!(r.state, State::Queued | State::NotSubmitted))
+        .filter_map(|r| lines.iter().find(|l| l.number == r.line))
+        .filter_map(|l| l.input.as_ref().ok().and_then(|i| i.estimate.as_ref()))
+        .map(|e| e.cost)
+        .sum();
+    eprintln!(
+        "the cost cap stopped it: {unsent} line(s) not sent; estimated spend {} of --max-cost {}; --max-cost {} would finish them (the same command again sends only the rest)",
+        prices.show(spend.total()),
+        prices.show(cap),
+        spend.total() + left
+    );
+    true
 }
 
 /// How sending went.

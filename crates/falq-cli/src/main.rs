@@ -575,50 +575,13 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
-    let Some(endpoint_id) = args.endpoint.as_deref() else {
-        use clap::CommandFactory;
-        let mut cmd = Cli::command();
-        let run = cmd.find_subcommand_mut("run").map(|c| c.render_help().to_string()).unwrap_or_default();
-        if args.help {
-            println!("{run}");
-            return Ok(0);
-        }
-        return Err(Usage(format!("which endpoint? `falq endpoints` lists them\n\n{run}")).into());
-    };
-    let endpoint = inputs::find_endpoint(endpoint_id, args.untyped)?;
-    if args.help {
-        print!("{}", inputs::endpoint_help(endpoint));
-        return Ok(0);
-    }
+    let Some(endpoint) = run_target(&args)? else { return Ok(0) };
     let (input, files) = inputs::build_input(endpoint, args.input.as_deref(), &args.sets)?;
     if let Some(note) = endpoint.untyped_note() {
         eprintln!("{note}");
     }
     let options = submit_options(&args.request)?;
-    // What it costs, and whether the cap allows it.
-    let prices = args.cost.prices()?;
-    if let Some(refused) = args.cost.cannot_cap(&prices, endpoint.id) {
-        return Err(refused.into());
-    }
-    let estimate = match prices.estimate(endpoint, &input) {
-        Ok(e) => e,
-        Err(why) if args.cost.max_cost.is_some() => {
-            return Err(Usage(format!("{}: {why}, so --max-cost cannot be kept; nothing was sent", endpoint.id)).into());
-        }
-        Err(why) => {
-            eprintln!("note: {}: {why}: the job is unpriced", endpoint.id);
-            None
-        }
-    };
-    let over_cap = match (args.cost.max_cost, &estimate) {
-        (Some(cap), Some(e)) if e.cost > cap => Some(format!(
-            "{} is estimated at {}, above --max-cost {}",
-            endpoint.id,
-            describe_estimate(&prices, endpoint.id, e),
-            prices.show(cap)
-        )),
-        _ => None,
-    };
+    let (prices, estimate, over_cap) = run_cost(&args, endpoint, &input)?;
     if args.cost.dry_run {
         return dry_run(globals, &args, endpoint, &input, &files, &prices, estimate.as_ref(), over_cap);
     }
@@ -630,56 +593,15 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
     let out = absolute(&args.out);
     writable_dir(&out)?;
     // The simulator lives as long as this run.
-    let mut sim_guard = None;
-    let mut config = if args.sim {
-        let config = falq_sim::SimConfig { seed: fresh_seed(), ..falq_sim::SimConfig::default() };
-        let sim = falq_sim::Sim::spawn(config).await.context("cannot start the simulator")?;
-        let mut c = Config::new(sim.base_url())?;
-        c.key = Some(globals.key()?.unwrap_or_else(|| ApiKey::new("sim")));
-        sim_guard = Some(sim);
-        c
-    } else {
-        globals.config(None)?
-    };
-    config.wait.mode = match args.wait {
-        WaitArg::Poll => WaitMode::Poll,
-        WaitArg::Stream => WaitMode::Stream,
-    };
-    config.wait.deadline = args.timeout;
-    config.wait.cancel_on_timeout = CancelOnTimeout::Cancel;
-    let base_url = config.base_url.to_string();
-    let client = Client::new(config)?;
+    let (client, base_url, sim_guard) = run_client(globals, &args).await?;
     if !args.sim {
         learn_from_journal(&client, &journal, endpoint.id, &base_url);
     }
     // Write-ahead: a crash from here on leaves a trace of the job, whatever happens.
     let job =
         paid::JobRecord { endpoint: endpoint.id.into(), base_url, out: out.clone(), sim: args.sim, batch: None, cost: estimate.clone() };
-    let handle = match paid::submit(&journal, &job, || client.submit_json_with_files(endpoint.id, &input, &files, &options)).await {
-        paid::Submitted::Sent { handle, unrecorded: None, .. } => handle,
-        paid::Submitted::Sent { handle, local_id, unrecorded: Some(e) } => {
-            let (id, path) = (&handle.request_id, journal.path().display());
-            return Err(anyhow!(
-                "the job {id} was submitted but the journal {path} could not record its request id (its intent {local_id} is there): {e}"
-            )
-            .into());
-        }
-        paid::Submitted::NotJournaled(e) => {
-            return Err(anyhow!("the journal {} could not be written; nothing was sent: {e}", journal.path().display()).into());
-        }
-        paid::Submitted::Failed { error, local_id } => {
-            if let (FalqError::Http { status: 413, .. }, Some(why)) = (&error, inputs::too_large(&files)) {
-                return Err(why.into());
-            }
-            if error.maybe_submitted() {
-                eprintln!(
-                    "note: the submit may have reached the relay; `falq jobs` lists it as maybe-submitted: {}",
-                    paid::settle_hint(&local_id)
-                );
-            }
-            return Err(Failure { code: falq_code(&error), error: error.into() });
-        }
-    };
+    let submitted = paid::submit(&journal, &job, || client.submit_json_with_files(endpoint.id, &input, &files, &options)).await;
+    let handle = run_submit(&journal, submitted, &files)?;
     let progress = progress::Progress::new(std::io::stderr().is_terminal());
     progress.line(&format!("submitted {} ({})", handle.request_id, endpoint.id));
     if args.no_wait {
@@ -697,25 +619,7 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
     drop(sim_guard);
     progress.finish();
     let Some(outcome) = outcome else {
-        if args.cancel_on_interrupt {
-            let cancelled = handle.cancel().await;
-            if matches!(cancelled, Ok(falq::types::CancelStatus::CancellationRequested)) {
-                journal.append(&Entry::Cancelled { request_id: handle.request_id.clone(), at: now_ms() }).ok();
-            }
-            match cancelled {
-                Ok(falq::types::CancelStatus::CancellationRequested) => {
-                    eprintln!("interrupted: {} was cancelled on the relay", handle.request_id)
-                }
-                Ok(other) => eprintln!(
-                    "interrupted: the relay answered {other} to cancelling {}; it stays in the journal: falq resume",
-                    handle.request_id
-                ),
-                Err(e) => eprintln!("interrupted: cancelling {} failed ({e}); it stays pending: falq resume", handle.request_id),
-            }
-        } else {
-            eprintln!("interrupted: {} is still pending; resume with: falq resume", handle.request_id);
-        }
-        return Ok(exit::INTERRUPTED);
+        return Ok(interrupted(&journal, &handle, args.cancel_on_interrupt).await);
     };
     let outcome = outcome.map(|(result, files)| {
         let saved = Saved::of(endpoint, &handle, &result, files);
@@ -735,6 +639,132 @@ async fn run(globals: &Globals, args: RunArgs) -> Result<u8, Failure> {
         }
         Err(e) => Err(Failure { code: falq_code(&e), error: e.into() }),
     }
+}
+
+/// The endpoint `falq run` is for; `None` once help was printed.
+fn run_target(args: &RunArgs) -> Result<Option<inputs::Target>, Failure> {
+    let Some(endpoint_id) = args.endpoint.as_deref() else {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let run = cmd.find_subcommand_mut("run").map(|c| c.render_help().to_string()).unwrap_or_default();
+        if args.help {
+            println!("{run}");
+            return Ok(None);
+        }
+        return Err(Usage(format!("which endpoint? `falq endpoints` lists them\n\n{run}")).into());
+    };
+    let endpoint = inputs::find_endpoint(endpoint_id, args.untyped)?;
+    if args.help {
+        print!("{}", inputs::endpoint_help(endpoint));
+        return Ok(None);
+    }
+    Ok(Some(endpoint))
+}
+
+/// What a run costs: the prices, its estimate, and why `--max-cost` refuses it, if it does.
+fn run_cost(
+    args: &RunArgs,
+    endpoint: inputs::Target,
+    input: &Value,
+) -> Result<(cost::Prices, Option<cost::Estimate>, Option<String>), Failure> {
+    let prices = args.cost.prices()?;
+    if let Some(refused) = args.cost.cannot_cap(&prices, endpoint.id) {
+        return Err(refused.into());
+    }
+    let estimate = match prices.estimate(endpoint, input) {
+        Ok(e) => e,
+        Err(why) if args.cost.max_cost.is_some() => {
+            return Err(Usage(format!("{}: {why}, so --max-cost cannot be kept; nothing was sent", endpoint.id)).into());
+        }
+        Err(why) => {
+            eprintln!("note: {}: {why}: the job is unpriced", endpoint.id);
+            None
+        }
+    };
+    let over_cap = match (args.cost.max_cost, &estimate) {
+        (Some(cap), Some(e)) if e.cost > cap => Some(format!(
+            "{} is estimated at {}, above --max-cost {}",
+            endpoint.id,
+            describe_estimate(&prices, endpoint.id, e),
+            prices.show(cap)
+        )),
+        _ => None,
+    };
+    Ok((prices, estimate, over_cap))
+}
+
+/// The client of a run: the relay, or a simulator of this process (living as long as the
+/// guard); the run's wait mode and deadline, cancelling on the deadline.
+async fn run_client(globals: &Globals, args: &RunArgs) -> Result<(Client, String, Option<falq_sim::Sim>), Failure> {
+    let mut sim_guard = None;
+    let mut config = if args.sim {
+        let config = falq_sim::SimConfig { seed: fresh_seed(), ..falq_sim::SimConfig::default() };
+        let sim = falq_sim::Sim::spawn(config).await.context("cannot start the simulator")?;
+        let mut c = Config::new(sim.base_url())?;
+        c.key = Some(globals.key()?.unwrap_or_else(|| ApiKey::new("sim")));
+        sim_guard = Some(sim);
+        c
+    } else {
+        globals.config(None)?
+    };
+    config.wait.mode = match args.wait {
+        WaitArg::Poll => WaitMode::Poll,
+        WaitArg::Stream => WaitMode::Stream,
+    };
+    config.wait.deadline = args.timeout;
+    config.wait.cancel_on_timeout = CancelOnTimeout::Cancel;
+    let base_url = config.base_url.to_string();
+    Ok((Client::new(config)?, base_url, sim_guard))
+}
+
+/// The handle of a run's submit, or the error that says what became of the job.
+fn run_submit(journal: &Journal, submitted: paid::Submitted, files: &[falq::files::LocalFile]) -> Result<RequestHandle, Failure> {
+    match submitted {
+        paid::Submitted::Sent { handle, unrecorded: None, .. } => Ok(handle),
+        paid::Submitted::Sent { handle, local_id, unrecorded: Some(e) } => {
+            let (id, path) = (&handle.request_id, journal.path().display());
+            Err(anyhow!(
+                "the job {id} was submitted but the journal {path} could not record its request id (its intent {local_id} is there): {e}"
+            )
+            .into())
+        }
+        paid::Submitted::NotJournaled(e) => {
+            Err(anyhow!("the journal {} could not be written; nothing was sent: {e}", journal.path().display()).into())
+        }
+        paid::Submitted::Failed { error, local_id } => {
+            if let (FalqError::Http { status: 413, .. }, Some(why)) = (&error, inputs::too_large(files)) {
+                return Err(why.into());
+            }
+            if error.maybe_submitted() {
+                eprintln!(
+                    "note: the submit may have reached the relay; `falq jobs` lists it as maybe-submitted: {}",
+                    paid::settle_hint(&local_id)
+                );
+            }
+            Err(Failure { code: falq_code(&error), error: error.into() })
+        }
+    }
+}
+
+/// A run interrupted while waiting: its job cancelled on the relay when asked to (and
+/// journaled so), else left pending for `falq resume`.
+async fn interrupted(journal: &Journal, handle: &RequestHandle, cancel: bool) -> u8 {
+    if !cancel {
+        eprintln!("interrupted: {} is still pending; resume with: falq resume", handle.request_id);
+        return exit::INTERRUPTED;
+    }
+    let cancelled = handle.cancel().await;
+    if matches!(cancelled, Ok(falq::types::CancelStatus::CancellationRequested)) {
+        journal.append(&Entry::Cancelled { request_id: handle.request_id.clone(), at: now_ms() }).ok();
+    }
+    match cancelled {
+        Ok(falq::types::CancelStatus::CancellationRequested) => eprintln!("interrupted: {} was cancelled on the relay", handle.request_id),
+        Ok(other) => {
+            eprintln!("interrupted: the relay answered {other} to cancelling {}; it stays in the journal: falq resume", handle.request_id)
+        }
+        Err(e) => eprintln!("interrupted: cancelling {} failed ({e}); it stays pending: falq resume", handle.request_id),
+    }
+    exit::INTERRUPTED
 }
 
 /// Teaches the client this endpoint's recent service times on this relay, from the
@@ -1056,9 +1086,33 @@ const RESUME_CONCURRENCY: usize = 8;
 
 async fn resume(globals: &Globals) -> Result<u8, Failure> {
     let journal = journal()?;
-    let mut worst = 0u8;
     // Unfinished batches first: each runs again as it was started (its pending lines are
     // waited for, its unsent lines sent; no line twice).
+    let mut worst = resume_batches(globals, &journal).await?;
+    let (jobs, unreadable) = journal.jobs().with_context(|| format!("reading {}", journal.path().display()))?;
+    if unreadable > 0 {
+        eprintln!("note: skipped {unreadable} unreadable journal line(s)");
+    }
+    // Jobs of unknown fate are never resubmitted by falq: each is reported until settled.
+    for job in jobs.iter().filter(|j| j.state() == "maybe-submitted") {
+        let Entry::Intent { local_id, endpoint, out, .. } = &job.submitted else { continue };
+        eprintln!("maybe-submitted {local_id} ({endpoint}, outputs to {}): {}", out.display(), batch::settle_hint(local_id));
+        worst = worst.max(exit::JOB_FAILED);
+    }
+    let pending: Vec<_> = jobs.into_iter().filter(|j| j.state() == "pending").collect();
+    if pending.is_empty() {
+        eprintln!("no pending jobs");
+        return Ok(worst);
+    }
+    let (runnable, skipped) = resumable(globals, pending);
+    worst = worst.max(skipped);
+    Ok(worst.max(finish_all(&journal, &runnable).await))
+}
+
+/// Runs every batch the journal shows started and not ended, as it was started; answers
+/// the worst exit code.
+async fn resume_batches(globals: &Globals, journal: &Journal) -> Result<u8, Failure> {
+    let mut worst = 0u8;
     let (entries, _) = journal.entries().with_context(|| format!("reading {}", journal.path().display()))?;
     let mut batches: Vec<(PathBuf, Vec<String>, String)> = Vec::new();
     for entry in entries {
@@ -1089,23 +1143,16 @@ async fn resume(globals: &Globals) -> Result<u8, Failure> {
             }
         }
     }
-    let (jobs, unreadable) = journal.jobs().with_context(|| format!("reading {}", journal.path().display()))?;
-    if unreadable > 0 {
-        eprintln!("note: skipped {unreadable} unreadable journal line(s)");
-    }
-    // Jobs of unknown fate are never resubmitted by falq: each is reported until settled.
-    for job in jobs.iter().filter(|j| j.state() == "maybe-submitted") {
-        let Entry::Intent { local_id, endpoint, out, .. } = &job.submitted else { continue };
-        eprintln!("maybe-submitted {local_id} ({endpoint}, outputs to {}): {}", out.display(), batch::settle_hint(local_id));
-        worst = worst.max(exit::JOB_FAILED);
-    }
-    let pending: Vec<_> = jobs.into_iter().filter(|j| j.state() == "pending").collect();
-    if pending.is_empty() {
-        eprintln!("no pending jobs");
-        return Ok(worst);
-    }
-    let progress = progress::Progress::new(std::io::stderr().is_terminal());
-    // Each job: its client and handle, or why its entry cannot be resumed (skipped, reported).
+    Ok(worst)
+}
+
+/// A job to resume: its client, its handle, where its outputs go and their stem.
+type Resumable = (Client, RequestHandle, PathBuf, String);
+
+/// Each pending job's client and handle, or why its entry cannot be resumed (skipped,
+/// reported: the worst exit code of those).
+fn resumable(globals: &Globals, pending: Vec<journal::Job>) -> (Vec<Resumable>, u8) {
+    let mut worst = 0u8;
     let mut runnable = Vec::new();
     for job in pending {
         let Entry::Submitted { endpoint, request_id, base_url, out, sim, batch, .. } = &job.submitted else { continue };
@@ -1133,6 +1180,14 @@ async fn resume(globals: &Globals) -> Result<u8, Failure> {
             }
         }
     }
+    (runnable, worst)
+}
+
+/// Waits for every job and saves its outputs (a few at once), recording each outcome;
+/// answers the worst exit code.
+async fn finish_all(journal: &Journal, runnable: &[Resumable]) -> u8 {
+    let mut worst = 0u8;
+    let progress = progress::Progress::new(std::io::stderr().is_terminal());
     use futures_util::StreamExt;
     let mut running = futures_util::stream::iter(runnable.iter().map(|(_client, handle, out, stem)| {
         progress.line(&format!("resuming {} ({})", handle.request_id, handle.endpoint_id));
@@ -1147,7 +1202,7 @@ async fn resume(globals: &Globals) -> Result<u8, Failure> {
     .buffer_unordered(RESUME_CONCURRENCY);
     while let Some((handle, outcome)) = running.next().await {
         // A journal that cannot be written leaves the job pending: resume finds it again.
-        let _ = paid::record_outcome(&journal, &handle.request_id, outcome.as_ref()).await;
+        let _ = paid::record_outcome(journal, &handle.request_id, outcome.as_ref()).await;
         match &outcome {
             Ok(saved) => {
                 for f in &saved.files {
@@ -1165,7 +1220,7 @@ async fn resume(globals: &Globals) -> Result<u8, Failure> {
     }
     drop(running);
     progress.finish();
-    Ok(worst)
+    worst
 }
 
 async fn sim(args: SimArgs) -> Result<u8, Failure> {

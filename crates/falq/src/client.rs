@@ -594,26 +594,15 @@ impl RequestHandle {
             // Boxed: a waiting job's state stays small; the call's state lives only while it runs.
             let (status, retry_after) = Box::pin(self.status_answer(policy.logs)).await?;
             seen.report(&status, on_update);
-            st.polls += 1;
             st.retry_after = retry_after;
-            match status.status {
-                QueueStatusKind::Completed => {
-                    if learn {
-                        knowledge.completed(&self.endpoint_id, origin, st.last_poll.unwrap_or_default(), origin.elapsed());
-                    }
-                    return Ok(Waited::Status(Box::new(status)));
+            if status.status == QueueStatusKind::Completed {
+                if learn {
+                    knowledge.completed(&self.endpoint_id, origin, st.last_poll.unwrap_or_default(), origin.elapsed());
                 }
-                QueueStatusKind::InQueue => {
-                    let p = status.queue_position.unwrap_or(0);
-                    match first_position {
-                        Some(first) => st.queue_rate = crate::poll::drain_rate(first, (asked, p)).or(st.queue_rate),
-                        None => first_position = Some((asked, p)),
-                    }
-                    st.seen = Seen::Queued(p);
-                }
-                QueueStatusKind::InProgress => st.seen = Seen::Running,
+                return Ok(Waited::Status(Box::new(status)));
             }
-            st.last_poll = Some(asked);
+            let queued = (status.status == QueueStatusKind::InQueue).then(|| status.queue_position.unwrap_or(0));
+            st.saw(queued, asked, &mut first_position);
         }
     }
 
@@ -677,7 +666,7 @@ impl RequestHandle {
         // Boxed: the opening's state (the operation's) is gone once the stream is open, and
         // a stream lasts the whole job.
         let opening = Box::pin(self.open_stream());
-        let (status, headers, mut body) = match opening.await {
+        let (status, headers, body) = match opening.await {
             Ok(r) => r,
             Err(Error::Network { .. }) => {
                 verdict(None);
@@ -695,19 +684,36 @@ impl RequestHandle {
             // The relay has no stream (or not as SSE): every later wait of this client polls.
             verdict((matches!(status, 404 | 405 | 501) || (success && !is_sse)).then_some(false));
             if matches!(status, 401 | 403) {
-                let mut bytes = Vec::new();
-                while let Ok(Some(Ok(chunk))) = tokio::time::timeout(self.client.config().timeouts.stream_idle, body.next()).await {
-                    bytes.extend_from_slice(&chunk);
-                    if bytes.len() > 64 << 10 {
-                        break;
-                    }
-                }
-                let answer = Answer { status, headers, body: Bytes::from(bytes) };
-                return Err(answer_error(&self.endpoint_id, Some(&self.request_id), Call::Stream, &answer));
+                return Err(self.refused_stream(status, headers, body).await);
             }
             return Ok(None);
         }
         verdict(Some(true));
+        self.follow(body, seen, on_update).await
+    }
+
+    /// The error of a stream refused for its key (401, 403): its body, read within the
+    /// stream's idle time and 64 KiB, says why.
+    async fn refused_stream(&self, status: u16, headers: reqwest::header::HeaderMap, mut body: ByteStream) -> Error {
+        let mut bytes = Vec::new();
+        while let Ok(Some(Ok(chunk))) = tokio::time::timeout(self.client.config().timeouts.stream_idle, body.next()).await {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() > 64 << 10 {
+                break;
+            }
+        }
+        let answer = Answer { status, headers, body: Bytes::from(bytes) };
+        answer_error(&self.endpoint_id, Some(&self.request_id), Call::Stream, &answer)
+    }
+
+    /// Follows an open status stream to COMPLETED; `Ok(None)` when it ends, goes silent,
+    /// or says something that is no status before (the job polls).
+    async fn follow(
+        &self,
+        mut body: ByteStream,
+        seen: &mut Progress,
+        on_update: &mut (impl FnMut(&Update) + Send),
+    ) -> Result<Option<QueueStatus>, Error> {
         let mut parser = SseParser::with_limit(self.client.config().http.max_sse_line);
         let idle = self.client.config().timeouts.stream_idle;
         let quiet = self.client.config().timeouts.stream_quiet;
@@ -721,12 +727,7 @@ impl RequestHandle {
                 let (status, _) = Box::pin(self.status_answer(self.client.config().wait.logs)).await?;
                 seen.report(&status, on_update);
                 if status.status == QueueStatusKind::Completed {
-                    if let Some(origin) = self.submitted_at {
-                        let t = origin.elapsed();
-                        self.client.knowledge.completed(&self.endpoint_id, origin, t.saturating_sub(quiet), t);
-                    }
-                    tokio::spawn(drain(body));
-                    return Ok(Some(status));
+                    return Ok(Some(self.streamed_to_completion(status, quiet, body)));
                 }
                 if last_kind.is_some_and(|k| k != status.status) {
                     tracing::debug!(request_id = %self.request_id, "the status stream fell behind the status; polling");
@@ -761,15 +762,21 @@ impl RequestHandle {
                 last_event = Instant::now();
                 last_kind = Some(status.status);
                 if status.status == QueueStatusKind::Completed {
-                    if let Some(origin) = self.submitted_at {
-                        let t = origin.elapsed();
-                        self.client.knowledge.completed(&self.endpoint_id, origin, t.saturating_sub(Duration::from_millis(5)), t);
-                    }
-                    tokio::spawn(drain(body));
-                    return Ok(Some(status));
+                    return Ok(Some(self.streamed_to_completion(status, Duration::from_millis(5), body)));
                 }
             }
         }
+    }
+
+    /// A stream's job completed, seen within `lag` of its completion: the client learns
+    /// its service time, and the rest of the stream is read in the background.
+    fn streamed_to_completion(&self, status: QueueStatus, lag: Duration, body: ByteStream) -> QueueStatus {
+        if let Some(origin) = self.submitted_at {
+            let t = origin.elapsed();
+            self.client.knowledge.completed(&self.endpoint_id, origin, t.saturating_sub(lag), t);
+        }
+        tokio::spawn(drain(body));
+        status
     }
 
     /// The job's result as JSON, checked against the endpoint's output type (for an

@@ -47,6 +47,26 @@ pub struct PollState {
     pub retry_after: Option<Duration>,
 }
 
+impl PollState {
+    /// Takes in one poll's answer about a job not completed, asked `asked` after its
+    /// submit: `queued` is its queue position (`None`: running). `first` keeps the first
+    /// position seen, from which the queue's drain rate is measured.
+    pub fn saw(&mut self, queued: Option<i64>, asked: Duration, first: &mut Option<(Duration, i64)>) {
+        self.polls += 1;
+        match queued {
+            Some(p) => {
+                match first {
+                    Some(f) => self.queue_rate = drain_rate(*f, (asked, p)).or(self.queue_rate),
+                    None => *first = Some((asked, p)),
+                }
+                self.seen = Seen::Queued(p);
+            }
+            None => self.seen = Seen::Running,
+        }
+        self.last_poll = Some(asked);
+    }
+}
+
 /// The knobs of the policy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PollPolicy {

@@ -173,73 +173,8 @@ pub(super) fn status_stream(shared: &Arc<Shared>, app_path: &str, request_id: &s
         };
         (seq, job.watch.subscribe())
     };
-    /// Counts the stream open from here until it is dropped (ended, or the client left).
-    struct Open(Arc<Shared>);
-    impl Open {
-        fn new(shared: &Arc<Shared>) -> Open {
-            let mut core = shared.core();
-            let route = &mut core.routes.stream;
-            route.open += 1;
-            route.peak_open = route.peak_open.max(route.open);
-            drop(core);
-            Open(shared.clone())
-        }
-    }
-    impl Drop for Open {
-        fn drop(&mut self) {
-            let mut core = self.0.core();
-            core.routes.stream.open = core.routes.stream.open.saturating_sub(1);
-        }
-    }
-    struct State {
-        shared: Arc<Shared>,
-        seq: u64,
-        rx: watch::Receiver<u64>,
-        logs: bool,
-        malformed: bool,
-        last: Option<(QueueStatusKind, u32)>,
-        done: bool,
-        _open: Open,
-    }
-    let state = State { shared: shared.clone(), seq, rx, logs, malformed, last: None, done: false, _open: Open::new(shared) };
-    let events = stream::unfold(state, |mut st| async move {
-        if st.done {
-            return None;
-        }
-        loop {
-            let _ = st.rx.borrow_and_update();
-            let event = {
-                let mut core = st.shared.core();
-                let job = core.job(st.seq)?;
-                let signature = (job.phase.kind(), if st.logs { job.steps_done } else { 0 });
-                if st.last == Some(signature) {
-                    None
-                } else {
-                    let json = serde_json::to_string(&status_body(&st.shared, &core, job, st.seq, st.logs)).unwrap_or_default();
-                    let json = if st.malformed { String::from_utf8_lossy(&json.as_bytes()[..json.len() / 2]).into_owned() } else { json };
-                    let frame = Bytes::from(format!("data: {json}\n\n"));
-                    count_stream_bytes(&mut core, st.seq, frame.len());
-                    st.malformed = false;
-                    st.last = Some(signature);
-                    st.done = signature.0 == QueueStatusKind::Completed;
-                    Some(frame)
-                }
-            };
-            if let Some(frame) = event {
-                return Some((Ok(Frame::data(frame)), st));
-            }
-            let keep_alive = st.shared.config.timing.keep_alive;
-            match tokio::time::timeout(keep_alive, st.rx.changed()).await {
-                Ok(Ok(())) => continue,
-                Ok(Err(_)) => return None,
-                Err(_) => {
-                    let frame = Bytes::from_static(b": keep-alive\n\n");
-                    count_stream_bytes(&mut st.shared.core(), st.seq, frame.len());
-                    return Some((Ok(Frame::data(frame)), st));
-                }
-            }
-        }
-    });
+    let state = StreamState { shared: shared.clone(), seq, rx, logs, malformed, last: None, done: false, _open: Open::new(shared) };
+    let events = stream::unfold(state, next_event);
     Reply {
         status: StatusCode::OK,
         headers: vec![
@@ -249,6 +184,84 @@ pub(super) fn status_stream(shared: &Arc<Shared>, app_path: &str, request_id: &s
         body: ReplyBody::Stream(StreamBody::new(events).boxed_unsync()),
         job: Some(seq),
     }
+}
+
+/// Counts a status stream open from its start until it is dropped (ended, or the client left).
+struct Open(Arc<Shared>);
+
+impl Open {
+    fn new(shared: &Arc<Shared>) -> Open {
+        let mut core = shared.core();
+        let route = &mut core.routes.stream;
+        route.open += 1;
+        route.peak_open = route.peak_open.max(route.open);
+        drop(core);
+        Open(shared.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        let mut core = self.0.core();
+        core.routes.stream.open = core.routes.stream.open.saturating_sub(1);
+    }
+}
+
+/// Where a status stream stands.
+struct StreamState {
+    shared: Arc<Shared>,
+    seq: u64,
+    rx: watch::Receiver<u64>,
+    logs: bool,
+    /// The next event is cut in half (a fault).
+    malformed: bool,
+    /// The state and log count last sent.
+    last: Option<(QueueStatusKind, u32)>,
+    done: bool,
+    _open: Open,
+}
+
+/// The stream's next frame: the status when it changed since the last event, else a
+/// `: keep-alive` after a quiet interval; none once `COMPLETED` was sent or the job is gone.
+async fn next_event(mut st: StreamState) -> Option<(Result<Frame<Bytes>, std::convert::Infallible>, StreamState)> {
+    if st.done {
+        return None;
+    }
+    loop {
+        let _ = st.rx.borrow_and_update();
+        if let Some(frame) = changed_status(&mut st)? {
+            return Some((Ok(Frame::data(frame)), st));
+        }
+        let keep_alive = st.shared.config.timing.keep_alive;
+        match tokio::time::timeout(keep_alive, st.rx.changed()).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(_)) => return None,
+            Err(_) => {
+                let frame = Bytes::from_static(b": keep-alive\n\n");
+                count_stream_bytes(&mut st.shared.core(), st.seq, frame.len());
+                return Some((Ok(Frame::data(frame)), st));
+            }
+        }
+    }
+}
+
+/// The job's status as an event when it changed since the last one sent (`Some(None)`:
+/// unchanged); `None` when the job is gone.
+fn changed_status(st: &mut StreamState) -> Option<Option<Bytes>> {
+    let mut core = st.shared.core();
+    let job = core.job(st.seq)?;
+    let signature = (job.phase.kind(), if st.logs { job.steps_done } else { 0 });
+    if st.last == Some(signature) {
+        return Some(None);
+    }
+    let json = serde_json::to_string(&status_body(&st.shared, &core, job, st.seq, st.logs)).unwrap_or_default();
+    let json = if st.malformed { String::from_utf8_lossy(&json.as_bytes()[..json.len() / 2]).into_owned() } else { json };
+    let frame = Bytes::from(format!("data: {json}\n\n"));
+    count_stream_bytes(&mut core, st.seq, frame.len());
+    st.malformed = false;
+    st.last = Some(signature);
+    st.done = signature.0 == QueueStatusKind::Completed;
+    Some(Some(frame))
 }
 
 pub(super) fn count_stream_bytes(core: &mut Core, seq: u64, len: usize) {
