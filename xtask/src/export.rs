@@ -8,8 +8,7 @@ use std::collections::BTreeSet;
 use falq_core::FileKind;
 use serde_json::{Map, Value, json};
 
-/// Where OpenAPI keeps named schemas; a `$ref` into it becomes one into `$defs`.
-pub const COMPONENT_PREFIX: &str = "#/components/schemas/";
+use crate::walk::component_name;
 
 /// Keywords an OpenAPI 3.0 Schema Object shares with JSON Schema, whose value is data.
 const SHARED_KEYWORDS: &[&str] = &[
@@ -51,7 +50,7 @@ pub fn to_json_schema(schema: &Value) -> Value {
         let k = k.as_str();
         if k == "$ref" {
             let target = v.as_str().unwrap_or_default();
-            let target = target.strip_prefix(COMPONENT_PREFIX).map_or_else(|| target.to_string(), |name| format!("#/$defs/{name}"));
+            let target = component_name(target).map_or_else(|| target.to_string(), |name| format!("#/$defs/{name}"));
             out.insert("$ref".into(), Value::String(target));
         } else if k == "properties" {
             let props = v.as_object().map(|p| p.iter().map(|(name, s)| (name.clone(), to_json_schema(s))).collect()).unwrap_or_default();
@@ -97,13 +96,13 @@ pub fn to_json_schema(schema: &Value) -> Value {
 fn refs(v: &Value, out: &mut BTreeSet<String>) {
     let mut all = Vec::new();
     crate::walk::refs_in(v, &mut all);
-    out.extend(all.iter().filter_map(|r| r.strip_prefix(COMPONENT_PREFIX)).map(str::to_string));
+    out.extend(all.iter().filter_map(|r| component_name(r)).map(str::to_string));
 }
 
 /// The self-contained JSON Schema of the component `name`: the component itself at the
 /// root, every component it reaches (and only those) under `$defs`.
 pub fn bundled(doc: &Value, name: &str) -> Value {
-    let component = |n: &str| doc.pointer(&format!("/components/schemas/{n}")).cloned().unwrap_or(Value::Bool(true));
+    let component = |n: &str| crate::walk::component(doc, n).cloned().unwrap_or(Value::Bool(true));
     let mut reached = BTreeSet::new();
     let mut todo = vec![name.to_string()];
     while let Some(n) = todo.pop() {
@@ -126,28 +125,7 @@ pub fn bundled(doc: &Value, name: &str) -> Value {
     Value::Object(root)
 }
 
-/// The component a schema's own `$ref` names, if it names one of `doc` (one step).
-pub fn ref_target<'a>(doc: &'a Value, s: &Value) -> Option<&'a Value> {
-    let name = s.get("$ref")?.as_str()?.strip_prefix(COMPONENT_PREFIX)?;
-    doc.get("components")?.get("schemas")?.get(name)
-}
-
-/// Follows `$ref`s and single-`allOf` wrappers to the schema that says what a value is.
-pub fn resolve<'a>(doc: &'a Value, mut s: &'a Value) -> &'a Value {
-    for _ in 0..32 {
-        if s.get("$ref").is_some() {
-            match ref_target(doc, s) {
-                Some(t) => s = t,
-                None => break,
-            }
-        } else if let Some([one]) = s.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
-            s = one;
-        } else {
-            break;
-        }
-    }
-    s
-}
+pub use crate::walk::{ref_target, resolve};
 
 /// One field of an endpoint's input, as the CLI shows and parses it.
 #[derive(Clone, Debug, PartialEq)]
@@ -209,7 +187,7 @@ pub fn type_label(doc: &Value, s: &Value) -> String {
 
 /// The field table of an input component: its properties in order.
 pub fn fields(doc: &Value, input: &str) -> Vec<Field> {
-    let schema = resolve(doc, doc.pointer(&format!("/components/schemas/{input}")).unwrap_or(&Value::Null));
+    let schema = resolve(doc, crate::walk::component(doc, input).unwrap_or(&Value::Null));
     let required: BTreeSet<&str> =
         schema.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
     let Some(props) = schema.get("properties").and_then(Value::as_object) else { return vec![] };
@@ -285,7 +263,7 @@ fn chain<'a>(doc: &'a Value, mut s: &'a Value) -> (Vec<&'a Value>, Vec<&'a str>)
     let mut schemas = vec![s];
     let mut names = Vec::new();
     for _ in 0..32 {
-        if let Some(name) = s.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix(COMPONENT_PREFIX)) {
+        if let Some(name) = s.get("$ref").and_then(Value::as_str).and_then(component_name) {
             match ref_target(doc, s) {
                 Some(t) => {
                     names.push(name);
@@ -412,7 +390,7 @@ fn walk_output(doc: &Value, output: &str, visit: &mut dyn FnMut(&str, &[&str], &
             }
         }
     }
-    if let Some(s) = doc.pointer(&format!("/components/schemas/{output}")) {
+    if let Some(s) = crate::walk::component(doc, output) {
         walk(doc, s, String::new(), &mut Vec::new(), visit, 0);
     }
 }

@@ -142,7 +142,7 @@ fn prefer_pages(pages: &[Document], warnings: &mut Vec<Diagnostic>) -> Vec<Docum
                 .map(|item| {
                     item.values()
                         .filter_map(|op| op.pointer("/requestBody/content/application~1json/schema/$ref").and_then(Value::as_str))
-                        .map(|r| r.trim_start_matches("#/components/schemas/").to_string())
+                        .map(|r| crate::walk::component_name(r).unwrap_or(r).to_string())
                         .collect()
                 })
                 .unwrap_or_default();
@@ -152,7 +152,7 @@ fn prefer_pages(pages: &[Document], warnings: &mut Vec<Diagnostic>) -> Vec<Docum
             let still_used = serde_json::to_string(&p.value["paths"]).unwrap_or_default();
             if let Some(schemas) = p.value.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
                 for i in inputs {
-                    if !still_used.contains(&format!("#/components/schemas/{i}\"")) {
+                    if !still_used.contains(&format!("{}\"", crate::walk::ref_to(&i))) {
                         schemas.shift_remove(&i);
                     }
                 }
@@ -390,7 +390,7 @@ pub fn apply_overlay(doc: &mut Value, overlay: &Document) -> Result<(), Errors> 
                 .get("requestBody")
                 .and_then(|b| b.pointer("/content/application~1json/schema/$ref"))
                 .and_then(Value::as_str)
-                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                .and_then(crate::walk::component_name)
                 .map(str::to_string);
             match target {
                 Some(name) => merge_patch(&mut doc["components"]["schemas"][&name], &patch),
@@ -476,7 +476,7 @@ pub fn canonical(doc: &Value, v: &Value) -> Value {
 fn canonical_at(doc: &Value, v: &Value, depth: usize) -> Value {
     let canonical = |v: &Value| canonical_at(doc, v, depth + 1);
     match v {
-        Value::Object(m) if depth < 16 && m.contains_key("$ref") => match crate::export::ref_target(doc, v) {
+        Value::Object(m) if depth < 16 && m.contains_key("$ref") => match crate::walk::ref_target(doc, v) {
             Some(target) => canonical(target),
             None => v.clone(),
         },

@@ -53,15 +53,15 @@ pub fn is_stable_type_name(name: &str) -> bool {
     is_ascii_ident(name) && typify_pascal(name) == name
 }
 
-/// Replaces `#/components/schemas/{old}` by `#/components/schemas/{new}` everywhere in `v`.
+/// Replaces every `$ref` to the component `old` by one to `new`, everywhere in `v`.
 pub fn rename_refs(v: &mut Value, renames: &[(String, String)]) {
     match v {
         Value::Object(m) => {
             if let Some(Value::String(r)) = m.get_mut("$ref")
-                && let Some(name) = r.strip_prefix("#/components/schemas/")
+                && let Some(name) = crate::walk::component_name(r)
                 && let Some((_, new)) = renames.iter().find(|(old, _)| old == name)
             {
-                *r = format!("#/components/schemas/{new}");
+                *r = crate::walk::ref_to(new);
             }
             for v in m.values_mut() {
                 rename_refs(v, renames);

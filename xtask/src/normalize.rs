@@ -14,8 +14,8 @@ use crate::diag::Diagnostic;
 use crate::load::Source;
 use crate::prose::{ascii_value, default_in_prose, enum_in_prose, range_in_prose, says_optional};
 use crate::walk::{
-    METHODS, describe_path, for_each_operation, for_each_root_schema, for_each_schema, for_each_schema_at, for_each_schema_at_mut, pascal,
-    pointer, refs_in, rust_field_name, schema_ref, walk_schema,
+    METHODS, component_name, describe_path, for_each_operation, for_each_root_schema, for_each_schema, for_each_schema_at,
+    for_each_schema_at_mut, pascal, pointer, refs_in, rust_field_name, schema_ref, walk_schema,
 };
 
 /// What a rule may consult and report.
@@ -963,7 +963,7 @@ pub fn hoist_nested_definitions(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Di
                     || text == format!("#/$defs/{old}")
                     || text.ends_with(&format!("/definitions/{old}"))
                 {
-                    *r = Value::String(format!("#/components/schemas/{new}"));
+                    *r = Value::String(crate::walk::ref_to(new));
                     return;
                 }
             }
@@ -1376,11 +1376,6 @@ pub fn name_inline_responses(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnos
     Ok(())
 }
 
-/// The component a `$ref` names, when it names one (`#/components/schemas/X`).
-fn ref_target(r: &str) -> Option<&str> {
-    r.strip_prefix("#/components/schemas/")
-}
-
 /// A `$ref` must name a schema of the page (or of the authored spec), and no schema
 /// may refer back to itself: a recursive schema is refused with the page's line and
 /// the cycle, since the validators, the CLI's field table and the simulator walk
@@ -1396,7 +1391,7 @@ pub fn refuse_recursive_refs(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagn
     let mut all = Vec::new();
     refs_in(doc, &mut all);
     for r in &all {
-        let ok = ref_target(r).is_some_and(|n| components.contains(n) || ctx.known_schemas.contains(n));
+        let ok = component_name(r).is_some_and(|n| components.contains(n) || ctx.known_schemas.contains(n));
         if !ok
             && !r.starts_with("#/components/parameters/")
             && !r.starts_with("#/components/responses/")
@@ -1411,7 +1406,7 @@ pub fn refuse_recursive_refs(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagn
         .map(|n| {
             let mut out = Vec::new();
             refs_in(&doc["components"]["schemas"][n], &mut out);
-            (n.clone(), out.iter().filter_map(|r| ref_target(r)).filter(|t| components.contains(*t)).map(str::to_string).collect())
+            (n.clone(), out.iter().filter_map(|r| component_name(r)).filter(|t| components.contains(*t)).map(str::to_string).collect())
         })
         .collect();
     // Depth-first search with an explicit stack: 0 unseen, 1 on the path, 2 done.

@@ -1,4 +1,8 @@
-//! Walking an OpenAPI document held as JSON: its operations and every schema in it.
+//! The one place that knows an OpenAPI document's shape, held as JSON: its operations,
+//! where schemas sit (roots, and where a schema nests others: [`NESTED`]), and how a
+//! component is named and reached (`#/components/schemas/{name}`: [`COMPONENT_PREFIX`],
+//! [`schema_ref`], [`component_name`], [`ref_target`], [`resolve`]). Every stage of regen
+//! walks schemas through here.
 
 use serde_json::{Map, Value};
 
@@ -18,74 +22,84 @@ pub fn for_each_operation(doc: &mut Value, mut f: impl FnMut(&str, &str, &mut Ma
     }
 }
 
-/// The keys below which a schema holds schemas.
-const SCHEMA_LISTS: [&str; 3] = ["allOf", "oneOf", "anyOf"];
+/// How a schema nests others: a map of schemas, one schema, or a list of schemas.
+#[derive(Clone, Copy)]
+pub enum Nest {
+    /// `{name: schema, ...}`.
+    Map,
+    /// A schema (when the value is an object: `additionalProperties: true` is none).
+    One,
+    /// `[schema, ...]`.
+    List,
+}
 
-/// Calls `f` on `schema` and, depth first, on every schema nested in it.
+/// Every keyword under which a schema holds schemas, in the order they are walked.
+pub const NESTED: [(&str, Nest); 9] = [
+    ("properties", Nest::Map),
+    ("items", Nest::One),
+    ("not", Nest::One),
+    ("additionalProperties", Nest::One),
+    ("allOf", Nest::List),
+    ("oneOf", Nest::List),
+    ("anyOf", Nest::List),
+    ("definitions", Nest::Map),
+    ("$defs", Nest::Map),
+];
+
+/// Calls `f` on `schema` and, depth first, on every schema nested in it (after `f` has
+/// seen the schema holding them, so `f` may change what it holds).
 pub fn walk_schema(schema: &mut Value, f: &mut dyn FnMut(&mut Value)) {
     f(schema);
     let Some(obj) = schema.as_object_mut() else { return };
-    if let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut) {
-        for p in props.values_mut() {
-            walk_schema(p, f);
-        }
-    }
-    for key in ["items", "not", "additionalProperties"] {
-        if let Some(s) = obj.get_mut(key).filter(|s| s.is_object()) {
-            walk_schema(s, f);
-        }
-    }
-    for key in SCHEMA_LISTS {
-        if let Some(list) = obj.get_mut(key).and_then(Value::as_array_mut) {
-            for s in list {
-                walk_schema(s, f);
-            }
-        }
-    }
-    for key in ["definitions", "$defs"] {
-        if let Some(defs) = obj.get_mut(key).and_then(Value::as_object_mut) {
-            for s in defs.values_mut() {
-                walk_schema(s, f);
-            }
+    for (key, nest) in NESTED {
+        match (nest, obj.get_mut(key)) {
+            (Nest::Map, Some(Value::Object(m))) => m.values_mut().for_each(|s| walk_schema(s, f)),
+            (Nest::One, Some(s)) if s.is_object() => walk_schema(s, f),
+            (Nest::List, Some(Value::Array(list))) => list.iter_mut().for_each(|s| walk_schema(s, f)),
+            _ => {}
         }
     }
 }
 
-/// Calls `f` on every top-level schema of the document: components, parameters,
-/// request bodies and responses (each then walked with [`walk_schema`] by the caller if needed).
+/// Calls `f` on every top-level schema of the document ([`root_keys`]: components,
+/// parameters, request bodies and responses), each then walked with [`walk_schema`] by
+/// the caller if needed.
 pub fn for_each_root_schema(doc: &mut Value, f: &mut dyn FnMut(&mut Value)) {
-    if let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
-        for s in schemas.values_mut() {
+    for keys in root_keys(doc) {
+        if let Some(s) = doc.pointer_mut(&pointer(&keys)) {
             f(s);
         }
     }
-    for_each_operation(doc, |_, _, op| {
-        if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
-            for p in params {
-                if let Some(s) = p.get_mut("schema") {
-                    f(s);
+}
+
+/// Where the top-level schemas of the document sit, as paths of JSON keys: each
+/// component, then per operation its parameters', request body's and responses' schemas.
+pub fn root_keys(doc: &Value) -> Vec<Vec<String>> {
+    let mut roots: Vec<Vec<String>> = Vec::new();
+    if let Some(schemas) = doc.pointer("/components/schemas").and_then(Value::as_object) {
+        for name in schemas.keys() {
+            roots.push(vec!["components".into(), "schemas".into(), name.clone()]);
+        }
+    }
+    let Some(paths) = doc.get("paths").and_then(Value::as_object) else { return roots };
+    for (path, item) in paths {
+        for method in METHODS {
+            let Some(op) = item.get(method) else { continue };
+            let at = |rest: &[&str]| [&["paths", path.as_str(), method][..], rest].concat().into_iter().map(str::to_string).collect();
+            for i in 0..op.get("parameters").and_then(Value::as_array).map_or(0, Vec::len) {
+                roots.push(at(&["parameters", &i.to_string(), "schema"]));
+            }
+            for mt in op.pointer("/requestBody/content").and_then(Value::as_object).into_iter().flat_map(|c| c.keys()) {
+                roots.push(at(&["requestBody", "content", mt, "schema"]));
+            }
+            for (code, r) in op.get("responses").and_then(Value::as_object).into_iter().flatten() {
+                for mt in r.get("content").and_then(Value::as_object).into_iter().flat_map(|c| c.keys()) {
+                    roots.push(at(&["responses", code, "content", mt, "schema"]));
                 }
             }
         }
-        if let Some(content) = op.get_mut("requestBody").and_then(|b| b.get_mut("content")).and_then(Value::as_object_mut) {
-            for mt in content.values_mut() {
-                if let Some(s) = mt.get_mut("schema") {
-                    f(s);
-                }
-            }
-        }
-        if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
-            for r in responses.values_mut() {
-                if let Some(content) = r.get_mut("content").and_then(Value::as_object_mut) {
-                    for mt in content.values_mut() {
-                        if let Some(s) = mt.get_mut("schema") {
-                            f(s);
-                        }
-                    }
-                }
-            }
-        }
-    });
+    }
+    roots
 }
 
 /// Calls `f` on every schema of the document, nested ones included.
@@ -105,50 +119,56 @@ pub fn pascal(snake: &str) -> String {
         .collect()
 }
 
+/// Where OpenAPI keeps named schemas: a `$ref` to a component starts so.
+pub const COMPONENT_PREFIX: &str = "#/components/schemas/";
+
+/// The `$ref` text of a component schema.
+pub fn ref_to(name: &str) -> String {
+    format!("{COMPONENT_PREFIX}{name}")
+}
+
 /// The JSON `$ref` to a component schema.
 pub fn schema_ref(name: &str) -> Value {
-    serde_json::json!({ "$ref": format!("#/components/schemas/{name}") })
+    serde_json::json!({ "$ref": ref_to(name) })
+}
+
+/// The component a `$ref` names, when it names one (`#/components/schemas/X` → `X`).
+pub fn component_name(r: &str) -> Option<&str> {
+    r.strip_prefix(COMPONENT_PREFIX)
+}
+
+/// The component schema `name` of `doc`.
+pub fn component<'a>(doc: &'a Value, name: &str) -> Option<&'a Value> {
+    doc.get("components")?.get("schemas")?.get(name)
+}
+
+/// The component a schema's own `$ref` names, if it names one of `doc` (one step).
+pub fn ref_target<'a>(doc: &'a Value, s: &Value) -> Option<&'a Value> {
+    component(doc, component_name(s.get("$ref")?.as_str()?)?)
+}
+
+/// Follows `$ref`s and single-`allOf` wrappers to the schema that says what a value is.
+pub fn resolve<'a>(doc: &'a Value, mut s: &'a Value) -> &'a Value {
+    for _ in 0..32 {
+        if s.get("$ref").is_some() {
+            match ref_target(doc, s) {
+                Some(t) => s = t,
+                None => break,
+            }
+        } else if let Some([one]) = s.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
+            s = one;
+        } else {
+            break;
+        }
+    }
+    s
 }
 
 /// Calls `f(keys, schema)` on every schema of the document, nested ones included,
 /// where `keys` is the schema's path of JSON keys from the document's top (list
 /// indices as numbers), as [`crate::load::Source::line_of_path`] takes it.
 pub fn for_each_schema_at(doc: &Value, f: &mut dyn FnMut(&[String], &Value)) {
-    let mut roots: Vec<Vec<String>> = Vec::new();
-    if let Some(schemas) = doc.pointer("/components/schemas").and_then(Value::as_object) {
-        for name in schemas.keys() {
-            roots.push(vec!["components".into(), "schemas".into(), name.clone()]);
-        }
-    }
-    if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
-        for (path, item) in paths {
-            for method in METHODS {
-                let Some(op) = item.get(method) else { continue };
-                let base = vec!["paths".to_string(), path.clone(), method.to_string()];
-                if let Some(params) = op.get("parameters").and_then(Value::as_array) {
-                    for i in 0..params.len() {
-                        roots.push([base.clone(), vec!["parameters".into(), i.to_string(), "schema".into()]].concat());
-                    }
-                }
-                if let Some(content) = op.pointer("/requestBody/content").and_then(Value::as_object) {
-                    for mt in content.keys() {
-                        roots.push([base.clone(), vec!["requestBody".into(), "content".into(), mt.clone(), "schema".into()]].concat());
-                    }
-                }
-                if let Some(responses) = op.get("responses").and_then(Value::as_object) {
-                    for (code, r) in responses {
-                        for mt in
-                            r.get("content").and_then(Value::as_object).map(|c| c.keys().cloned().collect::<Vec<_>>()).unwrap_or_default()
-                        {
-                            roots.push(
-                                [base.clone(), vec!["responses".into(), code.clone(), "content".into(), mt, "schema".into()]].concat(),
-                            );
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let roots = root_keys(doc);
     for keys in roots {
         if let Some(schema) = doc.pointer(&pointer(&keys)) {
             walk_schema_at(schema, &mut keys.clone(), f);
@@ -191,34 +211,18 @@ pub fn for_each_schema_at_mut(doc: &mut Value, f: &mut dyn FnMut(&[String], &mut
 pub fn walk_schema_at(schema: &Value, keys: &mut Vec<String>, f: &mut dyn FnMut(&[String], &Value)) {
     f(keys, schema);
     let Some(obj) = schema.as_object() else { return };
-    let mut nested = |keys: &mut Vec<String>, path: &[&str], s: &Value| {
+    let mut nested = |keys: &mut Vec<String>, path: [&str; 2], s: &Value| {
         let n = keys.len();
-        keys.extend(path.iter().map(|k| k.to_string()));
+        keys.extend(path.iter().filter(|k| !k.is_empty()).map(|k| k.to_string()));
         walk_schema_at(s, keys, f);
         keys.truncate(n);
     };
-    if let Some(props) = obj.get("properties").and_then(Value::as_object) {
-        for (name, p) in props {
-            nested(keys, &["properties", name], p);
-        }
-    }
-    for key in ["items", "not", "additionalProperties"] {
-        if let Some(s) = obj.get(key).filter(|s| s.is_object()) {
-            nested(keys, &[key], s);
-        }
-    }
-    for key in SCHEMA_LISTS {
-        if let Some(list) = obj.get(key).and_then(Value::as_array) {
-            for (i, s) in list.iter().enumerate() {
-                nested(keys, &[key, &i.to_string()], s);
-            }
-        }
-    }
-    for key in ["definitions", "$defs"] {
-        if let Some(defs) = obj.get(key).and_then(Value::as_object) {
-            for (name, s) in defs {
-                nested(keys, &[key, name], s);
-            }
+    for (key, nest) in NESTED {
+        match (nest, obj.get(key)) {
+            (Nest::Map, Some(Value::Object(m))) => m.iter().for_each(|(name, s)| nested(keys, [key, name], s)),
+            (Nest::One, Some(s)) if s.is_object() => nested(keys, [key, ""], s),
+            (Nest::List, Some(Value::Array(list))) => list.iter().enumerate().for_each(|(i, s)| nested(keys, [key, &i.to_string()], s)),
+            _ => {}
         }
     }
 }

@@ -16,9 +16,7 @@ pub use duration::parse_duration;
 pub use kind::{FileKind, OutputFile, canonical_type, content_type_of_name, extension_of_type, output_kind_label, sniff};
 pub use sample::{SAMPLE_URL, minimal_input};
 
-pub use validate::{
-    BoundKind, FieldBound, InputError, InputErrorKind, InputErrors, Segment, Validate, lax_read, validate_input, validate_lax,
-};
+pub use validate::{InputError, InputErrorKind, InputErrors, Segment, Validate, lax_read, validate_input, validate_lax};
 
 /// One endpoint of the catalogue: what the CLI, the simulator and the queue layer
 /// need to know about it.
@@ -38,8 +36,6 @@ pub struct EndpointInfo {
     pub input_schema: &'static str,
     /// The component name of the output schema in the crate's `OPENAPI_JSON`.
     pub output_schema: &'static str,
-    /// The bounds of the input's fields, checked before sending.
-    pub bounds: &'static [FieldBound],
     /// Whether a JSON value is this endpoint's output (decodes as its output type);
     /// the error says which field does not.
     pub check_output: fn(&serde_json::Value) -> Result<(), String>,

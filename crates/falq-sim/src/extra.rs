@@ -24,7 +24,6 @@ pub fn extra_endpoint(id: &str, output_schema: Value) -> &'static EndpointInfo {
         description: "",
         input_schema: "",
         output_schema: "",
-        bounds: &[],
         check_output: |v| if v.is_object() { Ok(()) } else { Err("not a JSON object".into()) },
         fields: &[],
         input_json_schema: r#"{"type": "object"}"#,

@@ -3,8 +3,9 @@
 
 use serde_json::{Map, Value, json};
 
-/// Where OpenAPI keeps named schemas; a `$ref` into it becomes one into `$defs`.
-pub const COMPONENT_PREFIX: &str = "#/components/schemas/";
+/// Where OpenAPI keeps named schemas (regen's one definition); a `$ref` into it becomes
+/// one into `$defs`.
+pub use xtask::walk::COMPONENT_PREFIX;
 
 /// The JSON Schema 2020-12 form of an OpenAPI 3.0 schema: regen's own conversion (the
 /// one the catalogue's schemas are made with), so the suite checks the same thing.

@@ -1,9 +1,9 @@
 //! The generated types behind the spec's schemas: typed round trips per component, and per
-//! submit operation its input, output, bounds and client method. The tables come from the
+//! submit operation its input, output and client method. The tables come from the
 //! catalogue's `for_each_*` macros: a new page is covered with no edit here.
 
 use falq_api::types;
-use falq_api::{Endpoint, FieldBound, InputErrors, Validate, endpoints};
+use falq_api::{Endpoint, InputErrors, Validate, endpoints};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -127,8 +127,6 @@ pub struct TypedEndpoint {
     pub roundtrip: RoundTrip,
     /// JSON → input type → [`Validate::validate`]; the outer error is the deserialization's.
     pub validate: fn(&Value) -> Result<Result<(), InputErrors>, String>,
-    /// The bounds the generated client checks.
-    pub bounds: &'static [FieldBound],
 }
 
 fn short_type_name<T>() -> &'static str {
@@ -150,7 +148,6 @@ impl TypedEndpoint {
             output_type: short_type_name::<E::Output>(),
             roundtrip: roundtrip::<E::Input>,
             validate: validate_as::<E::Input>,
-            bounds: E::info().bounds,
         }
     }
 }
