@@ -142,10 +142,15 @@ impl Client {
             Ok(p) => p,
             Err(e) => return Some(Err(e)),
         };
-        let sending = road::submit(&self.api, info.operation_id, input, &params)?;
-        let mut scope = road::Scope::new(info.id, None);
-        scope.files = files.to_vec();
+        let prepared = road::prepare(info.operation_id, input)?;
+        // The slot first; the operation is built and boxed only once it is taken (10,000
+        // submits waiting for their turn hold their inputs, not 10,000 requests).
         let call = || async {
+            let Some(sending) = road::submit(&self.api, info.operation_id, &prepared, &params) else {
+                return Err(self.refused(info.id, "the endpoint has no submit operation for this input"));
+            };
+            let mut scope = road::Scope::new(info.id, None);
+            scope.files = files.to_vec();
             let (sent, kept) = road::run(scope, sending).await;
             match kept {
                 Some(Ok(answer)) => Ok((answer, sent.ok().map(|v| v.into_inner()))),

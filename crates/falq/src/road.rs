@@ -158,25 +158,54 @@ pub(crate) fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(json: &Va
     same_input(&back, json).then_some(t)
 }
 
-/// Starts sending `input` through the generated submit operation of `operation_id`, with
-/// `params`; `None` when no endpoint of the catalogue has that operation, or the input is
-/// not of its type (typed) or not held by it as it is (JSON). One arm per endpoint, from
-/// the catalogue's `for_each_endpoint!`, so a new page needs no edit here.
+/// An input made ready for its endpoint's submit operation ([`prepare`]): the caller's typed
+/// input, or JSON read into the endpoint's type. Kept while the submit waits for its
+/// in-flight slot; the operation itself is built only once the slot is taken.
+pub(crate) enum Prepared<'a> {
+    Typed(&'a (dyn std::any::Any + Send + Sync)),
+    Owned(Box<dyn std::any::Any + Send + Sync>),
+}
+
+impl Prepared<'_> {
+    fn get(&self) -> &(dyn std::any::Any + Send + Sync) {
+        match self {
+            Prepared::Typed(any) => *any,
+            Prepared::Owned(boxed) => boxed.as_ref(),
+        }
+    }
+}
+
+/// The generated submit operations, one arm per endpoint, from the catalogue's
+/// `for_each_endpoint!`, so a new page needs no edit here:
+/// - [`prepare`]: `input` made ready for the operation `operation_id`; `None` when no
+///   endpoint of the catalogue has that operation, or the input is not of its type
+///   (typed) or not held by it as it is (JSON);
+/// - [`submit`]: starts sending a prepared input through the operation, with `params`.
 macro_rules! submit_operations {
     ($($marker:ident => $method:ident),* $(,)?) => {
+        pub(crate) fn prepare<'a>(operation_id: &str, input: Input<'a>) -> Option<Prepared<'a>> {
+            $(
+                if operation_id == stringify!($method) {
+                    type In = <falq_api::endpoints::$marker as Endpoint>::Input;
+                    return match input {
+                        Input::Typed(any) => any.is::<In>().then_some(Prepared::Typed(any)),
+                        Input::Json(json) => typed::<In>(json).map(|t| Prepared::Owned(Box::new(t))),
+                    };
+                }
+            )*
+            None
+        }
+
         pub(crate) fn submit<'a>(
             api: &'a falq_api::Client,
             operation_id: &str,
-            input: Input<'_>,
+            input: &Prepared<'_>,
             params: &SubmitParameters,
         ) -> Option<BoxFuture<'a, Submitted>> {
             $(
                 if operation_id == stringify!($method) {
                     type In = <falq_api::endpoints::$marker as Endpoint>::Input;
-                    let input: In = match input {
-                        Input::Typed(any) => any.downcast_ref::<In>()?.clone(),
-                        Input::Json(json) => typed::<In>(json)?,
-                    };
+                    let input: In = input.get().downcast_ref::<In>()?.clone();
                     let mut op = api.$method().body(input);
                     if let Some(v) = &params.webhook {
                         op = op.fal_webhook(v.clone());
