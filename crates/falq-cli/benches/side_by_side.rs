@@ -8,7 +8,9 @@
 //! `cargo bench -p falq-cli --bench side_by_side`. Knobs: FALQ_SBS_JOBS (200),
 //! FALQ_SBS_SERVICE (service times in seconds, "2,4,8"), FALQ_SBS_SLOW_JOBS (1000; 0
 //! skips the slow-relay round), FALQ_SBS_CLIENTS ("falq,fal-js,fal-client"), FALQ_SBS_DEBUG
-//! (each round's requests per route, and its first errors, on stderr).
+//! (each round's requests per route, and its first errors, on stderr), FALQ_SBS_H2=1 (falq
+//! speaks HTTP/2 to the simulator, as it would to an HTTPS relay offering it; the peers
+//! stay on HTTP/1.1).
 //!
 //! Fairness: every client runs alone against its own simulator process; the order of the
 //! clients rotates per scenario. fal-client only speaks https: it reaches the simulator
