@@ -173,7 +173,6 @@ impl Client {
 
     /// An input sent as it is, by the transport (no operation exists for it).
     async fn submit_bytes(&self, endpoint_id: &str, body: Bytes, options: &SubmitOptions) -> Result<RequestHandle, Error> {
-        validate_endpoint_id(endpoint_id)?;
         let headers = options.headers()?;
         let mut url = endpoint_url(self.transport.base(), endpoint_id);
         if let Some(hook) = &options.webhook {

@@ -120,15 +120,10 @@ impl Transport {
     pub(crate) async fn open(&self, call: Call, outgoing: Outgoing<'_>, ctx: &CallCtx<'_>) -> Result<reqwest::Response, Error> {
         let outgoing = &outgoing;
         attempts(|n| async move {
-            let sent = match self.send_once(call, outgoing, ctx).await {
-                Ok(sent) => sent,
-                Err(e) => return Attempt::Done(Err(e)),
-            };
-            let outcome = falq_api::outcome_of(&sent);
-            if let Some(delay) = self.next_try(call, n, outcome) {
-                return Attempt::Again(delay);
+            match self.answered(call, outgoing, ctx, n).await {
+                Ok(resp) => Attempt::Done(Ok(resp)),
+                Err(attempt) => attempt,
             }
-            Attempt::Done(sent.map_err(|e| self.network(ctx, call, n, &e, outcome)).and_then(|r| self.not_redirected(ctx, call, r)))
         })
         .await
     }
@@ -144,17 +139,9 @@ impl Transport {
         let outgoing = Outgoing::Url { method: Method::GET, url, body: None, headers: None };
         let (ctx, outgoing, save) = (&ctx, &outgoing, &save);
         attempts(|n| async move {
-            let sent = match self.send_once(Call::Download, outgoing, ctx).await {
-                Ok(sent) => sent,
-                Err(e) => return Attempt::Done(Err(e)),
-            };
-            let outcome = falq_api::outcome_of(&sent);
-            if let Some(delay) = self.next_try(Call::Download, n, outcome) {
-                return Attempt::Again(delay);
-            }
-            let resp = match sent {
+            let resp = match self.answered(Call::Download, outgoing, ctx, n).await {
                 Ok(resp) => resp,
-                Err(e) => return Attempt::Done(Err(self.network(ctx, Call::Download, n, &e, outcome))),
+                Err(attempt) => return attempt,
             };
             if !resp.status().is_success() {
                 let message = format!("HTTP {} (media links expire: download promptly)", resp.status());
@@ -186,17 +173,9 @@ impl Transport {
 
     /// One attempt of a short call: a send and, unless the policy retries its answer, a read.
     async fn exchange_once(&self, call: Call, outgoing: &Outgoing<'_>, ctx: &CallCtx<'_>, n: u32) -> Attempt<Answer> {
-        let sent = match self.send_once(call, outgoing, ctx).await {
-            Ok(sent) => sent,
-            Err(e) => return Attempt::Done(Err(e)),
-        };
-        let outcome = falq_api::outcome_of(&sent);
-        if let Some(delay) = self.next_try(call, n, outcome) {
-            return Attempt::Again(delay);
-        }
-        let resp = match sent.map_err(|e| self.network(ctx, call, n, &e, outcome)).and_then(|r| self.not_redirected(ctx, call, r)) {
+        let resp = match self.answered(call, outgoing, ctx, n).await {
             Ok(resp) => resp,
-            Err(e) => return Attempt::Done(Err(e)),
+            Err(attempt) => return attempt,
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
@@ -236,6 +215,22 @@ impl Transport {
                 })),
             },
         }
+    }
+
+    /// Attempt `n`'s send as the retry policy reads it: the response (for an API call, one
+    /// that does not redirect off the base), or what the attempt came to (another after a
+    /// delay the policy allows, or the call's error).
+    async fn answered<T>(&self, call: Call, outgoing: &Outgoing<'_>, ctx: &CallCtx<'_>, n: u32) -> Result<reqwest::Response, Attempt<T>> {
+        let sent = self.send_once(call, outgoing, ctx).await.map_err(|e| Attempt::Done(Err(e)))?;
+        let outcome = falq_api::outcome_of(&sent);
+        if let Some(delay) = self.next_try(call, n, outcome) {
+            return Err(Attempt::Again(delay));
+        }
+        let resp = sent.map_err(|e| Attempt::Done(Err(self.network(ctx, call, n, &e, outcome))))?;
+        if call == Call::Download {
+            return Ok(resp);
+        }
+        self.not_redirected(ctx, call, resp).map_err(|e| Attempt::Done(Err(e)))
     }
 
     /// One send: the request made afresh (nothing is held for a retry while a call is out),
@@ -289,7 +284,7 @@ impl Transport {
             let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
             return Err(Error::ForeignRedirect { endpoint: ctx.endpoint.to_string(), call, location });
         }
-        if call != Call::Download && resp.version() == reqwest::Version::HTTP_2 {
+        if resp.version() == reqwest::Version::HTTP_2 {
             self.in_flight.h2.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(resp)
