@@ -128,10 +128,14 @@ pub fn outcome_of(sent: &reqwest::Result<reqwest::Response>) -> retry::Outcome {
     }
 }
 
-/// A jitter in `-1.0..=1.0` for [`retry::decide`].
+/// A jitter in `-1.0..=1.0` for [`retry::decide`] (asked of every attempt: from a
+/// generator seeded once per thread, not a system call each time).
 pub fn jitter() -> f64 {
     use rand::{Rng, SeedableRng};
-    rand::rngs::SmallRng::from_os_rng().random_range(-1.0..=1.0)
+    thread_local! {
+        static RNG: std::cell::RefCell<rand::rngs::SmallRng> = std::cell::RefCell::new(rand::rngs::SmallRng::from_os_rng());
+    }
+    RNG.with_borrow_mut(|rng| rng.random_range(-1.0..=1.0))
 }
 
 /// The one retry loop of the generated client: sends the request `attempt` makes (called

@@ -17,7 +17,7 @@ use crate::config::{CancelOnTimeout, Config, Logs, WaitMode};
 use crate::error::{Error, FieldError};
 use crate::files::{SavedFile, download_outputs};
 use crate::http::{Answer, CallCtx, Outgoing, Transport};
-use crate::knowledge::{Knowledge, Probe};
+use crate::knowledge::{Knowledge, Probe, Waiting, Woken};
 use crate::options::SubmitOptions;
 use crate::poll::{PollState, Seen};
 use crate::retry::Call;
@@ -535,12 +535,17 @@ impl RequestHandle {
         // A job submitted elsewhere has no known submit time: it polls without estimates.
         let learn = self.submitted_at.is_some();
         let origin = self.submitted_at.unwrap_or_else(Instant::now);
-        let mut st =
-            PollState { elapsed: origin.elapsed(), last_poll: None, polls: 0, seen: Seen::Nothing, queue_rate: None, retry_after: None };
+        let mut st = PollState { elapsed: origin.elapsed(), ..PollState::default() };
         let mut first_position: Option<(Duration, i64)> = None;
         let mut missed_aim = false;
+        let waiting = learn.then(|| knowledge.waiting(&self.endpoint_id, origin));
+        // Woken to plan again (no call made since): the stream is not tried again either.
+        let mut replanning = false;
         loop {
-            if want_stream && let Some(streamed) = Box::pin(self.stream_in_slot(seen, on_update)).await {
+            if want_stream
+                && !std::mem::take(&mut replanning)
+                && let Some(streamed) = Box::pin(self.stream_in_slot(seen, on_update)).await
+            {
                 match streamed? {
                     Some(done) => return Ok(Waited::Status(Box::new(done))),
                     None => {
@@ -551,20 +556,15 @@ impl RequestHandle {
             }
             st.elapsed = origin.elapsed();
             let estimate = if learn { knowledge.estimate(&self.endpoint_id) } else { None };
+            st.behind = waiting.as_ref().is_some_and(|w| w.behind());
             let at = policy.poll.next_poll(estimate.as_ref(), &st);
-            let mut woken = false;
-            if at > st.elapsed {
-                let sleep = tokio::time::sleep_until(crate::poll::instant_after(origin, at).into());
-                if learn {
-                    let waiter = knowledge.sleep_among(&self.endpoint_id, origin);
-                    tokio::select! {
-                        _ = sleep => {}
-                        _ = waiter.woken() => woken = true,
-                    }
-                } else {
-                    sleep.await;
-                }
+            let woken = if at > st.elapsed { sleep_until(origin, at, waiting.as_ref()).await } else { None };
+            // The endpoint's first service time: plan the next poll by it.
+            if woken == Some(Woken::Estimate) {
+                replanning = true;
+                continue;
             }
+            let woken = woken == Some(Woken::SiblingDone);
             let asked = origin.elapsed();
             // Ask for the result itself when the job has most likely completed: a sibling
             // submitted after it completed (it was woken), or this poll is at or after the
@@ -882,11 +882,7 @@ impl RequestHandle {
                 Fetched::NotReady(status) => {
                     withheld += 1;
                     tracing::debug!(request_id = %self.request_id, %status, withheld, "COMPLETED, but the result is not ready");
-                    let jitter = {
-                        use rand::{Rng, SeedableRng};
-                        rand::rngs::SmallRng::from_os_rng().random_range(-1.0..=1.0)
-                    };
-                    match crate::retry::backoff(retry, withheld, jitter) {
+                    match crate::retry::backoff(retry, withheld, falq_api::jitter()) {
                         crate::retry::Decision::RetryAfter(d) => tokio::time::sleep(d.max(interval)).await,
                         crate::retry::Decision::Stop => {
                             return Err(Error::ResultWithheld {
@@ -1105,4 +1101,19 @@ fn answer_error(endpoint: &str, request_id: Option<&str>, call: Call, answer: &A
         return Error::JobFailed { endpoint, request_id, status: answer.status, message, field_errors };
     }
     Error::Http { endpoint, request_id, call, status: answer.status, message }
+}
+
+/// Sleeps until `at` after `origin`, or until the job is woken among its endpoint's
+/// sleepers (a job submitted elsewhere is not among them); says why it was woken.
+async fn sleep_until(origin: Instant, at: Duration, waiting: Option<&Waiting<'_>>) -> Option<Woken> {
+    let sleep = tokio::time::sleep_until(crate::poll::instant_after(origin, at).into());
+    let Some(waiting) = waiting else {
+        sleep.await;
+        return None;
+    };
+    let sleeper = waiting.sleep();
+    tokio::select! {
+        _ = sleep => None,
+        why = sleeper.woken() => Some(why),
+    }
 }

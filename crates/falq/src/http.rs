@@ -35,7 +35,8 @@ pub(crate) type MakeRequest<'a> = dyn Fn() -> Result<reqwest::Request, String> +
 pub struct Transport {
     pub(crate) config: Config,
     api: reqwest::Client,
-    media: reqwest::Client,
+    /// Built at the first download: a client that saves no file loads no root store.
+    media: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
     auth: Option<reqwest::header::HeaderValue>,
     in_flight: std::sync::Arc<Limiter>,
 }
@@ -67,14 +68,13 @@ impl Transport {
         if config.http.version == HttpVersion::Http2PriorKnowledge {
             api = api.http2_prior_knowledge();
         }
+        // The API client goes nowhere but the base's origin: over plain HTTP it never
+        // speaks TLS, and loads no root store (the system's certificates, read from disk).
+        #[cfg(feature = "rustls")]
+        if config.base_url.scheme() != "https" {
+            api = api.tls_certs_only(std::iter::empty());
+        }
         let api = api.build().map_err(|e| Error::Config { message: format!("cannot build the HTTP client: {e}") })?;
-        let media = reqwest::Client::builder()
-            .connect_timeout(config.timeouts.connect)
-            // A stalled media server: no byte for this long ends the download.
-            .read_timeout(config.timeouts.read)
-            .user_agent(concat!("falq/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Config { message: format!("cannot build the HTTP client: {e}") })?;
         let auth = match &config.key {
             Some(key) => {
                 let mut v = reqwest::header::HeaderValue::from_str(&config.auth_scheme.header_value(key))
@@ -85,7 +85,22 @@ impl Transport {
             None => None,
         };
         let in_flight = std::sync::Arc::new(Limiter::new(&config.http));
-        Ok(Self { config, api, media, auth, in_flight })
+        Ok(Self { config, api, media: Default::default(), auth, in_flight })
+    }
+
+    /// The HTTP client of downloads, built the first time one is asked for.
+    fn media(&self) -> Result<&reqwest::Client, Error> {
+        if let Some(client) = self.media.get() {
+            return Ok(client);
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(self.config.timeouts.connect)
+            // A stalled media server: no byte for this long ends the download.
+            .read_timeout(self.config.timeouts.read)
+            .user_agent(concat!("falq/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config { message: format!("cannot build the HTTP client of downloads: {e}") })?;
+        Ok(self.media.get_or_init(|| client))
     }
 
     /// The HTTP client of API calls (generated operations are built on it).
@@ -237,7 +252,7 @@ impl Transport {
     /// the key confined to the base's origin, a call off it refused.
     async fn send_once(&self, call: Call, outgoing: &Outgoing<'_>, ctx: &CallCtx<'_>) -> Result<reqwest::Result<reqwest::Response>, Error> {
         let media = call == Call::Download;
-        let client = if media { &self.media } else { &self.api };
+        let client = if media { self.media()? } else { &self.api };
         let request = match outgoing {
             Outgoing::Built(make) => make(),
             Outgoing::Url { method, url, body, headers } => {

@@ -1,8 +1,9 @@
 //! What a client learns while it waits, shared by all its jobs: each endpoint's service
-//! times, which polling jobs to wake when a sibling completes, whether the relay offers
-//! status streams.
+//! times, which jobs wait on each endpoint (the oldest polls for the crowd while nothing
+//! is known), which polling jobs to wake when a sibling completes or the first service
+//! time is known, whether the relay offers status streams.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,34 +24,95 @@ pub(crate) struct Knowledge {
     next_waiter: AtomicU64,
 }
 
+/// Where a job stands among its endpoint's waiting jobs: when it was submitted, and a
+/// number that tells apart jobs submitted at the same instant.
+type Place = (Instant, u64);
+
 #[derive(Debug, Default)]
 struct EndpointKnowledge {
     stats: ServiceStats,
-    /// Polling jobs asleep, by when they were submitted.
-    waiters: BTreeMap<(Instant, u64), Arc<Notify>>,
+    /// Jobs waiting for completion (from the start of their wait to its end).
+    waiting: BTreeSet<Place>,
+    /// Polling jobs asleep, and how each is told to wake.
+    waiters: BTreeMap<Place, Arc<Wake>>,
 }
 
-/// A polling job's place among the sleepers of its endpoint; leaves it when dropped.
-pub(crate) struct Waiter<'a> {
+/// How a sleeping job is woken, and why.
+#[derive(Debug, Default)]
+struct Wake {
+    notify: Notify,
+    /// A sibling submitted no earlier than this job completed (else: the endpoint's first
+    /// service time is known, and the job should plan again).
+    sibling_done: AtomicBool,
+}
+
+/// Why a sleeping job was woken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Woken {
+    /// A sibling submitted no earlier completed: this job most likely has too.
+    SiblingDone,
+    /// The endpoint's first service time is known: plan the next poll by it.
+    Estimate,
+}
+
+/// A job's place among the waiting jobs of its endpoint, for the whole of its wait;
+/// leaves it when dropped.
+pub(crate) struct Waiting<'a> {
     knowledge: &'a Knowledge,
-    endpoint: String,
-    key: (Instant, u64),
-    notify: Arc<Notify>,
+    endpoint: &'a str,
+    place: Place,
 }
 
-impl Waiter<'_> {
-    /// Resolves when a sibling submitted no earlier than this job completes.
-    pub(crate) async fn woken(&self) {
-        self.notify.notified().await;
+impl Waiting<'_> {
+    /// Whether an older sibling of this job waits too (it polls for the crowd while
+    /// nothing is known of the endpoint).
+    pub(crate) fn behind(&self) -> bool {
+        let Ok(all) = self.knowledge.endpoints.lock() else { return false };
+        all.get(self.endpoint).and_then(|e| e.waiting.first()).is_some_and(|first| *first < self.place)
+    }
+
+    /// Joins the sleepers of the endpoint until the returned guard is dropped.
+    pub(crate) fn sleep(&self) -> Sleeper<'_> {
+        let wake = Arc::new(Wake::default());
+        if let Ok(mut all) = self.knowledge.endpoints.lock() {
+            all.entry(self.endpoint.to_string()).or_default().waiters.insert(self.place, wake.clone());
+        }
+        Sleeper { waiting: self, wake }
     }
 }
 
-impl Drop for Waiter<'_> {
+impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         if let Ok(mut all) = self.knowledge.endpoints.lock()
-            && let Some(e) = all.get_mut(&self.endpoint)
+            && let Some(e) = all.get_mut(self.endpoint)
         {
-            e.waiters.remove(&self.key);
+            e.waiting.remove(&self.place);
+        }
+    }
+}
+
+/// A polling job asleep among its endpoint's sleepers; leaves them when dropped.
+pub(crate) struct Sleeper<'a> {
+    waiting: &'a Waiting<'a>,
+    wake: Arc<Wake>,
+}
+
+impl Sleeper<'_> {
+    /// Resolves when a sibling submitted no earlier than this job completes, or when the
+    /// endpoint's first service time is known; says which.
+    pub(crate) async fn woken(&self) -> Woken {
+        self.wake.notify.notified().await;
+        if self.wake.sibling_done.load(Ordering::Acquire) { Woken::SiblingDone } else { Woken::Estimate }
+    }
+}
+
+impl Drop for Sleeper<'_> {
+    fn drop(&mut self) {
+        let w = self.waiting;
+        if let Ok(mut all) = w.knowledge.endpoints.lock()
+            && let Some(e) = all.get_mut(w.endpoint)
+        {
+            e.waiters.remove(&w.place);
         }
     }
 }
@@ -79,32 +141,33 @@ impl Knowledge {
 
     /// A job of `endpoint` submitted at `submitted` completed (seen between `low` and
     /// `high` after its submit): its time is recorded, and every polling sibling
-    /// submitted no later (give or take the estimate's spread) is woken to look now.
+    /// submitted no later is woken to look now (a queue serves jobs in order). When it is
+    /// the endpoint's first known service time, every other sleeper is woken to plan by
+    /// it. (A sibling submitted just after may have been taken just before: it is not
+    /// woken to look, it aims at its own completion.)
     pub(crate) fn completed(&self, endpoint: &str, submitted: Instant, low: Duration, high: Duration) {
         let Ok(mut all) = self.endpoints.lock() else { return };
         let e = all.entry(endpoint.to_string()).or_default();
+        let first = e.stats.estimate().is_none();
         e.stats.record(low, high);
-        let tolerance = e
-            .stats
-            .estimate()
-            .map_or(Duration::from_millis(10), |est| est.spread.clamp(Duration::from_millis(10), Duration::from_millis(100)));
-        let bound = (submitted + tolerance, u64::MAX);
-        let later = e.waiters.split_off(&bound);
+        let bound = (submitted, u64::MAX);
+        let later = if first { BTreeMap::new() } else { e.waiters.split_off(&bound) };
         let woken = std::mem::replace(&mut e.waiters, later);
         drop(all);
-        for n in woken.into_values() {
-            n.notify_one();
+        for (place, wake) in woken {
+            wake.sibling_done.store(place < bound, Ordering::Release);
+            wake.notify.notify_one();
         }
     }
 
-    /// Joins the sleepers of `endpoint` for a job submitted at `submitted`.
-    pub(crate) fn sleep_among(&self, endpoint: &str, submitted: Instant) -> Waiter<'_> {
-        let key = (submitted, self.next_waiter.fetch_add(1, Ordering::Relaxed));
-        let notify = Arc::new(Notify::new());
+    /// Enters a job of `endpoint` submitted at `submitted` among its waiting jobs, for
+    /// the whole of its wait.
+    pub(crate) fn waiting<'a>(&'a self, endpoint: &'a str, submitted: Instant) -> Waiting<'a> {
+        let place = (submitted, self.next_waiter.fetch_add(1, Ordering::Relaxed));
         if let Ok(mut all) = self.endpoints.lock() {
-            all.entry(endpoint.to_string()).or_default().waiters.insert(key, notify.clone());
+            all.entry(endpoint.to_string()).or_default().waiting.insert(place);
         }
-        Waiter { knowledge: self, endpoint: endpoint.to_string(), key, notify }
+        Waiting { knowledge: self, endpoint, place }
     }
 
     /// Whether this job may open a status stream: yes once the relay has shown it
@@ -193,15 +256,39 @@ mod tests {
     async fn a_completion_wakes_the_siblings_submitted_before_it_only() {
         let k = Knowledge::new();
         let t0 = Instant::now();
-        let early = k.sleep_among("e", t0);
-        let late = k.sleep_among("e", t0 + Duration::from_secs(5));
-        let other = k.sleep_among("other", t0);
+        k.record("e", Duration::from_millis(900), Duration::from_millis(1000));
+        let (early, late, other) = (k.waiting("e", t0), k.waiting("e", t0 + Duration::from_secs(5)), k.waiting("other", t0));
+        let (early_sleeps, late_sleeps, other_sleeps) = (early.sleep(), late.sleep(), other.sleep());
         k.completed("e", t0 + Duration::from_millis(1), Duration::from_millis(900), Duration::from_millis(1000));
-        tokio::time::timeout(Duration::from_millis(100), early.woken()).await.expect("the earlier sibling is woken");
-        assert!(tokio::time::timeout(Duration::from_millis(50), late.woken()).await.is_err(), "a later one sleeps on");
-        assert!(tokio::time::timeout(Duration::from_millis(50), other.woken()).await.is_err(), "another endpoint's sleeps on");
-        assert!(k.estimate("e").is_some());
-        drop(late);
-        assert!(k.endpoints.lock().unwrap()["e"].waiters.is_empty(), "a dropped waiter leaves");
+        let woken = tokio::time::timeout(Duration::from_millis(100), early_sleeps.woken()).await;
+        assert_eq!(woken, Ok(Woken::SiblingDone), "the earlier sibling is woken");
+        assert!(tokio::time::timeout(Duration::from_millis(50), late_sleeps.woken()).await.is_err(), "a later one sleeps on");
+        assert!(tokio::time::timeout(Duration::from_millis(50), other_sleeps.woken()).await.is_err(), "another endpoint's sleeps on");
+        drop((early_sleeps, late_sleeps, other_sleeps));
+        assert!(k.endpoints.lock().unwrap()["e"].waiters.is_empty(), "a dropped sleeper leaves");
+        drop((early, late, other));
+        assert!(k.endpoints.lock().unwrap()["e"].waiting.is_empty(), "a job whose wait ended leaves");
+    }
+
+    #[tokio::test]
+    async fn the_oldest_waits_in_front_and_the_first_service_time_wakes_every_sleeper() {
+        let k = Knowledge::new();
+        let t0 = Instant::now();
+        let (old, young, other) = (k.waiting("e", t0), k.waiting("e", t0 + Duration::from_secs(1)), k.waiting("other", t0 + Duration::from_secs(2)));
+        assert!(!old.behind() && young.behind(), "the oldest job of an endpoint polls for the crowd");
+        assert!(!other.behind(), "another endpoint's jobs have their own crowd");
+        let (young_sleeps, other_sleeps) = (young.sleep(), other.sleep());
+        // The old job completes first: nothing was known, so the younger sibling plans again.
+        k.completed("e", t0, Duration::from_millis(900), Duration::from_millis(1000));
+        drop(old);
+        let woken = tokio::time::timeout(Duration::from_millis(100), young_sleeps.woken()).await;
+        assert_eq!(woken, Ok(Woken::Estimate), "told the first service time");
+        assert!(!young.behind(), "once the older job's wait ends, the next one is in front");
+        assert!(tokio::time::timeout(Duration::from_millis(50), other_sleeps.woken()).await.is_err(), "another endpoint's sleeps on");
+        // Known from then on: a later completion wakes only the siblings submitted before it.
+        drop(young_sleeps);
+        let again = young.sleep();
+        k.completed("e", t0, Duration::from_millis(900), Duration::from_millis(1000));
+        assert!(tokio::time::timeout(Duration::from_millis(50), again.woken()).await.is_err(), "an older job's completion wakes no younger one");
     }
 }

@@ -1,12 +1,17 @@
 //! When to poll next: a pure policy from what is known of a job and its endpoint. The
 //! one loop that sleeps is `RequestHandle::poll` in `client.rs`.
 //!
-//! Without knowledge the policy polls at a fixed interval (500 ms, as fal's own
-//! JavaScript client does), so it is never later and never costs more. With the
-//! endpoint's service time known (jobs seen in this process, or the journal), it polls
-//! sparsely before the expected completion, just after it, and densely around it; the
-//! queue position's drain rate keeps a queued job from being polled for nothing; a
-//! server's `Retry-After` is honoured.
+//! Without knowledge the oldest waiting job of an endpoint polls at a fixed interval
+//! (500 ms, as fal's own JavaScript client does), so it is never later and never costs
+//! more; its younger siblings (the crowd) poll at a slower cadence (2 s) until one of the
+//! endpoint's jobs completes: that first service time wakes every sleeping sibling to plan
+//! by it, and a sibling's completion wakes the jobs submitted before it. A younger job
+//! that completes before any older one is seen up to 2 s after, not 500 ms (set
+//! `PollPolicy::crowd` to the interval, or use `PollPolicy::fixed`, to poll every job
+//! alike). With the endpoint's service time known (jobs seen in this process, or the
+//! journal), it polls sparsely before the expected completion, just after it, and densely
+//! around it; the queue position's drain rate keeps a queued job from being polled for
+//! nothing; a server's `Retry-After` is honoured.
 
 use std::time::Duration;
 
@@ -17,12 +22,19 @@ pub struct Estimate {
     pub service: Duration,
     /// How far a job's service time strays from it (a standard deviation, floored).
     pub spread: Duration,
+    /// When a job like the ones seen is done by: the end of the window every recent
+    /// sighting shares (when the jobs look alike), else `service + spread`. Where a job
+    /// behind an older sibling aims: a crowd woken together would each pay a call for an
+    /// aim too early, while the job in front aims at `service + spread` and its late steps
+    /// find the completion tightly, for all.
+    pub done_by: Duration,
 }
 
 /// Where a job stood at its last answer.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Seen {
     /// Nothing asked yet.
+    #[default]
     Nothing,
     /// Queued at this 0-based position.
     Queued(i64),
@@ -31,7 +43,7 @@ pub enum Seen {
 }
 
 /// One job's polling so far.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct PollState {
     /// Time since the job was submitted (or its wait began).
     pub elapsed: Duration,
@@ -45,6 +57,9 @@ pub struct PollState {
     pub queue_rate: Option<f64>,
     /// The server's `Retry-After` on its last answer.
     pub retry_after: Option<Duration>,
+    /// An older job of the same endpoint waits too: while nothing is known of the
+    /// endpoint, that one polls for the crowd.
+    pub behind: bool,
 }
 
 impl PollState {
@@ -77,18 +92,27 @@ pub struct PollPolicy {
     pub max: Duration,
     /// The least spread assumed around an estimate.
     pub min_spread: Duration,
+    /// The interval of a job behind an older sibling while nothing is known of their
+    /// endpoint (kept between `interval` and `max`).
+    pub crowd: Duration,
 }
 
 impl Default for PollPolicy {
     fn default() -> Self {
-        Self { interval: Duration::from_millis(500), max: Duration::from_secs(2), min_spread: Duration::from_millis(10) }
+        Self {
+            interval: Duration::from_millis(500),
+            max: Duration::from_secs(2),
+            min_spread: Duration::from_millis(10),
+            crowd: Duration::from_secs(2),
+        }
     }
 }
 
 impl PollPolicy {
-    /// A fixed interval (the policy with nothing known, and no estimate ever used).
+    /// A fixed interval for every job (the policy with nothing known, no crowd, and no
+    /// estimate ever used).
     pub fn fixed(interval: Duration) -> Self {
-        Self { interval, max: interval, min_spread: Duration::from_millis(10) }
+        Self { interval, max: interval, min_spread: Duration::from_millis(10), crowd: interval }
     }
 
     /// The time (since submit) of the next poll: never before now, never more than `max`
@@ -105,15 +129,18 @@ impl PollPolicy {
                 let wait = st.queue_rate.filter(|r| *r > 0.0).map_or(base, |r| Duration::from_secs_f64((p as f64 / r * 0.8).min(60.0)));
                 after_last(wait.clamp(base, max))
             }
+            (None, _) if st.behind => after_last(self.crowd.clamp(base, max)),
             (None, _) => after_last(base),
             (Some(e), _) => {
                 let s = e.spread.max(self.min_spread);
-                let target = e.service.saturating_add(s);
+                let target = if st.behind { e.done_by } else { e.service.saturating_add(s) };
                 // fal-js would poll ceil(service / 500 ms) times: keep two of as many for
                 // the expected completion, and spend the rest (if any) before it, sparsely,
                 // in case this job is quicker than usual.
                 let budget = (e.service.as_secs_f64() / base.as_secs_f64()).ceil() as u32;
-                let early_left = budget.saturating_sub(2).saturating_sub(st.polls);
+                // A job behind an older sibling spends none: the one in front does, and
+                // a younger sibling's completion wakes it.
+                let early_left = if st.behind { 0 } else { budget.saturating_sub(2).saturating_sub(st.polls) };
                 match st.last_poll {
                     Some(l) if l >= target => {
                         // Late: widening steps (3s, 5s, ...) up to the base interval (a
@@ -161,6 +188,8 @@ impl ServiceStats {
     /// a spread from their (weighted) scatter. A wide first sighting makes the first
     /// aimed poll early or late; the late steps of the policy then find the completion
     /// within a few tight polls, and that tight sighting outweighs the wide one.
+    /// `done_by` is the end of the window all recent sightings share, when they share one
+    /// (the jobs look alike: any of them is done by then), else `service + spread`.
     pub fn estimate(&self) -> Option<Estimate> {
         if self.samples.is_empty() {
             return None;
@@ -169,9 +198,13 @@ impl ServiceStats {
         let total: f64 = self.samples.iter().map(|(_, h)| weight(*h)).sum();
         let mean = self.samples.iter().map(|(m, h)| m * weight(*h)).sum::<f64>() / total;
         let var = self.samples.iter().map(|(m, h)| weight(*h) * (m - mean).powi(2)).sum::<f64>() / total;
+        let shared_from = self.samples.iter().map(|(m, h)| m - h).fold(f64::MIN, f64::max);
+        let shared_to = self.samples.iter().map(|(m, h)| m + h).fold(f64::MAX, f64::min);
         // Saturating: times read from a journal are whatever it says.
         let secs = |v: f64| Duration::try_from_secs_f64(v.max(0.0)).unwrap_or(Duration::MAX);
-        Some(Estimate { service: secs(mean), spread: secs(var.sqrt()) })
+        let (service, spread) = (secs(mean), secs(var.sqrt()));
+        let done_by = if shared_from <= shared_to { secs(shared_to) } else { service.saturating_add(spread) };
+        Some(Estimate { service, spread, done_by })
     }
 }
 
@@ -196,7 +229,7 @@ mod tests {
     }
 
     fn st(elapsed: u64, last: Option<u64>, seen: Seen) -> PollState {
-        PollState { elapsed: ms(elapsed), last_poll: last.map(ms), polls: 0, seen, queue_rate: None, retry_after: None }
+        PollState { elapsed: ms(elapsed), last_poll: last.map(ms), polls: 0, seen, queue_rate: None, retry_after: None, behind: false }
     }
 
     /// The polls a job of service time `actual` gets from `policy` with `estimate`,
@@ -231,12 +264,30 @@ mod tests {
     }
 
     #[test]
+    fn with_nothing_known_a_job_behind_an_older_sibling_polls_at_the_crowd_cadence() {
+        let p = PollPolicy::default();
+        let behind = |elapsed: u64, last: Option<u64>| PollState { behind: true, ..st(elapsed, last, Seen::Running) };
+        assert_eq!(p.next_poll(None, &behind(0, None)), p.crowd);
+        assert_eq!(p.next_poll(None, &behind(2100, Some(2000))), ms(2000) + p.crowd);
+        assert_eq!(p.next_poll(None, &st(2100, Some(2000), Seen::Running)), ms(2500), "the oldest polls at the interval");
+        let e = Estimate { service: ms(4000), spread: ms(20), done_by: ms(4300) };
+        assert_eq!(p.next_poll(Some(&e), &behind(2400, Some(2000))), ms(4300), "a job behind aims where its siblings were done by");
+        assert_eq!(p.next_poll(Some(&e), &behind(4400, Some(2000))), ms(4400), "and past it, polls now");
+        let front = st(2100, Some(2000), Seen::Running);
+        assert!(p.next_poll(Some(&e), &front) < ms(4020), "the job in front may poll early, then aims at service + spread");
+        let queued = PollState { queue_rate: Some(2.0), behind: true, ..st(1000, Some(1000), Seen::Queued(10)) };
+        assert_eq!(p.next_poll(None, &queued), ms(3000), "a queued job is paced by its queue");
+        let fixed = PollPolicy::fixed(ms(500));
+        assert_eq!(fixed.next_poll(None, &behind(2100, Some(2000))), ms(2500), "a fixed interval has no crowd");
+    }
+
+    #[test]
     fn with_an_estimate_it_detects_sooner_and_never_polls_more_than_fal_js() {
         let p = PollPolicy::default();
         // service time (ms) → (the estimate's error, ms)
         for service in [1000u64, 2000, 2500, 3500, 4000, 5000, 8000, 10_000] {
             for error in [-30i64, 0, 30] {
-                let e = Estimate { service: ms((service as i64 + error) as u64), spread: ms(20) };
+                let e = Estimate { service: ms((service as i64 + error) as u64), spread: ms(20), done_by: ms((service as i64 + error) as u64 + 20) };
                 let (polls, delay) = simulate(&p, Some(&e), service);
                 let (js_polls, js_delay) = fal_js(service);
                 assert!(polls.len() <= js_polls, "service {service}, error {error}: {} polls {polls:?} > fal-js {js_polls}", polls.len());
@@ -249,7 +300,7 @@ mod tests {
     #[test]
     fn a_job_much_slower_than_estimated_falls_back_to_the_base_interval() {
         let p = PollPolicy::default();
-        let e = Estimate { service: ms(1000), spread: ms(10) };
+        let e = Estimate { service: ms(1000), spread: ms(10), done_by: ms(1010) };
         let (polls, delay) = simulate(&p, Some(&e), 6000);
         assert!(delay <= 500, "never later than fal-js's cadence: {delay}");
         let gaps: Vec<u64> = polls.windows(2).map(|w| w[1] - w[0]).collect();
@@ -274,15 +325,16 @@ mod tests {
         let huge = Duration::MAX;
         let policies = [
             PollPolicy::default(),
-            PollPolicy { interval: ms(5000), max: ms(2000), min_spread: ms(10) },
-            PollPolicy { interval: Duration::ZERO, max: Duration::ZERO, min_spread: Duration::ZERO },
-            PollPolicy { interval: huge, max: huge, min_spread: huge },
+            PollPolicy { interval: ms(5000), max: ms(2000), min_spread: ms(10), crowd: ms(3000) },
+            PollPolicy { interval: Duration::ZERO, max: Duration::ZERO, min_spread: Duration::ZERO, crowd: Duration::ZERO },
+            PollPolicy { interval: huge, max: huge, min_spread: huge, crowd: huge },
+            PollPolicy { crowd: huge, ..PollPolicy::default() },
         ];
         let estimates = [
             None,
-            Some(Estimate { service: ms(2000), spread: ms(1500) }),
-            Some(Estimate { service: huge, spread: huge }),
-            Some(Estimate { service: Duration::ZERO, spread: Duration::ZERO }),
+            Some(Estimate { service: ms(2000), spread: ms(1500), done_by: ms(3500) }),
+            Some(Estimate { service: huge, spread: huge, done_by: huge }),
+            Some(Estimate { service: Duration::ZERO, spread: Duration::ZERO, done_by: Duration::ZERO }),
         ];
         let states = [
             st(0, None, Seen::Nothing),
@@ -290,6 +342,8 @@ mod tests {
             PollState { queue_rate: Some(1e-300), ..st(1000, Some(900), Seen::Queued(i64::MAX)) },
             PollState { retry_after: Some(huge), ..st(1000, Some(900), Seen::Running) },
             st(u64::MAX, Some(u64::MAX), Seen::Running),
+            PollState { behind: true, ..st(1000, Some(900), Seen::Running) },
+            PollState { behind: true, ..st(u64::MAX, None, Seen::Nothing) },
         ];
         for p in &policies {
             for e in &estimates {

@@ -90,7 +90,7 @@ async fn a_policy_of_endless_sleeps_is_taken_at_its_word_without_overflowing_a_c
     // Lost otherwise: a panic (an instant past what a clock can say) for a caller whose
     // poll interval is `Duration::MAX`, in the stream's probe and in the poller's sleep.
     let sim = sim(200, "").await;
-    let endless = PollPolicy { interval: Duration::MAX, max: Duration::MAX, min_spread: Duration::ZERO };
+    let endless = PollPolicy { interval: Duration::MAX, max: Duration::MAX, min_spread: Duration::ZERO, crowd: Duration::MAX };
     let c = client(&sim, WaitMode::Stream, endless, |c| c.http.max_streams = Some(1));
     // Two jobs submitted first poll (the one stream slot is taken by the last one) and
     // sleep "forever"; the last one's streamed completion wakes them.
@@ -126,6 +126,43 @@ async fn known_service_times_make_polling_sooner_and_cheaper_than_a_fixed_interv
         delays[2] < Duration::from_millis(500) && delays[1] < Duration::from_millis(250),
         "seen soon after completion: {delays:?} (cold: {cold:?})"
     );
+}
+
+#[tokio::test]
+async fn a_crowd_lets_its_oldest_job_poll_until_one_of_them_completes() {
+    // Lost otherwise: jobs submitted together each polled at the interval until the first
+    // of them completes: requests (client CPU, a relay's rate limit) spent to learn what
+    // one job's polls tell them all.
+    let policy = PollPolicy::default();
+    let service = policy.interval * 3 + policy.interval / 5;
+    let sim = sim(service.as_millis() as u64, "stream:404").await;
+    // The jobs behind the oldest would poll after 10 minutes: any poll of theirs before
+    // the first completion would be this test's failure, however slow the machine.
+    let crowd = PollPolicy { crowd: Duration::from_secs(600), max: Duration::from_secs(600), ..policy };
+    let c = client(&sim, WaitMode::Poll, crowd, |_| {});
+    let n = 12;
+    let handles = submit_at_once(&c, n).await;
+    let finished = futures_util::future::join_all(handles.iter().map(|h| h.finish::<serde_json::Value>(|_| {})));
+    let watch = async {
+        until(&sim, "a job completes", |c| c.per_job.values().any(|j| j.status == "COMPLETED")).await;
+        sim.counters().routes.status.requests
+    };
+    let (outputs, polls) = tokio::time::timeout(Duration::from_secs(120), futures_util::future::join(finished, watch))
+        .await
+        .expect("every job of the crowd is seen to complete, not left asleep");
+    for out in &outputs {
+        assert!(out.is_ok(), "{out:?}");
+    }
+    // Until then only the oldest polled, at the interval: no more polls than its service
+    // time holds (a loaded machine polls later, so fewer). At the interval, every job
+    // would have polled that many times.
+    let most = service.as_millis().div_ceil(policy.interval.as_millis()) as u64;
+    assert!(polls <= most, "{polls} status polls before the first completion; the oldest alone polls at most {most}");
+    let counters = sim.counters();
+    for h in &handles {
+        let job = &counters.per_job[&h.request_id];
+        assert!(job.result_requests <= 2, "{}: {} result calls (at most one aim too early)", h.request_id, job.result_requests);
+    }
 }
 
 /// Submits and finishes one job (its result fetched): its request id, and how long after
