@@ -317,7 +317,11 @@ async fn falq_driver(base: &str, jobs: usize) {
 fn main() {
     if let Ok(args) = std::env::var("FALQ_SBS_DRIVER") {
         let parts: Vec<&str> = args.split_whitespace().collect();
-        let rt = if std::env::var("FALQ_SBS_CT").is_ok() { tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap() } else { tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap() };
+        let rt = if std::env::var("FALQ_SBS_CT").is_ok() {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+        } else {
+            tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+        };
         rt.block_on(falq_driver(parts[0], parts[1].parse().unwrap()));
         return;
     }

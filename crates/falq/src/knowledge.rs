@@ -274,7 +274,8 @@ mod tests {
     async fn the_oldest_waits_in_front_and_the_first_service_time_wakes_every_sleeper() {
         let k = Knowledge::new();
         let t0 = Instant::now();
-        let (old, young, other) = (k.waiting("e", t0), k.waiting("e", t0 + Duration::from_secs(1)), k.waiting("other", t0 + Duration::from_secs(2)));
+        let (old, young, other) =
+            (k.waiting("e", t0), k.waiting("e", t0 + Duration::from_secs(1)), k.waiting("other", t0 + Duration::from_secs(2)));
         assert!(!old.behind() && young.behind(), "the oldest job of an endpoint polls for the crowd");
         assert!(!other.behind(), "another endpoint's jobs have their own crowd");
         let (young_sleeps, other_sleeps) = (young.sleep(), other.sleep());
@@ -289,6 +290,9 @@ mod tests {
         drop(young_sleeps);
         let again = young.sleep();
         k.completed("e", t0, Duration::from_millis(900), Duration::from_millis(1000));
-        assert!(tokio::time::timeout(Duration::from_millis(50), again.woken()).await.is_err(), "an older job's completion wakes no younger one");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), again.woken()).await.is_err(),
+            "an older job's completion wakes no younger one"
+        );
     }
 }

@@ -287,7 +287,11 @@ mod tests {
         // service time (ms) → (the estimate's error, ms)
         for service in [1000u64, 2000, 2500, 3500, 4000, 5000, 8000, 10_000] {
             for error in [-30i64, 0, 30] {
-                let e = Estimate { service: ms((service as i64 + error) as u64), spread: ms(20), done_by: ms((service as i64 + error) as u64 + 20) };
+                let e = Estimate {
+                    service: ms((service as i64 + error) as u64),
+                    spread: ms(20),
+                    done_by: ms((service as i64 + error) as u64 + 20),
+                };
                 let (polls, delay) = simulate(&p, Some(&e), service);
                 let (js_polls, js_delay) = fal_js(service);
                 assert!(polls.len() <= js_polls, "service {service}, error {error}: {} polls {polls:?} > fal-js {js_polls}", polls.len());
