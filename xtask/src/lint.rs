@@ -47,6 +47,23 @@ pub const SCHEMA_KEYWORDS: &[&str] = &[
     "deprecated",
 ];
 
+/// Whether a key of a schema object is a keyword of OpenAPI 3.0 (or an `x-` extension).
+pub fn is_schema_word(key: &str) -> bool {
+    key.starts_with("x-") || SCHEMA_KEYWORDS.contains(&key)
+}
+
+/// The JSON pointers of every key, in every schema of the document (nested ones
+/// included), that is no schema keyword: what [`stray_keywords`] takes out of a spec.
+pub fn stray_keys(doc: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    crate::walk::for_each_schema_at(doc, &mut |keys, schema| {
+        for key in schema.as_object().into_iter().flat_map(|m| m.keys()).filter(|k| !is_schema_word(k)) {
+            found.push(format!("{}/{}", crate::walk::pointer(keys), key.replace('~', "~0").replace('/', "~1")));
+        }
+    });
+    found
+}
+
 /// Keys of schemas that are no keyword: an error when the value is null (a cut YAML
 /// flow mapping, whose description is cut short too), else removed with a warning.
 pub fn stray_keywords(spec: &mut Value, sources: &[Document]) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
@@ -61,7 +78,7 @@ pub fn stray_keywords(spec: &mut Value, sources: &[Document]) -> (Vec<Diagnostic
     };
     for_each_schema(spec, &mut |s| {
         let Some(m) = s.as_object_mut() else { return };
-        let stray: Vec<String> = m.keys().filter(|k| !k.starts_with("x-") && !SCHEMA_KEYWORDS.contains(&k.as_str())).cloned().collect();
+        let stray: Vec<String> = m.keys().filter(|k| !is_schema_word(k)).cloned().collect();
         for key in stray {
             let value = m.remove(&key).unwrap_or(Value::Null);
             if value.is_null() {
@@ -94,5 +111,24 @@ mod tests {
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].message.contains("\"const\""));
         assert_eq!(spec["components"]["schemas"]["A"]["properties"]["c"], json!({"type": "string", "x-ok": 1}));
+    }
+
+    #[test]
+    fn stray_keys_are_found_in_every_schema_of_a_document() {
+        let body = json!({"type": "object", "properties": {"a/b": {"items": {"type": "string", "when, as": null}}}});
+        let doc = json!({
+            "components": {"schemas": {"A": {"allOf": [{"type": "object", "x-ok": 1, "const": "x"}]}}},
+            "paths": {"/x": {"post": {"requestBody": {"content": {"application/json": {"schema": body}}}}}}
+        });
+        let mut found = stray_keys(&doc);
+        found.sort();
+        assert_eq!(
+            found,
+            vec![
+                "/components/schemas/A/allOf/0/const".to_string(),
+                "/paths/~1x/post/requestBody/content/application~1json/schema/properties/a~1b/items/when, as".to_string(),
+            ]
+        );
+        assert_eq!(doc.pointer("/components/schemas/A/allOf/0/const"), Some(&json!("x")), "each is a pointer into the document");
     }
 }

@@ -11,15 +11,6 @@ pub use xtask::walk::COMPONENT_PREFIX;
 /// one the catalogue's schemas are made with), so the suite checks the same thing.
 pub use xtask::export::to_json_schema;
 
-/// Keywords whose value is one schema (or a boolean, for `additionalProperties`).
-const ONE_SCHEMA_KEYWORDS: &[&str] = &["items", "additionalProperties", "not"];
-
-/// Keywords whose value is a list of schemas.
-const SCHEMA_LIST_KEYWORDS: &[&str] = &["allOf", "oneOf", "anyOf"];
-
-/// The keywords of an OpenAPI 3.0 schema object (regen's list).
-const KNOWN_KEYWORDS: &[&str] = xtask::lint::SCHEMA_KEYWORDS;
-
 /// Gives a converted schema the converted components as `$defs`, so its `$ref`s resolve.
 pub fn bundle(mut root: Value, defs: &Map<String, Value>) -> Value {
     match &mut root {
@@ -38,32 +29,6 @@ pub fn converted_components(document: &Value) -> Map<String, Value> {
         .and_then(Value::as_object)
         .map(|schemas| schemas.iter().map(|(name, s)| (name.clone(), to_json_schema(s))).collect())
         .unwrap_or_default()
-}
-
-/// JSON pointers (`/components/schemas/LogEntry/properties/timestamp/as ISO 8601.`) of keys
-/// inside schemas that are neither OpenAPI 3.0 schema keywords nor `x-` extensions:
-/// typically a YAML flow mapping split by a comma, which also cut a description short.
-pub fn unknown_keywords(schema: &Value, pointer: &str, out: &mut Vec<String>) {
-    let Value::Object(m) = schema else { return };
-    for (k, v) in m {
-        let here = format!("{pointer}/{}", escape_pointer(k));
-        let k = k.as_str();
-        if k == "properties" {
-            if let Some(props) = v.as_object() {
-                for (name, s) in props {
-                    unknown_keywords(s, &format!("{here}/{}", escape_pointer(name)), out);
-                }
-            }
-        } else if ONE_SCHEMA_KEYWORDS.contains(&k) {
-            unknown_keywords(v, &here, out);
-        } else if SCHEMA_LIST_KEYWORDS.contains(&k) {
-            for (i, s) in v.as_array().into_iter().flatten().enumerate() {
-                unknown_keywords(s, &format!("{here}/{i}"), out);
-            }
-        } else if !k.starts_with("x-") && !KNOWN_KEYWORDS.contains(&k) {
-            out.push(here);
-        }
-    }
 }
 
 /// A key as one segment of a JSON pointer (`~` → `~0`, `/` → `~1`).
@@ -90,12 +55,5 @@ mod tests {
         check(json!({"type": "number", "minimum": 1, "exclusiveMinimum": true}), json!({"type": "number", "exclusiveMinimum": 1}));
         check(json!({"type": "string", "x-falq-examples": ["a"], "example": "b", "stray": null}), json!({"type": "string"}));
         check(json!({"properties": {"type": {"type": "string"}}}), json!({"properties": {"type": {"type": "string"}}}));
-    }
-
-    #[test]
-    fn stray_keys_are_found() {
-        let mut found = vec![];
-        unknown_keywords(&json!({"properties": {"t": {"type": "string", "as ISO 8601.": null, "x-a": 1}}}), "/S", &mut found);
-        assert_eq!(found, vec!["/S/properties/t/as ISO 8601.".to_string()]);
     }
 }
