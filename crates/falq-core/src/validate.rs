@@ -116,16 +116,17 @@ fn validators() -> &'static Mutex<HashMap<&'static str, Arc<jsonschema::Validato
     V.get_or_init(Default::default)
 }
 
+/// The endpoint's compiled input schema, compiled once: under the lock, so that jobs
+/// submitted at once on several threads do not each compile it.
 fn validator(info: &'static crate::EndpointInfo) -> Result<Arc<jsonschema::Validator>, InputErrors> {
-    if let Some(v) = validators().lock().ok().and_then(|m| m.get(info.id).cloned()) {
-        return Ok(v);
-    }
     let broken = |why: String| InputErrors(vec![InputError::whole(format!("the schema of {} does not compile: {why}", info.id))]);
+    let mut all = validators().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(v) = all.get(info.id) {
+        return Ok(v.clone());
+    }
     let schema: Value = serde_json::from_str(info.input_json_schema).map_err(|e| broken(e.to_string()))?;
     let compiled = Arc::new(jsonschema::draft202012::new(&schema).map_err(|e| broken(e.to_string()))?);
-    if let Ok(mut m) = validators().lock() {
-        m.insert(info.id, compiled.clone());
-    }
+    all.insert(info.id, compiled.clone());
     Ok(compiled)
 }
 

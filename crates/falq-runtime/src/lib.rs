@@ -88,7 +88,10 @@ impl Hooks {
 /// may go.
 pub fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
     a.scheme() == b.scheme()
-        && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase)
+        && match (a.host_str(), b.host_str()) {
+            (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+            (x, y) => x == y,
+        }
         && a.port_or_known_default() == b.port_or_known_default()
 }
 
@@ -243,4 +246,32 @@ pub async fn exec(
     let spare = request.try_clone();
     let again = || spare.as_ref().and_then(reqwest::Request::try_clone);
     send_retrying(http, &hooks.retry, call, request, again).await.map_err(|f| f.error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> reqwest::Url {
+        reqwest::Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn an_origin_is_scheme_host_and_port_with_hosts_compared_without_case() {
+        let base = url("https://Relay.example/v1");
+        assert!(same_origin(&url("https://relay.EXAMPLE:443/fal-ai/x"), &base), "default port, host in any case");
+        assert!(!same_origin(&url("http://relay.example/fal-ai/x"), &base), "another scheme");
+        assert!(!same_origin(&url("https://relay.example:8443/"), &base), "another port");
+        assert!(!same_origin(&url("https://queue.fal.run/fal-ai/x"), &base), "another host");
+        assert!(!same_origin(&url("https://relay.example.evil/"), &base), "a longer host");
+        assert!(!same_origin(&url("data:text/plain,x"), &base), "no host");
+        assert!(same_origin(&url("data:text/plain,x"), &url("data:text/plain,y")), "hostless URLs of one scheme");
+    }
+
+    #[test]
+    fn jitter_stays_within_its_bounds_and_varies() {
+        let draws: Vec<f64> = (0..1000).map(|_| jitter()).collect();
+        assert!(draws.iter().all(|j| (-1.0..=1.0).contains(j)), "{draws:?}");
+        assert!(draws.iter().any(|j| *j < -0.5) && draws.iter().any(|j| *j > 0.5), "spread over its range");
+    }
 }
