@@ -535,10 +535,10 @@ impl RequestHandle {
         // A job submitted elsewhere has no known submit time: it polls without estimates.
         let learn = self.submitted_at.is_some();
         let origin = self.submitted_at.unwrap_or_else(Instant::now);
-        let mut st = PollState { elapsed: origin.elapsed(), ..PollState::default() };
+        let waiting = learn.then(|| knowledge.waiting(&self.endpoint_id, origin));
+        let mut st = PollState { elapsed: origin.elapsed(), phase: waiting.as_ref().map_or(0.0, Waiting::phase), ..PollState::default() };
         let mut first_position: Option<(Duration, i64)> = None;
         let mut missed_aim = false;
-        let waiting = learn.then(|| knowledge.waiting(&self.endpoint_id, origin));
         // Woken to plan again (no call made since): the stream is not tried again either.
         let mut replanning = false;
         loop {
@@ -559,7 +559,7 @@ impl RequestHandle {
             st.behind = waiting.as_ref().is_some_and(|w| w.behind());
             let at = policy.poll.next_poll(estimate.as_ref(), &st);
             let woken = if at > st.elapsed { sleep_until(origin, at, waiting.as_ref()).await } else { None };
-            // The endpoint's first service time: plan the next poll by it.
+            // A service time that changes the plan (the first, or a done-by well earlier).
             if woken == Some(Woken::Estimate) {
                 replanning = true;
                 continue;

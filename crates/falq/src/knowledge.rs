@@ -24,6 +24,12 @@ pub(crate) struct Knowledge {
     next_waiter: AtomicU64,
 }
 
+/// The least gain in a crowd's done-by time worth waking its sleepers for.
+pub(crate) const REPLAN_GAIN: Duration = Duration::from_millis(20);
+
+/// How many moments of its cadence a crowd's polls are spread over.
+pub(crate) const PHASES: usize = 8;
+
 /// Where a job stands among its endpoint's waiting jobs: when it was submitted, and a
 /// number that tells apart jobs submitted at the same instant.
 type Place = (Instant, u64);
@@ -69,6 +75,17 @@ impl Waiting<'_> {
     pub(crate) fn behind(&self) -> bool {
         let Ok(all) = self.knowledge.endpoints.lock() else { return false };
         all.get(self.endpoint).and_then(|e| e.waiting.first()).is_some_and(|first| *first < self.place)
+    }
+
+    /// Where in the crowd's cadence this job polls, one of [`PHASES`] steps in `(0, 1]`:
+    /// the jobs of a client, in the order they began to wait, take the fractional parts of
+    /// the multiples of the golden ratio, which spread evenly however many there are. A
+    /// few steps, not one per job: each is a moment the client wakes (a crowd of 200 at
+    /// 200 moments took twice the CPU of 8), and 8 looks per cadence see the first
+    /// completion within an eighth of it.
+    pub(crate) fn phase(&self) -> f64 {
+        let spread = ((self.place.1 + 1) as f64 * 0.618_033_988_749_895).fract();
+        ((spread * PHASES as f64).floor() + 1.0) / PHASES as f64
     }
 
     /// Joins the sleepers of the endpoint until the returned guard is dropped.
@@ -142,16 +159,23 @@ impl Knowledge {
     /// A job of `endpoint` submitted at `submitted` completed (seen between `low` and
     /// `high` after its submit): its time is recorded, and every polling sibling
     /// submitted no later is woken to look now (a queue serves jobs in order). When it is
-    /// the endpoint's first known service time, every other sleeper is woken to plan by
-    /// it. (A sibling submitted just after may have been taken just before: it is not
+    /// the endpoint's first known service time, or it brings the time a job like it is
+    /// done by ([`crate::poll::Estimate::done_by`]) earlier by more than 5 % (and
+    /// [`REPLAN_GAIN`]), every other sleeper is woken to plan by it: a crowd aimed at a
+    /// wide first sighting's end (or a journal's upper bound) is not left to wait for it. (A sibling submitted just after may have been taken just before: it is not
     /// woken to look, it aims at its own completion.)
     pub(crate) fn completed(&self, endpoint: &str, submitted: Instant, low: Duration, high: Duration) {
         let Ok(mut all) = self.endpoints.lock() else { return };
         let e = all.entry(endpoint.to_string()).or_default();
-        let first = e.stats.estimate().is_none();
+        let before = e.stats.estimate();
         e.stats.record(low, high);
+        let replan = match (before, e.stats.estimate()) {
+            (None, _) => true,
+            (Some(b), Some(a)) => a.done_by.saturating_add(REPLAN_GAIN.max(b.done_by / 20)) < b.done_by,
+            (Some(_), None) => false,
+        };
         let bound = (submitted, u64::MAX);
-        let later = if first { BTreeMap::new() } else { e.waiters.split_off(&bound) };
+        let later = if replan { BTreeMap::new() } else { e.waiters.split_off(&bound) };
         let woken = std::mem::replace(&mut e.waiters, later);
         drop(all);
         for (place, wake) in woken {
@@ -270,6 +294,21 @@ mod tests {
         assert!(k.endpoints.lock().unwrap()["e"].waiting.is_empty(), "a job whose wait ended leaves");
     }
 
+    #[test]
+    fn a_crowd_s_phases_spread_over_a_few_steps_however_many_wait() {
+        for n in [1usize, 2, 3, PHASES - 1, PHASES, 10, 200, 10_000] {
+            let k = Knowledge::new();
+            let t0 = Instant::now();
+            let crowd: Vec<Waiting<'_>> = (0..n).map(|_| k.waiting("e", t0)).collect();
+            let phases: Vec<f64> = crowd.iter().map(Waiting::phase).collect();
+            assert!(phases.iter().all(|p| *p > 0.0 && *p <= 1.0), "{phases:?}");
+            let mut steps: Vec<u64> = phases.iter().map(|p| (p * PHASES as f64).round() as u64).collect();
+            steps.sort();
+            steps.dedup();
+            assert_eq!(steps.len(), n.min(PHASES), "{n} jobs take as many steps as they can, at most {PHASES}: {phases:?}");
+        }
+    }
+
     #[tokio::test]
     async fn the_oldest_waits_in_front_and_the_first_service_time_wakes_every_sleeper() {
         let k = Knowledge::new();
@@ -286,7 +325,7 @@ mod tests {
         assert_eq!(woken, Ok(Woken::Estimate), "told the first service time");
         assert!(!young.behind(), "once the older job's wait ends, the next one is in front");
         assert!(tokio::time::timeout(Duration::from_millis(50), other_sleeps.woken()).await.is_err(), "another endpoint's sleeps on");
-        // Known from then on: a later completion wakes only the siblings submitted before it.
+        // Known from then on: a later completion wakes only the siblings submitted before it,
         drop(young_sleeps);
         let again = young.sleep();
         k.completed("e", t0, Duration::from_millis(900), Duration::from_millis(1000));
@@ -294,5 +333,10 @@ mod tests {
             tokio::time::timeout(Duration::from_millis(50), again.woken()).await.is_err(),
             "an older job's completion wakes no younger one"
         );
+        // unless it brings the time such a job is done by well earlier: all plan by it.
+        k.completed("e", t0, Duration::from_millis(900), Duration::from_millis(920));
+        assert_eq!(k.estimate("e").map(|e| e.done_by), Some(Duration::from_millis(920)), "the window all sightings share ends sooner");
+        let woken = tokio::time::timeout(Duration::from_millis(100), again.woken()).await;
+        assert_eq!(woken, Ok(Woken::Estimate), "told to plan again");
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! Without knowledge the oldest waiting job of an endpoint polls at a fixed interval
 //! (500 ms, as fal's own JavaScript client does), so it is never later and never costs
-//! more; its younger siblings (the crowd) poll at a slower cadence (2 s) until one of the
-//! endpoint's jobs completes: that first service time wakes every sleeping sibling to plan
-//! by it, and a sibling's completion wakes the jobs submitted before it. A younger job
+//! more; its younger siblings (the crowd) poll at a slower cadence (2 s, each at its own
+//! phase of it, so that together they look often) until one of the endpoint's jobs
+//! completes: that first service time wakes every sleeping sibling to plan by it, and a
+//! sibling's completion wakes the jobs submitted before it. A younger job
 //! that completes before any older one is seen up to 2 s after, not 500 ms (set
 //! `PollPolicy::crowd` to the interval, or use `PollPolicy::fixed`, to poll every job
 //! alike). With the endpoint's service time known (jobs seen in this process, or the
@@ -60,6 +61,10 @@ pub struct PollState {
     /// An older job of the same endpoint waits too: while nothing is known of the
     /// endpoint, that one polls for the crowd.
     pub behind: bool,
+    /// Where in the crowd's cadence this job's polls fall (`0.0..1.0`): the jobs of a
+    /// crowd spread their polls over it, so that one of them looks soon after any moment
+    /// (and the first completion is seen soon after it happens).
+    pub phase: f64,
 }
 
 impl PollState {
@@ -129,7 +134,17 @@ impl PollPolicy {
                 let wait = st.queue_rate.filter(|r| *r > 0.0).map_or(base, |r| Duration::from_secs_f64((p as f64 / r * 0.8).min(60.0)));
                 after_last(wait.clamp(base, max))
             }
-            (None, _) if st.behind => after_last(self.crowd.clamp(base, max)),
+            (None, _) if st.behind => {
+                let crowd = self.crowd.clamp(base, max);
+                match st.last_poll {
+                    Some(l) => l.saturating_add(crowd),
+                    None => {
+                        let phase = if st.phase.is_nan() { 0.0 } else { st.phase.clamp(0.0, 1.0) };
+                        let span = crowd - base;
+                        base.saturating_add(Duration::try_from_secs_f64(span.as_secs_f64() * phase).unwrap_or(span).min(span))
+                    }
+                }
+            }
             (None, _) => after_last(base),
             (Some(e), _) => {
                 let s = e.spread.max(self.min_spread);
@@ -229,7 +244,7 @@ mod tests {
     }
 
     fn st(elapsed: u64, last: Option<u64>, seen: Seen) -> PollState {
-        PollState { elapsed: ms(elapsed), last_poll: last.map(ms), polls: 0, seen, queue_rate: None, retry_after: None, behind: false }
+        PollState { elapsed: ms(elapsed), last_poll: last.map(ms), polls: 0, seen, ..PollState::default() }
     }
 
     /// The polls a job of service time `actual` gets from `policy` with `estimate`,
@@ -266,9 +281,12 @@ mod tests {
     #[test]
     fn with_nothing_known_a_job_behind_an_older_sibling_polls_at_the_crowd_cadence() {
         let p = PollPolicy::default();
-        let behind = |elapsed: u64, last: Option<u64>| PollState { behind: true, ..st(elapsed, last, Seen::Running) };
+        let behind = |elapsed: u64, last: Option<u64>| PollState { behind: true, phase: 1.0, ..st(elapsed, last, Seen::Running) };
         assert_eq!(p.next_poll(None, &behind(0, None)), p.crowd);
         assert_eq!(p.next_poll(None, &behind(2100, Some(2000))), ms(2000) + p.crowd);
+        // A crowd's first polls spread from the interval to the crowd's cadence, by phase.
+        let first = |phase: f64| p.next_poll(None, &PollState { phase, ..behind(0, None) });
+        assert_eq!((first(0.0), first(0.5), first(-3.0), first(7.0)), (p.interval, (p.interval + p.crowd) / 2, p.interval, p.crowd));
         assert_eq!(p.next_poll(None, &st(2100, Some(2000), Seen::Running)), ms(2500), "the oldest polls at the interval");
         let e = Estimate { service: ms(4000), spread: ms(20), done_by: ms(4300) };
         assert_eq!(p.next_poll(Some(&e), &behind(2400, Some(2000))), ms(4300), "a job behind aims where its siblings were done by");
@@ -347,7 +365,8 @@ mod tests {
             PollState { retry_after: Some(huge), ..st(1000, Some(900), Seen::Running) },
             st(u64::MAX, Some(u64::MAX), Seen::Running),
             PollState { behind: true, ..st(1000, Some(900), Seen::Running) },
-            PollState { behind: true, ..st(u64::MAX, None, Seen::Nothing) },
+            PollState { behind: true, phase: f64::NAN, ..st(u64::MAX, None, Seen::Nothing) },
+            PollState { behind: true, phase: f64::INFINITY, ..st(0, None, Seen::Nothing) },
         ];
         for p in &policies {
             for e in &estimates {
