@@ -536,7 +536,7 @@ impl RequestHandle {
         let learn = self.submitted_at.is_some();
         let origin = self.submitted_at.unwrap_or_else(Instant::now);
         let waiting = learn.then(|| knowledge.waiting(&self.endpoint_id, origin));
-        let mut st = PollState { elapsed: origin.elapsed(), phase: waiting.as_ref().map_or(0.0, Waiting::phase), ..PollState::default() };
+        let mut st = PollState { elapsed: origin.elapsed(), ..waiting.as_ref().map_or_else(PollState::default, Waiting::poll_state) };
         let mut first_position: Option<(Duration, i64)> = None;
         let mut missed_aim = false;
         // Woken to plan again (no call made since): the stream is not tried again either.

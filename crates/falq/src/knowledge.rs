@@ -22,6 +22,8 @@ pub(crate) struct Knowledge {
     probing: AtomicBool,
 
     next_waiter: AtomicU64,
+    /// When the grid the crowds poll on began.
+    epoch: Instant,
 }
 
 /// The least gain in a crowd's done-by time worth waking its sleepers for.
@@ -77,7 +79,18 @@ impl Waiting<'_> {
         all.get(self.endpoint).and_then(|e| e.waiting.first()).is_some_and(|first| *first < self.place)
     }
 
-    /// Where in the crowd's cadence this job polls, one of [`PHASES`] steps in `(0, 1]`:
+    /// How long after the client's grid began (its knowledge was made) this job was
+    /// submitted.
+    pub(crate) fn since_epoch(&self) -> Duration {
+        self.place.0.saturating_duration_since(self.knowledge.epoch)
+    }
+
+    /// A poll state that has seen nothing yet, at this job's place on the client's grid.
+    pub(crate) fn poll_state(&self) -> crate::poll::PollState {
+        crate::poll::PollState { phase: self.phase(), since_epoch: self.since_epoch(), ..Default::default() }
+    }
+
+    /// Where in the crowd's cadence this job polls, one of [`PHASES`] steps in `[0, 1)`:
     /// the jobs of a client, in the order they began to wait, take the fractional parts of
     /// the multiples of the golden ratio, which spread evenly however many there are. A
     /// few steps, not one per job: each is a moment the client wakes (a crowd of 200 at
@@ -85,7 +98,7 @@ impl Waiting<'_> {
     /// completion within an eighth of it.
     pub(crate) fn phase(&self) -> f64 {
         let spread = ((self.place.1 + 1) as f64 * 0.618_033_988_749_895).fract();
-        ((spread * PHASES as f64).floor() + 1.0) / PHASES as f64
+        (spread * PHASES as f64).floor() / PHASES as f64
     }
 
     /// Joins the sleepers of the endpoint until the returned guard is dropped.
@@ -141,6 +154,7 @@ impl Knowledge {
             stream_support: tokio::sync::watch::Sender::new(Support::Unknown),
             probing: AtomicBool::new(false),
             next_waiter: AtomicU64::new(0),
+            epoch: Instant::now(),
         }
     }
 
@@ -301,7 +315,7 @@ mod tests {
             let t0 = Instant::now();
             let crowd: Vec<Waiting<'_>> = (0..n).map(|_| k.waiting("e", t0)).collect();
             let phases: Vec<f64> = crowd.iter().map(Waiting::phase).collect();
-            assert!(phases.iter().all(|p| *p > 0.0 && *p <= 1.0), "{phases:?}");
+            assert!(phases.iter().all(|p| (0.0..1.0).contains(p)), "{phases:?}");
             let mut steps: Vec<u64> = phases.iter().map(|p| (p * PHASES as f64).round() as u64).collect();
             steps.sort();
             steps.dedup();

@@ -3,8 +3,8 @@
 //!
 //! Without knowledge the oldest waiting job of an endpoint polls at a fixed interval
 //! (500 ms, as fal's own JavaScript client does), so it is never later and never costs
-//! more; its younger siblings (the crowd) poll at a slower cadence (2 s, each at its own
-//! phase of it, so that together they look often) until one of the endpoint's jobs
+//! more; its younger siblings (the crowd) poll at a slower cadence (2 s, each at one of
+//! a few phases of a grid common to the client, so that together they look often) until one of the endpoint's jobs
 //! completes: that first service time wakes every sleeping sibling to plan by it, and a
 //! sibling's completion wakes the jobs submitted before it. A younger job
 //! that completes before any older one is seen up to 2 s after, not 500 ms (set
@@ -61,10 +61,28 @@ pub struct PollState {
     /// An older job of the same endpoint waits too: while nothing is known of the
     /// endpoint, that one polls for the crowd.
     pub behind: bool,
-    /// Where in the crowd's cadence this job's polls fall (`0.0..1.0`): the jobs of a
-    /// crowd spread their polls over it, so that one of them looks soon after any moment
-    /// (and the first completion is seen soon after it happens).
+    /// Where in the crowd's cadence this job's polls fall (`0.0..1.0`), on a grid common
+    /// to the client's jobs: a crowd spreads its polls over a few phases, so that one of
+    /// them looks soon after any moment (and the first completion is seen soon after it
+    /// happens), and the client wakes at those moments only, however the jobs' submits
+    /// were spread.
     pub phase: f64,
+    /// How long after the client's grid began this job was submitted.
+    pub since_epoch: Duration,
+}
+
+/// The first time since submit, not before `not_before`, that falls on `phase` of a grid
+/// of `period` begun `since_epoch` before the submit (`not_before` itself when no clock
+/// can say it).
+pub fn on_grid(not_before: Duration, since_epoch: Duration, period: Duration, phase: f64) -> Duration {
+    let (p, offset) = (period.as_secs_f64(), since_epoch.as_secs_f64());
+    let phase = if phase.is_finite() { phase.clamp(0.0, 1.0) } else { 0.0 };
+    if p <= 0.0 || !p.is_finite() {
+        return not_before;
+    }
+    let slots = ((not_before.as_secs_f64() + offset) / p - phase).ceil();
+    let at = (slots + phase) * p - offset;
+    Duration::try_from_secs_f64(at).map_or(not_before, |t| t.max(not_before))
 }
 
 impl PollState {
@@ -136,14 +154,10 @@ impl PollPolicy {
             }
             (None, _) if st.behind => {
                 let crowd = self.crowd.clamp(base, max);
-                match st.last_poll {
-                    Some(l) => l.saturating_add(crowd),
-                    None => {
-                        let phase = if st.phase.is_nan() { 0.0 } else { st.phase.clamp(0.0, 1.0) };
-                        let span = crowd - base;
-                        base.saturating_add(Duration::try_from_secs_f64(span.as_secs_f64() * phase).unwrap_or(span).min(span))
-                    }
-                }
+                // The first poll after the interval, the next ones a cadence apart (within
+                // an eighth), each on the job's phase of the client's grid.
+                let not_before = st.last_poll.map_or(base, |l| l.saturating_add(crowd - crowd / 8));
+                on_grid(not_before, st.since_epoch, crowd, st.phase)
             }
             (None, _) => after_last(base),
             (Some(e), _) => {
@@ -281,12 +295,15 @@ mod tests {
     #[test]
     fn with_nothing_known_a_job_behind_an_older_sibling_polls_at_the_crowd_cadence() {
         let p = PollPolicy::default();
-        let behind = |elapsed: u64, last: Option<u64>| PollState { behind: true, phase: 1.0, ..st(elapsed, last, Seen::Running) };
+        let behind = |elapsed: u64, last: Option<u64>| PollState { behind: true, ..st(elapsed, last, Seen::Running) };
+        // On the client's grid (phase 0, a job submitted as it began): at 2 s, 4 s, ...
         assert_eq!(p.next_poll(None, &behind(0, None)), p.crowd);
         assert_eq!(p.next_poll(None, &behind(2100, Some(2000))), ms(2000) + p.crowd);
-        // A crowd's first polls spread from the interval to the crowd's cadence, by phase.
-        let first = |phase: f64| p.next_poll(None, &PollState { phase, ..behind(0, None) });
-        assert_eq!((first(0.0), first(0.5), first(-3.0), first(7.0)), (p.interval, (p.interval + p.crowd) / 2, p.interval, p.crowd));
+        assert_eq!(p.next_poll(None, &behind(2100, Some(2080))), ms(2000) + p.crowd, "a poll asked late stays on the grid");
+        // Each phase its own moment of the cadence; a job submitted later joins the same moments.
+        let first = |phase: f64, since_epoch: u64| p.next_poll(None, &PollState { phase, since_epoch: ms(since_epoch), ..behind(0, None) });
+        assert_eq!((first(0.25, 0), first(0.5, 0), first(0.5, 300), first(0.5, 1800)), (ms(500), ms(1000), ms(700), ms(1200)));
+        assert_eq!((first(-3.0, 0), first(f64::NAN, 0), first(7.0, 0)), (ms(2000), ms(2000), ms(2000)), "out-of-range phases");
         assert_eq!(p.next_poll(None, &st(2100, Some(2000), Seen::Running)), ms(2500), "the oldest polls at the interval");
         let e = Estimate { service: ms(4000), spread: ms(20), done_by: ms(4300) };
         assert_eq!(p.next_poll(Some(&e), &behind(2400, Some(2000))), ms(4300), "a job behind aims where its siblings were done by");
@@ -366,7 +383,8 @@ mod tests {
             st(u64::MAX, Some(u64::MAX), Seen::Running),
             PollState { behind: true, ..st(1000, Some(900), Seen::Running) },
             PollState { behind: true, phase: f64::NAN, ..st(u64::MAX, None, Seen::Nothing) },
-            PollState { behind: true, phase: f64::INFINITY, ..st(0, None, Seen::Nothing) },
+            PollState { behind: true, phase: f64::INFINITY, since_epoch: Duration::MAX, ..st(0, None, Seen::Nothing) },
+            PollState { behind: true, phase: 0.9, since_epoch: ms(123_456), ..st(1000, Some(900), Seen::Running) },
         ];
         for p in &policies {
             for e in &estimates {
