@@ -1,7 +1,7 @@
 //! What a client learns while it waits, shared by all its jobs: each endpoint's service
 //! times, which jobs wait on each endpoint (the oldest polls for the crowd while nothing
-//! is known), which polling jobs to wake when a sibling completes or the first service
-//! time is known, whether the relay offers status streams.
+//! is known), which polling jobs to wake when a sibling completes or a service time
+//! changes their plan, whether the relay offers status streams.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,8 +49,8 @@ struct EndpointKnowledge {
 #[derive(Debug, Default)]
 struct Wake {
     notify: Notify,
-    /// A sibling submitted no earlier than this job completed (else: the endpoint's first
-    /// service time is known, and the job should plan again).
+    /// A sibling submitted no earlier than this job completed (else: a service time that
+    /// changes its plan is known, and the job should plan again).
     sibling_done: AtomicBool,
 }
 
@@ -59,7 +59,8 @@ struct Wake {
 pub(crate) enum Woken {
     /// A sibling submitted no earlier completed: this job most likely has too.
     SiblingDone,
-    /// The endpoint's first service time is known: plan the next poll by it.
+    /// The endpoint's service time became known, or the time a job like it is done by
+    /// came well earlier: plan the next poll by it.
     Estimate,
 }
 
@@ -104,8 +105,11 @@ impl Waiting<'_> {
     /// Joins the sleepers of the endpoint until the returned guard is dropped.
     pub(crate) fn sleep(&self) -> Sleeper<'_> {
         let wake = Arc::new(Wake::default());
-        if let Ok(mut all) = self.knowledge.endpoints.lock() {
-            all.entry(self.endpoint.to_string()).or_default().waiters.insert(self.place, wake.clone());
+        // The endpoint's entry was made when the job began to wait.
+        if let Ok(mut all) = self.knowledge.endpoints.lock()
+            && let Some(e) = all.get_mut(self.endpoint)
+        {
+            e.waiters.insert(self.place, wake.clone());
         }
         Sleeper { waiting: self, wake }
     }
@@ -128,8 +132,8 @@ pub(crate) struct Sleeper<'a> {
 }
 
 impl Sleeper<'_> {
-    /// Resolves when a sibling submitted no earlier than this job completes, or when the
-    /// endpoint's first service time is known; says which.
+    /// Resolves when a sibling submitted no earlier than this job completes, or when a
+    /// service time that changes its plan is known; says which.
     pub(crate) async fn woken(&self) -> Woken {
         self.wake.notify.notified().await;
         if self.wake.sibling_done.load(Ordering::Acquire) { Woken::SiblingDone } else { Woken::Estimate }
