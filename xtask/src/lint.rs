@@ -58,7 +58,7 @@ pub fn stray_keys(doc: &Value) -> Vec<String> {
     let mut found = Vec::new();
     crate::walk::for_each_schema_at(doc, &mut |keys, schema| {
         for key in schema.as_object().into_iter().flat_map(|m| m.keys()).filter(|k| !is_schema_word(k)) {
-            found.push(format!("{}/{}", crate::walk::pointer(keys), key.replace('~', "~0").replace('/', "~1")));
+            found.push(format!("{}/{}", crate::walk::pointer(keys), crate::walk::escape_key(key)));
         }
     });
     found

@@ -192,7 +192,12 @@ pub fn refs_in(v: &Value, out: &mut Vec<String>) {
 
 /// The JSON pointer of a path of keys.
 pub fn pointer(keys: &[String]) -> String {
-    keys.iter().map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1"))).collect()
+    keys.iter().map(|k| format!("/{}", escape_key(k))).collect()
+}
+
+/// A key as one segment of a JSON pointer (`~` → `~0`, `/` → `~1`).
+pub fn escape_key(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 /// [`for_each_schema_at`] with each schema mutable: `f` may change a schema's own

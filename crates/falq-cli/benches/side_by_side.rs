@@ -10,7 +10,8 @@
 //! skips the slow-relay round), FALQ_SBS_CLIENTS ("falq,fal-js,fal-client"), FALQ_SBS_DEBUG
 //! (each round's requests per route, and its first errors, on stderr), FALQ_SBS_H2=1 (falq
 //! speaks HTTP/2 to the simulator, as it would to an HTTPS relay offering it; the peers
-//! stay on HTTP/1.1).
+//! stay on HTTP/1.1), FALQ_SBS_CT=1 (falq's driver on a current-thread tokio runtime
+//! instead of the multi-threaded one `#[tokio::main]` gives).
 //!
 //! Fairness: every client runs alone against its own simulator process; the order of the
 //! clients rotates per scenario. fal-client only speaks https: it reaches the simulator

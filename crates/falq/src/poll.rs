@@ -3,12 +3,12 @@
 //!
 //! Without knowledge the oldest waiting job of an endpoint polls at a fixed interval
 //! (500 ms, as fal's own JavaScript client does), so it is never later and never costs
-//! more; its younger siblings (the crowd) poll at a slower cadence (2 s, each at one of
-//! a few phases of a grid common to the client, so that together they look often) until one of the endpoint's jobs
-//! completes: that first service time wakes every sleeping sibling to plan by it, and a
-//! sibling's completion wakes the jobs submitted before it. A younger job
-//! that completes before any older one is seen up to 2 s after, not 500 ms (set
-//! `PollPolicy::crowd` to the interval, or use `PollPolicy::fixed`, to poll every job
+//! more; its younger siblings (the crowd) poll at a slower cadence (2 s, each at one of a
+//! few phases of a grid common to the client, so that together they look often) until
+//! one of the endpoint's jobs completes: that first service time wakes every sleeping
+//! sibling to plan by it, and a sibling's completion wakes the jobs submitted before it.
+//! A younger job that completes before any older one is seen up to 2 s after, not 500 ms
+//! (set `PollPolicy::crowd` to the interval, or use `PollPolicy::fixed`, to poll every job
 //! alike). With the endpoint's service time known (jobs seen in this process, or the
 //! journal), it polls sparsely before the expected completion, just after it, and densely
 //! around it; the queue position's drain rate keeps a queued job from being polled for

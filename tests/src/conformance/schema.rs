@@ -31,10 +31,8 @@ pub fn converted_components(document: &Value) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
-/// A key as one segment of a JSON pointer (`~` → `~0`, `/` → `~1`).
-pub fn escape_pointer(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
-}
+/// A key as one segment of a JSON pointer: regen's escaping.
+pub use xtask::walk::escape_key as escape_pointer;
 
 #[cfg(test)]
 mod tests {
