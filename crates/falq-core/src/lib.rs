@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod duration;
+pub mod json_schema;
 mod kind;
 pub mod retry;
 mod sample;
@@ -14,7 +15,7 @@ mod validate;
 
 pub use duration::parse_duration;
 pub use kind::{FileKind, OutputFile, canonical_type, content_type_of_name, extension_of_type, output_kind_label, sniff};
-pub use sample::{SAMPLE_URL, minimal_input};
+pub use sample::{Fill, SAMPLE_URL, minimal_input, sample};
 
 pub use validate::{InputError, InputErrorKind, InputErrors, Segment, Validate, lax_read, validate_input, validate_lax};
 

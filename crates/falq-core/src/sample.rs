@@ -1,107 +1,152 @@
-//! The smallest valid input of an endpoint, from its input's JSON Schema alone: its
-//! required fields, each with its default, its first allowed value, its least bound, or a
-//! plain sample (a URL for a field that takes a file). What the tests, the simulator's
-//! checks and `falq run --sim` use to call any endpoint of the catalogue without knowing it.
+//! Values a JSON Schema accepts, from the schema alone: the smallest valid input of an
+//! endpoint (its required fields, each with its default, its first allowed value, its
+//! least bound, or a plain sample; a URL for a field that takes a file) and the fullest
+//! one (every field, last allowed values, greatest bounds). What the tests, the
+//! simulator's checks and `falq run --sim` use to call any endpoint of the catalogue
+//! without knowing it: the project's one sample generator.
 
 use serde_json::{Map, Value, json};
 
 use crate::EndpointInfo;
+use crate::json_schema::{Branch, resolve, type_of};
 
 /// A URL a field that takes a file is given: the simulator does not fetch remote inputs.
 pub const SAMPLE_URL: &str = "https://fal.media/files/sample/input.png";
 
+/// How much of a schema a [`sample`] fills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fill {
+    /// Required members only, each with its default when it has one; the first allowed
+    /// value and union branch; least bounds and item counts.
+    Minimal,
+    /// Every member and an extra one where the schema allows more; no defaults; the last
+    /// allowed value and union branch; greatest bounds; text beyond ASCII; an integer
+    /// above 2^53 where nothing bounds it (a float would round a seed).
+    Maximal,
+}
+
 /// The smallest input of `info` its schema accepts: required fields only, at every depth.
 pub fn minimal_input(info: &EndpointInfo) -> Value {
     let root: Value = serde_json::from_str(info.input_json_schema).unwrap_or(Value::Bool(true));
-    minimal_value(&root, &root, None, 0)
+    sample(&root, Fill::Minimal, "")
 }
 
-/// The schema a JSON Schema use site stands for: `$ref`s into `$defs` followed, single
-/// `allOf`s unwrapped, and the first branch of a union that is not `null`.
-fn resolve<'a>(root: &'a Value, mut s: &'a Value) -> &'a Value {
-    for _ in 0..32 {
-        if let Some(name) = s.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/")) {
-            match root.get("$defs").and_then(|d| d.get(name)) {
-                Some(t) => s = t,
-                None => break,
-            }
-        } else if let Some([one]) = s.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
-            s = one;
-        } else if let Some(first) = s
-            .get("anyOf")
-            .or_else(|| s.get("oneOf"))
-            .and_then(Value::as_array)
-            .and_then(|l| l.iter().find(|b| b.get("type").and_then(Value::as_str) != Some("null")))
-        {
-            s = first;
-        } else {
-            break;
-        }
-    }
-    s
+/// A value the self-contained JSON Schema `root` (its `$ref`s into its own `$defs`)
+/// accepts, filled as `fill` says. `name` is the field it is for: a string field named
+/// `*url`/`*urls` (or of format `uri`) gets a URL.
+pub fn sample(root: &Value, fill: Fill, name: &str) -> Value {
+    Sampler { root, fill }.value(root, name, 0)
 }
 
-fn type_of(s: &Value) -> &str {
-    match s.get("type") {
-        Some(Value::String(t)) => t,
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).find(|t| *t != "null").unwrap_or(""),
-        _ => "",
-    }
+struct Sampler<'a> {
+    root: &'a Value,
+    fill: Fill,
 }
 
-fn minimal_value(root: &Value, use_site: &Value, name: Option<&str>, depth: usize) -> Value {
-    if depth > 24 {
-        return Value::Null;
-    }
-    let s = resolve(root, use_site);
-    if let Some(d) = use_site.get("default").or_else(|| s.get("default")) {
-        return d.clone();
-    }
-    if let Some(c) = s.get("const") {
-        return c.clone();
-    }
-    if let Some(first) = s.get("enum").and_then(Value::as_array).and_then(|v| v.iter().find(|v| !v.is_null())) {
-        return first.clone();
-    }
-    let bound = |k: &str| s.get(k).and_then(Value::as_f64);
-    match type_of(s) {
-        "object" | "" if s.get("properties").is_some() || type_of(s) == "object" => {
-            let props = s.get("properties").and_then(Value::as_object);
-            let required = s.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
-            let mut out = Map::new();
-            for key in required {
-                let v = props.and_then(|p| p.get(key)).map_or(json!("sample"), |p| minimal_value(root, p, Some(key), depth + 1));
-                out.insert(key.to_string(), v);
+impl Sampler<'_> {
+    fn value(&self, use_site: &Value, name: &str, depth: usize) -> Value {
+        if depth > 24 {
+            return Value::Null;
+        }
+        let minimal = self.fill == Fill::Minimal;
+        let branch = if minimal { Branch::First } else { Branch::Last };
+        let s = resolve(self.root, use_site, branch);
+        if minimal && let Some(d) = use_site.get("default").or_else(|| s.get("default")) {
+            return d.clone();
+        }
+        if let Some(c) = s.get("const") {
+            return c.clone();
+        }
+        let values = s.get("enum").and_then(Value::as_array).map(|v| v.iter().filter(|v| !v.is_null()));
+        if let Some(mut values) = values {
+            let pick = if minimal { values.next() } else { values.next_back() };
+            if let Some(v) = pick {
+                return v.clone();
             }
-            Value::Object(out)
         }
-        "array" => {
-            let count = bound("minItems").unwrap_or(1.0).max(1.0).min(bound("maxItems").unwrap_or(f64::MAX)) as usize;
-            let items = s.get("items").cloned().unwrap_or(json!({}));
-            Value::Array((0..count).map(|_| minimal_value(root, &items, name, depth + 1)).collect())
-        }
-        "string" => {
-            let takes_file = name.is_some_and(|n| n.ends_with("url") || n.ends_with("urls"))
-                || matches!(s.get("format").and_then(Value::as_str), Some("uri" | "binary"));
-            let text = if takes_file { SAMPLE_URL.to_string() } else { "a lighthouse at dusk".to_string() };
-            let min = bound("minLength").unwrap_or(0.0) as usize;
-            let max = bound("maxLength").map_or(usize::MAX, |m| m as usize);
-            let mut text: String = text.chars().take(max).collect();
-            while text.chars().count() < min {
-                text.push('a');
+        let bound = |k: &str| s.get(k).and_then(Value::as_f64);
+        match type_of(s) {
+            "object" | "" if s.get("properties").is_some() || type_of(s) == "object" => self.object(s, name, depth),
+            "array" => {
+                let (lo, hi) = (bound("minItems").unwrap_or(0.0), bound("maxItems").unwrap_or(f64::MAX));
+                let count = if minimal { lo.max(1.0) } else { lo.max(2.0) }.min(hi) as usize;
+                let items = s.get("items").cloned().unwrap_or(json!({}));
+                let one = self.value(&items, name, depth + 1);
+                // Distinct items in a full sample: a list of URLs keeps its order visible.
+                let nth = |i: usize| match &one {
+                    Value::String(u) if !minimal && i > 0 && u.contains("://") => Value::String(format!("{u}?{i}")),
+                    other => other.clone(),
+                };
+                Value::Array((0..count).map(nth).collect())
             }
-            Value::String(text)
+            "string" => {
+                let takes_file = name.ends_with("url")
+                    || name.ends_with("urls")
+                    || matches!(s.get("format").and_then(Value::as_str), Some("uri" | "binary"));
+                let text = match (takes_file, minimal) {
+                    (true, _) => SAMPLE_URL,
+                    (false, true) => "a lighthouse at dusk",
+                    (false, false) => "一座灯塔 \"at dusk\" \\ 🌅 in the fog",
+                };
+                let min = bound("minLength").unwrap_or(0.0) as usize;
+                let max = bound("maxLength").map_or(usize::MAX, |m| m as usize);
+                let mut text: String = text.chars().take(max).collect();
+                while text.chars().count() < min {
+                    text.push('a');
+                }
+                Value::String(text)
+            }
+            "integer" => {
+                let (lo, hi) = (bound("minimum").map(f64::ceil), bound("maximum").map(f64::floor));
+                let v = match (self.fill, lo, hi) {
+                    (Fill::Minimal, Some(lo), hi) => lo.min(hi.unwrap_or(f64::MAX)) as i64,
+                    (Fill::Minimal, None, hi) => hi.map_or(1, |hi| hi.min(1.0) as i64),
+                    (Fill::Maximal, _, Some(hi)) => hi as i64,
+                    (Fill::Maximal, Some(lo), None) => lo as i64 + 3,
+                    // Seeds exceed 2^53: a float would round them.
+                    (Fill::Maximal, None, None) => 196_619_188_014_358_660,
+                };
+                json!(v)
+            }
+            "number" => {
+                let (lo, hi) = (bound("minimum"), bound("maximum"));
+                let v = match (self.fill, lo, hi) {
+                    (Fill::Minimal, Some(lo), hi) => lo.min(hi.unwrap_or(f64::MAX)),
+                    (Fill::Minimal, None, hi) => hi.map_or(1.0, |hi| hi.min(1.0)),
+                    (Fill::Maximal, _, Some(hi)) => hi,
+                    (Fill::Maximal, Some(lo), None) => lo + 1.25,
+                    (Fill::Maximal, None, None) => 1234.5,
+                };
+                json!(v)
+            }
+            "boolean" => Value::Bool(!minimal),
+            _ => Value::Null,
         }
-        "integer" => {
-            let lo = bound("minimum").map_or(1.0, f64::ceil);
-            json!(lo.min(bound("maximum").map_or(f64::MAX, f64::floor)) as i64)
+    }
+
+    /// An object: its required members (every member, and one more where the schema
+    /// takes more, when the fill is maximal).
+    fn object(&self, s: &Value, name: &str, depth: usize) -> Value {
+        let props = s.get("properties").and_then(Value::as_object);
+        let required: Vec<&str> = s.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        let mut out = Map::new();
+        // Required names first, so that a name without a property still gets a value.
+        for key in &required {
+            let v = props.and_then(|p| p.get(*key)).map_or(json!("sample"), |p| self.value(p, key, depth + 1));
+            out.insert(key.to_string(), v);
         }
-        "number" => {
-            let lo = bound("minimum").unwrap_or(1.0);
-            json!(lo.min(bound("maximum").unwrap_or(f64::MAX)))
+        if self.fill == Fill::Maximal {
+            for (key, p) in props.into_iter().flatten() {
+                if !out.contains_key(key) {
+                    let v = self.value(p, key, depth + 1);
+                    out.insert(key.clone(), v);
+                }
+            }
+            if let Some(extra) = s.get("additionalProperties").filter(|a| a.is_object()) {
+                out.insert(format!("extra_{name}"), self.value(extra, name, depth + 1));
+            }
         }
-        "boolean" => Value::Bool(false),
-        _ => Value::Null,
+        Value::Object(out)
     }
 }
 
@@ -110,7 +155,7 @@ mod tests {
     use super::*;
 
     fn check(schema: Value, expected: Value) {
-        assert_eq!(minimal_value(&schema, &schema, None, 0), expected, "{schema}");
+        assert_eq!(sample(&schema, Fill::Minimal, ""), expected, "{schema}");
     }
 
     #[test]
@@ -129,5 +174,30 @@ mod tests {
         check(json!({"type": "object", "properties": {"x": {"type": "string"}}}), json!({}));
         check(json!({"type": ["number", "null"], "maximum": 0.5}), json!(0.5));
         check(json!({"type": "integer", "maximum": 0}), json!(0));
+    }
+
+    #[test]
+    fn a_full_sample_has_every_member_the_last_choices_and_the_upper_bounds() {
+        let schema = json!({"type": "object", "required": ["prompt"], "properties": {
+            "prompt": {"type": "string", "maxLength": 6},
+            "image_urls": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
+            "n": {"type": "integer", "minimum": 1, "maximum": 4, "default": 1},
+            "seed": {"type": ["integer", "null"]},
+            "strength": {"type": "number", "minimum": 0.5},
+            "size": {"anyOf": [{"type": "string", "enum": ["square", "wide"]}, {"$ref": "#/$defs/Size"}, {"type": "null"}]},
+            "mode": {"enum": ["fast", "slow", null]},
+            "safe": {"type": "boolean", "default": true},
+            "meta": {"type": "object", "additionalProperties": {"type": "integer", "maximum": 9}}
+        }, "$defs": {"Size": {"type": "object", "required": ["width"], "properties": {"width": {"type": "integer"}, "height": {"type": "integer", "maximum": 64}}}}});
+        let full = sample(&schema, Fill::Maximal, "");
+        assert_eq!(
+            full,
+            json!({"prompt": "一座灯塔 \"", "image_urls": [SAMPLE_URL, format!("{SAMPLE_URL}?1")], "n": 4,
+                "seed": 196_619_188_014_358_660_i64, "strength": 1.75,
+                "size": {"width": 196_619_188_014_358_660_i64, "height": 64}, "mode": "slow", "safe": true,
+                "meta": {"extra_meta": 9}})
+        );
+        // The minimal sample of the same schema: the required member only.
+        assert_eq!(sample(&schema, Fill::Minimal, ""), json!({"prompt": "a ligh"}));
     }
 }

@@ -4,6 +4,7 @@
 //! size where the schema asks for them, text for text, values within every enum, bound
 //! and item count. A page of a new output kind needs no simulator code.
 
+use falq_api::json_schema::type_of;
 use falq_api::{EndpointInfo, FileKind};
 use serde_json::{Map, Number, Value, json};
 
@@ -84,35 +85,9 @@ pub(crate) fn output(info: &'static EndpointInfo, schema: &Value, job: &JobValue
     walk.value(schema, "", None, 0)
 }
 
-/// The schema a JSON Schema stands for: `$ref`s into `$defs` followed, single `allOf`s
-/// and `anyOf`/`oneOf` with `null` unwrapped to their one other branch.
-fn resolve<'a>(root: &'a Value, mut s: &'a Value) -> &'a Value {
-    for _ in 0..32 {
-        if let Some(name) = s.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/")) {
-            match root.get("$defs").and_then(|d| d.get(name)) {
-                Some(t) => s = t,
-                None => break,
-            }
-        } else if let Some([one]) = s.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
-            s = one;
-        } else if let Some(list) = s.get("anyOf").or_else(|| s.get("oneOf")).and_then(Value::as_array)
-            && let [one] = list.iter().filter(|b| b.get("type").and_then(Value::as_str) != Some("null")).collect::<Vec<_>>()[..]
-        {
-            s = one;
-        } else {
-            break;
-        }
-    }
-    s
-}
-
-/// The schema's type, `null` left out of a list of types.
-fn type_of(s: &Value) -> &str {
-    match s.get("type") {
-        Some(Value::String(t)) => t,
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).find(|t| *t != "null").unwrap_or(""),
-        _ => "",
-    }
+/// The schema a use site stands for: a union with `null` unwrapped to its one other branch.
+fn resolve<'a>(root: &'a Value, s: &'a Value) -> &'a Value {
+    falq_api::json_schema::resolve(root, s, falq_api::json_schema::Branch::Only)
 }
 
 impl Walk<'_> {

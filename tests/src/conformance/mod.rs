@@ -254,6 +254,12 @@ impl Spec {
         matches.into_iter().next()
     }
 
+    /// The JSON Schema form of an OpenAPI schema of this document, with every component
+    /// as `$defs`: regen's conversion, the form the catalogue's schemas have.
+    pub fn json_schema(&self, schema: &Value) -> Value {
+        bundle(to_json_schema(schema), &self.defs)
+    }
+
     /// Validates an instance against an OpenAPI schema of this document; each error is
     /// `"/field: message"`.
     pub fn check(&self, schema: &Value, instance: &Value) -> Result<(), Vec<String>> {

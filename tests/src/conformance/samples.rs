@@ -1,120 +1,19 @@
-//! Values derived from the spec: minimal and maximal request bodies, the spec's own
-//! examples as bodies, and one constraint case per required field, enum, bound and type.
+//! Values derived from the spec: minimal and maximal request bodies (made by the
+//! catalogue's sample generator), the spec's own examples as bodies, and one constraint
+//! case per required field, enum, bound and type.
 
 use serde_json::{Map, Value, json};
 
 use super::{Operation, Spec, component_of};
 
-/// How much of a schema a sample fills.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fill {
-    /// Required members only; the first enum value and `oneOf` branch; lower bounds.
-    Minimal,
-    /// Every member; the last enum value and `oneOf` branch; upper bounds; a seed above 2^53.
-    Maximal,
-}
+/// How much of a schema a sample fills: the catalogue's own choices ([`falq_api::Fill`]).
+pub use falq_api::Fill;
 
-/// A value the schema accepts. `name` is the field it is for (a `*url*` field gets a URL).
+/// A value an OpenAPI schema of `spec` accepts, made by the project's one sample
+/// generator ([`falq_api::sample`]) from the schema's JSON Schema form, the form the
+/// catalogue holds. `name` is the field it is for (a `*url` field gets a URL).
 pub fn sample(spec: &Spec, schema: &Value, fill: Fill, name: &str) -> Value {
-    sample_at(spec, schema, fill, name, 0)
-}
-
-fn sample_at(spec: &Spec, schema: &Value, fill: Fill, name: &str, depth: usize) -> Value {
-    // Regen refuses recursive schemas, so any depth ends; this only stops a runaway.
-    assert!(depth <= 64, "a schema nested past 64 levels: {schema}");
-    let minimal = fill == Fill::Minimal;
-    if schema.get("$ref").is_some() {
-        return sample_at(spec, spec.resolve(schema), fill, name, depth + 1);
-    }
-    if let Some(Value::Array(all)) = schema.get("allOf") {
-        let parts: Vec<Value> = all.iter().map(|s| sample_at(spec, s, fill, name, depth + 1)).collect();
-        return match parts.as_slice() {
-            [one] => one.clone(),
-            _ => Value::Object(parts.iter().filter_map(Value::as_object).flatten().map(|(k, v)| (k.clone(), v.clone())).collect()),
-        };
-    }
-    for key in ["oneOf", "anyOf"] {
-        if let Some(Value::Array(branches)) = schema.get(key) {
-            let branch = if minimal { branches.first() } else { branches.last() };
-            return branch.map(|b| sample_at(spec, b, fill, name, depth + 1)).unwrap_or(Value::Null);
-        }
-    }
-    if let Some(Value::Array(values)) = schema.get("enum") {
-        let non_null: Vec<&Value> = values.iter().filter(|v| !v.is_null()).collect();
-        let pick = if minimal { non_null.first() } else { non_null.last() };
-        return pick.map(|v| (*v).clone()).unwrap_or(Value::Null);
-    }
-    let min = schema.get("minimum").and_then(Value::as_f64);
-    let max = schema.get("maximum").and_then(Value::as_f64);
-    match schema.get("type").and_then(Value::as_str) {
-        Some("integer") => {
-            let v = match (fill, min, max) {
-                (Fill::Minimal, Some(lo), _) => lo as i64,
-                (Fill::Minimal, None, Some(hi)) => (hi as i64).min(0),
-                (Fill::Minimal, None, None) => 0,
-                (Fill::Maximal, _, Some(hi)) => hi as i64,
-                (Fill::Maximal, Some(lo), None) => lo as i64 + 3,
-                // Seeds exceed 2^53: a float would round them.
-                (Fill::Maximal, None, None) => 196_619_188_014_358_660,
-            };
-            json!(v)
-        }
-        Some("number") => {
-            let v = match (fill, min, max) {
-                (Fill::Minimal, Some(lo), _) => lo,
-                (Fill::Minimal, None, Some(hi)) => hi.min(0.0),
-                (Fill::Minimal, None, None) => 0.0,
-                (Fill::Maximal, _, Some(hi)) => hi,
-                (Fill::Maximal, Some(lo), None) => lo + 1.25,
-                (Fill::Maximal, None, None) => 1234.5,
-            };
-            json!(v)
-        }
-        Some("boolean") => json!(!minimal),
-        Some("string") => {
-            if name.contains("url") {
-                json!(format!("https://example.test/{name}.png"))
-            } else if minimal {
-                json!("a red fox in the snow")
-            } else {
-                json!("一只猫咪 \"quoted\" \\ 🦊 in the snow")
-            }
-        }
-        Some("array") => {
-            let lo = schema.get("minItems").and_then(Value::as_u64).unwrap_or(0) as usize;
-            let hi = schema.get("maxItems").and_then(Value::as_u64).map(|m| m as usize);
-            let n = if minimal { lo.max(1) } else { lo.max(2) };
-            let n = hi.map_or(n, |hi| n.min(hi));
-            let items = schema.get("items").cloned().unwrap_or(Value::Bool(true));
-            let list: Vec<Value> = (0..n)
-                .map(|i| {
-                    let v = sample_at(spec, &items, fill, name, depth + 1);
-                    // Distinct items: a URL list keeps its order visible.
-                    match v {
-                        Value::String(s) if i > 0 => Value::String(s.replacen(".png", &format!("-{i}.png"), 1)),
-                        other => other,
-                    }
-                })
-                .collect();
-            Value::Array(list)
-        }
-        Some("object") | None if schema.get("properties").is_some() || schema.get("type").is_some() => {
-            let required: Vec<&str> =
-                schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
-            let mut out = Map::new();
-            for (prop, s) in schema.get("properties").and_then(Value::as_object).into_iter().flatten() {
-                if minimal && !required.contains(&prop.as_str()) {
-                    continue;
-                }
-                out.insert(prop.clone(), sample_at(spec, s, fill, prop, depth + 1));
-            }
-            if !minimal && let Some(extra) = schema.get("additionalProperties").filter(|a| a.is_object()) {
-                out.insert(format!("extra_{name}"), sample_at(spec, extra, fill, name, depth + 1));
-            }
-            Value::Object(out)
-        }
-        _ => json!({}),
-    }
+    falq_api::sample(&spec.json_schema(schema), fill, name)
 }
 
 /// Request bodies for a submit operation, each labelled: `minimal`, `maximal`, `nulls`

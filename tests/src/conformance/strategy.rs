@@ -1,30 +1,42 @@
-//! Proptest strategies derived from the spec's schemas: every value they generate is one
-//! the schema accepts (enums, bounds, required members, `nullable`, `oneOf` branches).
+//! Proptest strategies for the catalogue's JSON Schemas (2020-12, self-contained: what
+//! `input_json_schema` and `output_json_schema` hold, and what [`super::Spec::json_schema`]
+//! makes of any schema of the spec): every value they generate is one the schema accepts
+//! (enums, bounds, exclusive bounds, required members, null types, union branches).
 
 use proptest::prelude::*;
 use proptest::strategy::{BoxedStrategy, Just, Union};
 use serde_json::{Map, Value, json};
 
-use super::Spec;
-
-/// A strategy for values an OpenAPI schema of `spec` accepts.
-pub fn value_strategy(spec: &Spec, schema: &Value) -> BoxedStrategy<Value> {
-    build(spec, schema, 0)
+/// A strategy for values the self-contained JSON Schema `root` accepts.
+pub fn value_strategy(root: &Value) -> BoxedStrategy<Value> {
+    build(root, root, 0)
 }
 
-fn build(spec: &Spec, schema: &Value, depth: usize) -> BoxedStrategy<Value> {
+fn build(root: &Value, s: &Value, depth: usize) -> BoxedStrategy<Value> {
     // Regen refuses recursive schemas, so any depth ends; this only stops a runaway.
-    assert!(depth <= 64, "a schema nested past 64 levels: {schema}");
-    if schema.get("$ref").is_some() {
-        return build(spec, spec.resolve(schema), depth + 1);
+    assert!(depth <= 64, "a schema nested past 64 levels: {s}");
+    if let Some(name) = s.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/")) {
+        let target = root.pointer(&format!("/$defs/{}", xtask::walk::escape_key(name)));
+        return build(root, target.unwrap_or_else(|| panic!("{name} is not in $defs")), depth + 1);
     }
-    let inner = build_non_null(spec, schema, depth);
-    if schema.get("nullable") == Some(&Value::Bool(true)) { prop_oneof![3 => inner, 1 => Just(Value::Null)].boxed() } else { inner }
+    let types: Vec<&str> = match s.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    if types == ["null"] {
+        return Just(Value::Null).boxed();
+    }
+    let inner = build_non_null(root, s, types.iter().copied().find(|t| *t != "null"), depth);
+    if types.contains(&"null") && types.len() > 1 { prop_oneof![3 => inner, 1 => Just(Value::Null)].boxed() } else { inner }
 }
 
-fn build_non_null(spec: &Spec, schema: &Value, depth: usize) -> BoxedStrategy<Value> {
-    if let Some(Value::Array(all)) = schema.get("allOf") {
-        let parts: Vec<BoxedStrategy<Value>> = all.iter().map(|s| build(spec, s, depth + 1)).collect();
+fn build_non_null(root: &Value, s: &Value, ty: Option<&str>, depth: usize) -> BoxedStrategy<Value> {
+    if let Some(c) = s.get("const") {
+        return Just(c.clone()).boxed();
+    }
+    if let Some(Value::Array(all)) = s.get("allOf") {
+        let parts: Vec<BoxedStrategy<Value>> = all.iter().map(|p| build(root, p, depth + 1)).collect();
         if parts.len() == 1 {
             return parts.into_iter().next().expect("one");
         }
@@ -35,23 +47,27 @@ fn build_non_null(spec: &Spec, schema: &Value, depth: usize) -> BoxedStrategy<Va
             .boxed();
     }
     for key in ["oneOf", "anyOf"] {
-        if let Some(Value::Array(branches)) = schema.get(key) {
-            return Union::new(branches.iter().map(|b| build(spec, b, depth + 1))).boxed();
+        if let Some(Value::Array(branches)) = s.get(key) {
+            return Union::new(branches.iter().map(|b| build(root, b, depth + 1))).boxed();
         }
     }
-    if let Some(Value::Array(values)) = schema.get("enum") {
-        let values: Vec<Value> = values.iter().filter(|v| !v.is_null()).cloned().collect();
-        return proptest::sample::select(values).boxed();
+    if let Some(Value::Array(values)) = s.get("enum") {
+        return proptest::sample::select(values.clone()).boxed();
     }
-    let min = schema.get("minimum").and_then(Value::as_f64);
-    let max = schema.get("maximum").and_then(Value::as_f64);
-    match schema.get("type").and_then(Value::as_str) {
-        Some("integer") => match (min, max) {
-            (None, None) => any::<i64>().prop_map(Value::from).boxed(),
-            (lo, hi) => (lo.map_or(i64::MIN, |v| v as i64)..=hi.map_or(i64::MAX, |v| v as i64)).prop_map(Value::from).boxed(),
-        },
+    let num = |k: &str| s.get(k).and_then(Value::as_f64);
+    match ty {
+        Some("integer") => {
+            let lo = num("minimum").map(f64::ceil).or(num("exclusiveMinimum").map(|b| b.floor() + 1.0));
+            let hi = num("maximum").map(f64::floor).or(num("exclusiveMaximum").map(|b| b.ceil() - 1.0));
+            match (lo, hi) {
+                (None, None) => any::<i64>().prop_map(Value::from).boxed(),
+                (lo, hi) => (lo.map_or(i64::MIN, |v| v as i64)..=hi.map_or(i64::MAX, |v| v as i64)).prop_map(Value::from).boxed(),
+            }
+        }
         Some("number") => {
-            let (lo, hi) = match (min, max) {
+            let lo = num("minimum").or(num("exclusiveMinimum").map(f64::next_up));
+            let hi = num("maximum").or(num("exclusiveMaximum").map(f64::next_down));
+            let (lo, hi) = match (lo, hi) {
                 (Some(lo), Some(hi)) => (lo, hi),
                 (Some(lo), None) => (lo, lo + 1e6),
                 (None, Some(hi)) => (hi - 1e6, hi),
@@ -62,38 +78,35 @@ fn build_non_null(spec: &Spec, schema: &Value, depth: usize) -> BoxedStrategy<Va
         Some("boolean") => any::<bool>().prop_map(Value::Bool).boxed(),
         Some("string") => "\\PC{0,24}".prop_map(Value::String).boxed(),
         Some("array") => {
-            let lo = schema.get("minItems").and_then(Value::as_u64).unwrap_or(0) as usize;
-            let hi = schema.get("maxItems").and_then(Value::as_u64).map_or(lo + 3, |m| m as usize).max(lo);
-            let items = schema.get("items").cloned().unwrap_or(Value::Bool(true));
-            proptest::collection::vec(build(spec, &items, depth + 1), lo..=hi).prop_map(Value::Array).boxed()
+            let lo = s.get("minItems").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let hi = s.get("maxItems").and_then(Value::as_u64).map_or(lo + 3, |m| m as usize).max(lo);
+            let items = s.get("items").cloned().unwrap_or(Value::Bool(true));
+            proptest::collection::vec(build(root, &items, depth + 1), lo..=hi).prop_map(Value::Array).boxed()
         }
-        Some("object") | None
-            if schema.get("properties").is_some() || schema.get("additionalProperties").is_some() || schema.get("type").is_some() =>
-        {
-            object_strategy(spec, schema, depth)
+        Some("object") | None if s.get("properties").is_some() || s.get("additionalProperties").is_some() || ty.is_some() => {
+            object_strategy(root, s, depth)
         }
         _ => scalar().boxed(),
     }
 }
 
-fn object_strategy(spec: &Spec, schema: &Value, depth: usize) -> BoxedStrategy<Value> {
+fn object_strategy(root: &Value, s: &Value, depth: usize) -> BoxedStrategy<Value> {
     let required: Vec<String> =
-        schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
+        s.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
     let mut members: Vec<BoxedStrategy<Option<(String, Value)>>> = vec![];
-    for (name, s) in schema.get("properties").and_then(Value::as_object).into_iter().flatten() {
+    for (name, p) in s.get("properties").and_then(Value::as_object).into_iter().flatten() {
         let name = name.clone();
-        let value = build(spec, s, depth + 1);
+        let value = build(root, p, depth + 1);
         if required.contains(&name) {
             members.push(value.prop_map(move |v| Some((name.clone(), v))).boxed());
         } else {
             members.push(proptest::option::of(value).prop_map(move |v| v.map(|v| (name.clone(), v))).boxed());
         }
     }
-    let extra: BoxedStrategy<Vec<(String, Value)>> = match schema.get("additionalProperties") {
-        Some(s @ Value::Object(_)) => proptest::collection::vec(("[a-z_]{1,10}", build(spec, s, depth + 1)), 0..3).boxed(),
-        Some(Value::Bool(true)) if schema.get("properties").is_none() => {
-            proptest::collection::vec(("[a-z_]{1,10}", scalar()), 0..3).boxed()
-        }
+    let extra: BoxedStrategy<Vec<(String, Value)>> = match s.get("additionalProperties") {
+        Some(a @ Value::Object(_)) => proptest::collection::vec(("[a-z_]{1,10}", build(root, a, depth + 1)), 0..3).boxed(),
+        Some(Value::Bool(true)) if s.get("properties").is_none() => proptest::collection::vec(("[a-z_]{1,10}", scalar()), 0..3).boxed(),
+        // An object with listed members gets only them.
         _ => Just(vec![]).boxed(),
     };
     (members, extra)

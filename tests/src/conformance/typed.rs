@@ -117,6 +117,8 @@ pub fn enum_parser(component: &str) -> Option<EnumParse> {
 pub struct TypedEndpoint {
     /// The operation id (`flux_1_dev_redux`).
     pub operation_id: &'static str,
+    /// Its entry in the catalogue.
+    pub info: &'static falq_api::EndpointInfo,
     /// The generated client method that submits to it.
     pub method_name: &'static str,
     /// The name of the generated input type.
@@ -143,6 +145,7 @@ impl TypedEndpoint {
     fn of<E: Endpoint>(method_name: &'static str) -> Self {
         TypedEndpoint {
             operation_id: E::info().operation_id,
+            info: E::info(),
             method_name,
             input_type: short_type_name::<E::Input>(),
             output_type: short_type_name::<E::Output>(),

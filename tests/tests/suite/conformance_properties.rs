@@ -1,7 +1,7 @@
-//! Property tests: values generated from the spec's own schemas (every input of the six
-//! endpoints, and the answers the client reads) round-trip through the generated types
-//! unchanged, validate against the schema with a real JSON Schema validator, and pass the
-//! client's own bounds. Reproducible: a fixed seed, no failure files.
+//! Property tests: values generated from the catalogue's JSON Schemas (every endpoint's
+//! `input_json_schema`, and the answers the client reads) round-trip through the generated
+//! types unchanged, validate against the spec with a real JSON Schema validator, and pass
+//! the client's own bounds. Reproducible: a fixed seed, no failure files.
 
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed, TestCaseError, TestRunner};
 use serde_json::Value;
@@ -28,7 +28,8 @@ fn generated_inputs_of_every_endpoint_round_trip_and_validate() {
     for endpoint in endpoints {
         let op = spec.operation(endpoint.operation_id).expect("operation");
         let schema = op.request_body.clone().expect("a body schema");
-        let strategy = value_strategy(spec, &schema);
+        let catalogued: Value = serde_json::from_str(endpoint.info.input_json_schema).expect("the catalogue's schema is JSON");
+        let strategy = value_strategy(&catalogued);
         let result = runner().run(&strategy, |body: Value| {
             let fail = |what: String| TestCaseError::fail(format!("operation {}: {what}\nbody: {body}", op.id));
             spec.check(&schema, &body).map_err(|e| fail(format!("the strategy left the schema: {e:?}")))?;
@@ -57,12 +58,18 @@ fn generated_inputs_of_every_endpoint_round_trip_and_validate() {
 #[test]
 fn generated_answers_round_trip_and_validate() {
     let spec = Spec::current();
-    // Each component the client reads as an answer: submit and status, result, errors.
-    let answers = ["QueueStatus", "FluxImageOutput", "FalError", "CancelResponse", "FalResult"];
+    // Each component the client reads as an answer: submit and status, result, errors,
+    // and every endpoint's output.
+    let mut answers = vec!["QueueStatus", "FalError", "CancelResponse", "FalResult"];
+    for info in falq_api::ENDPOINTS {
+        if !answers.contains(&info.output_schema) {
+            answers.push(info.output_schema);
+        }
+    }
     for component in answers {
         let schema = serde_json::json!({"$ref": format!("#/components/schemas/{component}")});
         let roundtrip = component_roundtrip(component).expect("a generated type");
-        let result = runner().run(&value_strategy(spec, &schema), |value: Value| {
+        let result = runner().run(&value_strategy(&spec.json_schema(&schema)), |value: Value| {
             let fail = |what: String| TestCaseError::fail(format!("{component}: {what}\nvalue: {value}"));
             spec.check(&schema, &value).map_err(|e| fail(format!("the strategy left the schema: {e:?}")))?;
             let back = roundtrip(&value).map_err(|e| fail(format!("the generated type refuses it: {e}")))?;
@@ -82,8 +89,8 @@ fn the_strategies_reach_every_shape_the_spec_allows() {
     // A strategy that never produced a custom size, a null seed or a seed above 2^53 would
     // make the properties above vacuous for them.
     let spec = Spec::current();
-    let schema = spec.operation("flux_1_dev_redux").expect("op").request_body.expect("body");
-    let strategy = value_strategy(spec, &schema);
+    let info = falq_api::ENDPOINTS.iter().find(|e| e.operation_id == "flux_1_dev_redux").expect("flux_1_dev_redux");
+    let strategy = value_strategy(&serde_json::from_str(info.input_json_schema).expect("JSON"));
     let mut runner = runner();
     let (mut custom, mut preset, mut null_seed, mut big_seed, mut without_optional) = (0, 0, 0, 0, 0);
     for _ in 0..400 {

@@ -1,0 +1,81 @@
+//! Reading the catalogue's JSON Schemas (`input_json_schema`, `output_json_schema`: 2020-12,
+//! self-contained, their `$ref`s into their own `$defs`): what a use site stands for, and
+//! its type. The sample generator and the simulator's outputs read schemas through these.
+
+use serde_json::Value;
+
+/// Which branch of a union (`anyOf`/`oneOf`) a use site stands for; a `null` branch is
+/// never taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Branch {
+    /// The first branch that is not `null`.
+    First,
+    /// The last branch that is not `null`.
+    Last,
+    /// The other branch of a union with `null` (an optional value); a union of two or
+    /// more non-null branches is left as it is.
+    Only,
+}
+
+/// The schema a use site of `root` stands for: `$ref`s into `$defs` followed, single
+/// `allOf`s unwrapped, and a union's branch as `branch` says.
+pub fn resolve<'a>(root: &'a Value, mut s: &'a Value, branch: Branch) -> &'a Value {
+    for _ in 0..32 {
+        if let Some(name) = s.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/")) {
+            match root.get("$defs").and_then(|d| d.get(name)) {
+                Some(t) => s = t,
+                None => break,
+            }
+        } else if let Some([one]) = s.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
+            s = one;
+        } else if let Some(b) = union_branch(s, branch) {
+            s = b;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+fn union_branch(s: &Value, branch: Branch) -> Option<&Value> {
+    let list = s.get("anyOf").or_else(|| s.get("oneOf")).and_then(Value::as_array)?;
+    let mut not_null = list.iter().filter(|b| b.get("type").and_then(Value::as_str) != Some("null"));
+    match branch {
+        Branch::First => not_null.next(),
+        Branch::Last => not_null.next_back(),
+        Branch::Only => match (not_null.next(), not_null.next()) {
+            (Some(one), None) => Some(one),
+            _ => None,
+        },
+    }
+}
+
+/// The schema's type, `null` left out of a list of types; empty when it names none.
+pub fn type_of(s: &Value) -> &str {
+    match s.get("type") {
+        Some(Value::String(t)) => t,
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).find(|t| *t != "null").unwrap_or(""),
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_use_site_resolves_through_refs_wrappers_and_the_chosen_branch() {
+        let root = json!({"$defs": {"A": {"allOf": [{"$ref": "#/$defs/B"}]}, "B": {"type": "integer"}}});
+        let union = json!({"anyOf": [{"type": "null"}, {"$ref": "#/$defs/A"}, {"type": "string"}]});
+        assert_eq!(resolve(&root, &union, Branch::First), &json!({"type": "integer"}));
+        assert_eq!(resolve(&root, &union, Branch::Last), &json!({"type": "string"}));
+        assert_eq!(resolve(&root, &union, Branch::Only), &union, "two branches: no one of them");
+        let optional = json!({"oneOf": [{"$ref": "#/$defs/A"}, {"type": "null"}]});
+        assert_eq!(resolve(&root, &optional, Branch::Only), &json!({"type": "integer"}));
+        let dangling = json!({"$ref": "#/$defs/Missing"});
+        assert_eq!(resolve(&root, &dangling, Branch::First), &dangling);
+        assert_eq!(type_of(&json!({"type": ["null", "number"]})), "number");
+        assert_eq!(type_of(&json!({"enum": [1]})), "");
+    }
+}
