@@ -71,7 +71,9 @@ impl Example {
 pub fn openapi_examples(spec: &Spec) -> Vec<Example> {
     let doc = spec.document();
     let mut out = vec![];
-    let mut visit = |pointer: &str, schema: &Value| {
+    let mut visit = |keys: &[String], schema: &Value| {
+        let pointer = xtask::walk::pointer(keys);
+        let pointer = pointer.as_str();
         for (i, e) in schema.get("x-falq-examples").and_then(Value::as_array).into_iter().flatten().enumerate() {
             out.push(Example {
                 source: format!("openapi.json#{pointer}/x-falq-examples/{i}"),
@@ -88,7 +90,9 @@ pub fn openapi_examples(spec: &Spec) -> Vec<Example> {
         }
     };
     for (name, schema) in doc.pointer("/components/schemas").and_then(Value::as_object).into_iter().flatten() {
-        walk_schemas(&format!("/components/schemas/{}", escape_pointer(name)), schema, &mut visit);
+        // Regen's walk, over every keyword that nests schemas.
+        let mut keys = vec!["components".to_string(), "schemas".to_string(), name.clone()];
+        xtask::walk::walk_schema_at(schema, &mut keys, &mut visit);
     }
     for op in spec.operations() {
         let raw = doc.pointer(&op.pointer).cloned().unwrap_or_default();
@@ -119,23 +123,6 @@ pub fn openapi_examples(spec: &Spec) -> Vec<Example> {
         }
     }
     out
-}
-
-fn walk_schemas(pointer: &str, schema: &Value, visit: &mut dyn FnMut(&str, &Value)) {
-    visit(pointer, schema);
-    for (name, s) in schema.get("properties").and_then(Value::as_object).into_iter().flatten() {
-        walk_schemas(&format!("{pointer}/properties/{}", escape_pointer(name)), s, visit);
-    }
-    for key in ["items", "additionalProperties", "not"] {
-        if let Some(s) = schema.get(key).filter(|s| s.is_object()) {
-            walk_schemas(&format!("{pointer}/{key}"), s, visit);
-        }
-    }
-    for key in ["allOf", "oneOf", "anyOf"] {
-        for (i, s) in schema.get(key).and_then(Value::as_array).into_iter().flatten().enumerate() {
-            walk_schemas(&format!("{pointer}/{key}/{i}"), s, visit);
-        }
-    }
 }
 
 /// The fenced YAML blocks of a markdown page, as JSON.
