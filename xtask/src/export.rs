@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use falq_core::FileKind;
 use serde_json::{Map, Value, json};
 
-use crate::walk::component_name;
+use crate::walk::{Nest, component_name};
 
 /// Keywords an OpenAPI 3.0 Schema Object shares with JSON Schema, whose value is data.
 const SHARED_KEYWORDS: &[&str] = &[
@@ -34,12 +34,6 @@ const SHARED_KEYWORDS: &[&str] = &[
     "deprecated",
 ];
 
-/// Keywords whose value is one schema (or a boolean, for `additionalProperties`).
-const ONE_SCHEMA_KEYWORDS: &[&str] = &["items", "additionalProperties", "not"];
-
-/// Keywords whose value is a list of schemas.
-const SCHEMA_LIST_KEYWORDS: &[&str] = &["allOf", "oneOf", "anyOf"];
-
 /// The JSON Schema 2020-12 form of an OpenAPI 3.0 schema: `$ref`s into `$defs`,
 /// `nullable` as a null type, the boolean exclusive bounds as numbers; extensions and
 /// OpenAPI-only keywords dropped.
@@ -52,13 +46,16 @@ pub fn to_json_schema(schema: &Value) -> Value {
             let target = v.as_str().unwrap_or_default();
             let target = component_name(target).map_or_else(|| target.to_string(), |name| format!("#/$defs/{name}"));
             out.insert("$ref".into(), Value::String(target));
-        } else if k == "properties" {
-            let props = v.as_object().map(|p| p.iter().map(|(name, s)| (name.clone(), to_json_schema(s))).collect()).unwrap_or_default();
-            out.insert("properties".into(), Value::Object(props));
-        } else if ONE_SCHEMA_KEYWORDS.contains(&k) {
-            out.insert(k.into(), to_json_schema(v));
-        } else if SCHEMA_LIST_KEYWORDS.contains(&k) {
-            out.insert(k.into(), Value::Array(v.as_array().map(|l| l.iter().map(to_json_schema).collect()).unwrap_or_default()));
+        } else if let Some(nest) = crate::walk::nest_of(k) {
+            // Where a schema nests others (regen's one list), each nested one converted.
+            let converted = match (nest, v) {
+                (Nest::Map, Value::Object(m)) => Value::Object(m.iter().map(|(name, s)| (name.clone(), to_json_schema(s))).collect()),
+                (Nest::List, Value::Array(l)) => Value::Array(l.iter().map(to_json_schema).collect()),
+                (Nest::One, s) => to_json_schema(s),
+                // A map or list keyword holding something else: nothing a validator could use.
+                _ => continue,
+            };
+            out.insert(k.into(), converted);
         } else if SHARED_KEYWORDS.contains(&k) {
             out.insert(k.into(), v.clone());
         }

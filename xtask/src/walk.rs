@@ -46,6 +46,11 @@ pub const NESTED: [(&str, Nest); 9] = [
     ("$defs", Nest::Map),
 ];
 
+/// How a schema nests others under `keyword`, when it does.
+pub fn nest_of(keyword: &str) -> Option<Nest> {
+    NESTED.iter().find(|(k, _)| *k == keyword).map(|(_, n)| *n)
+}
+
 /// Calls `f` on `schema` and, depth first, on every schema nested in it (after `f` has
 /// seen the schema holding them, so `f` may change what it holds).
 pub fn walk_schema(schema: &mut Value, f: &mut dyn FnMut(&mut Value)) {
