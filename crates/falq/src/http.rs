@@ -52,6 +52,11 @@ pub struct Answer {
     pub body: Bytes,
 }
 
+/// What both HTTP clients share: the connect timeout and falq's user agent.
+fn client_builder(config: &Config) -> reqwest::ClientBuilder {
+    reqwest::Client::builder().connect_timeout(config.timeouts.connect).user_agent(concat!("falq/", env!("CARGO_PKG_VERSION")))
+}
+
 impl Transport {
     /// Builds both HTTP clients from the configuration.
     pub fn new(config: Config) -> Result<Self, Error> {
@@ -61,10 +66,7 @@ impl Transport {
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() < 5 && same_origin(attempt.url(), &base) { attempt.follow() } else { attempt.stop() }
         });
-        let mut api = reqwest::Client::builder()
-            .connect_timeout(config.timeouts.connect)
-            .redirect(policy)
-            .user_agent(concat!("falq/", env!("CARGO_PKG_VERSION")));
+        let mut api = client_builder(&config).redirect(policy);
         if config.http.version == HttpVersion::Http2PriorKnowledge {
             api = api.http2_prior_knowledge();
         }
@@ -93,11 +95,9 @@ impl Transport {
         if let Some(client) = self.media.get() {
             return Ok(client);
         }
-        let client = reqwest::Client::builder()
-            .connect_timeout(self.config.timeouts.connect)
+        let client = client_builder(&self.config)
             // A stalled media server: no byte for this long ends the download.
             .read_timeout(self.config.timeouts.read)
-            .user_agent(concat!("falq/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config { message: format!("cannot build the HTTP client of downloads: {e}") })?;
         Ok(self.media.get_or_init(|| client))

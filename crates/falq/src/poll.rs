@@ -16,6 +16,10 @@
 
 use std::time::Duration;
 
+/// A crowd's next poll may come this share of its cadence early (1/8): a poll whose
+/// answer came late still takes the next point of the grid rather than skipping one.
+const CROWD_SLACK: u32 = 8;
+
 /// What is known of an endpoint's service time (submit to completion).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Estimate {
@@ -155,8 +159,8 @@ impl PollPolicy {
             (None, _) if st.behind => {
                 let crowd = self.crowd.clamp(base, max);
                 // The first poll after the interval, the next ones a cadence apart (within
-                // an eighth), each on the job's phase of the client's grid.
-                let not_before = st.last_poll.map_or(base, |l| l.saturating_add(crowd - crowd / 8));
+                // the slack), each on the job's phase of the client's grid.
+                let not_before = st.last_poll.map_or(base, |l| l.saturating_add(crowd - crowd / CROWD_SLACK));
                 on_grid(not_before, st.since_epoch, crowd, st.phase)
             }
             (None, _) => after_last(base),
