@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
-use crate::walk::{RUST_KEYWORDS, is_ascii_ident, pascal, schema_ref, unique_name};
+use crate::walk::{RUST_KEYWORDS, Slot, for_each_child_mut, is_ascii_ident, pascal, schema_ref, unique_name};
 
 /// typify's own type name for a component name (`heck`'s PascalCase after replacing
 /// what is no identifier character).
@@ -140,7 +140,6 @@ pub fn hoist_inline_types(doc: &mut Value) {
 }
 
 fn hoist_children(schema: &mut Value, owner: &str, taken: &mut BTreeSet<String>, out: &mut Vec<(String, Value)>) {
-    let Some(m) = schema.as_object_mut() else { return };
     let visit = |child: &mut Value, suffix: &str, taken: &mut BTreeSet<String>, out: &mut Vec<(String, Value)>| {
         if makes_named_type(child) {
             let base = type_name(&format!("{owner}_{suffix}"), owner);
@@ -168,24 +167,17 @@ fn hoist_children(schema: &mut Value, owner: &str, taken: &mut BTreeSet<String>,
             hoist_children(child, &format!("{owner}_{suffix}"), taken, out);
         }
     };
-    if let Some(props) = m.get_mut("properties").and_then(Value::as_object_mut) {
-        for (i, (field, p)) in props.iter_mut().enumerate() {
-            let suffix = if pascal(field).is_empty() { format!("field{}", i + 1) } else { field.clone() };
-            visit(p, &suffix, taken, out);
-        }
-    }
-    for (key, suffix) in [("items", "item"), ("additionalProperties", "value"), ("not", "not")] {
-        if let Some(s) = m.get_mut(key).filter(|s| s.is_object()) {
-            visit(s, suffix, taken, out);
-        }
-    }
-    for key in ["oneOf", "anyOf", "allOf"] {
-        if let Some(list) = m.get_mut(key).and_then(Value::as_array_mut) {
-            for (i, s) in list.iter_mut().enumerate() {
-                visit(s, &format!("variant{}", i + 1), taken, out);
-            }
-        }
-    }
+    for_each_child_mut(schema, &mut |key, slot, child| {
+        let suffix = match (key, slot) {
+            ("properties", Slot::Named(field, i)) if pascal(field).is_empty() => format!("field{}", i + 1),
+            (_, Slot::Named(name, _)) => name.to_string(),
+            ("items", Slot::One) => "item".into(),
+            ("additionalProperties", Slot::One) => "value".into(),
+            (key, Slot::One) => key.into(),
+            (_, Slot::At(i)) => format!("variant{}", i + 1),
+        };
+        visit(child, &suffix, taken, out);
+    });
 }
 
 /// A readable variant name for one enum value: `IN_QUEUE` → `InQueue`, `21:9` → `R21x9`,

@@ -51,19 +51,51 @@ pub fn nest_of(keyword: &str) -> Option<Nest> {
     NESTED.iter().find(|(k, _)| *k == keyword).map(|(_, n)| *n)
 }
 
+/// Where a schema sits in the one holding it, under a keyword of [`NESTED`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot<'a> {
+    /// In a map (`properties`), by name, the map's `n`th.
+    Named(&'a str, usize),
+    /// The keyword's one schema (`items`).
+    One,
+    /// In a list (`oneOf`), at this index.
+    At(usize),
+}
+
+/// Calls `f(keyword, slot, child)` on every schema `schema` holds directly, in the order
+/// of [`NESTED`]: the one list of where schemas nest, for every walk of the project.
+pub fn for_each_child(schema: &Value, f: &mut dyn FnMut(&str, Slot<'_>, &Value)) {
+    let Some(obj) = schema.as_object() else { return };
+    for (key, nest) in NESTED {
+        match (nest, obj.get(key)) {
+            (Nest::Map, Some(Value::Object(m))) => m.iter().enumerate().for_each(|(i, (name, s))| f(key, Slot::Named(name, i), s)),
+            (Nest::One, Some(s)) if s.is_object() => f(key, Slot::One, s),
+            (Nest::List, Some(Value::Array(list))) => list.iter().enumerate().for_each(|(i, s)| f(key, Slot::At(i), s)),
+            _ => {}
+        }
+    }
+}
+
+/// [`for_each_child`] with each child mutable.
+pub fn for_each_child_mut(schema: &mut Value, f: &mut dyn FnMut(&str, Slot<'_>, &mut Value)) {
+    let Some(obj) = schema.as_object_mut() else { return };
+    for (key, nest) in NESTED {
+        match (nest, obj.get_mut(key)) {
+            (Nest::Map, Some(Value::Object(m))) => {
+                m.iter_mut().enumerate().for_each(|(i, (name, s))| f(key, Slot::Named(name, i), s));
+            }
+            (Nest::One, Some(s)) if s.is_object() => f(key, Slot::One, s),
+            (Nest::List, Some(Value::Array(list))) => list.iter_mut().enumerate().for_each(|(i, s)| f(key, Slot::At(i), s)),
+            _ => {}
+        }
+    }
+}
+
 /// Calls `f` on `schema` and, depth first, on every schema nested in it (after `f` has
 /// seen the schema holding them, so `f` may change what it holds).
 pub fn walk_schema(schema: &mut Value, f: &mut dyn FnMut(&mut Value)) {
     f(schema);
-    let Some(obj) = schema.as_object_mut() else { return };
-    for (key, nest) in NESTED {
-        match (nest, obj.get_mut(key)) {
-            (Nest::Map, Some(Value::Object(m))) => m.values_mut().for_each(|s| walk_schema(s, f)),
-            (Nest::One, Some(s)) if s.is_object() => walk_schema(s, f),
-            (Nest::List, Some(Value::Array(list))) => list.iter_mut().for_each(|s| walk_schema(s, f)),
-            _ => {}
-        }
-    }
+    for_each_child_mut(schema, &mut |_, _, s| walk_schema(s, f));
 }
 
 /// Calls `f` on every top-level schema of the document ([`root_keys`]: components,
@@ -220,21 +252,17 @@ pub fn for_each_schema_at_mut(doc: &mut Value, f: &mut dyn FnMut(&[String], &mut
 /// Calls `f(keys, schema)` on `schema` and, depth first, on every schema nested in it.
 pub fn walk_schema_at(schema: &Value, keys: &mut Vec<String>, f: &mut dyn FnMut(&[String], &Value)) {
     f(keys, schema);
-    let Some(obj) = schema.as_object() else { return };
-    let mut nested = |keys: &mut Vec<String>, path: [&str; 2], s: &Value| {
+    for_each_child(schema, &mut |key, slot, s| {
         let n = keys.len();
-        keys.extend(path.iter().filter(|k| !k.is_empty()).map(|k| k.to_string()));
+        keys.push(key.to_string());
+        match slot {
+            Slot::Named(name, _) => keys.push(name.to_string()),
+            Slot::At(i) => keys.push(i.to_string()),
+            Slot::One => {}
+        }
         walk_schema_at(s, keys, f);
         keys.truncate(n);
-    };
-    for (key, nest) in NESTED {
-        match (nest, obj.get(key)) {
-            (Nest::Map, Some(Value::Object(m))) => m.iter().for_each(|(name, s)| nested(keys, [key, name], s)),
-            (Nest::One, Some(s)) if s.is_object() => nested(keys, [key, ""], s),
-            (Nest::List, Some(Value::Array(list))) => list.iter().enumerate().for_each(|(i, s)| nested(keys, [key, &i.to_string()], s)),
-            _ => {}
-        }
-    }
+    });
 }
 
 /// Where a schema sits, for people: the operation or component, then the field path
@@ -306,4 +334,45 @@ pub fn unique_name(base: &str, taken: &dyn Fn(&str) -> bool) -> String {
         return base.to_string();
     }
     (2..).map(|n| format!("{base}{n}")).find(|n| !taken(n)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_schema_s_children_are_visited_in_the_one_order_with_their_slots() {
+        let schema = json!({
+            "anyOf": [{"type": "null"}],
+            "properties": {"b": {"type": "string"}, "a": {"type": "integer"}},
+            "additionalProperties": true,
+            "items": {"type": "string"},
+            "not": {"enum": [1]},
+            "allOf": [{"$ref": "#/components/schemas/X"}, {"type": "object"}],
+            "description": "data, no schema",
+            "$defs": {"D": {}}
+        });
+        let mut seen = Vec::new();
+        for_each_child(&schema, &mut |key, slot, _| seen.push(format!("{key} {slot:?}")));
+        let expected = [
+            r#"properties Named("b", 0)"#,
+            r#"properties Named("a", 1)"#,
+            "items One",
+            "not One",
+            "allOf At(0)",
+            "allOf At(1)",
+            "anyOf At(0)",
+            r#"$defs Named("D", 0)"#,
+        ];
+        assert_eq!(seen, expected, "additionalProperties: true holds no schema");
+        // The mutable visit sees the same, and the located walk names each place by it.
+        let mut copy = schema.clone();
+        let mut seen_mut = Vec::new();
+        for_each_child_mut(&mut copy, &mut |key, slot, _| seen_mut.push(format!("{key} {slot:?}")));
+        assert_eq!(seen_mut, expected);
+        let mut at = Vec::new();
+        walk_schema_at(&schema, &mut vec![], &mut |keys, _| at.push(pointer(keys)));
+        assert_eq!(at, ["", "/properties/b", "/properties/a", "/items", "/not", "/allOf/0", "/allOf/1", "/anyOf/0", "/$defs/D"]);
+    }
 }
