@@ -38,6 +38,24 @@ pub fn sample(root: &Value, fill: Fill, name: &str) -> Value {
     Sampler { root, fill }.value(root, name, 0)
 }
 
+/// A number within `lo` and `hi` (each a bound and whether it is exclusive): the least
+/// (or greatest) one allowed, or one between the bounds when the bound is exclusive.
+fn number(fill: Fill, lo: Option<(f64, bool)>, hi: Option<(f64, bool)>) -> f64 {
+    match (fill, lo, hi) {
+        (Fill::Minimal, Some((l, false)), _) => l,
+        (Fill::Minimal, Some((l, true)), Some((h, _))) => (l + h) / 2.0,
+        (Fill::Minimal, Some((l, true)), None) => l + 1.0,
+        (Fill::Minimal, None, Some((h, false))) => h.min(1.0),
+        (Fill::Minimal, None, Some((h, true))) => (h - 1.0).min(1.0),
+        (Fill::Minimal, None, None) => 1.0,
+        (Fill::Maximal, _, Some((h, false))) => h,
+        (Fill::Maximal, Some((l, _)), Some((h, true))) => (l + h) / 2.0,
+        (Fill::Maximal, None, Some((h, true))) => h - 1.0,
+        (Fill::Maximal, Some((l, _)), None) => l + 1.25,
+        (Fill::Maximal, None, None) => 1234.5,
+    }
+}
+
 struct Sampler<'a> {
     root: &'a Value,
     fill: Fill,
@@ -97,7 +115,9 @@ impl Sampler<'_> {
                 Value::String(text)
             }
             "integer" => {
-                let (lo, hi) = (bound("minimum").map(f64::ceil), bound("maximum").map(f64::floor));
+                // Exclusive bounds as the integers inside them.
+                let lo = bound("minimum").map(f64::ceil).or(bound("exclusiveMinimum").map(|b| b.floor() + 1.0));
+                let hi = bound("maximum").map(f64::floor).or(bound("exclusiveMaximum").map(|b| b.ceil() - 1.0));
                 let v = match (self.fill, lo, hi) {
                     (Fill::Minimal, Some(lo), hi) => lo.min(hi.unwrap_or(f64::MAX)) as i64,
                     (Fill::Minimal, None, hi) => hi.map_or(1, |hi| hi.min(1.0) as i64),
@@ -109,15 +129,12 @@ impl Sampler<'_> {
                 json!(v)
             }
             "number" => {
-                let (lo, hi) = (bound("minimum"), bound("maximum"));
-                let v = match (self.fill, lo, hi) {
-                    (Fill::Minimal, Some(lo), hi) => lo.min(hi.unwrap_or(f64::MAX)),
-                    (Fill::Minimal, None, hi) => hi.map_or(1.0, |hi| hi.min(1.0)),
-                    (Fill::Maximal, _, Some(hi)) => hi,
-                    (Fill::Maximal, Some(lo), None) => lo + 1.25,
-                    (Fill::Maximal, None, None) => 1234.5,
+                let edge = |inclusive: &str, exclusive: &str| match (bound(inclusive), bound(exclusive)) {
+                    (Some(b), _) => Some((b, false)),
+                    (None, Some(b)) => Some((b, true)),
+                    (None, None) => None,
                 };
-                json!(v)
+                json!(number(self.fill, edge("minimum", "exclusiveMinimum"), edge("maximum", "exclusiveMaximum")))
             }
             "boolean" => Value::Bool(!minimal),
             _ => Value::Null,
@@ -199,5 +216,31 @@ mod tests {
         );
         // The minimal sample of the same schema: the required member only.
         assert_eq!(sample(&schema, Fill::Minimal, ""), json!({"prompt": "a ligh"}));
+    }
+
+    #[test]
+    fn exclusive_bounds_are_kept_inside_by_both_fills() {
+        for schema in [
+            json!({"type": "number", "exclusiveMinimum": 5}),
+            json!({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}),
+            json!({"type": "number", "exclusiveMaximum": -3}),
+            json!({"type": "number", "minimum": 2, "exclusiveMaximum": 2.5}),
+            json!({"type": "integer", "exclusiveMinimum": 7}),
+            json!({"type": "integer", "exclusiveMaximum": -7}),
+            json!({"type": "integer", "exclusiveMinimum": 0.5, "exclusiveMaximum": 2}),
+        ] {
+            let check = |v: f64| {
+                let ok = |k: &str, f: fn(f64, f64) -> bool| schema.get(k).and_then(Value::as_f64).is_none_or(|b| f(v, b));
+                ok("exclusiveMinimum", |v, b| v > b)
+                    && ok("exclusiveMaximum", |v, b| v < b)
+                    && ok("minimum", |v, b| v >= b)
+                    && ok("maximum", |v, b| v <= b)
+            };
+            for fill in [Fill::Minimal, Fill::Maximal] {
+                let v = sample(&schema, fill, "");
+                assert!(v.as_f64().is_some_and(check), "{fill:?} of {schema}: {v}");
+                assert_eq!(v.is_i64(), schema["type"] == "integer", "{fill:?} of {schema}: {v}");
+            }
+        }
     }
 }
