@@ -3,8 +3,9 @@
 //!
 //! Without knowledge the oldest waiting job of an endpoint polls at a fixed interval
 //! (500 ms, as fal's own JavaScript client does), so it is never later and never costs
-//! more; its younger siblings (the crowd) poll at a slower cadence (2 s, each at one of a
-//! few phases of a grid common to the client, so that together they look often) until
+//! more; its younger siblings (the crowd) poll at a slower cadence (2 s: first 2 s after
+//! the submit, then each at one of a few phases of a grid common to the client, so that
+//! together they look often) until
 //! one of the endpoint's jobs completes: that first service time wakes every sleeping
 //! sibling to plan by it, and a sibling's completion wakes the jobs submitted before it.
 //! A younger job that completes before any older one is seen up to 2 s after, not 500 ms
@@ -158,10 +159,13 @@ impl PollPolicy {
             }
             (None, _) if st.behind => {
                 let crowd = self.crowd.clamp(base, max);
-                // The first poll after the interval, the next ones a cadence apart (within
-                // the slack), each on the job's phase of the client's grid.
-                let not_before = st.last_poll.map_or(base, |l| l.saturating_add(crowd - crowd / CROWD_SLACK));
-                on_grid(not_before, st.since_epoch, crowd, st.phase)
+                // The first poll a cadence after the submit (as spread as the submits
+                // were); the next ones a cadence apart (within the slack), each on the
+                // job's phase of the client's grid.
+                match st.last_poll {
+                    None => crowd,
+                    Some(l) => on_grid(l.saturating_add(crowd - crowd / CROWD_SLACK), st.since_epoch, crowd, st.phase),
+                }
             }
             (None, _) => after_last(base),
             (Some(e), _) => {
@@ -306,8 +310,16 @@ mod tests {
         assert_eq!(p.next_poll(None, &behind(2100, Some(2080))), ms(2000) + p.crowd, "a poll asked late stays on the grid");
         // Each phase its own moment of the cadence; a job submitted later joins the same moments.
         let first = |phase: f64, since_epoch: u64| p.next_poll(None, &PollState { phase, since_epoch: ms(since_epoch), ..behind(0, None) });
-        assert_eq!((first(0.25, 0), first(0.5, 0), first(0.5, 300), first(0.5, 1800)), (ms(500), ms(1000), ms(700), ms(1200)));
-        assert_eq!((first(-3.0, 0), first(f64::NAN, 0), first(7.0, 0)), (ms(2000), ms(2000), ms(2000)), "out-of-range phases");
+        // The first poll a cadence after the submit, whatever the phase; the next ones on the
+        // job's moment of the cadence, where a job submitted later joins the same moments.
+        assert_eq!((first(0.25, 0), first(0.5, 300), first(f64::NAN, 1800)), (p.crowd, p.crowd, p.crowd));
+        let next = |phase: f64, since_epoch: u64| {
+            p.next_poll(None, &PollState { phase, since_epoch: ms(since_epoch), ..behind(2000, Some(2000)) })
+        };
+        assert_eq!((next(0.0, 0), next(0.5, 1000), next(0.125, 250)), (ms(4000), ms(4000), ms(4000)), "on the grid: a cadence on");
+        assert_eq!((next(0.875, 0), next(0.5, 1200)), (ms(3750), ms(3800)), "a moment within the slack of a cadence is taken");
+        assert_eq!(next(0.25, 0), ms(4000), "a moment further than the cadence is not waited for");
+        assert_eq!((next(-3.0, 0), next(f64::NAN, 0), next(7.0, 0)), (ms(4000), ms(4000), ms(4000)), "out-of-range phases");
         assert_eq!(p.next_poll(None, &st(2100, Some(2000), Seen::Running)), ms(2500), "the oldest polls at the interval");
         let e = Estimate { service: ms(4000), spread: ms(20), done_by: ms(4300) };
         assert_eq!(p.next_poll(Some(&e), &behind(2400, Some(2000))), ms(4300), "a job behind aims where its siblings were done by");
