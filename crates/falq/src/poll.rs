@@ -5,9 +5,9 @@
 //! (500 ms, as fal's own JavaScript client does), so it is never later and never costs
 //! more; its younger siblings (the crowd) poll at a slower cadence (2 s: first 2 s after
 //! the submit, then each at one of a few phases of a grid common to the client, so that
-//! together they look often) until
-//! one of the endpoint's jobs completes: that first service time wakes every sleeping
-//! sibling to plan by it, and a sibling's completion wakes the jobs submitted before it.
+//! together they look often) until one of the endpoint's jobs completes: that first
+//! service time wakes every sleeping sibling to plan by it, and a sibling's completion
+//! wakes the jobs submitted before it.
 //! A younger job that completes before any older one is seen up to 2 s after, not 500 ms
 //! (set `PollPolicy::crowd` to the interval, or use `PollPolicy::fixed`, to poll every job
 //! alike). With the endpoint's service time known (jobs seen in this process, or the
