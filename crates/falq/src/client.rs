@@ -574,12 +574,7 @@ impl RequestHandle {
             let aimed = !missed_aim && !matches!(st.seen, Seen::Queued(_)) && estimate.as_ref().is_some_and(|e| at >= e.service);
             if fetch && (woken || aimed) {
                 match Box::pin(self.fetch_result()).await {
-                    Ok(Fetched::Ready(output)) => {
-                        knowledge.completed(&self.endpoint_id, origin, st.last_poll.unwrap_or_default(), origin.elapsed());
-                        let elapsed = seen.started.elapsed();
-                        on_update(&Update { status: QueueStatusKind::Completed, queue_position: None, new_logs: vec![], elapsed });
-                        return Ok(Waited::Output(output));
-                    }
+                    Ok(Fetched::Ready(output)) => return Ok(self.fetched(origin, st.last_poll, seen, on_update, output)),
                     // Not done yet at the aimed time: this job is slower than its endpoint's
                     // estimate, and is polled by its status from now on (where it stands).
                     Ok(Fetched::NotReady(_)) if !woken => {
@@ -608,6 +603,21 @@ impl RequestHandle {
             let queued = (status.status == QueueStatusKind::InQueue).then(|| status.queue_position.unwrap_or(0));
             st.saw(queued, asked, &mut first_position);
         }
+    }
+
+    /// The output fetched where the job had most likely completed: the endpoint learns
+    /// its service time (seen between the last poll and now), the caller its completion.
+    fn fetched(
+        &self,
+        origin: Instant,
+        last_poll: Option<Duration>,
+        seen: &Progress,
+        on_update: &mut (impl FnMut(&Update) + Send),
+        output: Value,
+    ) -> Waited {
+        self.client.knowledge.completed(&self.endpoint_id, origin, last_poll.unwrap_or_default(), origin.elapsed());
+        on_update(&Update { status: QueueStatusKind::Completed, queue_position: None, new_logs: vec![], elapsed: seen.started.elapsed() });
+        Waited::Output(output)
     }
 
     /// Opens the status stream (its log lines too when the policy asks for them) through
