@@ -21,8 +21,8 @@ pub enum Branch {
 /// `allOf`s unwrapped, and a union's branch as `branch` says.
 pub fn resolve<'a>(root: &'a Value, mut s: &'a Value, branch: Branch) -> &'a Value {
     for _ in 0..32 {
-        if let Some(name) = s.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/")) {
-            match root.get("$defs").and_then(|d| d.get(name)) {
+        if s.get("$ref").is_some() {
+            match ref_target(root, s) {
                 Some(t) => s = t,
                 None => break,
             }
@@ -35,6 +35,36 @@ pub fn resolve<'a>(root: &'a Value, mut s: &'a Value, branch: Branch) -> &'a Val
         }
     }
     s
+}
+
+/// The schema of `root`'s `$defs` a use site's own `$ref` names (one step), if it names one.
+pub fn ref_target<'a>(root: &'a Value, s: &Value) -> Option<&'a Value> {
+    let name = s.get("$ref")?.as_str()?.strip_prefix("#/$defs/")?;
+    root.get("$defs")?.get(name)
+}
+
+/// A bound of a numeric schema, and whether it is exclusive.
+pub type Bound = Option<(f64, bool)>;
+
+/// A numeric schema's bounds, each with whether it is exclusive (`exclusiveMinimum` and
+/// `exclusiveMaximum` are numbers in this form), an inclusive bound taken first.
+pub fn bounds(s: &Value) -> (Bound, Bound) {
+    let edge = |inclusive: &str, exclusive: &str| match (s.get(inclusive).and_then(Value::as_f64), s.get(exclusive).and_then(Value::as_f64))
+    {
+        (Some(b), _) => Some((b, false)),
+        (None, Some(b)) => Some((b, true)),
+        (None, None) => None,
+    };
+    (edge("minimum", "exclusiveMinimum"), edge("maximum", "exclusiveMaximum"))
+}
+
+/// An integer schema's bounds as the least and greatest integers they allow.
+pub fn integer_bounds(s: &Value) -> (Option<f64>, Option<f64>) {
+    let (lo, hi) = bounds(s);
+    (
+        lo.map(|(b, exclusive)| if exclusive { b.floor() + 1.0 } else { b.ceil() }),
+        hi.map(|(b, exclusive)| if exclusive { b.ceil() - 1.0 } else { b.floor() }),
+    )
 }
 
 fn union_branch(s: &Value, branch: Branch) -> Option<&Value> {
@@ -75,7 +105,19 @@ mod tests {
         assert_eq!(resolve(&root, &optional, Branch::Only), &json!({"type": "integer"}));
         let dangling = json!({"$ref": "#/$defs/Missing"});
         assert_eq!(resolve(&root, &dangling, Branch::First), &dangling);
+        assert_eq!(ref_target(&root, &json!({"$ref": "#/$defs/B"})), Some(&json!({"type": "integer"})));
+        assert_eq!(ref_target(&root, &json!({"$ref": "#/components/schemas/B"})), None, "not into $defs");
         assert_eq!(type_of(&json!({"type": ["null", "number"]})), "number");
         assert_eq!(type_of(&json!({"enum": [1]})), "");
+    }
+
+    #[test]
+    fn bounds_say_whether_they_are_exclusive_and_integers_lie_inside_them() {
+        let s = json!({"minimum": 2, "exclusiveMinimum": 1, "exclusiveMaximum": 7.5});
+        assert_eq!(bounds(&s), (Some((2.0, false)), Some((7.5, true))), "an inclusive bound first");
+        assert_eq!(integer_bounds(&s), (Some(2.0), Some(7.0)));
+        assert_eq!(integer_bounds(&json!({"exclusiveMinimum": 3, "exclusiveMaximum": 6})), (Some(4.0), Some(5.0)));
+        assert_eq!(integer_bounds(&json!({"minimum": 0.5, "maximum": 9.9})), (Some(1.0), Some(9.0)));
+        assert_eq!(bounds(&json!({"type": "number"})), (None, None));
     }
 }

@@ -8,7 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::EndpointInfo;
-use crate::json_schema::{Branch, resolve, type_of};
+use crate::json_schema::{Bound, Branch, bounds, integer_bounds, resolve, type_of};
 
 /// A URL a field that takes a file is given: the simulator does not fetch remote inputs.
 pub const SAMPLE_URL: &str = "https://fal.media/files/sample/input.png";
@@ -40,7 +40,7 @@ pub fn sample(root: &Value, fill: Fill, name: &str) -> Value {
 
 /// A number within `lo` and `hi` (each a bound and whether it is exclusive): the least
 /// (or greatest) one allowed, or one between the bounds when the bound is exclusive.
-fn number(fill: Fill, lo: Option<(f64, bool)>, hi: Option<(f64, bool)>) -> f64 {
+fn number(fill: Fill, lo: Bound, hi: Bound) -> f64 {
     match (fill, lo, hi) {
         (Fill::Minimal, Some((l, false)), _) => l,
         (Fill::Minimal, Some((l, true)), Some((h, _))) => (l + h) / 2.0,
@@ -115,9 +115,7 @@ impl Sampler<'_> {
                 Value::String(text)
             }
             "integer" => {
-                // Exclusive bounds as the integers inside them.
-                let lo = bound("minimum").map(f64::ceil).or(bound("exclusiveMinimum").map(|b| b.floor() + 1.0));
-                let hi = bound("maximum").map(f64::floor).or(bound("exclusiveMaximum").map(|b| b.ceil() - 1.0));
+                let (lo, hi) = integer_bounds(s);
                 let v = match (self.fill, lo, hi) {
                     (Fill::Minimal, Some(lo), hi) => lo.min(hi.unwrap_or(f64::MAX)) as i64,
                     (Fill::Minimal, None, hi) => hi.map_or(1, |hi| hi.min(1.0) as i64),
@@ -129,12 +127,8 @@ impl Sampler<'_> {
                 json!(v)
             }
             "number" => {
-                let edge = |inclusive: &str, exclusive: &str| match (bound(inclusive), bound(exclusive)) {
-                    (Some(b), _) => Some((b, false)),
-                    (None, Some(b)) => Some((b, true)),
-                    (None, None) => None,
-                };
-                json!(number(self.fill, edge("minimum", "exclusiveMinimum"), edge("maximum", "exclusiveMaximum")))
+                let (lo, hi) = bounds(s);
+                json!(number(self.fill, lo, hi))
             }
             "boolean" => Value::Bool(!minimal),
             _ => Value::Null,

@@ -15,9 +15,9 @@ pub fn value_strategy(root: &Value) -> BoxedStrategy<Value> {
 fn build(root: &Value, s: &Value, depth: usize) -> BoxedStrategy<Value> {
     // Regen refuses recursive schemas, so any depth ends; this only stops a runaway.
     assert!(depth <= 64, "a schema nested past 64 levels: {s}");
-    if let Some(name) = s.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/")) {
-        let target = root.pointer(&format!("/$defs/{}", xtask::walk::escape_key(name)));
-        return build(root, target.unwrap_or_else(|| panic!("{name} is not in $defs")), depth + 1);
+    if let Some(r) = s.get("$ref") {
+        let target = falq_api::json_schema::ref_target(root, s).unwrap_or_else(|| panic!("{r} is not in $defs"));
+        return build(root, target, depth + 1);
     }
     let types: Vec<&str> = match s.get("type") {
         Some(Value::String(t)) => vec![t.as_str()],
@@ -54,19 +54,19 @@ fn build_non_null(root: &Value, s: &Value, ty: Option<&str>, depth: usize) -> Bo
     if let Some(Value::Array(values)) = s.get("enum") {
         return proptest::sample::select(values.clone()).boxed();
     }
-    let num = |k: &str| s.get(k).and_then(Value::as_f64);
     match ty {
         Some("integer") => {
-            let lo = num("minimum").map(f64::ceil).or(num("exclusiveMinimum").map(|b| b.floor() + 1.0));
-            let hi = num("maximum").map(f64::floor).or(num("exclusiveMaximum").map(|b| b.ceil() - 1.0));
+            let (lo, hi) = falq_api::json_schema::integer_bounds(s);
             match (lo, hi) {
                 (None, None) => any::<i64>().prop_map(Value::from).boxed(),
                 (lo, hi) => (lo.map_or(i64::MIN, |v| v as i64)..=hi.map_or(i64::MAX, |v| v as i64)).prop_map(Value::from).boxed(),
             }
         }
         Some("number") => {
-            let lo = num("minimum").or(num("exclusiveMinimum").map(f64::next_up));
-            let hi = num("maximum").or(num("exclusiveMaximum").map(f64::next_down));
+            // An exclusive bound as the nearest number inside it.
+            let (lo, hi) = falq_api::json_schema::bounds(s);
+            let lo = lo.map(|(b, exclusive)| if exclusive { b.next_up() } else { b });
+            let hi = hi.map(|(b, exclusive)| if exclusive { b.next_down() } else { b });
             let (lo, hi) = match (lo, hi) {
                 (Some(lo), Some(hi)) => (lo, hi),
                 (Some(lo), None) => (lo, lo + 1e6),
