@@ -180,8 +180,9 @@ impl Knowledge {
     /// the endpoint's first known service time, or it brings the time a job like it is
     /// done by ([`crate::poll::Estimate::done_by`]) earlier by more than 5 % (and
     /// [`REPLAN_GAIN`]), every other sleeper is woken to plan by it: a crowd aimed at a
-    /// wide first sighting's end (or a journal's upper bound) is not left to wait for it. (A sibling submitted just after may have been taken just before: it is not
-    /// woken to look, it aims at its own completion.)
+    /// wide first sighting's end (or a journal's upper bound) is not left to wait for it.
+    /// (A sibling submitted just after may have been taken just before: it is not woken
+    /// to look, it aims at its own completion.)
     pub(crate) fn completed(&self, endpoint: &str, submitted: Instant, low: Duration, high: Duration) {
         let Ok(mut all) = self.endpoints.lock() else { return };
         let e = all.entry(endpoint.to_string()).or_default();

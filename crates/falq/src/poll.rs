@@ -308,7 +308,6 @@ mod tests {
         assert_eq!(p.next_poll(None, &behind(0, None)), p.crowd);
         assert_eq!(p.next_poll(None, &behind(2100, Some(2000))), ms(2000) + p.crowd);
         assert_eq!(p.next_poll(None, &behind(2100, Some(2080))), ms(2000) + p.crowd, "a poll asked late stays on the grid");
-        // Each phase its own moment of the cadence; a job submitted later joins the same moments.
         let first = |phase: f64, since_epoch: u64| p.next_poll(None, &PollState { phase, since_epoch: ms(since_epoch), ..behind(0, None) });
         // The first poll a cadence after the submit, whatever the phase; the next ones on the
         // job's moment of the cadence, where a job submitted later joins the same moments.
