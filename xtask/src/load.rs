@@ -34,18 +34,16 @@ impl Source {
     }
 
     /// The file line of the key at `keys` (a path of mapping keys from the document's
-    /// top; numeric keys stand for list items and are passed over), found by following
-    /// the YAML block structure: each key is looked for below and further indented
-    /// than its parent. A key inside a flow mapping (`{a: 1, b: 2}`) is found on its
-    /// parent's line. Where a key cannot be found, the deepest one found is answered.
+    /// top; a number not found as a mapping key stands for a list item and is passed
+    /// over), found by following the YAML block structure: each key is looked for below
+    /// and further indented than its parent. A key inside a flow mapping (`{a: 1, b: 2}`)
+    /// is found on its parent's line. Where a key cannot be found, the deepest one found
+    /// is answered.
     pub fn line_of_path(&self, keys: &[&str]) -> usize {
         let lines: Vec<&str> = self.text.lines().collect();
         let indent_of = |l: &str| l.len() - l.trim_start_matches([' ', '-']).len();
         let mut at: Option<usize> = None;
         for key in keys {
-            if key.parse::<usize>().is_ok() {
-                continue;
-            }
             let candidates = [format!("{key}:"), format!("'{key}':"), format!("\"{key}\":")];
             let starts = |text: &str| candidates.iter().any(|c| text.starts_with(c.as_str()));
             if let Some(i) = at {
@@ -75,6 +73,8 @@ impl Source {
             }
             match found {
                 Some(j) => at = Some(j),
+                // A number is a list item's index, unless a mapping has it as a key ('200':).
+                None if key.parse::<usize>().is_ok() => continue,
                 None => break,
             }
         }

@@ -73,6 +73,11 @@ pub struct Rule {
 /// Every rule, in the order they run on a page.
 pub const RULES: &[Rule] = &[
     Rule {
+        name: "check_page_paths",
+        quirk: "a page that defines no path (its `paths:` line lost, or the endpoint indented under another key)",
+        apply: check_page_paths,
+    },
+    Rule {
         name: "check_schema_types",
         quirk: "types OpenAPI 3.0 does not know (file), enums that contradict their type, malformed schemas",
         apply: check_schema_types,
@@ -158,6 +163,11 @@ pub const RULES: &[Rule] = &[
         name: "refuse_recursive_refs",
         quirk: "a schema that refers to itself, or a $ref to a schema the page does not define",
         apply: refuse_recursive_refs,
+    },
+    Rule {
+        name: "check_openapi_shape",
+        quirk: "anything else OpenAPI 3.0 does not allow where it is read (a mapping where a list belongs, a parameter with no `in`)",
+        apply: check_openapi_shape,
     },
 ];
 
@@ -1376,6 +1386,182 @@ pub fn name_inline_responses(doc: &mut Value, _: &mut Ctx) -> Result<(), Diagnos
     Ok(())
 }
 
+/// A page exists to define an endpoint: one whose YAML has no path with an operation under
+/// `paths:`, or a key there that is no path (the line naming it lost, so `post:` moved up),
+/// is refused, at the line of what went astray, rather than read as a page of nothing.
+pub fn check_page_paths(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    let source = ctx.source;
+    let help =
+        "an Apifox page defines its endpoint as `paths:`, then `  /BASE_URL/owner/app:`, then `    post:`, each indented below the last";
+    let paths = doc.get("paths").and_then(Value::as_object);
+    if let Some(stray) = paths.into_iter().flatten().map(|(k, _)| k).find(|k| !k.starts_with('/') && !BASE_URL_PREFIX.is_match(k)) {
+        return Err(Diagnostic::new(
+            &source.file,
+            source.line_of_path(&["paths", stray]),
+            format!("`{stray}` under `paths:` is no path (a path starts with /)"),
+        )
+        .help(help));
+    }
+    for (path, item) in paths.into_iter().flatten() {
+        let Some((method, op)) = item.as_object().into_iter().flatten().find(|(k, v)| METHODS.contains(&k.as_str()) && !v.is_object())
+        else {
+            continue;
+        };
+        return Err(Diagnostic::new(
+            &source.file,
+            source.line_of_path(&["paths", path, method]),
+            format!("{} {path} holds no operation (found {op})", method.to_uppercase()),
+        )
+        .help(help));
+    }
+    // The keys of a body's or an answer's `content:` are media types (`application/json:`
+    // lost, `schema:` would stand in its place).
+    for (path, item) in paths.into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten().filter(|(k, _)| METHODS.contains(&k.as_str())) {
+            let answers =
+                op.get("responses").and_then(Value::as_object).into_iter().flatten().map(|(code, r)| (vec!["responses", code.as_str()], r));
+            for (at, part) in op.get("requestBody").map(|b| (vec!["requestBody"], b)).into_iter().chain(answers) {
+                let Some(key) =
+                    part.get("content").and_then(Value::as_object).into_iter().flatten().map(|(k, _)| k).find(|k| !k.contains('/'))
+                else {
+                    continue;
+                };
+                let keys: Vec<&str> = ["paths", path.as_str(), method.as_str()]
+                    .into_iter()
+                    .chain(at.iter().copied())
+                    .chain(["content", key.as_str()])
+                    .collect();
+                return Err(Diagnostic::new(
+                    &source.file,
+                    source.line_of_path(&keys),
+                    format!("{} {path}, {}: `{key}` under `content:` is no media type", method.to_uppercase(), at.join(" ")),
+                )
+                .help("a media type reads like application/json: the line naming it may be lost"));
+            }
+        }
+    }
+    let has_operation = |item: &Value| item.as_object().is_some_and(|m| m.keys().any(|k| METHODS.contains(&k.as_str())));
+    if paths.is_some_and(|p| p.values().any(has_operation)) {
+        return Ok(());
+    }
+    // A path key outside `paths:` (its line lost, or an indent changed).
+    let astray = source.text.lines().position(|l| {
+        let key = l.trim().trim_end_matches(':').trim_matches(['\'', '"']);
+        l.starts_with(' ') && l.trim_end().ends_with(':') && (key.starts_with('/') || BASE_URL_PREFIX.is_match(key))
+    });
+    let (line, found) = match astray {
+        Some(i) if paths.is_none_or(|p| p.is_empty()) => {
+            (source.line + i, format!(": {} is not under it", source.text.lines().nth(i).unwrap_or("").trim()))
+        }
+        _ => (source.line_of_path(&["paths"]), String::new()),
+    };
+    Err(Diagnostic::new(&source.file, line, format!("this page defines no endpoint (a path with an operation) under `paths:`{found}"))
+        .help(help))
+}
+
+/// The page's paths and components as `openapiv3` reads them (what progenitor is given once
+/// the pages are merged): whatever it refuses is refused here, at the page's line and with
+/// the place in words, rather than later in a merged spec that no page can be blamed for.
+pub fn check_openapi_shape(doc: &mut Value, ctx: &mut Ctx) -> Result<(), Diagnostic> {
+    let refused = match (doc.get("paths"), doc.get("components")) {
+        (Some(paths), _) if <openapiv3::Paths as serde::Deserialize>::deserialize(paths).is_err() => {
+            Some(refusal::<openapiv3::Paths>(paths, "paths"))
+        }
+        (_, Some(c)) if !c.is_null() && <openapiv3::Components as serde::Deserialize>::deserialize(c).is_err() => {
+            Some(refusal::<openapiv3::Components>(c, "components"))
+        }
+        _ => None,
+    };
+    if let Some((keys, what)) = refused {
+        let place = match keys.as_slice() {
+            [p, path, method, rest @ ..] if p == "paths" && !rest.is_empty() => {
+                format!("{} {path}, {}", method.to_uppercase(), rest.join("."))
+            }
+            _ => keys.join("."),
+        };
+        return Err(Diagnostic::new(&ctx.source.file, page_line(ctx.source, &keys), format!("{place}: not OpenAPI 3.0: {what}"))
+            .help("correct the page there (or the relay's export): regen reads it as OpenAPI 3.0.1"));
+    }
+    // What the catalogue reads of an endpoint: the JSON schema of its input.
+    for (path, method, op) in ops_mut(doc) {
+        if op.contains_key("x-falq-endpoint-id")
+            && method == "post"
+            && op.get("requestBody").is_none_or(|b| b.pointer("/content/application~1json/schema").is_none())
+        {
+            let keys = ["paths", &path, "post", "requestBody", "content"].map(String::from);
+            return Err(Diagnostic::new(
+                &ctx.source.file,
+                page_line(ctx.source, &keys),
+                format!("POST {path}: the endpoint has no JSON input schema (requestBody: content: application/json: schema:)"),
+            )
+            .help("a fal endpoint takes its input as a JSON object: correct the page's requestBody"));
+        }
+    }
+    Ok(())
+}
+
+/// The page's line of `keys` in the normalized document: the page writes a path as it was
+/// before its base URL placeholder went.
+fn page_line(source: &Source, keys: &[String]) -> usize {
+    let mut keys = keys.to_vec();
+    if keys.len() > 1 && keys[0] == "paths" {
+        let raw = source
+            .text
+            .lines()
+            .map(|l| l.trim().trim_end_matches(':').trim_matches(['\'', '"']))
+            .find(|l| without_base_url_placeholder(l) == keys[1]);
+        if let Some(raw) = raw {
+            keys[1] = raw.to_string();
+        }
+    }
+    source.line_of_path(&keys_str(&keys))
+}
+
+/// Where in `part` (found at `top`) `T` refuses it, and why: the deepest member or item
+/// whose removal lets `T` read the rest (or, a required one, leaves only its absence).
+/// `openapiv3`'s types flatten their extensions, which hides the place from serde's errors.
+fn refusal<T: serde::de::DeserializeOwned>(part: &Value, top: &str) -> (Vec<String>, String) {
+    let reads = |v: &Value| T::deserialize(v).map(drop).map_err(|e| e.to_string());
+    let why = reads(part).err().unwrap_or_default();
+    let mut at: Vec<String> = Vec::new();
+    loop {
+        let node = at.iter().try_fold(part, |v, k| match v {
+            Value::Object(m) => m.get(k),
+            Value::Array(a) => k.parse::<usize>().ok().and_then(|i| a.get(i)),
+            _ => None,
+        });
+        let children: Vec<String> = match node {
+            Some(Value::Object(m)) => m.keys().cloned().collect(),
+            Some(Value::Array(a)) => (0..a.len()).map(|i| i.to_string()).collect(),
+            _ => Vec::new(),
+        };
+        let without = |child: &str| {
+            let mut trial = part.clone();
+            let parent = at.iter().try_fold(&mut trial, |v, k| match v {
+                Value::Object(m) => m.get_mut(k),
+                Value::Array(a) => k.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
+                _ => None,
+            });
+            match parent {
+                Some(Value::Object(m)) => drop(m.shift_remove(child)),
+                Some(Value::Array(a)) => drop(child.parse::<usize>().ok().filter(|i| *i < a.len()).map(|i| a.remove(i))),
+                _ => {}
+            }
+            trial
+        };
+        // A required member whose value is wrong leaves only its absence when removed.
+        let culprit = |c: &String| match reads(&without(c)) {
+            Ok(()) => true,
+            Err(e) => e.starts_with(&format!("missing field `{c}`")),
+        };
+        match children.into_iter().find(culprit) {
+            Some(c) => at.push(c),
+            None => break,
+        }
+    }
+    (std::iter::once(top.to_string()).chain(at).collect(), why)
+}
+
 /// A `$ref` must name a schema of the page (or of the authored spec), and no schema
 /// may refer back to itself: a recursive schema is refused with the page's line and
 /// the cycle, since the validators, the CLI's field table and the simulator walk
@@ -1491,6 +1677,107 @@ mod tests {
         let src = Source { file: PathBuf::from("specs/page.md"), line: 10, text: page.to_string() };
         let mut ctx = Ctx::new(&src);
         (rule.apply)(&mut doc, &mut ctx).expect_err("the rule refuses the page")
+    }
+
+    /// Runs the normalization up to and including `rule` on a page's YAML text, as regen
+    /// does, and answers its error.
+    fn refused_by(rule: &str, page: &str) -> Diagnostic {
+        let mut doc = crate::load::yaml_to_json(&serde_yaml::from_str(page).unwrap()).unwrap();
+        let src = Source { file: PathBuf::from("specs/page.md"), line: 10, text: page.to_string() };
+        let mut ctx = Ctx::new(&src);
+        for r in RULES {
+            if let Err(e) = (r.apply)(&mut doc, &mut ctx) {
+                assert_eq!(r.name, rule, "refused by {} first: {e}", r.name);
+                return e;
+            }
+        }
+        panic!("{rule} took the page")
+    }
+
+    #[test]
+    fn check_page_paths_case() {
+        let fine = "paths: {/a/b: {post: {}}}";
+        check("check_page_paths", fine, fine);
+        // `paths:` lost: the endpoint lands under `info:`.
+        let e = refused_by("check_page_paths", "openapi: 3.0.1\ninfo:\n  title: ''\n  /BASE_URL/fal-ai/x:\n    post:\n      summary: s\n");
+        assert_eq!(e.line, 13, "{e}");
+        assert!(
+            e.message.contains("defines no endpoint (a path with an operation) under `paths:`: /BASE_URL/fal-ai/x: is not under it"),
+            "{e}"
+        );
+        // The path's line lost: `post:` moves up under `paths:`.
+        let e = refused_by("check_page_paths", "openapi: 3.0.1\npaths:\n  post:\n    summary: s\n");
+        assert_eq!((e.line, e.message.as_str()), (12, "`post` under `paths:` is no path (a path starts with /)"), "{e}");
+        // An indent lost below `post:` leaves it empty.
+        let e = refused_by("check_page_paths", "openapi: 3.0.1\npaths:\n  /fal-ai/x:\n    post:\nsummary: s\n");
+        assert_eq!((e.line, e.message.as_str()), (13, "POST /fal-ai/x holds no operation (found null)"), "{e}");
+        // `application/json:` lost: `schema:` stands where the media type belongs.
+        let e = refused_by(
+            "check_page_paths",
+            "openapi: 3.0.1\npaths:\n  /fal-ai/x:\n    post:\n      requestBody:\n        content:\n          schema: {type: object}\n",
+        );
+        assert_eq!((e.line, e.message.as_str()), (16, "POST /fal-ai/x, requestBody: `schema` under `content:` is no media type"), "{e}");
+        let e = refused_by(
+            "check_page_paths",
+            "openapi: 3.0.1\npaths:\n  /fal-ai/x:\n    post:\n      responses:\n        '200':\n          content:\n            schema: {}\n",
+        );
+        assert_eq!((e.line, e.message.as_str()), (17, "POST /fal-ai/x, responses 200: `schema` under `content:` is no media type"), "{e}");
+        for page in [
+            "openapi: 3.0.1\ninfo: {title: t}\n",
+            "openapi: 3.0.1\npaths: {}\n",
+            "openapi: 3.0.1\npaths: [a]\n",
+            "openapi: 3.0.1\npaths:\n  /fal-ai/x:\n    summary: no operation\n",
+        ] {
+            let e = refused_by("check_page_paths", page);
+            assert!(e.message.contains("defines no endpoint"), "{page}: {e}");
+            assert!((10..=11).contains(&e.line), "{page}: {e}");
+        }
+    }
+
+    #[test]
+    fn check_openapi_shape_case() {
+        let fine = "paths: {/fal-ai/x: {post: {parameters: [{name: a, in: query, schema: {type: string}}], responses: {'200': {description: ok}}}}}";
+        check("check_openapi_shape", fine, fine);
+        let op = "openapi: 3.0.1\ninfo: {title: t, version: '1'}\npaths:\n  /BASE_URL/fal-ai/x:\n    post:\n";
+        for (rest, line, what) in [
+            // A list where a mapping belongs, at the page's own path (before /BASE_URL went).
+            (
+                "      responses:\n        - '200'\n",
+                15,
+                "POST /fal-ai/x, responses: not OpenAPI 3.0: invalid type: sequence, expected struct Responses",
+            ),
+            (
+                "      responses:\n        '200':\n          description: ok\n      deprecated: maybe\n",
+                18,
+                "POST /fal-ai/x, deprecated: not OpenAPI 3.0: invalid type: string \"maybe\", expected a boolean",
+            ),
+            // A response with no description: the member that lacks it.
+            (
+                "      responses:\n        '200':\n          content: {}\n",
+                16,
+                "POST /fal-ai/x, responses.200: not OpenAPI 3.0: missing field `description`",
+            ),
+        ] {
+            let e = refused_by("check_openapi_shape", &format!("{op}{rest}"));
+            assert_eq!((e.line, e.message.as_str()), (line, what), "{rest}: {e}");
+            assert_eq!(e.file, PathBuf::from("specs/page.md"));
+        }
+        // `content:` lost: the body's media type stands where its content belongs.
+        let e = refused_by(
+            "check_openapi_shape",
+            &format!(
+                "{op}      requestBody:\n        application/json:\n          schema: {{type: object, properties: {{prompt: {{type: string}}}}}}\n      responses:\n        '200':\n          description: ok\n"
+            ),
+        );
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (15, "POST /fal-ai/x: the endpoint has no JSON input schema (requestBody: content: application/json: schema:)"),
+            "{e}"
+        );
+        let components = "openapi: 3.0.1\ninfo: {title: t, version: '1'}\npaths:\n  /fal-ai/x:\n    post:\n      responses:\n        '200':\n          description: ok\ncomponents:\n  securitySchemes:\n    key: 3\n";
+        let e = refused_by("check_openapi_shape", components);
+        assert!(e.message.starts_with("components.securitySchemes.key: not OpenAPI 3.0"), "{e}");
+        assert_eq!(e.line, 20, "{e}");
     }
 
     #[test]

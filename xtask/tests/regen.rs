@@ -325,11 +325,11 @@ fn errors_name_file_line_and_what_to_do() {
             &[
                 (
                     "a.md",
-                    "```yaml\nopenapi: 3.0.1\ninfo: {title: '', version: '1'}\npaths:\n  /BASE_URL/fal-ai/x:\n    post: {responses: {'200': {description: ''}}}\n```\n",
+                    "```yaml\nopenapi: 3.0.1\ninfo: {title: '', version: '1'}\npaths:\n  /BASE_URL/fal-ai/x:\n    post: {requestBody: {content: {application/json: {schema: {type: object, properties: {prompt: {type: string}}}}}}, responses: {'200': {description: ''}}}\n```\n",
                 ),
                 (
                     "b.md",
-                    "```yaml\nopenapi: 3.0.1\ninfo: {title: '', version: '1'}\npaths:\n  /BASE_URL/fal-ai/x:\n    post: {responses: {'200': {description: ''}}}\n```\n",
+                    "```yaml\nopenapi: 3.0.1\ninfo: {title: '', version: '1'}\npaths:\n  /BASE_URL/fal-ai/x:\n    post: {requestBody: {content: {application/json: {schema: {type: object, properties: {prompt: {type: string}}}}}}, responses: {'200': {description: ''}}}\n```\n",
                 ),
             ],
             "specs/b.md:5: duplicate endpoint /fal-ai/x: specs/a.md:5 defines it already",
@@ -339,7 +339,7 @@ fn errors_name_file_line_and_what_to_do() {
             &[
                 (
                     "a.md",
-                    "```yaml\nopenapi: 3.0.1\ninfo: {title: '', version: '1'}\npaths:\n  /BASE_URL/fal-ai/x:\n    post: {responses: {'200': {description: ''}}}\n```\n",
+                    "```yaml\nopenapi: 3.0.1\ninfo: {title: '', version: '1'}\npaths:\n  /BASE_URL/fal-ai/x:\n    post: {requestBody: {content: {application/json: {schema: {type: object, properties: {prompt: {type: string}}}}}}, responses: {'200': {description: ''}}}\n```\n",
                 ),
                 ("o.yaml", "falq-overlay: 1\nendpoints:\n  fal-ai/y:\n    output: FluxImageOutput\n"),
             ],
