@@ -368,6 +368,7 @@ fn falq_code(e: &FalqError) -> u8 {
         FalqError::JobFailed { .. } | FalqError::Expired { .. } => exit::JOB_FAILED,
         FalqError::Timeout { .. } | FalqError::NotReady { .. } => exit::TIMEOUT,
         FalqError::Io { .. } => exit::OTHER,
+        FalqError::NotSaved { source, .. } => falq_code(source),
         _ => exit::NETWORK,
     }
 }
@@ -438,12 +439,10 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Result { job, out } => {
-            let (client, handle) = globals.handle(&job)?;
+            let (_, handle) = globals.handle(&job)?;
             let result = handle.result_json().await?;
             let files = match out {
-                Some(dir) => {
-                    client.download(&job.endpoint, &result, &absolute(&dir), &job.request_id).await?.into_iter().map(|f| f.path).collect()
-                }
+                Some(dir) => handle.save_outputs(&result, &absolute(&dir), &job.request_id).await?.into_iter().map(|f| f.path).collect(),
                 None => vec![],
             };
             println!("{}", serde_json::to_string_pretty(&json!({"request_id": job.request_id, "output": result, "files": files}))?);

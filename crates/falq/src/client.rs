@@ -823,34 +823,30 @@ impl RequestHandle {
             Some(Decoded::Output(value)) => value,
             _ => decode(&answer, &self.endpoint_id, Some(&self.request_id), Call::Result)?,
         };
-        let check = falq_api::endpoint(&self.endpoint_id).map(|e| (e.check_output, e.output_schema));
-        let verdict = match check {
-            Some((check, _)) => check(&value),
-            None if value.is_object() => Ok(()),
-            None => Err("the result is not a JSON object".to_string()),
-        };
-        let Err(why) = verdict else {
-            if let Some(units) = billable_units(&answer.headers) {
-                let _ = self.billed.set(units);
+        match result_shape(&self.endpoint_id, &value) {
+            ResultShape::Output => {
+                if let Some(units) = billable_units(&answer.headers) {
+                    let _ = self.billed.set(units);
+                }
+                Ok(Fetched::Ready(value))
             }
-            return Ok(Fetched::Ready(value));
-        };
-        // Not the output: a failure told in fal's `detail` shape, or a status.
-        if value.get("detail").is_some() {
-            let as_failure = Answer { status: 422, headers: answer.headers.clone(), body: answer.body.clone() };
-            let mut e = answer_error(&self.endpoint_id, Some(&self.request_id), Call::Result, &as_failure);
-            if let Error::JobFailed { status, .. } = &mut e {
-                *status = answer.status;
+            ResultShape::Failure => {
+                let as_failure = Answer { status: 422, headers: answer.headers.clone(), body: answer.body.clone() };
+                let mut e = answer_error(&self.endpoint_id, Some(&self.request_id), Call::Result, &as_failure);
+                if let Error::JobFailed { status, .. } = &mut e {
+                    *status = answer.status;
+                }
+                Err(e)
             }
-            return Err(e);
+            ResultShape::Unfinished(status) => Ok(Fetched::NotReady(status)),
+            ResultShape::Other(why) => {
+                let wanted = falq_api::endpoint(&self.endpoint_id).map_or("a JSON object", |e| e.output_schema);
+                Err(self.err(
+                    Call::Result,
+                    format!("HTTP {} with a body that is not {wanted}: {why}: {}", answer.status, snippet(&answer.body)),
+                ))
+            }
         }
-        if let Ok(status) = serde_json::from_value::<QueueStatus>(value.clone())
-            && status.status != QueueStatusKind::Completed
-        {
-            return Ok(Fetched::NotReady(status.status.to_string()));
-        }
-        let wanted = check.map_or("a JSON object", |(_, name)| name);
-        Err(self.err(Call::Result, format!("HTTP {} with a body that is not {wanted}: {why}: {}", answer.status, snippet(&answer.body))))
     }
 
     /// The units the relay billed for the job, as its result said in fal's
@@ -944,10 +940,22 @@ impl RequestHandle {
         let done = AtomicBool::new(false);
         let work = async {
             let value = self.wait_and_fetch(&mut on_update, &done).await?;
-            let files = Box::pin(download_outputs(&self.client.transport, &self.endpoint_id, &value, dir, stem)).await?;
+            let files = self.save_outputs(&value, dir, stem).await?;
             Ok((value, files))
         };
         self.within_deadline(&done, Box::pin(work)).await
+    }
+
+    /// Downloads every output file of this job's `result` into `dir`, named `{stem}-{n}`,
+    /// each checked to be what it claims as it arrives (see [`Client::download`]). A
+    /// failure is [`Error::NotSaved`]: it names the job, which completed, and says how to
+    /// fetch its outputs again.
+    pub async fn save_outputs(&self, result: &Value, dir: &Path, stem: &str) -> Result<Vec<SavedFile>, Error> {
+        Box::pin(download_outputs(&self.client.transport, &self.endpoint_id, result, dir, stem)).await.map_err(|e| Error::NotSaved {
+            endpoint: self.endpoint_id.clone(),
+            request_id: self.request_id.clone(),
+            source: Box::new(e),
+        })
     }
 
     /// Runs `work` within the client's deadline; `completed` is set by `work` once the
@@ -1031,6 +1039,48 @@ impl Progress {
         }
         self.last = Some(key);
         on_update(&Update { status: status.status, queue_position: status.queue_position, new_logs, elapsed: self.started.elapsed() });
+    }
+}
+
+/// What a result call's successful answer is.
+enum ResultShape {
+    /// The endpoint's output.
+    Output,
+    /// A failure told in fal's `detail` shape.
+    Failure,
+    /// A status of a job not finished (some relays answer one where the output should be).
+    Unfinished(String),
+    /// None of these: why it is not the output.
+    Other(String),
+}
+
+fn result_shape(endpoint_id: &str, value: &Value) -> ResultShape {
+    let verdict = match falq_api::endpoint(endpoint_id) {
+        Some(e) => (e.check_output)(value),
+        None if value.is_object() => Ok(()),
+        None => Err("the result is not a JSON object".to_string()),
+    };
+    let Err(why) = verdict else { return ResultShape::Output };
+    if value.get("detail").is_some() {
+        return ResultShape::Failure;
+    }
+    match serde_json::from_value::<QueueStatus>(value.clone()) {
+        Ok(status) if status.status != QueueStatusKind::Completed => ResultShape::Unfinished(status.status.to_string()),
+        _ => ResultShape::Other(why),
+    }
+}
+
+/// Whether a successful answer to `call` is one its caller can read: a status for a status
+/// call, for a result call an output, a failure or an unfinished status (for any other
+/// call, JSON). The transport asks again, within the call's budget of attempts, for an
+/// answer that is not: a proxy's glitch (`{}`, an envelope of its own) is not the job's end.
+pub(crate) fn readable(call: Call, endpoint_id: &str, body: &[u8]) -> bool {
+    match call {
+        Call::Status => serde_json::from_slice::<QueueStatus>(body).is_ok(),
+        Call::Result => {
+            serde_json::from_slice::<Value>(body).is_ok_and(|v| !matches!(result_shape(endpoint_id, &v), ResultShape::Other(_)))
+        }
+        _ => serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok(),
     }
 }
 

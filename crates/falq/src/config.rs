@@ -78,8 +78,10 @@ impl std::str::FromStr for AuthScheme {
 pub struct Timeouts {
     /// Time to connect to the server.
     pub connect: Duration,
-    /// Time for one call (submit, status, result, cancel) to answer; streams and
-    /// downloads have none, only the overall deadline and the idle limits below.
+    /// Time for one call (submit, status, result, cancel) to answer, and for a status
+    /// stream's answer to begin (a relay that takes it and says nothing is polled instead);
+    /// a stream's and a download's bodies have none, only the overall deadline and the
+    /// idle limits below.
     pub request: Duration,
     /// Longest silence on a status stream (servers send a keep-alive comment every
     /// ~15 s): past it the stream is dropped and the job polled (a half-open connection).

@@ -224,6 +224,19 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// The job completed, but its outputs could not all be saved (a download or a write
+    /// failed): the job is paid for and its outputs wait on the relay until they expire.
+    #[error(
+        "{endpoint}: request {request_id} completed, but its outputs were not all saved: {source}; fetch them again with its request id (`falq resume`, `falq result`) before they expire"
+    )]
+    NotSaved {
+        /// The endpoint id.
+        endpoint: String,
+        /// The request id, to fetch the outputs again.
+        request_id: String,
+        /// What failed: a [`Error::Download`] or an [`Error::Io`].
+        source: Box<Error>,
+    },
     /// Downloading an output failed.
     #[error("download of {url} failed: {message}")]
     Download {
@@ -246,6 +259,7 @@ impl Error {
             Self::Timeout { request_id, .. }
             | Self::Expired { request_id, .. }
             | Self::NotReady { request_id, .. }
+            | Self::NotSaved { request_id, .. }
             | Self::ResultWithheld { request_id, .. } => Some(request_id),
             _ => None,
         }

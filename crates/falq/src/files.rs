@@ -263,6 +263,7 @@ fn sniffable(content_type: &str) -> bool {
 /// (an image, a video, ...): `Err` says what is wrong. A kind the bytes do not say is
 /// accepted unless the announced type is one whose bytes are known.
 pub fn check_first_bytes(first: &[u8], header: Option<&str>, file: &OutputFile) -> Result<(), String> {
+    error_page(first, header, file)?;
     let sniffed = sniff(first);
     let announced = header.map(falq_api::canonical_type).filter(|t| t != "application/octet-stream").or_else(|| file.announced());
     let expected = announced.as_deref().and_then(FileKind::from_content_type).or(file.kind);
@@ -286,6 +287,38 @@ pub fn check_first_bytes(first: &[u8], header: Option<&str>, file: &OutputFile) 
         },
         (Some(_), None) => Ok(()),
     }
+}
+
+/// An answer that is a page or a message, not the file the output names: an HTML page for
+/// any media file, or JSON or text for an image, a video or a sound, by the relay's
+/// `Content-Type` or, whatever it says, by the first bytes. (A mesh may be JSON or XML, an
+/// SVG image is XML: those are left to the other checks.)
+fn error_page(first: &[u8], header: Option<&str>, file: &OutputFile) -> Result<(), String> {
+    let announced = file.announced();
+    let Some(want) = announced.as_deref().and_then(FileKind::from_content_type).or(file.kind).filter(|k| *k != FileKind::Other) else {
+        return Ok(());
+    };
+    let no_text_form =
+        matches!(want, FileKind::Image | FileKind::Video | FileKind::Audio) && !announced.as_deref().is_some_and(|t| t.contains("svg"));
+    let header = header.map(falq_api::canonical_type);
+    if let Some(h) = header.as_deref() {
+        let page = h == "text/html" || h == "application/xhtml+xml";
+        let text = h.starts_with("text/") || h == "application/json" || h.ends_with("+json") || h == "application/xml";
+        if page || (no_text_form && text) {
+            return Err(format!("the relay answered {h} for the output's {want}: an error page or message, not the file"));
+        }
+    }
+    let start = first.iter().position(|b| !b.is_ascii_whitespace()).map_or(&[][..], |i| &first[i..]);
+    let start = start.strip_prefix(b"\xef\xbb\xbf").unwrap_or(start);
+    if no_text_form && sniff(first).is_none() && matches!(start.first(), Some(b'<' | b'{' | b'[')) {
+        return Err(format!("the output's {want} starts as text ({}): an error page or message, not the file", snippet_of(start)));
+    }
+    Ok(())
+}
+
+fn snippet_of(text: &[u8]) -> String {
+    let shown = String::from_utf8_lossy(&text[..text.len().min(16)]).into_owned();
+    shown.replace(['\n', '\r'], " ")
 }
 
 fn hex_start(bytes: &[u8]) -> String {
@@ -496,6 +529,45 @@ mod tests {
         }
         let why = check_first_bytes(&zeros, Some("image/png"), &plain).unwrap_err();
         assert!(why.contains("announced as image/png") && why.contains("00 00"), "{why}");
+    }
+
+    #[test]
+    fn an_error_page_is_never_taken_for_the_output_file() {
+        let file = |url: &str, content_type: Option<&str>, kind: Option<FileKind>| OutputFile {
+            url: url.into(),
+            content_type: content_type.map(str::to_string),
+            kind,
+            ..OutputFile::default()
+        };
+        let image = file("https://m/x", Some("image/png"), Some(FileKind::Image));
+        let video = file("https://m/x", None, Some(FileKind::Video));
+        let mesh = file("https://m/x.gltf", None, Some(FileKind::Mesh));
+        let svg = file("https://m/x.svg", Some("image/svg+xml"), Some(FileKind::Image));
+        let text = file("https://m/notes.txt", Some("text/plain"), Some(FileKind::Other));
+        let html = b"<html><body>502 Bad Gateway</body></html>";
+        let json = b"{\"detail\": \"Not Found\"}";
+        for (first, header, f, ok) in [
+            // By the relay's Content-Type: a page for any media file; JSON or text for a kind
+            // that has no text form.
+            (&html[..], Some("text/html; charset=utf-8"), &image, false),
+            (&html[..], Some("text/html"), &mesh, false),
+            (&json[..], Some("application/json"), &video, false),
+            (&json[..], Some("application/problem+json"), &image, false),
+            (b"Service Unavailable", Some("text/plain"), &video, false),
+            (&json[..], Some("application/json"), &mesh, true),
+            // By the first bytes, whatever the header says (or when it says nothing).
+            (b"\n  <!DOCTYPE html><html>", None, &video, false),
+            (b"\xef\xbb\xbf{\"error\": 1}", Some("binary/octet-stream"), &file("https://m/a", None, Some(FileKind::Audio)), false),
+            (&json[..], Some("application/octet-stream"), &image, false),
+            // What is text by nature stays accepted.
+            (b"<svg xmlns='http://www.w3.org/2000/svg'>", Some("image/svg+xml"), &svg, true),
+            (b"the transcript", Some("text/plain"), &text, true),
+            (b"<html>a report</html>", Some("text/html"), &file("https://m/r.html", Some("text/html"), None), true),
+        ] {
+            assert_eq!(check_first_bytes(first, header, f).is_ok(), ok, "{:?} as {header:?}, {f:?}", String::from_utf8_lossy(first));
+        }
+        let why = check_first_bytes(html, Some("text/html"), &image).unwrap_err();
+        assert_eq!(why, "the relay answered text/html for the output's image: an error page or message, not the file");
     }
 
     #[test]

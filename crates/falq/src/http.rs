@@ -123,8 +123,8 @@ impl Transport {
     /// An answer the policy would retry is asked again; after the last attempt it is
     /// answered as it is. A body cut short (a reset mid-answer) is asked again for every
     /// call but submit: a submit's answer lost that way may mean a queued job, so it is
-    /// reported as one that may exist. A status or result success whose body is not JSON
-    /// is asked again the same way. Runs in the caller's in-flight slot ([`Transport::in_slot`]).
+    /// reported as one that may exist. A status or result success its caller cannot read
+    /// ([`crate::client::readable`]) is asked again the same way. Runs in the caller's in-flight slot ([`Transport::in_slot`]).
     pub(crate) async fn exchange(&self, call: Call, outgoing: Outgoing<'_>, ctx: &CallCtx<'_>) -> Result<Answer, Error> {
         let outgoing = &outgoing;
         attempts(|n| self.exchange_once(call, outgoing, ctx, n)).await
@@ -195,17 +195,18 @@ impl Transport {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         match read_capped(resp, self.config.http.max_body).await {
-            // A success that must be JSON and is not (a proxy's glitch, a body cut short
-            // under its own length) is asked for again like a cut-short body; after the last
-            // attempt it goes to the caller, whose decode says what it is.
+            // A status or result success its caller cannot read (a proxy's glitch: a page,
+            // `{}`, a body cut short under its own length) is asked for again like a
+            // cut-short body; after the last attempt it goes to the caller, whose decode
+            // says what it is.
             Ok(body)
                 if matches!(call, Call::Status | Call::Result)
                     && (200..300).contains(&status)
-                    && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() =>
+                    && !crate::client::readable(call, ctx.endpoint, &body) =>
             {
                 match self.next_try(call, n, Outcome::Lost) {
                     Some(delay) => {
-                        tracing::debug!(call = call.name(), attempts = n, "answer is not JSON; asking again");
+                        tracing::debug!(call = call.name(), attempts = n, "answer not of the call's shape; asking again");
                         Attempt::Again(delay)
                     }
                     None => Attempt::Done(Ok(Answer { status, headers, body })),
@@ -279,7 +280,20 @@ impl Transport {
                 *request.timeout_mut() = Some(self.config.timeouts.request);
             }
         }
-        Ok(client.execute(request).await)
+        if call != Call::Stream {
+            return Ok(client.execute(request).await);
+        }
+        // A stream's body is long by nature, its answer's head is not: a relay that takes
+        // the call and never answers it would hold the job to its deadline.
+        let limit = self.config.timeouts.request;
+        tokio::time::timeout(limit, client.execute(request)).await.map_err(|_| Error::Network {
+            endpoint: ctx.endpoint.to_string(),
+            request_id: ctx.request_id.map(str::to_string),
+            call,
+            attempts: 1,
+            message: format!("no answer within {limit:?} (Timeouts::request)"),
+            maybe_submitted: false,
+        })
     }
 
     fn network(&self, ctx: &CallCtx<'_>, call: Call, attempts: u32, e: &reqwest::Error, outcome: Outcome) -> Error {

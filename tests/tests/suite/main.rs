@@ -2,6 +2,7 @@
 //! conformance suite against the normalized spec, the generated client on its own, and
 //! `falq::Client` end to end against the simulator and mock relays on 127.0.0.1.
 
+mod bad_relays;
 mod conformance_client;
 mod conformance_constraints;
 mod conformance_drift;

@@ -234,8 +234,11 @@ async fn a_download_longer_than_announced_or_not_what_it_claims_is_refused_and_n
         let client = Client::new(c).unwrap();
         let handle = client.submit_json(REDUX, &json!({"image_url": "https://example.test/in.png"})).await.unwrap();
         let err = handle.finish_to_dir(&dir, ID, |_| {}).await.expect_err(name);
+        // The job completed: the error names it, around what the download came to.
+        let Error::NotSaved { request_id, source, .. } = &err else { panic!("{name}: {err}") };
+        assert_eq!(request_id, ID, "{name}");
         assert!(
-            matches!(&err, Error::Download { url, message } if url.ends_with("/files/a.png") && message.contains(says)),
+            matches!(&**source, Error::Download { url, message } if url.ends_with("/files/a.png") && message.contains(says)),
             "{name}: {err}"
         );
         let left: Vec<_> = std::fs::read_dir(&dir).map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect()).unwrap_or_default();
