@@ -133,17 +133,18 @@ impl Prices {
     /// The table at `path` (`--prices`), or `$FALQ_HOME/prices.toml` when it exists, else
     /// an empty table (everything unpriced).
     pub fn load(explicit: Option<&Path>, home: &Path) -> Result<Prices, Usage> {
-        let path = match explicit {
-            Some(p) => p.to_path_buf(),
+        let (path, named_by) = match explicit {
+            Some(p) => (p.to_path_buf(), "--prices"),
             None => {
                 let p = home.join("prices.toml");
                 if !p.exists() {
                     return Ok(Prices::default());
                 }
-                p
+                (p, "the price list in FALQ_HOME")
             }
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| Usage(format!("{}: {e}; nothing was sent", path.display())))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Usage(format!("{named_by} {}: cannot read it: {e}; nothing was sent", path.display())))?;
         Prices::parse(&text, &path)
     }
 
