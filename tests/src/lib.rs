@@ -38,6 +38,22 @@ pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
+/// A relay's queue status of request `id` of `fal-ai/flux-1` in `state`, its URLs on `base`.
+pub fn queue_status(base: &str, id: &str, state: &str) -> String {
+    serde_json::json!({"status": state, "request_id": id,
+        "response_url": format!("{base}/fal-ai/flux-1/requests/{id}"),
+        "status_url": format!("{base}/fal-ai/flux-1/requests/{id}/status"),
+        "cancel_url": format!("{base}/fal-ai/flux-1/requests/{id}/cancel"), "queue_position": 0})
+    .to_string()
+}
+
+/// The seed's image result, its one image at `image_url`.
+pub fn image_output(image_url: &str) -> String {
+    let mut r = fixture_json("seeds/result-image.json");
+    r["images"][0]["url"] = serde_json::json!(image_url);
+    r.to_string()
+}
+
 /// A fixture parsed as JSON.
 pub fn fixture_json(name: &str) -> serde_json::Value {
     serde_json::from_str(&fixture(name)).unwrap_or_else(|e| panic!("fixture {name} is not JSON: {e}"))

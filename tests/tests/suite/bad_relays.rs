@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use falq::{Client, WaitMode};
-use serde_json::{Value, json};
-use tests::{CaptureServer, Captured, PNG, Reply, fixture};
+use serde_json::json;
+use tests::{CaptureServer, Captured, PNG, Reply};
 
 const ID: &str = "0b5e1c2d-0000-4000-8000-00000000bad0";
 const REDUX: &str = "fal-ai/flux-1/dev/redux";
@@ -44,17 +44,11 @@ fn target_of(req: &Captured) -> Target {
 }
 
 fn status(base: &str, state: &str) -> String {
-    json!({"status": state, "request_id": ID,
-        "response_url": format!("{base}/fal-ai/flux-1/requests/{ID}"),
-        "status_url": format!("{base}/fal-ai/flux-1/requests/{ID}/status"),
-        "cancel_url": format!("{base}/fal-ai/flux-1/requests/{ID}/cancel"), "queue_position": 0})
-    .to_string()
+    tests::queue_status(base, ID, state)
 }
 
 fn output(base: &str) -> String {
-    let mut r: Value = serde_json::from_str(&fixture("seeds/result-image.json")).unwrap();
-    r["images"][0]["url"] = json!(format!("{base}/files/out.png"));
-    r.to_string()
+    tests::image_output(&format!("{base}/files/out.png"))
 }
 
 /// What a relay that behaves answers.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use falq::{Client, Config, Error, WaitMode};
 use serde_json::{Value, json};
-use tests::{CaptureServer, Captured, Reply, fixture};
+use tests::{CaptureServer, Captured, Reply};
 
 const ID: &str = "0b5e1c2d-0000-4000-8000-00000000f00d";
 const REDUX: &str = "fal-ai/flux-1/dev/redux";
@@ -21,18 +21,10 @@ fn config(base: &str, mode: WaitMode) -> Config {
 }
 
 fn status(base: &str, state: &str) -> String {
-    json!({"status": state, "request_id": ID,
-        "response_url": format!("{base}/fal-ai/flux-1/requests/{ID}"),
-        "status_url": format!("{base}/fal-ai/flux-1/requests/{ID}/status"),
-        "cancel_url": format!("{base}/fal-ai/flux-1/requests/{ID}/cancel"), "queue_position": 0})
-    .to_string()
+    tests::queue_status(base, ID, state)
 }
 
-fn output(image_url: &str) -> String {
-    let mut r: Value = serde_json::from_str(&fixture("seeds/result-image.json")).unwrap();
-    r["images"][0]["url"] = json!(image_url);
-    r.to_string()
-}
+use tests::image_output as output;
 
 use tests::PNG;
 
