@@ -100,10 +100,13 @@ fn every_option_given_a_hostile_value_is_taken_or_refused_by_name() {
     // Each command with what makes it run offline and send nothing (`--dry-run`).
     let commands: [(&str, Vec<String>); 2] = [
         ("run", ["run", REDUX, "--sim", "--set", &img, "--dry-run"].map(String::from).to_vec()),
-        ("batch", ["batch", &lines, "--sim", "--dry-run"].map(String::from).to_vec()),
+        ("batch", ["batch", REDUX, &lines, "--sim", "--dry-run"].map(String::from).to_vec()),
     ];
     let mut wrong = Vec::new();
     for (command, base) in &commands {
+        // The command as given runs: what goes wrong below is the option's doing.
+        let (code, _, err) = run(falq(&home).args(base));
+        assert_eq!(code, 0, "{base:?}: {err}");
         for option in value_options(&home, &[command]) {
             for value in hostile_values() {
                 // `--option=VALUE`: a value that starts with `-` is the option's too.
@@ -134,4 +137,71 @@ fn every_option_given_a_hostile_value_is_taken_or_refused_by_name() {
         }
     }
     assert!(wrong.is_empty(), "{} runs went wrong:\n{}", wrong.len(), wrong.join("\n\n"));
+}
+
+/// Edits of one line of a JSON-lines batch file (cut, of another type, a field unknown or
+/// of the wrong type, huge, not ASCII, a BOM, a CR, blank), and whether the line must then
+/// be refused (a BOM, a CR and a blank line may be read past).
+type LineEdit = (&'static str, fn(&str) -> String, bool);
+
+/// A line's object with one member more, last (where a key given twice takes its value).
+fn with(line: &str, member: &str) -> String {
+    format!("{}, {member}}}", line.trim_end().trim_end_matches('}'))
+}
+
+const LINE_EDITS: &[LineEdit] = &[
+    ("cut at half", |l| l[..l.len() / 2].to_string(), true),
+    ("its last byte lost", |l| l[..l.len() - 1].to_string(), true),
+    ("null", |_| "null".into(), true),
+    ("an array", |_| "[1, 2]".into(), true),
+    ("an empty object", |_| "{}".into(), true),
+    ("text after it", |l| format!("{l} trailing"), true),
+    ("an unknown field", |l| with(l, "\"colour\": \"red\""), true),
+    ("a number out of range", |l| with(l, "\"seed\": 1e999"), true),
+    ("a count of the wrong type", |l| with(l, "\"num_images\": \"two\""), true),
+    ("a file that is not there", |_| "{\"image_url\": \"../no/such/🙂.png\"}".into(), true),
+    ("10,000 characters", |l| with(l, &format!("\"output_format\": \"{}\"", "x".repeat(10_000))), true),
+    ("a byte-order mark", |l| format!("\u{feff}{l}"), false),
+    ("a carriage return", |l| format!("{l}\r"), false),
+    ("blank", |_| "   ".into(), false),
+];
+
+#[test]
+fn every_line_of_a_batch_file_edited_is_taken_or_reported_by_its_number() {
+    let home = Scratch::new("hostile-lines");
+    let png = fixture_png();
+    let lines: Vec<String> = [
+        serde_json::json!({"image_url": png}),
+        serde_json::json!({"image_url": png, "num_images": 2, "seed": 7}),
+        serde_json::json!({"image_url": png, "output_format": "png"}),
+    ]
+    .iter()
+    .map(|v| v.to_string())
+    .collect();
+    let file = home.path("lines.jsonl");
+    let mut wrong = Vec::new();
+    for n in 0..lines.len() {
+        for (what, edit, must_refuse) in LINE_EDITS {
+            let mut edited = lines.clone();
+            edited[n] = edit(&lines[n]);
+            std::fs::write(&file, edited.join("\n") + "\n").unwrap();
+            let args = ["batch", REDUX, &file.display().to_string(), "--format", "jsonl", "--sim", "--dry-run"].map(String::from);
+            let child = falq(&home).args(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("falq starts");
+            let (code, out, err) = finish(child, Duration::from_secs(60));
+            let label = format!("line {} {what}", n + 1);
+            if err.contains("panicked") || code != Some(0) {
+                wrong.push(format!("{label}: exit {code:?}:\n{}", err.chars().take(400).collect::<String>()));
+                continue;
+            }
+            // Only the edited line may be blamed, by its number.
+            let blamed: Vec<&str> = err.lines().filter(|l| l.starts_with("line ")).collect();
+            if blamed.iter().any(|l| !l.starts_with(&format!("line {}:", n + 1))) {
+                wrong.push(format!("{label}: another line blamed: {blamed:?}"));
+            }
+            if *must_refuse && (blamed.is_empty() || !out.contains(&format!("{} line(s): 1 invalid", lines.len()))) {
+                wrong.push(format!("{label}: not refused by its number:\n{out}{err}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{} edits went wrong:\n{}", wrong.len(), wrong.join("\n\n"));
 }
