@@ -204,7 +204,7 @@ fn read_lines(e: Target, format: Format, text: &str, common: &Map<String, Value>
                 if raw.trim().is_empty() {
                     continue;
                 }
-                let fields = match serde_json::from_str::<Value>(raw) {
+                let fields = match crate::inputs::parse_json(raw) {
                     Ok(Value::Object(m)) => Ok(m),
                     Ok(_) => Err("not a JSON object".to_string()),
                     Err(err) => Err(format!("not JSON: {err}")),

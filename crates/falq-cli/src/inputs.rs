@@ -178,23 +178,27 @@ pub fn typed_value(f: &FieldInfo, raw: &str) -> Result<Value, Usage> {
                 "false" | "no" | "0" => Ok(Value::Bool(false)),
                 _ => usage(format!("{name}: {raw:?} is not a boolean (true or false)")),
             },
-            "object" => serde_json::from_str::<Value>(raw)
-                .ok()
-                .filter(Value::is_object)
-                .ok_or_else(|| Usage(format!("{name}: expected a JSON object such as {}", f.label))),
+            "object" => match parse_json(raw) {
+                Ok(v) if v.is_object() => Ok(v),
+                Err(e) if e.contains("given twice") => usage(format!("{name}: {e}")),
+                _ => usage(format!("{name}: expected a JSON object such as {}", f.label)),
+            },
             _ => Ok(Value::String(raw.to_string())),
         }
     };
     match f.kind {
-        "array" if raw.trim_start().starts_with('[') => {
-            serde_json::from_str::<Vec<Value>>(raw).map(Value::Array).map_err(|e| Usage(format!("{name}: not a JSON array: {e}")))
-        }
+        "array" if raw.trim_start().starts_with('[') => match parse_json(raw) {
+            Ok(v @ Value::Array(_)) => Ok(v),
+            Ok(_) => usage(format!("{name}: not a JSON array")),
+            Err(e) => usage(format!("{name}: not a JSON array: {e}")),
+        },
         "array" => Ok(Value::Array(vec![scalar(f.item_kind, raw)?])),
         // A union (image_size): JSON for the object form, else the text (a preset name).
-        "one of" | "any" => Ok(serde_json::from_str::<Value>(raw)
-            .ok()
-            .filter(|v| v.is_object() || v.is_array())
-            .unwrap_or_else(|| Value::String(raw.to_string()))),
+        "one of" | "any" => match parse_json(raw) {
+            Ok(v) if v.is_object() || v.is_array() => Ok(v),
+            Err(e) if e.contains("given twice") => usage(format!("{name}: {e}")),
+            _ => Ok(Value::String(raw.to_string())),
+        },
         kind => scalar(kind, raw),
     }
 }
@@ -217,6 +221,64 @@ fn local_file(field: &str, v: Value, files: &mut Vec<LocalFile>) -> Result<Value
     usage(format!("{field}: {s:?} is neither a URL nor a readable local file"))
 }
 
+/// JSON text as a value, refusing an object that names a key twice: serde_json would keep
+/// the last silently, and `{"num_images": 1, "num_images": 4}` would pay for four.
+pub fn parse_json(text: &str) -> Result<Value, String> {
+    use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+    struct Strict(Value);
+    struct Reading;
+    impl<'de> Deserialize<'de> for Strict {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(Reading).map(Strict)
+        }
+    }
+    impl<'de> Visitor<'de> for Reading {
+        type Value = Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_string()))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(Strict(v)) = seq.next_element()? {
+                items.push(v);
+            }
+            Ok(Value::Array(items))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut out = Map::new();
+            while let Some((k, Strict(v))) = map.next_entry::<String, Strict>()? {
+                if out.contains_key(&k) {
+                    return Err(A::Error::custom(format!("the key {k:?} is given twice")));
+                }
+                out.insert(k, v);
+            }
+            Ok(Value::Object(out))
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let Strict(value) = Strict::deserialize(&mut de).map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    Ok(value)
+}
+
 /// Builds the input: `--input` first, then each `--set` (a repeated array field appends),
 /// then local files are set aside to be sent as data URLs (see [`attach_files`]); unknown
 /// fields, bad types, missing required fields and out-of-range values are refused here.
@@ -229,7 +291,7 @@ pub fn build_input(e: Target, input: Option<&str>, sets: &[String]) -> Result<(V
             } else {
                 text.to_string()
             };
-            match serde_json::from_str::<Value>(&text) {
+            match parse_json(&text) {
                 Ok(Value::Object(m)) => m,
                 Ok(_) => return usage("--input must be a JSON object"),
                 Err(err) => return usage(format!("--input is not valid JSON: {err}")),
@@ -397,6 +459,19 @@ pub fn too_large(files: &[LocalFile]) -> Option<Usage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn json_with_a_key_given_twice_is_refused_at_any_depth() {
+        for text in [r#"{"n": 1, "n": 4}"#, r#"{"a": {"n": 1, "n": 4}}"#, r#"[{"n": 1}, {"m": 1, "m": 2}]"#] {
+            let e = parse_json(text).expect_err(text);
+            assert!(e.contains("is given twice") && e.contains("line 1 column"), "{text}: {e}");
+        }
+        // Otherwise it reads what serde_json reads, numbers as numbers.
+        for text in [r#"{"a": [1, -2, 2.5, 18446744073709551615, "x", true, null, {}]}"#, "[]", "7", r#""s""#] {
+            assert_eq!(parse_json(text).unwrap(), serde_json::from_str::<Value>(text).unwrap(), "{text}");
+        }
+        assert!(parse_json(r#"{"a": 1} trailing"#).is_err() && parse_json(r#"{"a": 1e999}"#).is_err());
+    }
+
     use serde_json::json;
 
     fn redux() -> Target {

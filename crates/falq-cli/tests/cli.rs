@@ -158,6 +158,7 @@ fn bad_input_is_refused_before_anything_is_sent() {
         (vec!["run", REDUX, "--set", &img], "no relay configured: set FAL_BASE_URL"),
         (vec!["run", REDUX, "--sim", "--set", &img, "--timeout", "soon"], "not a duration"),
         (vec!["run", REDUX, "--sim", "--input", "{not json"], "--input is not valid JSON"),
+        (vec!["run", REDUX, "--sim", "--input", r#"{"num_images": 1, "num_images": 4}"#], "the key \"num_images\" is given twice"),
         (vec!["status", REDUX, "../../etc", "--base-url", "http://127.0.0.1:9"], "invalid request id"),
         (vec!["sim", "--fault", "nonsense"], "--fault"),
         (vec!["run", REDUX, "--set", &img, "--base-url", "http://127.0.0.1:9", "--key-file", "no/such/key"], "--key-file no/such/key"),

@@ -157,6 +157,7 @@ const LINE_EDITS: &[LineEdit] = &[
     ("an empty object", |_| "{}".into(), true),
     ("text after it", |l| format!("{l} trailing"), true),
     ("an unknown field", |l| with(l, "\"colour\": \"red\""), true),
+    ("a key given twice", |l| with(l, "\"image_url\": \"https://example.test/other.png\""), true),
     ("a number out of range", |l| with(l, "\"seed\": 1e999"), true),
     ("a count of the wrong type", |l| with(l, "\"num_images\": \"two\""), true),
     ("a file that is not there", |_| "{\"image_url\": \"../no/such/🙂.png\"}".into(), true),
