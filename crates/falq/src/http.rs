@@ -238,7 +238,7 @@ impl Transport {
     /// that does not redirect off the base), or what the attempt came to (another after a
     /// delay the policy allows, or the call's error).
     async fn answered<T>(&self, call: Call, outgoing: &Outgoing<'_>, ctx: &CallCtx<'_>, n: u32) -> Result<reqwest::Response, Attempt<T>> {
-        let sent = self.send_once(call, outgoing, ctx).await.map_err(|e| Attempt::Done(Err(e)))?;
+        let sent = self.send_once(call, outgoing, ctx, n).await.map_err(|e| Attempt::Done(Err(e)))?;
         let outcome = falq_api::outcome_of(&sent);
         if let Some(delay) = self.next_try(call, n, outcome) {
             return Err(Attempt::Again(delay));
@@ -250,9 +250,15 @@ impl Transport {
         self.not_redirected(ctx, call, resp).map_err(|e| Attempt::Done(Err(e)))
     }
 
-    /// One send: the request made afresh (nothing is held for a retry while a call is out),
-    /// the key confined to the base's origin, a call off it refused.
-    async fn send_once(&self, call: Call, outgoing: &Outgoing<'_>, ctx: &CallCtx<'_>) -> Result<reqwest::Result<reqwest::Response>, Error> {
+    /// Attempt `n`'s send: the request made afresh (nothing is held for a retry while a
+    /// call is out), the key confined to the base's origin, a call off it refused.
+    async fn send_once(
+        &self,
+        call: Call,
+        outgoing: &Outgoing<'_>,
+        ctx: &CallCtx<'_>,
+        n: u32,
+    ) -> Result<reqwest::Result<reqwest::Response>, Error> {
         let media = call == Call::Download;
         let client = if media { self.media()? } else { &self.api };
         let request = match outgoing {
@@ -291,7 +297,7 @@ impl Transport {
             endpoint: ctx.endpoint.to_string(),
             request_id: ctx.request_id.map(str::to_string),
             call,
-            attempts: 1,
+            attempts: n,
             message: format!("no answer within {limit:?} (Timeouts::request)"),
             maybe_submitted: false,
         })
