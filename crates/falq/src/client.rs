@@ -228,22 +228,31 @@ impl Client {
     fn handle_from(&self, endpoint_id: &str, request_id: &str, status: Option<&QueueStatus>) -> RequestHandle {
         let base = self.transport.base();
         let app_id = falq_api::endpoint(endpoint_id).map_or_else(|| falq_api::app_id_of(endpoint_id), |e| e.app_id.to_string());
-        // Prefer the URLs the server returned (mapped onto the base); rebuild any that
-        // are missing or do not name this request.
-        let pick = |returned: Option<&String>, suffix: &str| {
-            returned
-                .and_then(|u| onto_base(base, u))
-                .filter(|u| u.path().contains(&format!("/requests/{request_id}")))
-                .unwrap_or_else(|| queue_url(base, &app_id, request_id, suffix))
-        };
-        let status_url = pick(status.and_then(|s| s.status_url.as_ref()), "/status");
-        let response_url = pick(status.and_then(|s| s.response_url.as_ref()), "");
-        let cancel_url = pick(status.and_then(|s| s.cancel_url.as_ref()), "/cancel");
+        let returned = [
+            (status.and_then(|s| s.status_url.as_deref()), "/status"),
+            (status.and_then(|s| s.response_url.as_deref()), ""),
+            (status.and_then(|s| s.cancel_url.as_deref()), "/cancel"),
+        ];
+        // A relay almost always answers the very URLs the app-id rule names on the base
+        // (or none): those are the operations' path, taken without parsing a URL.
+        let named = QueuePath::of_app(base, &app_id, request_id)
+            .filter(|path| returned.iter().all(|(url, suffix)| url.is_none_or(|u| u.trim() == path.url_text(suffix))));
+        // Otherwise prefer the URLs the server returned (mapped onto the base); rebuild any
+        // that are missing or do not name this request.
+        let routes = named.map(Routes::Ops).unwrap_or_else(|| {
+            let [status_url, response_url, cancel_url] = returned.map(|(returned, suffix)| {
+                returned
+                    .and_then(|u| onto_base(base, u))
+                    .filter(|u| u.path().contains(&format!("/requests/{request_id}")))
+                    .unwrap_or_else(|| queue_url(base, &app_id, request_id, suffix))
+            });
+            Routes::of(status_url, response_url, cancel_url)
+        });
         RequestHandle {
             client: self.clone(),
             endpoint_id: endpoint_id.to_string(),
             request_id: request_id.to_string(),
-            routes: Routes::of(status_url, response_url, cancel_url),
+            routes,
             submitted_at: None,
             billed: std::sync::OnceLock::new(),
         }
@@ -345,7 +354,7 @@ impl Routes {
         match self.route(call) {
             RouteRef::Url(url) => url.clone(),
             RouteRef::Op(p) => {
-                let text = format!("{}/{}/{}/requests/{}{}", p.prefix, p.owner, p.app, p.request_id, suffix_of(call));
+                let text = p.url_text(suffix_of(call));
                 // Parsed from a URL already: it parses again.
                 Url::parse(&text).unwrap_or_else(|_| Url::parse("http://invalid.invalid/").expect("a URL"))
             }

@@ -59,6 +59,28 @@ pub struct QueuePath {
     pub request_id: String,
 }
 
+impl QueuePath {
+    /// The queue path the app-id rule names for `request_id` of `app_id` on `base`
+    /// (`{base}/{app_id}/requests/{id}`): what [`queue_path`] reads from [`queue_url`]'s
+    /// URL, without writing and parsing it. `None` for an app id of fewer than two segments.
+    pub fn of_app(base: &Url, app_id: &str, request_id: &str) -> Option<QueuePath> {
+        let (head, app) = app_id.rsplit_once('/')?;
+        let (lead, owner) = head.rsplit_once('/').map_or(("", head), |(lead, owner)| (lead, owner));
+        let base = base.as_str().trim_end_matches('/');
+        Some(QueuePath {
+            prefix: if lead.is_empty() { base.to_string() } else { format!("{base}/{lead}") },
+            owner: owner.to_string(),
+            app: app.to_string(),
+            request_id: request_id.to_string(),
+        })
+    }
+
+    /// The URL of the call with `suffix` at this path, as text.
+    pub fn url_text(&self, suffix: &str) -> String {
+        format!("{}/{}/{}/requests/{}{suffix}", self.prefix, self.owner, self.app, self.request_id)
+    }
+}
+
 /// Reads `url` as a queue URL ending in `/requests/{id}{suffix}` after at least two
 /// segments; `None` when the spec's operations cannot say it (no such shape, a query, an
 /// escaped segment the operation would escape again): that call goes to the URL as it is.
@@ -130,6 +152,24 @@ mod tests {
     fn check(base: &str, returned: &str, expected: Option<&str>) {
         let base = crate::config::parse_base_url(base).unwrap();
         assert_eq!(onto_base(&base, returned).map(|u| u.to_string()), expected.map(str::to_string), "{base} + {returned}");
+    }
+
+    #[test]
+    fn the_app_id_rule_s_path_is_what_its_url_reads_as() {
+        let bases = ["http://127.0.0.1:8080", "https://relay.example/", "https://relay.example/api/v1/", "http://h:1/fal"];
+        let apps = ["fal-ai/flux-pro", "fal-ai/flux-1", "workflows/someone/my-flow", "comfy/a/b", "o/a"];
+        for base in bases {
+            let base = crate::config::parse_base_url(base).unwrap();
+            for app in apps {
+                let named = QueuePath::of_app(&base, app, "id-1.x~y").expect("two segments or more");
+                for suffix in ["/status", "", "/cancel"] {
+                    let url = queue_url(&base, app, "id-1.x~y", suffix);
+                    assert_eq!(named.url_text(suffix), url.as_str(), "{base} {app} {suffix}");
+                    assert_eq!(Some(&named), queue_path(&url, suffix).as_ref(), "{base} {app} {suffix}");
+                }
+            }
+        }
+        assert_eq!(QueuePath::of_app(&crate::config::parse_base_url("http://h").unwrap(), "one", "id"), None);
     }
 
     #[test]
