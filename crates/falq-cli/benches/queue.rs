@@ -218,7 +218,8 @@ fn main() {
         let parts: Vec<&str> = round.split(':').collect();
         let mode = if parts[1] == "stream" { WaitMode::Stream } else { WaitMode::Poll };
         let http = if parts[2] == "h2" { falq::HttpVersion::Http2PriorKnowledge } else { falq::HttpVersion::Negotiate };
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        // One thread, as the `falq` CLI runs its client commands.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         println!("{}", rt.block_on(one_round(parts[0].parse().expect("a job count"), mode, http)));
         return;
     }

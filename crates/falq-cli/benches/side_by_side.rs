@@ -10,8 +10,9 @@
 //! skips the slow-relay round), FALQ_SBS_CLIENTS ("falq,fal-js,fal-client"), FALQ_SBS_DEBUG
 //! (each round's requests per route, and its first errors, on stderr), FALQ_SBS_H2=1 (falq
 //! speaks HTTP/2 to the simulator, as it would to an HTTPS relay offering it; the peers
-//! stay on HTTP/1.1), FALQ_SBS_CT=1 (falq's driver on a current-thread tokio runtime
-//! instead of the multi-threaded one `#[tokio::main]` gives).
+//! stay on HTTP/1.1), FALQ_SBS_MT=1 (falq's driver on tokio's multi-threaded runtime, as
+//! `#[tokio::main]` gives, instead of the current-thread one the `falq` CLI runs on and
+//! fal-js's and fal-client's event loops have).
 //!
 //! Fairness: every client runs alone against its own simulator process; the order of the
 //! clients rotates per scenario. fal-client only speaks https: it reaches the simulator
@@ -281,7 +282,8 @@ fn run_client(client: &'static str, s: &Scenario) -> Row {
     }
 }
 
-/// The falq driver: the same jobs through the falq library, waiting as it does by default
+/// The falq driver (on one thread, as the `falq` CLI runs; FALQ_SBS_MT=1 for two): the
+/// same jobs through the falq library, waiting as it does by default
 /// (stream, remembering a relay without one), the result fetched as JSON: `finish`, the
 /// one call that does what `fal.subscribe` does (wait, then fetch the result).
 async fn falq_driver(base: &str, jobs: usize) {
@@ -320,10 +322,10 @@ async fn falq_driver(base: &str, jobs: usize) {
 fn main() {
     if let Ok(args) = std::env::var("FALQ_SBS_DRIVER") {
         let parts: Vec<&str> = args.split_whitespace().collect();
-        let rt = if std::env::var("FALQ_SBS_CT").is_ok() {
-            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-        } else {
+        let rt = if std::env::var("FALQ_SBS_MT").is_ok_and(|v| v == "1") {
             tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+        } else {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
         };
         rt.block_on(falq_driver(parts[0], parts[1].parse().unwrap()));
         return;

@@ -404,7 +404,15 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // A client's work is waiting on its relay: one thread serves ten thousand jobs, without
+    // the wake-ups between workers a multi-threaded runtime pays on every answer (a quarter
+    // to a third of falq's CPU per job, ARCHITECTURE "Decisions"). The simulator serves many
+    // clients at once and takes every core.
+    let mut builder = match cli.command {
+        Command::Sim(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
