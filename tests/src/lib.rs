@@ -72,7 +72,39 @@ pub struct Captured {
     pub body: Vec<u8>,
 }
 
+/// Which of a paid job's calls a request to a mock relay is, told by its method and path
+/// as falq sends them (`/files/...` is where the mock relays serve outputs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The submit (a POST).
+    Submit,
+    /// A status call.
+    Status,
+    /// The status stream.
+    Stream,
+    /// A result call (any other GET).
+    Result,
+    /// An output's download.
+    Media,
+}
+
 impl Captured {
+    /// Which call this is.
+    pub fn call(&self) -> Target {
+        let t = self.target.as_str();
+        if self.method == "POST" {
+            Target::Submit
+        } else if t.contains("/status/stream") {
+            Target::Stream
+        } else if t.contains("/status") {
+            Target::Status
+        } else if t.starts_with("/files/") {
+            Target::Media
+        } else {
+            Target::Result
+        }
+    }
+
     /// The first value of a header.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())

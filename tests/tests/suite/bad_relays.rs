@@ -12,36 +12,12 @@ use std::time::Duration;
 
 use falq::{Client, WaitMode};
 use serde_json::json;
-use tests::{CaptureServer, Captured, PNG, Reply};
+use tests::{CaptureServer, Captured, PNG, Reply, Target};
 
 const ID: &str = "0b5e1c2d-0000-4000-8000-00000000bad0";
 const REDUX: &str = "fal-ai/flux-1/dev/redux";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Target {
-    Submit,
-    Status,
-    Stream,
-    Result,
-    Media,
-}
-
 const TARGETS: [Target; 5] = [Target::Submit, Target::Status, Target::Stream, Target::Result, Target::Media];
-
-fn target_of(req: &Captured) -> Target {
-    let t = req.target.as_str();
-    if req.method == "POST" {
-        Target::Submit
-    } else if t.contains("/status/stream") {
-        Target::Stream
-    } else if t.contains("/status") {
-        Target::Status
-    } else if t.starts_with("/files/") {
-        Target::Media
-    } else {
-        Target::Result
-    }
-}
 
 fn status(base: &str, state: &str) -> String {
     tests::queue_status(base, ID, state)
@@ -101,7 +77,7 @@ async fn case(target: Target, what: &str, bad: Spoil, once: bool, dir: std::path
     let seen = Arc::new(AtomicUsize::new(0));
     let n = seen.clone();
     let server = CaptureServer::start_with_base(move |req: &Captured, base: &str| {
-        let t = target_of(req);
+        let t = req.call();
         let good = good(t, base);
         if t == target && (!once || n.fetch_add(1, Ordering::SeqCst) == 0) { bad(good) } else { good }
     })

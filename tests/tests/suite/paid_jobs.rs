@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use falq::{Client, Config, Error, WaitMode};
 use serde_json::{Value, json};
-use tests::{CaptureServer, Captured, Reply};
+use tests::{CaptureServer, Captured, Reply, Target};
 
 const ID: &str = "0b5e1c2d-0000-4000-8000-00000000f00d";
 const REDUX: &str = "fal-ai/flux-1/dev/redux";
@@ -33,21 +33,13 @@ use tests::PNG;
 async fn relay(result: impl Fn(usize, &str) -> Reply + Send + Sync + 'static) -> (CaptureServer, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
     let n = calls.clone();
-    let server = CaptureServer::start_with_base(move |req: &Captured, base: &str| {
-        let t = req.target.as_str();
-        if req.method == "POST" {
-            Reply::json(200, status(base, "IN_QUEUE"))
-        } else if t.contains("/status/stream") {
-            Reply::json(404, r#"{"detail":"Not Found"}"#)
-        } else if t.contains("/status") {
-            Reply::json(200, status(base, "COMPLETED"))
-        } else if t.starts_with("/files/") {
-            Reply::bytes(200, "image/png", PNG)
-        } else if t == format!("/fal-ai/flux-1/requests/{ID}") {
-            result(n.fetch_add(1, Ordering::SeqCst), base)
-        } else {
-            Reply::json(404, r#"{"detail":"no route"}"#)
-        }
+    let server = CaptureServer::start_with_base(move |req: &Captured, base: &str| match req.call() {
+        Target::Submit => Reply::json(200, status(base, "IN_QUEUE")),
+        Target::Stream => Reply::json(404, r#"{"detail":"Not Found"}"#),
+        Target::Status => Reply::json(200, status(base, "COMPLETED")),
+        Target::Media => Reply::bytes(200, "image/png", PNG),
+        Target::Result if req.target == format!("/fal-ai/flux-1/requests/{ID}") => result(n.fetch_add(1, Ordering::SeqCst), base),
+        Target::Result => Reply::json(404, r#"{"detail":"no route"}"#),
     })
     .await;
     (server, calls)
