@@ -29,36 +29,47 @@ impl SseParser {
     /// Consumes a chunk; answers the data of every event it completes.
     pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<String>, TooLong> {
         let mut events = Vec::new();
-        for &b in chunk {
-            if b != b'\n' {
-                if self.line.len() >= self.max {
-                    return Err(TooLong(self.max));
-                }
-                self.line.push(b);
-                continue;
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let (part, ended) = match rest.iter().position(|&b| b == b'\n') {
+                Some(at) => (&rest[..at], true),
+                None => (rest, false),
+            };
+            rest = if ended { &rest[part.len() + 1..] } else { &[] };
+            if self.line.len() + part.len() > self.max {
+                return Err(TooLong(self.max));
             }
-            if self.line.last() == Some(&b'\r') {
-                self.line.pop();
+            if !ended {
+                self.line.extend_from_slice(part);
+                break;
             }
-            let line = String::from_utf8_lossy(&std::mem::take(&mut self.line)).into_owned();
-            if line.is_empty() {
-                if !self.data.is_empty() {
-                    events.push(std::mem::take(&mut self.data).join("\n"));
-                    self.data_len = 0;
-                }
-            } else if line.starts_with(':') {
-                // A comment: keep-alive.
-            } else if let Some(rest) = line.strip_prefix("data:") {
-                let d = rest.strip_prefix(' ').unwrap_or(rest).to_string();
-                self.data_len += d.len();
-                if self.data_len > self.max {
-                    return Err(TooLong(self.max));
-                }
-                self.data.push(d);
-            }
-            // `event:`, `id:` and `retry:` fields are not used by the queue protocol.
+            // A line whole in this chunk is read where it lies; one begun in an earlier
+            // chunk is read from what was kept.
+            let kept = std::mem::take(&mut self.line);
+            let line = if kept.is_empty() { part } else { &[kept.as_slice(), part].concat()[..] };
+            self.line_done(line.strip_suffix(b"\r").unwrap_or(line), &mut events)?;
         }
         Ok(events)
+    }
+
+    /// One line, its end taken off.
+    fn line_done(&mut self, line: &[u8], events: &mut Vec<String>) -> Result<(), TooLong> {
+        if line.is_empty() {
+            if !self.data.is_empty() {
+                events.push(std::mem::take(&mut self.data).join("\n"));
+                self.data_len = 0;
+            }
+        } else if let Some(rest) = line.strip_prefix(b"data:") {
+            let d = String::from_utf8_lossy(rest.strip_prefix(b" ").unwrap_or(rest)).into_owned();
+            self.data_len += d.len();
+            if self.data_len > self.max {
+                return Err(TooLong(self.max));
+            }
+            self.data.push(d);
+        }
+        // A comment (`:`, a keep-alive), and the `event:`, `id:` and `retry:` fields the
+        // queue protocol does not use, are passed over.
+        Ok(())
     }
 }
 
@@ -75,6 +86,26 @@ mod tests {
             vec!["{\"status\":\"IN_QUEUE\"}".to_string(), "a\nb".to_string()]
         );
         assert_eq!(p.feed(b"event: x\ndata:tight\n\n").unwrap(), vec!["tight".to_string()]);
+    }
+
+    #[test]
+    fn a_stream_cut_anywhere_gives_the_events_it_gives_whole() {
+        let stream: &[u8] =
+            b": hi\r\n\ndata: {\"a\":1}\r\n\nevent: x\nid: 7\ndata: one\ndata:two\n\ndata: \xff\xfe\n\n:\n\ndata: last\r\n\r\n";
+        let whole = SseParser::default().feed(stream).unwrap();
+        assert_eq!(whole, ["{\"a\":1}", "one\ntwo", "\u{fffd}\u{fffd}", "last"]);
+        for cut in 0..=stream.len() {
+            for second in cut..=stream.len() {
+                let mut p = SseParser::default();
+                let mut got = p.feed(&stream[..cut]).unwrap();
+                got.extend(p.feed(&stream[cut..second]).unwrap());
+                got.extend(p.feed(&stream[second..]).unwrap());
+                assert_eq!(got, whole, "cut at {cut} and {second}");
+            }
+        }
+        let mut p = SseParser::default();
+        let one_by_one: Vec<String> = stream.iter().flat_map(|b| p.feed(std::slice::from_ref(b)).unwrap()).collect();
+        assert_eq!(one_by_one, whole);
     }
 
     #[test]
