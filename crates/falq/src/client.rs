@@ -355,7 +355,8 @@ impl Routes {
             RouteRef::Url(url) => url.clone(),
             RouteRef::Op(p) => {
                 let text = p.url_text(suffix_of(call));
-                // Parsed from a URL already: it parses again.
+                // A base URL and safe segments (a path read from a URL, or the app-id rule's on
+                // the base): it parses.
                 Url::parse(&text).unwrap_or_else(|_| Url::parse("http://invalid.invalid/").expect("a URL"))
             }
         }
