@@ -1,11 +1,12 @@
 //! What downstream needs of each endpoint, worked out once from the merged spec: the
-//! JSON Schema (2020-12) of its input and output, self-contained; its input's field table;
+//! JSON Schema of its input and output (the catalogue's dialect), self-contained; its input's field table;
 //! and where files sit in its output. `generate` writes them into the catalogue, so the
 //! CLI, the validation before sending, the simulator and the tests never walk the spec.
 
 use std::collections::BTreeSet;
 
 use falq_core::FileKind;
+use falq_core::json_schema::{DEFINITION_REF, DEFINITIONS, DIALECT};
 use serde_json::{Map, Value, json};
 
 use crate::walk::{Nest, component_name};
@@ -34,7 +35,8 @@ const SHARED_KEYWORDS: &[&str] = &[
     "deprecated",
 ];
 
-/// The JSON Schema 2020-12 form of an OpenAPI 3.0 schema: `$ref`s into `$defs`,
+/// The JSON Schema form of an OpenAPI 3.0 schema, in the catalogue's dialect: `$ref`s into
+/// the definitions (one with siblings inside an `allOf`, so the siblings still apply),
 /// `nullable` as a null type, the boolean exclusive bounds as numbers; extensions and
 /// OpenAPI-only keywords dropped.
 pub fn to_json_schema(schema: &Value) -> Value {
@@ -44,7 +46,7 @@ pub fn to_json_schema(schema: &Value) -> Value {
         let k = k.as_str();
         if k == "$ref" {
             let target = v.as_str().unwrap_or_default();
-            let target = component_name(target).map_or_else(|| target.to_string(), |name| format!("#/$defs/{name}"));
+            let target = component_name(target).map_or_else(|| target.to_string(), |name| format!("{DEFINITION_REF}{name}"));
             out.insert("$ref".into(), Value::String(target));
         } else if let Some(nest) = crate::walk::nest_of(k) {
             // Where a schema nests others (regen's one list), each nested one converted.
@@ -73,6 +75,16 @@ pub fn to_json_schema(schema: &Value) -> Value {
             _ => {}
         }
     }
+    // Draft 7 reads nothing beside a `$ref`: one with siblings goes inside an `allOf`.
+    if out.len() > 1
+        && let Some(target) = out.remove("$ref")
+    {
+        let mut all = vec![json!({"$ref": target})];
+        if let Some(Value::Array(more)) = out.remove("allOf") {
+            all.extend(more);
+        }
+        out.insert("allOf".into(), Value::Array(all));
+    }
     if m.get("nullable") == Some(&Value::Bool(true)) {
         match out.get("type").cloned() {
             Some(Value::String(t)) => {
@@ -97,7 +109,7 @@ fn refs(v: &Value, out: &mut BTreeSet<String>) {
 }
 
 /// The self-contained JSON Schema of the component `name`: the component itself at the
-/// root, every component it reaches (and only those) under `$defs`.
+/// root, every component it reaches (and only those) under its definitions.
 pub fn bundled(doc: &Value, name: &str) -> Value {
     let component = |n: &str| crate::walk::component(doc, n).cloned().unwrap_or(Value::Bool(true));
     let mut reached = BTreeSet::new();
@@ -115,9 +127,9 @@ pub fn bundled(doc: &Value, name: &str) -> Value {
         Value::Object(m) => m,
         other => Map::from_iter([("allOf".to_string(), json!([other]))]),
     };
-    root.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
+    root.insert("$schema".into(), json!(DIALECT));
     if !reached.is_empty() {
-        root.insert("$defs".into(), Value::Object(reached.iter().map(|n| (n.clone(), to_json_schema(&component(n)))).collect()));
+        root.insert(DEFINITIONS.into(), Value::Object(reached.iter().map(|n| (n.clone(), to_json_schema(&component(n)))).collect()));
     }
     Value::Object(root)
 }
@@ -415,16 +427,47 @@ mod tests {
     #[test]
     fn a_bundle_holds_what_its_root_reaches_and_no_more() {
         let b = bundled(&doc(), "In");
-        assert_eq!(b["properties"]["size"], json!({"allOf": [{"$ref": "#/$defs/Size"}], "default": "square"}));
+        assert_eq!(b["properties"]["size"], json!({"allOf": [{"$ref": "#/definitions/Size"}], "default": "square"}));
         assert_eq!(b["properties"]["seed"], json!({"type": ["integer", "null"]}));
-        assert_eq!(b["$defs"].as_object().unwrap().keys().collect::<Vec<_>>(), ["Size"]);
-        let v = jsonschema_like_check(&b);
-        assert!(v, "{b}");
+        assert_eq!(b["definitions"].as_object().unwrap().keys().collect::<Vec<_>>(), ["Size"]);
+        assert_eq!(b["$schema"], json!(DIALECT));
+        // It compiles in the catalogue's dialect, and its references resolve.
+        let v = falq_core::json_schema::compile(&b).unwrap();
+        assert!(v.is_valid(&json!({"image_url": "https://x/a.png", "size": "wide", "seed": null})));
+        assert!(!v.is_valid(&json!({"image_url": "https://x/a.png", "size": "tall"})), "Size is reached through the definitions");
+        assert!(!v.is_valid(&json!({"image_url": "https://x/a.png", "n": 5})));
+        // A format is an annotation: the catalogue refuses no string for it.
+        assert!(v.is_valid(&json!({"image_url": "x", "urls": ["not a uri"]})));
     }
 
-    /// The bundle is a JSON object with a `$schema`, so validators take it as 2020-12.
-    fn jsonschema_like_check(b: &Value) -> bool {
-        b["$schema"] == json!("https://json-schema.org/draft/2020-12/schema")
+    /// Draft 7 ignores whatever stands beside a `$ref`: the conversion moves a `$ref` with
+    /// siblings into an `allOf`, so every sibling still constrains (as in 2020-12).
+    #[test]
+    fn a_ref_with_siblings_keeps_them_in_force() {
+        let doc = json!({"components": {"schemas": {
+            "In": {"type": "object", "properties": {
+                "n": {"$ref": "#/components/schemas/N", "maximum": 3, "description": "d"},
+                "m": {"$ref": "#/components/schemas/N", "allOf": [{"minimum": 2}]},
+                "o": {"$ref": "#/components/schemas/N", "nullable": true}
+            }},
+            "N": {"type": "integer"}
+        }}});
+        let b = bundled(&doc, "In");
+        assert_eq!(b["properties"]["n"], json!({"allOf": [{"$ref": "#/definitions/N"}], "maximum": 3, "description": "d"}));
+        assert_eq!(b["properties"]["m"], json!({"allOf": [{"$ref": "#/definitions/N"}, {"minimum": 2}]}));
+        assert_eq!(b["properties"]["o"], json!({"anyOf": [{"$ref": "#/definitions/N"}, {"type": "null"}]}));
+        let v = falq_core::json_schema::compile(&b).unwrap();
+        for (input, valid) in [
+            (json!({"n": 3}), true),
+            (json!({"n": 4}), false),
+            (json!({"n": "3"}), false),
+            (json!({"m": 1}), false),
+            (json!({"m": 2}), true),
+            (json!({"o": null}), true),
+            (json!({"o": "x"}), false),
+        ] {
+            assert_eq!(v.is_valid(&input), valid, "{input}");
+        }
     }
 
     #[test]

@@ -42,9 +42,9 @@ pub struct EndpointInfo {
     pub check_output: fn(&serde_json::Value) -> Result<(), String>,
     /// The input's fields, in the page's order: what the CLI shows and parses.
     pub fields: &'static [FieldInfo],
-    /// The JSON Schema (2020-12) of the input, self-contained: what is checked before sending.
+    /// The JSON Schema of the input ([`json_schema::DIALECT`]), self-contained: what is checked before sending.
     pub input_json_schema: &'static str,
-    /// The JSON Schema (2020-12) of the output, self-contained.
+    /// The JSON Schema of the output ([`json_schema::DIALECT`]), self-contained.
     pub output_json_schema: &'static str,
     /// Where files sit in the output, as JSON pointers with `*` for every item of an
     /// array (`/images/*`, `/video`), each with its kind.

@@ -31,7 +31,7 @@ pub fn minimal_input(info: &EndpointInfo) -> Value {
     sample(&root, Fill::Minimal, "")
 }
 
-/// A value the self-contained JSON Schema `root` (its `$ref`s into its own `$defs`)
+/// A value the self-contained JSON Schema `root` (its `$ref`s into its own definitions)
 /// accepts, filled as `fill` says. `name` is the field it is for: a string field named
 /// `*url`/`*urls` (or of format `uri`) gets a URL.
 pub fn sample(root: &Value, fill: Fill, name: &str) -> Value {
@@ -176,10 +176,10 @@ mod tests {
                 "prompt": {"type": "string"},
                 "image_urls": {"type": "array", "items": {"type": "string"}, "minItems": 2},
                 "n": {"type": "integer", "minimum": 3, "maximum": 5},
-                "size": {"$ref": "#/$defs/Size"},
+                "size": {"$ref": "#/definitions/Size"},
                 "mode": {"anyOf": [{"type": "null"}, {"type": "string", "enum": ["fast", "slow"]}]},
                 "optional": {"type": "string"}
-            }, "$defs": {"Size": {"type": "object", "required": ["width"], "properties": {"width": {"type": "integer", "default": 512}}}}}),
+            }, "definitions": {"Size": {"type": "object", "required": ["width"], "properties": {"width": {"type": "integer", "default": 512}}}}}),
             json!({"prompt": "a lighthouse at dusk", "image_urls": [SAMPLE_URL, SAMPLE_URL], "n": 3, "size": {"width": 512}, "mode": "fast"}),
         );
         check(json!({"type": "object", "properties": {"x": {"type": "string"}}}), json!({}));
@@ -195,11 +195,11 @@ mod tests {
             "n": {"type": "integer", "minimum": 1, "maximum": 4, "default": 1},
             "seed": {"type": ["integer", "null"]},
             "strength": {"type": "number", "minimum": 0.5},
-            "size": {"anyOf": [{"type": "string", "enum": ["square", "wide"]}, {"$ref": "#/$defs/Size"}, {"type": "null"}]},
+            "size": {"anyOf": [{"type": "string", "enum": ["square", "wide"]}, {"$ref": "#/definitions/Size"}, {"type": "null"}]},
             "mode": {"enum": ["fast", "slow", null]},
             "safe": {"type": "boolean", "default": true},
             "meta": {"type": "object", "additionalProperties": {"type": "integer", "maximum": 9}}
-        }, "$defs": {"Size": {"type": "object", "required": ["width"], "properties": {"width": {"type": "integer"}, "height": {"type": "integer", "maximum": 64}}}}});
+        }, "definitions": {"Size": {"type": "object", "required": ["width"], "properties": {"width": {"type": "integer"}, "height": {"type": "integer", "maximum": 64}}}}});
         let full = sample(&schema, Fill::Maximal, "");
         assert_eq!(
             full,

@@ -125,7 +125,7 @@ fn validator(info: &'static crate::EndpointInfo) -> Result<Arc<jsonschema::Valid
         return Ok(v.clone());
     }
     let schema: Value = serde_json::from_str(info.input_json_schema).map_err(|e| broken(e.to_string()))?;
-    let compiled = Arc::new(jsonschema::draft202012::new(&schema).map_err(|e| broken(e.to_string()))?);
+    let compiled = Arc::new(crate::json_schema::compile(&schema).map_err(broken)?);
     all.insert(info.id, compiled.clone());
     Ok(compiled)
 }

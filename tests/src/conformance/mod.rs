@@ -255,7 +255,7 @@ impl Spec {
     }
 
     /// The JSON Schema form of an OpenAPI schema of this document, with every component
-    /// as `$defs`: regen's conversion, the form the catalogue's schemas have.
+    /// as its definitions: regen's conversion, the form the catalogue's schemas have.
     pub fn json_schema(&self, schema: &Value) -> Value {
         bundle(to_json_schema(schema), &self.defs)
     }
@@ -280,7 +280,7 @@ impl Spec {
         if let Some(v) = self.validators.lock().expect("lock").get(&key) {
             return Ok(v.clone());
         }
-        let compiled = jsonschema::draft202012::new(&bundle(converted, &self.defs))
+        let compiled = falq_api::json_schema::compile(&bundle(converted, &self.defs))
             .map_err(|e| format!("the schema {schema} does not compile: {e}"))?;
         let compiled = Arc::new(compiled);
         self.validators.lock().expect("lock").insert(key, compiled.clone());

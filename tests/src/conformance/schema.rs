@@ -1,24 +1,25 @@
-//! OpenAPI 3.0 schema objects as JSON Schema 2020-12: `$ref`s to `$defs`, `nullable` as a
+//! OpenAPI 3.0 schema objects as JSON Schema (the catalogue's dialect): `$ref`s to the definitions, `nullable` as a
 //! null type, the boolean `exclusiveMinimum` as a number, extensions and OpenAPI-only words dropped.
 
+use falq_api::json_schema::DEFINITIONS;
 use serde_json::{Map, Value, json};
 
 /// Where OpenAPI keeps named schemas (regen's one definition); a `$ref` into it becomes
-/// one into `$defs`.
+/// one into the definitions.
 pub use xtask::walk::COMPONENT_PREFIX;
 
-/// The JSON Schema 2020-12 form of an OpenAPI 3.0 schema: regen's own conversion (the
+/// The JSON Schema form of an OpenAPI 3.0 schema: regen's own conversion (the
 /// one the catalogue's schemas are made with), so the suite checks the same thing.
 pub use xtask::export::to_json_schema;
 
-/// Gives a converted schema the converted components as `$defs`, so its `$ref`s resolve.
+/// Gives a converted schema the converted components as its definitions, so its `$ref`s resolve.
 pub fn bundle(mut root: Value, defs: &Map<String, Value>) -> Value {
     match &mut root {
         Value::Object(m) => {
-            m.insert("$defs".into(), Value::Object(defs.clone()));
+            m.insert(DEFINITIONS.into(), Value::Object(defs.clone()));
             root
         }
-        other => json!({"allOf": [other.clone()], "$defs": defs}),
+        other => json!({"allOf": [other.clone()], DEFINITIONS: defs}),
     }
 }
 
@@ -48,7 +49,7 @@ mod tests {
         check(json!({"type": "string", "enum": ["a"], "nullable": true}), json!({"type": ["string", "null"], "enum": ["a", null]}));
         check(
             json!({"allOf": [{"$ref": "#/components/schemas/M"}], "nullable": true, "description": "d"}),
-            json!({"anyOf": [{"allOf": [{"$ref": "#/$defs/M"}], "description": "d"}, {"type": "null"}]}),
+            json!({"anyOf": [{"allOf": [{"$ref": "#/definitions/M"}], "description": "d"}, {"type": "null"}]}),
         );
         check(json!({"type": "number", "minimum": 1, "exclusiveMinimum": true}), json!({"type": "number", "exclusiveMinimum": 1}));
         check(json!({"type": "string", "x-falq-examples": ["a"], "example": "b", "stray": null}), json!({"type": "string"}));

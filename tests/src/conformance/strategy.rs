@@ -1,4 +1,4 @@
-//! Proptest strategies for the catalogue's JSON Schemas (2020-12, self-contained: what
+//! Proptest strategies for the catalogue's JSON Schemas (self-contained, in the catalogue's dialect: what
 //! `input_json_schema` and `output_json_schema` hold, and what [`super::Spec::json_schema`]
 //! makes of any schema of the spec): every value they generate is one the schema accepts
 //! (enums, bounds, exclusive bounds, required members, null types, union branches).
@@ -16,7 +16,7 @@ fn build(root: &Value, s: &Value, depth: usize) -> BoxedStrategy<Value> {
     // Regen refuses recursive schemas, so any depth ends; this only stops a runaway.
     assert!(depth <= 64, "a schema nested past 64 levels: {s}");
     if let Some(r) = s.get("$ref") {
-        let target = falq_api::json_schema::ref_target(root, s).unwrap_or_else(|| panic!("{r} is not in $defs"));
+        let target = falq_api::json_schema::ref_target(root, s).unwrap_or_else(|| panic!("{r} is not in the definitions"));
         return build(root, target, depth + 1);
     }
     let types: Vec<&str> = match s.get("type") {

@@ -70,7 +70,8 @@ async fn request_options_are_sent_as_the_spec_declares_them() {
             serde_json::json!(value)
         };
         let schema = tests::conformance::schema::to_json_schema(&p.schema);
-        assert!(jsonschema::is_valid(&schema, &typed), "{}: {value:?} against {schema}", p.name);
+        let valid = falq_api::json_schema::compile(&schema).unwrap().is_valid(&typed);
+        assert!(valid, "{}: {value:?} against {schema}", p.name);
     }
     assert_eq!(captured.header("x-fal-request-timeout"), Some("2"), "1.5 s rounds up to whole seconds");
 }
