@@ -24,11 +24,7 @@ pub const DEFINITION_REF: &str = "#/definitions/";
 /// Compiles a schema of the catalogue's dialect: formats are annotations (`int64`, `uri`:
 /// nothing refuses a value for them), as they were in 2020-12.
 pub fn compile(schema: &Value) -> Result<jsonschema::Validator, String> {
-    jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft7)
-        .should_validate_formats(false)
-        .build(schema)
-        .map_err(|e| e.to_string())
+    jsonschema::options().with_draft(jsonschema::Draft::Draft7).should_validate_formats(false).build(schema).map_err(|e| e.to_string())
 }
 
 /// Which branch of a union (`anyOf`/`oneOf`) a use site stands for; a `null` branch is

@@ -121,13 +121,19 @@ pub struct SendFailure {
 /// What one attempt's answer says to the retry policy.
 pub fn outcome_of(sent: &reqwest::Result<reqwest::Response>) -> retry::Outcome {
     match sent {
-        Ok(resp) => retry::Outcome::Answered {
-            status: resp.status().as_u16(),
-            retry_after: resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(retry::parse_retry_after),
-            user_timeout: resp.headers().get("x-fal-request-timeout-type").and_then(|v| v.to_str().ok()) == Some("user"),
-        },
+        Ok(resp) => answered(resp),
         Err(e) if e.is_connect() => retry::Outcome::NotSent,
         Err(_) => retry::Outcome::Lost,
+    }
+}
+
+/// What a response says to the retry policy: its status, `Retry-After`, and whether a
+/// 504 is the caller's own time limit (fal's `x-fal-request-timeout-type: user`).
+pub fn answered(resp: &reqwest::Response) -> retry::Outcome {
+    retry::Outcome::Answered {
+        status: resp.status().as_u16(),
+        retry_after: resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(retry::parse_retry_after),
+        user_timeout: resp.headers().get("x-fal-request-timeout-type").and_then(|v| v.to_str().ok()) == Some("user"),
     }
 }
 

@@ -9,6 +9,7 @@ use crate::config::{Config, HttpVersion};
 use crate::error::Error;
 use crate::retry::{Call, Outcome};
 use crate::rewrite::same_origin;
+use crate::send::{MAX_REDIRECTS, SendError, Sender};
 
 /// Who a call is for, to put in errors.
 #[derive(Clone, Debug)]
@@ -35,6 +36,8 @@ pub(crate) type MakeRequest<'a> = dyn Fn() -> Result<reqwest::Request, String> +
 pub struct Transport {
     pub(crate) config: Config,
     api: reqwest::Client,
+    /// Who sends the API requests built on `api`.
+    sender: Sender,
     /// Built at the first download: a client that saves no file loads no root store.
     media: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
     auth: Option<reqwest::header::HeaderValue>,
@@ -77,6 +80,7 @@ impl Transport {
             api = api.tls_certs_only(std::iter::empty());
         }
         let api = api.build().map_err(|e| Error::Config { message: format!("cannot build the HTTP client: {e}") })?;
+        let sender = Sender::new(&config, &api).map_err(|message| Error::Config { message })?;
         let auth = match &config.key {
             Some(key) => {
                 let mut v = reqwest::header::HeaderValue::from_str(&config.auth_scheme.header_value(key))
@@ -87,7 +91,7 @@ impl Transport {
             None => None,
         };
         let in_flight = std::sync::Arc::new(Limiter::new(&config.http));
-        Ok(Self { config, api, media: Default::default(), auth, in_flight })
+        Ok(Self { config, api, sender, media: Default::default(), auth, in_flight })
     }
 
     /// The HTTP client of downloads, built the first time one is asked for.
@@ -136,7 +140,7 @@ impl Transport {
     pub(crate) async fn open(&self, call: Call, outgoing: Outgoing<'_>, ctx: &CallCtx<'_>) -> Result<reqwest::Response, Error> {
         let outgoing = &outgoing;
         attempts(|n| async move {
-            match self.answered(call, outgoing, ctx, n).await {
+            match self.answered(call, outgoing, ctx, n, None).await {
                 Ok(resp) => Attempt::Done(Ok(resp)),
                 Err(attempt) => attempt,
             }
@@ -155,7 +159,7 @@ impl Transport {
         let outgoing = Outgoing::Url { method: Method::GET, url, body: None, headers: None };
         let (ctx, outgoing, save) = (&ctx, &outgoing, &save);
         attempts(|n| async move {
-            let resp = match self.answered(Call::Download, outgoing, ctx, n).await {
+            let resp = match self.answered(Call::Download, outgoing, ctx, n, None).await {
                 Ok(resp) => resp,
                 Err(attempt) => return attempt,
             };
@@ -189,13 +193,17 @@ impl Transport {
 
     /// One attempt of a short call: a send and, unless the policy retries its answer, a read.
     async fn exchange_once(&self, call: Call, outgoing: &Outgoing<'_>, ctx: &CallCtx<'_>, n: u32) -> Attempt<Answer> {
-        let resp = match self.answered(call, outgoing, ctx, n).await {
+        // The per-call time limit, over the send and the reading of the answer.
+        let limit = self.config.timeouts.request;
+        let deadline = tokio::time::Instant::now() + limit;
+        let resp = match self.answered(call, outgoing, ctx, n, Some(deadline)).await {
             Ok(resp) => resp,
             Err(attempt) => return attempt,
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        match read_capped(resp, self.config.http.max_body).await {
+        let read = tokio::time::timeout_at(deadline, read_capped(resp, self.config.http.max_body)).await;
+        match read.unwrap_or_else(|_| Err(BodyError::Read(format!("no whole answer within {limit:?} (Timeouts::request)")))) {
             // A status or result success its caller cannot read (a proxy's glitch: a page,
             // `{}`, a body cut short under its own length) is asked for again like a
             // cut-short body; after the last attempt it goes to the caller, whose decode
@@ -236,10 +244,29 @@ impl Transport {
 
     /// Attempt `n`'s send as the retry policy reads it: the response (for an API call, one
     /// that does not redirect off the base), or what the attempt came to (another after a
-    /// delay the policy allows, or the call's error).
-    async fn answered<T>(&self, call: Call, outgoing: &Outgoing<'_>, ctx: &CallCtx<'_>, n: u32) -> Result<reqwest::Response, Attempt<T>> {
-        let sent = self.send_once(call, outgoing, ctx, n).await.map_err(|e| Attempt::Done(Err(e)))?;
-        let outcome = falq_api::outcome_of(&sent);
+    /// delay the policy allows, or the call's error). A send not answered by `deadline` is
+    /// lost.
+    async fn answered<T>(
+        &self,
+        call: Call,
+        outgoing: &Outgoing<'_>,
+        ctx: &CallCtx<'_>,
+        n: u32,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<reqwest::Response, Attempt<T>> {
+        let sending = self.send_once(call, outgoing, ctx, n);
+        let sent = match deadline {
+            Some(at) => {
+                tokio::time::timeout_at(at, sending).await.unwrap_or_else(|_| Ok(Err(SendError::TimedOut(self.config.timeouts.request))))
+            }
+            None => sending.await,
+        };
+        let sent = sent.map_err(|e| Attempt::Done(Err(e)))?;
+        let outcome = match &sent {
+            Ok(resp) => falq_api::answered(resp),
+            Err(e) if e.is_connect() => Outcome::NotSent,
+            Err(_) => Outcome::Lost,
+        };
         if let Some(delay) = self.next_try(call, n, outcome) {
             return Err(Attempt::Again(delay));
         }
@@ -258,66 +285,83 @@ impl Transport {
         outgoing: &Outgoing<'_>,
         ctx: &CallCtx<'_>,
         n: u32,
-    ) -> Result<reqwest::Result<reqwest::Response>, Error> {
+    ) -> Result<Result<reqwest::Response, SendError>, Error> {
         let media = call == Call::Download;
         let client = if media { self.media()? } else { &self.api };
-        let request = match outgoing {
-            Outgoing::Built(make) => make(),
-            Outgoing::Url { method, url, body, headers } => {
-                let mut rb = client.request(method.clone(), (*url).clone());
-                if let Some(headers) = headers {
-                    rb = rb.headers((*headers).clone());
+        let make = || -> Result<reqwest::Request, String> {
+            let mut request = match outgoing {
+                Outgoing::Built(make) => make()?,
+                Outgoing::Url { method, url, body, headers } => {
+                    let mut rb = client.request(method.clone(), (*url).clone());
+                    if let Some(headers) = headers {
+                        rb = rb.headers((*headers).clone());
+                    }
+                    if let Some(body) = body {
+                        rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
+                    }
+                    rb.build().map_err(|e| e.to_string())?
                 }
-                if let Some(body) = body {
-                    rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
-                }
-                rb.build().map_err(|e| e.to_string())
-            }
-        };
-        let mut request = request.map_err(|e| ctx.protocol(call, format!("the request cannot be built: {e}")))?;
-        if !media {
-            if !same_origin(request.url(), &self.config.base_url) {
-                return Err(ctx.protocol(call, format!("refusing to send the key to {}, which is not on the base URL", request.url())));
-            }
-            if let Some(auth) = &self.auth {
+            };
+            if let (false, Some(auth)) = (media, &self.auth) {
                 request.headers_mut().insert(reqwest::header::AUTHORIZATION, auth.clone());
             }
-            // The per-call time limit (not on streams, long by nature).
-            if call != Call::Stream {
-                *request.timeout_mut() = Some(self.config.timeouts.request);
-            }
+            Ok(request)
+        };
+        let request = make().map_err(|e| ctx.protocol(call, format!("the request cannot be built: {e}")))?;
+        if media {
+            return Ok(client.execute(request).await.map_err(SendError::Reqwest));
         }
+        if !same_origin(request.url(), &self.config.base_url) {
+            return Err(ctx.protocol(call, format!("refusing to send the key to {}, which is not on the base URL", request.url())));
+        }
+        let sending = async {
+            match self.sender.send(request, &|| make().ok()).await {
+                Err(SendError::Unsendable(why)) => Err(ctx.protocol(call, format!("the request cannot be sent: {why}"))),
+                sent => Ok(sent),
+            }
+        };
         if call != Call::Stream {
-            return Ok(client.execute(request).await);
+            return sending.await;
         }
         // A stream's body is long by nature, its answer's head is not: a relay that takes
         // the call and never answers it would hold the job to its deadline.
         let limit = self.config.timeouts.request;
-        tokio::time::timeout(limit, client.execute(request)).await.map_err(|_| Error::Network {
-            endpoint: ctx.endpoint.to_string(),
-            request_id: ctx.request_id.map(str::to_string),
-            call,
-            attempts: n,
-            message: format!("no answer within {limit:?} (Timeouts::request)"),
-            maybe_submitted: false,
+        tokio::time::timeout(limit, sending).await.unwrap_or_else(|_| {
+            Err(Error::Network {
+                endpoint: ctx.endpoint.to_string(),
+                request_id: ctx.request_id.map(str::to_string),
+                call,
+                attempts: n,
+                message: format!("no answer within {limit:?} (Timeouts::request)"),
+                maybe_submitted: false,
+            })
         })
     }
 
-    fn network(&self, ctx: &CallCtx<'_>, call: Call, attempts: u32, e: &reqwest::Error, outcome: Outcome) -> Error {
+    fn network(&self, ctx: &CallCtx<'_>, call: Call, attempts: u32, e: &SendError, outcome: Outcome) -> Error {
         Error::Network {
             endpoint: ctx.endpoint.to_string(),
             request_id: ctx.request_id.map(str::to_string),
             call,
             attempts,
-            message: error_chain(e),
+            message: e.to_string(),
             maybe_submitted: call == Call::Submit && outcome == Outcome::Lost,
         }
     }
 
-    /// The response, unless it redirects off the base (the API client follows none there).
+    /// The response, unless it is a redirect the sender did not follow: one off the base
+    /// (the key goes nowhere else), or one hop too many within it.
     fn not_redirected(&self, ctx: &CallCtx<'_>, call: Call, resp: reqwest::Response) -> Result<reqwest::Response, Error> {
         if resp.status().is_redirection() {
             let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
+            if resp.url().join(&location).is_ok_and(|to| same_origin(&to, &self.config.base_url)) {
+                let message = format!(
+                    "HTTP {} to {location} after {} redirects within the base URL; not followed further",
+                    resp.status(),
+                    MAX_REDIRECTS
+                );
+                return Err(ctx.protocol(call, message));
+            }
             return Err(Error::ForeignRedirect { endpoint: ctx.endpoint.to_string(), call, location });
         }
         if resp.version() == reqwest::Version::HTTP_2 {

@@ -27,6 +27,7 @@ pub mod options;
 pub mod poll;
 pub mod rewrite;
 mod road;
+mod send;
 mod sse;
 
 pub use client::{Client, RequestHandle, Update};

@@ -34,7 +34,7 @@ mod catalog;
 
 pub use catalog::*;
 pub use falq_core::*;
-pub use falq_runtime::{Executor, Hooks, NoAnswer, SendFailure, call_of, jitter, outcome_of, same_origin, send_retrying};
+pub use falq_runtime::{Executor, Hooks, NoAnswer, SendFailure, answered, call_of, jitter, outcome_of, same_origin, send_retrying};
 pub use generated::*;
 
 /// Every type of the API: progenitor's structs (inputs, outputs, the queue status)

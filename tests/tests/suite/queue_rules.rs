@@ -121,6 +121,57 @@ async fn a_redirect_to_another_origin_is_not_followed() {
     assert!(foreign.received().is_empty(), "nothing reached the other origin");
 }
 
+/// Redirects within the base's origin are followed, each hop with the key: a 307 or 308
+/// asks the same again (a submit keeps its body), a 303 (and a 301 or 302 of a POST)
+/// asks again with a GET.
+#[tokio::test]
+async fn a_redirect_within_the_base_is_followed_as_its_status_says() {
+    let queued = format!(r#"{{"status":"IN_QUEUE","request_id":"{ID}"}}"#);
+    let base = CaptureServer::start_with_base(move |req, base| match (req.method.as_str(), req.target.as_str()) {
+        ("POST", "/fal-ai/flux-1/dev/redux") => Reply::json(307, "").header("location", &format!("{base}/moved/redux")),
+        ("POST", "/moved/redux") => Reply::json(308, "").header("location", "/moved/again"),
+        ("POST", "/moved/again") => Reply::json(200, queued.clone()),
+        (_, t) if t.contains("/status") && !t.starts_with("/seen") => Reply::json(303, "").header("location", "/seen/status"),
+        ("GET", "/seen/status") => Reply::json(200, format!(r#"{{"status":"IN_PROGRESS","request_id":"{ID}"}}"#)),
+        _ => Reply::json(404, r#"{"detail":"Not Found"}"#),
+    })
+    .await;
+    let client = Client::new(config(&base.base_url, WaitMode::Poll)).unwrap();
+    let handle = client.submit::<endpoints::Flux1DevRedux>(&input()).await.unwrap();
+    assert_eq!(handle.request_id, ID);
+    let status = handle.status(Logs::Omit).await.unwrap();
+    assert_eq!(status.status, types::QueueStatusKind::InProgress);
+    let got = base.received();
+    let hops: Vec<(&str, &str)> = got.iter().map(|r| (r.method.as_str(), r.target.as_str())).collect();
+    assert_eq!(&hops[..3], [("POST", "/fal-ai/flux-1/dev/redux"), ("POST", "/moved/redux"), ("POST", "/moved/again")]);
+    assert_eq!(got[1].body, got[0].body, "a 307 sends the same body");
+    assert_eq!(got[2].body, got[0].body, "and so does a 308");
+    assert_eq!(got[3].method, "GET");
+    assert_eq!(got[4].method, "GET", "a 303 asks with a GET");
+    assert_eq!(got[4].target, "/seen/status");
+    assert!(got[4].body.is_empty());
+    for r in &got {
+        assert_eq!(r.header("authorization"), Some("Bearer sk-relay-secret"), "{} {}", r.method, r.target);
+    }
+}
+
+/// A relay that redirects without end: falq follows a few hops within the base and then
+/// answers what it got, a redirect it does not follow.
+#[tokio::test]
+async fn redirects_within_the_base_end() {
+    let base = CaptureServer::start_with(|req| {
+        let n: usize = req.target.rsplit('/').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        Reply::json(302, "").header("location", &format!("/loop/{}", n + 1))
+    })
+    .await;
+    let client = Client::new(config(&base.base_url, WaitMode::Poll)).unwrap();
+    let err = client.submit::<endpoints::Flux1DevRedux>(&input()).await.unwrap_err();
+    assert!(matches!(&err, Error::Protocol { message, .. } if message.contains("redirects within the base URL")), "{err}");
+    let got = base.received();
+    assert!((2..=8).contains(&got.len()), "a few hops, not {}", got.len());
+    assert!(got[1..].iter().all(|r| r.method == "GET"), "a 302 of a POST asks with a GET");
+}
+
 #[tokio::test]
 async fn submit_is_retried_only_when_it_cannot_have_been_accepted() {
     // (replies to the successive submits, expected outcome, submits the server saw)

@@ -1,0 +1,103 @@
+//! A relay behind the user's proxy (`HTTP_PROXY`, minus `NO_PROXY`, read as reqwest reads
+//! them): falq's own sender speaks to relays directly, and hands every call to a relay the
+//! proxy covers to reqwest, which speaks to proxies. Lost otherwise: a user whose only way
+//! out is a proxy could not reach the relay at all.
+
+use std::process::Command;
+
+use serde_json::json;
+use tests::{CaptureServer, Captured, Reply};
+
+mod common;
+use common::Scratch;
+
+const ID: &str = "5f0c1c2d-0000-4000-8000-0000000000bb";
+
+/// A relay at `base` (a URL as the client asks for it): the job completes at once, and
+/// its image is on the relay's host. Answers requests whose target is `base` + path, or
+/// the path alone.
+fn relay(base: &'static str) -> impl Fn(&Captured, &str) -> Reply + Send + Sync + 'static {
+    move |req, own| {
+        let at = if base.is_empty() { own } else { base };
+        let t = req.target.strip_prefix(at).unwrap_or(&req.target);
+        let urls = |state: &str| {
+            json!({"status": state, "request_id": ID,
+                "response_url": format!("{at}/fal-ai/flux-1/requests/{ID}"),
+                "status_url": format!("{at}/fal-ai/flux-1/requests/{ID}/status"),
+                "cancel_url": format!("{at}/fal-ai/flux-1/requests/{ID}/cancel"), "queue_position": 0})
+            .to_string()
+        };
+        if req.method == "POST" && t == "/fal-ai/flux-1/dev/redux" {
+            Reply::json(200, urls("IN_QUEUE"))
+        } else if t.contains("/status/stream") {
+            Reply::json(404, r#"{"detail":"Not Found"}"#)
+        } else if t.contains("/status") {
+            Reply::json(200, urls("COMPLETED"))
+        } else if t.starts_with("/files/") {
+            Reply::bytes(200, "image/png", tests::PNG)
+        } else if t.starts_with(&format!("/fal-ai/flux-1/requests/{ID}")) {
+            Reply::json(
+                200,
+                json!({"images": [{"url": format!("{at}/files/out.png"), "content_type": "image/png"}], "seed": 7}).to_string(),
+            )
+        } else {
+            Reply::json(404, r#"{"detail":"Not Found"}"#)
+        }
+    }
+}
+
+/// `falq run` of one redux job against `base`, with only the proxy settings given.
+fn run(home: &Scratch, base: &str, proxy: &str, no_proxy: &str) -> (i32, String, String) {
+    let mut c: Command = common::falq(home);
+    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy"] {
+        c.env_remove(var);
+    }
+    c.env("FAL_BASE_URL", base).env("FAL_KEY", "sk-test").env("HTTP_PROXY", proxy);
+    if !no_proxy.is_empty() {
+        c.env("NO_PROXY", no_proxy);
+    }
+    c.args(["run", "fal-ai/flux-1/dev/redux", "--wait", "poll", "--set", "image_url=https://example.test/in.png", "--out", "imgs"]);
+    common::run(&mut c)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_call_to_a_relay_behind_a_proxy_goes_through_it() {
+    // The relay's host does not resolve: only the proxy can reach it.
+    const BASE: &str = "http://relay.invalid";
+    let proxy = CaptureServer::start_with_base(relay(BASE)).await;
+    let home = Scratch::new("proxy-through");
+    let proxy_url = proxy.base_url.clone();
+    let ((code, _, err), home) = tokio::task::spawn_blocking(move || (run(&home, BASE, &proxy_url, ""), home)).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    let got = proxy.received();
+    let targets: Vec<&String> = got.iter().map(|r| &r.target).collect();
+    for r in &got {
+        assert!(r.target.starts_with(BASE), "asked of the proxy in absolute form: {}", r.target);
+    }
+    let api: Vec<&Captured> = got.iter().filter(|r| !r.target.contains("/files/")).collect();
+    assert!(api.len() >= 3, "submit, status and result went through the proxy: {targets:?}");
+    assert!(api.iter().any(|r| r.method == "POST"), "{targets:?}");
+    for r in &api {
+        assert_eq!(r.header("authorization"), Some("Bearer sk-test"), "{}", r.target);
+    }
+    let media: Vec<&Captured> = got.iter().filter(|r| r.target.contains("/files/")).collect();
+    assert_eq!(media.len(), 1, "the output was fetched through the proxy too: {targets:?}");
+    assert_eq!(media[0].header("authorization"), None, "media is fetched without the key");
+    let saved: Vec<_> = std::fs::read_dir(home.path("imgs")).unwrap().collect();
+    assert_eq!(saved.len(), 1, "the output was saved");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relay_the_proxy_does_not_cover_is_asked_directly() {
+    let relay_server = CaptureServer::start_with_base(relay("")).await;
+    let proxy = CaptureServer::start(|_| (502, r#"{"detail":"the proxy was asked"}"#.into())).await;
+    let home = Scratch::new("proxy-bypass");
+    let base = relay_server.base_url.clone();
+    let proxy_url = proxy.base_url.clone();
+    let (code, _, err) = tokio::task::spawn_blocking(move || run(&home, &base, &proxy_url, "127.0.0.1")).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(proxy.received().is_empty(), "NO_PROXY covers the relay: nothing went to the proxy");
+    let got = relay_server.received();
+    assert!(got.iter().any(|r| r.method == "POST" && r.target == "/fal-ai/flux-1/dev/redux"), "the relay was asked directly");
+    assert!(got.iter().any(|r| r.target == "/files/out.png"));
+}
