@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod conformance;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -155,6 +155,20 @@ async fn a_redirect_within_the_base_is_followed_as_its_status_says() {
     }
 }
 
+/// A relay over HTTPS whose certificate no trusted authority signed (the test's own
+/// authority, which this process does not trust) is refused at the handshake: no call
+/// reaches it, so neither does the key, and the submit says nothing was queued.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relay_whose_certificate_does_not_check_out_is_never_sent_the_key() {
+    let relay = CaptureServer::start(|_| (200, format!(r#"{{"status":"IN_QUEUE","request_id":"{ID}"}}"#))).await;
+    let front = tokio::task::block_in_place(|| tests::tls::TlsFront::start(&relay.base_url, "untrusted"));
+    let client = Client::new(config(&front.base_url, WaitMode::Poll)).unwrap();
+    let err = client.submit::<endpoints::Flux1DevRedux>(&input()).await.unwrap_err();
+    assert!(err.to_string().contains("certificate"), "{err}");
+    assert!(!err.maybe_submitted(), "{err}");
+    assert!(relay.received().is_empty(), "nothing passed the handshake");
+}
+
 /// A relay that redirects without end: falq follows a few hops within the base and then
 /// answers what it got, a redirect it does not follow.
 #[tokio::test]

@@ -1,9 +1,12 @@
-//! A relay behind the user's proxy (`HTTP_PROXY`, minus `NO_PROXY`, read as reqwest reads
-//! them): falq's own sender speaks to relays directly, and hands every call to a relay the
-//! proxy covers to reqwest, which speaks to proxies. Lost otherwise: a user whose only way
-//! out is a proxy could not reach the relay at all.
+//! How the real `falq` binary reaches a relay: over HTTPS, checking the relay's
+//! certificate against the platform's authorities, and through the user's proxy
+//! (`HTTP_PROXY`, minus `NO_PROXY`, read as reqwest reads them). falq's own sender speaks to
+//! relays directly and hands every call to a relay a proxy covers to reqwest, which speaks
+//! to proxies. Lost otherwise: a user whose only way out is a proxy could not reach the
+//! relay at all, and a relay's HTTPS is what keeps the key secret.
 
 use std::process::Command;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::json;
 use tests::{CaptureServer, Captured, Reply};
@@ -13,12 +16,12 @@ use common::Scratch;
 
 const ID: &str = "5f0c1c2d-0000-4000-8000-0000000000bb";
 
-/// A relay at `base` (a URL as the client asks for it): the job completes at once, and
-/// its image is on the relay's host. Answers requests whose target is `base` + path, or
-/// the path alone.
-fn relay(base: &'static str) -> impl Fn(&Captured, &str) -> Reply + Send + Sync + 'static {
+/// A relay known to its clients as `public` (its own address while that is unset): the
+/// job completes at once, and its image is on the relay's host. Answers requests whose
+/// target is the path alone or `public` + path (a proxy is asked in absolute form).
+fn relay(public: Arc<OnceLock<String>>) -> impl Fn(&Captured, &str) -> Reply + Send + Sync + 'static {
     move |req, own| {
-        let at = if base.is_empty() { own } else { base };
+        let at = public.get().map_or(own, String::as_str);
         let t = req.target.strip_prefix(at).unwrap_or(&req.target);
         let urls = |state: &str| {
             json!({"status": state, "request_id": ID,
@@ -46,28 +49,48 @@ fn relay(base: &'static str) -> impl Fn(&Captured, &str) -> Reply + Send + Sync 
     }
 }
 
-/// `falq run` of one redux job against `base`, with only the proxy settings given.
-fn run(home: &Scratch, base: &str, proxy: &str, no_proxy: &str) -> (i32, String, String) {
+/// `falq run` of one redux job against `base`, with no proxy settings but `env`'s.
+fn run(home: &Scratch, base: &str, env: &[(&str, &str)]) -> (i32, String, String) {
     let mut c: Command = common::falq(home);
     for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy"] {
         c.env_remove(var);
     }
-    c.env("FAL_BASE_URL", base).env("FAL_KEY", "sk-test").env("HTTP_PROXY", proxy);
-    if !no_proxy.is_empty() {
-        c.env("NO_PROXY", no_proxy);
-    }
+    c.env("FAL_BASE_URL", base).env("FAL_KEY", "sk-test").envs(env.iter().copied());
     c.args(["run", "fal-ai/flux-1/dev/redux", "--wait", "poll", "--set", "image_url=https://example.test/in.png", "--out", "imgs"]);
     common::run(&mut c)
+}
+
+/// What the saved outputs directory holds.
+fn saved(home: &Scratch) -> usize {
+    std::fs::read_dir(home.path("imgs")).map(Iterator::count).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relay_over_https_is_reached_when_its_certificate_checks_out() {
+    let public = Arc::new(OnceLock::new());
+    let relay_server = CaptureServer::start_with_base(relay(public.clone())).await;
+    let front = tests::tls::TlsFront::start(&relay_server.base_url, "reach");
+    public.set(front.base_url.clone()).unwrap();
+    let home = Scratch::new("https");
+    let (base, ca) = (front.base_url.clone(), front.ca.display().to_string());
+    let ((code, _, err), home) =
+        tokio::task::spawn_blocking(move || (run(&home, &base, &[("SSL_CERT_FILE", ca.as_str())]), home)).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(saved(&home), 1, "the output, fetched over HTTPS too, was saved");
+    let got = relay_server.received();
+    assert!(got.iter().any(|r| r.method == "POST" && r.header("authorization") == Some("Bearer sk-test")), "the key went over TLS");
+    assert!(got.iter().any(|r| r.target == "/files/out.png" && r.header("authorization").is_none()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_call_to_a_relay_behind_a_proxy_goes_through_it() {
     // The relay's host does not resolve: only the proxy can reach it.
     const BASE: &str = "http://relay.invalid";
-    let proxy = CaptureServer::start_with_base(relay(BASE)).await;
+    let proxy = CaptureServer::start_with_base(relay(Arc::new(OnceLock::from(BASE.to_string())))).await;
     let home = Scratch::new("proxy-through");
     let proxy_url = proxy.base_url.clone();
-    let ((code, _, err), home) = tokio::task::spawn_blocking(move || (run(&home, BASE, &proxy_url, ""), home)).await.unwrap();
+    let ((code, _, err), home) =
+        tokio::task::spawn_blocking(move || (run(&home, BASE, &[("HTTP_PROXY", proxy_url.as_str())]), home)).await.unwrap();
     assert_eq!(code, 0, "{err}");
     let got = proxy.received();
     let targets: Vec<&String> = got.iter().map(|r| &r.target).collect();
@@ -83,18 +106,20 @@ async fn every_call_to_a_relay_behind_a_proxy_goes_through_it() {
     let media: Vec<&Captured> = got.iter().filter(|r| r.target.contains("/files/")).collect();
     assert_eq!(media.len(), 1, "the output was fetched through the proxy too: {targets:?}");
     assert_eq!(media[0].header("authorization"), None, "media is fetched without the key");
-    let saved: Vec<_> = std::fs::read_dir(home.path("imgs")).unwrap().collect();
-    assert_eq!(saved.len(), 1, "the output was saved");
+    assert_eq!(saved(&home), 1, "the output was saved");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_relay_the_proxy_does_not_cover_is_asked_directly() {
-    let relay_server = CaptureServer::start_with_base(relay("")).await;
+    let relay_server = CaptureServer::start_with_base(relay(Arc::default())).await;
     let proxy = CaptureServer::start(|_| (502, r#"{"detail":"the proxy was asked"}"#.into())).await;
     let home = Scratch::new("proxy-bypass");
     let base = relay_server.base_url.clone();
     let proxy_url = proxy.base_url.clone();
-    let (code, _, err) = tokio::task::spawn_blocking(move || run(&home, &base, &proxy_url, "127.0.0.1")).await.unwrap();
+    let (code, _, err) =
+        tokio::task::spawn_blocking(move || run(&home, &base, &[("HTTP_PROXY", proxy_url.as_str()), ("NO_PROXY", "127.0.0.1")]))
+            .await
+            .unwrap();
     assert_eq!(code, 0, "{err}");
     assert!(proxy.received().is_empty(), "NO_PROXY covers the relay: nothing went to the proxy");
     let got = relay_server.received();

@@ -1,0 +1,90 @@
+//! A TLS front for a mock relay: a certificate authority and a certificate for 127.0.0.1
+//! made for the test (with `openssl`), and `bench/peers/tls_proxy.py` terminating TLS on
+//! loopback and forwarding to the relay's plain-HTTP port. A client that trusts the
+//! authority (`SSL_CERT_FILE`, as the platform's verifier reads it on Linux) reaches the
+//! relay over HTTPS; any other refuses the certificate.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The front, its files, and the process serving it (killed, and its files removed, on drop).
+pub struct TlsFront {
+    /// `https://127.0.0.1:PORT`.
+    pub base_url: String,
+    /// The authority's certificate (PEM), for `SSL_CERT_FILE`.
+    pub ca: PathBuf,
+    dir: PathBuf,
+    child: Child,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl TlsFront {
+    /// Serves HTTPS on a free port of 127.0.0.1, forwarding to `target` (`http://127.0.0.1:PORT`).
+    pub fn start(target: &str, name: &str) -> TlsFront {
+        let dir = std::env::temp_dir().join(format!("falq-tls-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=falq test authority", "-keyout", "ca.key", "-out", "ca.pem"];
+        ca.extend(ec);
+        ca.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+        openssl(&dir, &ca);
+        let mut csr = vec!["req", "-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "leaf.csr"];
+        csr.extend(ec);
+        openssl(&dir, &csr);
+        std::fs::write(
+            dir.join("leaf.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("write leaf.ext");
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "leaf.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                "cert.pem",
+                "-extfile",
+                "leaf.ext",
+            ],
+        );
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/peers/tls_proxy.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(dir.join("cert.pem"))
+            .arg(dir.join("key.pem"))
+            .arg(target.trim_start_matches("http://"))
+            .arg("0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs the TLS front");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("the front says where it listens");
+        let port = first.trim().trim_start_matches("listening on ").to_string();
+        assert!(port.parse::<u16>().is_ok(), "the TLS front did not start: {first:?}");
+        TlsFront { base_url: format!("https://127.0.0.1:{port}"), ca: dir.join("ca.pem"), dir, child }
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
