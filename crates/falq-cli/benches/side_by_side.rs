@@ -8,7 +8,11 @@
 //! `cargo bench -p falq-cli --bench side_by_side`. Knobs: FALQ_SBS_JOBS (200),
 //! FALQ_SBS_SERVICE (service times in seconds, "2,4,8"), FALQ_SBS_SLOW_JOBS (1000; 0
 //! skips the slow-relay round), FALQ_SBS_CLIENTS ("falq,fal-js,fal-client"), FALQ_SBS_DEBUG
-//! (each round's requests per route, and its first errors, on stderr), FALQ_SBS_H2=1 (falq
+//! (each round's requests per route, and its first errors, on stderr), FALQ_SBS_ROUNDS (1:
+//! every client runs each scenario this many times, the order rotating per round; a row
+//! prints each figure's median, CPU with its range, and a ratio is the median of the
+//! rounds' ratios, with their range: loopback runs on two shared cores vary by a quarter
+//! from run to run), FALQ_SBS_H2=1 (falq
 //! speaks HTTP/2 to the simulator, as it would to an HTTPS relay offering it; the peers
 //! stay on HTTP/1.1), FALQ_SBS_MT=1 (falq's driver on tokio's multi-threaded runtime, as
 //! `#[tokio::main]` gives, instead of the current-thread one the `falq` CLI runs on and
@@ -181,6 +185,25 @@ fn measure(cmd: Command) -> Figures {
         }
     }
     f
+}
+
+/// The median of several rounds' figures.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// ` (min–max)` of several rounds' figures, or nothing for one round.
+fn range(v: &[f64], digits: usize) -> String {
+    if v.len() < 2 {
+        return String::new();
+    }
+    let (lo, hi) = v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+    format!(" ({lo:.digits$}–{hi:.digits$})")
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -360,34 +383,55 @@ fn main() {
             stall: Some(Duration::from_millis(40)),
         });
     }
-    println!("falq side by side with fal's own clients: each client alone against its own `falq sim` (loopback, 2 cores shared)");
+    let rounds: usize = std::env::var("FALQ_SBS_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(1).max(1);
+    println!(
+        "falq side by side with fal's own clients: each client alone against its own `falq sim` (loopback, 2 cores shared), {rounds} round(s)"
+    );
     println!("| scenario | client | requests/job | CPU/job | peak RSS | detect p50 | detect p99 | failed |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
     let mut ratios = Vec::new();
     for (i, s) in scenarios.iter().enumerate() {
-        let mut order = clients.clone();
-        order.rotate_left(i % clients.len().max(1));
-        let mut rows: Vec<Row> = order.iter().map(|c| run_client(c, s)).collect();
-        rows.sort_by_key(|r| clients.iter().position(|c| *c == r.client));
-        for r in &rows {
+        // rounds[r][c]: client c's row of round r (in `clients` order).
+        let mut by_round: Vec<Vec<Row>> = Vec::new();
+        for r in 0..rounds {
+            let mut order = clients.clone();
+            order.rotate_left((i + r) % clients.len().max(1));
+            let mut rows: Vec<Row> = order.iter().map(|c| run_client(c, s)).collect();
+            rows.sort_by_key(|row| clients.iter().position(|c| *c == row.client));
+            by_round.push(rows);
+        }
+        for (c, client) in clients.iter().enumerate() {
+            let of = |f: fn(&Row) -> f64| median(by_round.iter().map(|rows| f(&rows[c])).collect());
+            let cpu: Vec<f64> = by_round.iter().map(|rows| rows[c].cpu_ms_per_job).collect();
+            let failed: usize = by_round.iter().map(|rows| rows[c].failed).sum();
             println!(
-                "| {} | {} | {:.2} | {:.3} ms | {:.1} MB | {:.0} ms | {:.0} ms | {} |",
-                s.name, r.client, r.requests_per_job, r.cpu_ms_per_job, r.rss_mb, r.p50_ms, r.p99_ms, r.failed
+                "| {} | {} | {:.2} | {:.3} ms{} | {:.1} MB | {:.0} ms | {:.0} ms | {} |",
+                s.name,
+                client,
+                of(|r| r.requests_per_job),
+                median(cpu.clone()),
+                range(&cpu, 3),
+                of(|r| r.rss_mb),
+                of(|r| r.p50_ms),
+                of(|r| r.p99_ms),
+                failed
             );
         }
-        if let Some(f) = rows.iter().find(|r| r.client == "falq") {
-            for peer in rows.iter().filter(|r| r.client != "falq") {
-                ratios.push(format!(
-                    "| {} | {} | {:.2} | {:.3} | {:.2} | {:.2} | {:.2} |",
-                    s.name,
-                    peer.client,
-                    f.requests_per_job / peer.requests_per_job,
-                    f.cpu_ms_per_job / peer.cpu_ms_per_job,
-                    f.rss_mb / peer.rss_mb,
-                    f.p50_ms / peer.p50_ms,
-                    f.p99_ms / peer.p99_ms
-                ));
-            }
+        let Some(f) = clients.iter().position(|c| *c == "falq") else { continue };
+        for (p, peer) in clients.iter().enumerate().filter(|(p, _)| *p != f) {
+            let ratio = |m: fn(&Row) -> f64| -> Vec<f64> { by_round.iter().map(|rows| m(&rows[f]) / m(&rows[p])).collect() };
+            let cpu = ratio(|r| r.cpu_ms_per_job);
+            ratios.push(format!(
+                "| {} | {} | {:.2} | {:.3}{} | {:.2} | {:.2} | {:.2} |",
+                s.name,
+                peer,
+                median(ratio(|r| r.requests_per_job)),
+                median(cpu.clone()),
+                range(&cpu, 3),
+                median(ratio(|r| r.rss_mb)),
+                median(ratio(|r| r.p50_ms)),
+                median(ratio(|r| r.p99_ms))
+            ));
         }
     }
     println!("\nfalq ÷ peer (below 1: falq uses less, or sees completion sooner)");
