@@ -1,6 +1,6 @@
-//! A TLS front for a mock relay: a certificate authority and a certificate for 127.0.0.1
-//! made for the test (with `openssl`), and `bench/peers/tls_proxy.py` terminating TLS on
-//! loopback and forwarding to the relay's plain-HTTP port. A client that trusts the
+//! HTTPS for tests: a certificate authority and a certificate for 127.0.0.1 made for the
+//! test (with `openssl`), and a TLS front for a mock relay (`bench/peers/tls_proxy.py`
+//! terminating TLS on loopback and forwarding to the relay's plain-HTTP port). A client that trusts the
 //! authority (`SSL_CERT_FILE`, as the platform's verifier reads it on Linux) reaches the
 //! relay over HTTPS; any other refuses the certificate.
 
@@ -8,14 +8,16 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-/// The front, its files, and the process serving it (killed, and its files removed, on drop).
-pub struct TlsFront {
-    /// `https://127.0.0.1:PORT`.
-    pub base_url: String,
-    /// The authority's certificate (PEM), for `SSL_CERT_FILE`.
+/// A certificate authority made for one test, and a certificate it signed for 127.0.0.1
+/// (PEM files in a scratch directory, removed on drop).
+pub struct TestAuthority {
+    /// The authority's certificate, for `SSL_CERT_FILE`.
     pub ca: PathBuf,
+    /// The server's certificate.
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
     dir: PathBuf,
-    child: Child,
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -23,9 +25,9 @@ fn openssl(dir: &Path, args: &[&str]) {
     assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-impl TlsFront {
-    /// Serves HTTPS on a free port of 127.0.0.1, forwarding to `target` (`http://127.0.0.1:PORT`).
-    pub fn start(target: &str, name: &str) -> TlsFront {
+impl TestAuthority {
+    /// Makes the authority and the server's certificate (P-256 keys: quick to make).
+    pub fn new(name: &str) -> TestAuthority {
         let dir = std::env::temp_dir().join(format!("falq-tls-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a scratch directory");
@@ -62,11 +64,34 @@ impl TlsFront {
                 "leaf.ext",
             ],
         );
+        TestAuthority { ca: dir.join("ca.pem"), cert: dir.join("cert.pem"), key: dir.join("key.pem"), dir }
+    }
+}
+
+impl Drop for TestAuthority {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The front, its authority, and the process serving it (killed on drop).
+pub struct TlsFront {
+    /// `https://127.0.0.1:PORT`.
+    pub base_url: String,
+    /// The authority that signed the front's certificate.
+    pub authority: TestAuthority,
+    child: Child,
+}
+
+impl TlsFront {
+    /// Serves HTTPS on a free port of 127.0.0.1, forwarding to `target` (`http://127.0.0.1:PORT`).
+    pub fn start(target: &str, name: &str) -> TlsFront {
+        let authority = TestAuthority::new(name);
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/peers/tls_proxy.py");
         let mut child = Command::new("python3")
             .arg(script)
-            .arg(dir.join("cert.pem"))
-            .arg(dir.join("key.pem"))
+            .arg(&authority.cert)
+            .arg(&authority.key)
             .arg(target.trim_start_matches("http://"))
             .arg("0")
             .stdout(Stdio::piped())
@@ -77,7 +102,7 @@ impl TlsFront {
         BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("the front says where it listens");
         let port = first.trim().trim_start_matches("listening on ").to_string();
         assert!(port.parse::<u16>().is_ok(), "the TLS front did not start: {first:?}");
-        TlsFront { base_url: format!("https://127.0.0.1:{port}"), ca: dir.join("ca.pem"), dir, child }
+        TlsFront { base_url: format!("https://127.0.0.1:{port}"), authority, child }
     }
 }
 
@@ -85,6 +110,5 @@ impl Drop for TlsFront {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -305,6 +305,13 @@ struct SimArgs {
     /// The largest request body accepted, in bytes (413 beyond, as a relay behind a proxy answers).
     #[arg(long, value_name = "BYTES")]
     max_body_bytes: Option<usize>,
+    /// Serve HTTPS with this certificate chain (PEM), as real relays do; HTTP/2 and
+    /// HTTP/1.1 are offered by ALPN. Needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// A fresh simulator seed, so two sessions never hand out the same request ids.
@@ -1262,14 +1269,21 @@ async fn sim(args: SimArgs) -> Result<u8, Failure> {
         let plan = f.parse::<falq_sim::FaultPlan>().map_err(|e| Usage(format!("--fault {f:?}: {e}")))?;
         config.faults.rules.extend(plan.rules);
     }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let read = |flag: &str, p: &PathBuf| std::fs::read(p).map_err(|e| Usage(format!("{flag} {}: {e}", p.display())));
+        config.tls = Some(falq_sim::SimTls { cert_pem: read("--tls-cert", cert)?, key_pem: read("--tls-key", key)? });
+    }
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(&args.addr).await.map_err(|e| Usage(format!("--addr {}: {e}", args.addr)))?;
     let addr = listener.local_addr()?;
-    println!("listening on http://{addr}");
-    eprintln!("mode {:?}; try: FAL_BASE_URL=http://{addr} FAL_KEY=any falq run fal-ai/flux-1/dev/redux --set image_url=<file>", args.mode);
-    tokio::select! {
-        r = falq_sim::serve(listener, config) => r.context("the simulator stopped")?,
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    // Started (its configuration checked, a TLS certificate read) before it says where it listens.
+    let _sim = falq_sim::Sim::start(listener, config).map_err(|e| Usage(format!("the simulator cannot start: {e}")))?;
+    println!("listening on {scheme}://{addr}");
+    eprintln!(
+        "mode {:?}; try: FAL_BASE_URL={scheme}://{addr} FAL_KEY=any falq run fal-ai/flux-1/dev/redux --set image_url=<file>",
+        args.mode
+    );
+    let _ = tokio::signal::ctrl_c().await;
     Ok(0)
 }
 

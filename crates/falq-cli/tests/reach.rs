@@ -72,7 +72,7 @@ async fn a_relay_over_https_is_reached_when_its_certificate_checks_out() {
     let front = tests::tls::TlsFront::start(&relay_server.base_url, "reach");
     public.set(front.base_url.clone()).unwrap();
     let home = Scratch::new("https");
-    let (base, ca) = (front.base_url.clone(), front.ca.display().to_string());
+    let (base, ca) = (front.base_url.clone(), front.authority.ca.display().to_string());
     let ((code, _, err), home) =
         tokio::task::spawn_blocking(move || (run(&home, &base, &[("SSL_CERT_FILE", ca.as_str())]), home)).await.unwrap();
     assert_eq!(code, 0, "{err}");
@@ -125,4 +125,42 @@ async fn a_relay_the_proxy_does_not_cover_is_asked_directly() {
     let got = relay_server.received();
     assert!(got.iter().any(|r| r.method == "POST" && r.target == "/fal-ai/flux-1/dev/redux"), "the relay was asked directly");
     assert!(got.iter().any(|r| r.target == "/files/out.png"));
+}
+
+/// `falq sim` serves HTTPS as real relays do (ALPN offering HTTP/2): a client that trusts
+/// its authority runs a job through it end to end; one that does not is refused at the
+/// handshake, and says the job was never queued.
+#[test]
+fn the_simulator_serves_https() {
+    let authority = tests::tls::TestAuthority::new("sim");
+    let home = Scratch::new("sim-https");
+    let (cert, key) = (authority.cert.display().to_string(), authority.key.display().to_string());
+    let sim = common::SimProcess::start(&home, &["--queue-delay", "0s", "--run-time", "10ms", "--tls-cert", &cert, "--tls-key", &key]);
+    assert!(sim.base_url.starts_with("https://127.0.0.1:"), "{}", sim.base_url);
+    let (code, _, err) = run(&home, &sim.base_url, &[("SSL_CERT_FILE", authority.ca.display().to_string().as_str())]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(saved(&home), 1, "the output, downloaded over HTTPS too, was saved");
+    let stranger = Scratch::new("sim-https-untrusted");
+    let (code, _, err) = run(&stranger, &sim.base_url, &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("certificate"), "{err}");
+    assert!(err.contains("not queued") || err.contains("nothing was queued"), "{err}");
+}
+
+#[test]
+fn the_simulator_refuses_a_certificate_it_cannot_read() {
+    let home = Scratch::new("sim-bad-cert");
+    std::fs::write(home.path("cert.pem"), "not a certificate").unwrap();
+    std::fs::write(home.path("key.pem"), "not a key").unwrap();
+    let (cert, key) = (home.path("cert.pem").display().to_string(), home.path("key.pem").display().to_string());
+    let mut c = common::falq(&home);
+    c.args(["sim", "--addr", "127.0.0.1:0", "--tls-cert", &cert, "--tls-key", &key]);
+    let (code, out, err) = common::run(&mut c);
+    assert_eq!(code, 2, "{err}");
+    assert!(!out.contains("listening"), "it never said it listens: {out}");
+    assert!(err.contains("TLS certificate"), "{err}");
+    let mut missing = common::falq(&home);
+    missing.args(["sim", "--addr", "127.0.0.1:0", "--tls-cert", &cert]);
+    let (code, _, err) = common::run(&mut missing);
+    assert_eq!(code, 2, "--tls-cert without --tls-key: {err}");
 }

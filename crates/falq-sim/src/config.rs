@@ -121,6 +121,49 @@ pub struct SimConfig {
     /// Endpoints served besides the catalogue's (`falq_api::ENDPOINTS`), as a relay that
     /// sells more than the pages in `specs/` say: each answered from its own schemas.
     pub extra_endpoints: Vec<&'static falq_api::EndpointInfo>,
+    /// Serve HTTPS, as every real relay does: with this certificate chain and key (PEM),
+    /// HTTP/2 and HTTP/1.1 offered by ALPN. `None`: plain HTTP (and h2c).
+    pub tls: Option<SimTls>,
+}
+
+/// The certificate a simulator serving HTTPS presents.
+#[derive(Clone)]
+pub struct SimTls {
+    /// The certificate chain, PEM, the simulator's own first.
+    pub cert_pem: Vec<u8>,
+    /// Its private key, PEM.
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for SimTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SimTls { .. }")
+    }
+}
+
+impl SimTls {
+    /// The TLS configuration of the server: the chain and key, ALPN offering h2 then http/1.1.
+    pub(crate) fn server_config(&self) -> Result<std::sync::Arc<tokio_rustls::rustls::ServerConfig>, SimError> {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let bad = |what: &str, e: &dyn std::fmt::Display| SimError::Config(format!("the TLS {what}: {e}"));
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(&self.cert_pem).collect::<Result<_, _>>().map_err(|e| bad("certificate", &e))?;
+        if chain.is_empty() {
+            return Err(SimError::Config("the TLS certificate file holds no certificate".into()));
+        }
+        let key = PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| bad("key", &e))?;
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad("protocol versions", &e))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| bad("certificate and key", &e))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(std::sync::Arc::new(config))
+    }
 }
 
 impl Default for SimConfig {
@@ -139,6 +182,7 @@ impl Default for SimConfig {
             media_cache_bytes: 64 << 20,
             h2_max_streams: None,
             extra_endpoints: Vec::new(),
+            tls: None,
         }
     }
 }

@@ -89,9 +89,9 @@ mod synth;
 mod util;
 mod validate;
 
-pub use config::{SimConfig, SimMode, SimTiming};
+pub use config::{SimConfig, SimMode, SimTiming, SimTls};
 pub use counters::{Counters, JobCounters, JobTotals, PerRoute, RouteCounters};
 pub use error::SimError;
 pub use extra::extra_endpoint;
 pub use fault::{FaultKind, FaultPlan, FaultRoute, FaultRule, FaultWhen};
-pub use sim::{Sim, serve};
+pub use sim::Sim;

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use crate::catalog::Catalog;
 use crate::fault::FaultEngine;
 use crate::queue::{Core, Phase};
-use crate::server::{ConnControl, MediaCache, ResettableStream, Shared, handle, schedule};
+use crate::server::{Conn, ConnControl, MediaCache, ResettableStream, Shared, handle, schedule};
 use crate::{Counters, FaultPlan, SimConfig, SimError, SimMode};
 
 /// A running simulator. Dropping it stops it (the listener, the scheduler and every
@@ -49,6 +49,8 @@ impl Sim {
         let config = config.normalized()?;
         let local_addr = listener.local_addr()?;
         let catalog = Catalog::load(&config.extra_endpoints);
+        let tls = config.tls.as_ref().map(|t| t.server_config().map(tokio_rustls::TlsAcceptor::from)).transpose()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let base_url = match &config.public_url {
             Some(url) => url.clone(),
             None => {
@@ -59,7 +61,7 @@ impl Sim {
                         IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
                     });
                 }
-                format!("http://{shown}{}", config.path_prefix)
+                format!("{scheme}://{shown}{}", config.path_prefix)
             }
         };
         let faults = FaultEngine::new(config.faults.clone(), config.seed);
@@ -69,6 +71,7 @@ impl Sim {
             wake: Notify::new(),
             catalog,
             base_url,
+            tls,
             config,
         });
         let (shutdown, _) = watch::channel(false);
@@ -146,14 +149,6 @@ impl Drop for Sim {
     }
 }
 
-/// Serves the simulator on `listener` until the future is dropped (`falq sim`); fails only
-/// at start, on a bad configuration.
-pub async fn serve(listener: TcpListener, config: SimConfig) -> Result<(), SimError> {
-    let _sim = Sim::start(listener, config)?;
-    std::future::pending::<()>().await;
-    Ok(())
-}
-
 async fn accept(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let accepted = tokio::select! {
@@ -177,7 +172,18 @@ async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>, mut shut
     let h2_max_streams = shared.config.h2_max_streams;
     let _ = stream.set_nodelay(true);
     let control = Arc::new(ConnControl::default());
-    let io = TokioIo::new(ResettableStream { stream, control: control.clone() });
+    let stream = ResettableStream { stream, control: control.clone() };
+    // Over TLS, the handshake first (a client that does not finish it within the stream's
+    // keep-alive interval is dropped); ALPN has offered h2 and http/1.1, and the builder
+    // below tells which the client speaks from its first bytes.
+    let stream = match &shared.tls {
+        None => Conn::Plain(stream),
+        Some(acceptor) => match tokio::time::timeout(shared.config.timing.keep_alive, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => Conn::Tls(Box::new(tls)),
+            _ => return,
+        },
+    };
+    let io = TokioIo::new(stream);
     let service_control = control.clone();
     let service = service_fn(move |request| {
         let (shared, control) = (shared.clone(), service_control.clone());

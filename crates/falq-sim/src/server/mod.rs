@@ -58,8 +58,17 @@ pub(crate) struct Shared {
     pub(crate) media: Mutex<MediaCache>,
     /// Wakes the scheduler when a job is submitted or cancelled.
     pub(crate) wake: Notify,
-    /// `http://127.0.0.1:PORT[/prefix]`, or the configured public URL.
+    /// `http://127.0.0.1:PORT[/prefix]` (`https://` when serving TLS), or the configured public URL.
     pub(crate) base_url: String,
+    /// How connections are accepted when the simulator serves HTTPS.
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Shared {
+    /// `https` when the simulator serves TLS, else `http`.
+    pub(crate) fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
 }
 
 impl Shared {
@@ -368,13 +377,13 @@ fn query_flag(query: Option<&str>, name: &str) -> Option<bool> {
 }
 
 /// The base URL this request reached the simulator at: the configured public URL, else
-/// `http://` + `Host` + prefix, else the bound address.
+/// the scheme + `Host` + prefix, else the bound address.
 fn request_base(shared: &Shared, headers: &HeaderMap) -> String {
     if let Some(url) = &shared.config.public_url {
         return url.clone();
     }
     match host_of(headers) {
-        Some(host) => format!("http://{host}{}", shared.config.path_prefix),
+        Some(host) => format!("{}://{host}{}", shared.scheme(), shared.config.path_prefix),
         None => shared.base_url.clone(),
     }
 }
