@@ -12,16 +12,19 @@
 //! every client runs each scenario this many times, the order rotating per round; a row
 //! prints each figure's median, CPU with its range, and a ratio is the median of the
 //! rounds' ratios, with their range: loopback runs on two shared cores vary by a quarter
-//! from run to run), FALQ_SBS_H2=1 (falq
+//! from run to run), FALQ_SBS_HTTPS (1: two more scenarios, stream and no stream at the
+//! middle service time, against a simulator serving HTTPS with ALPN offering h2, as real
+//! relays do; every client trusts the bench's own authority; 0 skips them), FALQ_SBS_H2=1 (falq
 //! speaks HTTP/2 to the simulator, as it would to an HTTPS relay offering it; the peers
 //! stay on HTTP/1.1), FALQ_SBS_MT=1 (falq's driver on tokio's multi-threaded runtime, as
 //! `#[tokio::main]` gives, instead of the current-thread one the `falq` CLI runs on and
 //! fal-js's and fal-client's event loops have).
 //!
 //! Fairness: every client runs alone against its own simulator process; the order of the
-//! clients rotates per scenario. fal-client only speaks https: it reaches the simulator
-//! through `bench/peers/tls_proxy.py` (a separate process, whose CPU is not counted; it
-//! adds well under a millisecond per call on loopback).
+//! clients rotates per scenario. fal-client only speaks https: over plain HTTP it reaches
+//! the simulator through `bench/peers/tls_proxy.py` (a separate process, whose CPU is not
+//! counted; it adds well under a millisecond per call on loopback), and so pays TLS where
+//! the others do not; in the HTTPS scenarios every client reaches the simulator directly.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -64,7 +67,7 @@ fn run_ok(cmd: &mut Command, what: &str) {
     assert!(status.success(), "{what} failed");
 }
 
-/// Installs the two peers from the registries (once) and makes the TLS certificate.
+/// Installs the two peers from the registries (once).
 fn install_peers() {
     let dir = peers_dir();
     if !dir.join("js/node_modules/@fal-ai/client").exists() {
@@ -78,30 +81,6 @@ fn install_peers() {
         run_ok(Command::new("python3").args(["-m", "venv"]).arg(dir.join("py")), "python3 -m venv");
         run_ok(Command::new(dir.join("py/bin/pip")).args(["install", "--quiet", "fal-client==1.0.3"]), "pip install fal-client==1.0.3");
     }
-    if !dir.join("tls/cert.pem").exists() {
-        std::fs::create_dir_all(dir.join("tls")).unwrap();
-        run_ok(
-            Command::new("openssl")
-                .args([
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-days",
-                    "30",
-                    "-subj",
-                    "/CN=127.0.0.1",
-                    "-addext",
-                    "subjectAltName=IP:127.0.0.1",
-                ])
-                .arg("-keyout")
-                .arg(dir.join("tls/key.pem"))
-                .arg("-out")
-                .arg(dir.join("tls/cert.pem")),
-            "openssl req",
-        );
-    }
 }
 
 struct Scenario {
@@ -109,6 +88,9 @@ struct Scenario {
     jobs: usize,
     service: Duration,
     stream: bool,
+    /// The simulator serves HTTPS (ALPN offering h2), as real relays do; every client
+    /// trusts the bench's own authority and reaches it directly.
+    tls: bool,
     /// Every call of the relay takes this long (a slow relay).
     stall: Option<Duration>,
 }
@@ -123,6 +105,9 @@ fn start_sim(s: &Scenario, public_url: Option<&str>) -> (Proc, String) {
     ]);
     if let Some(u) = public_url {
         cmd.args(["--public-url", u]);
+    }
+    if s.tls {
+        cmd.arg("--tls-cert").arg(&authority().cert).arg("--tls-key").arg(&authority().key);
     }
     if !s.stream {
         cmd.args(["--fault", "stream:404"]);
@@ -224,13 +209,21 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
 }
 
+/// The bench's certificate authority, and the certificate it signed for 127.0.0.1: the
+/// HTTPS simulator's, and fal-client's TLS front's.
+fn authority() -> &'static tests::tls::TestAuthority {
+    static A: std::sync::OnceLock<tests::tls::TestAuthority> = std::sync::OnceLock::new();
+    A.get_or_init(|| tests::tls::TestAuthority::new("side-by-side"))
+}
+
 fn run_client(client: &'static str, s: &Scenario) -> Row {
-    // fal-client follows the URLs the server answers: behind the TLS front they must be https.
-    let front = (client == "fal-client").then(free_port);
+    // fal-client only speaks https: over plain HTTP it goes through a TLS front, and follows
+    // the URLs the server answers, which must then be the front's.
+    let front = (client == "fal-client" && !s.tls).then(free_port);
     let (_sim, base) = start_sim(s, front.map(|p| format!("https://127.0.0.1:{p}")).as_deref());
     let jobs = s.jobs.to_string();
     let mut _proxy = None;
-    let cmd = match client {
+    let mut cmd = match client {
         "falq" => {
             let mut c = Command::new(std::env::current_exe().unwrap());
             c.env("FALQ_SBS_DRIVER", format!("{base} {jobs}"));
@@ -244,27 +237,34 @@ fn run_client(client: &'static str, s: &Scenario) -> Row {
                 jobs.as_str(),
                 if s.stream { "streaming" } else { "polling" },
             ]);
+            c.env("NODE_EXTRA_CA_CERTS", &authority().ca);
             c
         }
         _ => {
-            let tls = peers_dir().join("tls");
-            let target = base.trim_start_matches("http://").to_string();
-            let port = front.unwrap_or(0).to_string();
-            let (proxy, port) = start_listening(
-                Command::new(peers_dir().join("py/bin/python"))
-                    .arg(root().join("bench/peers/tls_proxy.py"))
-                    .arg(tls.join("cert.pem"))
-                    .arg(tls.join("key.pem"))
-                    .arg(&target)
-                    .arg(port),
-            );
-            _proxy = Some(proxy);
+            let host = match front {
+                Some(port) => {
+                    let (proxy, port) = start_listening(
+                        Command::new(peers_dir().join("py/bin/python"))
+                            .arg(root().join("bench/peers/tls_proxy.py"))
+                            .arg(&authority().cert)
+                            .arg(&authority().key)
+                            .arg(base.trim_start_matches("http://"))
+                            .arg(port.to_string()),
+                    );
+                    _proxy = Some(proxy);
+                    format!("127.0.0.1:{port}")
+                }
+                None => base.trim_start_matches("https://").to_string(),
+            };
             let mut c = Command::new(peers_dir().join("py/bin/python"));
             c.arg(root().join("bench/peers/fal_py_driver.py")).args([ENDPOINT, &jobs]);
-            c.env("FAL_KEY", "bench-key").env("FAL_QUEUE_RUN_HOST", format!("127.0.0.1:{port}")).env("SSL_CERT_FILE", tls.join("cert.pem"));
+            c.env("FAL_KEY", "bench-key").env("FAL_QUEUE_RUN_HOST", host);
             c
         }
     };
+    // Every client trusts the bench's authority (rustls' platform verifier and Python read
+    // SSL_CERT_FILE; Node adds NODE_EXTRA_CA_CERTS).
+    cmd.env("SSL_CERT_FILE", &authority().ca);
     // fal-js resolves `@fal-ai/client` from the script's own directory: link it there.
     let link = root().join("bench/peers/node_modules");
     if client == "fal-js" && !link.exists() {
@@ -275,7 +275,11 @@ fn run_client(client: &'static str, s: &Scenario) -> Row {
         .enable_all()
         .build()
         .unwrap()
-        .block_on(async { reqwest::get(format!("{base}/_sim/counters")).await.ok()?.json().await.ok() })
+        .block_on(async {
+            let ca = reqwest::Certificate::from_pem(&std::fs::read(&authority().ca).ok()?).ok()?;
+            let http = reqwest::Client::builder().tls_certs_only([ca]).build().ok()?;
+            http.get(format!("{base}/_sim/counters")).send().await.ok()?.json().await.ok()
+        })
         .unwrap_or(Value::Null);
     let routes = &counters["routes"];
     if std::env::var_os("FALQ_SBS_DEBUG").is_some() {
@@ -362,6 +366,7 @@ fn main() {
         let wanted = std::env::var("FALQ_SBS_CLIENTS").unwrap_or_else(|_| "falq,fal-js,fal-client".into());
         ["falq", "fal-js", "fal-client"].into_iter().filter(|c| wanted.split(',').any(|w| w.trim() == *c)).collect()
     };
+    let https = std::env::var("FALQ_SBS_HTTPS").map_or(true, |v| v != "0");
     let mut scenarios = Vec::new();
     for stream in [false, true] {
         for &s in &services {
@@ -370,6 +375,20 @@ fn main() {
                 jobs,
                 service: Duration::from_secs_f64(s),
                 stream,
+                tls: false,
+                stall: None,
+            });
+        }
+    }
+    // Over HTTPS, as real relays serve: at the middle service time.
+    if let (true, Some(&s)) = (https, services.get(services.len() / 2)) {
+        for stream in [false, true] {
+            scenarios.push(Scenario {
+                name: format!("{jobs} jobs, {s} s, {}, HTTPS", if stream { "stream" } else { "no stream" }),
+                jobs,
+                service: Duration::from_secs_f64(s),
+                stream,
+                tls: true,
                 stall: None,
             });
         }
@@ -380,6 +399,7 @@ fn main() {
             jobs: slow_jobs,
             service: Duration::from_secs(4),
             stream: false,
+            tls: false,
             stall: Some(Duration::from_millis(40)),
         });
     }

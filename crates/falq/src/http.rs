@@ -9,7 +9,7 @@ use crate::config::{Config, HttpVersion};
 use crate::error::Error;
 use crate::retry::{Call, Outcome};
 use crate::rewrite::same_origin;
-use crate::send::{MAX_REDIRECTS, SendError, Sender};
+use crate::send::{MAX_REDIRECTS, SendError, Sender, Tls};
 
 /// Who a call is for, to put in errors.
 #[derive(Clone, Debug)]
@@ -38,6 +38,8 @@ pub struct Transport {
     api: reqwest::Client,
     /// Who sends the API requests built on `api`.
     sender: Sender,
+    /// The API's TLS configuration (the downloads' too, for an HTTPS base).
+    tls: Tls,
     /// Built at the first download: a client that saves no file loads no root store.
     media: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
     auth: Option<reqwest::header::HeaderValue>,
@@ -55,9 +57,16 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-/// What both HTTP clients share: the connect timeout and falq's user agent.
-fn client_builder(config: &Config) -> reqwest::ClientBuilder {
-    reqwest::Client::builder().connect_timeout(config.timeouts.connect).user_agent(concat!("falq/", env!("CARGO_PKG_VERSION")))
+/// What both HTTP clients share: the connect timeout, falq's user agent, and their TLS
+/// configuration ([`crate::send::tls`]).
+fn client_builder(config: &Config, tls: Tls) -> reqwest::ClientBuilder {
+    let builder =
+        reqwest::Client::builder().connect_timeout(config.timeouts.connect).user_agent(concat!("falq/", env!("CARGO_PKG_VERSION")));
+    #[cfg(feature = "rustls")]
+    let builder = builder.tls_backend_preconfigured(tls);
+    #[cfg(not(feature = "rustls"))]
+    let () = tls;
+    builder
 }
 
 impl Transport {
@@ -69,18 +78,15 @@ impl Transport {
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() < 5 && same_origin(attempt.url(), &base) { attempt.follow() } else { attempt.stop() }
         });
-        let mut api = client_builder(&config).redirect(policy);
+        // The API client goes nowhere but the base's origin: over plain HTTP it never
+        // speaks TLS, and loads no root store (the system's certificates, read from disk).
+        let tls = crate::send::tls(config.base_url.scheme() == "https").map_err(|message| Error::Config { message })?;
+        let mut api = client_builder(&config, tls.clone()).redirect(policy);
         if config.http.version == HttpVersion::Http2PriorKnowledge {
             api = api.http2_prior_knowledge();
         }
-        // The API client goes nowhere but the base's origin: over plain HTTP it never
-        // speaks TLS, and loads no root store (the system's certificates, read from disk).
-        #[cfg(feature = "rustls")]
-        if config.base_url.scheme() != "https" {
-            api = api.tls_certs_only(std::iter::empty());
-        }
         let api = api.build().map_err(|e| Error::Config { message: format!("cannot build the HTTP client: {e}") })?;
-        let sender = Sender::new(&config, &api).map_err(|message| Error::Config { message })?;
+        let sender = Sender::new(&config, &api, tls.clone()).map_err(|message| Error::Config { message })?;
         let auth = match &config.key {
             Some(key) => {
                 let mut v = reqwest::header::HeaderValue::from_str(&config.auth_scheme.header_value(key))
@@ -91,7 +97,7 @@ impl Transport {
             None => None,
         };
         let in_flight = std::sync::Arc::new(Limiter::new(&config.http));
-        Ok(Self { config, api, sender, media: Default::default(), auth, in_flight })
+        Ok(Self { config, api, sender, tls, media: Default::default(), auth, in_flight })
     }
 
     /// The HTTP client of downloads, built the first time one is asked for.
@@ -99,7 +105,12 @@ impl Transport {
         if let Some(client) = self.media.get() {
             return Ok(client);
         }
-        let client = client_builder(&self.config)
+        // Media may be anywhere: the platform's authorities (the API's own, over HTTPS).
+        let tls = match self.config.base_url.scheme() {
+            "https" => self.tls.clone(),
+            _ => crate::send::tls(true).map_err(|message| Error::Config { message })?,
+        };
+        let client = client_builder(&self.config, tls)
             // A stalled media server: no byte for this long ends the download.
             .read_timeout(self.config.timeouts.read)
             .build()

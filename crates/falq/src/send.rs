@@ -40,6 +40,12 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 #[cfg(not(feature = "rustls"))]
 type Connector = HttpConnector;
 
+/// The TLS configuration a client is built with ([`tls`]); nothing without TLS.
+#[cfg(feature = "rustls")]
+pub(crate) type Tls = rustls::ClientConfig;
+#[cfg(not(feature = "rustls"))]
+pub(crate) type Tls = ();
+
 /// Who sends a client's API requests.
 #[derive(Clone, Debug)]
 pub(crate) enum Sender {
@@ -94,12 +100,13 @@ impl std::fmt::Display for SendError {
 }
 
 impl Sender {
-    /// The sender of API requests to `config`'s base; `api` is the client requests are built on.
-    pub(crate) fn new(config: &Config, api: &reqwest::Client) -> Result<Sender, String> {
+    /// The sender of API requests to `config`'s base; `api` is the client requests are
+    /// built on, `tls` the API's TLS configuration.
+    pub(crate) fn new(config: &Config, api: &reqwest::Client, tls: Tls) -> Result<Sender, String> {
         if behind_proxy(&config.base_url) {
             return Ok(Sender::Proxied(api.clone()));
         }
-        Ok(Sender::Direct(Box::new(Direct::new(config)?)))
+        Ok(Sender::Direct(Box::new(Direct::new(config, tls)?)))
     }
 
     /// Sends `request`, following redirects within the base's origin (a redirect off it is
@@ -124,7 +131,7 @@ fn behind_proxy(base: &Url) -> bool {
 }
 
 impl Direct {
-    fn new(config: &Config) -> Result<Direct, String> {
+    fn new(config: &Config, tls: Tls) -> Result<Direct, String> {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.timeouts.connect));
@@ -137,7 +144,7 @@ impl Direct {
             pool.http2_only(true);
         }
         let user_agent = HeaderValue::from_static(concat!("falq/", env!("CARGO_PKG_VERSION")));
-        Ok(Direct { pool: pool.build(connector(http, config)?), user_agent, base: config.base_url.clone() })
+        Ok(Direct { pool: pool.build(connector(http, config, tls)?), user_agent, base: config.base_url.clone() })
     }
 
     async fn send(
@@ -212,33 +219,33 @@ fn redirect_target(response: &reqwest::Response, url: &Url, base: &Url) -> Optio
     same_origin(&target, base).then_some(target)
 }
 
+/// The TLS configuration of falq's clients: ring's cryptography, and the platform's
+/// verifier with its authorities (`SSL_CERT_FILE` adds one on Linux) or, for a client that
+/// never speaks TLS (the API client of a plain-HTTP base), no authority at all, so no root
+/// store is read from disk. ALPN offers HTTP/2, then HTTP/1.1.
 #[cfg(feature = "rustls")]
-fn connector(mut http: HttpConnector, config: &Config) -> Result<Connector, String> {
-    http.enforce_http(false);
-    let builder = hyper_rustls::HttpsConnectorBuilder::new();
-    let builder = if config.base_url.scheme() == "https" {
+pub(crate) fn tls(platform_roots: bool) -> Result<Tls, String> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?;
+    let mut config = if platform_roots {
         use rustls_platform_verifier::BuilderVerifierExt;
-        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("cannot set up TLS: {e}"))?
-            .with_platform_verifier()
-            .map_err(|e| format!("cannot load the platform's certificate verifier: {e}"))?
-            .with_no_client_auth();
-        builder.with_tls_config(tls)
+        builder.with_platform_verifier().map_err(|e| format!("cannot load the platform's certificate verifier: {e}"))?.with_no_client_auth()
     } else {
-        // A plain-HTTP base: the key goes nowhere else, so no TLS is ever spoken (and no
-        // root store is read from disk).
-        builder.with_tls_config(
-            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| format!("cannot set up TLS: {e}"))?
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth(),
-        )
+        builder.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth()
     };
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+#[cfg(feature = "rustls")]
+fn connector(mut http: HttpConnector, config: &Config, mut tls: Tls) -> Result<Connector, String> {
+    http.enforce_http(false);
+    // The builder sets ALPN itself (and refuses a configuration that has it already).
+    tls.alpn_protocols.clear();
     // ALPN offers HTTP/2 and HTTP/1.1, or HTTP/2 alone when the relay is known to speak it.
-    let builder = builder.https_or_http();
+    let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
     Ok(if config.http.version == HttpVersion::Http2PriorKnowledge {
         builder.enable_http2().wrap_connector(http)
     } else {
@@ -246,7 +253,13 @@ fn connector(mut http: HttpConnector, config: &Config) -> Result<Connector, Stri
     })
 }
 
+/// No TLS without the `rustls` feature.
 #[cfg(not(feature = "rustls"))]
-fn connector(http: HttpConnector, _config: &Config) -> Result<Connector, String> {
+pub(crate) fn tls(_platform_roots: bool) -> Result<Tls, String> {
+    Ok(())
+}
+
+#[cfg(not(feature = "rustls"))]
+fn connector(http: HttpConnector, _config: &Config, _tls: Tls) -> Result<Connector, String> {
     Ok(http)
 }
