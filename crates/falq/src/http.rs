@@ -73,10 +73,11 @@ impl Transport {
     /// Builds both HTTP clients from the configuration.
     pub fn new(config: Config) -> Result<Self, Error> {
         let base = config.base_url.clone();
-        // Redirects are followed only within the base's origin; reqwest would drop the
+        // Behind a proxy, reqwest sends (send.rs) and follows redirects as the direct sender
+        // does: only within the base's origin, at most MAX_REDIRECTS; reqwest would drop the
         // Authorization header across hosts, but we do not go there at all.
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() < 5 && same_origin(attempt.url(), &base) { attempt.follow() } else { attempt.stop() }
+            if attempt.previous().len() < MAX_REDIRECTS && same_origin(attempt.url(), &base) { attempt.follow() } else { attempt.stop() }
         });
         // The API client goes nowhere but the base's origin: over plain HTTP it never
         // speaks TLS, and loads no root store (the system's certificates, read from disk).
