@@ -268,25 +268,12 @@ pub struct FileSlot {
 
 /// The schemas a use site passes through to what it is: itself, each `$ref`'s target and
 /// each single `allOf`, with the names of the components followed.
-fn chain<'a>(doc: &'a Value, mut s: &'a Value) -> (Vec<&'a Value>, Vec<&'a str>) {
-    let mut schemas = vec![s];
-    let mut names = Vec::new();
-    for _ in 0..32 {
-        if let Some(name) = s.get("$ref").and_then(Value::as_str).and_then(component_name) {
-            match ref_target(doc, s) {
-                Some(t) => {
-                    names.push(name);
-                    s = t;
-                }
-                None => break,
-            }
-        } else if let Some([one]) = s.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
-            s = one;
-        } else {
-            break;
-        }
-        schemas.push(s);
-    }
+fn chain<'a>(doc: &'a Value, s: &'a Value) -> (Vec<&'a Value>, Vec<&'a str>) {
+    let (mut schemas, mut names) = (Vec::new(), Vec::new());
+    crate::walk::chain(doc, s, |step| match step {
+        crate::walk::Step::Schema(s) => schemas.push(s),
+        crate::walk::Step::Component(name) => names.push(name),
+    });
     (schemas, names)
 }
 
