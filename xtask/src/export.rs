@@ -60,6 +60,10 @@ pub fn to_json_schema(schema: &Value) -> Value {
             out.insert(k.into(), converted);
         } else if SHARED_KEYWORDS.contains(&k) {
             out.insert(k.into(), v.clone());
+        } else if k == "x-falq-examples" {
+            // The page's examples (normalize gathers them here): what tells a file's kind
+            // when nothing else does (`falq_core::outputs`).
+            out.insert("examples".into(), v.clone());
         }
     }
     for (flag, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
@@ -249,13 +253,6 @@ pub fn fields(doc: &Value, input: &str) -> Vec<Field> {
         .collect()
 }
 
-/// Whether a schema is a file of an output: fal's `File` (and `Image`, `VideoFile`, ...):
-/// an object whose `url` property is a string.
-fn is_file(doc: &Value, s: &Value) -> bool {
-    let r = resolve(doc, s);
-    r.pointer("/properties/url").map(|u| resolve(doc, u)).is_some_and(|u| u.get("type").is_none_or(|t| t == "string"))
-}
-
 /// One file slot of an output: where it sits (a JSON pointer, `*` for every item of an
 /// array) and what it is.
 #[derive(Clone, Debug, PartialEq)]
@@ -266,129 +263,15 @@ pub struct FileSlot {
     pub kind: FileKind,
 }
 
-/// The schemas a use site passes through to what it is: itself, each `$ref`'s target and
-/// each single `allOf`, with the names of the components followed.
-fn chain<'a>(doc: &'a Value, s: &'a Value) -> (Vec<&'a Value>, Vec<&'a str>) {
-    let (mut schemas, mut names) = (Vec::new(), Vec::new());
-    crate::walk::chain(doc, s, |step| match step {
-        crate::walk::Step::Schema(s) => schemas.push(s),
-        crate::walk::Step::Component(name) => names.push(name),
-    });
-    (schemas, names)
-}
-
-/// What a file slot is, from the most to the least telling: the media type or file name
-/// the schema gives (a default, a single enum value, an example), the names of the
-/// components it is (`VideoFile`), the names of the fields it sits under (`audio_file`,
-/// `images`), then the descriptions (`The generated video`); a file nothing tells is `Other`.
-pub fn file_kind(doc: &Value, use_site: &Value, fields: &[&str]) -> FileKind {
-    let (schemas, components) = chain(doc, use_site);
-    let file = resolve(doc, use_site);
-    // Values a property of the file takes: its default, its single enum value, and the
-    // examples of the file (on any schema of the chain) or of the property.
-    let stated = |property: &str| -> Vec<String> {
-        let mut out = Vec::new();
-        if let Some(p) = file.pointer(&format!("/properties/{property}")) {
-            let p = resolve(doc, p);
-            out.extend(p.get("default").and_then(Value::as_str).map(str::to_string));
-            if let Some([one]) = p.get("enum").and_then(Value::as_array).map(Vec::as_slice) {
-                out.extend(one.as_str().map(str::to_string));
-            }
-            out.extend(
-                p.get("x-falq-examples").and_then(Value::as_array).into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)),
-            );
-        }
-        for s in &schemas {
-            let examples = s.get("x-falq-examples").and_then(Value::as_array).into_iter().flatten().chain(s.get("default"));
-            out.extend(examples.filter_map(|e| e.get(property)).filter_map(|v| v.as_str().map(str::to_string)));
-        }
-        out
-    };
-    let by_type = stated("content_type").iter().find_map(|t| FileKind::from_content_type(t));
-    let by_name = || stated("file_name").iter().chain(&stated("url")).find_map(|n| FileKind::from_name(n));
-    let by_component = || components.iter().find_map(|n| FileKind::from_words(n));
-    let by_field = || fields.iter().rev().find_map(|n| FileKind::from_words(n));
-    let by_description = || schemas.iter().filter_map(|s| s.get("description").and_then(Value::as_str)).find_map(FileKind::from_words);
-    by_type.or_else(by_name).or_else(by_component).or_else(by_field).or_else(by_description).unwrap_or(FileKind::Other)
-}
-
-/// Where files sit in an output component, with their kinds.
+/// Where files sit in an output component, with their kinds: read from its JSON Schema as
+/// the catalogue holds it (`falq_core::outputs`, which the simulator reads too).
 pub fn output_files(doc: &Value, output: &str) -> Vec<FileSlot> {
-    let mut out = Vec::new();
-    walk_output(doc, output, &mut |at, fields, s| {
-        if is_file(doc, s) {
-            out.push(FileSlot { pointer: at.to_string(), kind: file_kind(doc, s, fields) });
-            return false;
-        }
-        true
-    });
-    out
+    falq_core::outputs::output_files(&bundled(doc, output)).into_iter().map(|(pointer, kind)| FileSlot { pointer, kind }).collect()
 }
 
-/// Field names an output echoes from its input or that name no text a user reads.
-const NOT_TEXT: &[&str] = &["prompt", "negative_prompt", "request_id", "content_type", "file_name", "url", "status", "seed"];
-
-/// Where an output's free text sits (a transcript, a description, a caption): every string
-/// field that is no enum, no URL and no echo of the input, outside files.
+/// Where an output component's free text sits (a transcript, a description, a caption).
 pub fn output_text(doc: &Value, output: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    walk_output(doc, output, &mut |at, fields, s| {
-        if is_file(doc, s) {
-            return false;
-        }
-        let r = resolve(doc, s);
-        let name = fields.iter().rev().find(|f| **f != "*").copied().unwrap_or("");
-        let is_text = r.get("type").and_then(Value::as_str) == Some("string")
-            && r.get("enum").is_none()
-            && r.get("format").is_none()
-            && !name.is_empty()
-            && !NOT_TEXT.contains(&name)
-            && !name.ends_with("_url")
-            && !name.ends_with("_id");
-        if is_text {
-            out.push(at.to_string());
-        }
-        true
-    });
-    out
-}
-
-/// Calls `visit(pointer, field names, use site)` on every schema of an output component,
-/// depth first; `visit` answers whether to go inside.
-fn walk_output(doc: &Value, output: &str, visit: &mut dyn FnMut(&str, &[&str], &Value) -> bool) {
-    fn walk<'a>(
-        doc: &'a Value,
-        s: &'a Value,
-        at: String,
-        fields: &mut Vec<&'a str>,
-        visit: &mut dyn FnMut(&str, &[&str], &Value) -> bool,
-        depth: usize,
-    ) {
-        if depth > 12 || !visit(&at, fields, s) {
-            return;
-        }
-        let r = resolve(doc, s);
-        if let Some(props) = r.get("properties").and_then(Value::as_object) {
-            for (name, p) in props {
-                fields.push(name);
-                walk(doc, p, format!("{at}/{name}"), fields, visit, depth + 1);
-                fields.pop();
-            }
-        }
-        if let Some(items) = r.get("items") {
-            fields.push("*");
-            walk(doc, items, format!("{at}/*"), fields, visit, depth + 1);
-            fields.pop();
-        }
-        for key in ["oneOf", "anyOf"] {
-            for branch in r.get(key).and_then(Value::as_array).into_iter().flatten() {
-                walk(doc, branch, at.clone(), fields, visit, depth + 1);
-            }
-        }
-    }
-    if let Some(s) = crate::walk::component(doc, output) {
-        walk(doc, s, String::new(), &mut Vec::new(), visit, 0);
-    }
+    falq_core::outputs::output_text(&bundled(doc, output))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 mod duration;
 pub mod json_schema;
 mod kind;
+pub mod outputs;
 pub mod retry;
 mod sample;
 mod validate;

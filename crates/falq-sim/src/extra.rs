@@ -1,20 +1,22 @@
 //! Endpoints the simulated relay sells beyond the catalogue (`SimConfig::extra_endpoints`):
 //! a relay always sells more models than falq has pages for, and a client must run those
 //! untyped. Each takes any JSON object and answers an output made from the JSON Schema
-//! given, its files typed by the words that name them (`audio`, `video`, `model_mesh`).
+//! given, its files and text found as regen finds those of the catalogue's endpoints
+//! (`falq_api::outputs`: a file's kind from its media type, names, field or description).
 
-use falq_api::{EndpointInfo, FileKind, OutputFile};
+use falq_api::{EndpointInfo, OutputFile};
 use serde_json::Value;
 
 /// An endpoint without a page: `id` takes any JSON object and answers, once completed, an
-/// output shaped by `output_schema` (a JSON Schema; files are objects with a string `url`,
-/// their kinds read from their field names, or a `content_type` default). Leaked: an
-/// endpoint lives as long as the process, as the catalogue's do.
+/// output shaped by `output_schema` (a JSON Schema in the catalogue's form: files are
+/// objects with a string `url`). Leaked: an endpoint lives as long as the process, as the
+/// catalogue's do.
 pub fn extra_endpoint(id: &str, output_schema: Value) -> &'static EndpointInfo {
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
-    let mut files = Vec::new();
-    file_slots(&output_schema, String::new(), &mut Vec::new(), &mut files, 0);
+    let files = falq_api::outputs::output_files(&output_schema);
     let output_files: Vec<OutputFile> = files.into_iter().map(|(pointer, kind)| OutputFile { pointer: leak(pointer), kind }).collect();
+    let text: Vec<&'static str> = falq_api::outputs::output_text(&output_schema).into_iter().map(leak).collect();
+    let kind = falq_api::output_kind_label(output_files.iter().map(|f| (f.kind, f.pointer.contains('*'))), !text.is_empty());
     let id = id.trim_matches('/');
     Box::leak(Box::new(EndpointInfo {
         id: leak(id.to_string()),
@@ -29,35 +31,15 @@ pub fn extra_endpoint(id: &str, output_schema: Value) -> &'static EndpointInfo {
         input_json_schema: r#"{"type": "object"}"#,
         output_json_schema: leak(output_schema.to_string()),
         output_files: Box::leak(output_files.into_boxed_slice()),
-        output_text: &[],
-        output_kind: "",
+        output_text: Box::leak(text.into_boxed_slice()),
+        output_kind: leak(kind),
     }))
-}
-
-fn file_slots(s: &Value, at: String, names: &mut Vec<String>, out: &mut Vec<(String, FileKind)>, depth: usize) {
-    if depth > 16 {
-        return;
-    }
-    let props = s.get("properties").and_then(Value::as_object);
-    if props.is_some_and(|p| p.contains_key("url")) {
-        let stated = s.pointer("/properties/content_type/default").and_then(Value::as_str).and_then(FileKind::from_content_type);
-        let named = names.iter().rev().find_map(|n| FileKind::from_words(n));
-        out.push((at, stated.or(named).unwrap_or(FileKind::Other)));
-        return;
-    }
-    for (name, p) in props.into_iter().flatten() {
-        names.push(name.clone());
-        file_slots(p, format!("{at}/{name}"), names, out, depth + 1);
-        names.pop();
-    }
-    if let Some(items) = s.get("items") {
-        file_slots(items, format!("{at}/*"), names, out, depth + 1);
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use falq_api::FileKind;
     use serde_json::json;
 
     #[test]
@@ -73,6 +55,8 @@ mod tests {
         assert_eq!((e.id, e.app_id), ("acme/speech/v2", "acme/speech"));
         let files: Vec<(&str, FileKind)> = e.output_files.iter().map(|f| (f.pointer, f.kind)).collect();
         assert_eq!(files, [("/audio", FileKind::Audio), ("/clips/*/video", FileKind::Video), ("/asset", FileKind::Mesh)]);
+        assert_eq!(e.output_text, ["/text"]);
+        assert!(!e.output_kind.is_empty(), "{:?}", e.output_kind);
         assert!((e.check_output)(&json!({})).is_ok() && (e.check_output)(&json!([])).is_err());
     }
 }
