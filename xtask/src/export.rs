@@ -37,8 +37,8 @@ const SHARED_KEYWORDS: &[&str] = &[
 
 /// The JSON Schema form of an OpenAPI 3.0 schema, in the catalogue's dialect: `$ref`s into
 /// the definitions (one with siblings inside an `allOf`, so the siblings still apply),
-/// `nullable` as a null type, the boolean exclusive bounds as numbers; extensions and
-/// OpenAPI-only keywords dropped.
+/// `nullable` as a null type, the boolean exclusive bounds as numbers, the page's examples
+/// (`x-falq-examples`) as `examples`; other extensions and OpenAPI-only keywords dropped.
 pub fn to_json_schema(schema: &Value) -> Value {
     let Value::Object(m) = schema else { return schema.clone() };
     let mut out = Map::new();

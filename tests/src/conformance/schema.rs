@@ -1,5 +1,6 @@
 //! OpenAPI 3.0 schema objects as JSON Schema (the catalogue's dialect): `$ref`s to the definitions, `nullable` as a
-//! null type, the boolean `exclusiveMinimum` as a number, extensions and OpenAPI-only words dropped.
+//! null type, the boolean `exclusiveMinimum` as a number, the page's examples as `examples`, other
+//! extensions and OpenAPI-only words dropped.
 
 use falq_api::json_schema::DEFINITIONS;
 use serde_json::{Map, Value, json};
@@ -52,7 +53,10 @@ mod tests {
             json!({"anyOf": [{"allOf": [{"$ref": "#/definitions/M"}], "description": "d"}, {"type": "null"}]}),
         );
         check(json!({"type": "number", "minimum": 1, "exclusiveMinimum": true}), json!({"type": "number", "exclusiveMinimum": 1}));
-        check(json!({"type": "string", "x-falq-examples": ["a"], "example": "b", "stray": null}), json!({"type": "string"}));
+        check(
+            json!({"type": "string", "x-falq-examples": ["a"], "example": "b", "stray": null}),
+            json!({"type": "string", "examples": ["a"]}),
+        );
         check(json!({"properties": {"type": {"type": "string"}}}), json!({"properties": {"type": {"type": "string"}}}));
     }
 }
