@@ -185,42 +185,20 @@ pub fn ref_target<'a>(doc: &'a Value, s: &Value) -> Option<&'a Value> {
 }
 
 /// Follows `$ref`s and single-`allOf` wrappers to the schema that says what a value is.
-pub fn resolve<'a>(doc: &'a Value, s: &'a Value) -> &'a Value {
-    let mut last = s;
-    chain(doc, s, |step| {
-        if let Step::Schema(s) = step {
-            last = s;
-        }
-    });
-    last
-}
-
-/// One step of [`chain`].
-pub enum Step<'a> {
-    /// A schema on the way, the use site first.
-    Schema(&'a Value),
-    /// A component a `$ref` on the way names.
-    Component(&'a str),
-}
-
-/// The way from a use site to the schema that says what its value is: every schema on it
-/// (the use site, each `$ref`'s target, each single `allOf`'s member) and the component
-/// each `$ref` names, in order; at most 32 steps (a cycle ends there), a dangling `$ref`
-/// ends it. The one place the spec's `$ref`s are followed.
-pub fn chain<'a>(doc: &'a Value, mut s: &'a Value, mut f: impl FnMut(Step<'a>)) {
-    f(Step::Schema(s));
+pub fn resolve<'a>(doc: &'a Value, mut s: &'a Value) -> &'a Value {
     for _ in 0..32 {
-        if let Some(r) = s.get("$ref") {
-            let Some((name, t)) = r.as_str().and_then(component_name).and_then(|n| Some((n, component(doc, n)?))) else { break };
-            f(Step::Component(name));
-            s = t;
+        if s.get("$ref").is_some() {
+            match ref_target(doc, s) {
+                Some(t) => s = t,
+                None => break,
+            }
         } else if let Some([one]) = s.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
             s = one;
         } else {
             break;
         }
-        f(Step::Schema(s));
     }
+    s
 }
 
 /// Calls `f(keys, schema)` on every schema of the document, nested ones included,
