@@ -366,7 +366,7 @@ impl Transport {
     fn not_redirected(&self, ctx: &CallCtx<'_>, call: Call, resp: reqwest::Response) -> Result<reqwest::Response, Error> {
         if resp.status().is_redirection() {
             let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
-            if resp.url().join(&location).is_ok_and(|to| same_origin(&to, &self.config.base_url)) {
+            if crate::send::location_within(&resp, &self.config.base_url).is_some() {
                 let message = format!(
                     "HTTP {} to {location} after {} redirects within the base URL; not followed further",
                     resp.status(),

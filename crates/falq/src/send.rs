@@ -156,10 +156,9 @@ impl Direct {
         let mut hops = 0;
         let mut as_get = false;
         loop {
-            let url = request.url().clone();
             let post = request.method() == Method::POST;
-            let response = self.send_one(request, url.clone()).await?;
-            let Some(location) = redirect_target(&response, &url, &self.base).filter(|_| hops < MAX_REDIRECTS) else {
+            let response = self.send_one(request).await?;
+            let Some(location) = redirect_target(&response, &self.base).filter(|_| hops < MAX_REDIRECTS) else {
                 return Ok(response);
             };
             let Some(mut again) = remake() else { return Ok(response) };
@@ -180,7 +179,8 @@ impl Direct {
     }
 
     /// One request, its answer as reqwest's `Response` (its URL the request's).
-    async fn send_one(&self, request: reqwest::Request, url: Url) -> Result<reqwest::Response, SendError> {
+    async fn send_one(&self, request: reqwest::Request) -> Result<reqwest::Response, SendError> {
+        let url = request.url().clone();
         let mut request: http::Request<reqwest::Body> =
             request.try_into().map_err(|e: reqwest::Error| SendError::Unsendable(crate::http::error_chain(&e)))?;
         let headers = request.headers_mut();
@@ -201,9 +201,9 @@ impl Direct {
     }
 }
 
-/// Where a redirect of `response` (to `url`) leads, if it is one falq follows: a
-/// `Location` within the base's origin.
-fn redirect_target(response: &reqwest::Response, url: &Url, base: &Url) -> Option<Url> {
+/// Where a redirect of `response` leads, if it is one falq follows: a `Location` within
+/// the base's origin.
+fn redirect_target(response: &reqwest::Response, base: &Url) -> Option<Url> {
     if !matches!(
         response.status(),
         StatusCode::MOVED_PERMANENTLY
@@ -214,8 +214,14 @@ fn redirect_target(response: &reqwest::Response, url: &Url, base: &Url) -> Optio
     ) {
         return None;
     }
+    location_within(response, base)
+}
+
+/// The `Location` of `response` (read against the URL it answers), if it is within the
+/// base's origin.
+pub(crate) fn location_within(response: &reqwest::Response, base: &Url) -> Option<Url> {
     let location = response.headers().get(LOCATION)?.to_str().ok()?;
-    let target = url.join(location).ok()?;
+    let target = response.url().join(location).ok()?;
     same_origin(&target, base).then_some(target)
 }
 
