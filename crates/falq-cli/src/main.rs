@@ -1273,7 +1273,7 @@ async fn sim(args: SimArgs) -> Result<u8, Failure> {
         let read = |flag: &str, p: &PathBuf| std::fs::read(p).map_err(|e| Usage(format!("{flag} {}: {e}", p.display())));
         config.tls = Some(falq_sim::SimTls { cert_pem: read("--tls-cert", cert)?, key_pem: read("--tls-key", key)? });
     }
-    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let scheme = config.scheme();
     let listener = tokio::net::TcpListener::bind(&args.addr).await.map_err(|e| Usage(format!("--addr {}: {e}", args.addr)))?;
     let addr = listener.local_addr()?;
     // Started (its configuration checked, a TLS certificate read) before it says where it listens.

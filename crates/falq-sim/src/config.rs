@@ -188,6 +188,11 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
+    /// `https` when the simulator serves TLS, else `http`: the scheme of its URLs.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     /// Checks the values and normalizes the prefix and URLs.
     pub(crate) fn normalized(mut self) -> Result<SimConfig, SimError> {
         if self.timing.workers == 0 {

@@ -50,7 +50,6 @@ impl Sim {
         let local_addr = listener.local_addr()?;
         let catalog = Catalog::load(&config.extra_endpoints);
         let tls = config.tls.as_ref().map(|t| t.server_config().map(tokio_rustls::TlsAcceptor::from)).transpose()?;
-        let scheme = if tls.is_some() { "https" } else { "http" };
         let base_url = match &config.public_url {
             Some(url) => url.clone(),
             None => {
@@ -61,7 +60,7 @@ impl Sim {
                         IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
                     });
                 }
-                format!("{scheme}://{shown}{}", config.path_prefix)
+                format!("{}://{shown}{}", config.scheme(), config.path_prefix)
             }
         };
         let faults = FaultEngine::new(config.faults.clone(), config.seed);

@@ -65,13 +65,6 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// `https` when the simulator serves TLS, else `http`.
-    pub(crate) fn scheme(&self) -> &'static str {
-        if self.tls.is_some() { "https" } else { "http" }
-    }
-}
-
-impl Shared {
     /// The core, even if a panicking thread poisoned the lock (its state stays consistent:
     /// every change is made whole under the lock).
     pub(crate) fn core(&self) -> MutexGuard<'_, Core> {
@@ -383,7 +376,7 @@ fn request_base(shared: &Shared, headers: &HeaderMap) -> String {
         return url.clone();
     }
     match host_of(headers) {
-        Some(host) => format!("{}://{host}{}", shared.scheme(), shared.config.path_prefix),
+        Some(host) => format!("{}://{host}{}", shared.config.scheme(), shared.config.path_prefix),
         None => shared.base_url.clone(),
     }
 }
