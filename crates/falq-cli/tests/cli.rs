@@ -253,9 +253,11 @@ fn ctrl_c_stops_waiting_and_says_how_to_resume_or_cancels() {
         if cancel {
             cmd.arg("--cancel-on-interrupt");
         }
+        // Counted before the run starts: on a loaded machine the run may journal its submit
+        // before a `falq jobs` started after it has read the journal.
+        let before = jobs(&home).len();
         let child = cmd.spawn().unwrap();
         let journal = home.path("home/journal.jsonl");
-        let before = jobs(&home).len();
         wait_for("the journal entry", || std::fs::read_to_string(&journal).is_ok_and(|t| t.matches("\"submitted\"").count() > before));
         std::thread::sleep(Duration::from_millis(200));
         interrupt(&child);
