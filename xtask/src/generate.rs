@@ -321,6 +321,7 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
                 input_schema: #input,
                 output_schema: #output,
                 check_output: crate::check_as::<crate::types::#output_ty>,
+                check_output_json: crate::check_json_as::<crate::types::#output_ty>,
                 fields: &[#(#field_rows),*],
                 input_json_schema: #input_json_schema,
                 output_json_schema: #output_json_schema,

@@ -41,6 +41,9 @@ pub struct EndpointInfo {
     /// Whether a JSON value is this endpoint's output (decodes as its output type);
     /// the error says which field does not.
     pub check_output: fn(&serde_json::Value) -> Result<(), String>,
+    /// [`EndpointInfo::check_output`] of JSON text, decoded straight into the output type
+    /// without a `Value` first: what the transport asks of every result it reads.
+    pub check_output_json: fn(&[u8]) -> Result<(), String>,
     /// The input's fields, in the page's order: what the CLI shows and parses.
     pub fields: &'static [FieldInfo],
     /// The JSON Schema of the input ([`json_schema::DIALECT`]), self-contained: what is checked before sending.
@@ -90,6 +93,12 @@ pub struct FieldInfo {
 /// Whether `value` decodes as `T`; the error names the field where it does not.
 pub fn check_as<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Result<(), String> {
     T::deserialize(value).map(drop).map_err(|e| e.to_string())
+}
+
+/// Whether the JSON text `json` decodes as `T` ([`check_as`] without building a `Value`);
+/// the error names the field where it does not.
+pub fn check_json_as<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<(), String> {
+    serde_json::from_slice::<T>(json).map(drop).map_err(|e| e.to_string())
 }
 
 /// An endpoint known at compile time: its input and output types.

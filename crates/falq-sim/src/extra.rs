@@ -27,6 +27,11 @@ pub fn extra_endpoint(id: &str, output_schema: Value) -> &'static EndpointInfo {
         input_schema: "",
         output_schema: "",
         check_output: |v| if v.is_object() { Ok(()) } else { Err("not a JSON object".into()) },
+        check_output_json: |json| match serde_json::from_slice::<serde::de::IgnoredAny>(json) {
+            Ok(_) if json.trim_ascii_start().starts_with(b"{") => Ok(()),
+            Ok(_) => Err("not a JSON object".into()),
+            Err(e) => Err(e.to_string()),
+        },
         fields: &[],
         input_json_schema: r#"{"type": "object"}"#,
         output_json_schema: leak(output_schema.to_string()),
@@ -58,5 +63,8 @@ mod tests {
         assert_eq!(e.output_text, ["/text"]);
         assert!(!e.output_kind.is_empty(), "{:?}", e.output_kind);
         assert!((e.check_output)(&json!({})).is_ok() && (e.check_output)(&json!([])).is_err());
+        for (text, object) in [(" {\"a\": 1}", true), ("{}", true), ("[]", false), ("\"{}\"", false), ("{", false), ("7", false)] {
+            assert_eq!((e.check_output_json)(text.as_bytes()).is_ok(), object, "{text}");
+        }
     }
 }

@@ -1087,8 +1087,13 @@ fn result_shape(endpoint_id: &str, value: &Value) -> ResultShape {
 pub(crate) fn readable(call: Call, endpoint_id: &str, body: &[u8]) -> bool {
     match call {
         Call::Status => serde_json::from_slice::<QueueStatus>(body).is_ok(),
+        // The endpoint's output is told from the text itself, without a `Value` (the
+        // answer nearly every result call gets); anything else is read as a value, to tell a
+        // failure or an unfinished status from a glitch. Text that decodes as the output type
+        // is a value that does too, so the verdict is the value's alone.
         Call::Result => {
-            serde_json::from_slice::<Value>(body).is_ok_and(|v| !matches!(result_shape(endpoint_id, &v), ResultShape::Other(_)))
+            falq_api::endpoint(endpoint_id).is_some_and(|e| (e.check_output_json)(body).is_ok())
+                || serde_json::from_slice::<Value>(body).is_ok_and(|v| !matches!(result_shape(endpoint_id, &v), ResultShape::Other(_)))
         }
         _ => serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok(),
     }

@@ -12,6 +12,7 @@ pub static BYTEDANCE_SEEDREAM_V4_EDIT: crate::EndpointInfo = crate::EndpointInfo
     input_schema: "BytedanceSeedreamV4EditInput",
     output_schema: "SeededImagesOutput",
     check_output: crate::check_as::<crate::types::SeededImagesOutput>,
+    check_output_json: crate::check_json_as::<crate::types::SeededImagesOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -105,6 +106,7 @@ pub static BYTEDANCE_SEEDREAM_V4_TEXT_TO_IMAGE: crate::EndpointInfo = crate::End
     input_schema: "BytedanceSeedreamV4TextToImageInput",
     output_schema: "SeededImagesOutput",
     check_output: crate::check_as::<crate::types::SeededImagesOutput>,
+    check_output_json: crate::check_json_as::<crate::types::SeededImagesOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -184,6 +186,7 @@ pub static FLUX_LORA_IMAGE_TO_IMAGE: crate::EndpointInfo = crate::EndpointInfo {
     input_schema: "FluxLoraImageToImageInput",
     output_schema: "FluxImageOutput",
     check_output: crate::check_as::<crate::types::FluxImageOutput>,
+    check_output_json: crate::check_json_as::<crate::types::FluxImageOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -319,6 +322,7 @@ pub static FLUX_LORA_INPAINTING: crate::EndpointInfo = crate::EndpointInfo {
     input_schema: "FluxLoraInpaintingInput",
     output_schema: "FluxImageOutput",
     check_output: crate::check_as::<crate::types::FluxImageOutput>,
+    check_output_json: crate::check_json_as::<crate::types::FluxImageOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -468,6 +472,7 @@ pub static FLUX_LORA: crate::EndpointInfo = crate::EndpointInfo {
     input_schema: "FluxLoraInput",
     output_schema: "FluxImageOutput",
     check_output: crate::check_as::<crate::types::FluxImageOutput>,
+    check_output_json: crate::check_json_as::<crate::types::FluxImageOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -589,6 +594,7 @@ pub static KLING_VIDEO_V2_5_TURBO_PRO_IMAGE_TO_VIDEO: crate::EndpointInfo = crat
     input_schema: "KlingVideoV25TurboProImageToVideoInput",
     output_schema: "VideoOutput",
     check_output: crate::check_as::<crate::types::VideoOutput>,
+    check_output_json: crate::check_json_as::<crate::types::VideoOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -682,6 +688,7 @@ pub static KLING_VIDEO_V2_5_TURBO_PRO_TEXT_TO_VIDEO: crate::EndpointInfo = crate
     input_schema: "KlingVideoV25TurboProTextToVideoInput",
     output_schema: "VideoOutput",
     check_output: crate::check_as::<crate::types::VideoOutput>,
+    check_output_json: crate::check_json_as::<crate::types::VideoOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -775,6 +782,7 @@ pub static VEO3_FAST_IMAGE_TO_VIDEO: crate::EndpointInfo = crate::EndpointInfo {
     input_schema: "Veo3FastImageToVideoInput",
     output_schema: "VideoOutput",
     check_output: crate::check_as::<crate::types::VideoOutput>,
+    check_output_json: crate::check_json_as::<crate::types::VideoOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -882,6 +890,7 @@ pub static VEO3_FAST: crate::EndpointInfo = crate::EndpointInfo {
     input_schema: "Veo3FastInput",
     output_schema: "VideoOutput",
     check_output: crate::check_as::<crate::types::VideoOutput>,
+    check_output_json: crate::check_json_as::<crate::types::VideoOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -1003,6 +1012,7 @@ pub static VEO3_IMAGE_TO_VIDEO: crate::EndpointInfo = crate::EndpointInfo {
     input_schema: "Veo3ImageToVideoInput",
     output_schema: "VideoOutput",
     check_output: crate::check_as::<crate::types::VideoOutput>,
+    check_output_json: crate::check_json_as::<crate::types::VideoOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -1110,6 +1120,7 @@ pub static VEO3: crate::EndpointInfo = crate::EndpointInfo {
     input_schema: "Veo3Input",
     output_schema: "VideoOutput",
     check_output: crate::check_as::<crate::types::VideoOutput>,
+    check_output_json: crate::check_json_as::<crate::types::VideoOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -1231,6 +1242,7 @@ pub static WAN_V2_2_A14B_IMAGE_TO_IMAGE: crate::EndpointInfo = crate::EndpointIn
     input_schema: "WanV22a14bImageToImageInput",
     output_schema: "SingleImageOutput",
     check_output: crate::check_as::<crate::types::SingleImageOutput>,
+    check_output_json: crate::check_json_as::<crate::types::SingleImageOutput>,
     fields: &[
         crate::FieldInfo {
             name: "image_url",
@@ -1422,6 +1434,7 @@ pub static IMAGEN4_PREVIEW: crate::EndpointInfo = crate::EndpointInfo {
     input_schema: "Imagen4PreviewInput",
     output_schema: "DescribedImagesOutput",
     check_output: crate::check_as::<crate::types::DescribedImagesOutput>,
+    check_output_json: crate::check_json_as::<crate::types::DescribedImagesOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -1501,6 +1514,7 @@ pub static NANO_BANANA_EDIT: crate::EndpointInfo = crate::EndpointInfo {
     input_schema: "NanoBananaEditInput",
     output_schema: "DescribedImagesOutput",
     check_output: crate::check_as::<crate::types::DescribedImagesOutput>,
+    check_output_json: crate::check_json_as::<crate::types::DescribedImagesOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -1566,6 +1580,7 @@ pub static NANO_BANANA: crate::EndpointInfo = crate::EndpointInfo {
     input_schema: "NanoBananaInput",
     output_schema: "DescribedImagesOutput",
     check_output: crate::check_as::<crate::types::DescribedImagesOutput>,
+    check_output_json: crate::check_json_as::<crate::types::DescribedImagesOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -1617,6 +1632,7 @@ pub static QWEN_IMAGE_EDIT_LORA: crate::EndpointInfo = crate::EndpointInfo {
     input_schema: "QwenImageEditLoraInput",
     output_schema: "FluxImageOutput",
     check_output: crate::check_as::<crate::types::FluxImageOutput>,
+    check_output_json: crate::check_json_as::<crate::types::FluxImageOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -1766,6 +1782,7 @@ pub static QWEN_IMAGE_EDIT_PLUS: crate::EndpointInfo = crate::EndpointInfo {
     input_schema: "QwenImageEditPlusInput",
     output_schema: "FluxImageOutput",
     check_output: crate::check_as::<crate::types::FluxImageOutput>,
+    check_output_json: crate::check_json_as::<crate::types::FluxImageOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -1915,6 +1932,7 @@ pub static VIDU_REFERENCE_TO_IMAGE: crate::EndpointInfo = crate::EndpointInfo {
     input_schema: "ViduReferenceToImageInput",
     output_schema: "SingleImageOutput",
     check_output: crate::check_as::<crate::types::SingleImageOutput>,
+    check_output_json: crate::check_json_as::<crate::types::SingleImageOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -1980,6 +1998,7 @@ pub static FLUX_1_DEV_IMAGE_TO_IMAGE: crate::EndpointInfo = crate::EndpointInfo 
     input_schema: "Flux1DevImageToImageInput",
     output_schema: "FluxImageOutput",
     check_output: crate::check_as::<crate::types::FluxImageOutput>,
+    check_output_json: crate::check_json_as::<crate::types::FluxImageOutput>,
     fields: &[
         crate::FieldInfo {
             name: "image_url",
@@ -2129,6 +2148,7 @@ pub static FLUX_1_DEV_REDUX: crate::EndpointInfo = crate::EndpointInfo {
     input_schema: "Flux1DevReduxInput",
     output_schema: "FluxImageOutput",
     check_output: crate::check_as::<crate::types::FluxImageOutput>,
+    check_output_json: crate::check_json_as::<crate::types::FluxImageOutput>,
     fields: &[
         crate::FieldInfo {
             name: "image_url",
@@ -2292,6 +2312,7 @@ pub static FLUX_1_DEV: crate::EndpointInfo = crate::EndpointInfo {
     input_schema: "Flux1DevInput",
     output_schema: "FluxImageOutput",
     check_output: crate::check_as::<crate::types::FluxImageOutput>,
+    check_output_json: crate::check_json_as::<crate::types::FluxImageOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -2427,6 +2448,7 @@ pub static FLUX_1_SCHNELL_REDUX: crate::EndpointInfo = crate::EndpointInfo {
     input_schema: "Flux1SchnellReduxInput",
     output_schema: "FluxImageOutput",
     check_output: crate::check_as::<crate::types::FluxImageOutput>,
+    check_output_json: crate::check_json_as::<crate::types::FluxImageOutput>,
     fields: &[
         crate::FieldInfo {
             name: "image_url",
@@ -2576,6 +2598,7 @@ pub static FLUX_PRO_KONTEXT_MAX_MULTI: crate::EndpointInfo = crate::EndpointInfo
     input_schema: "FluxProKontextMaxMultiInput",
     output_schema: "FluxImageOutput",
     check_output: crate::check_as::<crate::types::FluxImageOutput>,
+    check_output_json: crate::check_json_as::<crate::types::FluxImageOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -2725,6 +2748,7 @@ pub static FLUX_PRO_KONTEXT_MAX: crate::EndpointInfo = crate::EndpointInfo {
     input_schema: "FluxProKontextMaxInput",
     output_schema: "FluxImageOutput",
     check_output: crate::check_as::<crate::types::FluxImageOutput>,
+    check_output_json: crate::check_json_as::<crate::types::FluxImageOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -2874,6 +2898,7 @@ pub static FLUX_PRO_KONTEXT_MULTI: crate::EndpointInfo = crate::EndpointInfo {
     input_schema: "FluxProKontextMultiInput",
     output_schema: "FluxImageOutput",
     check_output: crate::check_as::<crate::types::FluxImageOutput>,
+    check_output_json: crate::check_json_as::<crate::types::FluxImageOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -3023,6 +3048,7 @@ pub static FLUX_PRO_KONTEXT_TEXT_TO_IMAGE: crate::EndpointInfo = crate::Endpoint
     input_schema: "FluxProKontextTextToImageInput",
     output_schema: "FluxImageOutput",
     check_output: crate::check_as::<crate::types::FluxImageOutput>,
+    check_output_json: crate::check_json_as::<crate::types::FluxImageOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -3158,6 +3184,7 @@ pub static FLUX_PRO_KONTEXT: crate::EndpointInfo = crate::EndpointInfo {
     input_schema: "FluxProKontextInput",
     output_schema: "FluxImageOutput",
     check_output: crate::check_as::<crate::types::FluxImageOutput>,
+    check_output_json: crate::check_json_as::<crate::types::FluxImageOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -3307,6 +3334,7 @@ pub static FLUX_1_SCHNELL: crate::EndpointInfo = crate::EndpointInfo {
     input_schema: "Flux1SchnellInput",
     output_schema: "FluxImageOutput",
     check_output: crate::check_as::<crate::types::FluxImageOutput>,
+    check_output_json: crate::check_json_as::<crate::types::FluxImageOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",
@@ -3456,6 +3484,7 @@ pub static FLUX_PRO_KONTEXT_MAX_TEXT_TO_IMAGE: crate::EndpointInfo = crate::Endp
     input_schema: "FluxProKontextMaxTextToImageInput",
     output_schema: "FluxImageOutput",
     check_output: crate::check_as::<crate::types::FluxImageOutput>,
+    check_output_json: crate::check_json_as::<crate::types::FluxImageOutput>,
     fields: &[
         crate::FieldInfo {
             name: "prompt",

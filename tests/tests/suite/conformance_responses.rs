@@ -208,3 +208,34 @@ async fn the_generated_client_reads_every_json_response_the_spec_declares() {
     // Each submit × (1 + 7 errors), status 4 + 4 infrastructure errors, result 6 + 4, cancel 3 statuses; two fills each.
     assert_eq!(cases, 2 * (falq_api::ENDPOINTS.len() * 8 + (4 + 4) + (6 + 4) + 3));
 }
+
+/// The transport tells a result from its text (`check_output_json`, no `Value` built) where
+/// the rest of falq reads a value (`check_output`): for every endpoint, the two agree on
+/// every endpoint's outputs (both fills), the seeds' results, and what is no output at all.
+#[test]
+fn an_output_is_told_from_its_text_as_from_its_value() {
+    let outputs: Vec<(String, Value)> = falq_api::ENDPOINTS
+        .iter()
+        .flat_map(|info| {
+            let schema: Value = serde_json::from_str(info.output_json_schema).expect("the catalogue's output schema is JSON");
+            [Fill::Minimal, Fill::Maximal].map(|fill| (format!("{} {fill:?}", info.id), falq_api::sample(&schema, fill, "")))
+        })
+        .chain(["seeds/result-image.json", "seeds/result-video.json"].map(|s| (s.to_string(), fixture_json(s))))
+        .chain(
+            [json!({}), json!([]), json!("text"), json!(null), json!({"detail": "failed"}), json!({"status": "IN_PROGRESS"})]
+                .map(|v| (v.to_string(), v)),
+        )
+        .collect();
+    let (mut outputs_seen, mut others_seen) = (0, 0);
+    for info in falq_api::ENDPOINTS {
+        for (what, value) in &outputs {
+            let by_value = (info.check_output)(value);
+            let by_text = (info.check_output_json)(&serde_json::to_vec(value).expect("serializes"));
+            assert_eq!(by_text.is_ok(), by_value.is_ok(), "{}: {what}: text {by_text:?}, value {by_value:?}", info.id);
+            if by_value.is_ok() { outputs_seen += 1 } else { others_seen += 1 }
+        }
+    }
+    // Each endpoint takes its own samples at least; a string and null are no output of any.
+    assert!(outputs_seen >= 2 * falq_api::ENDPOINTS.len(), "{outputs_seen}");
+    assert!(others_seen >= 2 * falq_api::ENDPOINTS.len(), "{others_seen}");
+}
