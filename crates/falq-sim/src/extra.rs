@@ -27,11 +27,7 @@ pub fn extra_endpoint(id: &str, output_schema: Value) -> &'static EndpointInfo {
         input_schema: "",
         output_schema: "",
         check_output: |v| if v.is_object() { Ok(()) } else { Err("not a JSON object".into()) },
-        check_output_json: |json| match serde_json::from_slice::<serde::de::IgnoredAny>(json) {
-            Ok(_) if json.trim_ascii_start().starts_with(b"{") => Ok(()),
-            Ok(_) => Err("not a JSON object".into()),
-            Err(e) => Err(e.to_string()),
-        },
+        check_output_json: falq_api::check_json_as::<serde_json::Map<String, Value>>,
         fields: &[],
         input_json_schema: r#"{"type": "object"}"#,
         output_json_schema: leak(output_schema.to_string()),
