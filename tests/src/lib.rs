@@ -11,6 +11,23 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+/// Starts `cmd` (standard output piped, errors dropped) and reads its first line,
+/// `listening on X`, as `falq sim` and the TLS front print it: answers the process and X.
+/// Panics with the line when it says anything else (the process did not start listening).
+pub fn spawn_listening(cmd: &mut std::process::Command) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} starts: {e}"));
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout is piped")).read_line(&mut first).expect("a first line");
+    let at = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("{program}: first line was {first:?}")).to_string();
+    (child, at)
+}
+
 /// A client configuration for mock relays: the relay key, `mode`, 5 ms polls and a fast
 /// retry policy (4 attempts, 5–20 ms apart), so rules are tested in milliseconds.
 pub fn fast_config(base: &str, mode: falq::WaitMode) -> falq::Config {

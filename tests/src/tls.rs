@@ -4,9 +4,8 @@
 //! authority (`SSL_CERT_FILE`, as the platform's verifier reads it on Linux) reaches the
 //! relay over HTTPS; any other refuses the certificate.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 /// A certificate authority made for one test, and a certificate it signed for 127.0.0.1
 /// (PEM files in a scratch directory, removed on drop).
@@ -88,20 +87,10 @@ impl TlsFront {
     pub fn start(target: &str, name: &str) -> TlsFront {
         let authority = TestAuthority::new(name);
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/peers/tls_proxy.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(&authority.cert)
-            .arg(&authority.key)
-            .arg(target.trim_start_matches("http://"))
-            .arg("0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs the TLS front");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("the front says where it listens");
-        let port = first.trim().trim_start_matches("listening on ").to_string();
-        assert!(port.parse::<u16>().is_ok(), "the TLS front did not start: {first:?}");
+        let (child, port) = crate::spawn_listening(
+            Command::new("python3").arg(script).arg(&authority.cert).arg(&authority.key).arg(target.trim_start_matches("http://")).arg("0"),
+        );
+        assert!(port.parse::<u16>().is_ok(), "the TLS front did not start: listening on {port:?}");
         TlsFront { base_url: format!("https://127.0.0.1:{port}"), authority, child }
     }
 }

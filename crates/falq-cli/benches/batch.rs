@@ -11,7 +11,6 @@
 //! and peak RSS are read from /proc while it runs (every 50 ms; the peak is VmHWM, which
 //! the kernel keeps).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,16 +39,13 @@ fn main() {
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
 
-    let mut sim = Command::new(falq)
-        .args(["sim", "--addr", "127.0.0.1:0", "--queue-delay", "0s", "--seed", "1"])
-        .args(["--workers", &workers.to_string(), "--run-time", &format!("{run_ms}ms")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("falq sim starts");
-    let mut first = String::new();
-    BufReader::new(sim.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let base = first.trim().trim_start_matches("listening on ").to_string();
+    let (mut sim, base) =
+        tests::spawn_listening(Command::new(falq).args(["sim", "--addr", "127.0.0.1:0", "--queue-delay", "0s", "--seed", "1"]).args([
+            "--workers",
+            &workers.to_string(),
+            "--run-time",
+            &format!("{run_ms}ms"),
+        ]));
 
     let mut text = String::with_capacity(lines * 80);
     for i in 0..lines {

@@ -9,7 +9,6 @@
 //! and when they came; with FALQ_BENCH_SERIES=1, both every 100 ms), FALQ_BENCH_SIZES_OF=1
 //! (the sizes of the handle's futures).
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -32,16 +31,16 @@ impl Drop for Sim {
 }
 
 fn start_sim(workers: usize) -> Sim {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_falq"))
-        .args(["sim", "--addr", "127.0.0.1:0", "--mode", "direct", "--queue-delay", "0s"])
-        .args(["--run-time", &format!("{}ms", SERVICE_TIME.as_millis()), "--workers", &workers.to_string(), "--result-ttl", "600s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("falq sim starts");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("a first line");
-    let base_url = first.trim().trim_start_matches("listening on ").to_string();
+    let (child, base_url) = tests::spawn_listening(
+        Command::new(env!("CARGO_BIN_EXE_falq")).args(["sim", "--addr", "127.0.0.1:0", "--mode", "direct", "--queue-delay", "0s"]).args([
+            "--run-time",
+            &format!("{}ms", SERVICE_TIME.as_millis()),
+            "--workers",
+            &workers.to_string(),
+            "--result-ttl",
+            "600s",
+        ]),
+    );
     Sim { child, base_url }
 }
 

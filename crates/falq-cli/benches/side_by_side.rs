@@ -26,7 +26,7 @@
 //! counted; it adds well under a millisecond per call on loopback), and so pays TLS where
 //! the others do not; in the HTTPS scenarios every client reaches the simulator directly.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -55,10 +55,7 @@ impl Drop for Proc {
 
 /// Starts a process that prints `listening on X` first; answers it and X.
 fn start_listening(cmd: &mut Command) -> (Proc, String) {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("starts");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("a first line");
-    let at = first.trim().trim_start_matches("listening on ").to_string();
+    let (child, at) = tests::spawn_listening(cmd);
     (Proc(child), at)
 }
 

@@ -2,7 +2,6 @@
 //! with a clean environment, and a `falq sim` process. Each binary uses some of them.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -62,16 +61,7 @@ pub struct SimProcess {
 
 impl SimProcess {
     pub fn start(home: &Scratch, args: &[&str]) -> Self {
-        let mut child = falq(home)
-            .args(["sim", "--addr", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("falq sim starts");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-        let base_url = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line was {first:?}")).to_string();
+        let (child, base_url) = tests::spawn_listening(falq(home).args(["sim", "--addr", "127.0.0.1:0"]).args(args));
         Self { child, base_url }
     }
 
