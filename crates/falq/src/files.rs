@@ -379,31 +379,37 @@ async fn save_one(transport: &Transport, file: &OutputFile, dir: &Path, stem: &s
         let ext = extension_for(sniffed, mime_given, file);
         let mime = media_type_for(sniffed, mime_given, file);
         let path = dir.join(format!("{stem}-{index}.{ext}"));
-        let tmp = path.with_extension("part");
-        tokio::fs::write(&tmp, &bytes).await.map_err(io(&tmp))?;
-        tokio::fs::rename(&tmp, &path).await.map_err(io(&path))?;
+        let part = PartFile(path.with_extension("part"));
+        tokio::fs::write(&part.0, &bytes).await.map_err(io(&part.0))?;
+        tokio::fs::rename(&part.0, &path).await.map_err(io(&path))?;
         return Ok(SavedFile { path, content_type: mime, bytes: bytes.len() as u64, source: "data:".into() });
     }
     let url = reqwest::Url::parse(&file.url).map_err(|e| Error::Download { url: file.url.clone(), message: format!("not a URL: {e}") })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::Download { url: file.url.clone(), message: "only http(s) and data: URLs are downloaded".into() });
     }
-    let tmp = dir.join(format!("{stem}-{index}.part"));
+    let part = PartFile(dir.join(format!("{stem}-{index}.part")));
+    let tmp = &part.0;
     // A download cut mid-body (a reset, a proxy's hiccup) starts again from the first byte,
     // within the call's one budget of attempts; the part file is rewritten each time.
-    let got = transport.download(&url, |resp, _| fetch_into(resp, &tmp, file, transport.config.http.max_download_bytes)).await;
-    let (header_type, first, total) = match got {
-        Ok(got) => got,
-        Err(e) => {
-            tokio::fs::remove_file(&tmp).await.ok();
-            return Err(e);
-        }
-    };
+    let (header_type, first, total) =
+        transport.download(&url, |resp, _| fetch_into(resp, tmp, file, transport.config.http.max_download_bytes)).await?;
     let sniffed = sniff(&first);
     let mime = media_type_for(sniffed, header_type.as_deref(), file);
     let path = dir.join(format!("{stem}-{index}.{}", extension_for(sniffed, header_type.as_deref(), file)));
-    tokio::fs::rename(&tmp, &path).await.map_err(io(&path))?;
+    tokio::fs::rename(tmp, &path).await.map_err(io(&path))?;
     Ok(SavedFile { path, content_type: mime, bytes: total, source: file.url.clone() })
+}
+
+/// A download's part file, removed however the download ends: an error, or its future
+/// dropped (a deadline, a cancelled run). Once renamed into place there is nothing left to
+/// remove.
+struct PartFile(PathBuf);
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// One attempt at a media URL into `tmp`, checked as it arrives: its first bytes must be

@@ -543,3 +543,55 @@ async fn every_retry_of_a_call_counts_against_one_budget() {
     assert!(std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0) == 0, "nothing left behind");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A download ended by anything, its future dropped mid-body included (a deadline, a
+/// cancelled run), leaves nothing in the output directory: no part file, no output.
+#[tokio::test]
+async fn a_download_cut_off_mid_body_leaves_nothing_on_disk() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        // A PNG announced whole, its first bytes sent, the rest never.
+        let head = format!("HTTP/1.1 200 OK\r\ncontent-type: image/png\r\ncontent-length: {}\r\n\r\n", tests::PNG.len() + 4096);
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&tests::PNG[..16]).await.unwrap();
+        s.flush().await.unwrap();
+        let _ = started_tx.send(());
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+    let client = Client::new(tests::fast_config(&format!("http://{addr}"), WaitMode::Poll)).unwrap();
+    let dir = std::env::temp_dir().join(format!("falq-cut-off-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let result = serde_json::from_str::<serde_json::Value>(&tests::image_output(&format!("http://{addr}/files/out.png"))).unwrap();
+    // Boxed, so that dropping it drops the download itself.
+    let mut download = Box::pin(client.download("fal-ai/flux-1/dev/redux", &result, &dir, "cut"));
+    // The first bytes are on their way; once the part file holds them, drop the download.
+    tokio::select! {
+        r = &mut download => panic!("the download ended on its own: {r:?}"),
+        _ = started_rx => {}
+    }
+    let part = dir.join("cut-0.part");
+    let seen = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            tokio::select! {
+                r = &mut download => panic!("the download ended on its own: {r:?}"),
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+            if std::fs::metadata(&part).is_ok_and(|m| m.len() > 0) {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(seen.is_ok(), "the part file never held the first bytes");
+    drop(download);
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(left.is_empty(), "left on disk: {left:?}");
+}
