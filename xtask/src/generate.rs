@@ -255,6 +255,7 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
     let mut statics = Vec::new();
     let mut markers = Vec::new();
     let mut refs = Vec::new();
+    let mut by_id = Vec::new();
     let mut validates = Vec::new();
     let mut methods = Vec::new();
     let mut markers_and_methods = Vec::new();
@@ -331,6 +332,7 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
             };
         });
         refs.push(quote!(&#static_name));
+        by_id.push((id.to_string(), static_name.clone()));
         markers.push(quote! {
             #[doc = #doc_line]
             #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -363,6 +365,8 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
             }
         });
     }
+    by_id.sort();
+    let by_id_refs = by_id.iter().map(|(_, name)| quote!(&#name));
     let enum_items = enums.iter().map(enum_tokens);
     let component_names: Vec<String> =
         doc.pointer("/components/schemas").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
@@ -380,6 +384,9 @@ fn catalog(doc: &Value, enums: &[EnumSpec]) -> Result<String, Diagnostic> {
 
         /// Every endpoint, in path order.
         pub static ENDPOINTS: &[&crate::EndpointInfo] = &[#(#refs),*];
+
+        /// [`ENDPOINTS`] in the order of their ids, for [`crate::endpoint`]'s binary search.
+        pub(crate) static BY_ID: &[&crate::EndpointInfo] = &[#(#by_id_refs),*];
 
         /// One marker type per endpoint, implementing [`crate::Endpoint`].
         pub mod endpoints {

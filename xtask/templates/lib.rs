@@ -49,7 +49,8 @@ pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 
 /// Looks up an endpoint by id (`fal-ai/flux-1/dev/redux`).
 pub fn endpoint(id: &str) -> Option<&'static EndpointInfo> {
-    ENDPOINTS.iter().copied().find(|e| e.id == id.trim_matches('/'))
+    let id = id.trim_matches('/');
+    catalog::BY_ID.binary_search_by(|e| e.id.cmp(id)).ok().map(|i| catalog::BY_ID[i])
 }
 
 /// A [`Client`] for `base_url` over your own `reqwest::Client`, with the [`Hooks`] given

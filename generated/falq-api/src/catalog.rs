@@ -3642,6 +3642,38 @@ pub static ENDPOINTS: &[&crate::EndpointInfo] = &[
     &FLUX_1_SCHNELL,
     &FLUX_PRO_KONTEXT_MAX_TEXT_TO_IMAGE,
 ];
+/// [`ENDPOINTS`] in the order of their ids, for [`crate::endpoint`]'s binary search.
+pub(crate) static BY_ID: &[&crate::EndpointInfo] = &[
+    &BYTEDANCE_SEEDREAM_V4_EDIT,
+    &BYTEDANCE_SEEDREAM_V4_TEXT_TO_IMAGE,
+    &FLUX_1_DEV,
+    &FLUX_1_DEV_IMAGE_TO_IMAGE,
+    &FLUX_1_DEV_REDUX,
+    &FLUX_1_SCHNELL,
+    &FLUX_1_SCHNELL_REDUX,
+    &FLUX_LORA,
+    &FLUX_LORA_IMAGE_TO_IMAGE,
+    &FLUX_LORA_INPAINTING,
+    &FLUX_PRO_KONTEXT,
+    &FLUX_PRO_KONTEXT_MAX,
+    &FLUX_PRO_KONTEXT_MAX_MULTI,
+    &FLUX_PRO_KONTEXT_MAX_TEXT_TO_IMAGE,
+    &FLUX_PRO_KONTEXT_MULTI,
+    &FLUX_PRO_KONTEXT_TEXT_TO_IMAGE,
+    &IMAGEN4_PREVIEW,
+    &KLING_VIDEO_V2_5_TURBO_PRO_IMAGE_TO_VIDEO,
+    &KLING_VIDEO_V2_5_TURBO_PRO_TEXT_TO_VIDEO,
+    &NANO_BANANA,
+    &NANO_BANANA_EDIT,
+    &QWEN_IMAGE_EDIT_LORA,
+    &QWEN_IMAGE_EDIT_PLUS,
+    &VEO3,
+    &VEO3_FAST,
+    &VEO3_FAST_IMAGE_TO_VIDEO,
+    &VEO3_IMAGE_TO_VIDEO,
+    &VIDU_REFERENCE_TO_IMAGE,
+    &WAN_V2_2_A14B_IMAGE_TO_IMAGE,
+];
 /// One marker type per endpoint, implementing [`crate::Endpoint`].
 pub mod endpoints {
     ///`fal-ai/bytedance/seedream/v4/edit`: /fal-ai/bytedance/seedream/v4/edit

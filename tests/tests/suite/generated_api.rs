@@ -158,6 +158,16 @@ fn each_endpoint_links_its_input_and_output() {
     let _: Option<<endpoints::Veo3 as Endpoint>::Output> = None::<types::VideoOutput>;
     assert_eq!(falq_api::endpoint("/fal-ai/flux-pro/kontext/max/").map(|e| e.input_schema), Some("FluxProKontextMaxInput"));
     assert!(falq_api::endpoint("fal-ai/nope").is_none());
+    // Every endpoint is found by its id, written with slashes around or not, and a text
+    // one edit from an id is found only when it is an id itself.
+    for e in falq_api::ENDPOINTS {
+        for written in [e.id.to_string(), format!("/{}", e.id), format!("{}/", e.id)] {
+            assert!(falq_api::endpoint(&written).is_some_and(|found| std::ptr::eq(found, *e)), "{written}");
+        }
+        for near in [format!("{}x", e.id), e.id[..e.id.len() - 1].to_string(), format!("a{}", e.id)] {
+            assert_eq!(falq_api::endpoint(&near).map(|f| f.id), ids.iter().find(|id| **id == near).copied(), "{near}");
+        }
+    }
     let spec: serde_json::Value = serde_json::from_str(falq_api::OPENAPI_JSON).unwrap();
     for e in falq_api::ENDPOINTS {
         assert!(spec["components"]["schemas"].get(e.input_schema).is_some(), "{}", e.id);
