@@ -236,7 +236,7 @@ impl Client {
         // A relay almost always answers the very URLs the app-id rule names on the base
         // (or none): those are the operations' path, taken without parsing a URL.
         let named = QueuePath::of_app(base, &app_id, request_id)
-            .filter(|path| returned.iter().all(|(url, suffix)| url.is_none_or(|u| u.trim() == path.url_text(suffix))));
+            .filter(|path| returned.iter().all(|(url, suffix)| url.is_none_or(|u| path.is_url(u.trim(), suffix))));
         // Otherwise prefer the URLs the server returned (mapped onto the base); rebuild any
         // that are missing or do not name this request.
         let routes = named.map(Routes::Ops).unwrap_or_else(|| {

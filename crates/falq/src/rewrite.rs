@@ -79,6 +79,14 @@ impl QueuePath {
     pub fn url_text(&self, suffix: &str) -> String {
         format!("{}/{}/{}/requests/{}{suffix}", self.prefix, self.owner, self.app, self.request_id)
     }
+
+    /// Whether `url` is [`url_text`](Self::url_text)`(suffix)`, read piece by piece: a
+    /// submit's answer names three URLs, and writing each out to compare it cost more than
+    /// anything else in taking the answer.
+    pub fn is_url(&self, url: &str, suffix: &str) -> bool {
+        let pieces = [self.prefix.as_str(), "/", &self.owner, "/", &self.app, "/requests/", &self.request_id];
+        pieces.iter().try_fold(url, |rest, piece| rest.strip_prefix(piece)).is_some_and(|rest| rest == suffix)
+    }
 }
 
 /// Reads `url` as a queue URL ending in `/requests/{id}{suffix}` after at least two
@@ -165,11 +173,33 @@ mod tests {
                 for suffix in ["/status", "", "/cancel"] {
                     let url = queue_url(&base, app, "id-1.x~y", suffix);
                     assert_eq!(named.url_text(suffix), url.as_str(), "{base} {app} {suffix}");
+                    assert!(named.is_url(url.as_str(), suffix), "{base} {app} {suffix}");
                     assert_eq!(Some(&named), queue_path(&url, suffix).as_ref(), "{base} {app} {suffix}");
                 }
             }
         }
         assert_eq!(QueuePath::of_app(&crate::config::parse_base_url("http://h").unwrap(), "one", "id"), None);
+    }
+
+    /// `is_url` says what comparing with `url_text` says, for the URL itself and for every
+    /// URL one edit away from it (a piece cut short, one more character, another suffix).
+    #[test]
+    fn a_url_is_told_piece_by_piece_as_its_text_tells_it() {
+        let base = crate::config::parse_base_url("https://relay.example/api/").unwrap();
+        for app in ["fal-ai/flux-pro", "workflows/someone/my-flow"] {
+            let path = QueuePath::of_app(&base, app, "id-1").unwrap();
+            for suffix in ["/status", "", "/cancel"] {
+                let text = path.url_text(suffix);
+                let mut near = vec![text.clone(), format!("{text}/"), format!("{text}x"), format!(" {text}"), String::new()];
+                near.extend((0..text.len()).map(|i| format!("{}{}", &text[..i], &text[i + 1..])));
+                near.extend((0..=text.len()).map(|i| format!("{}-{}", &text[..i], &text[i..])));
+                for other in ["/status", "", "/cancel", "/status/stream"] {
+                    for url in &near {
+                        assert_eq!(path.is_url(url, other), *url == path.url_text(other), "{url:?} as {other:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -60,7 +60,13 @@ impl SseParser {
                 self.data_len = 0;
             }
         } else if let Some(rest) = line.strip_prefix(b"data:") {
-            let d = String::from_utf8_lossy(rest.strip_prefix(b" ").unwrap_or(rest)).into_owned();
+            let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+            // Valid UTF-8 (every event a relay sends) is checked at the speed of
+            // `from_utf8`; only a broken line pays for the lossy reading.
+            let d = match std::str::from_utf8(rest) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(rest).into_owned(),
+            };
             self.data_len += d.len();
             if self.data_len > self.max {
                 return Err(TooLong(self.max));
