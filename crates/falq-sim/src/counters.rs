@@ -13,6 +13,10 @@ pub struct Counters {
     pub jobs: JobTotals,
     /// Per job still kept (dropped with the job when its result expires), by request id.
     pub per_job: BTreeMap<String, JobCounters>,
+    /// TCP connections accepted (a client that reuses its connections opens few; one per
+    /// call is the most).
+    #[serde(default)]
+    pub connections: u64,
 }
 
 /// One [`RouteCounters`] per route.

@@ -459,7 +459,7 @@ impl Core {
                 (job.id.clone(), c)
             })
             .collect();
-        Counters { routes: self.routes.clone(), jobs: self.totals.clone(), per_job }
+        Counters { routes: self.routes.clone(), jobs: self.totals.clone(), per_job, connections: 0 }
     }
 }
 

@@ -72,6 +72,7 @@ impl Sim {
             base_url,
             tls,
             config,
+            connections: std::sync::atomic::AtomicU64::new(0),
         });
         let (shutdown, _) = watch::channel(false);
         let tasks = vec![tokio::spawn(schedule(shared.clone())), tokio::spawn(accept(listener, shared.clone(), shutdown.subscribe()))];
@@ -101,7 +102,7 @@ impl Sim {
 
     /// A snapshot of every counter (also `GET /_sim/counters`).
     pub fn counters(&self) -> Counters {
-        self.shared.core().counters()
+        self.shared.counters()
     }
 
     /// Installs a new fault plan; each route counts again from 1 (also `POST /_sim/faults`).
@@ -156,6 +157,7 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch:
         };
         match accepted {
             Ok((stream, _)) => {
+                shared.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tokio::spawn(connection(stream, shared.clone(), shutdown.clone()));
             }
             Err(e) => {

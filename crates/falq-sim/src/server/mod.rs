@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     pub(crate) base_url: String,
     /// How connections are accepted when the simulator serves HTTPS.
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Connections accepted so far.
+    pub(crate) connections: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -69,6 +71,13 @@ impl Shared {
     /// every change is made whole under the lock).
     pub(crate) fn core(&self) -> MutexGuard<'_, Core> {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every counter: the core's, and the connections accepted.
+    pub(crate) fn counters(&self) -> crate::Counters {
+        let mut counters = self.core().counters();
+        counters.connections = self.connections.load(std::sync::atomic::Ordering::Relaxed);
+        counters
     }
 
     fn media(&self) -> MutexGuard<'_, MediaCache> {
@@ -234,7 +243,7 @@ async fn dispatch(shared: &Arc<Shared>, routed: Route, request: Request<Incoming
         }
         Route::Media(name) => media(shared, &name).await,
         Route::AdminCounters => {
-            let mut counters = serde_json::to_value(shared.core().counters()).unwrap_or_default();
+            let mut counters = serde_json::to_value(shared.counters()).unwrap_or_default();
             if query_flag(request.uri().query(), "per_job") == Some(false)
                 && let Some(o) = counters.as_object_mut()
             {

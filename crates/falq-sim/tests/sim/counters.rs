@@ -94,3 +94,35 @@ async fn open_status_streams_are_counted_while_open_with_their_peak() {
     assert_eq!(counters.routes.stream.peak_open, 3, "the peak stays");
     assert_eq!(counters.routes.status.peak_open, 0, "a status call is answered at once");
 }
+
+#[tokio::test]
+async fn connections_are_counted_as_accepted_whatever_they_carry() {
+    let (sim, api) = start(fast()).await;
+    assert_eq!(sim.counters().connections, 0);
+    // Connections that each carry one call (however many a client's pool would reuse),
+    // and one that carries nothing before it closes.
+    for n in 1..=3u64 {
+        let one_call = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        let status = one_call.get(format!("{}/_sim/counters", api.base)).send().await.unwrap().status();
+        assert_eq!(status, 200);
+        assert_eq!(sim.counters().connections, n);
+    }
+    drop(tokio::net::TcpStream::connect(sim.local_addr()).await.unwrap());
+    let mut counted = 0;
+    for _ in 0..3000 {
+        counted = sim.counters().connections;
+        if counted == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    assert_eq!(counted, 4, "a connection that carried nothing is one too");
+    // A client that keeps its connection open reuses it: many calls, one connection more.
+    let keeps = reqwest::Client::new();
+    for _ in 0..5 {
+        keeps.get(format!("{}/_sim/counters", api.base)).send().await.unwrap().bytes().await.unwrap();
+    }
+    assert_eq!(sim.counters().connections, 5);
+    let over_http: Counters = keeps.get(format!("{}/_sim/counters", api.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(over_http.connections, 5);
+}
