@@ -1,9 +1,9 @@
 //! falq against fal's own clients, side by side, in one run: `@fal-ai/client` 1.10.1
 //! (JavaScript) and `fal-client` 1.0.3 (Python), installed from the registries, and falq,
 //! each driving the same number of jobs against a fresh `falq sim` of the same settings.
-//! Prints requests per job, client CPU per job, peak RSS and the delay between the
-//! simulator completing a job and the client holding its result (p50, p99), per client,
-//! and falq's ratios to each. Asserts nothing.
+//! Prints requests and connections per job (as the simulator counted them), client CPU
+//! per job, peak RSS and the delay between the simulator completing a job and the client
+//! holding its result (p50, p99), per client, and falq's ratios to each. Asserts nothing.
 //!
 //! `cargo bench -p falq-cli --bench side_by_side`. Knobs: FALQ_SBS_JOBS (200),
 //! FALQ_SBS_SERVICE (service times in seconds, "2,4,8"), FALQ_SBS_SLOW_JOBS (1000; 0
@@ -195,6 +195,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 struct Row {
     client: &'static str,
     requests_per_job: f64,
+    connections_per_job: f64,
     cpu_ms_per_job: f64,
     rss_mb: f64,
     p50_ms: f64,
@@ -298,6 +299,8 @@ fn run_client(client: &'static str, s: &Scenario) -> Row {
     Row {
         client,
         requests_per_job: requests as f64 / n,
+        // The bench's own call for the counters is one of them.
+        connections_per_job: counters["connections"].as_u64().unwrap_or(0).saturating_sub(1) as f64 / n,
         cpu_ms_per_job: (f.user_s + f.sys_s) * 1000.0 / n,
         rss_mb: f.max_rss_kb as f64 / 1024.0,
         p50_ms: percentile(&delays, 0.5),
@@ -404,8 +407,8 @@ fn main() {
     println!(
         "falq side by side with fal's own clients: each client alone against its own `falq sim` (loopback, 2 cores shared), {rounds} round(s)"
     );
-    println!("| scenario | client | requests/job | CPU/job | peak RSS | detect p50 | detect p99 | failed |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    println!("| scenario | client | requests/job | connections/job | CPU/job | peak RSS | detect p50 | detect p99 | failed |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut ratios = Vec::new();
     for (i, s) in scenarios.iter().enumerate() {
         // rounds[r][c]: client c's row of round r (in `clients` order).
@@ -422,10 +425,11 @@ fn main() {
             let cpu: Vec<f64> = by_round.iter().map(|rows| rows[c].cpu_ms_per_job).collect();
             let failed: usize = by_round.iter().map(|rows| rows[c].failed).sum();
             println!(
-                "| {} | {} | {:.2} | {:.3} ms{} | {:.1} MB | {:.0} ms | {:.0} ms | {} |",
+                "| {} | {} | {:.2} | {:.2} | {:.3} ms{} | {:.1} MB | {:.0} ms | {:.0} ms | {} |",
                 s.name,
                 client,
                 of(|r| r.requests_per_job),
+                of(|r| r.connections_per_job),
                 median(cpu.clone()),
                 range(&cpu, 3),
                 of(|r| r.rss_mb),
@@ -439,10 +443,11 @@ fn main() {
             let ratio = |m: fn(&Row) -> f64| -> Vec<f64> { by_round.iter().map(|rows| m(&rows[f]) / m(&rows[p])).collect() };
             let cpu = ratio(|r| r.cpu_ms_per_job);
             ratios.push(format!(
-                "| {} | {} | {:.2} | {:.3}{} | {:.2} | {:.2} | {:.2} |",
+                "| {} | {} | {:.2} | {:.2} | {:.3}{} | {:.2} | {:.2} | {:.2} |",
                 s.name,
                 peer,
                 median(ratio(|r| r.requests_per_job)),
+                median(ratio(|r| r.connections_per_job)),
                 median(cpu.clone()),
                 range(&cpu, 3),
                 median(ratio(|r| r.rss_mb)),
@@ -452,8 +457,8 @@ fn main() {
         }
     }
     println!("\nfalq ÷ peer (below 1: falq uses less, or sees completion sooner)");
-    println!("| scenario | peer | requests/job | CPU/job | peak RSS | detect p50 | detect p99 |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
+    println!("| scenario | peer | requests/job | connections/job | CPU/job | peak RSS | detect p50 | detect p99 |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
     for r in ratios {
         println!("{r}");
     }

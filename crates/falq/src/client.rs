@@ -635,6 +635,9 @@ impl RequestHandle {
     /// status URL as it is when the operation cannot express it. Answers the status, the
     /// headers and the body, whatever the status.
     async fn open_stream(&self) -> Result<(u16, reqwest::header::HeaderMap, ByteStream), Error> {
+        // A stream holds its connection for the job's whole run: it takes the one the
+        // submit's answer came on, once that is back in the pool, rather than opening another.
+        crate::http::let_connections_return().await;
         let include = self.client.config().wait.logs == Logs::Include;
         let path = match self.routes.route(Call::Stream) {
             RouteRef::Op(path) => path,
@@ -751,7 +754,7 @@ impl RequestHandle {
                 let (status, _) = Box::pin(self.status_answer(self.client.config().wait.logs)).await?;
                 seen.report(&status, on_update);
                 if status.status == QueueStatusKind::Completed {
-                    return Ok(Some(self.streamed_to_completion(status, quiet, body)));
+                    return Ok(Some(self.streamed_to_completion(status, quiet, body).await));
                 }
                 if last_kind.is_some_and(|k| k != status.status) {
                     tracing::debug!(request_id = %self.request_id, "the status stream fell behind the status; polling");
@@ -786,20 +789,28 @@ impl RequestHandle {
                 last_event = Instant::now();
                 last_kind = Some(status.status);
                 if status.status == QueueStatusKind::Completed {
-                    return Ok(Some(self.streamed_to_completion(status, Duration::from_millis(5), body)));
+                    return Ok(Some(self.streamed_to_completion(status, Duration::from_millis(5), body).await));
                 }
             }
         }
     }
 
     /// A stream's job completed, seen within `lag` of its completion: the client learns
-    /// its service time, and the rest of the stream is read in the background.
-    fn streamed_to_completion(&self, status: QueueStatus, lag: Duration, body: ByteStream) -> QueueStatus {
+    /// its service time, and the rest of the stream is read.
+    async fn streamed_to_completion(&self, status: QueueStatus, lag: Duration, mut body: ByteStream) -> QueueStatus {
         if let Some(origin) = self.submitted_at {
             let t = origin.elapsed();
             self.client.knowledge.completed(&self.endpoint_id, origin, t.saturating_sub(lag), t);
         }
-        tokio::spawn(drain(body));
+        // The server ends the stream after COMPLETED: read that end here, briefly, so that
+        // the result call takes the stream's connection; a stream still open is read in the
+        // background.
+        match tokio::time::timeout(STREAM_END, body.next()).await {
+            Ok(None) => crate::http::let_connections_return().await,
+            _ => {
+                tokio::spawn(drain(body));
+            }
+        }
         status
     }
 
@@ -1102,6 +1113,10 @@ pub(crate) fn readable(call: Call, endpoint_id: &str, body: &[u8]) -> bool {
 /// Reads what is left of a status stream in the background, for two seconds at most: the
 /// server closes it after COMPLETED, which is better than resetting it (HTTP/2 servers and
 /// clients count resets).
+/// How long a stream that told COMPLETED is waited on to end before the result call:
+/// servers end it at once, and one that does not delays the result by this much at most.
+const STREAM_END: Duration = Duration::from_millis(2);
+
 async fn drain(mut body: ByteStream) {
     let rest = async { while body.next().await.is_some() {} };
     let _ = tokio::time::timeout(Duration::from_secs(2), rest).await;

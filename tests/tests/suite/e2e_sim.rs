@@ -64,7 +64,7 @@ async fn streaming_costs_three_requests_per_job() {
     // The first job finds out that the relay streams (jobs submitted while nobody knows
     // poll meanwhile, as many times as the machine is slow); from then on every job streams.
     c.flux_pro_kontext_text_to_image(input.clone()).await.unwrap();
-    let before = sim.counters().routes;
+    let (before, connected) = (sim.counters().routes, sim.counters().connections);
     let jobs = 20;
     let runs = (0..jobs).map(|_| c.flux_pro_kontext_text_to_image(input.clone()));
     for r in futures_util::future::join_all(runs).await {
@@ -74,6 +74,44 @@ async fn streaming_costs_three_requests_per_job() {
     let calls = |c: &falq_sim::PerRoute| c.submit.requests + c.status.requests + c.stream.requests + c.result.requests;
     let per_job = (calls(&r) - calls(&before)) as f64 / jobs as f64;
     assert_eq!(per_job, 3.0, "submit + stream + result");
+    let opened = sim.counters().connections - connected;
+    assert!(opened <= jobs, "{jobs} jobs at once opened {opened} connections");
+}
+
+/// The simulator on a runtime and a thread of its own, as a relay is to its clients: its
+/// answers reach the client's runtime through sockets alone, in their own time.
+fn sim_apart(config: SimConfig) -> (std::sync::Arc<Sim>, tokio::sync::oneshot::Sender<()>) {
+    let (started, sim) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let _ = started.send(std::sync::Arc::new(Sim::spawn(config).await.unwrap()));
+            let _ = stopped.await;
+        });
+    });
+    (sim.recv().unwrap(), stop)
+}
+
+#[tokio::test]
+async fn a_job_s_calls_share_its_connection() {
+    // Over HTTP/1.1 a job's three calls share a connection: its stream takes the one its
+    // submit's answer came on, once that is back in the pool, and its result the stream's.
+    // Jobs at once need one each (a stream holds its connection), and no more.
+    let (sim, _stop) = sim_apart(SimConfig { mode: SimMode::Relay, timing: timing(), ..SimConfig::default() });
+    let c = client(&sim, WaitMode::Stream);
+    let input: types::FluxProKontextTextToImageInput = serde_json::from_value(json!({"prompt": "a lighthouse"})).unwrap();
+    // The first job finds out that the relay streams; its connection stays in the pool.
+    c.flux_pro_kontext_text_to_image(input.clone()).await.unwrap();
+    assert_eq!(sim.counters().connections, 1, "one job, one connection");
+    let jobs = 50;
+    let runs = (0..jobs).map(|_| c.flux_pro_kontext_text_to_image(input.clone()));
+    for r in futures_util::future::join_all(runs).await {
+        r.unwrap();
+    }
+    let r = sim.counters();
+    assert_eq!(r.routes.stream.requests, jobs + 1, "every job streamed");
+    assert!(r.connections <= jobs, "{jobs} jobs at once opened {} connections", r.connections);
 }
 
 #[tokio::test]
@@ -156,6 +194,7 @@ async fn http2_prior_knowledge_carries_many_streams() {
         (jobs, jobs, jobs, 0),
         "every job streamed over HTTP/2"
     );
+    assert_eq!(sim.counters().connections, 1, "on one connection");
 }
 
 #[tokio::test]
