@@ -106,7 +106,7 @@ pub trait Endpoint {
     /// What the endpoint takes.
     type Input: serde::Serialize + serde::de::DeserializeOwned + Validate + Clone + Send + Sync + 'static;
     /// What its result call answers once it completed.
-    type Output: serde::Serialize + serde::de::DeserializeOwned + Send;
+    type Output: serde::Serialize + serde::de::DeserializeOwned + Send + 'static;
     /// Its catalogue entry.
     fn info() -> &'static EndpointInfo;
 }

@@ -637,7 +637,7 @@ impl RequestHandle {
     async fn open_stream(&self) -> Result<(u16, reqwest::header::HeaderMap, ByteStream), Error> {
         // A stream holds its connection for the job's whole run: it takes the one the
         // submit's answer came on, once that is back in the pool, rather than opening another.
-        crate::http::let_connections_return().await;
+        self.client.transport.let_connections_return().await;
         let include = self.client.config().wait.logs == Logs::Include;
         let path = match self.routes.route(Call::Stream) {
             RouteRef::Op(path) => path,
@@ -806,7 +806,7 @@ impl RequestHandle {
         // the result call takes the stream's connection; a stream still open is read in the
         // background.
         match tokio::time::timeout(STREAM_END, body.next()).await {
-            Ok(None) => crate::http::let_connections_return().await,
+            Ok(None) => self.client.transport.let_connections_return().await,
             _ => {
                 tokio::spawn(drain(body));
             }
@@ -878,13 +878,19 @@ impl RequestHandle {
     }
 
     /// The job's result as `T` (the endpoint's output type).
-    pub async fn result<T: DeserializeOwned>(&self) -> Result<T, Error> {
+    pub async fn result<T: DeserializeOwned + 'static>(&self) -> Result<T, Error> {
         let value = self.result_json().await?;
         self.typed_output(value)
     }
 
-    /// A result as the output type `T`.
-    fn typed_output<T: DeserializeOwned>(&self, value: Value) -> Result<T, Error> {
+    /// A result as the output type `T`; asked for as JSON (`T` is `Value`), the value itself,
+    /// not a copy rebuilt map by map (a tenth of a stream job's instructions at 1,000 jobs).
+    fn typed_output<T: DeserializeOwned + 'static>(&self, value: Value) -> Result<T, Error> {
+        let mut slot = Some(value);
+        if let Some(as_is) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<T>>() {
+            return as_is.take().ok_or_else(|| self.err(Call::Result, "no result"));
+        }
+        let value = slot.unwrap_or_default();
         serde_json::from_value(value).map_err(|e| self.err(Call::Result, format!("the result does not match the output type: {e}")))
     }
 
@@ -942,7 +948,7 @@ impl RequestHandle {
 
     /// Waits (within the client's deadline) and fetches the typed result; on the
     /// deadline, cancels per policy and answers [`Error::Timeout`] with the request id.
-    pub async fn finish<T: DeserializeOwned>(&self, mut on_update: impl FnMut(&Update) + Send) -> Result<T, Error> {
+    pub async fn finish<T: DeserializeOwned + 'static>(&self, mut on_update: impl FnMut(&Update) + Send) -> Result<T, Error> {
         let done = AtomicBool::new(false);
         let value = self.within_deadline(&done, Box::pin(self.wait_and_fetch(&mut on_update, &done))).await?;
         self.typed_output(value)

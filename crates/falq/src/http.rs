@@ -130,6 +130,24 @@ impl Transport {
     }
 
     /// The calls in flight allowed now (adapted to the relay's answers).
+    /// Lets the runtime run what it has ready before a call that would hold a connection
+    /// for long, over HTTP/1.1: a connection whose answer was just read goes back to the
+    /// pool from tasks of its own (hyper's connection task, then hyper-util's return), and
+    /// a call that finds the pool empty meanwhile opens another, or races a connect that
+    /// then lies idle. A few rounds are what they take: 200 stream jobs against the
+    /// simulator opened 241–283 connections without them, 227–239 after four rounds and 200
+    /// after eight (the least there can be: one per open stream). Over HTTP/2 every call
+    /// shares one connection, and there is nothing to wait for.
+    pub(crate) async fn let_connections_return(&self) {
+        const ROUNDS: usize = 8;
+        if self.in_flight.h2.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        for _ in 0..ROUNDS {
+            tokio::task::yield_now().await;
+        }
+    }
+
     pub fn in_flight_limit(&self) -> usize {
         self.in_flight.limit()
     }
@@ -664,21 +682,6 @@ async fn read_capped(resp: reqwest::Response, max: usize) -> Result<Bytes, BodyE
 }
 
 /// An error and its causes, on one line.
-/// Lets the runtime run what it has ready before a call that would hold a connection for
-/// long: an HTTP/1.1 connection whose answer was just read goes back to the pool from tasks
-/// of its own (hyper's connection task, then hyper-util's return), and a call that finds
-/// the pool empty meanwhile opens another, or races a connect that then lies idle. A few
-/// rounds are what they take: 200 stream jobs against the simulator opened 241–283
-/// connections without them, 227–239 after four rounds and 200 after eight (the least
-/// there can be: one per open stream). Over HTTP/2 every call shares one connection, and
-/// the rounds cost a few scheduler passes.
-pub(crate) async fn let_connections_return() {
-    const ROUNDS: usize = 8;
-    for _ in 0..ROUNDS {
-        tokio::task::yield_now().await;
-    }
-}
-
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();

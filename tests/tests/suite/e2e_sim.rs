@@ -295,3 +295,16 @@ async fn the_simulator_honours_priority_and_start_timeout() {
         other => panic!("a missed start deadline is a failed job, not retried: {other}"),
     }
 }
+
+#[tokio::test]
+async fn a_result_asked_for_as_json_is_the_relay_s_json_whatever_type_asks() {
+    let sim = sim(SimMode::Relay, "").await;
+    let c = client(&sim, WaitMode::Poll);
+    let handle = c.submit_json("fal-ai/flux-pro/kontext/text-to-image", &json!({"prompt": "a lighthouse"})).await.unwrap();
+    let as_value: serde_json::Value = handle.finish(|_| {}).await.unwrap();
+    assert_eq!(handle.result_json().await.unwrap(), as_value);
+    let as_map: serde_json::Map<String, serde_json::Value> = handle.result().await.unwrap();
+    assert_eq!(serde_json::Value::Object(as_map), as_value);
+    let typed: endpoints::FluxProKontextTextToImageOutput = handle.result().await.unwrap();
+    assert_eq!(typed.images.len(), as_value["images"].as_array().unwrap().len());
+}
