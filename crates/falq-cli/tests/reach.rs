@@ -164,3 +164,32 @@ fn the_simulator_refuses_a_certificate_it_cannot_read() {
     let (code, _, err) = common::run(&mut missing);
     assert_eq!(code, 2, "--tls-cert without --tls-key: {err}");
 }
+
+/// A batch over HTTPS to a relay whose ALPN picks HTTP/2: its first call learns the
+/// protocol on a connection of its own, and every call after it shares that connection
+/// (one more carries the downloads, whose client never holds the key). Calls sent before
+/// the first answer would each open a connection and a TLS session.
+#[test]
+fn a_burst_over_https_learns_http2_on_one_connection() {
+    let authority = tests::tls::TestAuthority::new("burst");
+    let home = Scratch::new("https-burst");
+    let (cert, key) = (authority.cert.display().to_string(), authority.key.display().to_string());
+    let sim = common::SimProcess::start(&home, &["--queue-delay", "0s", "--run-time", "300ms", "--tls-cert", &cert, "--tls-key", &key]);
+    let lines = 24;
+    let text: String = (0..lines).map(|i| format!("{}\n", json!({"prompt": format!("a lighthouse #{i}")}))).collect();
+    std::fs::write(home.path("in.jsonl"), text).unwrap();
+    let mut c = common::falq(&home);
+    c.env("FAL_KEY", "k").env("SSL_CERT_FILE", &authority.ca);
+    c.args(["batch", "fal-ai/flux-1/schnell", "in.jsonl", "--base-url", &sim.base_url]);
+    let (code, _, err) = common::run(&mut c);
+    assert_eq!(code, 0, "{err}");
+    let counters: serde_json::Value = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(&authority.ca).unwrap()).unwrap();
+        let http = reqwest::Client::builder().tls_certs_only([ca]).build().unwrap();
+        http.get(format!("{}/_sim/counters?per_job=0", sim.base_url)).send().await.unwrap().json().await.unwrap()
+    });
+    assert_eq!(counters["jobs"]["succeeded"], lines, "{counters}");
+    // The batch's API calls, its downloads, and this test's own call for the counters.
+    let connections = counters["connections"].as_u64().unwrap();
+    assert!(connections <= 3, "{lines} jobs over HTTP/2 opened {connections} connections");
+}

@@ -44,6 +44,8 @@ pub struct Transport {
     media: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
     auth: Option<reqwest::header::HeaderValue>,
     in_flight: std::sync::Arc<Limiter>,
+    /// Per origin of media: whether its protocol is known yet ([`Probe`]).
+    media_probes: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Probe>>>>,
 }
 
 /// An answer, read whole.
@@ -97,8 +99,8 @@ impl Transport {
             }
             None => None,
         };
-        let in_flight = std::sync::Arc::new(Limiter::new(&config.http));
-        Ok(Self { config, api, sender, tls, media: Default::default(), auth, in_flight })
+        let in_flight = std::sync::Arc::new(Limiter::new(&config.http, config.base_url.scheme() == "https"));
+        Ok(Self { config, api, sender, tls, media: Default::default(), auth, in_flight, media_probes: Default::default() })
     }
 
     /// The HTTP client of downloads, built the first time one is asked for.
@@ -117,6 +119,14 @@ impl Transport {
             .build()
             .map_err(|e| Error::Config { message: format!("cannot build the HTTP client of downloads: {e}") })?;
         Ok(self.media.get_or_init(|| client))
+    }
+
+    /// Whether the protocol of `url`'s origin is known yet, for downloads: the media
+    /// client's first burst, like the API's, learns it on one connection.
+    fn media_probe(&self, url: &Url) -> std::sync::Arc<Probe> {
+        let origin = url.origin().ascii_serialization();
+        let Ok(mut all) = self.media_probes.lock() else { return std::sync::Arc::new(Probe::new(true)) };
+        all.entry(origin).or_insert_with(|| std::sync::Arc::new(Probe::new(url.scheme() != "https"))).clone()
     }
 
     /// The HTTP client of API calls (generated operations are built on it).
@@ -187,12 +197,16 @@ impl Transport {
     {
         let ctx = CallCtx { endpoint: "media", request_id: None };
         let outgoing = Outgoing::Url { method: Method::GET, url, body: None, headers: None };
-        let (ctx, outgoing, save) = (&ctx, &outgoing, &save);
+        let probe = self.media_probe(url);
+        let (ctx, outgoing, save, probe) = (&ctx, &outgoing, &save, &probe);
         attempts(|n| async move {
+            let turn = probe.turn().await;
             let resp = match self.answered(Call::Download, outgoing, ctx, n, None).await {
                 Ok(resp) => resp,
                 Err(attempt) => return attempt,
             };
+            probe.seen();
+            drop(turn);
             if !resp.status().is_success() {
                 let message = format!("HTTP {} (media links expire: download promptly)", resp.status());
                 return Attempt::Done(Err(Error::Download { url: url.to_string(), message }));
@@ -292,6 +306,9 @@ impl Transport {
             None => sending.await,
         };
         let sent = sent.map_err(|e| Attempt::Done(Err(e)))?;
+        if let (Ok(resp), false) = (&sent, call == Call::Download) {
+            self.in_flight.protocol_seen(resp.version() == reqwest::Version::HTTP_2);
+        }
         let outcome = match &sent {
             Ok(resp) => falq_api::answered(resp),
             Err(e) if e.is_connect() => Outcome::NotSent,
@@ -394,9 +411,6 @@ impl Transport {
             }
             return Err(Error::ForeignRedirect { endpoint: ctx.endpoint.to_string(), call, location });
         }
-        if resp.version() == reqwest::Version::HTTP_2 {
-            self.in_flight.h2.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
         Ok(resp)
     }
 
@@ -409,7 +423,9 @@ impl Transport {
         F: std::future::Future<Output = Result<T, Error>>,
     {
         let slot = self.in_flight.acquire().await;
+        let turn = self.in_flight.protocol.turn().await;
         let answer = Box::pin(work()).await;
+        drop(turn);
         self.in_flight.release(slot, answer.as_ref().ok().map(status_of));
         answer
     }
@@ -491,6 +507,51 @@ pub(crate) struct Limiter {
     h2: std::sync::atomic::AtomicBool,
     /// Over HTTP/1.1, and over HTTP/2.
     allowances: [Allowance; 2],
+    /// Whether an answer has told the relay's protocol ([`Probe`]).
+    protocol: Probe,
+}
+
+/// Whether an answer has told an origin's protocol (known up front but over HTTPS, where
+/// ALPN decides it at the first connection): until then one call goes at a time, and the
+/// others wait for its answer. With HTTP/2, one connection then carries every call;
+/// without the wait, each call of a first burst opened a connection and a TLS session of
+/// its own (32 for 200 jobs) before the first answer said that one would do.
+#[derive(Debug)]
+pub(crate) struct Probe {
+    known: std::sync::atomic::AtomicBool,
+    /// The turn of the one call that may go.
+    turn: tokio::sync::Semaphore,
+    /// Wakes the waiters once the protocol is known.
+    learned: tokio::sync::Notify,
+}
+
+impl Probe {
+    fn new(known: bool) -> Self {
+        Self { known: std::sync::atomic::AtomicBool::new(known), turn: tokio::sync::Semaphore::new(1), learned: tokio::sync::Notify::new() }
+    }
+
+    /// An answer came: the protocol is known, and the calls waiting for it go.
+    fn seen(&self) {
+        if !self.known.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            self.learned.notify_waiters();
+        }
+    }
+
+    /// `None` once the protocol is known; until then, the turn of the one call that may
+    /// go (held while it waits for its answer; a call that ends without one hands it on).
+    async fn turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        use std::sync::atomic::Ordering;
+        let learned = self.learned.notified();
+        tokio::pin!(learned);
+        learned.as_mut().enable();
+        if self.known.load(Ordering::Acquire) {
+            return None;
+        }
+        tokio::select! {
+            turn = self.turn.acquire() => turn.ok().filter(|_| !self.known.load(Ordering::Acquire)),
+            () = learned => None,
+        }
+    }
 }
 
 /// What a protocol allows: calls and streams together, and streams.
@@ -612,7 +673,7 @@ struct Slot<'a> {
 }
 
 impl Limiter {
-    fn new(http: &crate::config::HttpPolicy) -> Self {
+    fn new(http: &crate::config::HttpPolicy, tls: bool) -> Self {
         let state = LimiterState::new(http.max_in_flight, http.max_in_flight_ceiling);
         // Streams leave the calls their floor of the budget, whatever is configured.
         let allowance = |h2| {
@@ -625,7 +686,17 @@ impl Limiter {
             state: std::sync::Mutex::new(state),
             others: std::sync::atomic::AtomicUsize::new(0),
             h2: std::sync::atomic::AtomicBool::new(http.version == HttpVersion::Http2PriorKnowledge),
+            protocol: Probe::new(!tls || http.version == HttpVersion::Http2PriorKnowledge),
         }
+    }
+
+    /// An answer came over HTTP/2 or not: the allowance follows, and calls waiting to
+    /// learn the protocol go.
+    fn protocol_seen(&self, h2: bool) {
+        if h2 {
+            self.h2.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.protocol.seen();
     }
 
     /// What the relay's protocol allows.
@@ -700,6 +771,39 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
     use std::time::{Duration, Instant};
+
+    /// Whether `f` is still waiting after the runtime ran everything else it could.
+    async fn waits<F: std::future::Future>(f: &mut std::pin::Pin<&mut F>) -> bool {
+        for _ in 0..16 {
+            tokio::task::yield_now().await;
+        }
+        futures_util::FutureExt::now_or_never(f.as_mut()).is_none()
+    }
+
+    #[tokio::test]
+    async fn until_the_protocol_is_known_one_call_goes_at_a_time() {
+        // Known up front (plain HTTP, prior knowledge): nobody waits.
+        assert!(Probe::new(true).turn().await.is_none());
+        // Unknown: the first call goes; the second waits until an answer tells the protocol.
+        let probe = Probe::new(false);
+        let first = probe.turn().await;
+        assert!(first.is_some(), "the first call goes");
+        let second = probe.turn();
+        tokio::pin!(second);
+        assert!(waits(&mut second).await, "the second waits for the first's answer");
+        probe.seen();
+        assert!(second.await.is_none(), "once known, it goes without a turn");
+        drop(first);
+        assert!(probe.turn().await.is_none(), "and so does every call after");
+        // A first call that ends without an answer hands its turn on.
+        let probe = Probe::new(false);
+        let first = probe.turn().await;
+        let second = probe.turn();
+        tokio::pin!(second);
+        assert!(waits(&mut second).await);
+        drop(first);
+        assert!(second.await.is_some(), "the next call takes the turn");
+    }
 
     /// The room of calls when nothing bounds calls and streams together.
     const NO_BUDGET: usize = usize::MAX;
