@@ -1116,13 +1116,13 @@ pub(crate) fn readable(call: Call, endpoint_id: &str, body: &[u8]) -> bool {
     }
 }
 
-/// Reads what is left of a status stream in the background, for two seconds at most: the
-/// server closes it after COMPLETED, which is better than resetting it (HTTP/2 servers and
-/// clients count resets).
 /// How long a stream that told COMPLETED is waited on to end before the result call:
 /// servers end it at once, and one that does not delays the result by this much at most.
 const STREAM_END: Duration = Duration::from_millis(2);
 
+/// Reads what is left of a status stream in the background, for two seconds at most: the
+/// server closes it after COMPLETED, which is better than resetting it (HTTP/2 servers and
+/// clients count resets).
 async fn drain(mut body: ByteStream) {
     let rest = async { while body.next().await.is_some() {} };
     let _ = tokio::time::timeout(Duration::from_secs(2), rest).await;

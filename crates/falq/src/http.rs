@@ -139,7 +139,6 @@ impl Transport {
         &self.config.base_url
     }
 
-    /// The calls in flight allowed now (adapted to the relay's answers).
     /// Lets the runtime run what it has ready before a call that would hold a connection
     /// for long, over HTTP/1.1: a connection whose answer was just read goes back to the
     /// pool from tasks of its own (hyper's connection task, then hyper-util's return), and
@@ -158,6 +157,7 @@ impl Transport {
         }
     }
 
+    /// The calls in flight allowed now (adapted to the relay's answers).
     pub fn in_flight_limit(&self) -> usize {
         self.in_flight.limit()
     }
