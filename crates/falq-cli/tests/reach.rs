@@ -127,15 +127,22 @@ async fn a_relay_the_proxy_does_not_cover_is_asked_directly() {
     assert!(got.iter().any(|r| r.target == "/files/out.png"));
 }
 
+/// A `falq sim` serving HTTPS (jobs of `run_time`, no queueing) with a certificate of its
+/// own authority, and a scratch home for the clients.
+fn https_sim(name: &str, run_time: &str) -> (tests::tls::TestAuthority, Scratch, common::SimProcess) {
+    let authority = tests::tls::TestAuthority::new(name);
+    let home = Scratch::new(&format!("https-{name}"));
+    let (cert, key) = (authority.cert.display().to_string(), authority.key.display().to_string());
+    let sim = common::SimProcess::start(&home, &["--queue-delay", "0s", "--run-time", run_time, "--tls-cert", &cert, "--tls-key", &key]);
+    (authority, home, sim)
+}
+
 /// `falq sim` serves HTTPS as real relays do (ALPN offering HTTP/2): a client that trusts
 /// its authority runs a job through it end to end; one that does not is refused at the
 /// handshake, and says the job was never queued.
 #[test]
 fn the_simulator_serves_https() {
-    let authority = tests::tls::TestAuthority::new("sim");
-    let home = Scratch::new("sim-https");
-    let (cert, key) = (authority.cert.display().to_string(), authority.key.display().to_string());
-    let sim = common::SimProcess::start(&home, &["--queue-delay", "0s", "--run-time", "10ms", "--tls-cert", &cert, "--tls-key", &key]);
+    let (authority, home, sim) = https_sim("sim", "10ms");
     assert!(sim.base_url.starts_with("https://127.0.0.1:"), "{}", sim.base_url);
     let (code, _, err) = run(&home, &sim.base_url, &[("SSL_CERT_FILE", authority.ca.display().to_string().as_str())]);
     assert_eq!(code, 0, "{err}");
@@ -171,10 +178,7 @@ fn the_simulator_refuses_a_certificate_it_cannot_read() {
 /// the first answer would each open a connection and a TLS session.
 #[test]
 fn a_burst_over_https_learns_http2_on_one_connection() {
-    let authority = tests::tls::TestAuthority::new("burst");
-    let home = Scratch::new("https-burst");
-    let (cert, key) = (authority.cert.display().to_string(), authority.key.display().to_string());
-    let sim = common::SimProcess::start(&home, &["--queue-delay", "0s", "--run-time", "300ms", "--tls-cert", &cert, "--tls-key", &key]);
+    let (authority, home, sim) = https_sim("burst", "300ms");
     let lines = 24;
     let text: String = (0..lines).map(|i| format!("{}\n", json!({"prompt": format!("a lighthouse #{i}")}))).collect();
     std::fs::write(home.path("in.jsonl"), text).unwrap();
