@@ -635,9 +635,6 @@ impl RequestHandle {
     /// status URL as it is when the operation cannot express it. Answers the status, the
     /// headers and the body, whatever the status.
     async fn open_stream(&self) -> Result<(u16, reqwest::header::HeaderMap, ByteStream), Error> {
-        // A stream holds its connection for the job's whole run: it takes the one the
-        // submit's answer came on, once that is back in the pool, rather than opening another.
-        self.client.transport.let_connections_return().await;
         let include = self.client.config().wait.logs == Logs::Include;
         let path = match self.routes.route(Call::Stream) {
             RouteRef::Op(path) => path,

@@ -177,7 +177,11 @@ impl Transport {
 
     /// Sends a call whose answer the caller reads as it arrives (a status stream), under
     /// the retry policy; answers the response, headers read, whatever its status.
+    /// Such a call holds its connection for as long as it is read (a stream, the job's
+    /// whole run): it takes one that is on its way back to the pool (the submit's, for a
+    /// job's stream) rather than opening another.
     pub(crate) async fn open(&self, call: Call, outgoing: Outgoing<'_>, ctx: &CallCtx<'_>) -> Result<reqwest::Response, Error> {
+        self.let_connections_return().await;
         let outgoing = &outgoing;
         attempts(|n| async move {
             match self.answered(call, outgoing, ctx, n, None).await {
