@@ -545,6 +545,10 @@ impl Probe {
     /// go (held while it waits for its answer; a call that ends without one hands it on).
     async fn turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
         use std::sync::atomic::Ordering;
+        // Every call asks: once known, without taking the waiters' lock.
+        if self.known.load(Ordering::Acquire) {
+            return None;
+        }
         let learned = self.learned.notified();
         tokio::pin!(learned);
         learned.as_mut().enable();
