@@ -632,9 +632,9 @@ impl RequestHandle {
 
     /// Opens the status stream (its log lines too when the policy asks for them) through
     /// the generated operation, whose body progenitor leaves unread, or at the returned
-    /// status URL as it is when the operation cannot express it. Answers the status, the
-    /// headers and the body, whatever the status.
-    async fn open_stream(&self) -> Result<(u16, reqwest::header::HeaderMap, ByteStream), Error> {
+    /// status URL as it is when the operation cannot express it. Answers its events, or
+    /// the answer as it came when it is no stream.
+    async fn open_stream(&self) -> Result<Opened, Error> {
         let include = self.client.config().wait.logs == Logs::Include;
         let path = match self.routes.route(Call::Stream) {
             RouteRef::Op(path) => path,
@@ -646,7 +646,7 @@ impl RequestHandle {
                 }
                 let outgoing = Outgoing::Url { method: Method::GET, url: &url, body: None, headers: None };
                 let resp = self.client.transport.open(Call::Stream, outgoing, &self.ctx()).await?;
-                return Ok((resp.status().as_u16(), resp.headers().clone(), Box::pin(resp.bytes_stream())));
+                return Ok(Opened::of(resp.status().as_u16(), resp.headers())(Box::pin(resp.bytes_stream())));
             }
         };
         let api = self.operation_client(path);
@@ -654,13 +654,10 @@ impl RequestHandle {
         let op = if include { op.logs(1) } else { op };
         let (sent, kept) = road::run(self.scope(), op.send()).await;
         match sent {
-            Ok(v) => {
-                let (status, headers) = (v.status().as_u16(), v.headers().clone());
-                Ok((status, headers, v.into_inner().into_inner()))
-            }
+            Ok(v) => Ok(Opened::of(v.status().as_u16(), v.headers())(v.into_inner().into_inner())),
             // Any status but 200 (the one the spec declares) comes back as it is.
             Err(progenitor_client::Error::UnexpectedResponse(resp)) => {
-                Ok((resp.status().as_u16(), resp.headers().clone(), Box::pin(resp.bytes_stream())))
+                Ok(Opened::of(resp.status().as_u16(), resp.headers())(Box::pin(resp.bytes_stream())))
             }
             Err(other) => Err(match kept {
                 Some(Err(kept)) => kept,
@@ -690,8 +687,17 @@ impl RequestHandle {
         // Boxed: the opening's state (the operation's) is gone once the stream is open, and
         // a stream lasts the whole job.
         let opening = Box::pin(self.open_stream());
-        let (status, headers, body) = match opening.await {
-            Ok(r) => r,
+        let body = match opening.await {
+            Ok(Opened::Events(body)) => body,
+            Ok(Opened::NoStream { status, headers, body }) => {
+                // The relay has no stream (or not as SSE): every later wait of this client polls.
+                let success = (200..300).contains(&status);
+                verdict((matches!(status, 404 | 405 | 501) || success).then_some(false));
+                if matches!(status, 401 | 403) {
+                    return Err(self.refused_stream(status, headers, body).await);
+                }
+                return Ok(None);
+            }
             Err(Error::Network { .. }) => {
                 verdict(None);
                 return Ok(None);
@@ -701,17 +707,6 @@ impl RequestHandle {
                 return Err(e);
             }
         };
-        let is_sse =
-            headers.get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("text/event-stream"));
-        let success = (200..300).contains(&status);
-        if !success || !is_sse {
-            // The relay has no stream (or not as SSE): every later wait of this client polls.
-            verdict((matches!(status, 404 | 405 | 501) || (success && !is_sse)).then_some(false));
-            if matches!(status, 401 | 403) {
-                return Err(self.refused_stream(status, headers, body).await);
-            }
-            return Ok(None);
-        }
         verdict(Some(true));
         self.follow(body, seen, on_update).await
     }
@@ -726,7 +721,7 @@ impl RequestHandle {
                 break;
             }
         }
-        let answer = Answer { status, headers, body: Bytes::from(bytes) };
+        let answer = Answer { status, headers, body: Bytes::from(bytes), output: false };
         answer_error(&self.endpoint_id, Some(&self.request_id), Call::Stream, &answer)
     }
 
@@ -841,7 +836,9 @@ impl RequestHandle {
             Some(Decoded::Output(value)) => value,
             _ => decode(&answer, &self.endpoint_id, Some(&self.request_id), Call::Result)?,
         };
-        match result_shape(&self.endpoint_id, &value) {
+        // An output the transport read as such is not judged again.
+        let shape = if answer.output { ResultShape::Output } else { result_shape(&self.endpoint_id, &value) };
+        match shape {
             ResultShape::Output => {
                 if let Some(units) = billable_units(&answer.headers) {
                     let _ = self.billed.set(units);
@@ -849,7 +846,7 @@ impl RequestHandle {
                 Ok(Fetched::Ready(value))
             }
             ResultShape::Failure => {
-                let as_failure = Answer { status: 422, headers: answer.headers.clone(), body: answer.body.clone() };
+                let as_failure = Answer { status: 422, headers: answer.headers.clone(), body: answer.body.clone(), output: false };
                 let mut e = answer_error(&self.endpoint_id, Some(&self.request_id), Call::Result, &as_failure);
                 if let Error::JobFailed { status, .. } = &mut e {
                     *status = answer.status;
@@ -1022,6 +1019,29 @@ fn billable_units(headers: &reqwest::header::HeaderMap) -> Option<f64> {
 /// A response body as it arrives.
 type ByteStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send + Sync>>;
 
+/// What opening a status stream answered.
+enum Opened {
+    /// A success of type `text/event-stream`: its events.
+    Events(ByteStream),
+    /// Any other answer, as it came.
+    NoStream { status: u16, headers: reqwest::header::HeaderMap, body: ByteStream },
+}
+
+impl Opened {
+    /// What an answer of `status` with `headers` is, once given its body: its headers are
+    /// copied only when it is no stream (the caller reads them then). Read before the body
+    /// is taken from the response that holds the headers.
+    fn of(status: u16, headers: &reqwest::header::HeaderMap) -> impl FnOnce(ByteStream) -> Opened + use<> {
+        let sse =
+            headers.get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("text/event-stream"));
+        let no_stream = (!sse || !(200..300).contains(&status)).then(|| headers.clone());
+        move |body| match no_stream {
+            None => Opened::Events(body),
+            Some(headers) => Opened::NoStream { status, headers, body },
+        }
+    }
+}
+
 /// What a generated operation decoded from its answer.
 enum Decoded {
     Status(QueueStatus),
@@ -1094,22 +1114,35 @@ fn result_shape(endpoint_id: &str, value: &Value) -> ResultShape {
     }
 }
 
-/// Whether a successful answer to `call` is one its caller can read: a status for a status
-/// call, for a result call an output, a failure or an unfinished status (for any other
-/// call, JSON). The transport asks again, within the call's budget of attempts, for an
-/// answer that is not: a proxy's glitch (`{}`, an envelope of its own) is not the job's end.
-pub(crate) fn readable(call: Call, endpoint_id: &str, body: &[u8]) -> bool {
+/// What a successful answer's body is to its caller ([`reading`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// Not what the call answers: a proxy's glitch (`{}`, an envelope of its own).
+    Unreadable,
+    /// What the call answers.
+    Readable,
+    /// A result call's output, as the endpoint's output type reads it (judged once: the
+    /// caller takes the verdict with the answer).
+    Output,
+}
+
+/// What a successful answer to `call` is to its caller: readable when it is a status for a
+/// status call, for a result call an output, a failure or an unfinished status (for any
+/// other call, JSON). The transport asks again, within the call's budget of attempts, for
+/// an answer that is not: a proxy's glitch is not the job's end.
+pub(crate) fn reading(call: Call, endpoint_id: &str, body: &[u8]) -> Reading {
+    let readable = |yes: bool| if yes { Reading::Readable } else { Reading::Unreadable };
     match call {
-        Call::Status => serde_json::from_slice::<QueueStatus>(body).is_ok(),
+        Call::Status => readable(serde_json::from_slice::<QueueStatus>(body).is_ok()),
         // The endpoint's output is told from the text itself, without a `Value` (the
         // answer nearly every result call gets); anything else is read as a value, to tell a
         // failure or an unfinished status from a glitch. Text that decodes as the output type
         // is a value that does too, so the verdict is the value's alone.
+        Call::Result if falq_api::endpoint(endpoint_id).is_some_and(|e| (e.check_output_json)(body).is_ok()) => Reading::Output,
         Call::Result => {
-            falq_api::endpoint(endpoint_id).is_some_and(|e| (e.check_output_json)(body).is_ok())
-                || serde_json::from_slice::<Value>(body).is_ok_and(|v| !matches!(result_shape(endpoint_id, &v), ResultShape::Other(_)))
+            readable(serde_json::from_slice::<Value>(body).is_ok_and(|v| !matches!(result_shape(endpoint_id, &v), ResultShape::Other(_))))
         }
-        _ => serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok(),
+        _ => readable(serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()),
     }
 }
 

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use reqwest::{Method, Url};
 
+use crate::client::Reading;
 use crate::config::{Config, HttpVersion};
 use crate::error::Error;
 use crate::retry::{Call, Outcome};
@@ -57,6 +58,9 @@ pub struct Answer {
     pub headers: reqwest::header::HeaderMap,
     /// The body.
     pub body: Bytes,
+    /// The body is a result call's output, read so by the endpoint's output type as it was
+    /// checked ([`crate::client::Reading::Output`]).
+    pub output: bool,
 }
 
 /// What both HTTP clients share: the connect timeout, falq's user agent, and their TLS
@@ -251,25 +255,26 @@ impl Transport {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let read = tokio::time::timeout_at(deadline, read_capped(resp, self.config.http.max_body)).await;
-        match read.unwrap_or_else(|_| Err(BodyError::Read(format!("no whole answer within {limit:?} (Timeouts::request)")))) {
+        let read = read.unwrap_or_else(|_| Err(BodyError::Read(format!("no whole answer within {limit:?} (Timeouts::request)"))));
+        let reading = match &read {
+            Ok(body) if matches!(call, Call::Status | Call::Result) && (200..300).contains(&status) => {
+                crate::client::reading(call, ctx.endpoint, body)
+            }
+            _ => Reading::Readable,
+        };
+        match read {
             // A status or result success its caller cannot read (a proxy's glitch: a page,
             // `{}`, a body cut short under its own length) is asked for again like a
             // cut-short body; after the last attempt it goes to the caller, whose decode
             // says what it is.
-            Ok(body)
-                if matches!(call, Call::Status | Call::Result)
-                    && (200..300).contains(&status)
-                    && !crate::client::readable(call, ctx.endpoint, &body) =>
-            {
-                match self.next_try(call, n, Outcome::Lost) {
-                    Some(delay) => {
-                        tracing::debug!(call = call.name(), attempts = n, "answer not of the call's shape; asking again");
-                        Attempt::Again(delay)
-                    }
-                    None => Attempt::Done(Ok(Answer { status, headers, body })),
+            Ok(body) if reading == Reading::Unreadable => match self.next_try(call, n, Outcome::Lost) {
+                Some(delay) => {
+                    tracing::debug!(call = call.name(), attempts = n, "answer not of the call's shape; asking again");
+                    Attempt::Again(delay)
                 }
-            }
-            Ok(body) => Attempt::Done(Ok(Answer { status, headers, body })),
+                None => Attempt::Done(Ok(Answer { status, headers, body, output: false })),
+            },
+            Ok(body) => Attempt::Done(Ok(Answer { status, headers, body, output: reading == Reading::Output })),
             Err(BodyError::TooLarge(max)) => Attempt::Done(Err(
                 ctx.protocol(call, format!("HTTP {status} with a body over {max} bytes (HttpPolicy::max_body); not read"))
             )),

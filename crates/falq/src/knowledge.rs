@@ -36,6 +36,14 @@ pub(crate) const PHASES: usize = 8;
 /// number that tells apart jobs submitted at the same instant.
 type Place = (Instant, u64);
 
+/// What is known of `endpoint`, entered when nothing is yet (its id is copied only then).
+fn of<'a>(all: &'a mut HashMap<String, EndpointKnowledge>, endpoint: &str) -> &'a mut EndpointKnowledge {
+    if !all.contains_key(endpoint) {
+        all.insert(endpoint.to_string(), EndpointKnowledge::default());
+    }
+    all.get_mut(endpoint).expect("entered above")
+}
+
 #[derive(Debug, Default)]
 struct EndpointKnowledge {
     stats: ServiceStats,
@@ -170,7 +178,7 @@ impl Knowledge {
     /// Records a completion seen between `low` and `high` after submit.
     pub(crate) fn record(&self, endpoint: &str, low: Duration, high: Duration) {
         if let Ok(mut all) = self.endpoints.lock() {
-            all.entry(endpoint.to_string()).or_default().stats.record(low, high);
+            of(&mut all, endpoint).stats.record(low, high);
         }
     }
 
@@ -185,7 +193,7 @@ impl Knowledge {
     /// to look, it aims at its own completion.)
     pub(crate) fn completed(&self, endpoint: &str, submitted: Instant, low: Duration, high: Duration) {
         let Ok(mut all) = self.endpoints.lock() else { return };
-        let e = all.entry(endpoint.to_string()).or_default();
+        let e = of(&mut all, endpoint);
         let before = e.stats.estimate();
         e.stats.record(low, high);
         let replan = match (before, e.stats.estimate()) {
@@ -208,7 +216,7 @@ impl Knowledge {
     pub(crate) fn waiting<'a>(&'a self, endpoint: &'a str, submitted: Instant) -> Waiting<'a> {
         let place = (submitted, self.next_waiter.fetch_add(1, Ordering::Relaxed));
         if let Ok(mut all) = self.endpoints.lock() {
-            all.entry(endpoint.to_string()).or_default().waiting.insert(place);
+            of(&mut all, endpoint).waiting.insert(place);
         }
         Waiting { knowledge: self, endpoint, place }
     }

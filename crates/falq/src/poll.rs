@@ -206,6 +206,9 @@ impl PollPolicy {
 pub struct ServiceStats {
     /// (midpoint, half-width) of recent completions, oldest first.
     samples: std::collections::VecDeque<(f64, f64)>,
+    /// The estimate of these samples, worked out as each is recorded (it is asked for far
+    /// more often: before every aimed poll, twice per completion).
+    current: Option<Estimate>,
 }
 
 impl ServiceStats {
@@ -219,6 +222,7 @@ impl ServiceStats {
             self.samples.pop_front();
         }
         self.samples.push_back(((lo + hi) / 2.0, (hi - lo) / 2.0));
+        self.current = self.worked_out();
     }
 
     /// The estimate: a mean of the midpoints weighted by how tightly each was seen, and
@@ -227,7 +231,13 @@ impl ServiceStats {
     /// within a few tight polls, and that tight sighting outweighs the wide one.
     /// `done_by` is the end of the window all recent sightings share, when they share one
     /// (the jobs look alike: any of them is done by then), else `service + spread`.
+    /// `None` before any completion.
     pub fn estimate(&self) -> Option<Estimate> {
+        self.current.clone()
+    }
+
+    /// [`ServiceStats::estimate`] worked out from the samples.
+    fn worked_out(&self) -> Option<Estimate> {
         if self.samples.is_empty() {
             return None;
         }

@@ -57,10 +57,13 @@ impl Scope {
 
 /// Runs a generated operation's `send` within `scope`: answers what the operation returned
 /// and what the transport kept (`None`: the operation refused the request before sending).
-pub(crate) async fn run<T>(scope: Scope, op: impl Future<Output = T>) -> (T, Option<Result<Answer, Error>>) {
+/// Neither an `async fn` nor an `async` block: either would hold the operation's future
+/// twice, as what it was given and as what it awaits (3 KB each for a queue call), and
+/// every caller's state with it.
+pub(crate) fn run<T>(scope: Scope, op: impl Future<Output = T>) -> impl Future<Output = (T, Option<Result<Answer, Error>>)> {
+    use futures_util::FutureExt;
     let scope = Arc::new(scope);
-    let out = SCOPE.scope(scope.clone(), op).await;
-    (out, scope.take())
+    SCOPE.scope(scope.clone(), op).map(move |out| (out, scope.take()))
 }
 
 /// The executor of the generated client: the client's transport.
@@ -112,12 +115,14 @@ impl falq_api::Executor for Road {
             // In the slot the caller took.
             let answer = self.transport.exchange(call, Outgoing::Built(&again), &ctx).await;
             let response = match &answer {
+                // What the operation decodes: the status and the body. The headers stay in the
+                // kept answer, where its caller reads them, and are not copied (the operation's
+                // value has none).
                 Ok(a) => {
                     use reqwest::ResponseBuilderExt;
                     // The request's URL, so that reqwest does not parse a stand-in one.
                     let mut response = http::Response::builder().url(request.url().clone()).body(a.body.clone()).unwrap_or_default();
                     *response.status_mut() = http::StatusCode::from_u16(a.status).unwrap_or(http::StatusCode::BAD_GATEWAY);
-                    *response.headers_mut() = a.headers.clone();
                     Ok(reqwest::Response::from(response))
                 }
                 Err(e) => Err(falq_api::NoAnswer(e.to_string())),

@@ -19,7 +19,7 @@ use std::time::Duration;
 use hyper_util::client::legacy::Client as Pool;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use reqwest::header::{ACCEPT, HeaderValue, LOCATION, USER_AGENT};
+use reqwest::header::{ACCEPT, HOST, HeaderValue, LOCATION, USER_AGENT};
 use reqwest::{Method, StatusCode, Url};
 
 use crate::config::{Config, HttpVersion};
@@ -61,6 +61,13 @@ pub(crate) struct Direct {
     pool: Pool<Connector, reqwest::Body>,
     user_agent: HeaderValue,
     base: Url,
+    /// The `Host` of every request, when every connection speaks HTTP/1.1 (a plain-HTTP
+    /// base without prior knowledge of HTTP/2): written once here rather than by hyper's
+    /// pool for each request. Every request goes to the base's origin (the transport
+    /// refuses any other, and redirects are followed within it), so it has this `Host`.
+    /// Over TLS, where ALPN may choose HTTP/2 (which names the host otherwise), the pool
+    /// writes it.
+    host: Option<HeaderValue>,
 }
 
 /// Why a request has no answer.
@@ -144,7 +151,12 @@ impl Direct {
             pool.http2_only(true);
         }
         let user_agent = HeaderValue::from_static(concat!("falq/", env!("CARGO_PKG_VERSION")));
-        Ok(Direct { pool: pool.build(connector(http, config, tls)?), user_agent, base: config.base_url.clone() })
+        let base = &config.base_url;
+        let host = (base.scheme() == "http" && config.http.version != HttpVersion::Http2PriorKnowledge)
+            .then(|| base.host_str().map(|h| base.port().map_or_else(|| h.to_string(), |p| format!("{h}:{p}"))))
+            .flatten()
+            .and_then(|h| HeaderValue::from_str(&h).ok());
+        Ok(Direct { pool: pool.build(connector(http, config, tls)?), user_agent, base: base.clone(), host })
     }
 
     async fn send(
@@ -189,6 +201,9 @@ impl Direct {
         }
         if !headers.contains_key(ACCEPT) {
             headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        }
+        if let Some(host) = &self.host {
+            headers.entry(HOST).or_insert_with(|| host.clone());
         }
         let (parts, body) = self.pool.request(request).await.map_err(SendError::Hyper)?.into_parts();
         use reqwest::ResponseBuilderExt;

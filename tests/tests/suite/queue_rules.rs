@@ -85,6 +85,13 @@ async fn returned_urls_are_rewritten_and_the_key_stays_on_the_base() {
             at_base.iter().all(|r| r.header("authorization") == Some("Bearer sk-relay-secret")),
             "every call to the base carries the key"
         );
+        // Each request names the host it goes to, once (falq writes the base's own `Host`
+        // over plain HTTP; the pool would otherwise).
+        let names = |r: &tests::Captured| r.headers.iter().filter(|(k, _)| k == "host").map(|(_, v)| v.clone()).collect::<Vec<_>>();
+        let authority = |url: &str| url.trim_start_matches("http://").to_string();
+        for r in &at_base {
+            assert_eq!(names(r), [authority(&base.base_url)], "{} {}", r.method, r.target);
+        }
         assert!(at_base.iter().any(|r| r.target.contains("/status/stream")), "streaming was tried");
         assert!(
             at_base.iter().any(|r| r.target.starts_with(&format!("{prefix}/fal-ai/flux-pro/requests/{ID}/status?logs=1"))),
@@ -99,6 +106,7 @@ async fn returned_urls_are_rewritten_and_the_key_stays_on_the_base() {
         );
         assert_eq!(at_foreign[0].target, "/files/rabbit/out.png");
         assert_eq!(at_foreign[0].header("authorization"), None, "media is fetched without the key");
+        assert_eq!(names(&at_foreign[0]), [authority(&foreign.base_url)], "and names its own host");
     }
 }
 
