@@ -241,6 +241,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A call's state is boxed and copied per call: the scope around an operation must not
+    /// hold the operation's future twice (an `async` wrapper keeps what it was handed and
+    /// what it awaits).
+    #[test]
+    fn running_an_operation_in_its_scope_holds_it_once() {
+        let op = async {
+            let held = [1u8; 4096];
+            std::future::ready(()).await;
+            held.iter().map(|b| usize::from(*b)).sum::<usize>()
+        };
+        let alone = std::mem::size_of_val(&op);
+        assert!(alone >= 4096, "the operation holds its 4 KB across the await: {alone}");
+        let scoped = run(Scope::default(), op);
+        let size = std::mem::size_of_val(&scoped);
+        assert!(size < alone + 256, "{size} bytes around an operation of {alone}");
+    }
+
     #[test]
     fn an_input_is_held_by_its_type_only_as_it_is() {
         let t = json!({"prompt": "p", "n": 2.0, "size": {"w": 1}});
