@@ -41,23 +41,35 @@ pub enum Branch {
 }
 
 /// The schema a use site of `root` stands for: `$ref`s into its definitions followed, single
-/// `allOf`s unwrapped, and a union's branch as `branch` says.
+/// `allOf`s unwrapped ([`through`]), and a union's branch as `branch` says.
 pub fn resolve<'a>(root: &'a Value, mut s: &'a Value, branch: Branch) -> &'a Value {
     for _ in 0..32 {
+        let Some(last) = through(root, s).last() else { break };
+        s = last;
+        // A `$ref` whose target is missing stands as it is.
         if s.get("$ref").is_some() {
-            match ref_target(root, s) {
-                Some(t) => s = t,
-                None => break,
-            }
-        } else if let Some([one]) = s.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
-            s = one;
-        } else if let Some(b) = union_branch(s, branch) {
-            s = b;
-        } else {
             break;
+        }
+        match union_branch(s, branch) {
+            Some(b) => s = b,
+            None => break,
         }
     }
     s
+}
+
+/// The schemas a use site of `root` passes through to what it is, itself first: a `$ref`'s
+/// target in its definitions, a single `allOf`'s member, and so on (a `$ref` comes first;
+/// one whose target is missing ends the way; 32 steps at most).
+pub fn through<'a>(root: &'a Value, s: &'a Value) -> impl Iterator<Item = &'a Value> {
+    let step = move |s: &&'a Value| match s.get("$ref") {
+        Some(_) => ref_target(root, s),
+        None => s.get("allOf").and_then(Value::as_array).and_then(|all| match all.as_slice() {
+            [one] => Some(one),
+            _ => None,
+        }),
+    };
+    std::iter::successors(Some(s), step).take(33)
 }
 
 /// The schema of `root`'s definitions a use site's own `$ref` names (one step), if it names one.
@@ -132,6 +144,24 @@ mod tests {
         assert_eq!(ref_target(&root, &json!({"$ref": "#/components/schemas/B"})), None, "not into the definitions");
         assert_eq!(type_of(&json!({"type": ["null", "number"]})), "number");
         assert_eq!(type_of(&json!({"enum": [1]})), "");
+    }
+
+    #[test]
+    fn a_use_site_passes_through_refs_and_single_wrappers_and_no_further() {
+        let root = json!({"definitions": {
+            "A": {"allOf": [{"$ref": "#/definitions/B"}]},
+            "B": {"$ref": "#/definitions/C", "description": "a ref comes first"},
+            "C": {"allOf": [{"type": "integer"}, {"minimum": 1}]},
+            "Loop": {"$ref": "#/definitions/Loop"},
+        }});
+        let site = json!({"$ref": "#/definitions/A"});
+        let way: Vec<&Value> = through(&root, &site).collect();
+        assert_eq!(way.len(), 5, "{way:?}");
+        assert_eq!(way[0], &site);
+        assert_eq!(way[4], &root["definitions"]["C"], "two members are no wrapper");
+        let dangling = json!({"allOf": [{"$ref": "#/definitions/Missing"}]});
+        assert_eq!(through(&root, &dangling).count(), 2, "a missing target ends the way at its $ref");
+        assert_eq!(through(&root, &json!({"$ref": "#/definitions/Loop"})).count(), 33, "a cycle is cut");
     }
 
     #[test]

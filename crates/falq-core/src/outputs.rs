@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use crate::FileKind;
-use crate::json_schema::{DEFINITION_REF, ref_target, type_of};
+use crate::json_schema::{DEFINITION_REF, through, type_of};
 
 /// Where files sit in the output `root` describes, as JSON pointers (`*` for every item of
 /// an array), with their kinds: every object whose `url` is a string, not looked inside.
@@ -83,27 +83,18 @@ fn walk<'a>(
     }
 }
 
-/// The schemas a use site passes through to what it is (itself, each `$ref`'s target,
-/// each single `allOf`'s member), and the definitions its `$ref`s name.
-fn chain<'a>(root: &'a Value, mut s: &'a Value) -> (Vec<&'a Value>, Vec<&'a str>) {
-    let (mut schemas, mut names) = (vec![s], Vec::new());
-    for _ in 0..32 {
-        if let Some(r) = s.get("$ref") {
-            let Some(t) = ref_target(root, s) else { break };
-            names.extend(r.as_str().and_then(|r| r.strip_prefix(DEFINITION_REF)));
-            s = t;
-        } else if let Some([one]) = s.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
-            s = one;
-        } else {
-            break;
-        }
-        schemas.push(s);
-    }
+/// The schemas a use site passes through to what it is ([`through`]), and the definitions
+/// its `$ref`s name on the way (a `$ref` followed to its target).
+fn chain<'a>(root: &'a Value, s: &'a Value) -> (Vec<&'a Value>, Vec<&'a str>) {
+    let schemas: Vec<&Value> = through(root, s).collect();
+    let followed = &schemas[..schemas.len().saturating_sub(1)];
+    let names = followed.iter().filter_map(|s| s.get("$ref")?.as_str()?.strip_prefix(DEFINITION_REF)).collect();
     (schemas, names)
 }
 
+/// What a use site is, unions left as they are.
 fn resolve<'a>(root: &'a Value, s: &'a Value) -> &'a Value {
-    chain(root, s).0.last().copied().unwrap_or(s)
+    through(root, s).last().unwrap_or(s)
 }
 
 /// Whether a schema is a file of an output: fal's `File` (and `Image`, `VideoFile`, ...):
