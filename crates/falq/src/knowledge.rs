@@ -36,12 +36,15 @@ pub(crate) const PHASES: usize = 8;
 /// number that tells apart jobs submitted at the same instant.
 type Place = (Instant, u64);
 
-/// What is known of `endpoint`, entered when nothing is yet (its id is copied only then).
-fn of<'a>(all: &'a mut HashMap<String, EndpointKnowledge>, endpoint: &str) -> &'a mut EndpointKnowledge {
+/// What is known of `endpoint`, entered when nothing is yet (its id is copied only then,
+/// not for every call of a known endpoint). Always `Some`: the borrow checker does not let
+/// one branch return a lookup's borrow while the other inserts, and the second lookup's
+/// `Option` is passed on rather than unwrapped.
+fn of<'a>(all: &'a mut HashMap<String, EndpointKnowledge>, endpoint: &str) -> Option<&'a mut EndpointKnowledge> {
     if !all.contains_key(endpoint) {
         all.insert(endpoint.to_string(), EndpointKnowledge::default());
     }
-    all.get_mut(endpoint).expect("entered above")
+    all.get_mut(endpoint)
 }
 
 #[derive(Debug, Default)]
@@ -177,8 +180,10 @@ impl Knowledge {
 
     /// Records a completion seen between `low` and `high` after submit.
     pub(crate) fn record(&self, endpoint: &str, low: Duration, high: Duration) {
-        if let Ok(mut all) = self.endpoints.lock() {
-            of(&mut all, endpoint).stats.record(low, high);
+        if let Ok(mut all) = self.endpoints.lock()
+            && let Some(e) = of(&mut all, endpoint)
+        {
+            e.stats.record(low, high);
         }
     }
 
@@ -193,7 +198,7 @@ impl Knowledge {
     /// to look, it aims at its own completion.)
     pub(crate) fn completed(&self, endpoint: &str, submitted: Instant, low: Duration, high: Duration) {
         let Ok(mut all) = self.endpoints.lock() else { return };
-        let e = of(&mut all, endpoint);
+        let Some(e) = of(&mut all, endpoint) else { return };
         let before = e.stats.estimate();
         e.stats.record(low, high);
         let replan = match (before, e.stats.estimate()) {
@@ -215,8 +220,10 @@ impl Knowledge {
     /// the whole of its wait.
     pub(crate) fn waiting<'a>(&'a self, endpoint: &'a str, submitted: Instant) -> Waiting<'a> {
         let place = (submitted, self.next_waiter.fetch_add(1, Ordering::Relaxed));
-        if let Ok(mut all) = self.endpoints.lock() {
-            of(&mut all, endpoint).waiting.insert(place);
+        if let Ok(mut all) = self.endpoints.lock()
+            && let Some(e) = of(&mut all, endpoint)
+        {
+            e.waiting.insert(place);
         }
         Waiting { knowledge: self, endpoint, place }
     }
