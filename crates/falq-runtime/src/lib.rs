@@ -248,10 +248,14 @@ pub async fn exec(
             }
         });
     }
-    // The request was built by the operation: a copy is kept for the retries.
-    let spare = request.try_clone();
-    let again = || spare.as_ref().and_then(reqwest::Request::try_clone);
-    send_retrying(http, &hooks.retry, call, request, again).await.map_err(|f| f.error)
+    // Boxed: the loop's state (and the copy of the request kept for its retries) would
+    // otherwise be part of every operation's future, an executor's calls included.
+    let retrying = Box::pin(async move {
+        let spare = request.try_clone();
+        let again = || spare.as_ref().and_then(reqwest::Request::try_clone);
+        send_retrying(http, &hooks.retry, call, request, again).await
+    });
+    retrying.await.map_err(|f| f.error)
 }
 
 #[cfg(test)]

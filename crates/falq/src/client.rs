@@ -414,7 +414,9 @@ impl RequestHandle {
             url.query_pairs_mut().append_pair("logs", "1");
         }
         let outgoing = Outgoing::Url { method, url: &url, body: None, headers: None };
-        let answer = self.client.transport.exchange(call, outgoing, &self.ctx()).await?;
+        // Boxed, as the operation's own sending is behind the executor's box: the state of
+        // the transport's call is not part of every queue call's (3.4 KB, not 1.9).
+        let answer = Box::pin(self.client.transport.exchange(call, outgoing, &self.ctx())).await?;
         Ok((answer, None))
     }
 
@@ -645,7 +647,8 @@ impl RequestHandle {
                     url.query_pairs_mut().append_pair("logs", "1");
                 }
                 let outgoing = Outgoing::Url { method: Method::GET, url: &url, body: None, headers: None };
-                let resp = self.client.transport.open(Call::Stream, outgoing, &self.ctx()).await?;
+                // Boxed for the same reason as a queue call's (see `queue_call_in_turn`).
+                let resp = Box::pin(self.client.transport.open(Call::Stream, outgoing, &self.ctx())).await?;
                 return Ok(Opened::of(resp.status().as_u16(), resp.headers())(Box::pin(resp.bytes_stream())));
             }
         };
