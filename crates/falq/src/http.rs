@@ -172,7 +172,7 @@ impl Transport {
     /// answered as it is. A body cut short (a reset mid-answer) is asked again for every
     /// call but submit: a submit's answer lost that way may mean a queued job, so it is
     /// reported as one that may exist. A status or result success its caller cannot read
-    /// ([`crate::client::readable`]) is asked again the same way. Runs in the caller's
+    /// ([`crate::client::reading`]) is asked again the same way. Runs in the caller's
     /// in-flight slot ([`Transport::in_slot`]).
     pub(crate) async fn exchange(&self, call: Call, outgoing: Outgoing<'_>, ctx: &CallCtx<'_>) -> Result<Answer, Error> {
         let outgoing = &outgoing;

@@ -230,8 +230,9 @@ impl ServiceStats {
     /// aimed poll early or late; the late steps of the policy then find the completion
     /// within a few tight polls, and that tight sighting outweighs the wide one.
     /// `done_by` is the end of the window all recent sightings share, when they share one
-    /// (the jobs look alike: any of them is done by then), else `service + spread`.
-    /// `None` before any completion.
+    /// (the jobs look alike: any of them is done by then), else `service + spread`; the
+    /// service time is never after it (kept inside a shared window). `None` before any
+    /// completion.
     pub fn estimate(&self) -> Option<Estimate> {
         self.current.clone()
     }
