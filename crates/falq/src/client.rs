@@ -724,7 +724,7 @@ impl RequestHandle {
                 break;
             }
         }
-        let answer = Answer { status, headers, body: Bytes::from(bytes), output: false };
+        let answer = Answer { status, headers, body: Bytes::from(bytes), reading: Reading::Readable };
         answer_error(&self.endpoint_id, Some(&self.request_id), Call::Stream, &answer)
     }
 
@@ -835,21 +835,25 @@ impl RequestHandle {
         if !(200..300).contains(&answer.status) {
             return Err(answer_error(&self.endpoint_id, Some(&self.request_id), Call::Result, &answer));
         }
-        let value: Value = match decoded {
-            Some(Decoded::Output(value)) => value,
-            _ => decode(&answer, &self.endpoint_id, Some(&self.request_id), Call::Result)?,
+        // The transport told the answer apart as it read it; it is not judged again.
+        let shape = match &answer.reading {
+            Reading::Result(shape) => shape.clone(),
+            Reading::Readable | Reading::Unreadable => result_reading(&self.endpoint_id, &answer.body),
         };
-        // An output the transport read as such is not judged again.
-        let shape = if answer.output { ResultShape::Output } else { result_shape(&self.endpoint_id, &value) };
         match shape {
             ResultShape::Output => {
+                let value: Value = match decoded {
+                    Some(Decoded::Output(value)) => value,
+                    _ => decode(&answer, &self.endpoint_id, Some(&self.request_id), Call::Result)?,
+                };
                 if let Some(units) = billable_units(&answer.headers) {
                     let _ = self.billed.set(units);
                 }
                 Ok(Fetched::Ready(value))
             }
             ResultShape::Failure => {
-                let as_failure = Answer { status: 422, headers: answer.headers.clone(), body: answer.body.clone(), output: false };
+                let as_failure =
+                    Answer { status: 422, headers: answer.headers.clone(), body: answer.body.clone(), reading: Reading::Readable };
                 let mut e = answer_error(&self.endpoint_id, Some(&self.request_id), Call::Result, &as_failure);
                 if let Error::JobFailed { status, .. } = &mut e {
                     *status = answer.status;
@@ -1089,8 +1093,9 @@ impl Progress {
     }
 }
 
-/// What a result call's successful answer is.
-enum ResultShape {
+/// What a result call's successful answer is ([`result_reading`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ResultShape {
     /// The endpoint's output.
     Output,
     /// A failure told in fal's `detail` shape.
@@ -1101,9 +1106,21 @@ enum ResultShape {
     Other(String),
 }
 
-fn result_shape(endpoint_id: &str, value: &Value) -> ResultShape {
-    let verdict = match falq_api::endpoint(endpoint_id) {
-        Some(e) => (e.check_output)(value),
+/// What `body`, a result call's successful answer, is. The endpoint's output is told from
+/// the text itself, without a `Value` (the answer nearly every result call gets); anything
+/// else is read as a value, to tell a failure or an unfinished status from a glitch. Text
+/// that decodes as the output type is a value that does too, so the verdict is the text's.
+pub(crate) fn result_reading(endpoint_id: &str, body: &[u8]) -> ResultShape {
+    let endpoint = falq_api::endpoint(endpoint_id);
+    if endpoint.is_some_and(|e| (e.check_output_json)(body).is_ok()) {
+        return ResultShape::Output;
+    }
+    let value = match serde_json::from_slice::<Value>(body) {
+        Ok(value) => value,
+        Err(e) => return ResultShape::Other(format!("not JSON ({e})")),
+    };
+    let verdict = match endpoint {
+        Some(e) => (e.check_output)(&value),
         None if value.is_object() => Ok(()),
         None => Err("the result is not a JSON object".to_string()),
     };
@@ -1111,22 +1128,29 @@ fn result_shape(endpoint_id: &str, value: &Value) -> ResultShape {
     if value.get("detail").is_some() {
         return ResultShape::Failure;
     }
-    match serde_json::from_value::<QueueStatus>(value.clone()) {
+    match serde_json::from_value::<QueueStatus>(value) {
         Ok(status) if status.status != QueueStatusKind::Completed => ResultShape::Unfinished(status.status.to_string()),
         _ => ResultShape::Other(why),
     }
 }
 
 /// What a successful answer's body is to its caller ([`reading`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Reading {
     /// Not what the call answers: a proxy's glitch (`{}`, an envelope of its own).
     Unreadable,
     /// What the call answers.
     Readable,
-    /// A result call's output, as the endpoint's output type reads it (judged once: the
-    /// caller takes the verdict with the answer).
-    Output,
+    /// A result call's answer, told apart once: the transport asks again for one that is
+    /// none of what a result call answers, and the caller takes the verdict with the answer.
+    Result(ResultShape),
+}
+
+impl Reading {
+    /// Whether the transport asks again (within the call's budget) for another answer.
+    pub(crate) fn unreadable(&self) -> bool {
+        matches!(self, Reading::Unreadable | Reading::Result(ResultShape::Other(_)))
+    }
 }
 
 /// What a successful answer to `call` is to its caller: readable when it is a status for a
@@ -1137,14 +1161,7 @@ pub(crate) fn reading(call: Call, endpoint_id: &str, body: &[u8]) -> Reading {
     let readable = |yes: bool| if yes { Reading::Readable } else { Reading::Unreadable };
     match call {
         Call::Status => readable(serde_json::from_slice::<QueueStatus>(body).is_ok()),
-        // The endpoint's output is told from the text itself, without a `Value` (the
-        // answer nearly every result call gets); anything else is read as a value, to tell a
-        // failure or an unfinished status from a glitch. Text that decodes as the output type
-        // is a value that does too, so the verdict is the value's alone.
-        Call::Result if falq_api::endpoint(endpoint_id).is_some_and(|e| (e.check_output_json)(body).is_ok()) => Reading::Output,
-        Call::Result => {
-            readable(serde_json::from_slice::<Value>(body).is_ok_and(|v| !matches!(result_shape(endpoint_id, &v), ResultShape::Other(_))))
-        }
+        Call::Result => Reading::Result(result_reading(endpoint_id, body)),
         _ => readable(serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()),
     }
 }
@@ -1244,5 +1261,54 @@ async fn sleep_until(origin: Instant, at: Duration, waiting: Option<&Waiting<'_>
     tokio::select! {
         _ = sleep => None,
         why = sleeper.woken() => Some(why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each endpoint's output as its own schema describes it, fullest first.
+    fn outputs(e: &falq_api::EndpointInfo) -> Vec<Value> {
+        let root: Value = serde_json::from_str(e.output_json_schema).unwrap();
+        [falq_api::Fill::Maximal, falq_api::Fill::Minimal].map(|fill| falq_api::sample(&root, fill, "")).to_vec()
+    }
+
+    #[test]
+    fn a_result_is_told_apart_once_and_the_transport_asks_again_only_for_what_no_result_is() {
+        assert!(!falq_api::ENDPOINTS.is_empty());
+        for e in falq_api::ENDPOINTS {
+            let told = |body: &str| reading(Call::Result, e.id, body.as_bytes());
+            for output in outputs(e) {
+                let text = output.to_string();
+                assert_eq!(told(&text), Reading::Result(ResultShape::Output), "{}: {text}", e.id);
+                assert!(!told(&text).unreadable());
+            }
+            // What the endpoint's output type would take is its output, whatever else it
+            // looks like (an output type of optional fields takes any object).
+            let or_output = |body: &str, shape: ResultShape| {
+                if (e.check_output_json)(body.as_bytes()).is_ok() { ResultShape::Output } else { shape }
+            };
+            let failure = r#"{"detail": "generation failed: NSFW"}"#;
+            assert_eq!(told(failure), Reading::Result(or_output(failure, ResultShape::Failure)), "{}", e.id);
+            let unfinished = r#"{"status": "IN_PROGRESS", "request_id": "r"}"#;
+            let expected = or_output(unfinished, ResultShape::Unfinished("IN_PROGRESS".into()));
+            assert_eq!(told(unfinished), Reading::Result(expected), "{}", e.id);
+            assert!(!told(failure).unreadable() && !told(unfinished).unreadable(), "the job's own answers are not asked for again");
+            // A glitch of a proxy: asked for again, and the verdict says why.
+            for glitch in ["<html>Bad Gateway</html>", "null", "[1]"] {
+                let r = told(glitch);
+                assert!(r.unreadable(), "{}: {glitch}: {r:?}", e.id);
+                assert!(matches!(&r, Reading::Result(ResultShape::Other(why)) if !why.is_empty()), "{r:?}");
+            }
+        }
+        // An endpoint without a page: any JSON object is its output.
+        assert_eq!(reading(Call::Result, "someone/unpaged", br#"{"a": 1}"#), Reading::Result(ResultShape::Output));
+        assert!(reading(Call::Result, "someone/unpaged", b"[1]").unreadable());
+        // The other calls: a status call's answer must be a status; any other call's, JSON.
+        assert_eq!(reading(Call::Status, "x/y", br#"{"status": "IN_QUEUE"}"#), Reading::Readable);
+        assert_eq!(reading(Call::Status, "x/y", b"{}"), Reading::Unreadable);
+        assert_eq!(reading(Call::Submit, "x/y", b"{}"), Reading::Readable);
+        assert_eq!(reading(Call::Submit, "x/y", b"<html>"), Reading::Unreadable);
     }
 }

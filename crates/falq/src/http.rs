@@ -58,9 +58,9 @@ pub struct Answer {
     pub headers: reqwest::header::HeaderMap,
     /// The body.
     pub body: Bytes,
-    /// The body is a result call's output, read so by the endpoint's output type as it was
-    /// checked ([`crate::client::Reading::Output`]).
-    pub output: bool,
+    /// What the body is to its call, as the transport told it while deciding whether to
+    /// ask again ([`crate::client::reading`]): a result call's answer is judged once.
+    pub reading: Reading,
 }
 
 /// What both HTTP clients share: the connect timeout, falq's user agent, and their TLS
@@ -267,14 +267,14 @@ impl Transport {
             // `{}`, a body cut short under its own length) is asked for again like a
             // cut-short body; after the last attempt it goes to the caller, whose decode
             // says what it is.
-            Ok(body) if reading == Reading::Unreadable => match self.next_try(call, n, Outcome::Lost) {
+            Ok(body) if reading.unreadable() => match self.next_try(call, n, Outcome::Lost) {
                 Some(delay) => {
                     tracing::debug!(call = call.name(), attempts = n, "answer not of the call's shape; asking again");
                     Attempt::Again(delay)
                 }
-                None => Attempt::Done(Ok(Answer { status, headers, body, output: false })),
+                None => Attempt::Done(Ok(Answer { status, headers, body, reading })),
             },
-            Ok(body) => Attempt::Done(Ok(Answer { status, headers, body, output: reading == Reading::Output })),
+            Ok(body) => Attempt::Done(Ok(Answer { status, headers, body, reading })),
             Err(BodyError::TooLarge(max)) => Attempt::Done(Err(
                 ctx.protocol(call, format!("HTTP {status} with a body over {max} bytes (HttpPolicy::max_body); not read"))
             )),
