@@ -256,6 +256,7 @@ impl Transport {
         let headers = resp.headers().clone();
         let read = tokio::time::timeout_at(deadline, read_capped(resp, self.config.http.max_body)).await;
         let read = read.unwrap_or_else(|_| Err(BodyError::Read(format!("no whole answer within {limit:?} (Timeouts::request)"))));
+        let read = read.and_then(|body| decompressed(&headers, body, self.config.http.max_body));
         let reading = match &read {
             Ok(body) if matches!(call, Call::Status | Call::Result) && (200..300).contains(&status) => {
                 crate::client::reading(call, ctx.endpoint, body)
@@ -278,6 +279,25 @@ impl Transport {
             Err(BodyError::TooLarge(max)) => Attempt::Done(Err(
                 ctx.protocol(call, format!("HTTP {status} with a body over {max} bytes (HttpPolicy::max_body); not read"))
             )),
+            // A proxy's glitch, maybe: asked again like a body cut short; for good, it says
+            // what the relay sent.
+            Err(BodyError::Encoding(coding)) => match self.next_try(call, n, Outcome::Lost) {
+                Some(delay) => {
+                    tracing::debug!(
+                        call = call.name(),
+                        attempts = n,
+                        coding,
+                        "answer compressed in a coding falq cannot read; asking again"
+                    );
+                    Attempt::Again(delay)
+                }
+                None => Attempt::Done(Err(ctx.protocol(
+                    call,
+                    format!(
+                        "HTTP {status} with a body compressed as `{coding}` (Content-Encoding), which falq did not ask for and cannot read"
+                    ),
+                ))),
+            },
             Err(BodyError::Read(e)) => match self.next_try(call, n, Outcome::Lost) {
                 Some(delay) => {
                     tracing::debug!(call = call.name(), attempts = n, error = %e, "answer cut short; asking again");
@@ -745,6 +765,45 @@ impl Limiter {
 enum BodyError {
     TooLarge(usize),
     Read(String),
+    /// Compressed in a coding falq cannot read (it asks for none).
+    Encoding(String),
+}
+
+/// `body` as the relay meant it. falq asks for no compression, but a proxy in front of a
+/// relay may compress anyway: a body in `gzip` or `deflate` (as `Content-Encoding` lists
+/// them, in the order they were applied) is decompressed, within `max` bytes; a submit's
+/// answer read as it is would lose the request id of a job that was queued, and paid.
+/// Another coding is refused by name; a broken one is an answer cut short.
+fn decompressed(headers: &reqwest::header::HeaderMap, body: Bytes, max: usize) -> Result<Bytes, BodyError> {
+    let Some(codings) = headers.get(reqwest::header::CONTENT_ENCODING) else { return Ok(body) };
+    let codings = String::from_utf8_lossy(codings.as_bytes()).to_ascii_lowercase();
+    let mut body = body;
+    for coding in codings.rsplit(',').map(str::trim).filter(|c| !c.is_empty() && *c != "identity") {
+        if body.is_empty() {
+            break;
+        }
+        body = match coding {
+            "gzip" | "x-gzip" => inflate(flate2::read::MultiGzDecoder::new(&body[..]), coding, max)?,
+            // HTTP's `deflate` is zlib's format; some servers send the raw stream.
+            "deflate" => match inflate(flate2::read::ZlibDecoder::new(&body[..]), coding, max) {
+                Err(BodyError::Read(_)) => inflate(flate2::read::DeflateDecoder::new(&body[..]), coding, max)?,
+                zlib => zlib?,
+            },
+            other => return Err(BodyError::Encoding(other.to_string())),
+        };
+    }
+    Ok(body)
+}
+
+/// What `decoder` gives, refused past `max` bytes.
+fn inflate(decoder: impl std::io::Read, coding: &str, max: usize) -> Result<Bytes, BodyError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    decoder.take(max as u64 + 1).read_to_end(&mut out).map_err(|e| BodyError::Read(format!("its {coding} coding is broken: {e}")))?;
+    if out.len() > max {
+        return Err(BodyError::TooLarge(max));
+    }
+    Ok(out.into())
 }
 
 /// Reads a body whole, refusing one over `max` bytes (by its length or as it arrives).
@@ -784,6 +843,47 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
     use std::time::{Duration, Instant};
+
+    fn gzip(body: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(body).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn encoded(codings: &str) -> reqwest::header::HeaderMap {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(reqwest::header::CONTENT_ENCODING, codings.parse().unwrap());
+        h
+    }
+
+    fn read(codings: Option<&str>, body: Vec<u8>, max: usize) -> Result<Vec<u8>, String> {
+        let headers = codings.map(encoded).unwrap_or_default();
+        decompressed(&headers, Bytes::from(body), max).map(|b| b.to_vec()).map_err(|e| match e {
+            BodyError::TooLarge(n) => format!("too large {n}"),
+            BodyError::Read(why) => format!("read: {why}"),
+            BodyError::Encoding(c) => format!("coding {c}"),
+        })
+    }
+
+    #[test]
+    fn a_compressed_body_is_read_as_its_codings_say_within_the_limit() {
+        let json = br#"{"status":"IN_QUEUE","request_id":"r"}"#.to_vec();
+        assert_eq!(read(None, json.clone(), 64), Ok(json.clone()), "no coding: as it is");
+        for c in ["gzip", "x-gzip", "GZIP", " gzip ", "identity, gzip", "gzip, identity"] {
+            assert_eq!(read(Some(c), gzip(&json), 64), Ok(json.clone()), "{c}");
+        }
+        // Codings are listed in the order they were applied: undone last first.
+        assert_eq!(read(Some("gzip, gzip"), gzip(&gzip(&json)), 64), Ok(json.clone()));
+        assert_eq!(read(Some("gzip"), vec![], 64), Ok(vec![]), "an empty body has nothing to inflate");
+        assert_eq!(read(Some("gzip"), gzip(&json), json.len()), Ok(json.clone()), "the limit is the inflated size");
+        assert_eq!(read(Some("gzip"), gzip(&json), json.len() - 1), Err(format!("too large {}", json.len() - 1)));
+        assert_eq!(read(Some("br"), gzip(&json), 64), Err("coding br".into()));
+        assert_eq!(read(Some("gzip, zstd"), gzip(&json), 64), Err("coding zstd".into()), "the last applied is undone first");
+        let cut = gzip(&json)[..10].to_vec();
+        assert!(read(Some("gzip"), cut, 64).is_err_and(|e| e.starts_with("read: its gzip coding is broken")));
+        assert!(read(Some("gzip"), json.clone(), 64).is_err_and(|e| e.starts_with("read:")), "not gzip at all");
+    }
 
     /// Whether `f` is still waiting after the runtime ran everything else it could.
     async fn waits<F: std::future::Future>(f: &mut std::pin::Pin<&mut F>) -> bool {

@@ -63,7 +63,23 @@ fn bad_answers() -> Vec<(&'static str, Spoil)> {
         ("HTTP 502", |_| Reply::json(502, r#"{"detail": "upstream unavailable"}"#)),
         ("HTTP 404", |_| Reply::json(404, r#"{"detail": "Not Found"}"#)),
         ("silence", |good| good.after(Duration::from_secs(30))),
+        ("a body compressed unasked (gzip)", |good| {
+            let body = gzipped(&good.body);
+            Reply { body, ..good }.header("content-encoding", "gzip")
+        }),
+        ("a body in a coding falq cannot read (br)", |good| {
+            let body = gzipped(&good.body);
+            Reply { body, ..good }.header("content-encoding", "br")
+        }),
     ]
+}
+
+/// `body` compressed as gzip.
+fn gzipped(body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(body).unwrap();
+    gz.finish().unwrap()
 }
 
 /// The client: the test suite's fast retries and short timeouts. A relay that answers

@@ -367,3 +367,78 @@ async fn a_submit_that_may_have_queued_the_job_says_so() {
     let err = client.submit_json(REDUX, &json!({"image_url": "u"})).await.expect_err("refused");
     assert!(!err.maybe_submitted(), "a 422 queued nothing: {err}");
 }
+
+/// `body` compressed as `coding`: gzip, HTTP's deflate (zlib's format), or the raw deflate
+/// stream some servers send as `deflate`.
+fn compressed(coding: &str, body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let level = flate2::Compression::default();
+    match coding {
+        "gzip" => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), level);
+            e.write_all(body).unwrap();
+            e.finish().unwrap()
+        }
+        "zlib" => {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), level);
+            e.write_all(body).unwrap();
+            e.finish().unwrap()
+        }
+        _ => {
+            let mut e = flate2::write::DeflateEncoder::new(Vec::new(), level);
+            e.write_all(body).unwrap();
+            e.finish().unwrap()
+        }
+    }
+}
+
+#[tokio::test]
+async fn answers_compressed_unasked_are_read_and_the_job_is_saved() {
+    // Lost otherwise: a proxy before the relay gzips its answers, and the submit's answer,
+    // unread, loses the request id of a job that was queued and paid.
+    for (coding, header) in [("gzip", "gzip"), ("zlib", "deflate"), ("raw", "deflate")] {
+        let server = CaptureServer::start_with_base(move |req: &Captured, base: &str| {
+            let plain = match req.call() {
+                Target::Submit => status(base, "IN_QUEUE"),
+                Target::Stream => return Reply::json(404, r#"{"detail":"Not Found"}"#),
+                Target::Status => status(base, "COMPLETED"),
+                Target::Result => output(&format!("{base}/files/a.png")),
+                Target::Media => return Reply::bytes(200, "image/png", PNG),
+            };
+            Reply::bytes(200, "application/json", compressed(coding, plain.as_bytes())).header("content-encoding", header)
+        })
+        .await;
+        let dir = scratch(&format!("compressed-{coding}"));
+        let client = Client::new(config(&server.base_url, WaitMode::Poll)).unwrap();
+        let handle = client.submit_json(REDUX, &json!({"image_url": "https://example.test/in.png"})).await.expect(coding);
+        assert_eq!(handle.request_id, ID, "{coding}: the submit's answer read");
+        let (value, files) = handle.finish_to_dir(&dir, ID, |_| {}).await.expect(coding);
+        assert_eq!(value["images"][0]["url"], json!(format!("{}/files/a.png", server.base_url)), "{coding}");
+        assert_eq!(std::fs::read(&files[0].path).unwrap(), PNG, "{coding}: the image itself is saved");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
+
+#[tokio::test]
+async fn an_answer_in_a_coding_falq_cannot_read_is_named_and_a_bomb_is_refused() {
+    // Lost otherwise: garbage shown as the relay's answer, or a small answer that inflates
+    // past every memory limit.
+    let max = 1 << 20;
+    let bomb = compressed("gzip", &vec![b' '; 4 * max]);
+    let server = CaptureServer::start_with_base(move |req: &Captured, base: &str| match req.call() {
+        Target::Submit => Reply::json(200, status(base, "IN_QUEUE")),
+        Target::Status => Reply::bytes(200, "application/json", b"\x1b\x00".to_vec()).header("content-encoding", "br"),
+        Target::Result => Reply::bytes(200, "application/json", bomb.clone()).header("content-encoding", "gzip"),
+        _ => Reply::json(404, r#"{"detail":"Not Found"}"#),
+    })
+    .await;
+    let mut c = config(&server.base_url, WaitMode::Poll);
+    c.http.max_body = max;
+    let handle = Client::new(c).unwrap().submit_json(REDUX, &json!({"image_url": "https://example.test/in.png"})).await.unwrap();
+    let err = handle.status(falq::Logs::Omit).await.expect_err("br is not read");
+    let text = err.to_string();
+    assert!(matches!(err, Error::Protocol { .. }) && text.contains("`br`") && text.contains(ID), "{text}");
+    let err = handle.result_json().await.expect_err("a bomb is not inflated");
+    let text = err.to_string();
+    assert!(text.contains("HttpPolicy::max_body") && text.contains(ID), "{text}");
+}
