@@ -1039,8 +1039,11 @@ impl Opened {
     /// copied only when it is no stream (the caller reads them then). Read before the body
     /// is taken from the response that holds the headers.
     fn of(status: u16, headers: &reqwest::header::HeaderMap) -> impl FnOnce(ByteStream) -> Opened + use<> {
-        let sse =
-            headers.get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("text/event-stream"));
+        // Media types are compared without case or parameters (`Text/Event-Stream; charset=utf-8`).
+        let sse = headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| falq_api::canonical_type(t) == "text/event-stream");
         let no_stream = (!sse || !(200..300).contains(&status)).then(|| headers.clone());
         move |body| match no_stream {
             None => Opened::Events(body),

@@ -256,7 +256,7 @@ impl Transport {
         let headers = resp.headers().clone();
         let read = tokio::time::timeout_at(deadline, read_capped(resp, self.config.http.max_body)).await;
         let read = read.unwrap_or_else(|_| Err(BodyError::Read(format!("no whole answer within {limit:?} (Timeouts::request)"))));
-        let read = read.and_then(|body| decompressed(&headers, body, self.config.http.max_body));
+        let read = read.and_then(|body| as_meant(&headers, body, self.config.http.max_body));
         let reading = match &read {
             Ok(body) if matches!(call, Call::Status | Call::Result) && (200..300).contains(&status) => {
                 crate::client::reading(call, ctx.endpoint, body)
@@ -769,11 +769,22 @@ enum BodyError {
     Encoding(String),
 }
 
-/// `body` as the relay meant it. falq asks for no compression, but a proxy in front of a
-/// relay may compress anyway: a body in `gzip` or `deflate` (as `Content-Encoding` lists
-/// them, in the order they were applied) is decompressed, within `max` bytes; a submit's
-/// answer read as it is would lose the request id of a job that was queued, and paid.
-/// Another coding is refused by name; a broken one is an answer cut short.
+/// `body` as the relay meant it: decompressed ([`decompressed`]), and without the UTF-8
+/// byte-order mark some servers put before JSON (which JSON parsers may ignore, RFC 8259,
+/// and serde_json does not). A submit's answer read as it came would lose the request id
+/// of a job that was queued, and paid.
+fn as_meant(headers: &reqwest::header::HeaderMap, body: Bytes, max: usize) -> Result<Bytes, BodyError> {
+    let body = decompressed(headers, body, max)?;
+    Ok(if body.starts_with(BOM) { body.slice(BOM.len()..) } else { body })
+}
+
+/// The UTF-8 byte-order mark.
+pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// `body` decompressed. falq asks for no compression, but a proxy in front of a relay may
+/// compress anyway: a body in `gzip` or `deflate` (as `Content-Encoding` lists them, in
+/// the order they were applied) is decompressed, within `max` bytes. Another coding is
+/// refused by name; a broken one is an answer cut short.
 fn decompressed(headers: &reqwest::header::HeaderMap, body: Bytes, max: usize) -> Result<Bytes, BodyError> {
     let Some(codings) = headers.get(reqwest::header::CONTENT_ENCODING) else { return Ok(body) };
     let codings = String::from_utf8_lossy(codings.as_bytes()).to_ascii_lowercase();
@@ -883,6 +894,21 @@ mod tests {
         let cut = gzip(&json)[..10].to_vec();
         assert!(read(Some("gzip"), cut, 64).is_err_and(|e| e.starts_with("read: its gzip coding is broken")));
         assert!(read(Some("gzip"), json.clone(), 64).is_err_and(|e| e.starts_with("read:")), "not gzip at all");
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_an_answer_is_dropped_once_compressed_or_not() {
+        let json = br#"{"status":"IN_QUEUE"}"#.to_vec();
+        let marked = [BOM, &json].concat();
+        let meant = |codings: Option<&str>, body: Vec<u8>| {
+            let headers = codings.map(encoded).unwrap_or_default();
+            as_meant(&headers, Bytes::from(body), 64).ok().map(|b| b.to_vec())
+        };
+        assert_eq!(meant(None, marked.clone()), Some(json.clone()));
+        assert_eq!(meant(Some("gzip"), gzip(&marked)), Some(json.clone()), "a mark inside the compression");
+        assert_eq!(meant(None, [BOM, &marked].concat()), Some(marked.clone()), "one mark only");
+        assert_eq!(meant(None, BOM[..2].to_vec()), Some(BOM[..2].to_vec()), "half a mark is the body's");
+        assert_eq!(meant(None, json.clone()), Some(json));
     }
 
     /// Whether `f` is still waiting after the runtime ran everything else it could.

@@ -3,6 +3,8 @@
 /// Feeds bytes in, takes complete events' data out.
 #[derive(Debug)]
 pub struct SseParser {
+    /// No line has ended yet: the stream's first may begin with a byte-order mark.
+    first: bool,
     line: Vec<u8>,
     data: Vec<String>,
     data_len: usize,
@@ -23,7 +25,7 @@ impl SseParser {
     /// A parser refusing events and lines over `max` bytes (a stream with no newline
     /// would otherwise grow without limit).
     pub fn with_limit(max: usize) -> Self {
-        Self { line: Vec::new(), data: Vec::new(), data_len: 0, max }
+        Self { first: true, line: Vec::new(), data: Vec::new(), data_len: 0, max }
     }
 
     /// Consumes a chunk; answers the data of every event it completes.
@@ -52,8 +54,13 @@ impl SseParser {
         Ok(events)
     }
 
-    /// One line, its end taken off.
+    /// One line, its end taken off; a byte-order mark before the stream's first is not
+    /// part of it (the event-stream format says to ignore one).
     fn line_done(&mut self, line: &[u8], events: &mut Vec<String>) -> Result<(), TooLong> {
+        let line = match std::mem::take(&mut self.first) {
+            true => line.strip_prefix(crate::http::BOM).unwrap_or(line),
+            false => line,
+        };
         if line.is_empty() {
             if !self.data.is_empty() {
                 events.push(std::mem::take(&mut self.data).join("\n"));
@@ -112,6 +119,18 @@ mod tests {
         let mut p = SseParser::default();
         let one_by_one: Vec<String> = stream.iter().flat_map(|b| p.feed(std::slice::from_ref(b)).unwrap()).collect();
         assert_eq!(one_by_one, whole);
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_stream_is_ignored_wherever_the_chunks_cut_it() {
+        let stream = b"\xEF\xBB\xBFdata: {\"a\":1}\n\n\xEF\xBB\xBFdata: b\n\n";
+        for cut in 0..=stream.len() {
+            let mut p = SseParser::default();
+            let mut got = p.feed(&stream[..cut]).unwrap();
+            got.extend(p.feed(&stream[cut..]).unwrap());
+            // Only the stream's first: a mark later is a line's own (and not a `data:` line).
+            assert_eq!(got, ["{\"a\":1}"], "cut at {cut}");
+        }
     }
 
     #[test]

@@ -67,6 +67,7 @@ fn bad_answers() -> Vec<(&'static str, Spoil)> {
             let body = gzipped(&good.body);
             Reply { body, ..good }.header("content-encoding", "gzip")
         }),
+        ("JSON after a byte-order mark", |good| Reply { body: [&b"\xEF\xBB\xBF"[..], &good.body].concat(), ..good }),
         ("a body in a coding falq cannot read (br)", |good| {
             let body = gzipped(&good.body);
             Reply { body, ..good }.header("content-encoding", "br")

@@ -442,3 +442,36 @@ async fn an_answer_in_a_coding_falq_cannot_read_is_named_and_a_bomb_is_refused()
     let text = err.to_string();
     assert!(text.contains("HttpPolicy::max_body") && text.contains(ID), "{text}");
 }
+
+#[tokio::test]
+async fn answers_after_a_byte_order_mark_and_a_stream_typed_in_capitals_are_read_as_they_mean() {
+    // Lost otherwise: a relay that writes a BOM before its JSON (some frameworks do) has
+    // its submit's answer unread, and the request id of a queued, paid job with it.
+    const BOM: &str = "\u{feff}";
+    let server = CaptureServer::start_with_base(|req: &Captured, base: &str| match req.call() {
+        Target::Submit => Reply::json(200, format!("{BOM}{}", status(base, "IN_QUEUE"))),
+        Target::Status => Reply::json(200, format!("{BOM}{}", status(base, "COMPLETED"))),
+        Target::Stream => Reply {
+            content_type: "Text/Event-Stream; charset=UTF-8".into(),
+            ..Reply::sse(format!("{BOM}data: {}\n\n", status(base, "COMPLETED")))
+        },
+        Target::Result => Reply::json(200, format!("{BOM}{}", output(&format!("{base}/files/a.png")))),
+        Target::Media => Reply::bytes(200, "image/png", PNG),
+    })
+    .await;
+    for mode in [WaitMode::Poll, WaitMode::Stream] {
+        let before = server.requests.lock().unwrap().len();
+        let dir = scratch(&format!("bom-{mode:?}"));
+        let client = Client::new(config(&server.base_url, mode)).unwrap();
+        let handle = client.submit_json(REDUX, &json!({"image_url": "https://example.test/in.png"})).await.expect("submitted");
+        assert_eq!(handle.request_id, ID, "the submit's answer read");
+        let (value, files) = handle.finish_to_dir(&dir, ID, |_| {}).await.expect("saved");
+        assert_eq!(value["images"][0]["url"], json!(format!("{}/files/a.png", server.base_url)));
+        assert_eq!(std::fs::read(&files[0].path).unwrap(), PNG);
+        let calls: Vec<Target> = server.requests.lock().unwrap()[before..].iter().map(Captured::call).collect();
+        if mode == WaitMode::Stream {
+            assert!(calls.contains(&Target::Stream) && !calls.contains(&Target::Status), "the stream followed, no poll: {calls:?}");
+        }
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
