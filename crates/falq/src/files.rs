@@ -445,6 +445,12 @@ async fn fetch_checked(resp: reqwest::Response, tmp: &Path, file: &OutputFile, c
     .min_by_key(|(n, _)| *n)
     .unwrap_or((cap, "the download cap"));
     let refuse = |why: String| Fetch::CutShort(format!("refused: {why}"));
+    // falq asks for no compression: bytes sent in a coding are not the file (and a file of
+    // text, whose first bytes say nothing, would be saved as them).
+    let coding = resp.headers().get(reqwest::header::CONTENT_ENCODING).map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string());
+    if let Some(coding) = coding.filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity")) {
+        return Err(refuse(format!("sent compressed as `{coding}` (Content-Encoding), which falq did not ask for")));
+    }
     let mut out = tokio::fs::File::create(tmp).await.map_err(io)?;
     let mut stream = resp.bytes_stream();
     let mut first: Vec<u8> = Vec::new();

@@ -475,3 +475,29 @@ async fn answers_after_a_byte_order_mark_and_a_stream_typed_in_capitals_are_read
         std::fs::remove_dir_all(dir).ok();
     }
 }
+
+#[tokio::test]
+async fn an_output_file_sent_compressed_unasked_is_never_saved_as_its_compressed_bytes() {
+    // Lost otherwise: a file of text (nothing in its first bytes to check) saved as gzip.
+    let text = b"a transcript, as the relay's media server keeps it\n".repeat(8);
+    let gz = compressed("gzip", &text);
+    let server = CaptureServer::start_with_base(move |req: &Captured, base: &str| match req.call() {
+        Target::Media => Reply::bytes(200, "text/plain", gz.clone()).header("content-encoding", "gzip"),
+        Target::Result => {
+            let mut out: Value = serde_json::from_str(&output(&format!("{base}/files/a.txt"))).unwrap();
+            out["images"][0]["content_type"] = json!("text/plain");
+            Reply::json(200, out.to_string())
+        }
+        Target::Submit => Reply::json(200, status(base, "IN_QUEUE")),
+        Target::Status => Reply::json(200, status(base, "COMPLETED")),
+        Target::Stream => Reply::json(404, r#"{"detail":"Not Found"}"#),
+    })
+    .await;
+    let dir = scratch("compressed-file");
+    let client = Client::new(config(&server.base_url, WaitMode::Poll)).unwrap();
+    let handle = client.submit_json(REDUX, &json!({"image_url": "https://example.test/in.png"})).await.unwrap();
+    let err = handle.finish_to_dir(&dir, ID, |_| {}).await.expect_err("not saved");
+    let text = err.to_string();
+    assert!(matches!(err, Error::NotSaved { .. }) && text.contains("`gzip`") && text.contains(ID), "{text}");
+    assert!(!dir.exists() || std::fs::read_dir(&dir).unwrap().next().is_none(), "nothing saved");
+}
