@@ -256,7 +256,12 @@ impl Transport {
         let headers = resp.headers().clone();
         let read = tokio::time::timeout_at(deadline, read_capped(resp, self.config.http.max_body)).await;
         let read = read.unwrap_or_else(|_| Err(BodyError::Read(format!("no whole answer within {limit:?} (Timeouts::request)"))));
-        let read = read.and_then(|body| as_meant(&headers, body, self.config.http.max_body));
+        let read = read.and_then(|body| match as_meant(&headers, body.clone(), self.config.http.max_body) {
+            // An answer that is no success says what it is by its status; a body it cannot
+            // be read from is kept as it came (for the error to show).
+            Err(BodyError::Encoding(_) | BodyError::Read(_)) if !(200..300).contains(&status) => Ok(body),
+            meant => meant,
+        });
         let reading = match &read {
             Ok(body) if matches!(call, Call::Status | Call::Result) && (200..300).contains(&status) => {
                 crate::client::reading(call, ctx.endpoint, body)

@@ -501,3 +501,19 @@ async fn an_output_file_sent_compressed_unasked_is_never_saved_as_its_compressed
     assert!(matches!(err, Error::NotSaved { .. }) && text.contains("`gzip`") && text.contains(ID), "{text}");
     assert!(!dir.exists() || std::fs::read_dir(&dir).unwrap().next().is_none(), "nothing saved");
 }
+
+#[tokio::test]
+async fn a_refusal_in_a_coding_falq_cannot_read_is_still_told_by_its_status() {
+    // Lost otherwise: a submit refused (422, nothing queued) reported as one that may have
+    // queued a paid job, because its body came in a coding falq cannot read.
+    for (coding, body) in [("br", b"\x1b\x00\x00".to_vec()), ("gzip", b"not gzip".to_vec())] {
+        let server = CaptureServer::start_with_base(move |req: &Captured, _: &str| match req.call() {
+            Target::Submit => Reply::bytes(422, "application/json", body.clone()).header("content-encoding", coding),
+            _ => Reply::json(404, r#"{"detail":"Not Found"}"#),
+        })
+        .await;
+        let client = Client::new(config(&server.base_url, WaitMode::Poll)).unwrap();
+        let err = client.submit_json(REDUX, &json!({"image_url": "https://example.test/in.png"})).await.expect_err(coding);
+        assert!(matches!(err, Error::JobFailed { status: 422, .. }) && !err.maybe_submitted(), "{coding}: {err}");
+    }
+}
