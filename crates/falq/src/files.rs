@@ -447,8 +447,9 @@ async fn fetch_checked(resp: reqwest::Response, tmp: &Path, file: &OutputFile, c
     let refuse = |why: String| Fetch::CutShort(format!("refused: {why}"));
     // falq asks for no compression: bytes sent in a coding are not the file (and a file of
     // text, whose first bytes say nothing, would be saved as them).
-    let coding = resp.headers().get(reqwest::header::CONTENT_ENCODING).map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string());
-    if let Some(coding) = coding.filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity")) {
+    let codings = crate::http::codings(resp.headers());
+    if !codings.is_empty() {
+        let coding = codings.join(", ");
         return Err(refuse(format!("sent compressed as `{coding}` (Content-Encoding), which falq did not ask for")));
     }
     let mut out = tokio::fs::File::create(tmp).await.map_err(io)?;

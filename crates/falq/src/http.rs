@@ -256,12 +256,7 @@ impl Transport {
         let headers = resp.headers().clone();
         let read = tokio::time::timeout_at(deadline, read_capped(resp, self.config.http.max_body)).await;
         let read = read.unwrap_or_else(|_| Err(BodyError::Read(format!("no whole answer within {limit:?} (Timeouts::request)"))));
-        let read = read.and_then(|body| match as_meant(&headers, body.clone(), self.config.http.max_body) {
-            // An answer that is no success says what it is by its status; a body it cannot
-            // be read from is kept as it came (for the error to show).
-            Err(BodyError::Encoding(_) | BodyError::Read(_)) if !(200..300).contains(&status) => Ok(body),
-            meant => meant,
-        });
+        let read = read.and_then(|body| as_meant(&headers, body, self.config.http.max_body, (200..300).contains(&status)));
         let reading = match &read {
             Ok(body) if matches!(call, Call::Status | Call::Result) && (200..300).contains(&status) => {
                 crate::client::reading(call, ctx.endpoint, body)
@@ -284,37 +279,23 @@ impl Transport {
             Err(BodyError::TooLarge(max)) => Attempt::Done(Err(
                 ctx.protocol(call, format!("HTTP {status} with a body over {max} bytes (HttpPolicy::max_body); not read"))
             )),
-            // A proxy's glitch, maybe: asked again like a body cut short; for good, it says
-            // what the relay sent.
-            Err(BodyError::Encoding(coding)) => match self.next_try(call, n, Outcome::Lost) {
+            // Cut short, or compressed in a coding falq cannot read (a proxy's glitch, maybe):
+            // asked again; for good, it says what the relay sent.
+            Err(e @ (BodyError::Read(_) | BodyError::Encoding(_))) => match self.next_try(call, n, Outcome::Lost) {
                 Some(delay) => {
-                    tracing::debug!(
-                        call = call.name(),
-                        attempts = n,
-                        coding,
-                        "answer compressed in a coding falq cannot read; asking again"
-                    );
+                    tracing::debug!(call = call.name(), attempts = n, error = %e, "answer not read whole; asking again");
                     Attempt::Again(delay)
                 }
-                None => Attempt::Done(Err(ctx.protocol(
-                    call,
-                    format!(
-                        "HTTP {status} with a body compressed as `{coding}` (Content-Encoding), which falq did not ask for and cannot read"
-                    ),
-                ))),
-            },
-            Err(BodyError::Read(e)) => match self.next_try(call, n, Outcome::Lost) {
-                Some(delay) => {
-                    tracing::debug!(call = call.name(), attempts = n, error = %e, "answer cut short; asking again");
-                    Attempt::Again(delay)
-                }
-                None => Attempt::Done(Err(Error::Network {
-                    endpoint: ctx.endpoint.to_string(),
-                    request_id: ctx.request_id.map(str::to_string),
-                    call,
-                    attempts: n,
-                    message: format!("reading the answer: {e}"),
-                    maybe_submitted: call == Call::Submit,
+                None => Attempt::Done(Err(match e {
+                    BodyError::Encoding(_) => ctx.protocol(call, format!("HTTP {status} with a body {e}")),
+                    _ => Error::Network {
+                        endpoint: ctx.endpoint.to_string(),
+                        request_id: ctx.request_id.map(str::to_string),
+                        call,
+                        attempts: n,
+                        message: format!("reading the answer: {e}"),
+                        maybe_submitted: call == Call::Submit,
+                    },
                 })),
             },
         }
@@ -774,41 +755,66 @@ enum BodyError {
     Encoding(String),
 }
 
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::TooLarge(max) => write!(f, "over {max} bytes"),
+            BodyError::Read(why) => f.write_str(why),
+            BodyError::Encoding(coding) => {
+                write!(f, "compressed as `{coding}` (Content-Encoding), which falq did not ask for and cannot read")
+            }
+        }
+    }
+}
+
 /// `body` as the relay meant it: decompressed ([`decompressed`]), and without the UTF-8
 /// byte-order mark some servers put before JSON (which JSON parsers may ignore, RFC 8259,
 /// and serde_json does not). A submit's answer read as it came would lose the request id
-/// of a job that was queued, and paid.
-fn as_meant(headers: &reqwest::header::HeaderMap, body: Bytes, max: usize) -> Result<Bytes, BodyError> {
-    let body = decompressed(headers, body, max)?;
+/// of a job that was queued, and paid. An answer that is no `success` says what it is by
+/// its status: a body that cannot be decompressed is kept as it came, for the error to show.
+fn as_meant(headers: &reqwest::header::HeaderMap, body: Bytes, max: usize, success: bool) -> Result<Bytes, BodyError> {
+    let body = match decompressed(headers, &body, max) {
+        Ok(Some(plain)) => plain,
+        Ok(None) => body,
+        Err(BodyError::Encoding(_) | BodyError::Read(_)) if !success => return Ok(body),
+        Err(e) => return Err(e),
+    };
     Ok(if body.starts_with(BOM) { body.slice(BOM.len()..) } else { body })
 }
 
 /// The UTF-8 byte-order mark.
 pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// `body` decompressed. falq asks for no compression, but a proxy in front of a relay may
-/// compress anyway: a body in `gzip` or `deflate` (as `Content-Encoding` lists them, in
-/// the order they were applied) is decompressed, within `max` bytes. Another coding is
-/// refused by name; a broken one is an answer cut short.
-fn decompressed(headers: &reqwest::header::HeaderMap, body: Bytes, max: usize) -> Result<Bytes, BodyError> {
-    let Some(codings) = headers.get(reqwest::header::CONTENT_ENCODING) else { return Ok(body) };
-    let codings = String::from_utf8_lossy(codings.as_bytes()).to_ascii_lowercase();
-    let mut body = body;
-    for coding in codings.rsplit(',').map(str::trim).filter(|c| !c.is_empty() && *c != "identity") {
-        if body.is_empty() {
+/// The codings `headers` say their body is in (`Content-Encoding`), in the order they were
+/// applied, `identity` left out.
+pub(crate) fn codings(headers: &reqwest::header::HeaderMap) -> Vec<String> {
+    let Some(value) = headers.get(reqwest::header::CONTENT_ENCODING) else { return Vec::new() };
+    let value = String::from_utf8_lossy(value.as_bytes()).to_ascii_lowercase();
+    value.split(',').map(str::trim).filter(|c| !c.is_empty() && *c != "identity").map(str::to_string).collect()
+}
+
+/// `body` decompressed; `None` when it is in no coding. falq asks for no compression, but
+/// a proxy in front of a relay may compress anyway: a body in `gzip` or `deflate` (as
+/// `Content-Encoding` lists them, in the order they were applied) is decompressed, within
+/// `max` bytes. Another coding is refused by name; a broken one is an answer cut short.
+fn decompressed(headers: &reqwest::header::HeaderMap, body: &Bytes, max: usize) -> Result<Option<Bytes>, BodyError> {
+    let mut plain: Option<Bytes> = None;
+    for coding in codings(headers).iter().rev() {
+        let input = plain.as_ref().unwrap_or(body);
+        if input.is_empty() {
             break;
         }
-        body = match coding {
-            "gzip" | "x-gzip" => inflate(flate2::read::MultiGzDecoder::new(&body[..]), coding, max)?,
+        plain = Some(match coding.as_str() {
+            "gzip" | "x-gzip" => inflate(flate2::read::MultiGzDecoder::new(&input[..]), coding, max)?,
             // HTTP's `deflate` is zlib's format; some servers send the raw stream.
-            "deflate" => match inflate(flate2::read::ZlibDecoder::new(&body[..]), coding, max) {
-                Err(BodyError::Read(_)) => inflate(flate2::read::DeflateDecoder::new(&body[..]), coding, max)?,
+            "deflate" => match inflate(flate2::read::ZlibDecoder::new(&input[..]), coding, max) {
+                Err(BodyError::Read(_)) => inflate(flate2::read::DeflateDecoder::new(&input[..]), coding, max)?,
                 zlib => zlib?,
             },
             other => return Err(BodyError::Encoding(other.to_string())),
-        };
+        });
     }
-    Ok(body)
+    Ok(plain)
 }
 
 /// What `decoder` gives, refused past `max` bytes.
@@ -875,7 +881,8 @@ mod tests {
 
     fn read(codings: Option<&str>, body: Vec<u8>, max: usize) -> Result<Vec<u8>, String> {
         let headers = codings.map(encoded).unwrap_or_default();
-        decompressed(&headers, Bytes::from(body), max).map(|b| b.to_vec()).map_err(|e| match e {
+        let body = Bytes::from(body);
+        decompressed(&headers, &body, max).map(|b| b.unwrap_or(body).to_vec()).map_err(|e| match e {
             BodyError::TooLarge(n) => format!("too large {n}"),
             BodyError::Read(why) => format!("read: {why}"),
             BodyError::Encoding(c) => format!("coding {c}"),
@@ -907,7 +914,7 @@ mod tests {
         let marked = [BOM, &json].concat();
         let meant = |codings: Option<&str>, body: Vec<u8>| {
             let headers = codings.map(encoded).unwrap_or_default();
-            as_meant(&headers, Bytes::from(body), 64).ok().map(|b| b.to_vec())
+            as_meant(&headers, Bytes::from(body), 64, true).ok().map(|b| b.to_vec())
         };
         assert_eq!(meant(None, marked.clone()), Some(json.clone()));
         assert_eq!(meant(Some("gzip"), gzip(&marked)), Some(json.clone()), "a mark inside the compression");
